@@ -1,0 +1,1 @@
+"""slaproc events package."""

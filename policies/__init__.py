@@ -1,0 +1,1 @@
+"""slaproc policies package."""

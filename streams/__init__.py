@@ -1,0 +1,1 @@
+"""slaproc streams package."""
