@@ -1,0 +1,536 @@
+"""Per-service downtime ledger: outages and maintenance windows folded from monitoring events.
+
+Pure core (SPEC §8). All instants are timezone-aware UTC datetimes; minutes are exact
+`fractions.Fraction` values (seconds / 60, microsecond exact).
+
+The state of one service (`ServiceState`) is folded by pure functions that return a
+new state. Every field of a record is merged as a join (earliest start / report,
+latest resolution, last-writer-wins by `(occurred_at, event_id)` for classification
+and scheduling), so the fold is
+
+- idempotent: applying the same event twice leaves the state unchanged, which is why
+  no event ids are stored here (the processor's envelope-level de-duplication of
+  SPEC §2 stays the first line of defence);
+- order-independent once an outage / window exists: the figures do not depend on the
+  order in which the events were applied (late events are simply folded in).
+
+Counting rules (decisions on SPEC §8 and the Vectorize seed, see `month_figures`):
+
+- An outage counts from the earlier of its `outage.started` (internal alert) and its
+  first `outage.reported` (customer ticket) until `outage.resolved`; an unresolved
+  outage counts until the `as_of` instant given to `month_figures`.
+- Scope: `all_users` unless every `outage.started` for it said `partial` (an outage known
+  only from a customer report is taken as `all_users`). Partial outages are listed for
+  explanation but never counted.
+- Cause: unclassified outages are provider outages. An `excluded` outage is removed
+  entirely. Each instant of the month covered by at least one `all_users` outage is
+  classified once: covered by a provider outage -> maintenance if inside Scheduled
+  Maintenance, else downtime; covered only by excluded outages -> excluded. Hence
+  downtime + maintenance + excluded = the union of all all_users outages in the month,
+  and excluded_minutes never overlaps counted downtime.
+- Scheduled Maintenance: a window notified (the `occurred_at` of its latest
+  `maintenance.scheduled`) at least 48 h before its start. The monthly 4 h allowance is
+  consumed by the windows' own length (the seed: "maintenance windows ... totaling no
+  more than 4 hours per calendar month"), whether or not anything went down in them,
+  chronologically in order of start (overlapping windows consume their union once); a
+  window straddling the cap is split. A window crossing a month boundary consumes each
+  month's allowance with its part in that month.
+- A cancelled window does not exist; cancelled while in progress, it ends at the
+  cancellation. A `maintenance.scheduled` later than the cancellation re-instates it.
+- One outage_id is one interval: a recurrence should use a new outage_id (re-sending
+  `outage.started` for a resolved outage does not reopen it).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+from typing import Any, Iterable, Mapping
+
+UTC = timezone.utc
+SCHEDULED_NOTICE = timedelta(hours=48)
+MONTHLY_MAINTENANCE_ALLOWANCE = timedelta(hours=4)
+
+SCOPES = ("all_users", "partial")
+CAUSES = ("provider", "excluded")
+
+# Reason codes handed back to the caller for the dead letter.
+UNKNOWN_OUTAGE = "unknown_outage"
+INVALID_WINDOW = "invalid_window"
+UNKNOWN_MAINTENANCE = "unknown_maintenance"
+INVALID_FIELD = "invalid_field"
+
+
+def minutes(d: timedelta) -> Fraction:
+    """Exact minutes of a duration (microsecond resolution)."""
+    return Fraction(d // timedelta(microseconds=1), 60_000_000)
+
+
+def _utc(t: datetime) -> datetime:
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"naive datetime {t!r}: instants must be timezone-aware")
+    return t.astimezone(UTC)
+
+
+def _month_bounds(month: str) -> tuple[datetime, datetime]:
+    year, mon = int(month[:4]), int(month[5:7])
+    if len(month) != 7 or month[4] != "-" or not 1 <= mon <= 12:
+        raise ValueError(f"month must be YYYY-MM, got {month!r}")
+    start = datetime(year, mon, 1, tzinfo=UTC)
+    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """What is known about one outage. `scope` is None until an `outage.started` states it."""
+
+    outage_id: str
+    started_at: datetime | None = None
+    reported_at: datetime | None = None
+    reported_ticket: str | None = None
+    resolved_at: datetime | None = None
+    scope: str | None = None
+    cause: str | None = None  # None = unclassified, counted as a provider outage
+    category: str | None = None
+    classified_at: datetime | None = None
+    classified_by: str | None = None  # event_id of the winning classification (tie-break)
+
+    @property
+    def start(self) -> datetime | None:
+        """Start of downtime: the earlier of the internal alert and the first customer report."""
+        known = [t for t in (self.started_at, self.reported_at) if t is not None]
+        return min(known) if known else None
+
+    @property
+    def start_source(self) -> str:
+        if self.reported_at is not None and (self.started_at is None or self.reported_at < self.started_at):
+            return "customer report"
+        return "internal alert"
+
+    @property
+    def effective_scope(self) -> str:
+        return self.scope or "all_users"
+
+    @property
+    def excluded(self) -> bool:
+        return self.cause == "excluded"
+
+    def end(self, as_of: datetime) -> datetime:
+        return self.resolved_at if self.resolved_at is not None else as_of
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A maintenance window; `notified_at` is the occurred_at of its latest `maintenance.scheduled`."""
+
+    maintenance_id: str
+    notified_at: datetime
+    starts_at: datetime
+    ends_at: datetime
+    scheduled_by: str  # event_id of the winning `maintenance.scheduled` (tie-break)
+    cancelled_at: datetime | None = None
+
+    @property
+    def notice(self) -> timedelta:
+        return self.starts_at - self.notified_at
+
+    @property
+    def qualifies(self) -> bool:
+        """Notified at least 48 h ahead (SPEC §8)."""
+        return self.notice >= SCHEDULED_NOTICE
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None and self.cancelled_at >= self.notified_at
+
+    def effective(self) -> tuple[datetime, datetime] | None:
+        """The interval the window really occupies, None when cancelled before it began."""
+        if not self.cancelled:
+            return self.starts_at, self.ends_at
+        assert self.cancelled_at is not None
+        if self.cancelled_at <= self.starts_at:
+            return None
+        return self.starts_at, min(self.ends_at, self.cancelled_at)
+
+
+@dataclass(frozen=True, slots=True)
+class EmittedClose:
+    """The last month close emitted for (customer, month): its revision and a fingerprint of its content."""
+
+    customer_id: str
+    month: str
+    revision: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """Everything the ledger knows about one service. Never mutated: the fold copies."""
+
+    service_id: str
+    outages: Mapping[str, Outage] = field(default_factory=dict)
+    maintenance: Mapping[str, MaintenanceWindow] = field(default_factory=dict)
+    emitted: Mapping[tuple[str, str], EmittedClose] = field(default_factory=dict)
+
+    # --- serialisation (compact JSON; instants as UTC ISO strings) ---
+    def to_json(self) -> str:
+        def ts(t: datetime | None) -> str | None:
+            return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+        doc = {
+            "s": self.service_id,
+            "o": [
+                [o.outage_id, ts(o.started_at), ts(o.reported_at), o.reported_ticket, ts(o.resolved_at),
+                 o.scope, o.cause, o.category, ts(o.classified_at), o.classified_by]
+                for o in sorted(self.outages.values(), key=lambda o: o.outage_id)
+            ],
+            "m": [
+                [w.maintenance_id, ts(w.notified_at), ts(w.starts_at), ts(w.ends_at), w.scheduled_by,
+                 ts(w.cancelled_at)]
+                for w in sorted(self.maintenance.values(), key=lambda w: w.maintenance_id)
+            ],
+            "e": [[e.customer_id, e.month, e.revision, e.fingerprint]
+                  for _, e in sorted(self.emitted.items())],
+        }
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "ServiceState":
+        doc = json.loads(text)
+
+        def ts(s: str | None) -> datetime | None:
+            return None if s is None else datetime.fromisoformat(s).astimezone(UTC)
+
+        outages = {}
+        for oid, st, rp, tk, rs, scope, cause, cat, cat_at, cat_by in doc["o"]:
+            outages[oid] = Outage(oid, ts(st), ts(rp), tk, ts(rs), scope, cause, cat, ts(cat_at), cat_by)
+        windows = {}
+        for mid, nt, sa, ea, by, ca in doc["m"]:
+            windows[mid] = MaintenanceWindow(mid, ts(nt), ts(sa), ts(ea), by, ts(ca))  # type: ignore[arg-type]
+        emitted = {(c, m): EmittedClose(c, m, r, fp) for c, m, r, fp in doc["e"]}
+        return cls(doc["s"], outages, windows, emitted)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Result of folding one event.
+
+    `error` is `(reason code, message)` for the caller to dead-letter (state unchanged).
+    `affected_from` is the earliest instant whose figures may have changed (None when the
+    event changed nothing, e.g. a duplicate): every closed month ending after it must be
+    recomputed (see `policies.uptime.months_to_revise`).
+    """
+
+    state: ServiceState
+    error: tuple[str, str] | None = None
+    affected_from: datetime | None = None
+
+
+# --------------------------------------------------------------------------- fold
+
+
+def new_state(service_id: str) -> ServiceState:
+    return ServiceState(service_id)
+
+
+def _earliest(*ts: datetime | None) -> datetime | None:
+    known = [t for t in ts if t is not None]
+    return min(known) if known else None
+
+
+def _with_outage(state: ServiceState, old: Outage | None, new: Outage) -> Applied:
+    if old == new:
+        return Applied(state)
+    outages = dict(state.outages)
+    outages[new.outage_id] = new
+    affected = _earliest(old.start if old else None, new.start)
+    return Applied(replace(state, outages=outages), affected_from=affected)
+
+
+def _with_window(state: ServiceState, old: MaintenanceWindow | None, new: MaintenanceWindow) -> Applied:
+    if old == new:
+        return Applied(state)
+    windows = dict(state.maintenance)
+    windows[new.maintenance_id] = new
+    affected = _earliest(old.starts_at if old else None, new.starts_at)
+    return Applied(replace(state, maintenance=windows), affected_from=affected)
+
+
+def outage_started(state: ServiceState, *, event_id: str, occurred_at: datetime, outage_id: str,
+                   scope: str | None = "all_users") -> Applied:
+    """`outage.started`: the provider's internal alert at `occurred_at`."""
+    scope = scope or "all_users"
+    if scope not in SCOPES:
+        return Applied(state, (INVALID_FIELD, f"outage {outage_id}: scope must be one of {SCOPES}, got {scope!r}"))
+    at = _utc(occurred_at)
+    old = state.outages.get(outage_id)
+    base = old or Outage(outage_id)
+    merged_scope = "all_users" if "all_users" in (base.scope, scope) else "partial"
+    new = replace(base, started_at=_earliest(base.started_at, at), scope=merged_scope)
+    return _with_outage(state, old, new)
+
+
+def outage_reported(state: ServiceState, *, event_id: str, occurred_at: datetime, outage_id: str,
+                    ticket_id: str | None = None) -> Applied:
+    """`outage.reported`: a customer ticket with sufficient detail, reported at `occurred_at`."""
+    at = _utc(occurred_at)
+    old = state.outages.get(outage_id)
+    base = old or Outage(outage_id)
+    if base.reported_at is None or (at, ticket_id or "") < (base.reported_at, base.reported_ticket or ""):
+        new = replace(base, reported_at=at, reported_ticket=ticket_id)
+    else:
+        new = base
+    return _with_outage(state, old, new)
+
+
+def outage_resolved(state: ServiceState, *, event_id: str, occurred_at: datetime, outage_id: str) -> Applied:
+    """`outage.resolved`: restoration at `occurred_at` (the latest resolution wins)."""
+    old = state.outages.get(outage_id)
+    if old is None:
+        return Applied(state, (UNKNOWN_OUTAGE, f"outage.resolved for outage {outage_id!r} never started nor reported"))
+    at = _utc(occurred_at)
+    resolved = at if old.resolved_at is None else max(old.resolved_at, at)
+    return _with_outage(state, old, replace(old, resolved_at=resolved))
+
+
+def outage_classified(state: ServiceState, *, event_id: str, occurred_at: datetime, outage_id: str,
+                      cause: str, category: str | None = None) -> Applied:
+    """`outage.classified`: the latest classification (by occurred_at, then event_id) wins."""
+    if cause not in CAUSES:
+        return Applied(state, (INVALID_FIELD, f"outage {outage_id}: cause must be one of {CAUSES}, got {cause!r}"))
+    old = state.outages.get(outage_id)
+    if old is None:
+        return Applied(state, (UNKNOWN_OUTAGE, f"outage.classified for outage {outage_id!r} never started nor reported"))
+    at = _utc(occurred_at)
+    if old.classified_at is not None and (at, event_id) <= (old.classified_at, old.classified_by or ""):
+        return Applied(state)
+    new = replace(old, cause=cause, category=category, classified_at=at, classified_by=event_id)
+    return _with_outage(state, old, new)
+
+
+def maintenance_scheduled(state: ServiceState, *, event_id: str, occurred_at: datetime, maintenance_id: str,
+                          starts_at: datetime, ends_at: datetime) -> Applied:
+    """`maintenance.scheduled`: notified at `occurred_at`; a later one for the same id reschedules it."""
+    starts, ends, at = _utc(starts_at), _utc(ends_at), _utc(occurred_at)
+    if ends <= starts:
+        return Applied(state, (INVALID_WINDOW, f"maintenance {maintenance_id!r}: ends_at {ends.isoformat()} "
+                                               f"is not after starts_at {starts.isoformat()}"))
+    old = state.maintenance.get(maintenance_id)
+    if old is not None and (at, event_id) <= (old.notified_at, old.scheduled_by):
+        return Applied(state)
+    new = MaintenanceWindow(maintenance_id, at, starts, ends, event_id, old.cancelled_at if old else None)
+    return _with_window(state, old, new)
+
+
+def maintenance_cancelled(state: ServiceState, *, event_id: str, occurred_at: datetime,
+                          maintenance_id: str) -> Applied:
+    """`maintenance.cancelled` at `occurred_at` (the latest cancellation is kept)."""
+    old = state.maintenance.get(maintenance_id)
+    if old is None:
+        return Applied(state, (UNKNOWN_MAINTENANCE, f"maintenance.cancelled for unknown window {maintenance_id!r}"))
+    at = _utc(occurred_at)
+    cancelled = at if old.cancelled_at is None else max(old.cancelled_at, at)
+    return _with_window(state, old, replace(old, cancelled_at=cancelled))
+
+
+_FOLD = {
+    "outage.started": (outage_started, ("outage_id", "scope")),
+    "outage.reported": (outage_reported, ("outage_id", "ticket_id")),
+    "outage.resolved": (outage_resolved, ("outage_id",)),
+    "outage.classified": (outage_classified, ("outage_id", "cause", "category")),
+    "maintenance.scheduled": (maintenance_scheduled, ("maintenance_id", "starts_at", "ends_at")),
+    "maintenance.cancelled": (maintenance_cancelled, ("maintenance_id",)),
+}
+MONITORING_TYPES = frozenset(_FOLD)
+
+
+def apply_event(state: ServiceState, event_type: str, fields: Mapping[str, Any]) -> Applied:
+    """Fold a monitoring event given as plain values (e.g. `model.model_dump()`).
+
+    `fields` must hold `event_id`, `occurred_at` (aware datetime) and the type's own fields;
+    extra keys are ignored.
+    """
+    fn, names = _FOLD[event_type]
+    kwargs = {n: fields[n] for n in names if n in fields}
+    return fn(state, event_id=fields["event_id"], occurred_at=fields["occurred_at"], **kwargs)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A maximal stretch of the month with one classification and the same covering ids."""
+
+    start: datetime
+    end: datetime
+    kind: str  # 'downtime' | 'maintenance' | 'excluded'
+    outage_ids: tuple[str, ...]
+    maintenance_ids: tuple[str, ...] = ()
+
+    @property
+    def minutes(self) -> Fraction:
+        return minutes(self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class OutageView:
+    """One outage as seen from one month (clipped to it), for explanations."""
+
+    outage: Outage
+    start: datetime  # unclipped start of downtime
+    end: datetime  # unclipped end (as_of when unresolved)
+    open: bool
+    in_month_start: datetime
+    in_month_end: datetime
+    status: str  # 'counted' | 'excluded' | 'partial'
+
+    @property
+    def in_month_minutes(self) -> Fraction:
+        return minutes(self.in_month_end - self.in_month_start)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    """One maintenance window in one month: which part of it is Scheduled Maintenance."""
+
+    window: MaintenanceWindow
+    in_month_start: datetime
+    in_month_end: datetime
+    scheduled: tuple[tuple[datetime, datetime], ...]  # parts inside the 4 h allowance (excl. overlaps)
+    reason: str  # why (not) scheduled
+
+    @property
+    def scheduled_minutes(self) -> Fraction:
+        return sum((minutes(e - s) for s, e in self.scheduled), Fraction(0))
+
+
+@dataclass(frozen=True, slots=True)
+class MonthFigures:
+    """Exact figures of one calendar month (UTC) as known at `as_of`."""
+
+    month: str
+    start: datetime
+    end: datetime
+    as_of: datetime
+    total_minutes: Fraction
+    downtime_minutes: Fraction
+    excluded_minutes: Fraction
+    maintenance_minutes: Fraction
+    segments: tuple[Segment, ...]
+    outages: tuple[OutageView, ...]
+    windows: tuple[WindowView, ...]
+
+
+def scheduled_maintenance(windows: Iterable[MaintenanceWindow], month_start: datetime,
+                          month_end: datetime) -> tuple[WindowView, ...]:
+    """Which parts of the month's windows are Scheduled Maintenance (48 h notice, 4 h a month, by start)."""
+    clipped = []
+    for w in windows:
+        eff = w.effective()
+        if eff is None:
+            continue
+        s, e = max(eff[0], month_start), min(eff[1], month_end)
+        if s < e:
+            clipped.append((s, e, w))
+    clipped.sort(key=lambda x: (x[0], x[1], x[2].maintenance_id))
+    remaining = MONTHLY_MAINTENANCE_ALLOWANCE
+    covered_until = month_start
+    views = []
+    for s, e, w in clipped:
+        if not w.qualifies:
+            hours = Fraction(minutes(w.notice)) / 60
+            views.append(WindowView(w, s, e, (), f"notified {_hours(hours)} h before start (< 48 h): not excluded"))
+            continue
+        new_start = max(s, covered_until)
+        parts: list[tuple[datetime, datetime]] = []
+        if new_start < e and remaining > timedelta(0):
+            part_end = min(e, new_start + remaining)
+            parts.append((new_start, part_end))
+            remaining -= part_end - new_start
+            covered_until = part_end
+        got = sum((p[1] - p[0] for p in parts), timedelta(0))
+        if new_start >= e:
+            reason = "overlaps an earlier scheduled window (counted once)"
+        elif got == e - new_start and new_start == s:
+            reason = "scheduled maintenance"
+        elif got == timedelta(0):
+            reason = "monthly 4 h allowance already used: not excluded"
+        elif got < e - new_start:
+            reason = "partly beyond the monthly 4 h allowance: the rest is not excluded"
+        else:
+            reason = "scheduled maintenance (start overlaps an earlier window)"
+        views.append(WindowView(w, s, e, tuple(parts), reason))
+    return tuple(views)
+
+
+def _hours(h: Fraction) -> str:
+    return str(h.numerator) if h.denominator == 1 else f"{float(h):.2f}"
+
+
+def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigures:
+    """Figures of `month` (YYYY-MM, UTC): unresolved outages count until `as_of`.
+
+    For a month close pass the month's end (or anything later); for running figures, `now`.
+    """
+    m_start, m_end = _month_bounds(month)
+    as_of = _utc(as_of)
+    windows = scheduled_maintenance(state.maintenance.values(), m_start, m_end)
+    cover = sorted(p for v in windows for p in v.scheduled)
+
+    views: list[OutageView] = []
+    counted: list[tuple[datetime, datetime, Outage]] = []  # all_users outages clipped to the month
+    for o in sorted(state.outages.values(), key=lambda o: (o.start or m_end, o.outage_id)):
+        start = o.start
+        if start is None:
+            continue
+        end = o.end(as_of)
+        s, e = max(start, m_start), min(end, m_end)
+        if s >= e:
+            continue
+        if o.effective_scope == "partial":
+            status = "partial"
+        else:
+            status = "excluded" if o.excluded else "counted"
+            counted.append((s, e, o))
+        views.append(OutageView(o, start, end, o.resolved_at is None, s, e, status))
+
+    points = sorted({p for s, e, _ in counted for p in (s, e)} | {p for s, e in cover for p in (s, e)})
+    raw: list[Segment] = []
+    for a, b in zip(points, points[1:]):
+        covering = [o for s, e, o in counted if s <= a and b <= e]
+        if not covering:
+            continue
+        provider = tuple(o.outage_id for o in covering if not o.excluded)
+        in_maint = tuple(sorted({v.window.maintenance_id for v in windows
+                                 for s, e in v.scheduled if s <= a and b <= e}))
+        if provider:
+            kind = "maintenance" if in_maint else "downtime"
+            raw.append(Segment(a, b, kind, provider, in_maint if in_maint else ()))
+        else:
+            raw.append(Segment(a, b, "excluded", tuple(o.outage_id for o in covering)))
+    segments: list[Segment] = []
+    for seg in raw:
+        last = segments[-1] if segments else None
+        if (last is not None and last.end == seg.start and last.kind == seg.kind
+                and last.outage_ids == seg.outage_ids and last.maintenance_ids == seg.maintenance_ids):
+            segments[-1] = replace(last, end=seg.end)
+        else:
+            segments.append(seg)
+
+    def total(kind: str) -> Fraction:
+        return sum((s.minutes for s in segments if s.kind == kind), Fraction(0))
+
+    return MonthFigures(
+        month=month, start=m_start, end=m_end, as_of=as_of,
+        total_minutes=minutes(m_end - m_start),
+        downtime_minutes=total("downtime"),
+        excluded_minutes=total("excluded"),
+        maintenance_minutes=total("maintenance"),
+        segments=tuple(segments), outages=tuple(views), windows=windows,
+    )

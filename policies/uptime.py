@@ -1,0 +1,208 @@
+"""Month close and refund eligibility (SPEC §8, Vectorize "Cloud Services Service Levels").
+
+Pure: builds the SPEC §4 fields of `uptime.month_closed` and `refund.eligible` as plain
+dicts without envelope fields (the caller adds event_id / type / occurred_at /
+schema_version). Value types in those dicts:
+
+- minutes: exact `fractions.Fraction` (use `minutes_on_wire` for the 4-decimal JSON number);
+- percent and money: `Decimal` already rounded half-up to 2 places;
+- `claim_deadline`: aware UTC `datetime`; `met`: bool; `revision`: int.
+
+Rounding happens once, at the end: uptime, refund amount and the fee shown are rounded
+from exact values; the refund uses the exact monthly fee (annual ÷ 12 is not pre-rounded
+when passed as a Fraction or an exact Decimal).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from fractions import Fraction
+
+from policies.downtime import EmittedClose, MonthFigures, ServiceState, _month_bounds, month_figures
+
+UTC = timezone.utc
+CLAIM_WINDOW = timedelta(days=30)
+MONTH_CLOSED = "uptime.month_closed"
+REFUND_ELIGIBLE = "refund.eligible"
+
+
+# --------------------------------------------------------------------------- months
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """[start, end) of a calendar month in UTC; `month` is 'YYYY-MM'."""
+    return _month_bounds(month)
+
+
+def month_of(t: datetime) -> str:
+    """The UTC calendar month containing instant `t`."""
+    u = t.astimezone(UTC)
+    return f"{u.year:04d}-{u.month:02d}"
+
+
+def next_month(month: str) -> str:
+    return month_of(month_bounds(month)[1])
+
+
+def months_overlapping(a: datetime, b: datetime) -> list[str]:
+    """Months intersecting the half-open interval [a, b), in order; empty when b <= a."""
+    if b <= a:
+        return []
+    out = [month_of(a)]
+    while month_bounds(out[-1])[1] < b:
+        out.append(next_month(out[-1]))
+    return out
+
+
+def close_instant(month: str, delay: timedelta = timedelta(hours=1)) -> datetime:
+    """When a month closes: its end plus the close delay (SPEC §8, default 1 h)."""
+    return month_bounds(month)[1] + delay
+
+
+def claim_deadline(month: str) -> datetime:
+    """The month's end + 30 days (an instant, UTC)."""
+    return month_bounds(month)[1] + CLAIM_WINDOW
+
+
+# --------------------------------------------------------------------------- rounding
+
+
+def round_half_up(x: Fraction | Decimal | int, places: int) -> Decimal:
+    """Round an exact value half-up (away from zero on ties) to `places` decimals."""
+    q = Fraction(x) * 10**places
+    n = math.floor(abs(q) + Fraction(1, 2))
+    n = -n if q < 0 else n
+    return Decimal(n).scaleb(-places).quantize(Decimal(1).scaleb(-places))
+
+
+def minutes_on_wire(m: Fraction | Decimal | int) -> Decimal:
+    """Minutes as written on the wire: half-up to 4 decimals, no trailing zeros (150, 150.5, 0.0167)."""
+    d = round_half_up(m, 4).normalize()
+    # normalize() turns 1500 into 1.5E+3; keep a plain integer exponent.
+    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d
+
+
+# --------------------------------------------------------------------------- close
+
+
+def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, commitment_percent: Decimal,
+                fee_per_month: Decimal | Fraction, currency: str,
+                revision: int = 1) -> tuple[dict, dict | None]:
+    """SPEC §4 fields of `uptime.month_closed` and, when the commitment is not met, of `refund.eligible`."""
+    total = figures.total_minutes
+    downtime = figures.downtime_minutes
+    commitment = Fraction(commitment_percent)
+    uptime = round_half_up(100 - downtime / total * 100, 2)
+    met = uptime >= commitment_percent
+    closed = {
+        "customer_id": customer_id,
+        "service_id": service_id,
+        "month": figures.month,
+        "total_minutes": total,
+        "downtime_minutes": downtime,
+        "excluded_minutes": figures.excluded_minutes,
+        "maintenance_minutes": figures.maintenance_minutes,
+        "uptime_percent": uptime,
+        "commitment_percent": round_half_up(commitment, 2),
+        "met": met,
+        "revision": revision,
+    }
+    if met:
+        return closed, None
+    fee = Fraction(fee_per_month)
+    threshold = total * (100 - commitment) / 100
+    # With a commitment of more than 2 decimals the rounded uptime can miss it while the exact
+    # downtime is still under the threshold; the excess (and refund) is then 0, never negative.
+    excess = max(downtime - threshold, Fraction(0))
+    refund = min(excess / total * fee, fee)
+    refund_fields = {
+        "customer_id": customer_id,
+        "service_id": service_id,
+        "month": figures.month,
+        "downtime_minutes": downtime,
+        "threshold_minutes": threshold,
+        "excess_minutes": excess,
+        "monthly_fee": round_half_up(fee, 2),
+        "refund_amount": round_half_up(refund, 2),
+        "currency": currency,
+        "claim_deadline": claim_deadline(figures.month),
+        "revision": revision,
+    }
+    return closed, refund_fields
+
+
+def _wire(v: object) -> object:
+    if isinstance(v, Fraction):
+        return str(minutes_on_wire(v))
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).isoformat()
+    return v
+
+
+def fingerprint(closed: dict, refund: dict | None) -> str:
+    """Hash of what a consumer can see of a close (wire-rounded values), revision excluded."""
+    doc = [{k: _wire(v) for k, v in sorted(d.items()) if k != "revision"} if d is not None else None
+           for d in (closed, refund)]
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def last_revision(state: ServiceState, customer_id: str, month: str) -> int:
+    """Revision of the last close emitted for (customer, month); 0 if none."""
+    rec = state.emitted.get((customer_id, month))
+    return rec.revision if rec else 0
+
+
+def record_close(state: ServiceState, closed: dict, refund: dict | None) -> tuple[ServiceState, int | None]:
+    """Decide whether a (re)computed close must be emitted.
+
+    Returns the new state and the revision to emit (1 at the first close, last + 1 when the
+    wire-visible figures differ from the last emitted ones), or None when nothing changed.
+    The caller stamps the returned revision into both dicts (see `close_and_record`).
+    """
+    key = (closed["customer_id"], closed["month"])
+    fp = fingerprint(closed, refund)
+    rec = state.emitted.get(key)
+    if rec is not None and rec.fingerprint == fp:
+        return state, None
+    revision = rec.revision + 1 if rec else 1
+    emitted = dict(state.emitted)
+    emitted[key] = EmittedClose(key[0], key[1], revision, fp)
+    return replace(state, emitted=emitted), revision
+
+
+def is_closed(state: ServiceState, customer_id: str, month: str) -> bool:
+    return (customer_id, month) in state.emitted
+
+
+def months_to_revise(state: ServiceState, customer_id: str, affected_from: datetime | None) -> list[str]:
+    """Closed months of `customer_id` whose figures an event affecting instants >= `affected_from` may change."""
+    if affected_from is None:
+        return []
+    return sorted(m for (c, m) in state.emitted if c == customer_id and month_bounds(m)[1] > affected_from)
+
+
+def close_and_record(state: ServiceState, *, customer_id: str, month: str, commitment_percent: Decimal,
+                     fee_per_month: Decimal | Fraction, currency: str) -> tuple[ServiceState, dict | None, dict | None]:
+    """Compute `month`'s close as of its end and return what to emit.
+
+    Use it both at the first close (when time passes the close instant) and after a late
+    event for each month of `months_to_revise`. Returns `(state, month_closed_fields or None,
+    refund_fields or None)`; both None when the figures are unchanged since the last emission.
+    """
+    figures = month_figures(state, month, month_bounds(month)[1])
+    closed, refund = close_month(figures, customer_id=customer_id, service_id=state.service_id,
+                                 commitment_percent=commitment_percent, fee_per_month=fee_per_month,
+                                 currency=currency)
+    state, revision = record_close(state, closed, refund)
+    if revision is None:
+        return state, None, None
+    closed["revision"] = revision
+    if refund is not None:
+        refund["revision"] = revision
+    return state, closed, refund
