@@ -117,7 +117,7 @@ def explain_month(state: ServiceState, month: str, commitment: Decimal, fee: Dec
             f"  excess = {minutes_on_wire(down)} - {minutes_on_wire(refund['threshold_minutes'])} = "
             f"{_m(refund['excess_minutes'])}",
             f"  refund = {minutes_on_wire(refund['excess_minutes'])} / {minutes_on_wire(total)} x "
-            f"{refund["monthly_fee"]} {currency} = {round_half_up(raw, 6)}"
+            f"{refund['monthly_fee']} {currency} = {round_half_up(raw, 6)}"
             + (f" -> capped at the monthly fee {refund['monthly_fee']}" if capped else "")
             + f" -> {refund['refund_amount']} {currency}",
             f"  claim deadline: {_t(claim_deadline(month))} (month end + 30 days)",
