@@ -108,14 +108,23 @@ def _subtract(intervals: list[Interval], closed: list[Interval]) -> list[Interva
 
 
 @functools.lru_cache(maxsize=None)
-def _check_region(country: str, subdivision: str | None, categories: tuple[str, ...]) -> None:
+def _region_categories(
+    country: str, subdivision: str | None, categories: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The requested categories this region supports (one list serves several
+    regions, e.g. 'optional' exists for CA but not for US)."""
     try:
-        _holidays.country_holidays(country, subdiv=subdivision, categories=categories)
+        table = _holidays.country_holidays(country, subdiv=subdivision)
     except (NotImplementedError, ValueError, KeyError) as exc:
+        raise ValueError(f"holiday region ({country!r}, {subdivision!r}): {exc}") from exc
+    supported = set(table.supported_categories)
+    effective = tuple(c for c in categories if c in supported)
+    if not effective:
         raise ValueError(
-            f"holiday region ({country!r}, {subdivision!r}) with categories "
-            f"{list(categories)}: {exc}"
-        ) from exc
+            f"holiday region ({country!r}, {subdivision!r}) supports none of the categories "
+            f"{list(categories)} (it has {sorted(supported)})"
+        )
+    return effective
 
 
 @functools.lru_cache(maxsize=4096)
@@ -155,7 +164,9 @@ class BusinessCalendar:
     ``holiday_regions``: ``(country, subdivision or None)`` pairs of the
     ``holidays`` package; the union of their holidays (of
     ``holiday_categories``) and ``extra_closed_dates`` close whole local days in
-    ``holiday_timezone`` (default ``timezone``).
+    ``holiday_timezone`` (default ``timezone``). A region uses the listed
+    categories it supports (``optional`` exists for CA, not for US); a category
+    that no region supports, or a region supporting none, is a ValueError.
     """
 
     __slots__ = (
@@ -168,6 +179,7 @@ class BusinessCalendar:
         "_holiday_timezone",
         "_holiday_zone",
         "_categories",
+        "_region_categories",
         "_extra_closed",
         "_always_open",
         "_key",
@@ -216,9 +228,15 @@ class BusinessCalendar:
             country = country.strip().upper()
             if subdivision is not None:
                 subdivision = str(subdivision).strip() or None
-            _check_region(country, subdivision, categories)
             if (country, subdivision) not in regions:
                 regions.append((country, subdivision))
+        region_categories = tuple(_region_categories(c, s, categories) for c, s in regions)
+        if regions:
+            unknown = set(categories).difference(*region_categories)
+            if unknown:
+                raise ValueError(
+                    f"holiday categories {sorted(unknown)} are supported by none of {regions}"
+                )
 
         extra: set[date] = set()
         for d in extra_closed_dates:
@@ -241,6 +259,7 @@ class BusinessCalendar:
         set_(self, "_holiday_timezone", holiday_tz_key)
         set_(self, "_holiday_zone", holiday_zone)
         set_(self, "_categories", categories)
+        set_(self, "_region_categories", region_categories)
         set_(self, "_extra_closed", frozenset(extra))
         full_week = all(spans == ((0, MINUTES_PER_DAY),) for spans in by_weekday)
         set_(self, "_always_open", full_week and not regions and not extra)
@@ -410,8 +429,8 @@ class BusinessCalendar:
         closed = cache.get(year)
         if closed is None:
             found: set[date] = {d for d in self._extra_closed if d.year == year}
-            for country, subdivision in self._regions:
-                found |= _region_holidays(country, subdivision, self._categories, year)
+            for (country, subdivision), categories in zip(self._regions, self._region_categories):
+                found |= _region_holidays(country, subdivision, categories, year)
             closed = frozenset(found)
             cache[year] = closed
         return closed
