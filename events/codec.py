@@ -1,0 +1,250 @@
+"""Wire codec: bytes -> input event (or the reason it is a dead letter), event -> canonical bytes.
+
+`decode` never raises: whatever arrives on a topic or a file line either becomes a
+validated, upcast, UTC-normalised input event or a `DeadLetterReason` whose `code`
+is one of DEAD_LETTER_REASONS and whose `message` names the field and the problem.
+
+`encode` writes canonical compact JSON: keys in model field order, no spaces, UTF-8
+(non-ASCII unescaped), instants in UTC with `Z`. Equal events give identical bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
+
+from events import ids
+from events.models import INPUT_MODELS, OUTPUT_ADAPTER, OUTPUT_MODELS, RAW_TEXT_LIMIT, DeadLetter, InputEvent, OutputEvent
+from events.upcasters import UnsupportedSchemaVersion, upcast
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+"""Inputs larger than this (in bytes) are dead-lettered as `too_large` without being parsed."""
+
+INVALID_ENCODING = "invalid_encoding"
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+TOO_LARGE = "too_large"
+UNKNOWN_TYPE = "unknown_type"
+MISSING_FIELD = "missing_field"
+INVALID_FIELD = "invalid_field"
+NAIVE_TIMESTAMP = "naive_timestamp"
+UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+
+DEAD_LETTER_REASONS = frozenset(
+    {
+        INVALID_ENCODING,
+        INVALID_JSON,
+        NOT_AN_OBJECT,
+        TOO_LARGE,
+        UNKNOWN_TYPE,
+        MISSING_FIELD,
+        INVALID_FIELD,
+        NAIVE_TIMESTAMP,
+        UNSUPPORTED_SCHEMA_VERSION,
+    }
+)
+"""The reason codes `decode` can return (the processor adds its own, e.g. for unknown tickets)."""
+
+_MAX_ERRORS_IN_MESSAGE = 3
+_MAX_VALUE_IN_MESSAGE = 80
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterReason:
+    """Why an input cannot be processed: a machine `code` and a human `message`."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def decode(raw: bytes | str, source: str = "", *, max_bytes: int = DEFAULT_MAX_BYTES) -> InputEvent | DeadLetterReason:
+    """Decode one input message (a Kafka value or a JSON-lines line, without its newline).
+
+    `source` names where it came from; it is not part of the result (pass it on to
+    `dead_letter_event`) and is accepted so every call site reads the same. Never raises.
+    """
+    try:
+        return _decode(raw, max_bytes)
+    except Exception as exc:  # the last line of defence: a bad message must not stop a partition
+        return DeadLetterReason(INVALID_FIELD, f"could not decode the event: {type(exc).__name__}: {exc}")
+
+
+def _decode(raw: bytes | str, max_bytes: int) -> InputEvent | DeadLetterReason:
+    if isinstance(raw, str):
+        try:
+            size = len(raw) if raw.isascii() else len(raw.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            return DeadLetterReason(INVALID_ENCODING, f"not valid UTF-8: unpaired surrogate at character {exc.start}")
+        if size > max_bytes:
+            return DeadLetterReason(TOO_LARGE, f"event is {size} bytes, more than the limit of {max_bytes}")
+        text = raw
+    else:
+        size = len(raw)
+        if size > max_bytes:
+            return DeadLetterReason(TOO_LARGE, f"event is {size} bytes, more than the limit of {max_bytes}")
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return DeadLetterReason(INVALID_ENCODING, f"not valid UTF-8: {exc.reason} at byte {exc.start}")
+
+    try:
+        obj = from_json(text, allow_inf_nan=False)
+    except ValueError as exc:
+        return DeadLetterReason(INVALID_JSON, f"not valid JSON: {exc}")
+
+    if not isinstance(obj, dict):
+        return DeadLetterReason(NOT_AN_OBJECT, f"expected a JSON object, got {_json_kind(obj)}")
+
+    event_type = obj.get("type")
+    model = INPUT_MODELS.get(event_type) if isinstance(event_type, str) else None
+    if model is None:
+        return DeadLetterReason(UNKNOWN_TYPE, _unknown_type_message(obj, event_type))
+
+    version = obj.get("schema_version", 1)
+    if version is None:
+        version = 1
+    if type(version) is not int:
+        return DeadLetterReason(
+            INVALID_FIELD, f"field 'schema_version': input should be an integer (got {_show(version)})"
+        )
+    try:
+        obj = upcast(event_type, version, obj)
+    except UnsupportedSchemaVersion as exc:
+        return DeadLetterReason(UNSUPPORTED_SCHEMA_VERSION, f"field 'schema_version': {exc}")
+
+    try:
+        return model.model_validate(obj)  # type: ignore[return-value]
+    except ValidationError as exc:
+        return _reason_from_validation_error(exc)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"
+
+
+def _unknown_type_message(obj: dict[str, Any], event_type: Any) -> str:
+    if "type" not in obj:
+        return "field 'type' is missing"
+    if not isinstance(event_type, str):
+        return f"field 'type': input should be a string naming an input event type (got {_show(event_type)})"
+    if event_type in OUTPUT_MODELS:
+        return f"field 'type': {event_type!r} is an output event type, not an input"
+    known = ", ".join(sorted(INPUT_MODELS))
+    return f"field 'type': unknown event type {_show(event_type)}; known types: {known}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    if len(text) > _MAX_VALUE_IN_MESSAGE:
+        text = text[: _MAX_VALUE_IN_MESSAGE - 3] + "..."
+    return text
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(event)"
+
+
+def _code_for(error_type: str) -> str:
+    if error_type == "missing":
+        return MISSING_FIELD
+    if error_type == "timezone_aware":
+        return NAIVE_TIMESTAMP
+    return INVALID_FIELD
+
+
+def _describe(error: Any) -> str:
+    path = _field_path(error["loc"])
+    kind = error["type"]
+    if kind == "missing":
+        return f"field {path!r} is missing"
+    if kind == "timezone_aware":
+        return (
+            f"field {path!r}: timestamp {_show(error['input'])} has no UTC offset; "
+            "add 'Z' or an offset such as '+02:00'"
+        )
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    message = message[:1].lower() + message[1:]
+    return f"field {path!r}: {message} (got {_show(error['input'])})"
+
+
+def _reason_from_validation_error(exc: ValidationError) -> DeadLetterReason:
+    # The most specific problem decides the code (a naive timestamp is a systematic
+    # producer bug worth its own count); the message names up to three problems, the
+    # deciding one first, so one fix-and-resend round usually suffices.
+    errors = exc.errors(include_url=False, include_context=False)
+    deciding = min(range(len(errors)), key=lambda i: _CODE_PRIORITY[_code_for(errors[i]["type"])])
+    ordered = [errors[deciding], *errors[:deciding], *errors[deciding + 1 :]]
+    parts = [_describe(error) for error in ordered[:_MAX_ERRORS_IN_MESSAGE]]
+    if len(errors) > _MAX_ERRORS_IN_MESSAGE:
+        parts.append(f"and {len(errors) - _MAX_ERRORS_IN_MESSAGE} more")
+    return DeadLetterReason(_code_for(errors[deciding]["type"]), "; ".join(parts))
+
+
+_CODE_PRIORITY = {NAIVE_TIMESTAMP: 0, MISSING_FIELD: 1, INVALID_FIELD: 2}
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def encode(event: BaseModel) -> bytes:
+    """Canonical compact JSON of any event model (field order, no spaces, UTF-8, UTC `Z`)."""
+    return event.__pydantic_serializer__.to_json(event)
+
+
+def encode_line(event: BaseModel) -> bytes:
+    """`encode(event)` followed by a newline (one JSON-lines record)."""
+    return event.__pydantic_serializer__.to_json(event) + b"\n"
+
+
+def decode_output(raw: bytes | str) -> OutputEvent:
+    """Read back an output event (consumers, tests). Raises pydantic.ValidationError if invalid."""
+    return OUTPUT_ADAPTER.validate_json(raw)
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+def dead_letter_event(
+    source: str, raw: bytes | str, reason: DeadLetterReason, occurred_at: datetime
+) -> DeadLetter:
+    """The `dead_letter` output for `raw` read from `source` (e.g. `events.jsonl:12`).
+
+    `occurred_at` comes from the caller (the processor's current time, or the record
+    timestamp): the core has no clock. The id hashes the source and the raw bytes.
+    """
+    data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else bytes(raw)
+    return DeadLetter(
+        event_id=ids.dead_letter_event_id(source, data),
+        occurred_at=occurred_at,
+        source=source,
+        raw=data.decode("utf-8", errors="backslashreplace")[:RAW_TEXT_LIMIT],
+        raw_bytes=len(data),
+        reason=reason.code,
+        error=reason.message,
+    )
+

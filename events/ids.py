@@ -1,0 +1,62 @@
+"""Deterministic output event ids (docs/design.md, "Output events and ids").
+
+An output's id is a hash of what the event is about, so a consumer can de-duplicate
+after a crash or a replay: `"sla-" + sha256("\\x1f".join(parts)).hexdigest()[:32]`.
+"""
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+_SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in ids, so parts never run together
+
+
+def output_event_id(*parts: str) -> str:
+    """`"sla-"` + the first 32 hex digits of sha256 over the parts joined by U+001F."""
+    return "sla-" + hashlib.sha256(_SEPARATOR.join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def number_text(value: float | int | Decimal) -> str:
+    """A number as written on the wire: `0.5`, `0.75`, `1` (not `1.0`, not `0.50`)."""
+    if value == int(value):
+        return str(int(value))
+    return repr(float(value))
+
+
+def breach_event_id(ticket_id: str, metric: str, binding: bool, cycle: int) -> str:
+    return output_event_id("sla.breached", ticket_id, metric, _flag(binding), str(cycle))
+
+
+def met_event_id(ticket_id: str, metric: str, binding: bool, cycle: int) -> str:
+    return output_event_id("sla.met", ticket_id, metric, _flag(binding), str(cycle))
+
+
+def at_risk_event_id(ticket_id: str, metric: str, binding: bool, cycle: int, threshold: float | Decimal) -> str:
+    # The threshold is written as on the wire so 0.5, 0.50 and Decimal("0.5") agree.
+    return output_event_id("sla.at_risk", ticket_id, metric, _flag(binding), str(cycle), number_text(threshold))
+
+
+def retraction_event_id(breach_event_id: str) -> str:
+    return output_event_id("sla.breach_retracted", breach_event_id)
+
+
+def priority_notice_event_id(event_type: str, source_event_id: str) -> str:
+    """`ticket.priority_change_rejected` / `ticket.priority_adjusted`, keyed by the input that caused it."""
+    return output_event_id(event_type, source_event_id)
+
+
+def attainment_event_id(customer_id: str, quarter: str) -> str:
+    return output_event_id("sla.attainment_reported", customer_id, quarter)
+
+
+def month_event_id(event_type: str, customer_id: str, service_id: str, month: str, revision: int) -> str:
+    """`uptime.month_closed` / `refund.eligible` for one customer, service, month and revision."""
+    return output_event_id(event_type, customer_id, service_id, month, str(revision))
+
+
+def dead_letter_event_id(source: str, raw: bytes) -> str:
+    return output_event_id("dead_letter", source, hashlib.sha256(raw).hexdigest())
