@@ -67,6 +67,21 @@ def bootstrap_servers(url: str) -> str:
     return ",".join(hosts)
 
 
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Wait until no process of the group exists (killed grandchildren linger until init reaps them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # pragma: no cover
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -234,6 +249,7 @@ class EmbeddedBroker:
                     continue
             if proc.poll() is None:
                 proc.wait()
+            _wait_group_gone(proc.pid, timeout=2.0)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
