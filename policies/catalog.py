@@ -442,7 +442,7 @@ class ResolvedPlan:
             lines.append("  no ticket clocks (community support only)")
         else:
             for p in self.priorities:
-                lines.append(f"  {p}: business hours {self.business_calendar(p).describe()}")
+                lines.append(f"  {p}: coverage {self.business_calendar(p).describe()}")
                 for t in self.targets(p):
                     lines.append(f"    {t.describe()}")
         if self.customer_cannot_raise_to:
@@ -460,6 +460,9 @@ class ResolvedPlan:
             fee = f"{s.monthly_fee} {s.currency}/month" if s.monthly_fee is not None else f"{s.annual_fee} {s.currency}/year"
             lines.append(f"  service {s.service_id}: {fee}")
         return "\n".join(lines)
+
+
+_PLAN_FIELDS = frozenset(ContractTerms.model_fields) - {"customer_id", "services", "effective_from"}
 
 
 # --- the catalog ------------------------------------------------------------------------
@@ -546,7 +549,9 @@ class Catalog:
     def resolve(self, terms: ContractTerms) -> ResolvedPlan:
         """Resolve a contract against its policy. Raises ContractError (naming the
         customer, the field and the problem) for terms the catalog cannot accept."""
-        key = terms.model_dump_json(exclude={"customer_id", "services", "effective_from"})
+        # Only the fields that shape the plan: equal plans share one core, and a
+        # `contract.upserted` event (a ContractTerms subclass) keys like its terms.
+        key = terms.model_dump_json(include=_PLAN_FIELDS)
         core = self._cache.get(key)
         if core is None:
             problems = self.problems(terms)
