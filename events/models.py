@@ -204,7 +204,7 @@ class Envelope(_Model):
 
 
 class ContractUpserted(ContractTerms, Envelope):
-    """`contract.upserted`: the contract terms at the top level of the event (topic `sla.contracts`)."""
+    """The contract terms of one customer, at the top level of the event (topic `sla.contracts`)."""
 
     type: Literal["contract.upserted"] = "contract.upserted"
     effective_from: UtcInstant | None = None
@@ -224,6 +224,8 @@ class TicketEvent(Envelope):
 
 
 class TicketOpened(TicketEvent):
+    """A ticket was opened: its clocks start at `occurred_at`."""
+
     type: Literal["ticket.opened"] = "ticket.opened"
     customer_id: Identifier
     priority: Priority
@@ -231,6 +233,8 @@ class TicketOpened(TicketEvent):
 
 
 class TicketPriorityChanged(TicketEvent):
+    """A request to change the ticket's priority, by the customer or the provider."""
+
     type: Literal["ticket.priority_changed"] = "ticket.priority_changed"
     priority: Priority
     requested_by: Literal["customer", "provider"]
@@ -245,24 +249,34 @@ class TicketReplied(TicketEvent):
 
 
 class TicketStatusChanged(TicketEvent):
+    """The ticket's status changed; a contract may pause clocks in some statuses."""
+
     type: Literal["ticket.status_changed"] = "ticket.status_changed"
     status: Literal["open", "waiting_on_customer", "on_hold"]
 
 
 class TicketEscalated(TicketEvent):
+    """The ticket was escalated (informational; no clock effect)."""
+
     type: Literal["ticket.escalated"] = "ticket.escalated"
     reason: str
 
 
 class TicketResolved(TicketEvent):
+    """The ticket was resolved: all clocks stop; resolution targets are met."""
+
     type: Literal["ticket.resolved"] = "ticket.resolved"
 
 
 class TicketReopened(TicketEvent):
+    """A resolved ticket was reopened: resolution resumes and a new update cycle starts."""
+
     type: Literal["ticket.reopened"] = "ticket.reopened"
 
 
 class TicketClosed(TicketEvent):
+    """The ticket was closed; later events for it are dead-lettered."""
+
     type: Literal["ticket.closed"] = "ticket.closed"
 
 
@@ -294,10 +308,14 @@ class OutageReported(OutageEvent):
 
 
 class OutageResolved(OutageEvent):
+    """Service was restored at `occurred_at`."""
+
     type: Literal["outage.resolved"] = "outage.resolved"
 
 
 class OutageClassified(OutageEvent):
+    """The outage's cause: `excluded` removes it from downtime (`category` says why)."""
+
     type: Literal["outage.classified"] = "outage.classified"
     cause: Literal["provider", "excluded"]
     category: str | None = None
@@ -326,6 +344,8 @@ class MaintenanceScheduled(MaintenanceEvent):
 
 
 class MaintenanceCancelled(MaintenanceEvent):
+    """A scheduled maintenance window was cancelled."""
+
     type: Literal["maintenance.cancelled"] = "maintenance.cancelled"
 
 
