@@ -1,0 +1,587 @@
+"""Per-ticket SLA clocks (SPEC §5–6): a fold over a ticket's events, with time as data.
+
+A ticket keeps the compact history of the events that matter to its clocks and the
+set of outputs already emitted. In-order events are folded incrementally; an event
+older than the ticket's time (a late event) rebuilds the clocks from the history and
+emits the difference: new breaches, `sla.met`, warnings, and `sla.breach_retracted`
+for a breach the history no longer supports. Either way the outcome is a function of
+the set of events and of the current time, which is what makes stream equal replay.
+
+All instants are UTC-aware datetimes. A milestone (an at-risk fraction or the deadline
+itself) fires once time has *passed* it: a provider reply exactly at `due_at` is on time.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any, Iterable, Sequence
+
+from policies.outputs import Output, Rejected, output_event_id
+
+METRICS = ("first_response", "update", "resolution")
+_METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
+_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED = 1, 2, 3, 4
+_BREACH_FRACTION = Fraction(1)
+
+# History entry kinds (compact, one letter).
+OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED = "o", "p", "r", "s", "x", "y"
+
+
+def event_digest(event_id: str) -> int:
+    """A stable 64-bit digest of an input event id, for idempotency sets (not Python's salted hash)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
+def _output_key(kind: int, metric: str, binding: bool, cycle: int, fraction_index: int = 0) -> int:
+    return ((((cycle * 4 + _METRIC_CODE[metric]) * 2 + int(binding)) * 8 + kind) * 16) + fraction_index
+
+
+def fractions(thresholds: Sequence[float]) -> tuple[Fraction, ...]:
+    """Milestones of a clock: the at-risk thresholds in increasing order, then 1 (the deadline)."""
+    return tuple(Fraction(str(f)) for f in sorted(set(thresholds)) if 0 < f < 1) + (_BREACH_FRACTION,)
+
+
+_US = timedelta(microseconds=1)
+
+
+def _scale(d: timedelta, fraction: Fraction) -> timedelta:
+    """`fraction` of `d`, to the microsecond (exact for whole-second targets and the usual thresholds)."""
+    if fraction == 1:
+        return d
+    return timedelta(microseconds=(d // _US) * fraction.numerator // fraction.denominator)
+
+
+def _minutes(d: timedelta) -> Fraction:
+    return Fraction(d // timedelta(microseconds=1), 60_000_000)
+
+
+class Slot:
+    """One running clock: a (metric, binding) target in its current cycle."""
+
+    __slots__ = ("metric", "binding", "target", "cycle", "start", "effective_from", "pending", "due", "fired", "done")
+
+    def __init__(self, metric: str, binding: bool, target: Any, cycle: int, start: datetime, effective_from: datetime):
+        self.metric = metric
+        self.binding = binding
+        self.target = target
+        self.cycle = cycle
+        self.start = start  # when this cycle's clock started (identity `started_at`)
+        self.effective_from = effective_from  # since when the current target applies
+        self.pending: list[tuple[datetime, Fraction, int]] = []  # (crossing instant, fraction, index)
+        self.due: datetime | None = None
+        self.fired: set[int] = set()  # fraction indexes fired in this cycle
+        self.done = False
+
+
+class TicketState:
+    """Everything kept about one open ticket. Persistent part: identity, history, seen, emitted.
+
+    The clocks (`slots` and the fields below them) are derived from the history and can be
+    rebuilt at any time, so only the persistent part is serialised.
+    """
+
+    __slots__ = (
+        "ticket_id", "customer_id", "policy_version", "environment", "opened_at",
+        "history", "seen", "emitted", "seq",
+        # derived
+        "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
+        "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to",
+    )
+
+    def __init__(self, ticket_id: str, customer_id: str, policy_version: str, environment: str, opened_at: datetime):
+        self.ticket_id = ticket_id
+        self.customer_id = customer_id
+        self.policy_version = policy_version
+        self.environment = environment
+        self.opened_at = opened_at
+        self.history: list[tuple[datetime, int, str, str | None]] = []
+        self.seen: set[int] = set()
+        self.emitted: set[int] = set()
+        self.seq = 0
+        self._reset_clocks()
+
+    def _reset_clocks(self) -> None:
+        self.priority: str = ""
+        self.slots: list[Slot] = []
+        self.status_history: list[tuple[datetime, str, bool]] = []  # (since, status, resolved)
+        self.resolved = False
+        self.update_started = False
+        self.update_cycle = 0
+        self.resolution_cycle = 1
+        self.resolution_breached = False
+        self.first_response_done = False
+        self.advanced_to: datetime = self.opened_at
+
+    @property
+    def next_wake(self) -> datetime | None:
+        """The earliest pending milestone: the shell must advance this ticket once time passes it."""
+        wake = None
+        for slot in self.slots:
+            if slot.pending and not slot.done and (wake is None or slot.pending[0][0] < wake):
+                wake = slot.pending[0][0]
+        return wake
+
+    def to_json(self) -> dict[str, Any]:
+        """Persistent part as JSON-able data (instants as ISO strings)."""
+        return {
+            "t": self.ticket_id, "c": self.customer_id, "v": self.policy_version, "e": self.environment,
+            "o": self.opened_at.isoformat(), "q": self.seq,
+            "h": [[ts.isoformat(), seq, kind, value] for ts, seq, kind, value in self.history],
+            "s": sorted(self.seen), "m": sorted(self.emitted),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], plan: Any, now: datetime, thresholds: Sequence[float]) -> "TicketState":
+        state = cls(data["t"], data["c"], data["v"], data["e"], datetime.fromisoformat(data["o"]))
+        state.seq = data["q"]
+        state.history = [(datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"]]
+        state.seen = set(data["s"])
+        state.emitted = set(data["m"])
+        _Clocks(state, plan, fractions(thresholds)).rebuild(now)  # outputs already emitted: nothing new
+        return state
+
+
+class _Clocks:
+    """The fold itself, bound to one ticket, its resolved plan and the at-risk thresholds."""
+
+    def __init__(self, state: TicketState, plan: Any, fractions: tuple[Fraction, ...]):
+        self.s = state
+        self.plan = plan
+        self.fractions = fractions  # at-risk thresholds, then 1 (the deadline)
+        self.out: list[Output] = []
+        self.out_keys: list[int] = []
+
+    # ---- time -------------------------------------------------------------------------
+    def advance(self, t: datetime) -> None:
+        """Fire every milestone whose instant is before `t`, in order within each clock."""
+        s = self.s
+        if t <= s.advanced_to:
+            return
+        for slot in list(s.slots):
+            while slot.pending and not slot.done and slot.pending[0][0] < t:
+                crossing, fraction, index = slot.pending.pop(0)
+                self._fire(slot, crossing, fraction, index)
+        s.advanced_to = t
+
+    def _fire(self, slot: Slot, crossing: datetime, fraction: Fraction, index: int) -> None:
+        at = max(crossing, slot.effective_from)
+        if fraction != _BREACH_FRACTION:
+            slot.fired.add(index)
+            self._emit(_KIND_AT_RISK, "sla.at_risk", at, slot, index, {"threshold": float(fraction)})
+            return
+        self._emit(_KIND_BREACH, "sla.breached", at, slot, 0, {})
+        if slot.metric == "update":
+            # SPEC §6: a missed cycle breaches once; the next cycle is due one cadence after the missed deadline.
+            self.s.update_cycle = max(self.s.update_cycle, slot.cycle + 1)
+            self._restart(slot, slot.cycle + 1, crossing)
+        else:
+            if slot.metric == "resolution":
+                self.s.resolution_breached = True
+            slot.done = True
+            slot.pending = []
+
+    # ---- pauses and elapsed time ------------------------------------------------------
+    def _paused(self, metric: str, status: str, resolved: bool) -> bool:
+        if resolved:
+            return True
+        statuses = self.plan.pause_statuses.get(metric)
+        return bool(statuses) and status in statuses
+
+    def _running_intervals(self, metric: str, start: datetime) -> list[tuple[datetime, datetime | None]]:
+        """Unpaused intervals of `metric` since `start`; the last one may be open-ended (None)."""
+        intervals: list[tuple[datetime, datetime | None]] = []
+        run_from: datetime | None = None
+        history = self.s.status_history
+        for i, (since, status, resolved) in enumerate(history):
+            until = history[i + 1][0] if i + 1 < len(history) else None
+            if until is not None and until <= start:
+                continue
+            lo = max(since, start)
+            if self._paused(metric, status, resolved):
+                if run_from is not None:
+                    intervals.append((run_from, lo))
+                    run_from = None
+            elif run_from is None:
+                run_from = lo
+        if run_from is not None:
+            intervals.append((run_from, None))
+        return intervals
+
+    def _crossing(self, slot: Slot, fraction: Fraction) -> datetime | None:
+        """The instant at which `fraction` of the target has elapsed (None while paused)."""
+        need = _scale(slot.target.duration, fraction)
+        calendar = slot.target.calendar
+        done = timedelta(0)
+        for lo, hi in self._running_intervals(slot.metric, slot.start):
+            if hi is None:
+                return calendar.add_business(lo, need - done)
+            part = calendar.business_between(lo, hi)
+            if done + part >= need:
+                return calendar.add_business(lo, need - done)
+            done += part
+        return None
+
+    def _elapsed(self, slot: Slot, until: datetime) -> timedelta:
+        calendar = slot.target.calendar
+        total = timedelta(0)
+        for lo, hi in self._running_intervals(slot.metric, slot.start):
+            end = until if hi is None or hi > until else hi
+            if end > lo:
+                total += calendar.business_between(lo, end)
+        return total
+
+    def _schedule(self, slot: Slot) -> None:
+        """Recompute the pending milestones of a slot from its target and the pause history."""
+        slot.pending = []
+        slot.due = self._crossing(slot, _BREACH_FRACTION)
+        if slot.due is None:
+            return
+        if slot.metric == "resolution" and self.s.resolution_breached:
+            slot.done = True  # resolution breaches once per ticket, whatever the reopen cycles
+            return
+        last = len(self.fractions) - 1
+        for index, fraction in enumerate(self.fractions):
+            if index == last:
+                slot.pending.append((slot.due, fraction, index))
+            elif index not in slot.fired:
+                crossing = self._crossing(slot, fraction)
+                if crossing is not None:
+                    slot.pending.append((crossing, fraction, index))
+        slot.pending.sort(key=lambda p: (p[0], p[1]))
+
+    def _restart(self, slot: Slot, cycle: int, start: datetime) -> None:
+        slot.cycle = cycle
+        slot.start = start
+        slot.effective_from = start
+        slot.fired = set()
+        slot.done = False
+        self._schedule(slot)
+
+    # ---- outputs ----------------------------------------------------------------------
+    def _identity(self, slot: Slot) -> dict[str, Any]:
+        target = slot.target
+        return {
+            "ticket_id": self.s.ticket_id,
+            "customer_id": self.s.customer_id,
+            "policy": self.plan.policy,
+            "plan": self.plan.plan,
+            "policy_version": self.s.policy_version,
+            "priority": self.s.priority,
+            "metric": slot.metric,
+            "binding": slot.binding,
+            "target": {"amount": target.amount, "unit": target.unit, "clock": target.clock},
+            "started_at": slot.start,
+            "due_at": slot.due,
+            "cycle": slot.cycle,
+        }
+
+    def _emit(self, kind: int, type_: str, at: datetime, slot: Slot, index: int, extra: dict[str, Any]) -> None:
+        key = _output_key(kind, slot.metric, slot.binding, slot.cycle, index)
+        binding = "true" if slot.binding else "false"
+        parts = [type_, self.s.ticket_id, slot.metric, binding, str(slot.cycle)]
+        if kind == _KIND_AT_RISK:
+            parts.append(str(extra["threshold"]))
+        fields = self._identity(slot)
+        fields.update(extra)
+        self.out.append(Output(type_, at, self.s.ticket_id, output_event_id(*parts), fields))
+        self.out_keys.append(key)
+
+    # ---- applying one history entry ---------------------------------------------------
+    def step(self, ts: datetime, kind: str, value: str | None) -> None:
+        self.advance(ts)
+        s = self.s
+        if kind == OPEN:
+            s.priority = value or ""
+            s.status_history = [(ts, "open", False)]
+            for target in self.plan.targets(s.priority):
+                if target.metric in ("first_response", "resolution"):
+                    slot = Slot(target.metric, target.binding, target, 1, ts, ts)
+                    s.slots.append(slot)
+                    self._schedule(slot)
+        elif kind == REPLY:
+            if s.resolved:
+                return
+            for slot in s.slots:
+                if slot.metric == "first_response" and not slot.done:
+                    self._met(slot, ts)
+            s.first_response_done = True
+            self._reply_updates(ts)
+        elif kind == PRIORITY:
+            self._change_priority(ts, value or "")
+        elif kind == STATUS:
+            self._set_status(ts, value or "open", s.resolved)
+        elif kind == RESOLVED:
+            if s.resolved:
+                return
+            for slot in s.slots:
+                if slot.metric == "resolution" and not slot.done:
+                    self._met(slot, ts)
+            self._set_status(ts, s.status_history[-1][1], True)
+            s.first_response_done = True  # SPEC §6: first response stays as it was, also after a reopen
+            # SPEC §6: resolved stops all clocks; only resolution can resume (on reopen).
+            s.slots = [slot for slot in s.slots if slot.metric == "resolution"]
+            for slot in s.slots:
+                slot.pending = []
+        elif kind == REOPENED:
+            if not s.resolved:
+                return
+            self._set_status(ts, s.status_history[-1][1], False)
+            s.resolution_cycle += 1
+            for slot in s.slots:  # resolution resumes with its elapsed time, as a new cycle
+                slot.cycle = s.resolution_cycle
+                slot.effective_from = ts
+                slot.fired = set()
+                slot.done = False
+                self._schedule(slot)
+            self._start_updates(ts)
+        self.advance_inclusive(ts)
+
+    def advance_inclusive(self, ts: datetime) -> None:
+        """Fire milestones a change made already passed (crossing before `ts`): they occur at `ts`."""
+        for slot in list(self.s.slots):
+            while slot.pending and not slot.done and slot.pending[0][0] < ts:
+                crossing, fraction, index = slot.pending.pop(0)
+                self._fire(slot, crossing, fraction, index)
+
+    def _met(self, slot: Slot, ts: datetime) -> None:
+        if slot.target is None:
+            return
+        self._emit(_KIND_MET, "sla.met", ts, slot, 0, {"met_at": ts, "elapsed_minutes": _minutes(self._elapsed(slot, ts))})
+        slot.done = True
+        slot.pending = []
+
+    def _update_targets(self) -> list[Any]:
+        return [t for t in self.plan.targets(self.s.priority) if t.metric == "update"]
+
+    def _start_updates(self, ts: datetime) -> None:
+        s = self.s
+        s.slots = [slot for slot in s.slots if slot.metric != "update"]
+        targets = self._update_targets()
+        if not targets:
+            return
+        s.update_started = True
+        s.update_cycle += 1
+        for target in targets:
+            slot = Slot("update", target.binding, target, s.update_cycle, ts, ts)
+            s.slots.append(slot)
+            self._schedule(slot)
+
+    def _reply_updates(self, ts: datetime) -> None:
+        s = self.s
+        for slot in s.slots:
+            if slot.metric == "update" and not slot.done:
+                self._met(slot, ts)
+        self._start_updates(ts)
+
+    def _set_status(self, ts: datetime, status: str, resolved: bool) -> None:
+        s = self.s
+        before = {id(slot): self._paused(slot.metric, s.status_history[-1][1], s.status_history[-1][2]) for slot in s.slots}
+        s.status_history.append((ts, status, resolved))
+        s.resolved = resolved
+        for slot in s.slots:
+            if slot.done:
+                continue
+            now_paused = self._paused(slot.metric, status, resolved)
+            if now_paused and not before[id(slot)]:
+                slot.pending = []
+            elif before[id(slot)] and not now_paused:
+                slot.effective_from = ts
+                self._schedule(slot)
+
+    def _change_priority(self, ts: datetime, priority: str) -> None:
+        """SPEC §6: re-evaluate from the original start with the new targets, keeping elapsed time."""
+        s = self.s
+        if priority == s.priority:
+            return
+        s.priority = priority
+        targets = {(t.metric, t.binding): t for t in self.plan.targets(priority)}
+        kept: list[Slot] = []
+        for slot in s.slots:
+            target = targets.pop((slot.metric, slot.binding), None)
+            if target is None:
+                continue  # the new priority has no such clock
+            kept.append(slot)
+            if slot.done:
+                slot.target = target
+                continue
+            slot.target = target
+            slot.effective_from = ts
+            self._schedule(slot)
+        s.slots = kept
+        if s.resolved:
+            return
+        for (metric, binding), target in targets.items():
+            if metric == "first_response" and not s.first_response_done:
+                slot = Slot(metric, binding, target, 1, s.opened_at, ts)
+            elif metric == "resolution":
+                slot = Slot(metric, binding, target, s.resolution_cycle, s.opened_at, ts)
+            elif metric == "update" and s.update_started:
+                slot = Slot(metric, binding, target, s.update_cycle, ts, ts)
+            else:
+                continue
+            s.slots.append(slot)
+            self._schedule(slot)
+
+    def rebuild(self, now: datetime) -> None:
+        """Derive the clocks from scratch from the history, up to `now`."""
+        s = self.s
+        s._reset_clocks()
+        self.out = []
+        self.out_keys = []
+        for ts, _seq, kind, value in sorted(s.history, key=lambda h: (h[0], h[1])):
+            self.step(ts, kind, value)
+        self.advance(now)
+
+
+class TicketEngine:
+    """Commands on tickets: each returns the outputs it caused. Pure; `now` is passed in."""
+
+    def __init__(self, thresholds: Sequence[float] = (0.5, 0.75, 0.9)):
+        self.thresholds = tuple(thresholds)
+        self.fractions = fractions(self.thresholds)
+
+    def open(self, ev: Any, plan: Any, now: datetime) -> tuple[TicketState, list[Output]]:
+        """Open a ticket (`ticket.opened`), applying the policy's priority rules at open."""
+        priority = ev.priority.lower()
+        if priority not in plan.priorities:
+            raise Rejected("invalid_field", f"priority {priority!r} is not a priority of policy {plan.policy} "
+                                            f"(expected one of {', '.join(plan.priorities)})")
+        state = TicketState(ev.ticket_id, ev.customer_id, plan.policy_version, ev.environment, ev.occurred_at)
+        notices: list[Output] = []
+        effective = self._non_production_rule(state, plan, priority)
+        if effective != priority:
+            notices.append(self._adjusted(ev, state, priority, effective, plan))
+        state.seen.add(event_digest(ev.event_id))
+        state.history.append((ev.occurred_at, 0, OPEN, effective))
+        state.seq = 1
+        clocks = _Clocks(state, plan, self.fractions)
+        if plan.ticket_clocks:
+            clocks.step(ev.occurred_at, OPEN, effective)
+        else:
+            state.priority = effective
+        clocks.advance(max(now, ev.occurred_at))
+        return state, notices + self._record(state, clocks)
+
+    def apply(self, state: TicketState, ev: Any, plan: Any, now: datetime) -> list[Output]:
+        """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time."""
+        digest = event_digest(ev.event_id)
+        if digest in state.seen:
+            return []  # SPEC §2: an input event id already processed is ignored
+        state.seen.add(digest)
+        notices: list[Output] = []
+        entry = self._history_entry(state, ev, plan, notices)
+        if entry is None or not plan.ticket_clocks:
+            return notices
+        kind, value = entry
+        ts = ev.occurred_at
+        state.history.append((ts, state.seq, kind, value))
+        state.seq += 1
+        clocks = _Clocks(state, plan, self.fractions)
+        if ts < state.advanced_to:
+            clocks.rebuild(max(now, state.advanced_to))
+            return notices + self._record(state, clocks, retract_at=max(now, state.advanced_to))
+        clocks.step(ts, kind, value)
+        clocks.advance(max(now, ts))
+        return notices + self._record(state, clocks)
+
+    def advance(self, state: TicketState, plan: Any, now: datetime) -> list[Output]:
+        """Move the ticket's time to `now`, firing what is due."""
+        clocks = _Clocks(state, plan, self.fractions)
+        clocks.advance(now)
+        return self._record(state, clocks)
+
+    # ---- helpers ----------------------------------------------------------------------
+    def _record(self, state: TicketState, clocks: _Clocks, retract_at: datetime | None = None) -> list[Output]:
+        """Keep the outputs not emitted before; on a rebuild, retract breaches no longer derived."""
+        fresh: list[Output] = []
+        derived = set(clocks.out_keys)
+        for key, out in zip(clocks.out_keys, clocks.out):
+            if key not in state.emitted:
+                state.emitted.add(key)
+                fresh.append(out)
+        if retract_at is not None:
+            for key in sorted(state.emitted):
+                if key % 16 == 0 and (key // 16) % 8 == _KIND_BREACH and key not in derived:
+                    retracted = key - _KIND_BREACH * 16 + _KIND_RETRACTED * 16
+                    if retracted in state.emitted:
+                        continue
+                    state.emitted.add(retracted)
+                    fresh.append(self._retraction(state, key, retract_at))
+        return fresh
+
+    @staticmethod
+    def _retraction(state: TicketState, breach_key: int, at: datetime) -> Output:
+        rest = breach_key // 16 // 8
+        binding = bool(rest % 2)
+        rest //= 2
+        metric = METRICS[rest % 4]
+        cycle = rest // 4
+        breach_id = output_event_id("sla.breached", state.ticket_id, metric, "true" if binding else "false", str(cycle))
+        fields = {
+            "breach_event_id": breach_id,
+            "ticket_id": state.ticket_id,
+            "reason": f"a late event shows the {metric} target (cycle {cycle}) was met on time",
+        }
+        return Output("sla.breach_retracted", at, state.ticket_id, output_event_id("sla.breach_retracted", breach_id), fields)
+
+    def _history_entry(self, state: TicketState, ev: Any, plan: Any, notices: list[Output]) -> tuple[str, str | None] | None:
+        t = ev.type
+        if t == "ticket.replied":
+            if ev.author == "provider" and ev.public:
+                return REPLY, None
+            return None
+        if t == "ticket.priority_changed":
+            requested = ev.priority.lower()
+            if requested not in plan.priorities:
+                raise Rejected("invalid_field", f"priority {requested!r} is not a priority of policy {plan.policy} "
+                                                f"(expected one of {', '.join(plan.priorities)})")
+            current = self._priority_at(state, ev.occurred_at)
+            if ev.requested_by == "customer" and requested in plan.customer_cannot_raise_to and requested != current:
+                notices.append(Output(
+                    "ticket.priority_change_rejected", ev.occurred_at, state.ticket_id,
+                    output_event_id("ticket.priority_change_rejected", ev.event_id),
+                    {"ticket_id": state.ticket_id, "requested": requested, "kept": current,
+                     "reason": f"{plan.policy}: the customer cannot raise an existing ticket to {requested}; "
+                               "submit a new ticket"}))
+                return None
+            effective = self._non_production_rule(state, plan, requested)
+            if effective != requested:
+                notices.append(self._adjusted(ev, state, requested, effective, plan))
+            return PRIORITY, effective
+        if t == "ticket.status_changed":
+            return STATUS, ev.status
+        if t == "ticket.resolved":
+            return RESOLVED, None
+        if t == "ticket.reopened":
+            return REOPENED, None
+        return None  # ticket.escalated and the rest carry no clock change
+
+    @staticmethod
+    def _priority_at(state: TicketState, ts: datetime) -> str:
+        priority = ""
+        for h_ts, _seq, kind, value in sorted(state.history, key=lambda h: (h[0], h[1])):
+            if h_ts > ts:
+                break
+            if kind in (OPEN, PRIORITY):
+                priority = value or priority
+        return priority
+
+    @staticmethod
+    def _non_production_rule(state: TicketState, plan: Any, priority: str) -> str:
+        if state.environment == "non_production" and priority in plan.non_production_unavailable:
+            return plan.non_production_fallback or priority
+        return priority
+
+    @staticmethod
+    def _adjusted(ev: Any, state: TicketState, requested: str, effective: str, plan: Any) -> Output:
+        return Output(
+            "ticket.priority_adjusted", ev.occurred_at, state.ticket_id,
+            output_event_id("ticket.priority_adjusted", ev.event_id),
+            {"ticket_id": state.ticket_id, "requested": requested, "effective": effective,
+             "reason": f"{plan.policy}: {requested} is not available for non-production systems"})
+
+
+def open_clock_count(states: Iterable[TicketState]) -> int:
+    """Number of clocks still running (for the open-clocks gauge)."""
+    return sum(1 for st in states for slot in st.slots if not slot.done and slot.pending)

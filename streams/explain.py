@@ -1,0 +1,38 @@
+"""`slaproc explain-month`: replay the events, then explain one service month for a person."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from policies import downtime, uptime
+from policies.catalog import default_catalog
+from policies.contracts import load_contracts_yaml
+from policies.explain import explain_month
+from streams.replay import Replayer
+
+
+def explain_month_from_files(events: Path, contracts: Path, customer_id: str, service_id: str, month: str) -> str:
+    catalog = default_catalog()
+    replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog)
+    with events.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            raw = raw.rstrip(b"\r\n")
+            if raw.strip():
+                replayer.feed_line(raw, f"{events.name}:{lineno}")
+    proc = replayer.processor
+    entry = proc.contracts.get(customer_id)
+    if entry is None:
+        raise LookupError(f"customer {customer_id!r} is not in {contracts}")
+    service = next((s for s in entry.terms.services if s.service_id == service_id), None)
+    if service is None:
+        raise LookupError(f"service {service_id!r} is not contracted by {customer_id!r}")
+    commitment = entry.plan.uptime_commitment_percent
+    if commitment is None:
+        raise LookupError(f"{customer_id!r} ({entry.plan.policy}/{entry.plan.plan}) has no uptime commitment")
+    uptime.month_bounds(month)  # validates YYYY-MM
+    state = proc.store.service(service_id) or downtime.new_state(service_id)
+    fee = service.fee_per_month
+    billing = (f"{service.monthly_fee} {service.currency}/month" if service.monthly_fee is not None
+               else f"{service.annual_fee} {service.currency}/year = {fee:.2f} {service.currency}/month")
+    describe = (f"{customer_id}: {entry.plan.policy} {entry.plan.plan} (catalog {entry.plan.policy_version}), "
+                f"uptime commitment {commitment} %, fee {billing}")
+    return explain_month(state, month, commitment, fee, service.currency, describe, customer_id=customer_id)
