@@ -229,7 +229,7 @@ def test_zero_duration_is_identity_exactly_when_open(cal, t):
     assert (cal.add_business(t, timedelta(0)) == t) == cal.is_open(t)
 
 
-@FAST
+@settings(max_examples=150, deadline=None)  # spans of up to 5 years: walked day by day
 @given(calendars, instants, instants, instants)
 def test_business_between_is_additive(cal, a, b, c):
     a, b, c = sorted((a, b, c))
