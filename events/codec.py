@@ -9,6 +9,7 @@ is one of DEAD_LETTER_REASONS and whose `message` names the field and the proble
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -162,9 +163,18 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif part == "[key]":
+            path += " (key)"
+        elif _UNION_MEMBER_LABEL.match(part):
+            continue  # pydantic names the union member it tried; not a field on the wire
         else:
-            path += f".{part}" if path else str(part)
+            path += f".{part}" if path else part
     return path or "(event)"
+
+
+# Union members appear in error locations as class names (`TargetSpec`) or type
+# expressions (`tuple[TargetSpec, ...]`); wire field names are lower-case.
+_UNION_MEMBER_LABEL = re.compile(r"^(?:[A-Z]\w*|[a-z-]+\[.*\])$")
 
 
 def _code_for(error_type: str) -> str:

@@ -385,7 +385,8 @@ class _Output(Envelope):
     """An output event; `create(...)` fills in the deterministic `event_id`."""
 
     def expected_event_id(self) -> str:
-        raise NotImplementedError
+        """The deterministic id of this event, from its own fields (docs/design.md)."""
+        raise NotImplementedError(f"{type(self).__name__} ids derive from data outside the event")
 
     @classmethod
     def create(cls, **fields: Any):
@@ -455,8 +456,6 @@ class SlaBreachRetracted(_Output):
 
 class _PriorityNotice(_Output):
     ticket_id: Identifier
-    requested: Priority
-    reason: str
 
     @classmethod
     def create(cls, *, source_event_id: str, **fields: Any):  # type: ignore[override]

@@ -249,7 +249,7 @@ def test_unsupported_schema_version(version, fragment):
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=20,
+    max_leaves=8,
 )
 
 
@@ -260,7 +260,7 @@ def test_arbitrary_bytes_never_raise(raw):
     assert isinstance(result, DeadLetterReason) and result.code in DEAD_LETTER_REASONS
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.sampled_from(sorted(SAMPLES)), st.dictionaries(st.sampled_from(
     ["event_id", "occurred_at", "schema_version", "ticket_id", "priority", "services", "starts_at", "overrides", "public"]
 ), json_values, max_size=4))
