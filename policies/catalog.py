@@ -297,7 +297,7 @@ def _holiday_region_problem(country: str, subdivision: str | None) -> str | None
     """None if the `holidays` package knows the country (and subdivision), else the problem."""
     supported = _supported_countries()
     if country not in supported or len(country) not in (2, 3) or not country.isupper():
-        return f"unknown holiday country {country!r} (an ISO 3166 alpha-2 code the holidays package supports)"
+        return f"unknown holiday country {country!r} (an ISO 3166 code the holidays package supports)"
     if subdivision is not None and subdivision not in supported[country]:
         return f"unknown holiday subdivision {subdivision!r} of {country}"
     return None
