@@ -51,6 +51,7 @@ DEAD_LETTER_REASONS = frozenset(
 
 _MAX_ERRORS_IN_MESSAGE = 3
 _MAX_VALUE_IN_MESSAGE = 80
+_MAX_SOURCE_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +249,7 @@ def dead_letter_event(
     timestamp): the core has no clock. The id hashes the source and the raw bytes.
     """
     data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else bytes(raw)
+    source = source[:_MAX_SOURCE_CHARS] or "(unknown)"
     return DeadLetter(
         event_id=ids.dead_letter_event_id(source, data),
         occurred_at=occurred_at,

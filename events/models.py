@@ -59,7 +59,12 @@ def _require_timestamp(value: Any) -> Any:
 def _to_utc(value: datetime) -> datetime:
     # AwareDatetime has already rejected naive values; one tzinfo object for every
     # instant makes equal events serialise to identical bytes.
-    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    if value.tzinfo is timezone.utc:
+        return value
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC equivalent
+        raise PydanticCustomError("datetime_range", "Input should be an instant between years 1 and 9999 in UTC") from None
 
 
 UtcInstant = Annotated[

@@ -190,6 +190,8 @@ def test_missing_field_names_it(field):
         (opened(occurred_at="1775037600"), "occurred_at", ["RFC 3339"]),
         (opened(occurred_at="2026-13-01T00:00:00Z"), "occurred_at", ["2026-13-01"]),
         (opened(schema_version="1"), "schema_version", ["integer"]),
+        (opened(occurred_at="0001-01-01T00:00:00+01:00"), "occurred_at", ["between years"]),
+        (opened(occurred_at="9999-12-31T23:59:59-01:00"), "occurred_at", ["between years"]),
         (
             sample("maintenance.scheduled", ends_at="2026-04-04T01:00:00-04:00"),
             "ends_at",
