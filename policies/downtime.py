@@ -534,3 +534,18 @@ def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigu
         maintenance_minutes=total("maintenance"),
         segments=tuple(segments), outages=tuple(views), windows=windows,
     )
+
+
+def prune(state: ServiceState, keep_from_month: str) -> ServiceState:
+    """Forget what can no longer change months from `keep_from_month` on (bounded state).
+
+    Drops resolved outages restored before that month starts, windows that ended before it,
+    and the emitted-close records of earlier months (late events for those months are then
+    no longer revised; a late `outage.resolved` for a dropped outage becomes `unknown_outage`).
+    Call it with a month whose claim deadline has long passed.
+    """
+    cut, _ = _month_bounds(keep_from_month)
+    outages = {k: o for k, o in state.outages.items() if o.resolved_at is None or o.resolved_at > cut}
+    windows = {k: w for k, w in state.maintenance.items() if max(w.ends_at, w.starts_at) > cut}
+    emitted = {k: e for k, e in state.emitted.items() if _month_bounds(e.month)[1] > cut}
+    return replace(state, outages=outages, maintenance=windows, emitted=emitted)

@@ -325,3 +325,18 @@ def test_state_round_trips_through_json():
     text = g.state.to_json()
     assert " " not in text.replace("T-1", "")
     assert ServiceState.from_json(text) == g.state
+
+
+def test_prune_keeps_what_later_months_need():
+    from policies.downtime import prune
+    g = Ledger()
+    g.outage("old", t(2, 1, month=3), t(2, 2, month=3))                 # March only
+    g.outage("edge", t(31, 23, month=3), t(1, 1))                      # crosses into April
+    g.outage("open", t(20, 0, month=3), None)                          # unresolved
+    g.window("Wold", t(1, 0, month=3), t(10, 0, month=3), t(10, 1, month=3))
+    g.window("Wnew", t(1, 0, month=3), t(10, 0), t(10, 1))
+    before = g.figures()
+    pruned = prune(g.state, APRIL)
+    assert set(pruned.outages) == {"edge", "open"} and set(pruned.maintenance) == {"Wnew"}
+    after = month_figures(pruned, APRIL, APRIL_END)
+    assert (after.downtime_minutes, after.maintenance_minutes) == (before.downtime_minutes, before.maintenance_minutes)
