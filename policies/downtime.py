@@ -546,6 +546,6 @@ def prune(state: ServiceState, keep_from_month: str) -> ServiceState:
     """
     cut, _ = _month_bounds(keep_from_month)
     outages = {k: o for k, o in state.outages.items() if o.resolved_at is None or o.resolved_at > cut}
-    windows = {k: w for k, w in state.maintenance.items() if max(w.ends_at, w.starts_at) > cut}
+    windows = {k: w for k, w in state.maintenance.items() if w.ends_at > cut}
     emitted = {k: e for k, e in state.emitted.items() if _month_bounds(e.month)[1] > cut}
     return replace(state, outages=outages, maintenance=windows, emitted=emitted)
