@@ -1,0 +1,1 @@
+"""Benchmarks: a synthetic workload generator (`bench.generate`) and the replay benchmark (`bench.replay`)."""
