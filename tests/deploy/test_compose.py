@@ -1,0 +1,192 @@
+"""docker-compose.yml and the Kafka topic list, read statically (no Docker daemon):
+services are buildable or pulled, ports are well formed, host mounts exist, depends_on
+targets exist with valid conditions, topics match SPEC §1 and the workers' partitions,
+and create-topics.sh turns topics.yml into the right kafka-topics.sh calls."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import REPO
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+TOPICS_YML = REPO / "deploy" / "kafka" / "topics.yml"
+TOPICS = yaml.safe_load(TOPICS_YML.read_text())
+CREATE_TOPICS = REPO / "deploy" / "kafka" / "create-topics.sh"
+
+# SPEC §1 (shared/SPEC.md, "Topics"): the product's topics and which are compacted.
+SPEC_TOPICS = {"sla.contracts", "sla.ticket-events", "sla.monitoring-events", "sla.breaches",
+               "sla.warnings", "sla.notices", "sla.refund-eligibility", "sla.dead-letter"}
+SPEC_COMPACTED = {"sla.contracts"}
+# The worker's own topic (streams/app.py: <prefix><app_id>-ticks), listed so that it
+# exists when the worker is told not to create topics.
+INTERNAL_TOPICS = {"slaproc-ticks"}
+SPEC_CANDIDATES = [Path(os.environ.get("SLAPROC_SPEC", "/nonexistent")),
+                   REPO.parent / "shared" / "SPEC.md", Path("/work/shared/SPEC.md")]
+
+PORT = re.compile(r"^(?:(?:\d{1,3}\.){3}\d{1,3}:)?(\d{1,5})(?::(\d{1,5}))?(?:/(?:tcp|udp))?$")
+
+
+def test_every_service_has_an_image_or_a_build() -> None:
+    for name, service in SERVICES.items():
+        assert "image" in service or "build" in service, name
+        if "build" in service:
+            build = service["build"]
+            assert (REPO / build["context"] / build["dockerfile"]).is_file(), name
+
+
+def test_expected_services() -> None:
+    assert {"kafka", "topic-init", "worker-1", "worker-2", "demo", "prometheus", "alertmanager",
+            "grafana"} <= set(SERVICES)
+    assert SERVICES["demo"]["profiles"] == ["demo"]
+    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_ports_are_well_formed(name: str) -> None:
+    for spec in SERVICES[name].get("ports", []):
+        match = PORT.match(str(spec))
+        assert match, f"{name}: bad port {spec!r}"
+        assert all(int(p) <= 65535 for p in match.groups() if p)
+        assert str(spec).startswith("127.0.0.1:"), f"{name}: {spec} is published beyond loopback"
+
+
+def test_published_host_ports_are_unique() -> None:
+    published = [str(p).rsplit(":", 1)[0] for s in SERVICES.values() for p in s.get("ports", [])]
+    assert len(published) == len(set(published))
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_mounts_exist(name: str) -> None:
+    for volume in SERVICES[name].get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith((".", "/")):
+            assert (REPO / source).exists(), f"{name}: mounted host path {source} is not in the repo"
+        else:
+            assert source in COMPOSE["volumes"], f"{name}: named volume {source} not declared"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_depends_on_targets_exist(name: str) -> None:
+    depends = SERVICES[name].get("depends_on", {})
+    for target, rule in (depends.items() if isinstance(depends, dict) else ((d, {}) for d in depends)):
+        assert target in SERVICES, f"{name} depends on unknown {target}"
+        assert rule.get("condition", "service_started") in {
+            "service_started", "service_healthy", "service_completed_successfully"}
+        if rule.get("condition") == "service_healthy":
+            assert "healthcheck" in SERVICES[target], f"{name} waits for {target}'s health, it has none"
+
+
+def test_long_running_services_restart_and_have_health_checks() -> None:
+    for name, service in SERVICES.items():
+        if name in {"topic-init", "demo"}:
+            assert service["restart"] == "no"
+            continue
+        assert service["restart"] in {"unless-stopped", "always"}, name
+        assert "healthcheck" in service, name
+
+
+def test_workers_are_scraped_by_prometheus() -> None:
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "slaproc"]
+    targets = {t for c in job["static_configs"] for t in c["targets"]}
+    workers = {n for n in SERVICES if n.startswith("worker-")}
+    assert targets == {f"{w}:{SERVICES[w]['environment']['SLAPROC_WEB_PORT']}" for w in workers}
+    for w in workers:
+        env = SERVICES[w]["environment"]
+        assert env["SLAPROC_WEB_HOST"] == "0.0.0.0"
+        assert env["SLAPROC_BROKER"] == "kafka://kafka:9092"
+
+
+def test_topics_match_spec_section_1() -> None:
+    names = {t["name"] for t in TOPICS["topics"]}
+    assert names == SPEC_TOPICS | INTERNAL_TOPICS
+    compacted = {t["name"] for t in TOPICS["topics"] if "compact" in t["config"]["cleanup.policy"]}
+    assert compacted == SPEC_COMPACTED
+    for topic in TOPICS["topics"]:
+        config = topic["config"]
+        if config["cleanup.policy"] == "delete":
+            assert int(config["retention.ms"]) > 0, topic["name"]
+
+
+def test_topics_match_the_spec_file_when_it_is_present() -> None:
+    spec = next((p for p in SPEC_CANDIDATES if p.is_file()), None)
+    if spec is None:
+        pytest.skip("SPEC.md not found (set SLAPROC_SPEC); the list above is its copy")
+    section = re.search(r"^## 1\. Topics\n(.*?)^## ", spec.read_text(), re.S | re.M).group(1)
+    rows = re.findall(r"^\| `([a-z.\-]+)`( \(compacted\))? \|", section, re.M)
+    assert {name for name, _ in rows} == SPEC_TOPICS
+    assert {name for name, compacted in rows if compacted} == SPEC_COMPACTED
+
+
+def test_partitions_equal_the_workers_setting() -> None:
+    partitions = {t["name"]: t["partitions"] for t in TOPICS["topics"]}
+    for worker in ("worker-1", "worker-2"):
+        expected = int(SERVICES[worker]["environment"]["SLAPROC_PARTITIONS"])
+        assert set(partitions.values()) == {expected}, partitions
+
+
+FAKE_KAFKA = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$FAKE_LOG"
+case "$*" in *--describe*)
+  topic=$(echo "$*" | sed 's/.*--topic \\([^ ]*\\).*/\\1/')
+  printf 'Topic: %s\\tTopicId: x\\tPartitionCount: %s\\tReplicationFactor: 1\\tConfigs: \\n' "$topic" "$FAKE_PARTITIONS"
+  printf '\\tTopic: %s\\tPartition: 0\\tLeader: 1\\n' "$topic";;
+esac
+"""
+
+
+def _run_create_topics(tmp_path: Path, partitions: int) -> tuple[subprocess.CompletedProcess, list[str]]:
+    sh = shutil.which("sh")
+    assert sh, "no POSIX sh"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("kafka-topics.sh", "kafka-configs.sh"):
+        (bin_dir / tool).write_text(FAKE_KAFKA)
+        (bin_dir / tool).chmod(0o755)
+    log = tmp_path / "calls.log"
+    env = dict(os.environ, KAFKA_BIN=str(bin_dir), FAKE_LOG=str(log), FAKE_PARTITIONS=str(partitions),
+               SLAPROC_TOPIC_PREFIX="stg.", BOOTSTRAP_SERVER="broker:9092")
+    result = subprocess.run([sh, str(CREATE_TOPICS)], env=env, capture_output=True, text=True, timeout=60)
+    return result, log.read_text().splitlines()
+
+
+def test_create_topics_script_creates_what_topics_yml_lists(tmp_path: Path) -> None:
+    result, calls = _run_create_topics(tmp_path, partitions=12)
+    assert result.returncode == 0, result.stderr
+    creates = [c.split() for c in calls if c.startswith("kafka-topics.sh") and "--create" in c]
+    assert len(creates) == len(TOPICS["topics"])
+    for topic, argv in zip(TOPICS["topics"], creates):
+        def flag(name: str) -> list[str]:
+            return [argv[i + 1] for i, a in enumerate(argv) if a == name]
+        assert flag("--topic") == ["stg." + topic["name"]]
+        assert flag("--partitions") == [str(topic["partitions"])]
+        assert flag("--replication-factor") == [str(TOPICS["replication_factor"])]
+        assert flag("--bootstrap-server") == ["broker:9092"]
+        assert "--if-not-exists" in argv
+        assert dict(kv.split("=", 1) for kv in flag("--config")) == \
+            {k: str(v) for k, v in topic["config"].items()}
+    alters = [c for c in calls if c.startswith("kafka-configs.sh")]
+    assert len(alters) == len(TOPICS["topics"])  # existing topics converge to the file's config
+
+
+def test_create_topics_script_fails_on_a_partition_mismatch(tmp_path: Path) -> None:
+    result, _ = _run_create_topics(tmp_path, partitions=4)
+    assert result.returncode == 1
+    assert "has 4 partitions, topics.yml says 12" in result.stderr
+
+
+def test_dockerfile_installs_the_package_and_runs_the_worker() -> None:
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    assert text.startswith("# ") and "FROM python:3.11-slim" in text
+    assert "pip install ." in text
+    assert 'CMD ["slaproc", "worker"]' in text
+    for line in re.findall(r"^COPY (\S+)", text, re.M):
+        assert (REPO / line).exists(), f"Dockerfile copies missing {line}"

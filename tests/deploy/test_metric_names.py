@@ -1,0 +1,102 @@
+"""Every metric name used by a rule or a dashboard is in the contract of docs/design.md
+"Metrics", a recording rule of ours, or a standard series, with labels the contract gives it.
+The contract is parsed from docs/design.md, so these tests fail when the two drift."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import REPO
+from tests.deploy.promql import (TARGET_LABELS, design_metrics, is_standard, metric_names,
+                                 selector_labels)
+
+RULE_FILES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
+DASHBOARDS = sorted((REPO / "deploy" / "grafana" / "dashboards").glob("*.json"))
+CONTRACT = design_metrics(REPO / "docs" / "design.md")
+
+
+def _rules() -> list[dict]:
+    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
+            for rule in group["rules"]]
+
+
+RECORDED = {rule["record"] for rule in _rules() if "record" in rule}
+
+
+def _label_values_query(query: str) -> str:
+    """`label_values(selector, label)` -> selector; `label_values(label)` -> ''."""
+    match = re.fullmatch(r"\s*label_values\((.*),\s*[a-zA-Z_]+\s*\)\s*", query)
+    return match.group(1) if match else ""
+
+
+def _dashboard_exprs(path: Path) -> list[tuple[str, str]]:
+    board = json.loads(path.read_text())
+    found = []
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            found.append((f"{path.name}: {panel['title']}", target["expr"]))
+    for variable in board["templating"]["list"]:
+        query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
+        selector = _label_values_query(query)
+        assert selector, f"{path.name}: variable {variable['name']} is not label_values(metric, label)"
+        found.append((f"{path.name}: variable {variable['name']}", selector))
+    for annotation in board["annotations"]["list"]:
+        if "expr" in annotation:
+            found.append((f"{path.name}: annotation {annotation['name']}", annotation["expr"]))
+    return found
+
+
+ALL_EXPRS = ([(f"{rule.get('record') or rule.get('alert')}", rule["expr"]) for rule in _rules()]
+             + [item for path in DASHBOARDS for item in _dashboard_exprs(path)])
+
+
+def test_the_design_contract_is_parsed() -> None:
+    # A few fixed points of docs/design.md, so a parser regression cannot pass silently.
+    assert CONTRACT.series["slaproc_breaches_total"] == {"provider", "plan", "priority", "metric", "binding"}
+    assert CONTRACT.series["slaproc_first_response_seconds_bucket"] == {"provider", "plan", "le"}
+    assert "slaproc_processing_seconds" in CONTRACT.histograms
+    assert len(CONTRACT.series) >= 20
+
+
+@pytest.mark.parametrize("where, expr", ALL_EXPRS, ids=[w for w, _ in ALL_EXPRS])
+def test_metric_names_are_in_the_contract(where: str, expr: str) -> None:
+    names = metric_names(expr)
+    unknown = {n for n in names if n not in CONTRACT.series and n not in RECORDED and not is_standard(n)}
+    assert not unknown, f"{where}: not in docs/design.md Metrics, not recorded, not standard: {unknown}"
+
+
+@pytest.mark.parametrize("where, expr", ALL_EXPRS, ids=[w for w, _ in ALL_EXPRS])
+def test_label_matchers_use_the_contract_labels(where: str, expr: str) -> None:
+    for name, labels in selector_labels(expr):
+        if name in CONTRACT.series:
+            extra = labels - CONTRACT.series[name] - TARGET_LABELS
+            assert not extra, f"{where}: {name} has no label(s) {extra} in docs/design.md"
+
+
+def test_recording_rule_inputs_exist_somewhere() -> None:
+    # Recording rules that read other recording rules must read ones that are defined.
+    for rule in _rules():
+        for name in metric_names(rule["expr"]):
+            if ":" in name:
+                assert name in RECORDED, f"{rule.get('record') or rule.get('alert')} reads undefined {name}"
+
+
+def test_every_contract_metric_is_shown_or_alerted_on() -> None:
+    used = set().union(*(metric_names(expr) for _, expr in ALL_EXPRS))
+    base_names = {name for name in CONTRACT.series
+                  if not any(name == h + suffix for h in CONTRACT.histograms
+                             for suffix in ("_sum", "_count"))}
+    missing = base_names - used
+    assert not missing, f"worker metrics used by no rule or dashboard: {sorted(missing)}"
+
+
+def test_the_checker_rejects_what_it_should() -> None:
+    assert metric_names('sum by (provider) (rate(slaproc_breach_total{provider="x"}[5m]))') == \
+        {"slaproc_breach_total"}
+    assert "slaproc_breach_total" not in CONTRACT.series
+    assert selector_labels('slaproc_open_clocks{plan="pro"}') == [("slaproc_open_clocks", {"plan"})]
+    assert "plan" not in CONTRACT.series["slaproc_open_clocks"]
