@@ -235,9 +235,26 @@ def _ticket_lengths(rng: random.Random, tickets: int, budget: int) -> list[int]:
     return lengths
 
 
-def _ticket_events(ev: _Events, ticket_id: str, customer: Customer, opened: int, length: int) -> bool:
-    """One ticket's lifecycle of exactly `length` events starting at `opened`; True when it ends closed."""
-    rng = ev.rng
+class _Timeline:
+    """One ticket's events at offsets (seconds) from its opening, placed in time afterwards."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.items: list[tuple[int, str, dict[str, Any]]] = []
+
+    def add(self, t: int, type_: str, fields: dict[str, Any]) -> None:
+        self.items.append((t, type_, fields))
+
+
+def _ticket_events(rng: random.Random, ticket_id: str, customer: Customer, length: int,
+                   ending_kind: str) -> list[tuple[int, str, dict[str, Any]]]:
+    """One ticket's lifecycle of exactly `length` events, at offsets from its opening (0).
+
+    `ending_kind`: `closed` (resolved then closed), `resolved` (resolved, not yet closed) or
+    `open` (still being worked on); a short ticket ends as far along as its length allows.
+    """
+    ev = _Timeline(rng)
+    opened = 0
     priorities = PRIORITIES[customer.policy]
     rank = rng.choices(range(4), weights=PRIORITY_WEIGHTS)[0]
     priority = priorities[rank]
@@ -248,10 +265,9 @@ def _ticket_events(ev: _Events, ticket_id: str, customer: Customer, opened: int,
     ev.add(opened, "ticket.opened", opened_fields)
 
     ending: list[str] = []
-    roll = rng.random()
-    if length >= 3 and roll < 0.72:
+    if length >= 3 and ending_kind == "closed":
         ending = ["ticket.resolved", "ticket.closed"]
-    elif length >= 2 and roll < 0.85:
+    elif length >= 2 and ending_kind in ("closed", "resolved"):
         ending = ["ticket.resolved"]
     middle = length - 1 - len(ending)
 
@@ -301,7 +317,7 @@ def _ticket_events(ev: _Events, ticket_id: str, customer: Customer, opened: int,
     for type_ in ending:
         t += rng.randint(600, 86400) if type_ == "ticket.resolved" else rng.randint(86400, 5 * 86400)
         ev.add(t, type_, {"ticket_id": ticket_id})
-    return bool(ending) and ending[-1] == "ticket.closed"
+    return ev.items
 
 
 def _outage_group(rng: random.Random, service_id: str, outage_id: str, start: int,
@@ -427,18 +443,31 @@ def generate_events(rng: random.Random, customers: list[Customer], *, events: in
         acc += c.ticket_weight
         cum.append(acc)
     owners = rng.choices(customers, cum_weights=cum, k=tickets)
-    last_open = max(start + 86400, end - 7 * 86400)
+    recent = end - 10 * 86400
     closed = 0
     for i, (owner, length) in enumerate(zip(owners, lengths)):
-        opened = rng.randint(start, last_open)
+        opened = rng.randint(start, end - 86400)
         if rng.random() < 0.6:  # most tickets arrive in working hours somewhere in the Americas / Europe
-            day = _day_start(opened)
-            opened = day + rng.randint(7 * 3600, 22 * 3600)
-        closed += _ticket_events(ev, f"{ticket_prefix}{i + 1:07d}", owner, opened, length)
+            opened = min(_day_start(opened) + rng.randint(7 * 3600, 22 * 3600), end - 86400)
+        # Tickets of the last days are often still being worked on; older ones are mostly
+        # closed, with a few resolved-but-not-closed and a few forgotten open ones.
+        if opened >= recent:
+            kind = rng.choices(("open", "resolved", "closed"), weights=(40, 20, 40))[0]
+        else:
+            kind = rng.choices(("open", "resolved", "closed"), weights=(1, 6, 93))[0]
+        timeline = _ticket_events(rng, f"{ticket_prefix}{i + 1:07d}", owner, length, kind)
+        span = timeline[-1][0]
+        room = end - 3600 - opened
+        if span > room:  # a long thread near the end: the same events, closer together
+            timeline = [(offset * room // span, type_, fields) for offset, type_, fields in timeline]
+        for offset, type_, fields in timeline:
+            ev.add(opened + offset, type_, fields)
+        closed += timeline[-1][1] == "ticket.closed"
     for t, type_, fields, arrives in scripted:
         ev.add(t, type_, fields, arrives)
     for n in range(bad):
-        ev.add_raw(rng.randint(start, end), _bad_line(rng, n % 4, n + 1, rng.randint(start, end)))
+        at = rng.randint(start, end - 1)
+        ev.add_raw(at, _bad_line(rng, n % 4, n + 1, at))  # in time order like the rest
     items = ev.items
     late = 0
     if late_fraction > 0:
@@ -459,7 +488,7 @@ def generate_events(rng: random.Random, customers: list[Customer], *, events: in
         lines.append(json.dumps(record))
         counts[type_] = counts.get(type_, 0) + 1
     last = max((it[2] for it in items), default=end)
-    until = _next_month(max(last, end - 1)) + 2 * 3600
+    until = _next_month(max(last, end - 1)) + 2 * 3600  # every month with activity closes
     meta = {
         "events": len(lines), "tickets": tickets, "customers": len(customers), "services": len(services),
         "tickets_closed": closed, "tickets_not_closed": tickets - closed, "bad_lines": bad,

@@ -1,0 +1,288 @@
+"""Replay benchmark: replay throughput next to a read-and-parse baseline, and memory per open ticket.
+
+One run measures, over the same generated file (bench/generate.py, cached under bench/out/):
+
+- baseline: read the file in binary and `json.loads` every line (best of `--repeat`, default 3);
+- replay: `streams.replay.Replayer` over the same lines — decode, processor, output encoding —
+  then `finish(until)`, the sort by (occurred_at, key) and the write to /dev/null, as
+  `slaproc replay` does (contracts are loaded before the clock starts and timed apart);
+- memory, in a child process under tracemalloc (which slows it down, so never in the timed run):
+  the bytes released when the store's open tickets are dropped (`store.tickets`, then the
+  due index), divided by the open tickets at the end; also the closed-ticket residue
+  (`store.closed`), the output buffer, the traced peak and the peak RSS.
+
+    python -m bench.replay                 # 1,000,000 events, 100,000 tickets
+    python -m bench.replay --quick         # 100,000 events, 10,000 tickets
+    python -m bench.replay --profile       # also cProfile the replay (top 25 by cumulative / tottime)
+
+Results are printed as a markdown table (and as JSON with --json).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / "out"
+TARGET_RATIO = 0.25
+TARGET_BYTES_PER_TICKET = 2048
+
+
+def workload_dir(events: int, tickets: int, seed: int, late_fraction: float) -> Path:
+    name = f"e{events}-t{tickets}-s{seed}" + (f"-l{late_fraction:g}" if late_fraction else "")
+    return CACHE / name
+
+
+def ensure_workload(events: int, tickets: int, seed: int = 1, late_fraction: float = 0.0) -> Path:
+    """The cached workload directory, generated first (in a child process, so its memory
+    never counts towards this process's peak RSS) when missing."""
+    out = workload_dir(events, tickets, seed, late_fraction)
+    if not (out / "meta.json").exists():
+        cmd = [sys.executable, "-m", "bench.generate", "--events", str(events), "--tickets", str(tickets),
+               "--seed", str(seed), "--late-fraction", str(late_fraction), "--out", str(out)]
+        subprocess.run(cmd, check=True, cwd=ROOT)
+    return out
+
+
+def _until(meta: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(meta["until"].replace("Z", "+00:00"))
+
+
+def baseline(events_path: Path, repeat: int = 3) -> dict[str, Any]:
+    """Best time to read the file and json.loads every non-blank line."""
+    best = float("inf")
+    lines = 0
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        lines = 0
+        loads = json.loads
+        with events_path.open("rb") as fh:
+            for raw in fh:
+                raw = raw.rstrip(b"\r\n")
+                if not raw.strip():
+                    continue
+                try:
+                    loads(raw)
+                except ValueError:
+                    pass
+                lines += 1
+        best = min(best, time.perf_counter() - started)
+    return {"seconds": best, "lines": lines, "rate": lines / best}
+
+
+def _load(contracts_path: Path):
+    from policies.catalog import default_catalog
+    from policies.contracts import load_contracts_yaml
+    from streams.replay import Replayer
+
+    catalog = default_catalog()
+    contracts = load_contracts_yaml(contracts_path, catalog)
+    return Replayer(contracts, catalog)
+
+
+def _feed(replayer, events_path: Path, progress: bool) -> int:
+    name = events_path.name
+    feed = replayer.feed_line
+    started = last = time.perf_counter()
+    lines = 0
+    with events_path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            feed(raw, f"{name}:{lineno}")
+            lines += 1
+            if progress and lineno % 20_000 == 0 and time.perf_counter() - last > 15:
+                last = time.perf_counter()
+                print(f"  replay: {lineno:,} lines, {lineno / (last - started):,.0f} lines/s", file=sys.stderr, flush=True)
+    return lines
+
+
+def replay_timed(work: Path, progress: bool = True) -> dict[str, Any]:
+    """Time a replay of the workload, phase by phase, writing the sorted output to /dev/null."""
+    meta = json.loads((work / "meta.json").read_text())
+    gc.collect()
+    t0 = time.perf_counter()
+    replayer = _load(work / "contracts.yaml")
+    t1 = time.perf_counter()
+    lines = _feed(replayer, work / "events.jsonl", progress)
+    t2 = time.perf_counter()
+    result = replayer.finish(_until(meta))
+    t3 = time.perf_counter()
+    with open(os.devnull, "wb") as out:
+        for line in result.sorted_lines():
+            out.write(line)
+            out.write(b"\n")
+    t4 = time.perf_counter()
+    seconds = t4 - t1
+    return {
+        "contracts_seconds": t1 - t0, "feed_seconds": t2 - t1, "finish_seconds": t3 - t2,
+        "sort_write_seconds": t4 - t3, "seconds": seconds, "lines": lines, "rate": lines / seconds,
+        "outputs": len(result.records), "dead_letters": result.dead_letters,
+        "open_tickets": len(replayer.processor.store.tickets),
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def memory_probe(work: Path) -> dict[str, Any]:
+    """Replay under tracemalloc, then measure what dropping each part of the state releases."""
+    import tracemalloc
+
+    meta = json.loads((work / "meta.json").read_text())
+    replayer = _load(work / "contracts.yaml")  # catalog and contracts are not per-ticket state
+    gc.collect()
+    tracemalloc.start()
+    _feed(replayer, work / "events.jsonl", progress=True)
+    result = replayer.finish(_until(meta))
+    gc.collect()
+    current, peak = tracemalloc.get_traced_memory()
+    store = replayer.processor.store
+    open_tickets = len(store.tickets)
+    closed_tickets = len(store.closed)
+    outputs = len(result.records)
+
+    def released(drop) -> int:
+        before = tracemalloc.get_traced_memory()[0]
+        drop()
+        gc.collect()
+        return before - tracemalloc.get_traced_memory()[0]
+
+    # Outputs first: their keys share the ticket_id strings, which would otherwise stay alive.
+    out_bytes = released(lambda: result.records.clear())
+    ticket_bytes = released(lambda: setattr(store, "tickets", {}))
+    index_bytes = released(lambda: (setattr(store, "_heap", []), setattr(store, "_wake", {})))
+    closed_bytes = released(lambda: setattr(store, "closed", {}))
+    tracemalloc.stop()
+    return {
+        "open_tickets": open_tickets, "closed_tickets": closed_tickets, "outputs": outputs,
+        "traced_end_bytes": current, "traced_peak_bytes": peak,
+        "ticket_state_bytes": ticket_bytes, "due_index_bytes": index_bytes,
+        "closed_residue_bytes": closed_bytes, "output_buffer_bytes": out_bytes,
+        "per_open_ticket": (ticket_bytes + index_bytes) / max(open_tickets, 1),
+        "per_open_ticket_state_only": ticket_bytes / max(open_tickets, 1),
+        "per_closed_ticket": closed_bytes / max(closed_tickets, 1),
+        "per_output": out_bytes / max(outputs, 1),
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def profile(work: Path, top: int = 25) -> str:
+    """cProfile a replay of the workload; the top functions by cumulative and by internal time."""
+    import cProfile
+    import io
+    import pstats
+
+    meta = json.loads((work / "meta.json").read_text())
+    replayer = _load(work / "contracts.yaml")
+    prof = cProfile.Profile()
+    prof.enable()
+    _feed(replayer, work / "events.jsonl", progress=True)
+    result = replayer.finish(_until(meta))
+    with open(os.devnull, "wb") as out:
+        for line in result.sorted_lines():
+            out.write(line + b"\n")
+    prof.disable()
+    prof.dump_stats(str(work / "replay.prof"))
+    text = io.StringIO()
+    stats = pstats.Stats(prof, stream=text).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
+def _memory_in_child(work: Path) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.replay", "--memory-probe", str(work)]
+    done = subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    return (f"{platform.python_implementation()} {platform.python_version()} on {platform.system()} "
+            f"{platform.machine()}, {os.cpu_count()} CPUs")
+
+
+def table(meta: dict[str, Any], base: dict[str, Any], rep: dict[str, Any], mem: dict[str, Any] | None) -> str:
+    ratio = rep["rate"] / base["rate"]
+    rows = [
+        ("machine", machine()),
+        ("workload", f"{meta['events']:,} lines, {meta['tickets']:,} tickets, {meta['customers']:,} customers, "
+                     f"{meta['services']:,} services, {meta['start'][:10]} .. {meta['last_event'][:10]}, "
+                     f"--until {meta['until']}"),
+        ("baseline: read + json.loads", f"{base['rate']:,.0f} lines/s ({base['seconds']:.2f} s, best of {base.get('repeat', 3)})"),
+        ("replay: decode + core + encode + sort + write", f"{rep['rate']:,.0f} lines/s ({rep['seconds']:.1f} s: "
+         f"feed {rep['feed_seconds']:.1f}, finish {rep['finish_seconds']:.1f}, sort+write {rep['sort_write_seconds']:.1f})"),
+        ("replay / baseline", f"{ratio * 100:.1f} % (target >= {TARGET_RATIO * 100:.0f} %: "
+                              f"{'met' if ratio >= TARGET_RATIO else 'NOT met'})"),
+        ("contracts load (not in the rate)", f"{rep['contracts_seconds']:.2f} s"),
+        ("outputs / dead letters", f"{rep['outputs']:,} / {rep['dead_letters']:,}"),
+        ("open tickets at the end", f"{rep['open_tickets']:,}"),
+        ("peak RSS, timed run", f"{rep['max_rss_mb']:,.0f} MB"),
+    ]
+    if mem is not None:
+        per = mem["per_open_ticket"]
+        rows += [
+            ("memory per open ticket (state + due index)",
+             f"{per:,.0f} B (state {mem['per_open_ticket_state_only']:,.0f} B; target <= {TARGET_BYTES_PER_TICKET} B: "
+             f"{'met' if per <= TARGET_BYTES_PER_TICKET else 'NOT met'})"),
+            ("residue per closed ticket (idempotency digests)",
+             f"{mem['per_closed_ticket']:,.0f} B x {mem['closed_tickets']:,}"),
+            ("output buffer (held for the sort)", f"{mem['output_buffer_bytes'] / 2**20:,.0f} MB, {mem['per_output']:,.0f} B per output"),
+            ("traced peak (tracemalloc, after contracts load)", f"{mem['traced_peak_bytes'] / 2**20:,.0f} MB"),
+            ("peak RSS, tracemalloc run", f"{mem['max_rss_mb']:,.0f} MB"),
+        ]
+    out = ["| measure | value |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--late-fraction", type=float, default=0.0)
+    parser.add_argument("--quick", action="store_true", help="100,000 events and 10,000 tickets")
+    parser.add_argument("--repeat", type=int, default=3, help="baseline repetitions (best taken)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
+    parser.add_argument("--profile", action="store_true", help="also cProfile a replay and print the top 25")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    if args.memory_probe is not None:
+        print(json.dumps(memory_probe(args.memory_probe)))
+        return 0
+    if args.quick:
+        args.events, args.tickets = 100_000, 10_000
+    work = ensure_workload(args.events, args.tickets, args.seed, args.late_fraction)
+    meta = json.loads((work / "meta.json").read_text())
+    print(f"workload {work} ({meta['events']:,} lines)", file=sys.stderr, flush=True)
+    base = baseline(work / "events.jsonl", args.repeat)
+    base["repeat"] = args.repeat
+    print(f"baseline {base['rate']:,.0f} lines/s", file=sys.stderr, flush=True)
+    rep = replay_timed(work)
+    print(f"replay {rep['rate']:,.0f} lines/s", file=sys.stderr, flush=True)
+    mem = None if args.no_memory else _memory_in_child(work)
+    print(table(meta, base, rep, mem))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"meta": meta, "baseline": base, "replay": rep, "memory": mem,
+                                         "machine": machine()}, indent=2) + "\n")
+    if args.profile:
+        print()
+        print(profile(work))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
