@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -341,15 +341,18 @@ class ClockTarget:
     unit: Unit
     clock: Clock
     calendar: BusinessCalendar
+    # Computed once: deadlines are computed from it on the hot path.
+    duration: timedelta = field(init=False, repr=False, compare=False)
 
-    @property
-    def duration(self) -> timedelta:
-        """The target as a duration of the clock's time: business days are
+    def __post_init__(self) -> None:
+        """``duration``: the target as a duration of the clock's time: business days are
         ``amount × calendar.day_length`` of open time; calendar days are 24 h;
         hours and minutes are plain on either clock."""
         if self.unit == "days" and self.clock == "business":
-            return self.calendar.business_days(self.amount)
-        return _decimal_timedelta(self.amount, _UNIT[self.unit])
+            duration = self.calendar.business_days(self.amount)
+        else:
+            duration = _decimal_timedelta(self.amount, _UNIT[self.unit])
+        object.__setattr__(self, "duration", duration)
 
     def describe(self) -> str:
         kind = "commitment" if self.binding else "objective"

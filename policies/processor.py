@@ -117,7 +117,9 @@ class Processor:
         self.now: datetime | None = None
         self.attainment = AttainmentBook()
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
-        self._next_quarter_check: datetime | None = None
+        # Instant up to which month closes are known to be done (the next close instant);
+        # reset when a contract arrives, since its months may need catching up.
+        self._closes_checked_until: datetime | None = None
 
     # ---- contracts --------------------------------------------------------------------
     def install(self, contract: Contract, at: datetime | None = None) -> None:
@@ -134,6 +136,7 @@ class Processor:
         if old is not None and old.start_month is not None and (start_month is None or old.start_month < start_month):
             start_month = old.start_month
         self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month)
+        self._closes_checked_until = None
         for svc in terms.services:
             self.service_owner[svc.service_id] = terms.customer_id
 
@@ -256,8 +259,11 @@ class Processor:
     # ---- month and quarter closes -----------------------------------------------------
     def _close_months(self, t: datetime) -> list[Output]:
         """Close every contracted service's months whose close instant is before `t`."""
+        if self._closes_checked_until is not None and t <= self._closes_checked_until:
+            return []  # no month ended since the last check: nothing to close
         out: list[Output] = []
         delay = self.settings.month_close_delay
+        self._closes_checked_until = uptime.close_instant(uptime.month_of(t - delay), delay)
         for customer_id in sorted(self.contracts):
             entry = self.contracts[customer_id]
             if entry.plan.uptime_commitment_percent is None or entry.start_month is None:

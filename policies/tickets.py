@@ -22,7 +22,6 @@ from policies.outputs import Output, Rejected, output_event_id
 METRICS = ("first_response", "update", "resolution")
 _METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
 _KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED = 1, 2, 3, 4
-_BREACH_FRACTION = Fraction(1)
 
 # History entry kinds (compact, one letter).
 OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED = "o", "p", "r", "s", "x", "y"
@@ -37,19 +36,34 @@ def _output_key(kind: int, metric: str, binding: bool, cycle: int, fraction_inde
     return ((((cycle * 4 + _METRIC_CODE[metric]) * 2 + int(binding)) * 8 + kind) * 16) + fraction_index
 
 
-def fractions(thresholds: Sequence[float]) -> tuple[Fraction, ...]:
-    """Milestones of a clock: the at-risk thresholds in increasing order, then 1 (the deadline)."""
-    return tuple(Fraction(str(f)) for f in sorted(set(thresholds)) if 0 < f < 1) + (_BREACH_FRACTION,)
-
-
 _US = timedelta(microseconds=1)
 
 
-def _scale(d: timedelta, fraction: Fraction) -> timedelta:
-    """`fraction` of `d`, to the microsecond (exact for whole-second targets and the usual thresholds)."""
-    if fraction == 1:
-        return d
-    return timedelta(microseconds=(d // _US) * fraction.numerator // fraction.denominator)
+class Milestones:
+    """The milestones of every clock: the at-risk thresholds in increasing order, then the deadline.
+
+    Index `last` is the deadline. Scaled durations are cached: a few targets x a few thresholds.
+    """
+
+    def __init__(self, thresholds: Sequence[float]):
+        kept = sorted({Fraction(str(f)) for f in thresholds if 0 < f < 1})
+        self.thresholds = tuple(float(f) for f in kept)
+        self.ratios = tuple((f.numerator, f.denominator) for f in kept)
+        self.last = len(kept)
+        self._scaled: dict[tuple[timedelta, int], timedelta] = {}
+
+    def need(self, duration: timedelta, index: int) -> timedelta:
+        """Open time after which milestone `index` of a `duration` target is reached (to the microsecond)."""
+        if index == self.last:
+            return duration
+        key = (duration, index)
+        scaled = self._scaled.get(key)
+        if scaled is None:
+            num, den = self.ratios[index]
+            scaled = self._scaled[key] = timedelta(microseconds=(duration // _US) * num // den)
+        return scaled
+
+
 
 
 def _minutes(d: timedelta) -> Fraction:
@@ -68,7 +82,9 @@ class Slot:
         self.cycle = cycle
         self.start = start  # when this cycle's clock started (identity `started_at`)
         self.effective_from = effective_from  # since when the current target applies
-        self.pending: list[tuple[datetime, Fraction, int]] = []  # (crossing instant, fraction, index)
+        # The next milestone only, (crossing instant, fraction, index): the later ones are computed
+        # when it fires, so a ticket answered early never pays for its later thresholds.
+        self.pending: list[tuple[datetime, int]] = []
         self.due: datetime | None = None
         self.fired: set[int] = set()  # fraction indexes fired in this cycle
         self.done = False
@@ -138,17 +154,17 @@ class TicketState:
         state.history = [(datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"]]
         state.seen = set(data["s"])
         state.emitted = set(data["m"])
-        _Clocks(state, plan, fractions(thresholds)).rebuild(now)  # outputs already emitted: nothing new
+        _Clocks(state, plan, Milestones(thresholds)).rebuild(now)  # outputs already emitted: nothing new
         return state
 
 
 class _Clocks:
     """The fold itself, bound to one ticket, its resolved plan and the at-risk thresholds."""
 
-    def __init__(self, state: TicketState, plan: Any, fractions: tuple[Fraction, ...]):
+    def __init__(self, state: TicketState, plan: Any, milestones: Milestones):
         self.s = state
         self.plan = plan
-        self.fractions = fractions  # at-risk thresholds, then 1 (the deadline)
+        self.milestones = milestones
         self.out: list[Output] = []
         self.out_keys: list[int] = []
 
@@ -160,15 +176,16 @@ class _Clocks:
             return
         for slot in list(s.slots):
             while slot.pending and not slot.done and slot.pending[0][0] < t:
-                crossing, fraction, index = slot.pending.pop(0)
-                self._fire(slot, crossing, fraction, index)
+                crossing, index = slot.pending.pop()
+                self._fire(slot, crossing, index)
         s.advanced_to = t
 
-    def _fire(self, slot: Slot, crossing: datetime, fraction: Fraction, index: int) -> None:
-        at = max(crossing, slot.effective_from)
-        if fraction != _BREACH_FRACTION:
+    def _fire(self, slot: Slot, crossing: datetime, index: int) -> None:
+        at = crossing if crossing > slot.effective_from else slot.effective_from
+        if index != self.milestones.last:
             slot.fired.add(index)
-            self._emit(_KIND_AT_RISK, "sla.at_risk", at, slot, index, {"threshold": float(fraction)})
+            self._emit(_KIND_AT_RISK, "sla.at_risk", at, slot, index, {"threshold": self.milestones.thresholds[index]})
+            self._queue_next(slot)
             return
         self._emit(_KIND_BREACH, "sla.breached", at, slot, 0, {})
         if slot.metric == "update":
@@ -190,9 +207,12 @@ class _Clocks:
 
     def _running_intervals(self, metric: str, start: datetime) -> list[tuple[datetime, datetime | None]]:
         """Unpaused intervals of `metric` since `start`; the last one may be open-ended (None)."""
+        history = self.s.status_history
+        if len(history) == 1:  # the common case: never paused, never resolved
+            since, status, resolved = history[0]
+            return [] if self._paused(metric, status, resolved) else [(max(since, start), None)]
         intervals: list[tuple[datetime, datetime | None]] = []
         run_from: datetime | None = None
-        history = self.s.status_history
         for i, (since, status, resolved) in enumerate(history):
             until = history[i + 1][0] if i + 1 < len(history) else None
             if until is not None and until <= start:
@@ -208,12 +228,11 @@ class _Clocks:
             intervals.append((run_from, None))
         return intervals
 
-    def _crossing(self, slot: Slot, fraction: Fraction) -> datetime | None:
-        """The instant at which `fraction` of the target has elapsed (None while paused)."""
-        need = _scale(slot.target.duration, fraction)
-        calendar = slot.target.calendar
+    @staticmethod
+    def _cross(runs: list[tuple[datetime, datetime | None]], calendar: Any, need: timedelta) -> datetime | None:
+        """The instant at which `need` of open time has run over `runs` (None if they end first)."""
         done = timedelta(0)
-        for lo, hi in self._running_intervals(slot.metric, slot.start):
+        for lo, hi in runs:
             if hi is None:
                 return calendar.add_business(lo, need - done)
             part = calendar.business_between(lo, hi)
@@ -232,23 +251,30 @@ class _Clocks:
         return total
 
     def _schedule(self, slot: Slot) -> None:
-        """Recompute the pending milestones of a slot from its target and the pause history."""
+        """Recompute the deadline and the next milestone of a slot (target or pauses changed)."""
         slot.pending = []
-        slot.due = self._crossing(slot, _BREACH_FRACTION)
+        runs = self._running_intervals(slot.metric, slot.start)
+        slot.due = self._cross(runs, slot.target.calendar, slot.target.duration)
         if slot.due is None:
-            return
+            return  # paused: no deadline until the clock runs again
         if slot.metric == "resolution" and self.s.resolution_breached:
             slot.done = True  # resolution breaches once per ticket, whatever the reopen cycles
             return
-        last = len(self.fractions) - 1
-        for index, fraction in enumerate(self.fractions):
-            if index == last:
-                slot.pending.append((slot.due, fraction, index))
-            elif index not in slot.fired:
-                crossing = self._crossing(slot, fraction)
+        self._queue_next(slot, runs)
+
+    def _queue_next(self, slot: Slot, runs: list[tuple[datetime, datetime | None]] | None = None) -> None:
+        """Queue the lowest at-risk threshold not fired in this cycle, else the deadline."""
+        milestones = self.milestones
+        for index in range(milestones.last):
+            if index not in slot.fired:
+                if runs is None:
+                    runs = self._running_intervals(slot.metric, slot.start)
+                crossing = self._cross(runs, slot.target.calendar, milestones.need(slot.target.duration, index))
                 if crossing is not None:
-                    slot.pending.append((crossing, fraction, index))
-        slot.pending.sort(key=lambda p: (p[0], p[1]))
+                    slot.pending = [(crossing, index)]
+                    return
+        if slot.due is not None:
+            slot.pending = [(slot.due, milestones.last)]
 
     def _restart(self, slot: Slot, cycle: int, start: datetime) -> None:
         slot.cycle = cycle
@@ -341,8 +367,8 @@ class _Clocks:
         """Fire milestones a change made already passed (crossing before `ts`): they occur at `ts`."""
         for slot in list(self.s.slots):
             while slot.pending and not slot.done and slot.pending[0][0] < ts:
-                crossing, fraction, index = slot.pending.pop(0)
-                self._fire(slot, crossing, fraction, index)
+                crossing, index = slot.pending.pop()
+                self._fire(slot, crossing, index)
 
     def _met(self, slot: Slot, ts: datetime) -> None:
         if slot.target is None:
@@ -439,7 +465,7 @@ class TicketEngine:
 
     def __init__(self, thresholds: Sequence[float] = (0.5, 0.75, 0.9)):
         self.thresholds = tuple(thresholds)
-        self.fractions = fractions(self.thresholds)
+        self.milestones = Milestones(self.thresholds)
 
     def open(self, ev: Any, plan: Any, now: datetime) -> tuple[TicketState, list[Output]]:
         """Open a ticket (`ticket.opened`), applying the policy's priority rules at open."""
@@ -455,7 +481,7 @@ class TicketEngine:
         state.seen.add(event_digest(ev.event_id))
         state.history.append((ev.occurred_at, 0, OPEN, effective))
         state.seq = 1
-        clocks = _Clocks(state, plan, self.fractions)
+        clocks = _Clocks(state, plan, self.milestones)
         if plan.ticket_clocks:
             clocks.step(ev.occurred_at, OPEN, effective)
         else:
@@ -477,7 +503,7 @@ class TicketEngine:
         ts = ev.occurred_at
         state.history.append((ts, state.seq, kind, value))
         state.seq += 1
-        clocks = _Clocks(state, plan, self.fractions)
+        clocks = _Clocks(state, plan, self.milestones)
         if ts < state.advanced_to:
             clocks.rebuild(max(now, state.advanced_to))
             return notices + self._record(state, clocks, retract_at=max(now, state.advanced_to))
@@ -487,7 +513,7 @@ class TicketEngine:
 
     def advance(self, state: TicketState, plan: Any, now: datetime) -> list[Output]:
         """Move the ticket's time to `now`, firing what is due."""
-        clocks = _Clocks(state, plan, self.fractions)
+        clocks = _Clocks(state, plan, self.milestones)
         clocks.advance(now)
         return self._record(state, clocks)
 

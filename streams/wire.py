@@ -1,7 +1,14 @@
-"""Core `Output` records to wire bytes, through the event models (one place, shared by replay and stream)."""
+"""Core `Output` records to wire bytes (one place, shared by replay and stream).
+
+The clock outputs (breached / met / at-risk: nearly all the volume) are written by a
+direct encoder; every other type goes through its pydantic model. A unit test holds
+the direct encoder byte-identical to the model path.
+"""
 from __future__ import annotations
 
-from decimal import Decimal, localcontext
+import json
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -20,6 +27,8 @@ MODEL_BY_TYPE: dict[str, type] = {
     "uptime.month_closed": models.UptimeMonthClosed,
     "refund.eligible": models.RefundEligible,
 }
+_QUANTUM = Decimal("0.0001")
+_string = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _plain(value: Any) -> Any:
@@ -39,6 +48,51 @@ def to_model(out: Output) -> Any:
     return MODEL_BY_TYPE[out.type].model_validate(data)
 
 
+def _instant(t: datetime) -> str:
+    return '"' + t.isoformat().replace("+00:00", "Z") + '"'
+
+
+def _number(value: Decimal | float) -> str:
+    if value == int(value):
+        return str(int(value))
+    return repr(float(value))
+
+
+def _minutes(value: Fraction) -> str:
+    exact = _plain(value) if isinstance(value, Fraction) else Decimal(value)
+    return _number(exact.quantize(_QUANTUM, rounding=ROUND_HALF_UP))
+
+
+def _clock_output(out: Output) -> bytes:
+    f = out.fields
+    target = f["target"]
+    parts = [
+        '{"event_id":', _string(out.event_id), ',"type":"', out.type, '","occurred_at":', _instant(out.occurred_at),
+        ',"schema_version":1,"ticket_id":', _string(f["ticket_id"]), ',"customer_id":', _string(f["customer_id"]),
+        ',"policy":"', f["policy"], '","plan":', _string(f["plan"]), ',"policy_version":', _string(f["policy_version"]),
+        ',"priority":', _string(f["priority"]), ',"metric":"', f["metric"], '","binding":',
+        "true" if f["binding"] else "false",
+        ',"target":{"amount":', _number(target["amount"]), ',"unit":"', target["unit"], '","clock":"', target["clock"],
+        '"},"started_at":', _instant(f["started_at"]), ',"due_at":', _instant(f["due_at"]), ',"cycle":', str(f["cycle"]),
+    ]
+    if out.type == "sla.met":
+        parts += [',"met_at":', _instant(f["met_at"]), ',"elapsed_minutes":', _minutes(f["elapsed_minutes"])]
+    elif out.type == "sla.at_risk":
+        parts += [',"threshold":', _number(f["threshold"])]
+    parts.append("}")
+    return "".join(parts).encode()
+
+
+_DIRECT = {"sla.breached", "sla.met", "sla.at_risk"}
+
+
 def to_bytes(out: Output) -> bytes:
     """Canonical JSON of the output event (no newline)."""
+    if out.type in _DIRECT:
+        return _clock_output(out)
+    return encode(to_model(out))
+
+
+def to_bytes_via_model(out: Output) -> bytes:
+    """The reference encoding (validated model); `to_bytes` must equal it."""
     return encode(to_model(out))
