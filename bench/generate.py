@@ -434,7 +434,7 @@ def generate_events(rng: random.Random, customers: list[Customer], *, events: in
         groups.pop(rng.randrange(len(groups)))  # small runs: fewer outages, never half an outage
     for group in groups:
         for t, type_, fields in group:
-            ev.add(t, type_, fields)
+            ev.add(min(t, end - 60), type_, fields)  # a late classification still lands before the end
     monitoring = ev.seq
     lengths = _ticket_lengths(rng, tickets, events - monitoring - bad)
     cum = []
