@@ -13,6 +13,7 @@ itself) fires once time has *passed* it: a provider reply exactly at `due_at` is
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
@@ -102,7 +103,7 @@ class TicketState:
         "history", "seen", "emitted", "seq",
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
-        "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to",
+        "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived",
     )
 
     def __init__(self, ticket_id: str, customer_id: str, policy_version: str, environment: str, opened_at: datetime):
@@ -128,6 +129,7 @@ class TicketState:
         self.resolution_breached = False
         self.first_response_done = False
         self.advanced_to: datetime = self.opened_at
+        self.derived = True  # False after from_json: the engine rebuilds the clocks on first use
 
     @property
     def next_wake(self) -> datetime | None:
@@ -138,23 +140,26 @@ class TicketState:
                 wake = slot.pending[0][0]
         return wake
 
-    def to_json(self) -> dict[str, Any]:
-        """Persistent part as JSON-able data (instants as ISO strings)."""
-        return {
+    def to_json(self) -> str:
+        """Persistent part as compact JSON (instants as ISO strings); the clocks are derived again on load."""
+        return json.dumps({
             "t": self.ticket_id, "c": self.customer_id, "v": self.policy_version, "e": self.environment,
-            "o": self.opened_at.isoformat(), "q": self.seq,
+            "o": self.opened_at.isoformat(), "a": self.advanced_to.isoformat(), "q": self.seq,
             "h": [[ts.isoformat(), seq, kind, value] for ts, seq, kind, value in self.history],
             "s": sorted(self.seen), "m": sorted(self.emitted),
-        }
+        }, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], plan: Any, now: datetime, thresholds: Sequence[float]) -> "TicketState":
+    def from_json(cls, text: str | bytes) -> "TicketState":
+        """Inverse of `to_json`. The clocks are rebuilt by the engine on first use (they need the plan)."""
+        data = json.loads(text)
         state = cls(data["t"], data["c"], data["v"], data["e"], datetime.fromisoformat(data["o"]))
         state.seq = data["q"]
         state.history = [(datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"]]
         state.seen = set(data["s"])
         state.emitted = set(data["m"])
-        _Clocks(state, plan, Milestones(thresholds)).rebuild(now)  # outputs already emitted: nothing new
+        state.advanced_to = datetime.fromisoformat(data["a"])
+        state.derived = False
         return state
 
 
@@ -453,6 +458,7 @@ class _Clocks:
         """Derive the clocks from scratch from the history, up to `now`."""
         s = self.s
         s._reset_clocks()
+        s.derived = True
         self.out = []
         self.out_keys = []
         for ts, _seq, kind, value in sorted(s.history, key=lambda h: (h[0], h[1])):
@@ -489,13 +495,25 @@ class TicketEngine:
         clocks.advance(max(now, ev.occurred_at))
         return state, notices + self._record(state, clocks)
 
+    def _ensure_derived(self, state: TicketState, plan: Any) -> list[Output]:
+        """Rebuild the clocks of a state loaded from JSON, up to the time it had reached.
+
+        Returns what the history derives but was never recorded as emitted (nothing, unless
+        the state was saved between deriving outputs and recording them)."""
+        if state.derived:
+            return []
+        clocks = _Clocks(state, plan, self.milestones)
+        clocks.rebuild(state.advanced_to)
+        return self._record(state, clocks)
+
     def apply(self, state: TicketState, ev: Any, plan: Any, now: datetime) -> list[Output]:
         """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time."""
+        restored = self._ensure_derived(state, plan)
         digest = event_digest(ev.event_id)
         if digest in state.seen:
-            return []  # SPEC §2: an input event id already processed is ignored
+            return restored  # SPEC §2: an input event id already processed is ignored
         state.seen.add(digest)
-        notices: list[Output] = []
+        notices: list[Output] = restored
         entry = self._history_entry(state, ev, plan, notices)
         if entry is None or not plan.ticket_clocks:
             return notices
@@ -513,9 +531,10 @@ class TicketEngine:
 
     def advance(self, state: TicketState, plan: Any, now: datetime) -> list[Output]:
         """Move the ticket's time to `now`, firing what is due."""
+        restored = self._ensure_derived(state, plan)
         clocks = _Clocks(state, plan, self.milestones)
         clocks.advance(now)
-        return self._record(state, clocks)
+        return restored + self._record(state, clocks)
 
     # ---- helpers ----------------------------------------------------------------------
     def _record(self, state: TicketState, clocks: _Clocks, retract_at: datetime | None = None) -> list[Output]:
