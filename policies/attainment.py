@@ -36,10 +36,19 @@ def next_quarter(quarter: str) -> str:
     return f"{year + 1}-Q1" if q == 4 else f"{year}-Q{q + 1}"
 
 
-class AttainmentBook:
-    """Counters per (customer, quarter): tickets measured and met, fed by the clock outputs."""
+PARTIAL = "attainment.partial"  # internal (stream mode): one partition's counts, summed by `AttainmentAggregator`
 
-    def __init__(self) -> None:
+
+class AttainmentBook:
+    """Counters per (customer, quarter): tickets measured and met, fed by the clock outputs.
+
+    Replay sees every ticket and reports directly. A stream partition sees only its own
+    tickets: with `partition` set it emits its counts as an internal `attainment.partial`
+    record instead, which the aggregator sums over all partitions.
+    """
+
+    def __init__(self, partition: int | None = None) -> None:
+        self.partition = partition
         self.measured: dict[tuple[str, str], int] = {}
         self.met: dict[tuple[str, str], int] = {}
         self.breaches: dict[str, tuple[str, str]] = {}  # breach event id -> (customer, quarter)
@@ -76,10 +85,47 @@ class AttainmentBook:
     def _report(self, customer_id: str, quarter: str, at: datetime) -> Output:
         measured = self.measured.get((customer_id, quarter), 0)
         met = self.met.get((customer_id, quarter), 0)
-        percent = None
-        if measured:
-            percent = (Decimal(met) * 100 / Decimal(measured)).quantize(Decimal("0.01"), ROUND_HALF_UP)
-        fields = {"customer_id": customer_id, "quarter": quarter, "metric": "first_response",
-                  "measured": measured, "met": met, "attainment_percent": percent}
-        return Output("sla.attainment_reported", at, customer_id,
-                      output_event_id("sla.attainment_reported", customer_id, quarter), fields)
+        if self.partition is not None:
+            return Output(PARTIAL, at, customer_id,
+                          output_event_id(PARTIAL, customer_id, quarter, str(self.partition)),
+                          {"customer_id": customer_id, "quarter": quarter, "partition": self.partition,
+                           "measured": measured, "met": met})
+        return report(customer_id, quarter, at, measured, met)
+
+
+def report(customer_id: str, quarter: str, at: datetime, measured: int, met: int) -> Output:
+    """The `sla.attainment_reported` event for a customer's quarter."""
+    percent = None
+    if measured:
+        percent = (Decimal(met) * 100 / Decimal(measured)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    fields = {"customer_id": customer_id, "quarter": quarter, "metric": "first_response",
+              "measured": measured, "met": met, "attainment_percent": percent}
+    return Output("sla.attainment_reported", at, customer_id,
+                  output_event_id("sla.attainment_reported", customer_id, quarter), fields)
+
+
+class AttainmentAggregator:
+    """Sums the partitions' `attainment.partial` counts; reports once all partitions are in.
+
+    State: (customer, quarter) -> {partition: (measured, met)}; a repeated partial (at-least-once
+    delivery) overwrites its own entry, so the sum is idempotent.
+    """
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.parts: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+        self.reported: set[tuple[str, str]] = set()
+
+    def add(self, partial: dict, at: datetime) -> Output | None:
+        key = (partial["customer_id"], partial["quarter"])
+        if key in self.reported:
+            return None
+        parts = self.parts.setdefault(key, {})
+        parts[int(partial["partition"])] = (int(partial["measured"]), int(partial["met"]))
+        if len(parts) < self.partitions:
+            return None
+        self.reported.add(key)
+        del self.parts[key]
+        measured = sum(m for m, _ in parts.values())
+        met = sum(n for _, n in parts.values())
+        return report(key[0], key[1], at, measured, met)

@@ -7,6 +7,7 @@ given to `advance_to`; it never goes backwards (SPEC §5).
 from __future__ import annotations
 
 import heapq
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
@@ -106,7 +107,9 @@ class Processor:
     """Routes events, keeps time, and returns what each step emitted (in emission order)."""
 
     def __init__(self, catalog: Catalog, store: Store | None = None, settings: Settings = Settings(),
-                 owns_service: Callable[[str], bool] = lambda _s: True):
+                 owns_service: Callable[[str], bool] = lambda _s: True, partition: int | None = None):
+        """`partition`: set in stream mode, where this processor sees one partition's tickets
+        (attainment is then emitted as partial counts for the aggregator)."""
         self.catalog = catalog
         self.store: Store = store if store is not None else MemoryStore()
         self.settings = settings
@@ -115,7 +118,7 @@ class Processor:
         self.contracts: dict[str, ContractEntry] = {}
         self.service_owner: dict[str, str] = {}  # service_id -> customer_id
         self.now: datetime | None = None
-        self.attainment = AttainmentBook()
+        self.attainment = AttainmentBook(partition)
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
         # Instant up to which month closes are known to be done (the next close instant);
         # reset when a contract arrives, since its months may need catching up.
@@ -309,6 +312,31 @@ class Processor:
             return []
         return self.attainment.close_due(t, self.settings.quarter_close_delay,
                                          {c: self.contracts[c].start_month for c in customers})
+
+    # ---- persistence of the processor's own state (stream mode) -----------------------
+    def snapshot(self) -> str:
+        """The processor's own state (time, month-close pointers, attainment) as compact JSON."""
+        book = self.attainment
+        return json.dumps({
+            "now": self.now.isoformat() if self.now else None,
+            "close": sorted([c, s, m] for (c, s), m in self._next_close.items()),
+            "measured": sorted([c, q, n] for (c, q), n in book.measured.items()),
+            "met": sorted([c, q, n] for (c, q), n in book.met.items()),
+            "breaches": sorted([b, c, q] for b, (c, q) in book.breaches.items()),
+            "report": sorted([c, q] for c, q in book.next_report.items()),
+        }, separators=(",", ":"))
+
+    def restore(self, text: str | bytes) -> None:
+        """Inverse of `snapshot` (contracts are installed separately)."""
+        data = json.loads(text)
+        self.now = datetime.fromisoformat(data["now"]) if data["now"] else None
+        self._next_close = {(c, s): m for c, s, m in data["close"]}
+        book = self.attainment
+        book.measured = {(c, q): n for c, q, n in data["measured"]}
+        book.met = {(c, q): n for c, q, n in data["met"]}
+        book.breaches = {b: (c, q) for b, c, q in data["breaches"]}
+        book.next_report = {c: q for c, q in data["report"]}
+        self._closes_checked_until = None
 
     def open_clocks(self) -> int:
         tickets = getattr(self.store, "tickets", {})
