@@ -534,6 +534,21 @@ def test_provider_raise_to_critical_switches_to_the_calendar_clock():
     assert run.of("ticket.priority_change_rejected") == []
 
 
+def test_raise_fires_at_risk_thresholds_already_passed_at_the_change():
+    # NM medium opened Tue 15:00Z; provider raises to high at 16:10Z (70 of 120 min elapsed):
+    # 0.5 (16:00Z) has passed -> fires at the change 16:10Z; 0.75 -> 16:30Z; 0.9 -> 16:48Z; due 17:00Z.
+    run = Run("nm")
+    run.feed(opened("M5", "nm", "medium", "2026-02-03T15:00:00Z"))
+    out = run.feed(change("M5", "high", "provider", "2026-02-03T16:10:00Z"))
+    out += run.until("2026-02-03T17:00:01Z")
+    assert [(o["type"], o["occurred_at"], o.get("threshold"), o["due_at"]) for o in out] == [
+        ("sla.at_risk", "2026-02-03T16:10:00Z", 0.5, "2026-02-03T17:00:00Z"),
+        ("sla.at_risk", "2026-02-03T16:30:00Z", 0.75, "2026-02-03T17:00:00Z"),
+        ("sla.at_risk", "2026-02-03T16:48:00Z", 0.9, "2026-02-03T17:00:00Z"),
+        ("sla.breached", "2026-02-03T17:00:00Z", None, "2026-02-03T17:00:00Z"),
+    ]
+
+
 def test_lowering_priority_moves_the_deadline_out():
     # high -> medium at 16:00Z: 24 bh from Tue 10:00 EST: Tue 10 h + Wed 12 h + Thu 2 h -> Thu 10:00 EST
     # = 2026-02-05T15:00Z. Nothing at the old 17:00Z deadline.
@@ -778,7 +793,7 @@ from datetime import timedelta  # noqa: E402
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st  # noqa: E402
 
 from policies.tickets import TicketEngine, TicketState  # noqa: E402
-from tests.support import as_wire, at, closed, decoded, wire  # noqa: E402,F401
+from tests.support import as_wire, at  # noqa: E402
 
 
 class Fold:
