@@ -211,8 +211,11 @@ class Processor:
             plan = self._contract(ev.customer_id).plan
             state, out = self.tickets.open(ev, plan, now)
             store.save_ticket(state)
+            if plan.attainment_quarterly and any(
+                    s.metric == "first_response" and s.binding and not s.done for s in state.slots):
+                self.attainment.opened(state.ticket_id, state.customer_id, state.opened_at)
             self._observe(out, plan)
-            return out
+            return out + self._close_quarters(now)
         if state is None:
             closed = store.closed_digests(ev.ticket_id)
             if closed is not None:
@@ -228,10 +231,17 @@ class Processor:
             state.seen.add(event_digest(ev.event_id))
             store.close_ticket(state)
             self._observe(out, plan)
+            if plan.attainment_quarterly:
+                self.attainment.stopped(state.ticket_id)
+                out += self._close_quarters(now)
             return out
         out = self.tickets.apply(state, ev, plan, now)
         store.save_ticket(state)
         self._observe(out, plan)
+        if plan.attainment_quarterly:
+            if state.first_response_done:
+                self.attainment.stopped(state.ticket_id)  # no-op when the outcome was observed
+            out += self._close_quarters(now)
         return out
 
     def _observe(self, outputs: list[Output], plan: ResolvedPlan) -> None:
@@ -320,10 +330,7 @@ class Processor:
         return json.dumps({
             "now": self.now.isoformat() if self.now else None,
             "close": sorted([c, s, m] for (c, s), m in self._next_close.items()),
-            "measured": sorted([c, q, n] for (c, q), n in book.measured.items()),
-            "met": sorted([c, q, n] for (c, q), n in book.met.items()),
-            "breaches": sorted([b, c, q] for b, (c, q) in book.breaches.items()),
-            "report": sorted([c, q] for c, q in book.next_report.items()),
+            "attainment": book.to_json(),
         }, separators=(",", ":"))
 
     def restore(self, text: str | bytes) -> None:
@@ -331,11 +338,7 @@ class Processor:
         data = json.loads(text)
         self.now = datetime.fromisoformat(data["now"]) if data["now"] else None
         self._next_close = {(c, s): m for c, s, m in data["close"]}
-        book = self.attainment
-        book.measured = {(c, q): n for c, q, n in data["measured"]}
-        book.met = {(c, q): n for c, q, n in data["met"]}
-        book.breaches = {b: (c, q) for b, c, q in data["breaches"]}
-        book.next_report = {c: q for c, q in data["report"]}
+        self.attainment.load(data["attainment"])
         self._closes_checked_until = None
 
     def open_clocks(self) -> int:
