@@ -23,6 +23,7 @@ class Scenario:
     until: datetime | None
     types: list[str] | None
     at_risk: tuple[float, ...]
+    subset: bool = False  # expected lines may omit fields (they then match any value)
 
     @classmethod
     def load(cls, path: Path) -> "Scenario":
@@ -32,7 +33,8 @@ class Scenario:
         until = opts.get("until")
         if isinstance(until, str):
             until = datetime.fromisoformat(until.replace("Z", "+00:00"))
-        return cls(path.name, path, until, opts.get("types"), tuple(opts.get("at_risk", (0.5, 0.75, 0.9))))
+        return cls(path.name, path, until, opts.get("types"), tuple(opts.get("at_risk", (0.5, 0.75, 0.9))),
+                   opts.get("match") == "subset")
 
     def replay(self) -> list[dict[str, Any]]:
         buf = io.BytesIO()
@@ -49,23 +51,24 @@ def scenarios() -> list[Path]:
     return sorted(p for p in GOLDEN.iterdir() if p.is_dir() and (p / "events.jsonl").exists())
 
 
-def _matches(expected: Any, actual: Any) -> bool:
+def _matches(expected: Any, actual: Any, subset: bool = False) -> bool:
     if expected == "*":
         return True
     if isinstance(expected, dict) and isinstance(actual, dict):
-        return expected.keys() == actual.keys() and all(_matches(expected[k], actual[k]) for k in expected)
+        keys_ok = expected.keys() <= actual.keys() if subset else expected.keys() == actual.keys()
+        return keys_ok and all(_matches(expected[k], actual[k], subset) for k in expected)
     if isinstance(expected, list) and isinstance(actual, list):
         return len(expected) == len(actual) and all(_matches(e, a) for e, a in zip(expected, actual))
     return expected == actual
 
 
-def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]], subset: bool = False) -> list[str]:
     """Multiset comparison with wildcards; returns human-readable problems (empty when equal)."""
     remaining = list(actual)
     missing = []
     for exp in expected:
         for i, act in enumerate(remaining):
-            if _matches(exp, act):
+            if _matches(exp, act, subset):
                 del remaining[i]
                 break
         else:
