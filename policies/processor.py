@@ -27,6 +27,10 @@ TICKET_TYPES = frozenset({
 })
 
 
+def _instant_of(out: Output) -> datetime:
+    return out.occurred_at
+
+
 @dataclass(frozen=True)
 class Settings:
     """Knobs of the core. Durations are plain elapsed time."""
@@ -172,6 +176,7 @@ class Processor:
             out.extend(emitted)
         out.extend(self._close_months(t))
         out.extend(self._close_quarters(t))
+        out.sort(key=_instant_of)  # in due order across tickets (stable within one ticket)
         return out
 
     # ---- events -----------------------------------------------------------------------

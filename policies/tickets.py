@@ -22,7 +22,10 @@ from policies.outputs import Output, Rejected, output_event_id
 
 METRICS = ("first_response", "update", "resolution")
 _METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
-_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED = 1, 2, 3, 4
+_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE = 1, 2, 3, 4, 5
+# A breach retracted and derived again later (e.g. a late pause moved its deadline) is a new
+# generation with its own event id; generations are kept in the high bits of the output key.
+_GENERATION = 1 << 40
 
 # History entry kinds (compact, one letter).
 OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED = "o", "p", "r", "s", "x", "y"
@@ -35,6 +38,26 @@ def event_digest(event_id: str) -> int:
 
 def _output_key(kind: int, metric: str, binding: bool, cycle: int, fraction_index: int = 0) -> int:
     return ((((cycle * 4 + _METRIC_CODE[metric]) * 2 + int(binding)) * 8 + kind) * 16) + fraction_index
+
+
+def _is_breach_key(key: int) -> bool:
+    return key % 16 == 0 and (key // 16) % 8 == _KIND_BREACH
+
+
+def _retracted_key(breach_key: int) -> int:
+    return breach_key + (_KIND_RETRACTED - _KIND_BREACH) * 16
+
+
+def breach_event_id(ticket_id: str, metric: str, binding: bool, cycle: int, generation: int = 0) -> str:
+    """Id of `sla.breached` (SPEC §2: deterministic); a re-derived breach adds its generation."""
+    parts = ["sla.breached", ticket_id, metric, "true" if binding else "false", str(cycle)]
+    if generation:
+        parts.append(f"generation-{generation}")
+    return output_event_id(*parts)
+
+
+def _encode_priority_entry(requested_by: str, priority: str, event_id: str) -> str:
+    return f"{requested_by[0]}|{priority}|{event_id}"
 
 
 _US = timedelta(microseconds=1)
@@ -261,7 +284,11 @@ class _Clocks:
         runs = self._running_intervals(slot.metric, slot.start)
         slot.due = self._cross(runs, slot.target.calendar, slot.target.duration)
         if slot.due is None:
-            return  # paused: no deadline until the clock runs again
+            # Paused: no deadline until the clock runs again. `due_at` (for a reply during the
+            # pause) is the deadline the clock would have if it resumed now.
+            resume = max(slot.effective_from, runs[-1][1]) if runs else slot.effective_from
+            slot.due = self._cross(runs + [(resume, None)], slot.target.calendar, slot.target.duration)
+            return
         if slot.metric == "resolution" and self.s.resolution_breached:
             slot.done = True  # resolution breaches once per ticket, whatever the reopen cycles
             return
@@ -319,11 +346,14 @@ class _Clocks:
         self.out_keys.append(key)
 
     # ---- applying one history entry ---------------------------------------------------
-    def step(self, ts: datetime, kind: str, value: str | None) -> None:
+    def step(self, ts: datetime, kind: str, value: str | None, seq: int = 0) -> None:
         self.advance(ts)
         s = self.s
         if kind == OPEN:
-            s.priority = value or ""
+            requested, _, event_id = (value or "").partition("|")
+            s.priority = self._non_production_rule(requested)
+            if s.priority != requested:
+                self._adjusted(ts, seq, event_id, requested, s.priority)
             s.status_history = [(ts, "open", False)]
             for target in self.plan.targets(s.priority):
                 if target.metric in ("first_response", "resolution"):
@@ -339,7 +369,18 @@ class _Clocks:
             s.first_response_done = True
             self._reply_updates(ts)
         elif kind == PRIORITY:
-            self._change_priority(ts, value or "")
+            by, requested, event_id = (value or "||").split("|", 2)
+            if by == "c" and requested in self.plan.customer_cannot_raise_to and requested != s.priority:
+                # Neural Magic: "The urgency of existing tickets can't be increased to Critical."
+                self._notice("ticket.priority_change_rejected", ts, seq, event_id, {
+                    "ticket_id": s.ticket_id, "requested": requested, "kept": s.priority,
+                    "reason": f"{self.plan.policy}: the customer cannot raise an existing ticket to {requested}; "
+                              "submit a new ticket"})
+            else:
+                effective = self._non_production_rule(requested)
+                if effective != requested:
+                    self._adjusted(ts, seq, event_id, requested, effective)
+                self._change_priority(ts, effective)
         elif kind == STATUS:
             self._set_status(ts, value or "open", s.resolved)
         elif kind == RESOLVED:
@@ -367,6 +408,21 @@ class _Clocks:
                 self._schedule(slot)
             self._start_updates(ts)
         self.advance_inclusive(ts)
+
+    def _non_production_rule(self, priority: str) -> str:
+        """Vectorize: "Urgent and High priority levels are not available for non-production systems"."""
+        if self.s.environment == "non_production" and priority in self.plan.non_production_unavailable:
+            return self.plan.non_production_fallback or priority
+        return priority
+
+    def _notice(self, type_: str, ts: datetime, seq: int, event_id: str, fields: dict[str, Any]) -> None:
+        self.out.append(Output(type_, ts, self.s.ticket_id, output_event_id(type_, event_id), fields))
+        self.out_keys.append(_output_key(_KIND_NOTICE, "first_response", False, seq))
+
+    def _adjusted(self, ts: datetime, seq: int, event_id: str, requested: str, effective: str) -> None:
+        self._notice("ticket.priority_adjusted", ts, seq, event_id, {
+            "ticket_id": self.s.ticket_id, "requested": requested, "effective": effective,
+            "reason": f"{self.plan.policy}: {requested} is not available for non-production systems"})
 
     def advance_inclusive(self, ts: datetime) -> None:
         """Fire milestones a change made already passed (crossing before `ts`): they occur at `ts`."""
@@ -426,29 +482,37 @@ class _Clocks:
         if priority == s.priority:
             return
         s.priority = priority
-        targets = {(t.metric, t.binding): t for t in self.plan.targets(priority)}
+        targets = list(self.plan.targets(priority))
+        remaining = list(s.slots)
         kept: list[Slot] = []
-        for slot in s.slots:
-            target = targets.pop((slot.metric, slot.binding), None)
-            if target is None:
-                continue  # the new priority has no such clock
-            kept.append(slot)
-            if slot.done:
+        # The same clock carries over: first by (metric, binding), then by metric alone (Neptune's
+        # medium/low clocks are not binding: a raise to high turns the same clock binding).
+        for same_binding in (True, False):
+            for target in list(targets):
+                slot = next((x for x in remaining if x.metric == target.metric
+                             and (x.binding == target.binding or not same_binding)), None)
+                if slot is None:
+                    continue
+                remaining.remove(slot)
+                targets.remove(target)
+                kept.append(slot)
+                slot.binding = target.binding
                 slot.target = target
-                continue
-            slot.target = target
-            slot.effective_from = ts
-            self._schedule(slot)
+                if not slot.done:
+                    slot.effective_from = ts
+                    self._schedule(slot)
         s.slots = kept
         if s.resolved:
             return
-        for (metric, binding), target in targets.items():
+        for target in targets:  # clocks the old priority did not have
+            metric = target.metric
             if metric == "first_response" and not s.first_response_done:
-                slot = Slot(metric, binding, target, 1, s.opened_at, ts)
+                slot = Slot(metric, target.binding, target, 1, s.opened_at, ts)
             elif metric == "resolution":
-                slot = Slot(metric, binding, target, s.resolution_cycle, s.opened_at, ts)
+                slot = Slot(metric, target.binding, target, s.resolution_cycle, s.opened_at, ts)
             elif metric == "update" and s.update_started:
-                slot = Slot(metric, binding, target, s.update_cycle, ts, ts)
+                s.update_cycle += 1
+                slot = Slot(metric, target.binding, target, s.update_cycle, ts, ts)
             else:
                 continue
             s.slots.append(slot)
@@ -461,8 +525,8 @@ class _Clocks:
         s.derived = True
         self.out = []
         self.out_keys = []
-        for ts, _seq, kind, value in sorted(s.history, key=lambda h: (h[0], h[1])):
-            self.step(ts, kind, value)
+        for ts, seq, kind, value in sorted(s.history, key=lambda h: (h[0], h[1])):
+            self.step(ts, kind, value, seq)
         self.advance(now)
 
 
@@ -474,26 +538,27 @@ class TicketEngine:
         self.milestones = Milestones(self.thresholds)
 
     def open(self, ev: Any, plan: Any, now: datetime) -> tuple[TicketState, list[Output]]:
-        """Open a ticket (`ticket.opened`), applying the policy's priority rules at open."""
+        """Open a ticket (`ticket.opened`); the policy's priority rules apply in the fold."""
         priority = ev.priority.lower()
+        self._check_priority(priority, plan)
+        state = TicketState(ev.ticket_id, ev.customer_id, plan.policy_version, ev.environment, ev.occurred_at)
+        state.seen.add(event_digest(ev.event_id))
+        state.priority = priority
+        if not plan.ticket_clocks:
+            return state, []  # e.g. Vectorize Starter: community support only, nothing to hold
+        entry = f"{priority}|{ev.event_id}"
+        state.history.append((ev.occurred_at, 0, OPEN, entry))
+        state.seq = 1
+        clocks = _Clocks(state, plan, self.milestones)
+        clocks.step(ev.occurred_at, OPEN, entry, 0)
+        clocks.advance(max(now, ev.occurred_at))
+        return state, self._record(state, clocks)
+
+    @staticmethod
+    def _check_priority(priority: str, plan: Any) -> None:
         if priority not in plan.priorities:
             raise Rejected("invalid_field", f"priority {priority!r} is not a priority of policy {plan.policy} "
                                             f"(expected one of {', '.join(plan.priorities)})")
-        state = TicketState(ev.ticket_id, ev.customer_id, plan.policy_version, ev.environment, ev.occurred_at)
-        notices: list[Output] = []
-        effective = self._non_production_rule(state, plan, priority)
-        if effective != priority:
-            notices.append(self._adjusted(ev, state, priority, effective, plan))
-        state.seen.add(event_digest(ev.event_id))
-        state.history.append((ev.occurred_at, 0, OPEN, effective))
-        state.seq = 1
-        clocks = _Clocks(state, plan, self.milestones)
-        if plan.ticket_clocks:
-            clocks.step(ev.occurred_at, OPEN, effective)
-        else:
-            state.priority = effective
-        clocks.advance(max(now, ev.occurred_at))
-        return state, notices + self._record(state, clocks)
 
     def _ensure_derived(self, state: TicketState, plan: Any) -> list[Output]:
         """Rebuild the clocks of a state loaded from JSON, up to the time it had reached.
@@ -512,22 +577,23 @@ class TicketEngine:
         digest = event_digest(ev.event_id)
         if digest in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
+        entry = self._history_entry(ev, plan)
         state.seen.add(digest)
-        notices: list[Output] = restored
-        entry = self._history_entry(state, ev, plan, notices)
         if entry is None or not plan.ticket_clocks:
-            return notices
+            return restored
         kind, value = entry
-        ts = ev.occurred_at
-        state.history.append((ts, state.seq, kind, value))
+        # An event stamped before its ticket's open (clock skew upstream) is applied at the open.
+        ts = ev.occurred_at if ev.occurred_at >= state.opened_at else state.opened_at
+        seq = state.seq
+        state.history.append((ts, seq, kind, value))
         state.seq += 1
         clocks = _Clocks(state, plan, self.milestones)
         if ts < state.advanced_to:
             clocks.rebuild(max(now, state.advanced_to))
-            return notices + self._record(state, clocks, retract_at=max(now, state.advanced_to))
-        clocks.step(ts, kind, value)
+            return restored + self._record(state, clocks, retract_at=max(now, state.advanced_to))
+        clocks.step(ts, kind, value, seq)
         clocks.advance(max(now, ts))
-        return notices + self._record(state, clocks)
+        return restored + self._record(state, clocks)
 
     def advance(self, state: TicketState, plan: Any, now: datetime) -> list[Output]:
         """Move the ticket's time to `now`, firing what is due."""
@@ -540,91 +606,61 @@ class TicketEngine:
     def _record(self, state: TicketState, clocks: _Clocks, retract_at: datetime | None = None) -> list[Output]:
         """Keep the outputs not emitted before; on a rebuild, retract breaches no longer derived."""
         fresh: list[Output] = []
-        derived = set(clocks.out_keys)
+        emitted = state.emitted
         for key, out in zip(clocks.out_keys, clocks.out):
-            if key not in state.emitted:
-                state.emitted.add(key)
+            if key not in emitted:
+                emitted.add(key)
                 fresh.append(out)
+            elif _is_breach_key(key) and _retracted_key(key) in emitted:
+                # Derived again after a retraction: a new generation, unless that one stands already.
+                generation = 1
+                while key + generation * _GENERATION in emitted and _retracted_key(key + generation * _GENERATION) in emitted:
+                    generation += 1
+                if key + generation * _GENERATION not in emitted:
+                    emitted.add(key + generation * _GENERATION)
+                    f = out.fields
+                    fresh.append(out._replace(event_id=breach_event_id(
+                        state.ticket_id, f["metric"], f["binding"], f["cycle"], generation)))
         if retract_at is not None:
-            for key in sorted(state.emitted):
-                if key % 16 == 0 and (key // 16) % 8 == _KIND_BREACH and key not in derived:
-                    retracted = key - _KIND_BREACH * 16 + _KIND_RETRACTED * 16
-                    if retracted in state.emitted:
-                        continue
-                    state.emitted.add(retracted)
+            derived = set(clocks.out_keys)
+            for key in sorted(emitted):
+                if _is_breach_key(key) and key % _GENERATION not in derived and _retracted_key(key) not in emitted:
+                    emitted.add(_retracted_key(key))
                     fresh.append(self._retraction(state, key, retract_at))
         return fresh
 
     @staticmethod
     def _retraction(state: TicketState, breach_key: int, at: datetime) -> Output:
-        rest = breach_key // 16 // 8
+        generation, base = divmod(breach_key, _GENERATION)
+        rest = base // 16 // 8
         binding = bool(rest % 2)
         rest //= 2
         metric = METRICS[rest % 4]
         cycle = rest // 4
-        breach_id = output_event_id("sla.breached", state.ticket_id, metric, "true" if binding else "false", str(cycle))
+        breach_id = breach_event_id(state.ticket_id, metric, binding, cycle, generation)
         fields = {
             "breach_event_id": breach_id,
             "ticket_id": state.ticket_id,
-            "reason": f"a late event shows the {metric} target (cycle {cycle}) was met on time",
+            "reason": f"a late event shows the {metric} target (cycle {cycle}) was not missed at that deadline",
         }
         return Output("sla.breach_retracted", at, state.ticket_id, output_event_id("sla.breach_retracted", breach_id), fields)
 
-    def _history_entry(self, state: TicketState, ev: Any, plan: Any, notices: list[Output]) -> tuple[str, str | None] | None:
+    def _history_entry(self, ev: Any, plan: Any) -> tuple[str, str | None] | None:
+        """The compact history entry of a ticket event, or None when it changes no clock."""
         t = ev.type
         if t == "ticket.replied":
-            if ev.author == "provider" and ev.public:
-                return REPLY, None
-            return None
+            return (REPLY, None) if ev.author == "provider" and ev.public else None
         if t == "ticket.priority_changed":
             requested = ev.priority.lower()
-            if requested not in plan.priorities:
-                raise Rejected("invalid_field", f"priority {requested!r} is not a priority of policy {plan.policy} "
-                                                f"(expected one of {', '.join(plan.priorities)})")
-            current = self._priority_at(state, ev.occurred_at)
-            if ev.requested_by == "customer" and requested in plan.customer_cannot_raise_to and requested != current:
-                notices.append(Output(
-                    "ticket.priority_change_rejected", ev.occurred_at, state.ticket_id,
-                    output_event_id("ticket.priority_change_rejected", ev.event_id),
-                    {"ticket_id": state.ticket_id, "requested": requested, "kept": current,
-                     "reason": f"{plan.policy}: the customer cannot raise an existing ticket to {requested}; "
-                               "submit a new ticket"}))
-                return None
-            effective = self._non_production_rule(state, plan, requested)
-            if effective != requested:
-                notices.append(self._adjusted(ev, state, requested, effective, plan))
-            return PRIORITY, effective
+            self._check_priority(requested, plan)
+            return PRIORITY, _encode_priority_entry(ev.requested_by, requested, ev.event_id)
         if t == "ticket.status_changed":
             return STATUS, ev.status
         if t == "ticket.resolved":
             return RESOLVED, None
         if t == "ticket.reopened":
             return REOPENED, None
-        return None  # ticket.escalated and the rest carry no clock change
-
-    @staticmethod
-    def _priority_at(state: TicketState, ts: datetime) -> str:
-        priority = ""
-        for h_ts, _seq, kind, value in sorted(state.history, key=lambda h: (h[0], h[1])):
-            if h_ts > ts:
-                break
-            if kind in (OPEN, PRIORITY):
-                priority = value or priority
-        return priority
-
-    @staticmethod
-    def _non_production_rule(state: TicketState, plan: Any, priority: str) -> str:
-        if state.environment == "non_production" and priority in plan.non_production_unavailable:
-            return plan.non_production_fallback or priority
-        return priority
-
-    @staticmethod
-    def _adjusted(ev: Any, state: TicketState, requested: str, effective: str, plan: Any) -> Output:
-        return Output(
-            "ticket.priority_adjusted", ev.occurred_at, state.ticket_id,
-            output_event_id("ticket.priority_adjusted", ev.event_id),
-            {"ticket_id": state.ticket_id, "requested": requested, "effective": effective,
-             "reason": f"{plan.policy}: {requested} is not available for non-production systems"})
+        return None  # ticket.escalated carries no clock change
 
 
 def open_clock_count(states: Iterable[TicketState]) -> int:

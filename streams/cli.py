@@ -35,6 +35,12 @@ def _instant(text: str) -> datetime:
     return t
 
 
+def _is_month(text: str) -> bool:
+    import re
+
+    return re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text) is not None
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from policies.catalog import ContractError
     from streams.replay import replay_file
@@ -42,7 +48,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     try:
         replay_file(args.events, args.contracts, args.until, sys.stdout.buffer,
                     progress=None if args.quiet else sys.stderr)
-    except (ContractError, FileNotFoundError) as err:
+    except (ContractError, OSError) as err:
         print(f"slaproc replay: {err}", file=sys.stderr)
         return 2
     return 0
@@ -52,9 +58,12 @@ def _cmd_explain_month(args: argparse.Namespace) -> int:
     from policies.catalog import ContractError
     from streams.explain import explain_month_from_files
 
+    if not _is_month(args.month):
+        print(f"slaproc explain-month: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
+        return 2
     try:
         text = explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month)
-    except (ContractError, FileNotFoundError, LookupError) as err:
+    except (ContractError, OSError, LookupError, ValueError) as err:
         print(f"slaproc explain-month: {err}", file=sys.stderr)
         return 2
     print(text)
@@ -85,14 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("events", type=Path, metavar="EVENTS.jsonl")
     p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
     p.add_argument("--until", type=_instant, metavar="TS",
-                   help="advance time to this instant at the end (fires deadlines and month closes before it)")
+                   help="advance time to this instant at the end: fires the deadlines and closes (month end + 1 h, quarter end + 1 h) strictly before it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("explain-month", help="explain a service's uptime month and refund, for a person",
                        description="Replay EVENTS and explain one customer's service month: each interval that "
                                    "counted, was excluded or was maintenance and why, then the uptime and refund "
-                                   "arithmetic.")
+                                   "arithmetic.",
+                       epilog="example:\n  slaproc explain-month acme acme-api 2026-04 samples/events.jsonl "
+                              "--contracts samples/contracts.yaml",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("customer")
     p.add_argument("service")
     p.add_argument("month", help="YYYY-MM (UTC calendar month)")

@@ -194,8 +194,6 @@ def test_explain_month_unknown_customer_or_service_exits_2(files, capsysbinary, 
     assert fragment in err.decode() and "slaproc explain-month" in err.decode()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG H1: explain-month with a malformed month raises ValueError (traceback) "
-                                      "instead of exiting 2 with a message")
 @pytest.mark.parametrize("month", ["2026-13", "Feb", "2026-2"])
 def test_explain_month_malformed_month_exits_2(files, capsysbinary, month):
     ev, c = files
@@ -205,8 +203,6 @@ def test_explain_month_malformed_month_exits_2(files, capsysbinary, month):
     assert month in err.decode() and "YYYY-MM" in err.decode()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG H2: replay of a directory (or an unreadable file) as EVENTS raises "
-                                      "IsADirectoryError / PermissionError (traceback) instead of exiting 2")
 def test_replay_of_a_directory_exits_2(files, capsysbinary, tmp_path: Path):
     _, c = files
     code, out, err = replay_in_process(capsysbinary, str(tmp_path), "--contracts", str(c))

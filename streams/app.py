@@ -1,0 +1,346 @@
+"""The Faust app: topics, tables, agents and ticks around the pure core.
+
+`build_app(settings, core)` returns a `faust.App` whose `.slaproc` attribute is the
+`StreamWorker` holding the per-partition Processors. The shell does I/O only:
+bytes in -> `core.decode` -> `Processor.apply` -> outputs routed to topics (SPEC §1);
+anything the core rejects goes to the dead-letter topic and the stream goes on.
+
+Delivery is at-least-once (Tansu has no transactions): Faust flushes the producer
+before it commits offsets, and a crash replays events whose outputs may already be
+out; the core's deterministic output ids and input-id de-duplication make that safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import faust
+from aiokafka.partitioner import murmur2
+
+from streams.broker import create_topics
+from streams.settings import WorkerSettings
+from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
+from streams.ticks import CaughtUpTracker, decode_tick, encode_tick, tick_target
+
+__all__ = [
+    "CONTRACTS", "TICKET_EVENTS", "MONITORING_EVENTS", "INPUT_TOPICS", "OUTPUT_TOPICS",
+    "OUTPUT_ROUTES", "DEAD_LETTER", "Core", "Observer", "StreamWorker", "build_app",
+    "partition_for_key",
+]
+
+log = logging.getLogger(__name__)
+
+# SPEC §1 (names before the prefix).
+CONTRACTS = "sla.contracts"
+TICKET_EVENTS = "sla.ticket-events"
+MONITORING_EVENTS = "sla.monitoring-events"
+INPUT_TOPICS = (CONTRACTS, TICKET_EVENTS, MONITORING_EVENTS)
+BREACHES, WARNINGS, NOTICES = "sla.breaches", "sla.warnings", "sla.notices"
+REFUNDS, DEAD_LETTER = "sla.refund-eligibility", "sla.dead-letter"
+OUTPUT_TOPICS = (BREACHES, WARNINGS, NOTICES, REFUNDS, DEAD_LETTER)
+
+#: output type -> (topic, field whose value is the message key; None = no key)
+OUTPUT_ROUTES: dict[str, tuple[str, str | None]] = {
+    "sla.breached": (BREACHES, "ticket_id"),
+    "sla.breach_retracted": (BREACHES, "ticket_id"),
+    "sla.met": (BREACHES, "ticket_id"),
+    "sla.at_risk": (WARNINGS, "ticket_id"),
+    "ticket.priority_change_rejected": (NOTICES, "ticket_id"),
+    "ticket.priority_adjusted": (NOTICES, "ticket_id"),
+    "sla.attainment_reported": (NOTICES, "customer_id"),
+    "uptime.month_closed": (REFUNDS, "customer_id"),
+    "refund.eligible": (REFUNDS, "customer_id"),
+    "dead_letter": (DEAD_LETTER, None),
+}
+
+
+class Core(Protocol):
+    """What the shell needs from the pure core (adapter over events/ and policies/)."""
+
+    def decode(self, raw: bytes | None) -> Any:
+        """Bytes of one input message -> input event. Raises ValueError (message = reason)."""
+
+    def contract_of(self, event: Any) -> tuple[str, Any]:
+        """A decoded contract.upserted -> (customer_id, Contract). Raises ValueError."""
+
+    def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> Any:
+        """A Processor (upsert_contract / apply / advance_to / now) over `store`."""
+
+    def encode(self, output: Any) -> bytes:
+        """An output event -> UTF-8 JSON bytes."""
+
+    def output_type(self, output: Any) -> str: ...
+
+    def output_field(self, output: Any, name: str) -> str | None: ...
+
+    def event_type(self, event: Any) -> str:
+        """Input event type (metrics label)."""
+
+    def dead_letter(self, source: dict, raw: bytes | None, error: str) -> Any:
+        """The dead_letter output for a rejected message."""
+
+
+class Observer:
+    """Hooks for metrics (streams/metrics.py); the default does nothing."""
+
+    def event_in(self, event_type: str) -> None: ...
+    def dead_letter(self, reason: str) -> None: ...
+    def outputs(self, outputs: Sequence[Any]) -> None: ...
+    def tick(self, partition: int, advanced: bool, target: datetime, now: datetime | None) -> None: ...
+    def batch(self, seconds: float) -> None: ...
+    def rebalance(self) -> None: ...
+
+
+def partition_for_key(key: str, partitions: int) -> int:
+    """The partition the Kafka default (murmur2) partitioner picks for a UTF-8 key."""
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+
+
+class SlaprocApp(faust.App):
+    """faust.App that declares slaproc's topics before the consumer subscribes."""
+
+    slaproc: "StreamWorker"
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        worker = getattr(self, "slaproc", None)
+        if worker is not None and worker.settings.create_topics:
+            await worker.declare_topics()
+
+
+class StreamWorker:
+    """Per-worker state: one Processor per assigned partition, created lazily."""
+
+    def __init__(self, app: faust.App, settings: WorkerSettings, core: Core,
+                 observer: Observer | None = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.core = core
+        self.observer = observer or Observer()
+        self.processors: dict[int, Any] = {}
+        self.contracts: dict[str, Any] = {}  # customer_id -> Contract, this worker's view
+        n = settings.partitions
+        raw = dict(key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        self.input_topics = {name: app.topic(settings.topic(name), partitions=n, **raw)
+                             for name in INPUT_TOPICS}
+        self.output_topics = {name: app.topic(settings.topic(name), partitions=n, **raw)
+                              for name in OUTPUT_TOPICS}
+        self.ticks_topic_name = settings.topic(f"{settings.app_id}-ticks")
+        self.ticks_topic = app.topic(self.ticks_topic_name, partitions=n, **raw)
+        # Per-partition state: changelog partitions match the input partitions.
+        self.tables = {name: app.Table(name, partitions=n, key_type=str, value_type=bytes)
+                       for name in STATE_TABLES}
+        self.backend = FaustTableBackend(self.tables)
+        # Validated contract.upserted bytes by customer_id, replicated to every worker.
+        # One partition + use_partitioner: the layout Faust documents for global tables
+        # shared by several workers.
+        self.contracts_table = app.GlobalTable(
+            "contracts", partitions=1, use_partitioner=True, recovery_buffer_size=1,
+            key_type=str, value_type=bytes, on_changelog_event=self._on_contract_changelog)
+        self.tracker = CaughtUpTracker.for_app(
+            app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)])
+
+    # --- topics -------------------------------------------------------------
+    async def declare_topics(self) -> None:
+        s = self.settings
+        await create_topics(s.broker, [s.topic(CONTRACTS)], s.partitions,
+                            {"cleanup.policy": "compact"})
+        await create_topics(s.broker, [s.topic(n) for n in INPUT_TOPICS[1:] + OUTPUT_TOPICS],
+                            s.partitions)
+        # Ticks are only useful for a moment; retention keeps the topic small on real Kafka.
+        await create_topics(s.broker, [self.ticks_topic_name], s.partitions,
+                            {"retention.ms": str(3_600_000)})
+
+    # --- processors ---------------------------------------------------------
+    def owns_service(self, partition: int) -> Callable[[str], bool]:
+        n = self.settings.partitions
+        return lambda service_id: partition_for_key(service_id, n) == partition
+
+    def processor(self, partition: int) -> Any:
+        proc = self.processors.get(partition)
+        if proc is None:
+            store = PartitionStore(self.backend, partition)
+            proc = self.core.new_processor(store, self.owns_service(partition))
+            for contract in self.contracts.values():
+                proc.upsert_contract(contract)  # outputs, if any, come again on the owner's events
+            self.processors[partition] = proc
+        return proc
+
+    def forget_partitions(self, tps: Iterable[Any]) -> None:
+        tps = list(tps)
+        self.tracker.forget(tps)
+        ticks = self.ticks_topic_name
+        for tp in tps:
+            if tp.topic == ticks:
+                self.processors.pop(tp.partition, None)
+
+    # --- output -------------------------------------------------------------
+    async def send_outputs(self, outputs: Iterable[Any]) -> None:
+        outputs = list(outputs)
+        if not outputs:
+            return
+        self.observer.outputs(outputs)
+        for output in outputs:
+            kind = self.core.output_type(output)
+            route = OUTPUT_ROUTES.get(kind)
+            if route is None:
+                raise ValueError(f"no topic for output type {kind!r}")
+            topic, key_field = route
+            key = self.core.output_field(output, key_field) if key_field else None
+            await self.output_topics[topic].send(key=key, value=self.core.encode(output))
+
+    async def dead_letter(self, message: Any, error: str) -> None:
+        source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        self.observer.dead_letter(error.split(":", 1)[0][:60])
+        await self.send_outputs([self.core.dead_letter(source, message.value, error)])
+
+    # --- agents -------------------------------------------------------------
+    async def handle_input_batch(self, events: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        for event in events:
+            message = event.message
+            try:
+                decoded = self.core.decode(message.value)
+            except Exception as exc:
+                await self.dead_letter(message, _reason(exc))
+            else:
+                self.observer.event_in(self.core.event_type(decoded))
+                try:
+                    outputs = self.processor(message.partition).apply(decoded)
+                except Exception as exc:
+                    log.warning("processor rejected %s[%s]@%s: %r",
+                                message.topic, message.partition, message.offset, exc)
+                    await self.dead_letter(message, _reason(exc))
+                else:
+                    await self.send_outputs(outputs)
+            self.tracker.processed(message.tp, message.offset)
+        self.observer.batch(time.perf_counter() - started)
+
+    async def handle_contract_batch(self, events: Sequence[Any]) -> None:
+        for event in events:
+            message = event.message
+            try:
+                decoded = self.core.decode(message.value)
+                customer_id, contract = self.core.contract_of(decoded)
+            except Exception as exc:
+                await self.dead_letter(message, _reason(exc))
+                continue
+            self.observer.event_in(self.core.event_type(decoded))
+            # Written in stream context: use_partitioner picks the changelog partition.
+            self.contracts_table[customer_id] = message.value
+            await self._upsert_contract(customer_id, contract)
+
+    async def _upsert_contract(self, customer_id: str, contract: Any) -> None:
+        self.contracts[customer_id] = contract
+        for proc in list(self.processors.values()):
+            await self.send_outputs(proc.upsert_contract(contract))
+
+    async def _on_contract_changelog(self, event: Any) -> None:
+        """Every worker (recovery and standby updates): learn the contract."""
+        raw = event.message.value
+        if raw is None:
+            return
+        try:
+            customer_id, contract = self.core.contract_of(self.core.decode(raw))
+        except Exception:  # validated before it was written; a newer core may disagree
+            log.exception("stored contract no longer decodes; ignored")
+            return
+        await self._upsert_contract(customer_id, contract)
+
+    async def send_ticks(self, at: datetime | None = None) -> None:
+        """Leader: one tick to every partition of the ticks topic."""
+        at = at or datetime.now(timezone.utc)
+        value = encode_tick(at)
+        for partition in range(self.settings.partitions):
+            await self.ticks_topic.send(key=None, value=value, partition=partition)
+
+    async def handle_tick(self, partition: int, raw: bytes) -> bool:
+        """Advance the partition's time if it has caught up; return whether it did."""
+        try:
+            at = decode_tick(raw)
+        except Exception:
+            log.warning("bad tick on partition %s ignored: %r", partition, raw[:80])
+            return False
+        target = tick_target(at, self.settings.allowed_lateness)
+        advanced = await self.tracker.caught_up(partition)
+        proc = self.processor(partition)
+        if advanced:
+            await self.send_outputs(proc.advance_to(target))
+        self.observer.tick(partition, advanced, target, getattr(proc, "now", None))
+        return advanced
+
+
+def build_app(settings: WorkerSettings, core: Core | None = None,
+              observer: Observer | None = None, **faust_options: Any) -> faust.App:
+    """The configured Faust app (not started). `app.slaproc` is its StreamWorker.
+
+    `core` defaults to the real core adapter (streams.core_adapter), imported lazily.
+    `faust_options` override Faust settings (tests).
+    """
+    if core is None:
+        from streams.core_adapter import RealCore  # not written yet: phase 2
+
+        core = RealCore(settings)
+    options: dict[str, Any] = dict(
+        broker=settings.broker,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        # Faust's defaults (session 60 s, rebalance 60 s, heartbeat 3 s) make a group
+        # join take 30 s or more on Tansu; see docs/stream.md for the measurements.
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout,
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        autodiscover=False,
+    )
+    options.update(faust_options)
+    app = SlaprocApp(settings.app_id, **options)
+    worker = StreamWorker(app, settings, core, observer)
+    app.slaproc = worker
+    n = settings.batch_size
+    within = settings.batch_within
+
+    async def contracts_agent(stream: Any) -> None:
+        async for events in stream.take_events(n, within=within):
+            await worker.handle_contract_batch(events)
+
+    async def input_agent(stream: Any) -> None:
+        async for events in stream.take_events(n, within=within):
+            await worker.handle_input_batch(events)
+
+    async def ticks_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await worker.handle_tick(event.message.partition, event.message.value)
+
+    app.agent(worker.input_topics[CONTRACTS], name="slaproc.contracts")(contracts_agent)
+    app.agent(worker.input_topics[TICKET_EVENTS], name="slaproc.ticket-events")(input_agent)
+    app.agent(worker.input_topics[MONITORING_EVENTS], name="slaproc.monitoring-events")(input_agent)
+    app.agent(worker.ticks_topic, name="slaproc.ticks")(ticks_agent)
+
+    @app.timer(settings.tick_interval, on_leader=True)
+    async def leader_tick() -> None:
+        await worker.send_ticks()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        worker.forget_partitions(revoked)
+        worker.observer.rebalance()
+
+    return app

@@ -1,0 +1,157 @@
+"""Worker settings: environment variables (and CLI flags as overrides) -> a frozen dataclass.
+
+The environment is read here, in the shell, and nowhere in the core. Durations are
+seconds (float); the env accepts `30`, `30s`, `500ms`, `2m`, `1h`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS"]
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the variable."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """`"30"`/`"30s"` -> 30.0, `"500ms"` -> 0.5, `"2m"` -> 120.0, `"1h"` -> 3600.0 (seconds)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30, 30s, 500ms, 2m, 1h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _parse_floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """Everything the stream worker needs from its environment. Immutable."""
+
+    broker: str = "kafka://localhost:9092"      # SLAPROC_BROKER (Faust URL; ';' separates hosts)
+    app_id: str = "slaproc"                     # SLAPROC_APP_ID: consumer group + internal topic names
+    topic_prefix: str = ""                      # SLAPROC_TOPIC_PREFIX, e.g. "staging." -> "staging.sla.breaches"
+    partitions: int = 4                         # SLAPROC_PARTITIONS: of every co-partitioned topic
+    tick_interval: float = 5.0                  # SLAPROC_TICK_INTERVAL (s): leader's tick period
+    allowed_lateness: float = 30.0              # SLAPROC_ALLOWED_LATENESS (s): tick moves time to wall - this
+    data_dir: Path = Path("./slaproc-data")     # SLAPROC_DATA_DIR: Faust's datadir (table stores)
+    store: str = "memory://"                    # SLAPROC_STORE: Faust table store URL
+    web_enabled: bool = True                    # SLAPROC_WEB_ENABLED: /metrics and Faust's web views
+    web_host: str = "127.0.0.1"                 # SLAPROC_WEB_HOST (0.0.0.0 in a container)
+    web_port: int = 6066                        # SLAPROC_WEB_PORT
+    batch_size: int = 500                       # SLAPROC_BATCH_SIZE: events per stream.take batch
+    batch_within: float = 0.2                   # SLAPROC_BATCH_WITHIN (s): max wait to fill a batch
+    # Consumer-group timings. Faust's defaults make a group join take 30 s or more on
+    # Tansu; these bring it to a few seconds (docs/stream.md).
+    broker_session_timeout: float = 6.0         # SLAPROC_BROKER_SESSION_TIMEOUT (s)
+    broker_heartbeat_interval: float = 1.0      # SLAPROC_BROKER_HEARTBEAT_INTERVAL (s)
+    broker_rebalance_timeout: float = 6.0       # SLAPROC_BROKER_REBALANCE_TIMEOUT (s)
+    create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: declare input/output topics at start
+    at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)  # SLAPROC_AT_RISK_THRESHOLDS "0.5,0.75,0.9"
+    log_level: str = "info"                     # SLAPROC_LOG_LEVEL
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.broker.strip():
+            problems.append("SLAPROC_BROKER: empty")
+        if not self.app_id.strip():
+            problems.append("SLAPROC_APP_ID: empty")
+        if self.partitions < 1:
+            problems.append(f"SLAPROC_PARTITIONS: must be >= 1, got {self.partitions}")
+        if self.tick_interval <= 0:
+            problems.append(f"SLAPROC_TICK_INTERVAL: must be > 0 s, got {self.tick_interval}")
+        if self.allowed_lateness < 0:
+            problems.append(f"SLAPROC_ALLOWED_LATENESS: must be >= 0 s, got {self.allowed_lateness}")
+        if not 0 <= self.web_port <= 65535:
+            problems.append(f"SLAPROC_WEB_PORT: not a port: {self.web_port}")
+        if self.batch_size < 1:
+            problems.append(f"SLAPROC_BATCH_SIZE: must be >= 1, got {self.batch_size}")
+        if self.batch_within <= 0:
+            problems.append(f"SLAPROC_BATCH_WITHIN: must be > 0 s, got {self.batch_within}")
+        if not 0 < self.broker_heartbeat_interval < self.broker_session_timeout:
+            problems.append("SLAPROC_BROKER_HEARTBEAT_INTERVAL: must be > 0 and below the session timeout")
+        if any(not 0 < t < 1 for t in self.at_risk_thresholds):
+            problems.append("SLAPROC_AT_RISK_THRESHOLDS: each must be strictly between 0 and 1")
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+    def topic(self, name: str) -> str:
+        """Full topic name: `sla.breaches` -> prefix + `sla.breaches`."""
+        return self.topic_prefix + name
+
+    def replace(self, **changes: Any) -> "WorkerSettings":
+        """A copy with `changes`; keys whose value is None are ignored (flags not given)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "WorkerSettings":
+        """Settings from `environ` (pass os.environ); `overrides` (CLI flags) win when not None.
+
+        Unset or empty variables keep the defaults. Raises SettingsError naming the variable.
+        """
+        values: dict[str, Any] = {}
+        problems = []
+        for f in dataclasses.fields(cls):
+            var = ENV_VARS[f.name]
+            raw = environ.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[f.name] = _PARSERS[f.name](raw)
+            except ValueError as exc:
+                problems.append(f"{var}: {exc}")
+        if problems:
+            raise SettingsError("; ".join(problems))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        return cls(**values)
+
+
+#: field name -> environment variable
+ENV_VARS: dict[str, str] = {f.name: "SLAPROC_" + f.name.upper() for f in dataclasses.fields(WorkerSettings)}
+
+_PARSERS: dict[str, Any] = {
+    "broker": str.strip,
+    "app_id": str.strip,
+    "topic_prefix": str.strip,
+    "partitions": int,
+    "tick_interval": parse_duration,
+    "allowed_lateness": parse_duration,
+    "data_dir": Path,
+    "store": str.strip,
+    "web_enabled": _parse_bool,
+    "web_host": str.strip,
+    "web_port": int,
+    "batch_size": int,
+    "batch_within": parse_duration,
+    "broker_session_timeout": parse_duration,
+    "broker_heartbeat_interval": parse_duration,
+    "broker_rebalance_timeout": parse_duration,
+    "create_topics": _parse_bool,
+    "at_risk_thresholds": _parse_floats,
+    "log_level": str.strip,
+}
+assert set(_PARSERS) == set(ENV_VARS)

@@ -1,0 +1,227 @@
+"""State store for one partition's Processor, backed by Faust tables (or plain dicts).
+
+The core's `Store` port (docs/design.md): ticket state by ticket_id, service state by
+service_id, and a due-index `schedule(key, wake)` / `pop_due(t)`. Values are the
+core's compact JSON strings (`to_json()`); objects with a `to_json()` method are
+accepted and stored as that string.
+
+Why explicit partitions: Faust's `table[key] = v` picks the changelog partition from
+the *current event*, which is wrong when a partition's Processor writes while the
+event in context belongs to another topic-partition (a contract update fanned out to
+every processor, a tick). `FaustTableBackend` writes the local store and sends the
+changelog record to the partition the Processor owns, always.
+
+Due-index decision (docs/stream.md): persisted, one changelog record per key
+(`due` table: key -> "<partition>|<wake ISO>"), and an in-memory heap per partition
+rebuilt from that table when the partition's Processor is created (after Faust's
+table recovery). A tick then costs O(due · log n), moving a wake is one record, and
+the index needs no knowledge of the core's state format. Minute buckets were
+rejected: a bucket value grows with every ticket due that minute and must be
+rewritten whole on each change.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+__all__ = [
+    "DueIndex", "TableBackend", "DictTableBackend", "FaustTableBackend",
+    "PartitionStore", "STATE_TABLES",
+]
+
+#: Faust table names (also the changelog topic suffixes).
+STATE_TABLES = ("tickets", "services", "misc", "due")
+
+
+class DueIndex:
+    """Min-heap of (wake, key) with lazy deletion; one wake per key. Not persisted itself."""
+
+    __slots__ = ("_wake", "_heap")
+
+    def __init__(self) -> None:
+        self._wake: dict[str, datetime] = {}
+        self._heap: list[tuple[datetime, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._wake)
+
+    def get(self, key: str) -> datetime | None:
+        return self._wake.get(key)
+
+    def schedule(self, key: str, wake: datetime | None) -> None:
+        """Set (or with None clear) the key's next wake."""
+        if wake is None:
+            self._wake.pop(key, None)
+        else:
+            self._wake[key] = wake
+            heapq.heappush(self._heap, (wake, key))
+        if len(self._heap) > 64 and len(self._heap) > 2 * len(self._wake):
+            self._heap = [(w, k) for k, w in self._wake.items()]  # drop stale entries
+            heapq.heapify(self._heap)
+
+    def _drop_stale_top(self) -> None:
+        heap, wake = self._heap, self._wake
+        while heap and wake.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+
+    def next_wake(self) -> datetime | None:
+        self._drop_stale_top()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, t: datetime) -> list[str]:
+        """Remove and return the keys with wake <= t, in (wake, key) order."""
+        due = []
+        heap, wake = self._heap, self._wake
+        while heap and heap[0][0] <= t:
+            w, key = heapq.heappop(heap)
+            if wake.get(key) == w:
+                del wake[key]
+                due.append(key)
+        return due
+
+
+class TableBackend(Protocol):
+    """Key-value tables whose writes name the partition that owns them."""
+
+    def get(self, table: str, key: str) -> str | None: ...
+    def set(self, table: str, partition: int, key: str, value: str | None) -> None: ...
+    def items(self, table: str) -> Iterator[tuple[str, str]]: ...
+
+
+class DictTableBackend:
+    """In-memory backend (tests, and anything that needs no changelog)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, str]] = {name: {} for name in STATE_TABLES}
+        self.writes: list[tuple[str, int, str, str | None]] = []  # (table, partition, key, value)
+
+    def get(self, table: str, key: str) -> str | None:
+        return self.tables[table].get(key)
+
+    def set(self, table: str, partition: int, key: str, value: str | None) -> None:
+        self.writes.append((table, partition, key, value))
+        if value is None:
+            self.tables[table].pop(key, None)
+        else:
+            self.tables[table][key] = value
+
+    def items(self, table: str) -> Iterator[tuple[str, str]]:
+        return iter(list(self.tables[table].items()))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
+
+
+class FaustTableBackend:
+    """Faust tables (key str, value raw UTF-8 bytes on the changelog).
+
+    Reads bypass Faust's `__getitem__` (no defaults, no sensors); writes update the
+    local store and send the changelog record to the given partition, so they work
+    outside stream iteration too.
+    """
+
+    def __init__(self, tables: Mapping[str, Any]) -> None:
+        self.tables = dict(tables)
+
+    def get(self, table: str, key: str) -> str | None:
+        value = self.tables[table].data.get(key)
+        return None if value is None else _text(value)
+
+    def set(self, table: str, partition: int, key: str, value: str | None) -> None:
+        t = self.tables[table]
+        if value is None:
+            if key in t.data:
+                del t.data[key]
+            t.send_changelog(partition, key, None, value_serializer="raw")
+        else:
+            encoded = value.encode("utf-8")
+            t.data[key] = encoded  # same type as what changelog recovery puts there
+            t.send_changelog(partition, key, encoded, value_serializer="raw")
+
+    def items(self, table: str) -> Iterator[tuple[str, str]]:
+        return ((k, _text(v)) for k, v in list(self.tables[table].data.items()) if v is not None)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat()
+
+
+class PartitionStore:
+    """The core's Store port for one partition.
+
+    Entity keys (ticket_id, service_id) are globally unique, so they are stored as is;
+    the partition only routes the changelog. `meta` values are per partition.
+    Unchanged values are not rewritten (no changelog record for a no-op put).
+    """
+
+    def __init__(self, backend: TableBackend, partition: int, *,
+                 loaders: Mapping[str, Callable[[str], Any]] | None = None) -> None:
+        self.backend = backend
+        self.partition = partition
+        self.loaders = dict(loaders or {})  # kind -> from_json, to hand back objects
+        self.due = DueIndex()
+        prefix = f"{partition}|"
+        for key, value in backend.items("due"):
+            if value.startswith(prefix):
+                self.due.schedule(key, datetime.fromisoformat(value[len(prefix):]))
+
+    # --- entity state -------------------------------------------------------
+    def _load(self, kind: str, value: str | None) -> Any:
+        if value is None or kind not in self.loaders:
+            return value
+        return self.loaders[kind](value)
+
+    def _put(self, table: str, key: str, state: Any) -> None:
+        value = None if state is None else (state if isinstance(state, str) else state.to_json())
+        if self.backend.get(table, key) != value:
+            self.backend.set(table, self.partition, key, value)
+
+    def get_ticket(self, ticket_id: str) -> Any:
+        return self._load("ticket", self.backend.get("tickets", ticket_id))
+
+    def put_ticket(self, ticket_id: str, state: Any) -> None:
+        """Store the ticket's state (JSON string or object with to_json()); None deletes."""
+        self._put("tickets", ticket_id, state)
+
+    def get_service(self, service_id: str) -> Any:
+        return self._load("service", self.backend.get("services", service_id))
+
+    def put_service(self, service_id: str, state: Any) -> None:
+        self._put("services", service_id, state)
+
+    def get(self, kind: str, key: str) -> Any:
+        """Any other entity kind (e.g. 'customer'), in the `misc` table."""
+        return self._load(kind, self.backend.get("misc", f"{kind}\x1f{key}"))
+
+    def put(self, kind: str, key: str, state: Any) -> None:
+        self._put("misc", f"{kind}\x1f{key}", state)
+
+    def get_meta(self, name: str) -> str | None:
+        """Per-partition value (e.g. the partition's time)."""
+        return self.backend.get("misc", f"meta\x1f{self.partition}\x1f{name}")
+
+    def put_meta(self, name: str, value: str | None) -> None:
+        self._put("misc", f"meta\x1f{self.partition}\x1f{name}", value)
+
+    # --- due index ----------------------------------------------------------
+    def schedule(self, key: str, wake: datetime | None) -> None:
+        """Set the key's next wake (UTC-aware datetime), or clear it with None."""
+        if self.due.get(key) == wake:
+            return
+        self.due.schedule(key, wake)
+        self.backend.set("due", self.partition, key,
+                         None if wake is None else f"{self.partition}|{_iso(wake)}")
+
+    def pop_due(self, t: datetime) -> list[str]:
+        """Remove and return the keys whose wake is <= t, in wake order (ties by key)."""
+        keys = self.due.pop_due(t)
+        for key in keys:
+            self.backend.set("due", self.partition, key, None)
+        return keys
+
+    def next_wake(self) -> datetime | None:
+        return self.due.next_wake()
