@@ -219,7 +219,7 @@ class _Clocks:
         if slot.metric == "update":
             # SPEC §6: a missed cycle breaches once; the next cycle is due one cadence after the missed deadline.
             self.s.update_cycle = max(self.s.update_cycle, slot.cycle + 1)
-            self._restart(slot, slot.cycle + 1, crossing)
+            self._restart(slot, slot.cycle + 1, crossing, at)
         else:
             if slot.metric == "resolution":
                 self.s.resolution_breached = True
@@ -308,10 +308,12 @@ class _Clocks:
         if slot.due is not None:
             slot.pending = [(slot.due, milestones.last)]
 
-    def _restart(self, slot: Slot, cycle: int, start: datetime) -> None:
+    def _restart(self, slot: Slot, cycle: int, start: datetime, known_at: datetime) -> None:
+        """Next cycle from `start`; milestones already passed at `known_at` (a breach found at a
+        priority change) occur at `known_at`, keeping the outputs in time order."""
         slot.cycle = cycle
         slot.start = start
-        slot.effective_from = start
+        slot.effective_from = known_at
         slot.fired = set()
         slot.done = False
         self._schedule(slot)
