@@ -58,16 +58,23 @@ class AttainmentBook:
         self.last: dict[Key, datetime] = {}  # latest outcome instant
         self.breaches: dict[str, Key] = {}  # breach event id -> key (until retracted or reported)
         self.pending: dict[str, Key] = {}  # ticket id -> key, tickets without an outcome yet
+        self.waiting: dict[Key, int] = {}  # key -> number of its tickets in `pending`
         self.next_report: dict[str, str] = {}  # customer -> next quarter to report
         self._next_due: datetime | None = None  # earliest instant a report may be due (cache)
         self._customers = 0
 
     def opened(self, ticket_id: str, customer_id: str, opened_at: datetime) -> None:
-        self.pending[ticket_id] = (customer_id, quarter_of(opened_at))
+        key = (customer_id, quarter_of(opened_at))
+        self.pending[ticket_id] = key
+        self.waiting[key] = self.waiting.get(key, 0) + 1
 
     def stopped(self, ticket_id: str) -> None:
-        """The ticket's first-response clock ended without an outcome (resolved or closed unanswered)."""
-        self.pending.pop(ticket_id, None)
+        """The ticket's first-response clock ended (with or without an outcome): it no longer holds its quarter."""
+        key = self.pending.pop(ticket_id, None)
+        if key is not None:
+            self.waiting[key] -= 1
+            if not self.waiting[key]:
+                del self.waiting[key]
 
     def observe(self, out: Output) -> None:
         f = out.fields
@@ -79,7 +86,7 @@ class AttainmentBook:
         if out.type not in ("sla.met", "sla.breached") or f["metric"] != "first_response" or not f["binding"]:
             return
         key = (f["customer_id"], quarter_of(f["started_at"]))
-        self.pending.pop(f["ticket_id"], None)
+        self.stopped(f["ticket_id"])
         self.measured[key] = self.measured.get(key, 0) + 1
         if key not in self.last or out.occurred_at > self.last[key]:
             self.last[key] = out.occurred_at
@@ -92,7 +99,7 @@ class AttainmentBook:
         """Reports for the quarters ended (+ `delay`) before `t` with no ticket still waiting."""
         if self._next_due is not None and t <= self._next_due and len(start_months) == self._customers:
             return []  # no quarter can be due yet: keep the per-event cost O(1)
-        waiting = set(self.pending.values())
+        waiting = self.waiting
         out: list[Output] = []
         next_due: datetime | None = None
         for customer_id, start_month in sorted(start_months.items()):
@@ -140,6 +147,9 @@ class AttainmentBook:
         self.last = {(c, q): datetime.fromisoformat(t) for c, q, t in data["last"]}
         self.breaches = {b: (c, q) for b, c, q in data["breaches"]}
         self.pending = {tk: (c, q) for tk, c, q in data["pending"]}
+        self.waiting = {}
+        for key in self.pending.values():
+            self.waiting[key] = self.waiting.get(key, 0) + 1
         self.next_report = {c: q for c, q in data["report"]}
         self._next_due = None
 

@@ -395,18 +395,24 @@ class ResolvedPlan:
 
     _core: _PlanCore
     services: tuple[ContractService, ...] = ()
+    # Copies of the core's fields as plain attributes: the clocks read them on every event.
+    policy: str = field(init=False)
+    plan: str = field(init=False)
+    policy_version: str = field(init=False)
+    priorities: tuple[str, ...] = field(init=False)
+    pause_statuses: Mapping[str, frozenset[str]] = field(init=False)
+    customer_cannot_raise_to: frozenset[str] = field(init=False)
+    non_production_unavailable: frozenset[str] = field(init=False)
+    non_production_fallback: str | None = field(init=False)
+    ticket_clocks: bool = field(init=False)
+    uptime_commitment_percent: Decimal | None = field(init=False)
+    attainment_quarterly: bool = field(init=False)
 
-    policy = property(lambda self: self._core.policy)
-    plan = property(lambda self: self._core.plan)
-    policy_version = property(lambda self: self._core.policy_version)
-    priorities = property(lambda self: self._core.priorities)
-    pause_statuses = property(lambda self: self._core.pause_statuses)
-    customer_cannot_raise_to = property(lambda self: self._core.customer_cannot_raise_to)
-    non_production_unavailable = property(lambda self: self._core.non_production_unavailable)
-    non_production_fallback = property(lambda self: self._core.non_production_fallback)
-    ticket_clocks = property(lambda self: self._core.ticket_clocks)
-    uptime_commitment_percent = property(lambda self: self._core.uptime_commitment_percent)
-    attainment_quarterly = property(lambda self: self._core.attainment_quarterly)
+    def __post_init__(self) -> None:
+        for name in ("policy", "plan", "policy_version", "priorities", "pause_statuses", "customer_cannot_raise_to",
+                     "non_production_unavailable", "non_production_fallback", "ticket_clocks",
+                     "uptime_commitment_percent", "attainment_quarterly"):
+            object.__setattr__(self, name, getattr(self._core, name))
 
     def targets(self, priority: str) -> tuple[ClockTarget, ...]:
         """The clocks a ticket of `priority` runs, first_response, update, resolution

@@ -127,6 +127,7 @@ class Processor:
         # Instant up to which month closes are known to be done (the next close instant);
         # reset when a contract arrives, since its months may need catching up.
         self._closes_checked_until: datetime | None = None
+        self._attainment_starts: dict[str, str] | None = None  # Rescale customers -> first month
 
     # ---- contracts --------------------------------------------------------------------
     def install(self, contract: Contract, at: datetime | None = None) -> None:
@@ -144,6 +145,7 @@ class Processor:
             start_month = old.start_month
         self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month)
         self._closes_checked_until = None
+        self._attainment_starts = None
         for svc in terms.services:
             self.service_owner[svc.service_id] = terms.customer_id
 
@@ -162,6 +164,7 @@ class Processor:
             for entry in list(self.contracts.values()):
                 if entry.start_month is None:  # contracts loaded before any time: start at the first instant
                     self.contracts[entry.terms.customer_id] = ContractEntry(entry.terms, entry.plan, uptime.month_of(t))
+                    self._attainment_starts = None
         self.now = t
         out: list[Output] = []
         store = self.store
@@ -322,11 +325,14 @@ class Processor:
         return state, out
 
     def _close_quarters(self, t: datetime) -> list[Output]:
-        customers = [c for c, e in sorted(self.contracts.items()) if e.plan.attainment_quarterly and e.start_month]
-        if not customers:
+        starts = self._attainment_starts
+        if starts is None:  # recomputed only when a contract changes
+            starts = self._attainment_starts = {
+                c: e.start_month for c, e in sorted(self.contracts.items())
+                if e.plan.attainment_quarterly and e.start_month}
+        if not starts:
             return []
-        return self.attainment.close_due(t, self.settings.quarter_close_delay,
-                                         {c: self.contracts[c].start_month for c in customers})
+        return self.attainment.close_due(t, self.settings.quarter_close_delay, starts)
 
     # ---- persistence of the processor's own state (stream mode) -----------------------
     def snapshot(self) -> str:
