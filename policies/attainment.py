@@ -110,8 +110,8 @@ class AttainmentBook:
                 quarter = next_quarter(quarter)
             self.next_report[customer_id] = quarter
             due = quarter_bounds(quarter)[1] + delay
-            if (customer_id, quarter) in waiting:
-                due = t  # blocked by a waiting ticket: look again on the next event
+            if due < t:
+                due = t  # due but blocked by a waiting ticket: look again on the next event
             next_due = due if next_due is None or due < next_due else next_due
         self._next_due = next_due
         self._customers = len(start_months)

@@ -10,7 +10,7 @@ import heapq
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Collection, Protocol
 
 from events.contract import ContractTerms
 from policies import downtime, uptime
@@ -46,7 +46,7 @@ class Store(Protocol):
     def ticket(self, ticket_id: str) -> TicketState | None: ...
     def save_ticket(self, state: TicketState) -> None: ...
     def close_ticket(self, state: TicketState) -> None: ...
-    def closed_digests(self, ticket_id: str) -> set[int] | None: ...
+    def closed_digests(self, ticket_id: str) -> Collection[int] | None: ...
     def due_tickets(self, t: datetime) -> list[str]: ...
     def service(self, service_id: str) -> downtime.ServiceState | None: ...
     def save_service(self, state: downtime.ServiceState) -> None: ...
@@ -57,7 +57,7 @@ class MemoryStore:
     """In-memory store with a due-index (a heap of (wake, ticket_id), stale entries skipped)."""
 
     tickets: dict[str, TicketState] = field(default_factory=dict)
-    closed: dict[str, set[int]] = field(default_factory=dict)
+    closed: dict[str, Collection[int]] = field(default_factory=dict)
     services: dict[str, downtime.ServiceState] = field(default_factory=dict)
     _heap: list[tuple[datetime, str]] = field(default_factory=list)
     _wake: dict[str, datetime] = field(default_factory=dict)
@@ -79,7 +79,7 @@ class MemoryStore:
         self._wake.pop(state.ticket_id, None)
         self.closed[state.ticket_id] = state.seen
 
-    def closed_digests(self, ticket_id: str) -> set[int] | None:
+    def closed_digests(self, ticket_id: str) -> Collection[int] | None:
         return self.closed.get(ticket_id)
 
     def due_tickets(self, t: datetime) -> list[str]:
@@ -236,7 +236,7 @@ class Processor:
             if event_digest(ev.event_id) in state.seen:
                 return []
             out = self.tickets.advance(state, plan, now)
-            state.seen.add(event_digest(ev.event_id))
+            state.seen.append(event_digest(ev.event_id))
             store.close_ticket(state)
             self._observe(out, plan)
             if plan.attainment_quarterly:

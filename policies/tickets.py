@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
@@ -110,7 +111,7 @@ class Slot:
         # when it fires, so a ticket answered early never pays for its later thresholds.
         self.pending: list[tuple[datetime, int]] = []
         self.due: datetime | None = None
-        self.fired: set[int] = set()  # fraction indexes fired in this cycle
+        self.fired = 0  # bit mask of the at-risk thresholds fired in this cycle
         self.done = False
 
 
@@ -136,8 +137,10 @@ class TicketState:
         self.environment = environment
         self.opened_at = opened_at
         self.history: list[tuple[datetime, int, str, str | None]] = []
-        self.seen: set[int] = set()
-        self.emitted: set[int] = set()
+        # Small per-ticket sets as arrays of 64-bit ints: a few bytes each instead of a set's
+        # 200+ bytes; a ticket has tens of entries, so a linear `in` is cheap.
+        self.seen = array("Q")  # digests of the input event ids applied (idempotency)
+        self.emitted = array("q")  # keys of the outputs emitted
         self.seq = 0
         self._reset_clocks()
 
@@ -179,8 +182,8 @@ class TicketState:
         state = cls(data["t"], data["c"], data["v"], data["e"], datetime.fromisoformat(data["o"]))
         state.seq = data["q"]
         state.history = [(datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"]]
-        state.seen = set(data["s"])
-        state.emitted = set(data["m"])
+        state.seen = array("Q", data["s"])
+        state.emitted = array("q", data["m"])
         state.advanced_to = datetime.fromisoformat(data["a"])
         state.derived = False
         return state
@@ -211,7 +214,7 @@ class _Clocks:
     def _fire(self, slot: Slot, crossing: datetime, index: int) -> None:
         at = crossing if crossing > slot.effective_from else slot.effective_from
         if index != self.milestones.last:
-            slot.fired.add(index)
+            slot.fired |= 1 << index
             self._emit(_KIND_AT_RISK, "sla.at_risk", at, slot, index, {"threshold": self.milestones.thresholds[index]})
             self._queue_next(slot)
             return
@@ -298,7 +301,7 @@ class _Clocks:
         """Queue the lowest at-risk threshold not fired in this cycle, else the deadline."""
         milestones = self.milestones
         for index in range(milestones.last):
-            if index not in slot.fired:
+            if not slot.fired >> index & 1:
                 if runs is None:
                     runs = self._running_intervals(slot.metric, slot.start)
                 crossing = self._cross(runs, slot.target.calendar, milestones.need(slot.target.duration, index))
@@ -314,7 +317,7 @@ class _Clocks:
         slot.cycle = cycle
         slot.start = start
         slot.effective_from = known_at
-        slot.fired = set()
+        slot.fired = 0
         slot.done = False
         self._schedule(slot)
 
@@ -405,7 +408,7 @@ class _Clocks:
             for slot in s.slots:  # resolution resumes with its elapsed time, as a new cycle
                 slot.cycle = s.resolution_cycle
                 slot.effective_from = ts
-                slot.fired = set()
+                slot.fired = 0
                 slot.done = False
                 self._schedule(slot)
             self._start_updates(ts)
@@ -544,7 +547,7 @@ class TicketEngine:
         priority = ev.priority.lower()
         self._check_priority(priority, plan)
         state = TicketState(ev.ticket_id, ev.customer_id, plan.policy_version, ev.environment, ev.occurred_at)
-        state.seen.add(event_digest(ev.event_id))
+        state.seen.append(event_digest(ev.event_id))
         state.priority = priority
         if not plan.ticket_clocks:
             return state, []  # e.g. Vectorize Starter: community support only, nothing to hold
@@ -580,7 +583,7 @@ class TicketEngine:
         if digest in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
         entry = self._history_entry(ev, plan)
-        state.seen.add(digest)
+        state.seen.append(digest)
         if entry is None or not plan.ticket_clocks:
             return restored
         kind, value = entry
@@ -609,9 +612,10 @@ class TicketEngine:
         """Keep the outputs not emitted before; on a rebuild, retract breaches no longer derived."""
         fresh: list[Output] = []
         emitted = state.emitted
+        emitted_add = emitted.append
         for key, out in zip(clocks.out_keys, clocks.out):
             if key not in emitted:
-                emitted.add(key)
+                emitted_add(key)
                 fresh.append(out)
             elif _is_breach_key(key) and _retracted_key(key) in emitted:
                 # Derived again after a retraction: a new generation, unless that one stands already.
@@ -619,7 +623,7 @@ class TicketEngine:
                 while key + generation * _GENERATION in emitted and _retracted_key(key + generation * _GENERATION) in emitted:
                     generation += 1
                 if key + generation * _GENERATION not in emitted:
-                    emitted.add(key + generation * _GENERATION)
+                    emitted_add(key + generation * _GENERATION)
                     f = out.fields
                     fresh.append(out._replace(event_id=breach_event_id(
                         state.ticket_id, f["metric"], f["binding"], f["cycle"], generation)))
@@ -627,7 +631,7 @@ class TicketEngine:
             derived = set(clocks.out_keys)
             for key in sorted(emitted):
                 if _is_breach_key(key) and key % _GENERATION not in derived and _retracted_key(key) not in emitted:
-                    emitted.add(_retracted_key(key))
+                    emitted_add(_retracted_key(key))
                     fresh.append(self._retraction(state, key, retract_at))
         return fresh
 
