@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/slaproc demo
 
 replay: $(STAMP)
-	$(BIN)/slaproc replay samples/events.jsonl --contracts samples/contracts.yaml
+	$(BIN)/slaproc replay samples/events.jsonl --contracts samples/contracts.yaml --until 2026-05-01T02:00:00Z
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -25,7 +25,7 @@ schemas: $(STAMP)
 	$(BIN)/python -m events.schema --write
 
 bench: $(STAMP)
-	$(BIN)/python bench/replay.py
+	$(BIN)/python -m bench.replay
 
 clean:
 	rm -rf $(VENV) build *.egg-info
