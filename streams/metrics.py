@@ -1,0 +1,100 @@
+"""Prometheus metrics of the worker (names fixed in docs/design.md, "Metrics").
+
+No ticket or customer ids as labels: labels are bounded by the catalog (provider, plan,
+priority, metric, binding), by reason codes and by contracted service ids.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
+                               ProcessCollector, disable_created_metrics)
+
+from policies.catalog import Catalog
+from policies.outputs import Output
+
+_FIRST_RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 432000, float("inf"))
+
+
+class Metrics:
+    """The processor's own series, in one registry (served on the worker's web port)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        disable_created_metrics()  # no *_created series: half the exposition, nothing a rule reads
+        if registry is None:
+            registry = CollectorRegistry(auto_describe=True)
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
+        r = self.registry
+        self.events_in = Counter("slaproc_events_in", "Input events read, by type", ["type"], registry=r)
+        self.dead_letters = Counter("slaproc_dead_letters", "Inputs sent to the dead letter, by reason",
+                                    ["reason"], registry=r)
+        clock = ["provider", "plan", "priority", "metric", "binding"]
+        self.breaches = Counter("slaproc_breaches", "SLA breaches emitted", clock, registry=r)
+        self.met = Counter("slaproc_met", "SLA targets met on time", clock, registry=r)
+        self.at_risk = Counter("slaproc_at_risk", "At-risk warnings emitted",
+                               ["provider", "plan", "priority", "metric", "threshold"], registry=r)
+        self.retractions = Counter("slaproc_breach_retractions", "Breaches retracted by late events",
+                                   ["provider"], registry=r)
+        self.first_response = Histogram("slaproc_first_response_seconds",
+                                        "Time to first response (business or calendar seconds per the target's clock)",
+                                        ["provider", "plan"], buckets=_FIRST_RESPONSE_BUCKETS, registry=r)
+        self.open_clocks = Gauge("slaproc_open_clocks", "Clocks running on this worker", ["provider"], registry=r)
+        self.month_closes = Counter("slaproc_month_closes", "Service months closed (incl. revisions)",
+                                    ["provider"], registry=r)
+        self.refunds = Counter("slaproc_refunds", "refund.eligible events emitted", ["currency"], registry=r)
+        self.refund_amount = Counter("slaproc_refund_amount", "Refund amounts emitted", ["currency"], registry=r)
+        self.uptime = Gauge("slaproc_uptime_percent", "Uptime of the last closed month per service",
+                            ["service_id", "month"], registry=r)
+        self.attainment = Gauge("slaproc_attainment_ratio", "Quarterly first-response attainment (0..1)",
+                                ["provider", "quarter"], registry=r)
+        self.ticks = Counter("slaproc_ticks", "Ticks applied by this worker's partitions", registry=r)
+        self.last_tick = Gauge("slaproc_last_tick_timestamp_seconds", "Wall clock of the last tick applied",
+                               registry=r)
+        self.tick_delay = Gauge("slaproc_tick_delay_seconds", "Wall clock minus partition time at the last tick",
+                                registry=r)
+        self.consumer_lag = Gauge("slaproc_consumer_lag", "Messages not yet read", ["topic", "partition"], registry=r)
+        self.rebalances = Counter("slaproc_rebalances", "Partition assignments seen", registry=r)
+        self.processing = Histogram("slaproc_processing_seconds", "Wall time to process one batch", registry=r)
+
+    def zero_catalog(self, catalog: Catalog) -> None:
+        """Create the labelled series at 0 so that `increase()` sees the first breach (alert rules)."""
+        for policy in catalog.policies:
+            pf = catalog.policy(policy)
+            for plan in catalog.plans(policy):
+                for priority in pf.priorities:
+                    for metric in ("first_response", "update"):
+                        for binding in ("true", "false"):
+                            self.breaches.labels(policy, plan, priority, metric, binding)
+                            self.met.labels(policy, plan, priority, metric, binding)
+            self.retractions.labels(policy)
+            self.month_closes.labels(policy)
+
+    def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None) -> None:
+        """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs."""
+        for out in outputs:
+            f = out.fields
+            t = out.type
+            if t in ("sla.breached", "sla.met", "sla.at_risk"):
+                binding = "true" if f["binding"] else "false"
+                if t == "sla.breached":
+                    self.breaches.labels(f["policy"], f["plan"], f["priority"], f["metric"], binding).inc()
+                elif t == "sla.met":
+                    self.met.labels(f["policy"], f["plan"], f["priority"], f["metric"], binding).inc()
+                    if f["metric"] == "first_response" and f["binding"]:
+                        self.first_response.labels(f["policy"], f["plan"]).observe(float(f["elapsed_minutes"]) * 60)
+                else:
+                    self.at_risk.labels(f["policy"], f["plan"], f["priority"], f["metric"], str(f["threshold"])).inc()
+            elif t == "sla.breach_retracted":
+                self.retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
+            elif t == "uptime.month_closed":
+                self.month_closes.labels((provider_of or {}).get(f["customer_id"], "unknown")).inc()
+                self.uptime.labels(f["service_id"], f["month"]).set(float(f["uptime_percent"]))
+            elif t == "refund.eligible":
+                self.refunds.labels(f["currency"]).inc()
+                self.refund_amount.labels(f["currency"]).inc(float(f["refund_amount"]))
+            elif t == "sla.attainment_reported" and f["attainment_percent"] is not None:
+                provider = (provider_of or {}).get(f["customer_id"], "rescale")
+                self.attainment.labels(provider, f["quarter"]).set(float(f["attainment_percent"]) / 100)
