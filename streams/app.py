@@ -134,7 +134,8 @@ class StreamWorker:
                              for name in INPUT_TOPICS}
         self.output_topics = {name: app.topic(settings.topic(name), partitions=n, **raw)
                               for name in OUTPUT_TOPICS}
-        self.ticks_topic_name = settings.topic(f"{settings.app_id}-ticks")
+        # Internal to the app, named like Faust's own internal topics (no prefix).
+        self.ticks_topic_name = f"{settings.app_id}-ticks"
         self.ticks_topic = app.topic(self.ticks_topic_name, partitions=n, **raw)
         # Per-partition state: changelog partitions match the input partitions.
         self.tables = {name: app.Table(name, partitions=n, key_type=str, value_type=bytes)

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -80,6 +81,22 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: Linux sends SIGKILL to the broker when the process that started it dies.
+
+    Covers what no finally block can: the parent killed by SIGKILL, or a test runner
+    stopped by a timeout before its fixtures tear down.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # not Linux: stop() and __del__ remain
+        pass
 
 
 def _free_port(host: str) -> int:
@@ -173,6 +190,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # own process group: stop() kills it and any children
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
 
     def log_text(self) -> str:

@@ -125,3 +125,30 @@ async def test_async_context_manager_stops_when_cancelled():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not _process_group_alive(pids[0])
+
+
+def test_broker_dies_with_a_killed_parent():
+    # SIGKILL leaves no chance for finally blocks; PR_SET_PDEATHSIG must take the broker down.
+    import subprocess
+    import sys
+    import time
+
+    code = ("from streams.broker import EmbeddedBroker\n"
+            "import time\n"
+            "b = EmbeddedBroker().start()\n"
+            "print(b.pid, flush=True)\n"
+            "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        assert _process_group_alive(pid)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 5
+        while _process_group_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _process_group_alive(pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
