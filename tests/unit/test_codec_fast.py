@@ -235,6 +235,8 @@ def test_non_events_are_dead_lettered_as_before(raw: bytes | str) -> None:
 def test_canonical_valid_events_take_the_fast_path(data: st.DataObject) -> None:
     event_type = data.draw(st.sampled_from(sorted(FIELDS)))
     obj = data.draw(valid_events(event_type))
+    if "priority" in obj:  # the fast path leaves priorities needing a strip, or not ASCII, to pydantic
+        obj["priority"] = data.draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,10}[A-Za-z0-9]|[A-Za-z0-9]", fullmatch=True))
     slow = codec._decode_slow(json.dumps(obj))
     if isinstance(slow, DeadLetterReason):
         return  # ids / priorities / windows outside the limits: not a canonical valid event
