@@ -1,0 +1,198 @@
+"""The real core behind the Faust shell: codec, processor per partition, table-backed store.
+
+The store keeps live objects (ticket clocks, service ledgers) in memory for the partitions
+this worker owns, and writes their JSON to the Faust tables only when `flush()` is called:
+the shell flushes after the batch's outputs have been acknowledged by the broker. A crash
+before that replays the batch from the last committed offsets over the previous state,
+which re-derives the same outputs with the same event ids (at-least-once, idempotent);
+a state can never be persisted ahead of the outputs it caused.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable, Collection
+
+from events.codec import DeadLetterReason, dead_letter_event, decode
+from events.models import DeadLetter
+from policies.catalog import Catalog, ContractError, default_catalog
+from policies.contracts import Contract, contract_from_event
+from policies.downtime import ServiceState
+from policies.outputs import Output
+from policies.processor import Processor, Settings
+from policies.tickets import TicketState
+from streams.store import PartitionStore
+from streams.wire import to_bytes
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CLOSED = '{"closed":'  # prefix of a closed-ticket tombstone in the tickets table
+
+
+class TableStore:
+    """`policies.processor.Store` over one partition's tables, with a write-behind cache."""
+
+    def __init__(self, partition_store: PartitionStore) -> None:
+        self.p = partition_store
+        self.tickets: dict[str, TicketState] = {}
+        self.closed: dict[str, Collection[int]] = {}
+        self.services: dict[str, ServiceState] = {}
+        self._dirty_tickets: set[str] = set()
+        self._dirty_services: set[str] = set()
+
+    # tickets
+    def _load_ticket(self, ticket_id: str) -> None:
+        if ticket_id in self.tickets or ticket_id in self.closed:
+            return
+        raw = self.p.get_ticket(ticket_id)
+        if raw is None:
+            return
+        if raw.startswith(_CLOSED):
+            self.closed[ticket_id] = json.loads(raw)["seen"]
+        else:
+            self.tickets[ticket_id] = TicketState.from_json(raw)
+
+    def ticket(self, ticket_id: str) -> TicketState | None:
+        self._load_ticket(ticket_id)
+        return self.tickets.get(ticket_id)
+
+    def save_ticket(self, state: TicketState) -> None:
+        self.tickets[state.ticket_id] = state
+        self._dirty_tickets.add(state.ticket_id)
+        self.p.schedule(state.ticket_id, state.next_wake)
+
+    def close_ticket(self, state: TicketState) -> None:
+        self.tickets.pop(state.ticket_id, None)
+        self.closed[state.ticket_id] = list(state.seen)
+        self._dirty_tickets.add(state.ticket_id)
+        self.p.schedule(state.ticket_id, None)
+
+    def closed_digests(self, ticket_id: str) -> Collection[int] | None:
+        self._load_ticket(ticket_id)
+        return self.closed.get(ticket_id)
+
+    def due_tickets(self, t: datetime) -> list[str]:
+        return self.p.pop_due(t)
+
+    # services
+    def service(self, service_id: str) -> ServiceState | None:
+        state = self.services.get(service_id)
+        if state is None:
+            raw = self.p.get_service(service_id)
+            if raw is not None:
+                state = self.services[service_id] = ServiceState.from_json(raw)
+        return state
+
+    def save_service(self, state: ServiceState) -> None:
+        self.services[state.service_id] = state
+        self._dirty_services.add(state.service_id)
+
+    def flush(self) -> None:
+        """Write the changed states to the tables (their changelogs)."""
+        for ticket_id in sorted(self._dirty_tickets):
+            state = self.tickets.get(ticket_id)
+            if state is not None:
+                self.p.put_ticket(ticket_id, state.to_json())
+            elif ticket_id in self.closed:
+                self.p.put_ticket(ticket_id, json.dumps({"closed": True, "seen": list(self.closed[ticket_id])},
+                                                         separators=(",", ":")))
+        for service_id in sorted(self._dirty_services):
+            self.p.put_service(service_id, self.services[service_id].to_json())
+        self._dirty_tickets.clear()
+        self._dirty_services.clear()
+
+
+class PartitionProcessor:
+    """One partition's Processor, its store, and the persistence of its own state."""
+
+    def __init__(self, catalog: Catalog, partition_store: PartitionStore, owns_service: Callable[[str], bool],
+                 settings: Settings) -> None:
+        self.partition = partition_store.partition
+        self.store = TableStore(partition_store)
+        self.core = Processor(catalog, self.store, settings, owns_service, partition=self.partition)
+        snapshot = partition_store.get_meta("processor")
+        if snapshot is not None:
+            self.core.restore(snapshot)
+        self._partition_store = partition_store
+
+    @property
+    def now(self) -> datetime | None:
+        return self.core.now
+
+    def upsert_contract(self, contract: tuple[Contract, datetime]) -> list[Output]:
+        terms, at = contract
+        self.core.install(terms, at=at)
+        return self.core.advance_to(self.core.now) if self.core.now else []
+
+    def apply(self, event: Any) -> tuple[list[Output], Any]:
+        return self.core.apply(event)
+
+    def advance_to(self, t: datetime) -> list[Output]:
+        return self.core.advance_to(t)
+
+    def flush(self) -> None:
+        self.store.flush()
+        self._partition_store.put_meta("processor", self.core.snapshot())
+
+    def open_clocks(self) -> int:
+        return sum(1 for st in self.store.tickets.values() for s in st.slots if not s.done and s.pending)
+
+
+class RealCore:
+    """The `streams.app.Core` protocol over events/ and policies/."""
+
+    def __init__(self, settings: Any = None, catalog: Catalog | None = None,
+                 core_settings: Settings = Settings()) -> None:
+        self.catalog = catalog or default_catalog()
+        self.core_settings = core_settings
+        self.processors: dict[int, PartitionProcessor] = {}
+
+    def decode(self, raw: bytes | None) -> Any:
+        if raw is None:
+            raise ValueError("invalid_json: empty message (a tombstone) is not an event")
+        result = decode(raw)
+        if isinstance(result, DeadLetterReason):
+            raise ValueError(f"{result.code}: {result.message}")
+        return result
+
+    def contract_of(self, event: Any) -> tuple[str, tuple[Contract, datetime]]:
+        if event.type != "contract.upserted":
+            raise ValueError(f"unknown_type: {event.type!r} on the contracts topic (expected contract.upserted)")
+        try:
+            contract = contract_from_event(event, self.catalog)
+        except ContractError as err:
+            raise ValueError(f"invalid_contract: {err}") from None
+        return contract.customer_id, (contract, event.occurred_at)
+
+    def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> PartitionProcessor:
+        proc = PartitionProcessor(self.catalog, store, owns_service, self.core_settings)
+        self.processors[store.partition] = proc
+        return proc
+
+    def encode(self, output: Any) -> bytes:
+        if isinstance(output, DeadLetter):
+            from events.codec import encode
+
+            return encode(output)
+        return to_bytes(output)
+
+    def output_type(self, output: Any) -> str:
+        return output.type
+
+    def output_field(self, output: Any, name: str) -> str | None:
+        if isinstance(output, Output):
+            value = output.fields.get(name)
+        else:
+            value = getattr(output, name, None)
+        return None if value is None else str(value)
+
+    def event_type(self, event: Any) -> str:
+        return event.type
+
+    def dead_letter(self, source: dict, raw: bytes | None, error: str) -> DeadLetter:
+        code, _, message = error.partition(": ")
+        if not message or not code.replace("_", "").isalpha() or not code.islower():
+            code, message = "rejected", error
+        proc = self.processors.get(source.get("partition", -1))
+        at = proc.now if proc is not None and proc.now is not None else EPOCH
+        where = f"{source.get('topic')}[{source.get('partition')}]@{source.get('offset')}"
+        return dead_letter_event(where, raw or b"", DeadLetterReason(code, message), at)
