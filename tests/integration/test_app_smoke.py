@@ -328,3 +328,30 @@ async def test_state_due_index_and_contracts_survive_a_worker_restart(broker_url
     assert "due-R-1" in by_id                 # the due index was rebuilt from the `due` table
     assert by_id["due-R-1"]["occurred_at"].startswith("2026-03-02T10:02:00")
     print(f"\nRESTART TIMINGS {timings}")
+
+
+def test_partition_store_due_index_persists_and_rebuilds_per_partition():
+    from streams.store import DictTableBackend, PartitionStore
+    from streams.ticks import is_caught_up
+
+    backend = DictTableBackend()
+    p0, p1 = PartitionStore(backend, 0), PartitionStore(backend, 1)
+    t = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+    p0.schedule("b", t + timedelta(minutes=2))
+    p0.schedule("a", t + timedelta(minutes=2))
+    p0.schedule("c", t + timedelta(minutes=1))
+    p0.schedule("c", t + timedelta(minutes=5))   # moved: the earlier wake is gone
+    p1.schedule("z", t)
+    p0.put_ticket("T", '{"n":1}')
+    p0.put_ticket("T", '{"n":1}')                # no-op: no second write
+    assert [w for w in backend.writes if w[0] == "tickets"] == [("tickets", 0, "T", '{"n":1}')]
+    rebuilt = PartitionStore(backend, 0)          # e.g. after a restart: only partition 0's keys
+    assert rebuilt.next_wake() == t + timedelta(minutes=2)
+    assert rebuilt.pop_due(t + timedelta(minutes=3)) == ["a", "b"]
+    assert PartitionStore(backend, 0).pop_due(t + timedelta(days=1)) == ["c"]  # pops were persisted
+    assert PartitionStore(backend, 1).pop_due(t) == ["z"]
+
+    assert is_caught_up({"x": 5, "y": 0}, {"x": 5, "y": 0})
+    assert not is_caught_up({"x": 4, "y": 0}, {"x": 5, "y": 0})
+    assert not is_caught_up({"x": None}, {"x": 1})
+    assert is_caught_up({"x": None}, {"x": 0})
