@@ -12,6 +12,8 @@ out; the core's deterministic output ids and input-id de-duplication make that s
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -55,6 +57,7 @@ OUTPUT_ROUTES: dict[str, tuple[str, str | None]] = {
     "uptime.month_closed": (REFUNDS, "customer_id"),
     "refund.eligible": (REFUNDS, "customer_id"),
     "dead_letter": (DEAD_LETTER, None),
+    "attainment.partial": (None, "customer_id"),  # internal topic, summed by the attainment agent
 }
 
 
@@ -137,6 +140,12 @@ class StreamWorker:
         # Internal to the app, named like Faust's own internal topics (no prefix).
         self.ticks_topic_name = f"{settings.app_id}-ticks"
         self.ticks_topic = app.topic(self.ticks_topic_name, partitions=n, **raw)
+        # Quarterly attainment: each partition's counts, keyed by customer, summed here.
+        self.attainment_topic_name = f"{settings.app_id}-attainment"
+        self.attainment_topic = app.topic(self.attainment_topic_name, partitions=n, **raw)
+        self.attainment_table = app.Table("attainment", partitions=n, key_type=str, value_type=bytes)
+        self._pending_sends: list[Any] = []  # delivery futures of the current batch's outputs
+        self._touched: set[int] = set()  # partitions whose processor changed state in this batch
         # Per-partition state: changelog partitions match the input partitions.
         self.tables = {name: app.Table(name, partitions=n, key_type=str, value_type=bytes)
                        for name in STATE_TABLES}
@@ -160,6 +169,7 @@ class StreamWorker:
         # Ticks are only useful for a moment; retention keeps the topic small on real Kafka.
         await create_topics(s.broker, [self.ticks_topic_name], s.partitions,
                             {"retention.ms": str(3_600_000)})
+        await create_topics(s.broker, [self.attainment_topic_name], s.partitions)
 
     # --- processors ---------------------------------------------------------
     def owns_service(self, partition: int) -> Callable[[str], bool]:
@@ -197,7 +207,23 @@ class StreamWorker:
                 raise ValueError(f"no topic for output type {kind!r}")
             topic, key_field = route
             key = self.core.output_field(output, key_field) if key_field else None
-            await self.output_topics[topic].send(key=key, value=self.core.encode(output))
+            target = self.output_topics[topic] if topic is not None else self.attainment_topic
+            value = self.core.encode_internal(output) if topic is None else self.core.encode(output)
+            self._pending_sends.append(await target.send(key=key, value=value))
+
+    async def commit_batch(self) -> None:
+        """Wait until the broker has the batch's outputs, then persist the processors' state.
+
+        State is never written ahead of the outputs it caused: a crash in between replays
+        the batch over the previous state and re-sends the same outputs (same event ids)."""
+        sends, self._pending_sends = self._pending_sends, []
+        if sends:
+            await asyncio.gather(*sends)
+        touched, self._touched = self._touched, set()
+        for partition in sorted(touched):
+            proc = self.processors.get(partition)
+            if proc is not None and hasattr(proc, "flush"):
+                proc.flush()
 
     async def dead_letter(self, message: Any, error: str) -> None:
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
@@ -215,15 +241,19 @@ class StreamWorker:
                 await self.dead_letter(message, _reason(exc))
             else:
                 self.observer.event_in(self.core.event_type(decoded))
+                self._touched.add(message.partition)
                 try:
-                    outputs = self.processor(message.partition).apply(decoded)
-                except Exception as exc:
-                    log.warning("processor rejected %s[%s]@%s: %r",
-                                message.topic, message.partition, message.offset, exc)
+                    result = self.processor(message.partition).apply(decoded)
+                except Exception as exc:  # a bug must not stop the stream: dead-letter and go on
+                    log.exception("processor failed on %s[%s]@%s", message.topic, message.partition, message.offset)
                     await self.dead_letter(message, _reason(exc))
                 else:
+                    outputs, rejected = result if isinstance(result, tuple) else (result, None)
                     await self.send_outputs(outputs)
+                    if rejected is not None:
+                        await self.dead_letter(message, f"{rejected.reason}: {rejected.message}")
             self.tracker.processed(message.tp, message.offset)
+        await self.commit_batch()
         self.observer.batch(time.perf_counter() - started)
 
     async def handle_contract_batch(self, events: Sequence[Any]) -> None:
@@ -239,10 +269,12 @@ class StreamWorker:
             # Written in stream context: use_partitioner picks the changelog partition.
             self.contracts_table[customer_id] = message.value
             await self._upsert_contract(customer_id, contract)
+        await self.commit_batch()
 
     async def _upsert_contract(self, customer_id: str, contract: Any) -> None:
         self.contracts[customer_id] = contract
-        for proc in list(self.processors.values()):
+        for partition, proc in list(self.processors.items()):
+            self._touched.add(partition)
             await self.send_outputs(proc.upsert_contract(contract))
 
     async def _on_contract_changelog(self, event: Any) -> None:
@@ -256,6 +288,7 @@ class StreamWorker:
             log.exception("stored contract no longer decodes; ignored")
             return
         await self._upsert_contract(customer_id, contract)
+        await self.commit_batch()
 
     async def send_ticks(self, at: datetime | None = None) -> None:
         """Leader: one tick to every partition of the ticks topic."""
@@ -275,9 +308,28 @@ class StreamWorker:
         advanced = await self.tracker.caught_up(partition)
         proc = self.processor(partition)
         if advanced:
+            self._touched.add(partition)
             await self.send_outputs(proc.advance_to(target))
+            await self.commit_batch()
         self.observer.tick(partition, advanced, target, getattr(proc, "now", None))
         return advanced
+
+    async def handle_attainment(self, raw: bytes) -> None:
+        """Sum one partition's quarterly counts; report once every partition's are in."""
+        partial = self.core.decode_internal(raw)
+        key = f"{partial.fields['customer_id']}|{partial.fields['quarter']}"
+        stored = self.attainment_table.get(key)
+        parts = json.loads(stored) if stored else {}
+        if parts.get("reported"):
+            return
+        parts[str(partial.fields["partition"])] = [partial.fields["measured"], partial.fields["met"],
+                                                   partial.occurred_at.isoformat()]
+        report = self.core.attainment_report(parts, partial, self.settings.partitions)
+        if report is not None:
+            parts = {"reported": True}
+            await self.send_outputs([report])
+        self.attainment_table[key] = json.dumps(parts, separators=(",", ":")).encode()
+        await self.commit_batch()
 
 
 def build_app(settings: WorkerSettings, core: Core | None = None,
@@ -334,6 +386,12 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     app.agent(worker.input_topics[TICKET_EVENTS], name="slaproc.ticket-events")(input_agent)
     app.agent(worker.input_topics[MONITORING_EVENTS], name="slaproc.monitoring-events")(input_agent)
     app.agent(worker.ticks_topic, name="slaproc.ticks")(ticks_agent)
+
+    async def attainment_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await worker.handle_attainment(event.message.value)
+
+    app.agent(worker.attainment_topic, name="slaproc.attainment")(attainment_agent)
 
     @app.timer(settings.tick_interval, on_leader=True)
     async def leader_tick() -> None:

@@ -112,7 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
     p.set_defaults(func=_cmd_explain_month)
 
-    p = sub.add_parser("worker", help="run the Faust stream worker (broker from SLAPROC_BROKER)")
+    p = sub.add_parser("worker", help="run the Faust stream worker (broker from SLAPROC_BROKER)",
+                       description="The stream worker: consumes the input topics (SPEC §1), keeps the clocks and "
+                                   "downtime tables in Faust tables, emits the outputs, serves /metrics and the "
+                                   "query API (GET /tickets/{id}, GET /services/{id}/months/{YYYY-MM}) on its "
+                                   "web port. Every setting is an environment variable or a flag.",
+                       epilog="example:\n  SLAPROC_BROKER=kafka://localhost:9092 slaproc worker --partitions 12",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    from streams.worker import add_worker_flags
+
+    add_worker_flags(p)
     p.set_defaults(func=_cmd_worker)
     p = sub.add_parser("demo", help="embedded broker + worker + sample traffic, outputs shown live")
     p.set_defaults(func=_cmd_demo)

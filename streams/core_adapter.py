@@ -15,6 +15,8 @@ from typing import Any, Callable, Collection
 
 from events.codec import DeadLetterReason, dead_letter_event, decode
 from events.models import DeadLetter
+from policies.attainment import PARTIAL
+from policies.attainment import report as attainment_report
 from policies.catalog import Catalog, ContractError, default_catalog
 from policies.contracts import Contract, contract_from_event
 from policies.downtime import ServiceState
@@ -174,6 +176,25 @@ class RealCore:
 
             return encode(output)
         return to_bytes(output)
+
+    # internal attainment partials (stream mode): one partition's quarterly counts
+    def encode_internal(self, output: Output) -> bytes:
+        return json.dumps({"occurred_at": output.occurred_at.isoformat(), "event_id": output.event_id,
+                           **output.fields}, separators=(",", ":")).encode()
+
+    def decode_internal(self, raw: bytes) -> Output:
+        data = json.loads(raw)
+        at = datetime.fromisoformat(data.pop("occurred_at"))
+        return Output(PARTIAL, at, data["customer_id"], data.pop("event_id"), data)
+
+    def attainment_report(self, parts: dict[str, list], partial: Output, partitions: int) -> Output | None:
+        """The quarter's report once every partition's counts are in (`parts`: partition -> [measured, met, at])."""
+        if len(parts) < partitions:
+            return None
+        f = partial.fields
+        return attainment_report(f["customer_id"], f["quarter"],
+                                 max(datetime.fromisoformat(at) for _, _, at in parts.values()),
+                                 sum(m for m, _, _ in parts.values()), sum(n for _, n, _ in parts.values()))
 
     def output_type(self, output: Any) -> str:
         return output.type

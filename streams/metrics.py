@@ -5,7 +5,9 @@ priority, metric, binding), by reason codes and by contracted service ids.
 """
 from __future__ import annotations
 
-from typing import Iterable
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
                                ProcessCollector, disable_created_metrics)
@@ -59,6 +61,9 @@ class Metrics:
         self.rebalances = Counter("slaproc_rebalances", "Partition assignments seen", registry=r)
         self.processing = Histogram("slaproc_processing_seconds", "Wall time to process one batch", registry=r)
 
+    def refresh(self, worker: Any) -> None:
+        refresh(self, worker)
+
     def zero_catalog(self, catalog: Catalog) -> None:
         """Create the labelled series at 0 so that `increase()` sees the first breach (alert rules)."""
         for policy in catalog.policies:
@@ -98,3 +103,51 @@ class Metrics:
             elif t == "sla.attainment_reported" and f["attainment_percent"] is not None:
                 provider = (provider_of or {}).get(f["customer_id"], "rescale")
                 self.attainment.labels(provider, f["quarter"]).set(float(f["attainment_percent"]) / 100)
+
+
+class MetricsObserver:
+    """The shell's observer hooks (streams.app.Observer) feeding `Metrics`."""
+
+    def __init__(self, metrics: Metrics, worker: Any = None) -> None:
+        self.metrics = metrics
+        self.worker = worker  # set after the app is built (provider of customer-keyed outputs)
+
+    def _providers(self) -> dict[str, str]:
+        contracts = getattr(self.worker, "contracts", {}) or {}
+        return {cid: value[0].policy for cid, value in contracts.items()}
+
+    def event_in(self, event_type: str) -> None:
+        self.metrics.events_in.labels(event_type).inc()
+
+    def dead_letter(self, reason: str) -> None:
+        self.metrics.dead_letters.labels(reason).inc()
+
+    def outputs(self, outputs: Sequence[Any]) -> None:
+        self.metrics.observe([o for o in outputs if isinstance(o, Output)], self._providers())
+
+    def tick(self, partition: int, advanced: bool, target: datetime, now: datetime | None) -> None:
+        m = self.metrics
+        m.ticks.inc()
+        m.last_tick.set(time.time())
+        if now is not None:
+            m.tick_delay.set(max(0.0, (datetime.now(timezone.utc) - now).total_seconds()))
+
+    def batch(self, seconds: float) -> None:
+        self.metrics.processing.observe(seconds)
+
+    def rebalance(self) -> None:
+        self.metrics.rebalances.inc()
+
+
+def refresh(metrics: Metrics, worker: Any) -> None:
+    """Gauges computed at scrape time: open clocks per provider on this worker."""
+    counts: dict[str, int] = {}
+    providers = {cid: value[0].policy for cid, value in (worker.contracts or {}).items()}
+    for proc in list(worker.processors.values()):
+        for state in list(proc.store.tickets.values()):
+            n = sum(1 for s in state.slots if not s.done and s.pending)
+            if n:
+                provider = providers.get(state.customer_id, "unknown")
+                counts[provider] = counts.get(provider, 0) + n
+    for provider in set(providers.values()) | set(counts):
+        metrics.open_clocks.labels(provider).set(counts.get(provider, 0))

@@ -1,0 +1,180 @@
+"""Drive a real worker from outside: start it as a process, feed files to the input topics,
+collect the output topics. Used by the integration tests, the stream benchmark and the demo.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.app import CONTRACTS, MONITORING_EVENTS, OUTPUT_TOPICS, TICKET_EVENTS
+from streams.broker import bootstrap_servers
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class WorkerProcess:
+    """`python -m streams.worker` with settings as environment variables; stopped by `stop()`/`kill()`."""
+
+    broker_url: str
+    prefix: str
+    partitions: int = 3
+    app_id: str = "slaproc"
+    data_dir: Path | None = None
+    web_port: int = field(default_factory=free_port)
+    tick_interval: float = 1.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "SLAPROC_BROKER": self.broker_url, "SLAPROC_TOPIC_PREFIX": self.prefix,
+            "SLAPROC_PARTITIONS": str(self.partitions), "SLAPROC_APP_ID": self.app_id,
+            "SLAPROC_WEB_PORT": str(self.web_port), "SLAPROC_WEB_HOST": "127.0.0.1",
+            "SLAPROC_TICK_INTERVAL": str(self.tick_interval),
+            # Tansu-friendly group timings (docs/stream.md); Apache Kafka wants >= 6 s.
+            "SLAPROC_BROKER_SESSION_TIMEOUT": "3", "SLAPROC_BROKER_HEARTBEAT_INTERVAL": "0.5",
+            "SLAPROC_BROKER_REBALANCE_TIMEOUT": "3",
+            "SLAPROC_DATA_DIR": str(self.data_dir or Path("/tmp") / f"slaproc-{self.app_id}-{self.web_port}"),
+            "SLAPROC_LOG_LEVEL": "warning",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> "WorkerProcess":
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen([sys.executable, "-m", "streams.worker"], env=self.env(), cwd=REPO,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM (Faust stops cleanly), then SIGKILL after `timeout`."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush, no commit."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def contract_events(contracts_yaml: Path, occurred_at: str = "2020-01-01T00:00:00Z") -> list[dict[str, Any]]:
+    """The entries of a contracts YAML file as `contract.upserted` events."""
+    entries = yaml.safe_load(contracts_yaml.read_text())["contracts"]
+    return [{"event_id": f"contract-{e['customer_id']}", "type": "contract.upserted", "occurred_at": occurred_at,
+             **json.loads(json.dumps(e, default=str))} for e in entries]
+
+
+def route(line: bytes) -> tuple[str, bytes | None]:
+    """Input topic and key of a raw input line (SPEC §1); unparseable lines go to the ticket topic, unkeyed."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return TICKET_EVENTS, None
+    if not isinstance(data, dict):
+        return TICKET_EVENTS, None
+    kind = str(data.get("type", ""))
+    if kind == "contract.upserted":
+        key = data.get("customer_id")
+        return CONTRACTS, str(key).encode() if key else None
+    if kind.startswith(("outage.", "maintenance.")):
+        key = data.get("service_id")
+        return MONITORING_EVENTS, str(key).encode() if key else None
+    key = data.get("ticket_id")
+    return TICKET_EVENTS, str(key).encode() if key else None
+
+
+async def produce(broker_url: str, prefix: str, lines: Iterable[bytes]) -> int:
+    """Send raw input lines to their topics, in order; returns the count."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), linger_ms=5,
+                                max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    n = 0
+    try:
+        futures = []
+        for line in lines:
+            topic, key = route(line)
+            futures.append(await producer.send(prefix + topic, line, key=key))
+            n += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return n
+
+
+async def collect(broker_url: str, prefix: str, *, quiet_for: float = 5.0, timeout: float = 120.0,
+                  expect: int | None = None) -> list[dict[str, Any]]:
+    """Read every output topic from the start until `expect` outputs were read (if given) and
+    nothing new arrived for `quiet_for` seconds, or `timeout` passed."""
+    consumer = AIOKafkaConsumer(*[prefix + t for t in OUTPUT_TOPICS], bootstrap_servers=bootstrap_servers(broker_url),
+                                auto_offset_reset="earliest", group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for m in messages:
+                    out.append(json.loads(m.value))
+                    last = time.monotonic()
+            if time.monotonic() - last > quiet_for and (expect is None or len(out) >= expect):
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+def net_outcome(outputs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """SPEC §5 "stream equals replay": standing breaches, met and notices by event id (content
+    included), the final figures of every month and refund (revision left out), attainment."""
+    outputs = list(outputs)
+    retracted = {o["breach_event_id"] for o in outputs if o["type"] == "sla.breach_retracted"}
+    by_id = {o["event_id"]: o for o in outputs}
+    standing = {i: o for i, o in by_id.items() if o["type"] == "sla.breached" and i not in retracted}
+    met = {i: o for i, o in by_id.items() if o["type"] == "sla.met"}
+    notices = {i: o for i, o in by_id.items()
+               if o["type"] in ("ticket.priority_change_rejected", "ticket.priority_adjusted", "sla.attainment_reported")}
+    months: dict[tuple[str, str, str], dict[str, Any]] = {}
+    refunds: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for o in sorted(outputs, key=lambda o: o.get("revision", 0)):
+        if o["type"] == "uptime.month_closed":
+            key = (o["customer_id"], o["service_id"], o["month"])
+            months[key] = {k: v for k, v in o.items() if k not in ("event_id", "revision", "occurred_at")}
+            refunds.pop(key, None) if o["met"] else None
+        elif o["type"] == "refund.eligible":
+            key = (o["customer_id"], o["service_id"], o["month"])
+            refunds[key] = {k: v for k, v in o.items() if k not in ("event_id", "revision", "occurred_at")}
+    return {"standing_breaches": standing, "met": met, "notices": notices,
+            "months": {"|".join(k): v for k, v in months.items()},
+            "refunds": {"|".join(k): v for k, v in refunds.items()}}

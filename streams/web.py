@@ -1,0 +1,63 @@
+"""HTTP views on the worker's web port: /metrics and the query API (routed to the key's owner)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from policies import downtime, uptime
+from policies.tickets import describe_ticket
+from streams.app import partition_for_key
+
+
+def _now(proc: Any) -> datetime:
+    return proc.now or datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
+    """Attach the views to `app` (call before the app starts)."""
+    tickets = worker.tables["tickets"]
+    services = worker.tables["services"]
+    partitions = worker.settings.partitions
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        metrics.refresh(worker)
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/tickets/{ticket_id}")
+    @app.table_route(table=tickets, match_info="ticket_id")
+    async def ticket_view(web: Any, request: Any, ticket_id: str) -> Any:
+        proc = worker.processors.get(partition_for_key(ticket_id, partitions))
+        state = proc.store.ticket(ticket_id) if proc is not None else None
+        if state is None:
+            closed = proc is not None and proc.store.closed_digests(ticket_id) is not None
+            return web.json({"error": f"ticket {ticket_id!r} is {'closed' if closed else 'unknown'}"}, status=404)
+        entry = proc.core.contracts.get(state.customer_id)
+        if entry is None:
+            return web.json({"error": f"customer {state.customer_id!r} has no contract"}, status=404)
+        return web.json(describe_ticket(state, entry.plan, _now(proc), proc.core.settings.at_risk_thresholds))
+
+    @app.page("/services/{service_id}/months/{month}")
+    @app.table_route(table=services, match_info="service_id")
+    async def month_view(web: Any, request: Any, service_id: str, month: str) -> Any:
+        try:
+            start, end = uptime.month_bounds(month)
+        except ValueError:
+            return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)
+        proc = worker.processors.get(partition_for_key(service_id, partitions))
+        customer_id = proc.core.service_owner.get(service_id) if proc is not None else None
+        if customer_id is None:
+            return web.json({"error": f"service {service_id!r} is unknown"}, status=404)
+        state = proc.store.service(service_id) or downtime.new_state(service_id)
+        as_of = min(max(_now(proc), start), end)
+        fig = downtime.month_figures(state, month, as_of)
+        return web.json({
+            "service_id": service_id, "customer_id": customer_id, "month": month, "as_of": as_of.isoformat(),
+            "total_minutes": float(fig.total_minutes), "downtime_minutes": float(fig.downtime_minutes),
+            "excluded_minutes": float(fig.excluded_minutes), "maintenance_minutes": float(fig.maintenance_minutes),
+            "closed": uptime.is_closed(state, customer_id, month),
+            "revision": uptime.last_revision(state, customer_id, month),
+        })
