@@ -27,8 +27,12 @@ def number_text(value: float | int | Decimal) -> str:
     return repr(float(value))
 
 
-def breach_event_id(ticket_id: str, metric: str, binding: bool, cycle: int) -> str:
-    return output_event_id("sla.breached", ticket_id, metric, _flag(binding), str(cycle))
+def breach_event_id(ticket_id: str, metric: str, binding: bool, cycle: int, generation: int = 0) -> str:
+    """A breach derived again after its retraction (generation >= 1) gets an id of its own."""
+    parts = ["sla.breached", ticket_id, metric, _flag(binding), str(cycle)]
+    if generation:
+        parts.append(f"generation-{generation}")
+    return output_event_id(*parts)
 
 
 def met_event_id(ticket_id: str, metric: str, binding: bool, cycle: int) -> str:

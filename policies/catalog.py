@@ -683,14 +683,15 @@ class Catalog:
 # --- loading ----------------------------------------------------------------------------
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
+def format_loc(loc: Iterable[Any], empty: str = "(top level)") -> str:
+    """A pydantic error location as a field path: `services[0].currency`."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
-    return out or "(top level)"
+    return out or empty
 
 
 def load_policy_file(path: str | Path) -> PolicyFile:
@@ -708,7 +709,7 @@ def load_policy_file(path: str | Path) -> PolicyFile:
         messages = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
-            messages.append(f"{path.name}: {_format_loc(err['loc'])}: {msg}")
+            messages.append(f"{path.name}: {format_loc(err['loc'])}: {msg}")
         raise CatalogError("; ".join(messages)) from None
     problems = [f"{path.name}: {where}: {msg}" for where, msg in pf.reference_problems()]
     if problems:

@@ -21,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from events.contract import ContractService, ContractTerms
-from policies.catalog import Catalog, ContractError, ResolvedPlan, default_catalog
+from policies.catalog import Catalog, ContractError, ResolvedPlan, default_catalog, format_loc
 
 __all__ = [
     "Contract",
@@ -117,16 +117,6 @@ def _plain_terms(terms: ContractTerms) -> ContractTerms:
     return ContractTerms.model_validate(terms.model_dump(include=set(ContractTerms.model_fields)))
 
 
-def _format_loc(loc: Iterable[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(entry)"
-
-
 def _pydantic_problems(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[str, str]]:
     problems = []
     for err in exc.errors():
@@ -138,7 +128,7 @@ def _pydantic_problems(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[
             msg = f"unknown policy {err.get('input')!r}; {msg[0].lower()}{msg[1:]}"
         if isinstance(err.get("input"), bool) and loc and loc[-1] in ("holiday_country", "holiday_subdivision"):
             msg += " (YAML reads NO, ON, YES... as booleans: quote the code)"
-        problems.append((_format_loc(loc), msg))
+        problems.append((format_loc(loc, "(entry)"), msg))
     return problems
 
 

@@ -5,9 +5,12 @@ Keeping them plain (no validation) keeps the replay hot path cheap.
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any, NamedTuple
+
+from events.ids import output_event_id
+
+__all__ = ["Output", "Rejected", "output_event_id"]
 
 
 class Output(NamedTuple):
@@ -28,7 +31,3 @@ class Rejected(Exception):
         self.reason = reason
         self.message = message
 
-
-def output_event_id(*parts: str) -> str:
-    """Deterministic id of an output event: "sla-" + first 32 hex of sha256(parts joined by \\x1f)."""
-    return "sla-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

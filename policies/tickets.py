@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
+from events.ids import breach_event_id
 from policies.outputs import Output, Rejected, output_event_id
 
 METRICS = ("first_response", "update", "resolution")
@@ -47,14 +48,6 @@ def _is_breach_key(key: int) -> bool:
 
 def _retracted_key(breach_key: int) -> int:
     return breach_key + (_KIND_RETRACTED - _KIND_BREACH) * 16
-
-
-def breach_event_id(ticket_id: str, metric: str, binding: bool, cycle: int, generation: int = 0) -> str:
-    """Id of `sla.breached` (SPEC §2: deterministic); a re-derived breach adds its generation."""
-    parts = ["sla.breached", ticket_id, metric, "true" if binding else "false", str(cycle)]
-    if generation:
-        parts.append(f"generation-{generation}")
-    return output_event_id(*parts)
 
 
 def _encode_priority_entry(requested_by: str, priority: str, event_id: str) -> str:
@@ -667,6 +660,41 @@ class TicketEngine:
         if t == "ticket.reopened":
             return REOPENED, None
         return None  # ticket.escalated carries no clock change
+
+
+def describe_ticket(state: TicketState, plan: Any, now: datetime, thresholds: Sequence[float] = (0.5, 0.75, 0.9)) -> dict[str, Any]:
+    """The ticket's clocks as JSON-able data for the query API (instants ISO UTC, minutes numbers)."""
+    engine = TicketEngine(thresholds)
+    engine._ensure_derived(state, plan)
+    clocks = _Clocks(state, plan, engine.milestones)
+    described = []
+    for slot in state.slots:
+        paused = bool(slot.pending == [] and not slot.done and slot.due is not None
+                      and not any(hi is None for _, hi in clocks._running_intervals(slot.metric, slot.start)))
+        elapsed = clocks._elapsed(slot, max(now, slot.start))
+        described.append({
+            "metric": slot.metric, "binding": slot.binding, "cycle": slot.cycle,
+            "target": {"amount": float(slot.target.amount), "unit": slot.target.unit, "clock": slot.target.clock},
+            "started_at": slot.start.isoformat(), "due_at": slot.due.isoformat() if slot.due else None,
+            "elapsed_minutes": round(elapsed.total_seconds() / 60, 4),
+            "paused": paused,
+            "state": "done" if slot.done else ("paused" if paused else "running"),
+        })
+    breaches = []
+    emitted = set(state.emitted)
+    for key in sorted(emitted):
+        if _is_breach_key(key) and _retracted_key(key) not in emitted:
+            generation, base = divmod(key, _GENERATION)
+            rest = base // 16 // 8
+            binding = bool(rest % 2)
+            metric = METRICS[(rest // 2) % 4]
+            cycle = rest // 2 // 4
+            breaches.append({"metric": metric, "binding": binding, "cycle": cycle,
+                             "event_id": breach_event_id(state.ticket_id, metric, binding, cycle, generation)})
+    return {"ticket_id": state.ticket_id, "customer_id": state.customer_id, "policy": plan.policy,
+            "plan": plan.plan, "policy_version": state.policy_version, "priority": state.priority,
+            "opened_at": state.opened_at.isoformat(), "resolved": state.resolved,
+            "as_of": max(now, state.advanced_to).isoformat(), "clocks": described, "breaches": breaches}
 
 
 def open_clock_count(states: Iterable[TicketState]) -> int:
