@@ -16,6 +16,7 @@ submitted on the quarter's last evening is thus counted in its own quarter.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from decimal import ROUND_HALF_UP, Decimal
 
 from policies.outputs import Output, output_event_id
@@ -31,6 +32,7 @@ def quarter_of(t: datetime) -> str:
     return f"{t.year}-Q{(t.month - 1) // 3 + 1}"
 
 
+@lru_cache(maxsize=256)
 def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
     year, q = int(quarter[:4]), int(quarter[-1])
     start = datetime(year, 3 * (q - 1) + 1, 1, tzinfo=UTC)

@@ -179,7 +179,8 @@ class Processor:
             out.extend(emitted)
         out.extend(self._close_months(t))
         out.extend(self._close_quarters(t))
-        out.sort(key=_instant_of)  # in due order across tickets (stable within one ticket)
+        if len(out) > 1:
+            out.sort(key=_instant_of)  # in due order across tickets (stable within one ticket)
         return out
 
     # ---- events -----------------------------------------------------------------------
