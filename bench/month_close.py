@@ -19,6 +19,7 @@ Wall time (`time.perf_counter`) and process CPU time (`time.process_time`) are b
 the machine is shared, and CPU time is what the ratios should be read from.
 
     python -m bench.month_close                      # the size matrix (see SIZES), one child process per size
+    python -m bench.month_close --density            # 500 services with 10k and 100k outages (DENSITY_SIZES)
     python -m bench.month_close --size 10000 100000  # one size, in this process
     python -m bench.month_close --size 1000 100000 --profile   # + cProfile of the close (top 20)
 
@@ -53,6 +54,8 @@ EXCLUDED_CATEGORIES = ("third_party", "customer_caused", "force_majeure")
 # (customers, outages): a base, outages x10 at the same customers, customers x10 at the same
 # outages, and both x10 (the issue's 10k customers x 100k outages).
 SIZES = ((1_000, 10_000), (1_000, 100_000), (10_000, 10_000), (10_000, 100_000))
+# Outages per service is what a service's close iterates over: 20 and 200 a month (--density).
+DENSITY_SIZES = ((100, 10_000), (100, 100_000))
 
 
 def _iso(t: datetime) -> str:
@@ -245,8 +248,23 @@ def baseline(lines: list[str], repeat: int = 3) -> dict[str, Any]:
         return replay_baseline(path, repeat)
 
 
-def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, profile_top: int = 0) -> dict[str, Any]:
-    """Generate, install, feed, then time the month close (and the encoding of its outputs)."""
+def _rewind_point(processor) -> tuple:
+    """What a month close changes in the processor. Service states are immutable (the ledger's fold
+    and the close copy them), so keeping the dicts is enough to undo a close exactly."""
+    return (processor.now, dict(processor.store.services), dict(processor._next_close),
+            processor._closes_checked_until)
+
+
+def _rewind(processor, point: tuple) -> None:
+    processor.now, services, next_close, processor._closes_checked_until = point
+    processor.store.services = dict(services)
+    processor._next_close = dict(next_close)
+
+
+def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes: int = 3,
+            profile_top: int = 0) -> dict[str, Any]:
+    """Generate, install, feed, then time the month close `closes` times (best kept; the processor
+    is rewound between closes) and the encoding of its outputs."""
     from streams.wire import to_bytes
 
     work, gen_wall, _ = _clock(generate, customers, outages, seed)
@@ -256,48 +274,66 @@ def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, profil
     fed, feed_wall, feed_cpu = _clock(feed, processor, work.lines)
     lines = len(work.lines)
     del work.lines[:]  # only the processor's state stays on the heap during the close
-    gc.collect()
-    prof = None
+    point = _rewind_point(processor)
+    walls, cpus, ids = [], [], None
+    outputs: list = []
+    for n in range(max(1, closes)):
+        if n:
+            _rewind(processor, point)
+        outputs = []
+        gc.collect()
+        outputs, wall, cpu = _clock(processor.advance_to, CLOSE_AT)
+        walls.append(wall)
+        cpus.append(cpu)
+        these = [o.event_id for o in outputs]
+        if ids is not None and these != ids:
+            raise AssertionError("a repeated close emitted other outputs: the rewind is incomplete")
+        ids = these
+    profile_text = None
     if profile_top:
         import cProfile
+        import io
+        import pstats
 
+        _rewind(processor, point)
+        gc.collect()
         prof = cProfile.Profile()
         prof.enable()
-    outputs, close_wall, close_cpu = _clock(processor.advance_to, CLOSE_AT)
-    if prof is not None:
+        processor.advance_to(CLOSE_AT)
         prof.disable()
+        text = io.StringIO()
+        stats = pstats.Stats(prof, stream=text).strip_dirs()
+        stats.sort_stats("tottime").print_stats(profile_top)
+        stats.sort_stats("cumulative").print_stats(profile_top)
+        profile_text = text.getvalue()
     encoded, encode_wall, encode_cpu = _clock(lambda outs: [to_bytes(o) for o in outs], outputs)
     closed = [o for o in outputs if o.type == "uptime.month_closed"]
     refunds = [o for o in outputs if o.type == "refund.eligible"]
+    held = [len(st.outages) for st in point[1].values()]  # outages held per service with any
     result = {
         "customers": customers, "services": work.services, "outages": work.outages, "events": lines,
         "meta": work.meta, "baseline": base,
         "generate_seconds": gen_wall,
         "install": {"wall": install_wall, "cpu": install_cpu},
         "feed": {"wall": feed_wall, "cpu": feed_cpu, **fed},
-        "close": {"wall": close_wall, "cpu": close_cpu},
+        "close": {"wall": min(walls), "cpu": min(cpus), "walls": walls, "cpus": cpus},
         "encode": {"wall": encode_wall, "cpu": encode_cpu, "bytes": sum(len(b) for b in encoded)},
         "month_closed": len(closed), "refunds": len(refunds), "other_outputs": len(outputs) - len(closed) - len(refunds),
         "downtime_services": sum(1 for o in closed if o.fields["downtime_minutes"] > 0),
+        "outages_per_service": {"max": max(held, default=0), "mean": sum(held) / work.services,
+                                "sum_of_squares": sum(k * k for k in held)},
     }
-    if prof is not None:
-        import io
-        import pstats
-
-        text = io.StringIO()
-        stats = pstats.Stats(prof, stream=text).strip_dirs()
-        stats.sort_stats("tottime").print_stats(profile_top)
-        stats.sort_stats("cumulative").print_stats(profile_top)
-        result["profile"] = text.getvalue()
+    if profile_text is not None:
+        result["profile"] = profile_text
     return result
 
 
 # --------------------------------------------------------------------------- report
 
 
-def _in_child(customers: int, outages: int, seed: int, repeat: int) -> dict[str, Any]:
+def _in_child(customers: int, outages: int, seed: int, repeat: int, closes: int) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.month_close", "--size", str(customers), str(outages),
-           "--seed", str(seed), "--repeat", str(repeat), "--raw"]
+           "--seed", str(seed), "--repeat", str(repeat), "--closes", str(closes), "--raw"]
     done = subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -327,6 +363,7 @@ COMPARISONS = (
     ((1_000, 10_000), (10_000, 10_000), "customers x10, same outages: <= x10 (the 5N closes)"),
     ((1_000, 100_000), (10_000, 100_000), "customers x10, same outages: <= x10"),
     ((1_000, 10_000), (10_000, 100_000), "both x10: x10"),
+    ((100, 10_000), (100, 100_000), "outages x10, same 500 services (20 -> 200 a service): <= x10"),
 )
 
 
@@ -349,23 +386,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure one size in this process (default: the matrix SIZES, one child each)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="baseline repetitions (best taken)")
+    parser.add_argument("--closes", type=int, default=3, help="month closes timed per size (best kept)")
     parser.add_argument("--profile", type=int, nargs="?", const=20, default=0, metavar="TOP",
                         help="cProfile the close and print the top functions (with --size)")
+    parser.add_argument("--density", action="store_true",
+                        help="measure DENSITY_SIZES (100 customers, 10k and 100k outages) instead of SIZES")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.size is not None:
-        result = measure(*args.size, seed=args.seed, repeat=args.repeat, profile_top=args.profile)
+        result = measure(*args.size, seed=args.seed, repeat=args.repeat, closes=args.closes,
+                         profile_top=args.profile)
         if args.raw:
             print(json.dumps(result))
             return 0
         results = [result]
     else:
         results = []
-        for customers, outages in SIZES:
+        for customers, outages in (DENSITY_SIZES if args.density else SIZES):
             print(f"size {customers:,} customers x {outages:,} outages ...", file=sys.stderr, flush=True)
-            results.append(_in_child(customers, outages, args.seed, args.repeat))
+            results.append(_in_child(customers, outages, args.seed, args.repeat, args.closes))
             r = results[-1]
             print(f"  close {r['close']['wall']:.2f} s wall, {r['close']['cpu']:.2f} s CPU", file=sys.stderr, flush=True)
     print(size_table(results))
