@@ -158,11 +158,12 @@ def _server(argv: list[str], ready_url: str, workdir: Path, name: str,
 
 
 @contextmanager
-def run_prometheus(binary: str, config: dict, workdir: Path) -> Iterator[str]:
-    """Prometheus with `config` (rule_files should be absolute); yields its base URL."""
+def run_prometheus(binary: str, config: dict, workdir: Path, port: int | None = None) -> Iterator[str]:
+    """Prometheus with `config` (rule_files should be absolute) on `port` (default: a free
+    one; pass it to let the config scrape Prometheus itself); yields its base URL."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
+    port = port or free_port()
     argv = [binary, f"--config.file={workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
@@ -172,11 +173,11 @@ def run_prometheus(binary: str, config: dict, workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def run_alertmanager(binary: str, config: dict, workdir: Path) -> Iterator[str]:
-    """Alertmanager with `config`, clustering off; yields its base URL."""
+def run_alertmanager(binary: str, config: dict, workdir: Path, port: int | None = None) -> Iterator[str]:
+    """Alertmanager with `config`, clustering off, on `port` (default: a free one); yields its base URL."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
+    port = port or free_port()
     argv = [binary, f"--config.file={workdir / 'alertmanager.yml'}",
             f"--storage.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
