@@ -22,6 +22,7 @@ the machine is shared, and CPU time is what the ratios should be read from.
     python -m bench.month_close --density            # 500 services with 10k and 100k outages (DENSITY_SIZES)
     python -m bench.month_close --size 10000 100000  # one size, in this process
     python -m bench.month_close --size 1000 100000 --profile   # + cProfile of the close (top 20)
+    python -m bench.month_close --size 1000 10000 --json a.json   # then: --tables a.json b.json ...
 
 Results are printed as a markdown table (and as JSON with --json).
 """
@@ -261,10 +262,11 @@ def _rewind(processor, point: tuple) -> None:
     processor._next_close = dict(next_close)
 
 
-def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes: int = 3,
+def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes: int = 2,
             profile_top: int = 0) -> dict[str, Any]:
-    """Generate, install, feed, then time the month close `closes` times (best kept; the processor
-    is rewound between closes) and the encoding of its outputs."""
+    """Generate, install, feed, then time the month close `closes` times with the garbage collector
+    and `closes` times without (best of each kept; the processor is rewound between closes), and
+    the encoding of its outputs."""
     from streams.wire import to_bytes
 
     work, gen_wall, _ = _clock(generate, customers, outages, seed)
@@ -275,20 +277,33 @@ def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes
     lines = len(work.lines)
     del work.lines[:]  # only the processor's state stays on the heap during the close
     point = _rewind_point(processor)
-    walls, cpus, ids = [], [], None
+    # Each round closes twice: with the garbage collector as it runs in a replay (the figure),
+    # then with it disabled (the work of the close alone; full collections traverse the whole heap).
+    timed: dict[str, dict[str, list[float]]] = {"gc": {"walls": [], "cpus": []}, "no_gc": {"walls": [], "cpus": []}}
+    collections: list[int] = []
+    ids = None
     outputs: list = []
     for n in range(max(1, closes)):
-        if n:
-            _rewind(processor, point)
-        outputs = []
-        gc.collect()
-        outputs, wall, cpu = _clock(processor.advance_to, CLOSE_AT)
-        walls.append(wall)
-        cpus.append(cpu)
-        these = [o.event_id for o in outputs]
-        if ids is not None and these != ids:
-            raise AssertionError("a repeated close emitted other outputs: the rewind is incomplete")
-        ids = these
+        for mode in ("gc", "no_gc"):
+            if ids is not None:
+                _rewind(processor, point)
+            outputs = []
+            gc.collect()
+            before = [g["collections"] for g in gc.get_stats()]
+            if mode == "no_gc":
+                gc.disable()
+            try:
+                outputs, wall, cpu = _clock(processor.advance_to, CLOSE_AT)
+            finally:
+                gc.enable()
+            if mode == "gc":
+                collections = [g["collections"] - b for g, b in zip(gc.get_stats(), before)]
+            timed[mode]["walls"].append(wall)
+            timed[mode]["cpus"].append(cpu)
+            these = [o.event_id for o in outputs]
+            if ids is not None and these != ids:
+                raise AssertionError("a repeated close emitted other outputs: the rewind is incomplete")
+            ids = these
     profile_text = None
     if profile_top:
         import cProfile
@@ -316,7 +331,9 @@ def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes
         "generate_seconds": gen_wall,
         "install": {"wall": install_wall, "cpu": install_cpu},
         "feed": {"wall": feed_wall, "cpu": feed_cpu, **fed},
-        "close": {"wall": min(walls), "cpu": min(cpus), "walls": walls, "cpus": cpus},
+        "close": {"wall": min(timed["gc"]["walls"]), "cpu": min(timed["gc"]["cpus"]), **timed["gc"],
+                  "gc_collections": collections},
+        "close_no_gc": {"wall": min(timed["no_gc"]["walls"]), "cpu": min(timed["no_gc"]["cpus"]), **timed["no_gc"]},
         "encode": {"wall": encode_wall, "cpu": encode_cpu, "bytes": sum(len(b) for b in encoded)},
         "month_closed": len(closed), "refunds": len(refunds), "other_outputs": len(outputs) - len(closed) - len(refunds),
         "downtime_services": sum(1 for o in closed if o.fields["downtime_minutes"] > 0),
@@ -340,15 +357,15 @@ def _in_child(customers: int, outages: int, seed: int, repeat: int, closes: int)
 
 def size_table(results: list[dict[str, Any]]) -> str:
     rows = ["| customers | services | outages | event lines | baseline: read + json.loads | feed (decode + apply) "
-            "| **close: wall / CPU** | close per service | month_closed / refunds | encode outputs |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| **close: wall / CPU** | close CPU, GC off | close CPU per service | month_closed / refunds | encode outputs |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         close = r["close"]
         rows.append(
             f"| {r['customers']:,} | {r['services']:,} | {r['outages']:,} | {r['events']:,} "
             f"| {r['baseline']['rate']:,.0f} lines/s ({r['baseline']['seconds']:.2f} s) "
             f"| {r['feed']['cpu']:.1f} s CPU ({r['events'] / r['feed']['cpu']:,.0f} lines/s) "
-            f"| **{close['wall']:.2f} s / {close['cpu']:.2f} s** "
+            f"| **{close['wall']:.2f} s / {close['cpu']:.2f} s** | {r['close_no_gc']['cpu']:.2f} s "
             f"| {close['cpu'] / r['services'] * 1e6:,.0f} µs "
             f"| {r['month_closed']:,} / {r['refunds']:,} "
             f"| {r['encode']['cpu']:.2f} s CPU |")
@@ -369,13 +386,15 @@ COMPARISONS = (
 
 def ratio_table(results: list[dict[str, Any]]) -> str:
     by = {(r["customers"], r["outages"]): r for r in results}
-    rows = ["| from (customers / outages) | to | close CPU ratio | close wall ratio | linear would give |",
-            "|---|---|---:|---:|---|"]
+    rows = ["| from (customers / outages) | to | close CPU ratio | close wall ratio | CPU ratio, GC off "
+            "| linear would give |",
+            "|---|---|---:|---:|---:|---|"]
     for a, b, linear in COMPARISONS:
         if a in by and b in by:
             ra, rb = by[a], by[b]
             rows.append(f"| {a[0]:,} / {a[1]:,} | {b[0]:,} / {b[1]:,} "
                         f"| **{rb['close']['cpu'] / ra['close']['cpu']:.1f}** | {rb['close']['wall'] / ra['close']['wall']:.1f} "
+                        f"| {rb['close_no_gc']['cpu'] / ra['close_no_gc']['cpu']:.1f} "
                         f"| {linear} |")
     return "\n".join(rows)
 
@@ -386,16 +405,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure one size in this process (default: the matrix SIZES, one child each)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="baseline repetitions (best taken)")
-    parser.add_argument("--closes", type=int, default=3, help="month closes timed per size (best kept)")
+    parser.add_argument("--closes", type=int, default=2,
+                        help="month closes timed per size, with and without the GC each (best kept)")
     parser.add_argument("--profile", type=int, nargs="?", const=20, default=0, metavar="TOP",
                         help="cProfile the close and print the top functions (with --size)")
     parser.add_argument("--density", action="store_true",
                         help="measure DENSITY_SIZES (100 customers, 10k and 100k outages) instead of SIZES")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--tables", type=Path, nargs="+", metavar="JSON",
+                        help="only print the tables of results saved with --json (one size or a list each)")
     parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    if args.size is not None:
+    if args.tables is not None:
+        results = []
+        for path in args.tables:
+            saved = json.loads(path.read_text())
+            results += saved if isinstance(saved, list) else [saved]
+    elif args.size is not None:
         result = measure(*args.size, seed=args.seed, repeat=args.repeat, closes=args.closes,
                          profile_top=args.profile)
         if args.raw:
