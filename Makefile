@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The demo (embedded broker, worker, live outputs); Ctrl-C stops all of it.
+# Flags through DEMO_ARGS, e.g. make run DEMO_ARGS="--duration 60".
 run: $(STAMP)
-	$(BIN)/slaproc demo
+	$(BIN)/slaproc demo $(DEMO_ARGS)
 
 replay: $(STAMP)
 	$(BIN)/slaproc replay samples/events.jsonl --contracts samples/contracts.yaml --until 2026-05-01T02:00:00Z

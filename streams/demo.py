@@ -61,6 +61,8 @@ TRICKLE_EVERY_SECONDS = 4.0
 # breach (or the provider's reply before it) a few seconds later.
 TRICKLE_LEAD_SECONDS = 20
 
+DEMO_DESCRIPTION = ("Embedded broker + worker + sample traffic of all four providers; outputs shown live, "
+                    "/metrics served. Ctrl-C stops everything it started.")
 DEMO_EPILOG = """\
 what you see:
   one line per output event as the worker emits it: time, type, ticket or
@@ -99,9 +101,7 @@ def add_demo_flags(parser: argparse.ArgumentParser) -> None:
 
 def demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="slaproc demo",
-        description="Embedded broker + worker + sample traffic of all four providers; outputs shown live, "
-                    "/metrics served. Ctrl-C stops everything it started.",
+        prog="slaproc demo", description=DEMO_DESCRIPTION,
         epilog=DEMO_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_demo_flags(parser)
     return parser
@@ -640,7 +640,9 @@ class Demo:
         except (SettingsError, FileNotFoundError) as err:
             print(f"slaproc demo: {err}", file=sys.stderr)
             return 2
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._watch_duration())]
+        # --feed-only: the duration is the trickle's, after the fixed feed (see _feed_only).
+        tasks: list[asyncio.Task[Any]] = [] if self.options.feed_only else [
+            asyncio.create_task(self._watch_duration())]
         producer: _Producer | None = None
         tail: _OutputTail | None = None
         try:
@@ -658,6 +660,8 @@ class Demo:
                                   f"pid {self.broker.pid})")
             else:
                 self.display.info(f"broker:  {settings.broker}")
+            if self.stop.is_set():
+                return 0
             await _create_topics(settings)
             producer = _Producer(settings.broker, settings.topic_prefix)
             await producer.start()
@@ -725,6 +729,9 @@ class Demo:
                 await asyncio.to_thread(self.broker.stop)
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.worker is not None or self.broker is not None:
+                self.display.info("stopped: " + " and ".join(
+                    name for name, part in (("worker", self.worker), ("broker", self.broker)) if part is not None))
 
     def _finish(self, failure: str | None = None) -> int:
         if failure and not self.stop.is_set():
@@ -753,7 +760,8 @@ class Demo:
         if self.options.duration is not None:
             trickle = Trickle(traffic.tag)
             sent = 0
-            while not await self._sleep(TRICKLE_EVERY_SECONDS):
+            end = time.monotonic() + self.options.duration
+            while time.monotonic() + TRICKLE_EVERY_SECONDS <= end and not await self._sleep(TRICKLE_EVERY_SECONDS):
                 lines = trickle.lines(datetime.now(UTC))
                 await producer.send(lines)
                 sent += len(lines)
