@@ -180,9 +180,8 @@ def demo_traffic(now: datetime, contracts_yaml: Path, tag: str | None = None) ->
     """The demo's traffic for a demo started at `now` (UTC-aware).
 
     Targets used for the first minute are the calendar (24x7) ones, so the show does not
-    depend on the weekday: Neural Magic critical 30 min, Neptune Extended critical 2 h
-    (and its 2 h update cadence), Rescale Mission Critical urgent 1 h (order form, on the
-    24x7 calendar). Vectorize's clocks run in New York business hours; its part is the
+    depend on the weekday: Neural Magic critical 30 min, Neptune Extended critical 2 h,
+    Rescale Mission Critical urgent 1 h and high 2 h (order form, on the 24x7 calendar). Vectorize's clocks run in New York business hours; its part is the
     non-production adjustment and last month's uptime (refunds for acme-api and globex-rag).
     """
     tag = tag or now.strftime("%H%M%S")
