@@ -123,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_worker_flags(p)
     p.set_defaults(func=_cmd_worker)
-    p = sub.add_parser("demo", help="embedded broker + worker + sample traffic, outputs shown live")
+    from streams.demo import DEMO_DESCRIPTION, DEMO_EPILOG, add_demo_flags
+
+    p = sub.add_parser("demo", help="embedded broker + worker + sample traffic, outputs shown live",
+                       description=DEMO_DESCRIPTION, epilog=DEMO_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_demo_flags(p)
     p.set_defaults(func=_cmd_demo)
     return parser
 
