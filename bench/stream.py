@@ -1,0 +1,628 @@
+"""Stream worker benchmarks: throughput against a bare Faust agent, tick cost, breach latency.
+
+    python -m bench.stream throughput [--events 200000 --tickets 20000 --rounds 1]
+    python -m bench.stream timers [--sizes 1000,200000 --due-per-tick 10 --ticks 50]
+    python -m bench.stream latency [--deadlines 300 --spread 60 --tick-interval 1 --lateness 1]
+    python -m bench.stream all
+
+- throughput: one embedded Tansu broker; per round, back to back, (1) the bare agent of
+  `bench.bare_agent` (Faust, counts events per key in a Table) and (2) the slaproc worker
+  (`streams.harness.WorkerProcess`) each read the same event lines (`bench.generate`
+  workload, routed by `harness.route`: ticket events keyed by ticket_id, monitoring events
+  by service_id) from a backlog produced before the consumer starts. The worker gets its
+  contracts first (a first start reads them, then it is stopped; the events are produced;
+  it is started again on the same group). Both are polled every `--poll` s (bare agent:
+  `/progress/`, worker: `slaproc_events_in_total` on `/metrics`); the rate is the events
+  counted between the first poll that saw one and the poll that saw them all, divided by
+  the time between those polls. CPU seconds of the consumer and of the broker over the same
+  window come from /proc/<pid>/stat. Afterwards the consumer group's lag (committed vs end
+  offsets) must reach 0.
+- timers: in-process (no broker), what a tick costs the worker: a `RealCore` partition
+  processor over `PartitionStore(DictTableBackend())` (the worker's store without Faust)
+  with N open tickets whose deadlines are days away, plus `due-per-tick` x `ticks`
+  critical tickets whose deadlines fall one tick apart; each tick = `advance_to` (fires
+  exactly `due-per-tick` breaches) + `flush` (what the worker does after the outputs are
+  acknowledged). One child process per N.
+- latency: a worker in real time (tick interval, allowed lateness as given); Neural Magic
+  critical tickets (30 min calendar first response) opened 30 min minus a few seconds ago,
+  deadlines staggered over `--spread` s; latency = time the `sla.breached` is received
+  (and its Kafka timestamp) minus its `due_at`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+ROOT = Path(__file__).resolve().parents[1]
+UTC = timezone.utc
+TARGET_THROUGHPUT_RATIO = 1.0
+TARGET_TICK_RATIO = 2.0
+LATENCY_SLACK_S = 2.0
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_STARTED: list[Any] = []  # consumer processes (Popen or WorkerProcess) killed at exit, whatever happens
+
+
+def _track(process: Any) -> Any:
+    _STARTED.append(process)
+    return process
+
+
+def _kill_started() -> None:
+    import signal
+
+    for item in _STARTED:
+        process = getattr(item, "process", item)
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a live process (0 if it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.python_implementation()} {platform.python_version()} on {platform.system()} "
+            f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load[0]:.2f} at start")
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def contract_lines(entries: Iterable[dict[str, Any]], occurred_at: str = "2020-01-01T00:00:00Z") -> list[bytes]:
+    """`contract.upserted` input lines for contract entries (as in a contracts YAML)."""
+    return [json.dumps({"event_id": f"contract-{e['customer_id']}", "type": "contract.upserted",
+                        "occurred_at": occurred_at, **json.loads(json.dumps(e, default=str))}).encode()
+            for e in entries]
+
+
+def sample_contracts(count: int = 10) -> list[dict[str, Any]]:
+    """Generated contracts, one per plan first (index 0 = Neural Magic enterprise)."""
+    from bench.generate import make_customers
+
+    _, document = make_customers(random.Random(1), count, "2026-03-01T00:00:00Z")
+    return document["contracts"]
+
+
+def decodable(lines: Iterable[bytes]) -> int:
+    """How many lines the core decodes (the worker counts those in slaproc_events_in)."""
+    from events.codec import DeadLetterReason, decode
+
+    return sum(1 for line in lines if not isinstance(decode(line), DeadLetterReason))
+
+
+def bare_progress(url: str) -> float | None:
+    try:
+        with urllib.request.urlopen(url + "/progress/", timeout=5) as response:
+            return float(json.loads(response.read())["events"])
+    except OSError:
+        return None
+
+
+def worker_progress(url: str) -> tuple[float | None, float]:
+    """(events counted except contracts, contracts counted) from the worker's /metrics."""
+    from streams.harness import metric_sum, scrape
+
+    samples = scrape(url)
+    if not samples:
+        return None, 0.0
+    contracts = metric_sum(samples, "slaproc_events_in_total", type="contract.upserted")
+    return metric_sum(samples, "slaproc_events_in_total") - contracts, contracts
+
+
+async def measure(progress: Callable[[], float | None], target: int, pid: int, broker_pid: int | None,
+                  *, poll: float, timeout: float, alive: Callable[[], bool], stall: float = 60.0) -> dict[str, Any]:
+    """Poll `progress()` until it reaches `target`; rate and CPU between the first and last poll."""
+    started = last_report = last_change = time.monotonic()
+    first = last = None
+    seen = 0.0
+    while time.monotonic() - started < timeout:
+        n = progress()
+        now = time.monotonic()
+        if now - last_report > 10:
+            last_report = now
+            print(f"    {now - started:5.0f} s: {n or 0:,.0f} of {target:,}", file=sys.stderr, flush=True)
+        if n is not None:
+            if n != seen:
+                last_change = now
+            elif first is not None and now - last_change > stall:
+                break  # no progress: report what was counted
+            seen = n
+            snap = (now, n, cpu_seconds(pid), cpu_seconds(broker_pid))
+            if first is None and n > 0:
+                first = snap
+            if n >= target:
+                last = snap
+                break
+        if not alive():
+            raise RuntimeError("the consumer process exited")
+        await asyncio.sleep(poll)
+    if first is None or last is None:
+        return {"complete": False, "events_seen": seen, "target": target}
+    wall = last[0] - first[0]
+    events = last[1] - first[1]
+    return {"complete": True, "target": target, "window_events": events, "window_seconds": wall,
+            "rate": events / wall if wall > 0 else float("nan"),
+            "startup_seconds": first[0] - started, "cpu_seconds": last[2] - first[2],
+            "broker_cpu_seconds": last[3] - first[3]}
+
+
+async def group_lag(servers: str, group: str, topics: list[str]) -> int | None:
+    """Sum over the topics' partitions of end offset - the group's committed offset."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        tps = [tp for tp in committed if tp.topic in topics]
+        from aiokafka.structs import TopicPartition
+
+        for topic in topics:
+            for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic):
+                tp = TopicPartition(topic, p)
+                if tp not in committed:
+                    tps.append(tp)
+        ends = await consumer.end_offsets(tps)
+        lag = 0
+        for tp in tps:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(0, ends[tp] - done)
+        return lag
+    except Exception:  # a broker without OffsetFetch support: report n/a
+        return None
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def wait_lag_zero(servers: str, group: str, topics: list[str], timeout: float = 30.0) -> float | None:
+    """Seconds until the group's lag on `topics` is 0 (None if not reached or not measurable)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        lag = await group_lag(servers, group, topics)
+        if lag is None:
+            return None
+        if lag == 0:
+            return time.monotonic() - started
+        await asyncio.sleep(0.5)
+    return None
+
+
+def _stop(process: subprocess.Popen | None, timeout: float = 20.0) -> None:
+    import signal
+
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+async def throughput_round(broker: Any, lines: list[bytes], contracts: list[bytes], n_decodable: int, *,
+                           partitions: int, round_no: int, log_dir: Path, poll: float, timeout: float) -> dict[str, Any]:
+    from streams.app import CONTRACTS, MONITORING_EVENTS, TICKET_EVENTS
+    from streams.broker import create_topics
+    from streams.harness import WorkerProcess, free_port, produce
+
+    servers = broker.bootstrap_servers
+    inputs = [TICKET_EVENTS, MONITORING_EVENTS]
+    result: dict[str, Any] = {"round": round_no}
+
+    # (1) baseline: the bare agent
+    prefix, app_id = f"r{round_no}.bare.", f"bench-bare-r{round_no}"
+    await create_topics(broker.url, [prefix + t for t in inputs], partitions)
+    t0 = time.perf_counter()
+    await produce(broker.url, prefix, lines)
+    result["produce_seconds"] = time.perf_counter() - t0
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(log_dir / f"bare-r{round_no}.log", "ab")
+    bare = _track(subprocess.Popen([sys.executable, "-m", "bench.bare_agent", "--broker", broker.url, "--app-id", app_id,
+                             "--prefix", prefix, "--partitions", str(partitions), "--web-port", str(port),
+                             "--data-dir", str(log_dir / f"bare-r{round_no}")],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        print(f"round {round_no}: bare agent on {len(lines):,} lines", file=sys.stderr, flush=True)
+        base = await measure(lambda: bare_progress(url), len(lines), bare.pid, broker.pid, poll=poll,
+                             timeout=timeout, alive=lambda: bare.poll() is None)
+        base["lag_zero_after_seconds"] = await wait_lag_zero(servers, app_id, [prefix + t for t in inputs])
+    finally:
+        _stop(bare)
+        log.close()
+    result["baseline"] = base
+    print(f"  bare agent: {base.get('rate', 0):,.0f} events/s", file=sys.stderr, flush=True)
+
+    # (2) the slaproc worker: contracts first, then the events as a backlog
+    prefix, app_id = f"r{round_no}.slaproc.", f"bench-slaproc-r{round_no}"
+    await create_topics(broker.url, [prefix + CONTRACTS], partitions, {"cleanup.policy": "compact"})
+    await create_topics(broker.url, [prefix + t for t in inputs], partitions)
+    await produce(broker.url, prefix, contracts)
+    data_dir = log_dir / f"slaproc-r{round_no}"
+    common = dict(partitions=partitions, app_id=app_id, data_dir=data_dir, tick_interval=1.0,
+                  log_path=log_dir / f"slaproc-r{round_no}.log")
+    first = _track(WorkerProcess(broker.url, prefix, **common).start())
+    try:
+        started = time.monotonic()
+        while worker_progress(first.url)[1] < len(contracts):
+            if time.monotonic() - started > 120 or first.process.poll() is not None:
+                raise RuntimeError(f"worker did not read the contracts (see {common['log_path']})")
+            await asyncio.sleep(0.5)
+        result["contracts_seconds"] = time.monotonic() - started
+    finally:
+        first.stop()
+    await produce(broker.url, prefix, lines)
+    worker = _track(WorkerProcess(broker.url, prefix, **common).start())
+    try:
+        print(f"round {round_no}: slaproc worker on {len(lines):,} lines ({n_decodable:,} decodable)",
+              file=sys.stderr, flush=True)
+        work = await measure(lambda: worker_progress(worker.url)[0], n_decodable, worker.process.pid, broker.pid,
+                             poll=poll, timeout=timeout, alive=lambda: worker.process.poll() is None)
+        from streams.harness import metric_sum, scrape
+
+        samples = scrape(worker.url)
+        work["batch_seconds_sum"] = metric_sum(samples, "slaproc_processing_seconds_sum")
+        work["batches"] = metric_sum(samples, "slaproc_processing_seconds_count")
+        work["dead_letters"] = metric_sum(samples, "slaproc_dead_letters_total")
+        work["lag_zero_after_seconds"] = await wait_lag_zero(servers, app_id, [prefix + t for t in inputs])
+    finally:
+        worker.stop()
+    result["slaproc"] = work
+    if base.get("complete") and work.get("complete"):
+        result["ratio"] = work["rate"] / base["rate"]
+    print(f"  slaproc worker: {work.get('rate', 0):,.0f} events/s, ratio {result.get('ratio', float('nan')):.3f}",
+          file=sys.stderr, flush=True)
+    return result
+
+
+async def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.replay import ensure_workload
+    from streams.broker import EmbeddedBroker
+    from streams.harness import contract_events
+
+    work = ensure_workload(args.events, args.tickets)
+    meta = json.loads((work / "meta.json").read_text())
+    lines = [line for line in (work / "events.jsonl").read_bytes().splitlines() if line.strip()]
+    contracts = [json.dumps(e).encode() for e in contract_events(work / "contracts.yaml")]
+    n_decodable = decodable(lines)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+    rounds = []
+    async with EmbeddedBroker(log_path=log_dir / "broker.log") as broker:
+        for r in range(args.rounds):
+            rounds.append(await throughput_round(broker, lines, contracts, n_decodable, partitions=args.partitions,
+                                                 round_no=r + 1, log_dir=log_dir, poll=args.poll,
+                                                 timeout=args.timeout))
+    return {"workload": meta, "workload_dir": str(work), "lines": len(lines), "decodable": n_decodable,
+            "contracts": len(contracts), "partitions": args.partitions, "rounds": rounds, "logs": str(log_dir)}
+
+
+def throughput_table(res: dict[str, Any]) -> str:
+    meta = res["workload"]
+    out = [f"Workload: {res['lines']:,} lines ({res['decodable']:,} decodable), {meta['tickets']:,} tickets, "
+           f"{res['contracts']} contracts, {res['partitions']} partitions.", "",
+           "| round | consumer | events/s | window | CPU (consumer) | CPU (broker) | lag 0 after | ratio |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in res["rounds"]:
+        for name, key in (("bare Faust agent", "baseline"), ("slaproc worker", "slaproc")):
+            m = r[key]
+            if not m.get("complete"):
+                out.append(f"| {r['round']} | {name} | incomplete ({m.get('events_seen', 0):,.0f} of "
+                           f"{m['target']:,}) | | | | | |")
+                continue
+            lag = m.get("lag_zero_after_seconds")
+            ratio = f"**{r['ratio']:.2f}**" if key == "slaproc" and "ratio" in r else ""
+            out.append(f"| {r['round']} | {name} | {m['rate']:,.0f} | {m['window_events']:,.0f} ev in "
+                       f"{m['window_seconds']:.1f} s | {m['cpu_seconds']:.1f} s "
+                       f"({m['cpu_seconds'] / m['window_seconds'] * 100:.0f} %) | {m['broker_cpu_seconds']:.1f} s | "
+                       f"{'n/a' if lag is None else f'{lag:.1f} s'} | {ratio} |")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- timers
+
+
+def timer_probe(open_tickets: int, due_per_tick: int, ticks: int, tick_seconds: float,
+                background: str) -> dict[str, Any]:
+    """One processor with `open_tickets` far-off clocks; time `ticks` ticks of `due_per_tick` deadlines each."""
+    from policies.catalog import default_catalog
+    from streams.core_adapter import RealCore
+    from streams.store import DictTableBackend, PartitionStore
+
+    core = RealCore(catalog=default_catalog())
+    proc = core.new_processor(PartitionStore(DictTableBackend(), 0), lambda _s: True)
+    entries = sample_contracts()
+    nm = entries[0]
+    bg = next(e for e in entries if e["policy"] == background)
+    for line in contract_lines([nm] if bg is nm else [nm, bg]):
+        proc.upsert_contract(core.contract_of(core.decode(line))[1])
+
+    t0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # a Monday: business clocks run
+    low = {"neural-magic": "low", "neptune": "low", "rescale": "low", "vectorize": "low"}[background]
+
+    def opened(ticket_id: str, customer: str, priority: str, at: datetime) -> Any:
+        return core.decode(json.dumps({"event_id": f"o-{ticket_id}", "type": "ticket.opened", "occurred_at": _iso(at),
+                                       "ticket_id": ticket_id, "customer_id": customer,
+                                       "priority": priority}).encode())
+
+    build_started = time.perf_counter()
+    for i in range(open_tickets):
+        proc.apply(opened(f"B{i:07d}", bg["customer_id"], low, t0))
+    step = tick_seconds / due_per_tick
+    due_total = due_per_tick * ticks
+    for j in range(due_total):
+        proc.apply(opened(f"D{j:05d}", nm["customer_id"], "critical", t0 + timedelta(seconds=j * step)))
+    proc.flush()
+    # Warm-up: fire every at-risk warning of the due tickets (90 % = 27 min), no breach yet.
+    deadline0 = t0 + timedelta(minutes=30)
+    proc.advance_to(deadline0 - timedelta(seconds=step / 2))
+    proc.flush()
+    build_seconds = time.perf_counter() - build_started
+    open_clocks = proc.open_clocks()
+    gc.collect()
+    advance, flush, fired = [], [], []
+    for i in range(1, ticks + 1):
+        target = deadline0 + timedelta(seconds=i * tick_seconds - step / 2)
+        a = time.perf_counter()
+        outputs = proc.advance_to(target)
+        b = time.perf_counter()
+        proc.flush()
+        c = time.perf_counter()
+        advance.append(b - a)
+        flush.append(c - b)
+        fired.append(sum(1 for o in outputs if o.type == "sla.breached"))
+    snapshot_bytes = len(proc.core.snapshot())
+    return {"open_tickets": open_tickets, "open_clocks": open_clocks, "background": background,
+            "due_per_tick": due_per_tick, "ticks": ticks, "breaches_per_tick": sorted(set(fired)),
+            "build_seconds": build_seconds, "snapshot_bytes": snapshot_bytes,
+            "advance": _stats(advance), "flush": _stats(flush),
+            "total": _stats([x + y for x, y in zip(advance, flush)])}
+
+
+def _stats(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {"median_ms": statistics.median(ms), "p90_ms": percentile(ms, 90), "max_ms": max(ms),
+            "mean_ms": statistics.fmean(ms)}
+
+
+def timers(args: argparse.Namespace) -> dict[str, Any]:
+    runs = []
+    for background in args.backgrounds.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            print(f"timers: {size:,} open tickets ({background})", file=sys.stderr, flush=True)
+            cmd = [sys.executable, "-m", "bench.stream", "timer-probe", "--open", str(size),
+                   "--due-per-tick", str(args.due_per_tick), "--ticks", str(args.ticks), "--background", background]
+            done = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, timeout=args.timeout)
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {"runs": runs}
+
+
+def timers_table(res: dict[str, Any]) -> str:
+    out = ["| background tickets | open tickets | open clocks | breaches / tick | advance_to median (p90, max) | "
+           "flush median (p90, max) | tick median | ratio to smallest |", "|---|---|---|---|---|---|---|---|"]
+    smallest: dict[str, float] = {}
+    for run in res["runs"]:
+        a, f, t = run["advance"], run["flush"], run["total"]
+        base = smallest.setdefault(run["background"], t["median_ms"])
+        out.append(f"| {run['background']} | {run['open_tickets']:,} | {run['open_clocks']:,} | "
+                   f"{','.join(map(str, run['breaches_per_tick']))} | {a['median_ms']:.2f} ms ({a['p90_ms']:.2f}, "
+                   f"{a['max_ms']:.2f}) | {f['median_ms']:.2f} ms ({f['p90_ms']:.2f}, {f['max_ms']:.2f}) | "
+                   f"{t['median_ms']:.2f} ms | **{t['median_ms'] / base:.2f}** |")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- latency
+
+
+async def latency(args: argparse.Namespace) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.app import BREACHES, CONTRACTS
+    from streams.broker import EmbeddedBroker, create_topics
+    from streams.harness import WorkerProcess, partition_times, produce
+
+    nm = sample_contracts()[0]
+    customers = []
+    for k in range(3):  # several customers: tickets spread over the partitions anyway (key = ticket_id)
+        entry = json.loads(json.dumps(nm))
+        entry["customer_id"] = f"lat{k}-neural-magic"
+        entry["services"] = [dict(s, service_id=f"lat{k}-{s['service_id']}") for s in entry["services"]]
+        customers.append(entry)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    prefix, app_id = "lat.", "bench-latency"
+    async with EmbeddedBroker(log_path=log_dir / "broker.log") as broker:
+        await create_topics(broker.url, [prefix + CONTRACTS], args.partitions, {"cleanup.policy": "compact"})
+        await produce(broker.url, prefix, contract_lines(customers))
+        worker = _track(WorkerProcess(broker.url, prefix, partitions=args.partitions, app_id=app_id,
+                                      data_dir=log_dir / "data", tick_interval=args.tick_interval,
+                                      extra_env={"SLAPROC_ALLOWED_LATENESS": str(args.lateness)},
+                                      log_path=log_dir / "worker.log").start())
+        consumer = None
+        try:
+            started = time.monotonic()
+            while True:  # every partition follows the wall clock (ticks applied)
+                times = partition_times([worker.url])
+                now = time.time()
+                if len(times) == args.partitions and all(now - t < args.lateness + 3 * args.tick_interval
+                                                         for t in times.values()):
+                    if worker_progress(worker.url)[1] >= len(customers):
+                        break
+                if time.monotonic() - started > 120 or worker.process.poll() is not None:
+                    raise RuntimeError(f"worker not following the clock (see {log_dir}/worker.log)")
+                await asyncio.sleep(0.5)
+            consumer = AIOKafkaConsumer(prefix + BREACHES, bootstrap_servers=broker.bootstrap_servers,
+                                        auto_offset_reset="latest", group_id=None, enable_auto_commit=False,
+                                        fetch_max_wait_ms=20)
+            await consumer.start()
+            await consumer.seek_to_end()
+            await consumer.getmany(timeout_ms=200)  # positions resolved before the tickets go out
+            first_due = datetime.now(UTC) + timedelta(seconds=args.lead)
+            step = args.spread / args.deadlines
+            tickets = []
+            for i in range(args.deadlines):
+                due = first_due + timedelta(seconds=i * step)
+                tickets.append(json.dumps({
+                    "event_id": f"lat-open-{i}", "type": "ticket.opened",
+                    "occurred_at": _iso(due - timedelta(minutes=30)), "ticket_id": f"LAT{i:05d}",
+                    "customer_id": customers[i % len(customers)]["customer_id"], "priority": "critical"}).encode())
+            await produce(broker.url, prefix, tickets)
+            produced_at = datetime.now(UTC)
+            received: dict[str, tuple[float, float, str]] = {}
+            deadline = time.monotonic() + args.lead + args.spread + 30
+            while len(received) < args.deadlines and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=100)
+                now = time.time()
+                for messages in batch.values():
+                    for m in messages:
+                        out = json.loads(m.value)
+                        if out.get("type") == "sla.breached" and out["ticket_id"].startswith("LAT"):
+                            received.setdefault(out["ticket_id"], (now, m.timestamp / 1000, out["due_at"]))
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+            worker.stop()
+    recv, kafka = [], []
+    for now, ts, due_at in received.values():
+        due = datetime.fromisoformat(due_at.replace("Z", "+00:00")).timestamp()
+        recv.append(now - due)
+        kafka.append(ts - due)
+    result = {"deadlines": args.deadlines, "received": len(received), "spread": args.spread,
+              "tick_interval": args.tick_interval, "lateness": args.lateness, "partitions": args.partitions,
+              "produced_before_first_due_s": (first_due - produced_at).total_seconds(), "logs": str(log_dir)}
+    if recv:
+        for name, values in (("receive_latency", recv), ("kafka_latency", kafka)):
+            result[name] = {"p50": percentile(values, 50), "p99": percentile(values, 99), "min": min(values),
+                            "max": max(values)}
+    return result
+
+
+def latency_table(res: dict[str, Any]) -> str:
+    tick, late = res["tick_interval"], res["lateness"]
+    bound = tick + late + LATENCY_SLACK_S
+    out = [f"{res['received']} of {res['deadlines']} breaches received; deadlines every "
+           f"{res['spread'] / res['deadlines']:.2f} s over {res['spread']:.0f} s; tick interval {tick:g} s, "
+           f"allowed lateness {late:g} s, {res['partitions']} partitions.", "",
+           "| measured at | p50 | p99 | min | max | p99 - lateness | target: p99 <= tick + lateness + 2 s |",
+           "|---|---|---|---|---|---|---|"]
+    for name, label in (("receive_latency", "consumer receive time - due_at"),
+                        ("kafka_latency", "Kafka message timestamp - due_at")):
+        if name in res:
+            m = res[name]
+            out.append(f"| {label} | {m['p50']:.2f} s | {m['p99']:.2f} s | {m['min']:.2f} s | {m['max']:.2f} s | "
+                       f"{m['p99'] - late:.2f} s | {bound:g} s: {'met' if m['p99'] <= bound else 'NOT met'} |")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stream", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    tp = sub.add_parser("throughput")
+    tp.add_argument("--events", type=int, default=200_000)
+    tp.add_argument("--tickets", type=int, default=20_000)
+    tp.add_argument("--partitions", type=int, default=3)
+    tp.add_argument("--rounds", type=int, default=1, help="baseline + worker pairs, back to back")
+    tp.add_argument("--poll", type=float, default=0.25, help="progress poll period (s)")
+    tp.add_argument("--timeout", type=float, default=900, help="per consumer (s)")
+    tm = sub.add_parser("timers")
+    tm.add_argument("--sizes", default="1000,200000")
+    tm.add_argument("--backgrounds", default="neural-magic,rescale",
+                    help="provider of the far-off tickets (rescale: attainment bookkeeping)")
+    tm.add_argument("--due-per-tick", type=int, default=10)
+    tm.add_argument("--ticks", type=int, default=50)
+    tm.add_argument("--timeout", type=float, default=900)
+    probe = sub.add_parser("timer-probe")
+    probe.add_argument("--open", type=int, required=True)
+    probe.add_argument("--due-per-tick", type=int, default=10)
+    probe.add_argument("--ticks", type=int, default=50)
+    probe.add_argument("--background", default="neural-magic")
+    lt = sub.add_parser("latency")
+    lt.add_argument("--deadlines", type=int, default=300)
+    lt.add_argument("--spread", type=float, default=60.0, help="deadlines spread over this many seconds")
+    lt.add_argument("--lead", type=float, default=8.0, help="first deadline this many seconds after the produce")
+    lt.add_argument("--tick-interval", type=float, default=1.0)
+    lt.add_argument("--lateness", type=float, default=1.0)
+    lt.add_argument("--partitions", type=int, default=3)
+    for p in (tp, tm, lt):
+        p.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    import atexit
+    import signal
+
+    atexit.register(_kill_started)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks and atexit
+    if args.command == "timer-probe":
+        print(json.dumps(timer_probe(args.open, args.due_per_tick, args.ticks, 1.0, args.background)))
+        return 0
+    print(machine(), file=sys.stderr)
+    if args.command == "throughput":
+        res = asyncio.run(throughput(args))
+        print(throughput_table(res))
+    elif args.command == "timers":
+        res = timers(args)
+        print(timers_table(res))
+    else:
+        res = asyncio.run(latency(args))
+        print(latency_table(res))
+    res["machine"] = machine()
+    if args.json is not None:
+        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
