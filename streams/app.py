@@ -96,6 +96,7 @@ class Observer:
     def tick(self, partition: int, advanced: bool, target: datetime, now: datetime | None) -> None: ...
     def batch(self, seconds: float) -> None: ...
     def rebalance(self) -> None: ...
+    def partition_dropped(self, partition: int) -> None: ...
 
 
 def partition_for_key(key: str, partitions: int) -> int:
@@ -106,6 +107,42 @@ def partition_for_key(key: str, partitions: int) -> int:
 def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+
+
+def _tracker(app: faust.App, input_topics: list[str]) -> CaughtUpTracker:
+    """`CaughtUpTracker.for_app`, with a high-water mark that does not trust ListOffsets alone.
+
+    Tansu answers ListOffsets(latest) with an offset behind the real end (by about the last
+    produced batch: 6791 for a partition whose last offset is 6818, long after producing
+    stopped), so `end_offsets` alone let a tick through while a backfill's last events were
+    still unread, and those events were then judged late (breaches fired and retracted). The
+    end is taken as the largest of: ListOffsets, the high watermark of the last fetch, and
+    one past the last offset Faust handed to the agents (`consumer._read_offset`, not public
+    API): a message fetched but not yet processed keeps the partition behind.
+    """
+    base = CaughtUpTracker.for_app(app, input_topics)
+    consumer_of = lambda: app.consumer  # noqa: E731 (the consumer exists only once the app runs)
+
+    async def highwaters(*tps: Any) -> dict[Any, int | None]:
+        consumer = consumer_of()
+        ends = dict(await consumer.highwaters(*tps))
+        read = getattr(consumer, "_read_offset", {})
+        out: dict[Any, int | None] = {}
+        for tp in tps:
+            candidates = [ends.get(tp)]
+            try:
+                candidates.append(consumer.highwater(tp))
+            except Exception:  # not fetched yet / not assigned
+                pass
+            last_read = read.get(tp) if hasattr(read, "get") else None
+            if last_read is not None:
+                candidates.append(last_read + 1)
+            known = [c for c in candidates if c is not None]
+            out[tp] = max(known) if known else None
+        return out
+
+    base._highwaters = highwaters
+    return base
 
 
 class SlaprocApp(faust.App):
@@ -145,6 +182,11 @@ class StreamWorker:
         self.attainment_topic = app.topic(self.attainment_topic_name, partitions=n, **raw)
         self.attainment_table = app.Table("attainment", partitions=n, key_type=str, value_type=bytes)
         self._pending_sends: list[Any] = []  # delivery futures of the current batch's outputs
+        # One unit of work at a time (an input batch, a contract batch, a tick, an attainment
+        # partial): apply, send the outputs, wait for their acks, persist the state. The agents
+        # run concurrently in one event loop; without this, one agent's commit could persist a
+        # state another agent changed while its outputs were not sent yet (lost on a crash).
+        self.lock = asyncio.Lock()
         self._touched: set[int] = set()  # partitions whose processor changed state in this batch
         # Per-partition state: changelog partitions match the input partitions.
         self.tables = {name: app.Table(name, partitions=n, key_type=str, value_type=bytes)
@@ -156,8 +198,7 @@ class StreamWorker:
         self.contracts_table = app.GlobalTable(
             "contracts", partitions=1, use_partitioner=True, recovery_buffer_size=1,
             key_type=str, value_type=bytes, on_changelog_event=self._on_contract_changelog)
-        self.tracker = CaughtUpTracker.for_app(
-            app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)])
+        self.tracker = _tracker(app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)])
 
     # --- topics -------------------------------------------------------------
     async def declare_topics(self) -> None:
@@ -193,6 +234,7 @@ class StreamWorker:
         for tp in tps:
             if tp.topic == ticks:
                 self.processors.pop(tp.partition, None)
+                self.observer.partition_dropped(tp.partition)
 
     # --- output -------------------------------------------------------------
     async def send_outputs(self, outputs: Iterable[Any]) -> None:
@@ -232,6 +274,10 @@ class StreamWorker:
 
     # --- agents -------------------------------------------------------------
     async def handle_input_batch(self, events: Sequence[Any]) -> None:
+        async with self.lock:
+            await self._input_batch(events)
+
+    async def _input_batch(self, events: Sequence[Any]) -> None:
         started = time.perf_counter()
         for event in events:
             message = event.message
@@ -257,6 +303,10 @@ class StreamWorker:
         self.observer.batch(time.perf_counter() - started)
 
     async def handle_contract_batch(self, events: Sequence[Any]) -> None:
+        async with self.lock:
+            await self._contract_batch(events)
+
+    async def _contract_batch(self, events: Sequence[Any]) -> None:
         for event in events:
             message = event.message
             try:
@@ -287,8 +337,9 @@ class StreamWorker:
         except Exception:  # validated before it was written; a newer core may disagree
             log.exception("stored contract no longer decodes; ignored")
             return
-        await self._upsert_contract(customer_id, contract)
-        await self.commit_batch()
+        async with self.lock:
+            await self._upsert_contract(customer_id, contract)
+            await self.commit_batch()
 
     async def send_ticks(self, at: datetime | None = None) -> None:
         """Leader: one tick to every partition of the ticks topic."""
@@ -306,16 +357,21 @@ class StreamWorker:
             return False
         target = tick_target(at, self.settings.allowed_lateness)
         advanced = await self.tracker.caught_up(partition)
-        proc = self.processor(partition)
-        if advanced:
-            self._touched.add(partition)
-            await self.send_outputs(proc.advance_to(target))
-            await self.commit_batch()
-        self.observer.tick(partition, advanced, target, getattr(proc, "now", None))
+        async with self.lock:
+            proc = self.processor(partition)
+            if advanced:
+                self._touched.add(partition)
+                await self.send_outputs(proc.advance_to(target))
+                await self.commit_batch()
+            self.observer.tick(partition, advanced, target, getattr(proc, "now", None))
         return advanced
 
     async def handle_attainment(self, raw: bytes) -> None:
         """Sum one partition's quarterly counts; report once every partition's are in."""
+        async with self.lock:
+            await self._attainment(raw)
+
+    async def _attainment(self, raw: bytes) -> None:
         partial = self.core.decode_internal(raw)
         key = f"{partial.fields['customer_id']}|{partial.fields['quarter']}"
         stored = self.attainment_table.get(key)

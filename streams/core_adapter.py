@@ -19,6 +19,7 @@ from policies.attainment import PARTIAL
 from policies.attainment import report as attainment_report
 from policies.catalog import Catalog, ContractError, default_catalog
 from policies.contracts import Contract, contract_from_event
+from policies import downtime
 from policies.downtime import ServiceState
 from policies.outputs import Output
 from policies.processor import Processor, Settings
@@ -103,37 +104,102 @@ class TableStore:
         self._dirty_services.clear()
 
 
+class _ServicesView:
+    """The monitoring half's view of the store: services only. Its time must never fire a
+    ticket deadline (the due index belongs to the ticket half)."""
+
+    def __init__(self, store: TableStore) -> None:
+        self._store = store
+
+    def service(self, service_id: str) -> ServiceState | None:
+        return self._store.service(service_id)
+
+    def save_service(self, state: ServiceState) -> None:
+        self._store.save_service(state)
+
+    def due_tickets(self, t: datetime) -> list[str]:
+        return []
+
+    def ticket(self, ticket_id: str) -> None:
+        return None
+
+    def closed_digests(self, ticket_id: str) -> None:
+        return None
+
+
+class _MonitoringSide(Processor):
+    """The monitoring half of a partition: services, month closes; no quarterly attainment
+    (the ticket half reports it: two partials for one partition would be summed twice)."""
+
+    def _close_quarters(self, t: datetime) -> list[Output]:
+        return []
+
+
+def _by_instant(out: Output) -> datetime:
+    return out.occurred_at
+
+
 class PartitionProcessor:
-    """One partition's Processor, its store, and the persistence of its own state."""
+    """One partition's processing: a ticket half and a monitoring half over one store.
+
+    Each input topic-partition has its own time. Kafka orders a topic-partition, not the
+    ticket and monitoring topics against each other: two agents consume them independently,
+    and in a backfill the smaller monitoring topic races ahead. With one shared time every
+    ticket event behind it would be judged late (breaches fired, then retracted). Ticket
+    clocks and quarterly attainment follow the ticket events' time, downtime and month closes
+    the monitoring events' time; a caught-up tick moves both. The halves share nothing but the
+    contracts: tickets and due index on one side, services on the other.
+    """
+
+    TICKETS_META = "processor"
+    MONITORING_META = "processor.monitoring"
 
     def __init__(self, catalog: Catalog, partition_store: PartitionStore, owns_service: Callable[[str], bool],
                  settings: Settings) -> None:
         self.partition = partition_store.partition
         self.store = TableStore(partition_store)
-        self.core = Processor(catalog, self.store, settings, owns_service, partition=self.partition)
-        snapshot = partition_store.get_meta("processor")
-        if snapshot is not None:
-            self.core.restore(snapshot)
+        self.core = Processor(catalog, self.store, settings, lambda _service: False, partition=self.partition)
+        self.monitoring = _MonitoringSide(catalog, _ServicesView(self.store), settings, owns_service,
+                                          partition=self.partition)
+        for side, name in ((self.core, self.TICKETS_META), (self.monitoring, self.MONITORING_META)):
+            snapshot = partition_store.get_meta(name)
+            if snapshot is not None:
+                side.restore(snapshot)
         self._partition_store = partition_store
 
     @property
     def now(self) -> datetime | None:
-        return self.core.now
+        """The later of the two halves' times."""
+        times = [t for t in (self.core.now, self.monitoring.now) if t is not None]
+        return max(times) if times else None
 
     def upsert_contract(self, contract: tuple[Contract, datetime]) -> list[Output]:
         terms, at = contract
-        self.core.install(terms, at=at)
-        return self.core.advance_to(self.core.now) if self.core.now else []
+        out: list[Output] = []
+        for side in (self.core, self.monitoring):
+            side.install(terms, at=at)
+            if side.now is not None:
+                out += side.advance_to(side.now)
+        return sorted(out, key=_by_instant)
 
     def apply(self, event: Any) -> tuple[list[Output], Any]:
+        if event.type in downtime.MONITORING_TYPES:
+            return self.monitoring.apply(event)
+        if event.type == "contract.upserted":  # on an input topic: both halves must know it
+            out, rejected = self.monitoring.apply(event)
+            if rejected is not None:
+                return out, rejected
+            more, rejected = self.core.apply(event)
+            return sorted(out + more, key=_by_instant), rejected
         return self.core.apply(event)
 
     def advance_to(self, t: datetime) -> list[Output]:
-        return self.core.advance_to(t)
+        return sorted(self.core.advance_to(t) + self.monitoring.advance_to(t), key=_by_instant)
 
     def flush(self) -> None:
         self.store.flush()
-        self._partition_store.put_meta("processor", self.core.snapshot())
+        self._partition_store.put_meta(self.TICKETS_META, self.core.snapshot())
+        self._partition_store.put_meta(self.MONITORING_META, self.monitoring.snapshot())
 
     def open_clocks(self) -> int:
         return sum(1 for st in self.store.tickets.values() for s in st.slots if not s.done and s.pending)

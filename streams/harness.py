@@ -132,9 +132,10 @@ async def produce(broker_url: str, prefix: str, lines: Iterable[bytes]) -> int:
 
 
 async def collect(broker_url: str, prefix: str, *, quiet_for: float = 5.0, timeout: float = 120.0,
-                  expect: int | None = None) -> list[dict[str, Any]]:
+                  expect: int | None = None, raw: bool = False) -> list[Any]:
     """Read every output topic from the start until `expect` outputs were read (if given) and
-    nothing new arrived for `quiet_for` seconds, or `timeout` passed."""
+    nothing new arrived for `quiet_for` seconds, or `timeout` passed. With `raw`, the message
+    values as bytes instead of parsed JSON."""
     consumer = AIOKafkaConsumer(*[prefix + t for t in OUTPUT_TOPICS], bootstrap_servers=bootstrap_servers(broker_url),
                                 auto_offset_reset="earliest", group_id=None, enable_auto_commit=False)
     await consumer.start()
@@ -146,7 +147,7 @@ async def collect(broker_url: str, prefix: str, *, quiet_for: float = 5.0, timeo
             batch = await consumer.getmany(timeout_ms=500)
             for messages in batch.values():
                 for m in messages:
-                    out.append(json.loads(m.value))
+                    out.append(m.value if raw else json.loads(m.value))
                     last = time.monotonic()
             if time.monotonic() - last > quiet_for and (expect is None or len(out) >= expect):
                 break
@@ -178,3 +179,113 @@ def net_outcome(outputs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"standing_breaches": standing, "met": met, "notices": notices,
             "months": {"|".join(k): v for k, v in months.items()},
             "refunds": {"|".join(k): v for k, v in refunds.items()}}
+
+
+async def send_ticks(broker_url: str, app_id: str, partitions: int, at: Any) -> None:
+    """What the leader's timer sends: one tick `at` (UTC datetime) to every partition of `<app_id>-ticks`.
+
+    Tests run workers with a tick interval longer than the test and tick them with a chosen
+    instant, so that every partition's final time is known exactly (it then equals replay's
+    `--until at - allowed lateness`)."""
+    from streams.ticks import encode_tick
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url))
+    await producer.start()
+    try:
+        value = encode_tick(at)
+        await asyncio.gather(*[await producer.send(f"{app_id}-ticks", value, partition=p) for p in range(partitions)])
+    finally:
+        await producer.stop()
+
+
+def scrape(url: str, timeout: float = 5.0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET `url`/metrics -> {(sample name, sorted labels): value}; {} when the worker does not answer."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=timeout) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric_sum(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    """Sum of the samples called `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+
+def partition_times(urls: Iterable[str]) -> dict[int, float]:
+    """`slaproc_partition_time_seconds` of every partition the given workers report."""
+    times: dict[int, float] = {}
+    for url in urls:
+        for (name, labels), value in scrape(url).items():
+            if name == "slaproc_partition_time_seconds":
+                times[int(dict(labels)["partition"])] = value
+    return times
+
+
+async def tick_until_at(broker_url: str, app_id: str, partitions: int, at: Any, lateness: float,
+                        workers: Iterable["WorkerProcess"], timeout: float = 180.0, every: float = 1.0) -> float:
+    """Send ticks `at` until every partition's time is `at - lateness` on the workers (so each has
+    caught up: a tick only moves a partition that has no unread input). Returns the seconds waited."""
+    from datetime import timedelta
+
+    target = (at - timedelta(seconds=lateness)).timestamp()
+    urls = [w.url for w in workers]
+    started = time.monotonic()
+    while True:
+        await send_ticks(broker_url, app_id, partitions, at)
+        await asyncio.sleep(every)
+        times = partition_times(urls)
+        if all(abs(times.get(p, 0.0) - target) < 1e-3 for p in range(partitions)):
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"partitions not at {target} after {timeout} s: {times}")
+
+
+def wait_until(predicate: Any, timeout: float, every: float = 0.5, what: str = "condition") -> float:
+    """Poll `predicate()` until true; returns the seconds waited, raises TimeoutError naming `what`."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{what} not reached within {timeout} s")
+        time.sleep(every)
+    return time.monotonic() - started
+
+
+class Workers:
+    """Worker processes of one test (one app id and topic prefix); `stop_all()` in a finally."""
+
+    def __init__(self, broker_url: str, prefix: str, app_id: str, log_dir: Path, **defaults: Any) -> None:
+        self.broker_url, self.prefix, self.app_id, self.log_dir = broker_url, prefix, app_id, log_dir
+        self.defaults = defaults
+        self.started: list[WorkerProcess] = []
+
+    def start(self, **overrides: Any) -> WorkerProcess:
+        options = {**self.defaults, **overrides}
+        n = len(self.started)
+        worker = WorkerProcess(self.broker_url, self.prefix, app_id=self.app_id,
+                               data_dir=self.log_dir / f"data-{n}", log_path=self.log_dir / f"worker-{n}.log",
+                               **options)
+        self.started.append(worker.start())
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            try:
+                worker.stop(timeout=20)
+            finally:
+                worker.kill()
+
+    def logs(self) -> str:
+        """The tail of every worker's log (for assertion messages)."""
+        parts = []
+        for worker in self.started:
+            if worker.log_path and worker.log_path.exists():
+                parts.append(f"--- {worker.log_path.name}\n" + worker.log_path.read_text(errors="replace")[-3000:])
+        return "\n".join(parts)

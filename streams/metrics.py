@@ -57,6 +57,10 @@ class Metrics:
                                registry=r)
         self.tick_delay = Gauge("slaproc_tick_delay_seconds", "Wall clock minus partition time at the last tick",
                                 registry=r)
+        # Event-time watermark of each partition this worker owns (bounded by the partition count).
+        self.partition_time = Gauge("slaproc_partition_time_seconds",
+                                    "Time of the partition's processor (Unix seconds) at its last tick",
+                                    ["partition"], registry=r)
         self.consumer_lag = Gauge("slaproc_consumer_lag", "Messages not yet read", ["topic", "partition"], registry=r)
         self.rebalances = Counter("slaproc_rebalances", "Partition assignments seen", registry=r)
         self.processing = Histogram("slaproc_processing_seconds", "Wall time to process one batch", registry=r)
@@ -131,6 +135,14 @@ class MetricsObserver:
         m.last_tick.set(time.time())
         if now is not None:
             m.tick_delay.set(max(0.0, (datetime.now(timezone.utc) - now).total_seconds()))
+            m.partition_time.labels(str(partition)).set(now.timestamp())
+
+    def partition_dropped(self, partition: int) -> None:
+        """The partition moved to another worker: its series leaves this worker's exposition."""
+        try:
+            self.metrics.partition_time.remove(str(partition))
+        except KeyError:
+            pass
 
     def batch(self, seconds: float) -> None:
         self.metrics.processing.observe(seconds)

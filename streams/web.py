@@ -38,7 +38,7 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         entry = proc.core.contracts.get(state.customer_id)
         if entry is None:
             return web.json({"error": f"customer {state.customer_id!r} has no contract"}, status=404)
-        return web.json(describe_ticket(state, entry.plan, _now(proc), proc.core.settings.at_risk_thresholds))
+        return web.json(describe_ticket(state, entry.plan, _now(proc.core), proc.core.settings.at_risk_thresholds))
 
     @app.page("/services/{service_id}/months/{month}")
     @app.table_route(table=services, match_info="service_id")
@@ -48,11 +48,12 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         except ValueError:
             return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)
         proc = worker.processors.get(partition_for_key(service_id, partitions))
-        customer_id = proc.core.service_owner.get(service_id) if proc is not None else None
+        side = getattr(proc, "monitoring", None) or getattr(proc, "core", None)  # services' half, its own time
+        customer_id = side.service_owner.get(service_id) if side is not None else None
         if customer_id is None:
             return web.json({"error": f"service {service_id!r} is unknown"}, status=404)
         state = proc.store.service(service_id) or downtime.new_state(service_id)
-        as_of = min(max(_now(proc), start), end)
+        as_of = min(max(_now(side), start), end)
         fig = downtime.month_figures(state, month, as_of)
         return web.json({
             "service_id": service_id, "customer_id": customer_id, "month": month, "as_of": as_of.isoformat(),
