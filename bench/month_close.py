@@ -381,6 +381,7 @@ COMPARISONS = (
     ((1_000, 100_000), (10_000, 100_000), "customers x10, same outages: <= x10"),
     ((1_000, 10_000), (10_000, 100_000), "both x10: x10"),
     ((100, 10_000), (100, 100_000), "outages x10, same 500 services (20 -> 200 a service): <= x10"),
+    ((10, 10_000), (10, 100_000), "outages x10, same 50 services (200 -> 2,000 a service): <= x10"),
 )
 
 
