@@ -500,15 +500,31 @@ def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigu
             counted.append((s, e, o))
         views.append(OutageView(o, start, end, o.resolved_at is None, s, e, status))
 
-    points = sorted({p for s, e, _ in counted for p in (s, e)} | {p for s, e in cover for p in (s, e)})
+    # Sweep over the boundary points, keeping the outages and maintenance parts active
+    # between them: O(k log k) for k intervals (a rescan per segment would be O(k²)).
+    starts: dict[datetime, list[tuple[str, int]]] = {}
+    ends: dict[datetime, list[tuple[str, int]]] = {}
+    maint_parts = [(s, e, v.window.maintenance_id) for v in windows for s, e in v.scheduled if s < e]
+    for i, (s, e, _) in enumerate(counted):
+        starts.setdefault(s, []).append(("o", i))
+        ends.setdefault(e, []).append(("o", i))
+    for i, (s, e, _) in enumerate(maint_parts):
+        starts.setdefault(s, []).append(("m", i))
+        ends.setdefault(e, []).append(("m", i))
+    points = sorted(starts.keys() | ends.keys())
+    active_outages: set[int] = set()
+    active_parts: set[int] = set()
     raw: list[Segment] = []
     for a, b in zip(points, points[1:]):
-        covering = [o for s, e, o in counted if s <= a and b <= e]
-        if not covering:
+        for kind, i in ends.get(a, ()):
+            (active_outages if kind == "o" else active_parts).discard(i)
+        for kind, i in starts.get(a, ()):
+            (active_outages if kind == "o" else active_parts).add(i)
+        if not active_outages:
             continue
+        covering = [counted[i][2] for i in sorted(active_outages)]  # in the order of `counted`
         provider = tuple(o.outage_id for o in covering if not o.excluded)
-        in_maint = tuple(sorted({v.window.maintenance_id for v in windows
-                                 for s, e in v.scheduled if s <= a and b <= e}))
+        in_maint = tuple(sorted({maint_parts[i][2] for i in active_parts}))
         if provider:
             kind = "maintenance" if in_maint else "downtime"
             raw.append(Segment(a, b, kind, provider, in_maint if in_maint else ()))
