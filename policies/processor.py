@@ -304,6 +304,9 @@ class Processor:
                     out.extend(closed_out)
                     month = uptime.next_month(month)
                 self._next_close[key] = month
+                # Months whose claim window has passed can no longer change what was emitted:
+                # forget them, so a service's state and its month closes do not grow with history.
+                state = downtime.prune(state, uptime.previous_month(uptime.previous_month(month)))
                 self.store.save_service(state)
         return out
 

@@ -44,6 +44,11 @@ def month_of(t: datetime) -> str:
     return f"{u.year:04d}-{u.month:02d}"
 
 
+def previous_month(month: str) -> str:
+    year, m = int(month[:4]), int(month[5:7])
+    return f"{year - 1}-12" if m == 1 else f"{year}-{m - 1:02d}"
+
+
 def next_month(month: str) -> str:
     return month_of(month_bounds(month)[1])
 
