@@ -3,7 +3,7 @@
     python -m bench.stream throughput [--events 200000 --tickets 20000 --rounds 1]
     python -m bench.stream timers [--sizes 1000,200000 --due-per-tick 10 --ticks 50]
     python -m bench.stream latency [--deadlines 300 --spread 60 --tick-interval 1 --lateness 1]
-    python -m bench.stream all
+    python -m bench.stream throughput --profile   # + py-spy hotspots of both consumers (pip install py-spy)
 
 - throughput: one embedded Tansu broker; per round, back to back, (1) the bare agent of
   `bench.bare_agent` (Faust, counts events per key in a Table) and (2) the slaproc worker
@@ -11,12 +11,13 @@
   workload, routed by `harness.route`: ticket events keyed by ticket_id, monitoring events
   by service_id) from a backlog produced before the consumer starts. The worker gets its
   contracts first (a first start reads them, then it is stopped; the events are produced;
-  it is started again on the same group). Both are polled every `--poll` s (bare agent:
-  `/progress/`, worker: `slaproc_events_in_total` on `/metrics`); the rate is the events
-  counted between the first poll that saw one and the poll that saw them all, divided by
-  the time between those polls. CPU seconds of the consumer and of the broker over the same
-  window come from /proc/<pid>/stat. Afterwards the consumer group's lag (committed vs end
-  offsets) must reach 0.
+  it is started again on the same group). Progress of both = the group's committed offsets
+  on the input topics (read by a consumer that never joins; Faust commits every 2.8 s), polled
+  every `--poll` s; the rate is the messages committed between the first poll that saw a commit
+  and the poll that saw all of them, divided by the time between those polls. CPU seconds of
+  the consumer and of the broker over the same window come from /proc/<pid>/stat. The
+  consumers' own counts (bare agent: `/progress/`, worker: `slaproc_events_in_total`) are
+  read once at the end, as a check.
 - timers: in-process (no broker), what a tick costs the worker: a `RealCore` partition
   processor over `PartitionStore(DictTableBackend())` (the worker's store without Faust)
   with N open tickets whose deadlines are days away, plus `due-per-tick` x `ticks`
@@ -147,7 +148,39 @@ def worker_progress(url: str) -> tuple[float | None, float]:
     return metric_sum(samples, "slaproc_events_in_total") - contracts, contracts
 
 
-async def measure(progress: Callable[[], float | None], target: int, pid: int, broker_pid: int | None,
+class GroupOffsets:
+    """Committed offsets of a consumer group on some topics, read without joining the group."""
+
+    def __init__(self, servers: str, group: str, topics: list[str]) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self.topics = topics
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=group, enable_auto_commit=False)
+        self.tps: list[Any] = []
+
+    async def __aenter__(self) -> "GroupOffsets":
+        from aiokafka.structs import TopicPartition
+
+        await self.consumer.start()
+        self.tps = [TopicPartition(t, p) for t in self.topics for p in sorted(await _partitions(self.consumer, t))]
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.consumer.stop()
+
+    async def committed(self) -> int:
+        """Sum of the committed offsets (= messages consumed and committed, topics starting at 0)."""
+        total = 0
+        for tp in self.tps:
+            total += (await self.consumer.committed(tp)) or 0
+        return total
+
+    async def end(self) -> int:
+        ends = await self.consumer.end_offsets(self.tps)
+        return sum(ends.values())
+
+
+async def measure(progress: Callable[[], Any], target: int, pid: int, broker_pid: int | None,
                   *, poll: float, timeout: float, alive: Callable[[], bool], stall: float = 60.0) -> dict[str, Any]:
     """Poll `progress()` until it reaches `target`; rate and CPU between the first and last poll."""
     started = last_report = last_change = time.monotonic()
@@ -155,6 +188,8 @@ async def measure(progress: Callable[[], float | None], target: int, pid: int, b
     seen = 0.0
     while time.monotonic() - started < timeout:
         n = progress()
+        if asyncio.iscoroutine(n):
+            n = await n
         now = time.monotonic()
         if now - last_report > 10:
             last_report = now
@@ -184,55 +219,12 @@ async def measure(progress: Callable[[], float | None], target: int, pid: int, b
             "broker_cpu_seconds": last[3] - first[3]}
 
 
-async def group_lag(servers: str, group: str, topics: list[str]) -> int | None:
-    """Sum over the topics' partitions of end offset - the group's committed offset."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        tps = [tp for tp in committed if tp.topic in topics]
-        from aiokafka.structs import TopicPartition
-
-        for topic in topics:
-            for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic):
-                tp = TopicPartition(topic, p)
-                if tp not in committed:
-                    tps.append(tp)
-        ends = await consumer.end_offsets(tps)
-        lag = 0
-        for tp in tps:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += max(0, ends[tp] - done)
-        return lag
-    except Exception:  # a broker without OffsetFetch support: report n/a
-        return None
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 async def _partitions(consumer: Any, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
-
-
-async def wait_lag_zero(servers: str, group: str, topics: list[str], timeout: float = 30.0) -> float | None:
-    """Seconds until the group's lag on `topics` is 0 (None if not reached or not measurable)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        lag = await group_lag(servers, group, topics)
-        if lag is None:
-            return None
-        if lag == 0:
-            return time.monotonic() - started
-        await asyncio.sleep(0.5)
-    return None
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+    return partitions or set()
 
 
 def _stop(process: subprocess.Popen | None, timeout: float = 20.0) -> None:
@@ -248,11 +240,59 @@ def _stop(process: subprocess.Popen | None, timeout: float = 20.0) -> None:
         process.wait(10)
 
 
+class Profiler:
+    """`py-spy record` (a dev-only tool: pip install py-spy) on a pid; `stop()` writes collapsed stacks."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 50) -> None:
+        import shutil
+
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.out = out
+        self.process = _track(subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking", "--format", "raw",
+             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+
+    def stop(self) -> str:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return hotspots(self.out) if self.out.exists() else "(no profile written)"
+
+
+def hotspots(collapsed: Path, top: int = 25) -> str:
+    """Top functions by own samples and by inclusive samples, from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 2)[-1]
+                  if " (" in f else f for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + n
+    out = [f"{total} samples", "", "own time:"]
+    out += [f"  {n / total * 100:5.1f} %  {f}" for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    out += ["", "inclusive time:"]
+    out += [f"  {n / total * 100:5.1f} %  {f}" for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]]
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------- throughput
 
 
 async def throughput_round(broker: Any, lines: list[bytes], contracts: list[bytes], n_decodable: int, *,
-                           partitions: int, round_no: int, log_dir: Path, poll: float, timeout: float) -> dict[str, Any]:
+                           partitions: int, round_no: int, log_dir: Path, poll: float, timeout: float,
+                           profile: bool = False) -> dict[str, Any]:
     from streams.app import CONTRACTS, MONITORING_EVENTS, TICKET_EVENTS
     from streams.broker import create_topics
     from streams.harness import WorkerProcess, free_port, produce
@@ -276,9 +316,14 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     try:
         print(f"round {round_no}: bare agent on {len(lines):,} lines", file=sys.stderr, flush=True)
-        base = await measure(lambda: bare_progress(url), len(lines), bare.pid, broker.pid, poll=poll,
-                             timeout=timeout, alive=lambda: bare.poll() is None)
-        base["lag_zero_after_seconds"] = await wait_lag_zero(servers, app_id, [prefix + t for t in inputs])
+        profiler = Profiler(bare.pid, log_dir / f"bare-r{round_no}.collapsed") if profile else None
+        async with GroupOffsets(servers, app_id, [prefix + t for t in inputs]) as offsets:
+            end = await offsets.end()
+            base = await measure(offsets.committed, end, bare.pid, broker.pid, poll=poll,
+                                 timeout=timeout, alive=lambda: bare.poll() is None)
+        if profiler is not None:
+            base["profile"] = profiler.stop()
+        base["counted_by_agent"] = bare_progress(url)
     finally:
         _stop(bare)
         log.close()
@@ -308,15 +353,21 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
     try:
         print(f"round {round_no}: slaproc worker on {len(lines):,} lines ({n_decodable:,} decodable)",
               file=sys.stderr, flush=True)
-        work = await measure(lambda: worker_progress(worker.url)[0], n_decodable, worker.process.pid, broker.pid,
-                             poll=poll, timeout=timeout, alive=lambda: worker.process.poll() is None)
+        profiler = Profiler(worker.process.pid, log_dir / f"slaproc-r{round_no}.collapsed") if profile else None
+        # Not /metrics: rendering it costs the worker ~40 ms a scrape (py-spy: 16 % of its samples at 4 polls/s).
+        async with GroupOffsets(servers, app_id, [prefix + t for t in inputs]) as offsets:
+            end = await offsets.end()
+            work = await measure(offsets.committed, end, worker.process.pid, broker.pid, poll=poll,
+                                 timeout=timeout, alive=lambda: worker.process.poll() is None)
+        if profiler is not None:
+            work["profile"] = profiler.stop()
         from streams.harness import metric_sum, scrape
 
         samples = scrape(worker.url)
+        work["counted_by_worker"] = worker_progress(worker.url)[0]
         work["batch_seconds_sum"] = metric_sum(samples, "slaproc_processing_seconds_sum")
         work["batches"] = metric_sum(samples, "slaproc_processing_seconds_count")
         work["dead_letters"] = metric_sum(samples, "slaproc_dead_letters_total")
-        work["lag_zero_after_seconds"] = await wait_lag_zero(servers, app_id, [prefix + t for t in inputs])
     finally:
         worker.stop()
     result["slaproc"] = work
@@ -343,7 +394,7 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
         for r in range(args.rounds):
             rounds.append(await throughput_round(broker, lines, contracts, n_decodable, partitions=args.partitions,
                                                  round_no=r + 1, log_dir=log_dir, poll=args.poll,
-                                                 timeout=args.timeout))
+                                                 timeout=args.timeout, profile=args.profile))
     return {"workload": meta, "workload_dir": str(work), "lines": len(lines), "decodable": n_decodable,
             "contracts": len(contracts), "partitions": args.partitions, "rounds": rounds, "logs": str(log_dir)}
 
@@ -352,7 +403,8 @@ def throughput_table(res: dict[str, Any]) -> str:
     meta = res["workload"]
     out = [f"Workload: {res['lines']:,} lines ({res['decodable']:,} decodable), {meta['tickets']:,} tickets, "
            f"{res['contracts']} contracts, {res['partitions']} partitions.", "",
-           "| round | consumer | events/s | window | CPU (consumer) | CPU (broker) | lag 0 after | ratio |",
+           "| round | consumer | events/s | window (committed offsets) | CPU (consumer) | CPU (broker) | "
+           "counted by the consumer | ratio |",
            "|---|---|---|---|---|---|---|---|"]
     for r in res["rounds"]:
         for name, key in (("bare Faust agent", "baseline"), ("slaproc worker", "slaproc")):
@@ -361,12 +413,12 @@ def throughput_table(res: dict[str, Any]) -> str:
                 out.append(f"| {r['round']} | {name} | incomplete ({m.get('events_seen', 0):,.0f} of "
                            f"{m['target']:,}) | | | | | |")
                 continue
-            lag = m.get("lag_zero_after_seconds")
+            counted = m.get("counted_by_agent", m.get("counted_by_worker"))
             ratio = f"**{r['ratio']:.2f}**" if key == "slaproc" and "ratio" in r else ""
             out.append(f"| {r['round']} | {name} | {m['rate']:,.0f} | {m['window_events']:,.0f} ev in "
                        f"{m['window_seconds']:.1f} s | {m['cpu_seconds']:.1f} s "
                        f"({m['cpu_seconds'] / m['window_seconds'] * 100:.0f} %) | {m['broker_cpu_seconds']:.1f} s | "
-                       f"{'n/a' if lag is None else f'{lag:.1f} s'} | {ratio} |")
+                       f"{'n/a' if counted is None else f'{counted:,.0f}'} | {ratio} |")
     return "\n".join(out)
 
 
@@ -575,8 +627,10 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--tickets", type=int, default=20_000)
     tp.add_argument("--partitions", type=int, default=3)
     tp.add_argument("--rounds", type=int, default=1, help="baseline + worker pairs, back to back")
-    tp.add_argument("--poll", type=float, default=0.25, help="progress poll period (s)")
+    tp.add_argument("--poll", type=float, default=0.5, help="committed-offset poll period (s)")
     tp.add_argument("--timeout", type=float, default=900, help="per consumer (s)")
+    tp.add_argument("--profile", action="store_true",
+                    help="sample both consumers with py-spy (dev-only tool) and print their hotspots")
     tm = sub.add_parser("timers")
     tm.add_argument("--sizes", default="1000,200000")
     tm.add_argument("--backgrounds", default="neural-magic,rescale",
@@ -612,6 +666,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "throughput":
         res = asyncio.run(throughput(args))
         print(throughput_table(res))
+        for r in res["rounds"]:
+            for key in ("baseline", "slaproc"):
+                if "profile" in r[key]:
+                    print(f"\n### py-spy, round {r['round']}, {key}\n\n```\n{r[key]['profile']}\n```")
     elif args.command == "timers":
         res = timers(args)
         print(timers_table(res))
