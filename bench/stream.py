@@ -584,14 +584,16 @@ async def latency(args: argparse.Namespace) -> dict[str, Any]:
             if consumer is not None:
                 await consumer.stop()
             worker.stop()
-    recv, kafka = [], []
+    recv, kafka, series = [], [], []
     for now, ts, due_at in received.values():
         due = datetime.fromisoformat(due_at.replace("Z", "+00:00")).timestamp()
         recv.append(now - due)
         kafka.append(ts - due)
+        series.append((round(due - first_due.timestamp(), 2), round(now - due, 2)))
     result = {"deadlines": args.deadlines, "received": len(received), "spread": args.spread,
               "tick_interval": args.tick_interval, "lateness": args.lateness, "partitions": args.partitions,
-              "produced_before_first_due_s": (first_due - produced_at).total_seconds(), "logs": str(log_dir)}
+              "produced_before_first_due_s": (first_due - produced_at).total_seconds(), "logs": str(log_dir),
+              "series": sorted(series)}  # (due_at - first deadline, receive latency), seconds
     if recv:
         for name, values in (("receive_latency", recv), ("kafka_latency", kafka)):
             result[name] = {"p50": percentile(values, 50), "p99": percentile(values, 99), "min": min(values),
