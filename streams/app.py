@@ -130,10 +130,6 @@ def _tracker(app: faust.App, input_topics: list[str]) -> CaughtUpTracker:
         out: dict[Any, int | None] = {}
         for tp in tps:
             candidates = [ends.get(tp)]
-            try:
-                candidates.append(consumer.highwater(tp))
-            except Exception:  # not fetched yet / not assigned
-                pass
             last_read = read.get(tp) if hasattr(read, "get") else None
             if last_read is not None:
                 candidates.append(last_read + 1)
@@ -143,6 +139,55 @@ def _tracker(app: faust.App, input_topics: list[str]) -> CaughtUpTracker:
 
     base._highwaters = highwaters
     return base
+
+
+def _correct_tansu_end_offsets() -> None:
+    """Make Faust's `highwaters()` (ListOffsets latest) right on Tansu. Idempotent, process-wide.
+
+    Tansu answers ListOffsets(latest) with the base offset of the partition's last record
+    batch + 1, not the last offset + 1 (10 records in one batch at offsets 1..10: it says 2).
+    Faust's table recovery reads a changelog up to that answer, so a worker taking over a
+    partition misses the changelog's last batch, and its consistency check crashes the worker
+    when its own persisted offset is beyond it (`ConsistencyError ... (9 > 3)`, seen on a
+    rebalance). The correction fetches from `answer - 1` (the start of the last batch) with
+    a separate consumer and takes one past the last offset returned. On Apache Kafka the
+    answer is already right and the fetch returns just the last record.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.types import TP
+
+    if getattr(AIOKafkaConsumerThread, "_slaproc_end_offsets", False):
+        return
+    original = AIOKafkaConsumerThread._highwaters
+
+    async def _highwaters(self: Any, partitions: Any) -> Any:
+        ends = dict(await original(self, partitions))
+        todo = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions if ends.get(tp)}
+        if not todo:
+            return ends
+        probe = getattr(self, "_slaproc_probe", None)
+        if probe is None:
+            servers = self._ensure_consumer()._client._bootstrap_servers
+            probe = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
+            await probe.start()
+            self._slaproc_probe = probe
+        probe.assign(list(todo))
+        for ktp, tp in todo.items():
+            probe.seek(ktp, ends[tp] - 1)
+        pending = set(todo)
+        deadline = time.monotonic() + 2.0
+        while pending and time.monotonic() < deadline:
+            batch = await probe.getmany(*pending, timeout_ms=200)
+            for ktp, records in batch.items():
+                if records:
+                    tp = todo[ktp]
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+                    pending.discard(ktp)
+        return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+    AIOKafkaConsumerThread._highwaters = _highwaters
+    AIOKafkaConsumerThread._slaproc_end_offsets = True
 
 
 class SlaprocApp(faust.App):
@@ -268,7 +313,11 @@ class StreamWorker:
                 proc.flush()
 
     async def dead_letter(self, message: Any, error: str) -> None:
-        source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        # The record's own timestamp (stable across redeliveries), not the partition's time at
+        # rejection: after a crash the same record can be rejected again at another partition
+        # time, and a repeat must be the identical event.
+        source = {"topic": message.topic, "partition": message.partition, "offset": message.offset,
+                  "timestamp": message.timestamp}
         self.observer.dead_letter(error.split(":", 1)[0][:60])
         await self.send_outputs([self.core.dead_letter(source, message.value, error)])
 
@@ -357,6 +406,12 @@ class StreamWorker:
             return False
         target = tick_target(at, self.settings.allowed_lateness)
         advanced = await self.tracker.caught_up(partition)
+        if not advanced and log.isEnabledFor(logging.DEBUG):
+            tps = self.tracker.tps_for(partition)
+            log.debug("tick skipped on partition %s: processed %s, committed %s, high-water %s", partition,
+                      {str(tp): self.tracker._next.get(tp) for tp in tps},
+                      {str(tp): self.tracker._committed(tp) for tp in tps},
+                      {str(tp): v for tp, v in (await self.tracker._highwaters(*tps)).items()})
         async with self.lock:
             proc = self.processor(partition)
             if advanced:
@@ -420,6 +475,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
         autodiscover=False,
     )
     options.update(faust_options)
+    _correct_tansu_end_offsets()
     app = SlaprocApp(settings.app_id, **options)
     worker = StreamWorker(app, settings, core, observer)
     app.slaproc = worker

@@ -279,7 +279,11 @@ class RealCore:
         code, _, message = error.partition(": ")
         if not message or not code.replace("_", "").isalpha() or not code.islower():
             code, message = "rejected", error
-        proc = self.processors.get(source.get("partition", -1))
-        at = proc.now if proc is not None and proc.now is not None else EPOCH
+        stamp = source.get("timestamp")
+        if stamp is not None:  # stream: the input record's timestamp (seconds), identical on redelivery
+            at = datetime.fromtimestamp(round(float(stamp), 3), timezone.utc)
+        else:
+            proc = self.processors.get(source.get("partition", -1))
+            at = proc.now if proc is not None and proc.now is not None else EPOCH
         where = f"{source.get('topic')}[{source.get('partition')}]@{source.get('offset')}"
         return dead_letter_event(where, raw or b"", DeadLetterReason(code, message), at)

@@ -56,7 +56,7 @@ class WorkerProcess:
             "SLAPROC_BROKER_SESSION_TIMEOUT": "3", "SLAPROC_BROKER_HEARTBEAT_INTERVAL": "0.5",
             "SLAPROC_BROKER_REBALANCE_TIMEOUT": "3",
             "SLAPROC_DATA_DIR": str(self.data_dir or Path("/tmp") / f"slaproc-{self.app_id}-{self.web_port}"),
-            "SLAPROC_LOG_LEVEL": "warning",
+            "SLAPROC_LOG_LEVEL": os.environ.get("SLAPROC_TEST_WORKER_LOG_LEVEL", "warning"),
         })
         env.update(self.extra_env)
         return env
@@ -230,7 +230,7 @@ def partition_times(urls: Iterable[str]) -> dict[int, float]:
 
 
 async def tick_until_at(broker_url: str, app_id: str, partitions: int, at: Any, lateness: float,
-                        workers: Iterable["WorkerProcess"], timeout: float = 180.0, every: float = 1.0) -> float:
+                        workers: Iterable["WorkerProcess"], timeout: float = 120.0, every: float = 1.0) -> float:
     """Send ticks `at` until every partition's time is `at - lateness` on the workers (so each has
     caught up: a tick only moves a partition that has no unread input). Returns the seconds waited."""
     from datetime import timedelta
