@@ -397,7 +397,12 @@ class StreamWorker:
         for partition in range(self.settings.partitions):
             await self.ticks_topic.send(key=None, value=value, partition=partition)
 
-    async def handle_tick(self, partition: int, raw: bytes) -> bool:
+    async def handle_ticks(self, ticks: dict[int, bytes]) -> dict[int, bool]:
+        """The newest tick of each partition; one caught-up check for all of them."""
+        caught_up = await self.tracker.caught_up_many(sorted(ticks))
+        return {p: await self.handle_tick(p, raw, caught_up[p]) for p, raw in sorted(ticks.items())}
+
+    async def handle_tick(self, partition: int, raw: bytes, caught_up: bool | None = None) -> bool:
         """Advance the partition's time if it has caught up; return whether it did."""
         try:
             at = decode_tick(raw)
@@ -405,7 +410,7 @@ class StreamWorker:
             log.warning("bad tick on partition %s ignored: %r", partition, raw[:80])
             return False
         target = tick_target(at, self.settings.allowed_lateness)
-        advanced = await self.tracker.caught_up(partition)
+        advanced = await self.tracker.caught_up(partition) if caught_up is None else caught_up
         if not advanced and log.isEnabledFor(logging.DEBUG):
             tps = self.tracker.tps_for(partition)
             log.debug("tick skipped on partition %s: processed %s, committed %s, high-water %s", partition,
@@ -491,8 +496,13 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
             await worker.handle_input_batch(events)
 
     async def ticks_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await worker.handle_tick(event.message.partition, event.message.value)
+        # Only a partition's newest tick matters: a batch is coalesced per partition and
+        # checked with one high-water request, so ticks never queue up behind each other.
+        async for events in stream.take_events(10_000, within=0.05):
+            latest: dict[int, bytes] = {}
+            for event in events:
+                latest[event.message.partition] = event.message.value
+            await worker.handle_ticks(latest)
 
     app.agent(worker.input_topics[CONTRACTS], name="slaproc.contracts")(contracts_agent)
     app.agent(worker.input_topics[TICKET_EVENTS], name="slaproc.ticket-events")(input_agent)

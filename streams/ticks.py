@@ -114,6 +114,38 @@ class CaughtUpTracker:
     def tps_for(self, partition: int) -> list[Any]:
         return [self._make_tp(topic, partition) for topic in self.input_topics]
 
+    async def caught_up_many(self, partitions: Iterable[int]) -> dict[int, bool]:
+        """`caught_up` for several partitions with one high-water request (the consumer
+        answers offset requests between fetches: one call per tick batch, not per partition)."""
+        partitions = list(partitions)
+        tps = [tp for p in partitions for tp in self.tps_for(p)]
+        if not tps:
+            return {p: True for p in partitions}
+        highwaters = await self._highwaters(*tps)
+        positions = await self._positions(tps)
+        result = {}
+        for p in partitions:
+            own = self.tps_for(p)
+            result[p] = is_caught_up({tp: positions.get(tp) for tp in own}, {tp: highwaters.get(tp) for tp in own})
+        return result
+
+    async def _positions(self, tps: list[Any]) -> dict[Any, int | None]:
+        positions: dict[Any, int | None] = {}
+        unknown = []
+        for tp in tps:
+            position = self._next.get(tp)
+            committed = self._committed(tp)
+            if committed is not None and (position is None or committed > position):
+                position = committed
+            positions[tp] = position
+            if position is None:
+                unknown.append(tp)
+        if unknown:
+            earliest = await self._earliest(*unknown)
+            for tp in unknown:
+                positions[tp] = earliest.get(tp)
+        return positions
+
     async def caught_up(self, partition: int) -> bool:
         tps = self.tps_for(partition)
         highwaters = await self._highwaters(*tps)
