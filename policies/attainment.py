@@ -63,10 +63,12 @@ class AttainmentBook:
         self.waiting: dict[Key, int] = {}  # key -> number of its tickets in `pending`
         self.next_report: dict[str, str] = {}  # customer -> next quarter to report
         self._next_due: datetime | None = None  # earliest instant a report may be due (cache)
+        self.dirty = False  # changed since the owner last serialised it
         self._customers = 0
 
     def opened(self, ticket_id: str, customer_id: str, opened_at: datetime) -> None:
         key = (customer_id, quarter_of(opened_at))
+        self.dirty = True
         self.pending[ticket_id] = key
         self.waiting[key] = self.waiting.get(key, 0) + 1
 
@@ -74,6 +76,7 @@ class AttainmentBook:
         """The ticket's first-response clock ended (with or without an outcome): it no longer holds its quarter."""
         key = self.pending.pop(ticket_id, None)
         if key is not None:
+            self.dirty = True
             self.waiting[key] -= 1
             if not self.waiting[key]:
                 del self.waiting[key]
@@ -84,11 +87,13 @@ class AttainmentBook:
             key = self.breaches.pop(f["breach_event_id"], None)
             if key is not None:
                 self.measured[key] -= 1
+                self.dirty = True
             return
         if out.type not in ("sla.met", "sla.breached") or f["metric"] != "first_response" or not f["binding"]:
             return
         key = (f["customer_id"], quarter_of(f["started_at"]))
         self.stopped(f["ticket_id"])
+        self.dirty = True
         self.measured[key] = self.measured.get(key, 0) + 1
         if key not in self.last or out.occurred_at > self.last[key]:
             self.last[key] = out.occurred_at
@@ -109,8 +114,11 @@ class AttainmentBook:
                 datetime(int(start_month[:4]), int(start_month[5:7]), 1, tzinfo=UTC))
             while quarter_bounds(quarter)[1] + delay < t and (customer_id, quarter) not in waiting:
                 out.append(self._report(customer_id, quarter, quarter_bounds(quarter)[1] + delay))
+                self.dirty = True
                 quarter = next_quarter(quarter)
-            self.next_report[customer_id] = quarter
+            if self.next_report.get(customer_id) != quarter:
+                self.next_report[customer_id] = quarter
+                self.dirty = True
             due = quarter_bounds(quarter)[1] + delay
             if due < t:
                 due = t  # due but blocked by a waiting ticket: look again on the next event

@@ -128,6 +128,7 @@ class Processor:
         # reset when a contract arrives, since its months may need catching up.
         self._closes_checked_until: datetime | None = None
         self._attainment_starts: dict[str, str] | None = None  # Rescale customers -> first month
+        self._attainment_json: str | None = None  # cache of the serialised attainment book
 
     # ---- contracts --------------------------------------------------------------------
     def install(self, contract: Contract, at: datetime | None = None) -> None:
@@ -342,11 +343,16 @@ class Processor:
     def snapshot(self) -> str:
         """The processor's own state (time, month-close pointers, attainment) as compact JSON."""
         book = self.attainment
-        return json.dumps({
+        if book.dirty or self._attainment_json is None:
+            # The attainment part can be large (every unanswered Rescale ticket): serialised
+            # only when it changed, not on every flush.
+            self._attainment_json = json.dumps(book.to_json(), separators=(",", ":"))
+            book.dirty = False
+        head = json.dumps({
             "now": self.now.isoformat() if self.now else None,
             "close": sorted([c, s, m] for (c, s), m in self._next_close.items()),
-            "attainment": book.to_json(),
         }, separators=(",", ":"))
+        return head[:-1] + ',"attainment":' + self._attainment_json + "}"
 
     def restore(self, text: str | bytes) -> None:
         """Inverse of `snapshot` (contracts are installed separately)."""
