@@ -640,6 +640,7 @@ class TicketEngine:
         fields = {
             "breach_event_id": breach_id,
             "ticket_id": state.ticket_id,
+            "customer_id": state.customer_id,  # not on the wire (the model ignores it): for metrics
             "reason": f"a late event shows the {metric} target (cycle {cycle}) was not missed at that deadline",
         }
         return Output("sla.breach_retracted", at, state.ticket_id, output_event_id("sla.breach_retracted", breach_id), fields)
