@@ -100,3 +100,67 @@ def test_second_worker_mid_stream_equals_replay(broker_url, tmp_path, mix):
           f"{outputs} outputs, {repeats} repeats; rebalances seen {owned}")
     assert processed_before < len(mix["lines"]), "the first worker finished before the second joined"
     assert times_second, "the second worker owns no partition: no rebalance happened"
+
+
+def test_bad_input_on_the_wire_is_dead_lettered_and_the_worker_goes_on(broker_url, tmp_path, mix):
+    from aiokafka import AIOKafkaProducer
+
+    from streams.broker import bootstrap_servers
+
+    contracts = [e for e in __import__("yaml").safe_load(mix["contracts"].read_text())["contracts"]
+                 if e["policy"] == "neural-magic"][:1]
+    small = tmp_path / "contracts.yaml"
+    small.write_text(__import__("yaml").safe_dump({"contracts": contracts}))
+    customer = contracts[0]["customer_id"]
+    app = new_app(tmp_path, broker_url)
+    tickets = app.prefix + "sla.ticket-events"
+    big = (b'{"event_id":"big","type":"ticket.replied","occurred_at":"2026-03-02T10:00:00Z","ticket_id":"T-BAD",'
+           b'"author":"provider","x":"' + b"x" * 5_000_000 + b'"}')
+    bad = [
+        (b"\xff\xfe\x00garbage", "invalid_encoding", None),
+        (b'{"event_id": 5, "type": "ticket.opened", "occurred_at": "2026-03-02T10:00:00Z", "ticket_id": "T-BAD",'
+         b' "customer_id": "x", "priority": "high"}', "invalid_field", "event_id"),
+        (b'{"event_id": "e-ts", "type": "ticket.opened", "occurred_at": 12345, "ticket_id": "T-BAD",'
+         b' "customer_id": "x", "priority": "high"}', "invalid_field", "occurred_at"),
+        (b"[1, 2]", "not_an_object", None),
+        (big, "too_large", None),
+    ]
+
+    def ev(event_id: str, type_: str, at: str, **fields: str) -> bytes:
+        return json.dumps({"event_id": event_id, "type": type_, "occurred_at": at, **fields}).encode()
+
+    good = [ev("g1", "ticket.opened", "2026-03-02T14:00:00Z", ticket_id="T-GOOD", customer_id=customer,
+               priority="high"),
+            ev("g2", "ticket.replied", "2026-03-02T14:30:00Z", ticket_id="T-GOOD", author="provider")]
+
+    async def send_all() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), max_request_size=16 * 1024 * 1024)
+        await producer.start()
+        try:
+            for raw, _reason, _field in bad:
+                await producer.send_and_wait(tickets, raw, key=b"T-BAD")
+            for raw in good:
+                await producer.send_and_wait(tickets, raw, key=b"T-GOOD")
+        finally:
+            await producer.stop()
+
+    try:
+        worker = app.start()
+        asyncio.run(load_contracts(app, small, [worker.url]))
+        asyncio.run(send_all())
+        outputs = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, expect=len(bad) + 1, timeout=90))
+        alive = worker.process.poll() is None
+        dead_metric = metric_sum(scrape(worker.url), "slaproc_dead_letters_total")
+    finally:
+        app.stop_all()
+    letters = [o for o in outputs if o["type"] == "dead_letter"]
+    assert sorted(d["reason"] for d in letters) == sorted(r for _raw, r, _f in bad), letters
+    for raw, reason, field_name in bad:
+        [letter] = [d for d in letters if d["reason"] == reason and (field_name is None or field_name in d["error"])]
+        assert letter["source"].startswith(f"{tickets}[") and "]@" in letter["source"]
+        assert letter["raw_bytes"] == len(raw)
+        assert len(letter["raw"]) <= 65536
+    # later events are processed: the good ticket's first response is met
+    met = [o for o in outputs if o["type"] == "sla.met" and o["ticket_id"] == "T-GOOD"]
+    assert met and met[0]["metric"] == "first_response"
+    assert alive and dead_metric == len(bad)
