@@ -163,3 +163,30 @@ def refresh(metrics: Metrics, worker: Any) -> None:
                 counts[provider] = counts.get(provider, 0) + n
     for provider in set(providers.values()) | set(counts):
         metrics.open_clocks.labels(provider).set(counts.get(provider, 0))
+    _set_consumer_lag(metrics, worker)
+
+
+def _set_consumer_lag(metrics: Metrics, worker: Any) -> None:
+    """Messages not yet processed per input topic-partition this worker owns: the high-water
+    mark of the last fetch minus the next offset to process (stale series are removed)."""
+    tracker = getattr(worker, "tracker", None)
+    consumer = getattr(getattr(worker, "app", None), "consumer", None)
+    if tracker is None or consumer is None:
+        return
+    seen = set()
+    for tp, next_offset in list(getattr(tracker, "_next", {}).items()):
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # not assigned any more, or no fetch yet
+            continue
+        if highwater is None:
+            continue
+        labels = (tp.topic, str(tp.partition))
+        seen.add(labels)
+        metrics.consumer_lag.labels(*labels).set(max(0, highwater - next_offset))
+    for labels in list(getattr(metrics, "_lag_labels", set()) - seen):
+        try:
+            metrics.consumer_lag.remove(*labels)
+        except KeyError:
+            pass
+    metrics._lag_labels = seen  # type: ignore[attr-defined]
