@@ -147,20 +147,5 @@ class CaughtUpTracker:
         return positions
 
     async def caught_up(self, partition: int) -> bool:
-        tps = self.tps_for(partition)
-        highwaters = await self._highwaters(*tps)
-        positions: dict[Any, int | None] = {}
-        unknown = []
-        for tp in tps:
-            position = self._next.get(tp)
-            committed = self._committed(tp)
-            if committed is not None and (position is None or committed > position):
-                position = committed
-            positions[tp] = position
-            if position is None:
-                unknown.append(tp)
-        if unknown:
-            earliest = await self._earliest(*unknown)
-            for tp in unknown:
-                positions[tp] = earliest.get(tp)
-        return is_caught_up(positions, highwaters)
+        """True when every input partition of `partition` is processed up to its high-water mark."""
+        return (await self.caught_up_many([partition]))[partition]
