@@ -73,15 +73,6 @@ def broker_url() -> Iterator[str]:
     """Faust-style URL (`kafka://host:port`) of the broker: embedded Tansu, or SLAPROC_TEST_BROKER."""
     if os.environ.get("SLAPROC_SKIP_BROKER_TESTS") == "1":
         pytest.skip("SLAPROC_SKIP_BROKER_TESTS=1")
-    external = os.environ.get("SLAPROC_TEST_BROKER")
-    if external:
-        yield external
-        return
-    from streams.broker import EmbeddedBroker
+    from tests.integration.conftest import session_broker
 
-    broker = EmbeddedBroker()
-    broker.start()
-    try:
-        yield broker.url
-    finally:
-        broker.stop()
+    yield from session_broker()

@@ -24,9 +24,9 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def broker_url():
-    """Faust-style URL (`kafka://host:port`) of the broker the tests use."""
+def session_broker():
+    """Yield the URL of SLAPROC_TEST_BROKER, or of an embedded Tansu broker stopped afterwards
+    (shared by the integration and deploy broker fixtures)."""
     external = os.environ.get("SLAPROC_TEST_BROKER")
     if external:
         yield external
@@ -37,6 +37,12 @@ def broker_url():
         yield broker.url
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def broker_url():
+    """Faust-style URL (`kafka://host:port`) of the broker the tests use."""
+    yield from session_broker()
 
 
 @pytest.fixture
