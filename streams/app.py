@@ -190,6 +190,41 @@ def _correct_tansu_end_offsets() -> None:
     AIOKafkaConsumerThread._slaproc_end_offsets = True
 
 
+def _seek_uncommitted_to_reset_position() -> None:
+    """Make Faust's "seek back to committed" also cover partitions nothing was committed for.
+
+    Faust drops records it fetched while its flow was stopped (a rebalance, table recovery, a
+    generation change) and relies on `perform_seek()` -> aiokafka `seek_to_committed()` to read
+    them again. That call seeks only partitions whose committed offset is > 0: a partition never
+    committed keeps the position past the dropped records, and they are never processed. Seen
+    after a `kill -9`: the restarted worker started the attainment topic at its end and two
+    customers' quarterly partials were lost for good. Here such a partition is sought to the
+    position `consumer_auto_offset_reset` names ("earliest" for slaproc), which is what a fresh
+    consumer would read from. Records already processed come again (at-least-once; the core is
+    idempotent). Idempotent, process-wide.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(AIOKafkaConsumerThread, "_slaproc_seek_uncommitted", False):
+        return
+
+    async def _seek(consumer: Any, reset: str) -> Any:
+        committed = await consumer.seek_to_committed()
+        uncommitted = [tp for tp, offset in committed.items() if not offset]  # None, or 0
+        if uncommitted:
+            if reset == "latest":
+                await consumer.seek_to_end(*uncommitted)
+            else:
+                await consumer.seek_to_beginning(*uncommitted)
+        return committed
+
+    async def seek_to_committed(self: Any) -> Any:
+        return await self.call_thread(_seek, self._ensure_consumer(), self.app.conf.consumer_auto_offset_reset)
+
+    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed
+    AIOKafkaConsumerThread._slaproc_seek_uncommitted = True
+
+
 class SlaprocApp(faust.App):
     """faust.App that declares slaproc's topics before the consumer subscribes."""
 
@@ -236,13 +271,14 @@ class StreamWorker:
         # Per-partition state: changelog partitions match the input partitions.
         self.tables = {name: app.Table(name, partitions=n, key_type=str, value_type=bytes)
                        for name in STATE_TABLES}
-        self.backend = FaustTableBackend(self.tables)
         # Validated contract.upserted bytes by customer_id, replicated to every worker.
         # One partition + use_partitioner: the layout Faust documents for global tables
         # shared by several workers.
         self.contracts_table = app.GlobalTable(
             "contracts", partitions=1, use_partitioner=True, recovery_buffer_size=1,
             key_type=str, value_type=bytes, on_changelog_event=self._on_contract_changelog)
+        self.backend = FaustTableBackend({**self.tables, "attainment": self.attainment_table,
+                                          "contracts": self.contracts_table})
         self.tracker = _tracker(app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)])
 
     # --- topics -------------------------------------------------------------
@@ -299,10 +335,13 @@ class StreamWorker:
             self._pending_sends.append(await target.send(key=key, value=value))
 
     async def commit_batch(self) -> None:
-        """Wait until the broker has the batch's outputs, then persist the processors' state.
+        """Wait until the broker has the batch's outputs, then persist the processors' state
+        and wait until the broker has that too.
 
         State is never written ahead of the outputs it caused: a crash in between replays
-        the batch over the previous state and re-sends the same outputs (same event ids)."""
+        the batch over the previous state and re-sends the same outputs (same event ids).
+        The batch's events are acknowledged (and their offsets become committable) only after
+        this returns, so a committed offset always has its state on the changelog."""
         sends, self._pending_sends = self._pending_sends, []
         if sends:
             await asyncio.gather(*sends)
@@ -311,6 +350,9 @@ class StreamWorker:
             proc = self.processors.get(partition)
             if proc is not None and hasattr(proc, "flush"):
                 proc.flush()
+        writes = self.backend.drain_sends()
+        if writes:
+            await asyncio.gather(*writes)
 
     async def dead_letter(self, message: Any, error: str) -> None:
         # The record's own timestamp (stable across redeliveries), not the partition's time at
@@ -365,8 +407,9 @@ class StreamWorker:
                 await self.dead_letter(message, _reason(exc))
                 continue
             self.observer.event_in(self.core.event_type(decoded))
-            # Written in stream context: use_partitioner picks the changelog partition.
-            self.contracts_table[customer_id] = message.value
+            # The global table's changelog has one partition; written through the backend so
+            # that the write is on the broker before this batch's offsets can be committed.
+            self.backend.set("contracts", 0, customer_id, message.value.decode("utf-8"))
             await self._upsert_contract(customer_id, contract)
         await self.commit_batch()
 
@@ -426,15 +469,16 @@ class StreamWorker:
             self.observer.tick(partition, advanced, target, getattr(proc, "now", None))
         return advanced
 
-    async def handle_attainment(self, raw: bytes) -> None:
-        """Sum one partition's quarterly counts; report once every partition's are in."""
+    async def handle_attainment(self, raw: bytes, partition: int) -> None:
+        """Sum one partition's quarterly counts; report once every partition's are in.
+        `partition`: the attainment topic's partition the partial came from (= the table's)."""
         async with self.lock:
-            await self._attainment(raw)
+            await self._attainment(raw, partition)
 
-    async def _attainment(self, raw: bytes) -> None:
+    async def _attainment(self, raw: bytes, partition: int) -> None:
         partial = self.core.decode_internal(raw)
         key = f"{partial.fields['customer_id']}|{partial.fields['quarter']}"
-        stored = self.attainment_table.get(key)
+        stored = self.backend.get("attainment", key)
         parts = json.loads(stored) if stored else {}
         if parts.get("reported"):
             return
@@ -444,7 +488,7 @@ class StreamWorker:
         if report is not None:
             parts = {"reported": True}
             await self.send_outputs([report])
-        self.attainment_table[key] = json.dumps(parts, separators=(",", ":")).encode()
+        self.backend.set("attainment", partition, key, json.dumps(parts, separators=(",", ":")))
         await self.commit_batch()
 
 
@@ -481,6 +525,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     )
     options.update(faust_options)
     _correct_tansu_end_offsets()
+    _seek_uncommitted_to_reset_position()
     app = SlaprocApp(settings.app_id, **options)
     worker = StreamWorker(app, settings, core, observer)
     app.slaproc = worker
@@ -511,7 +556,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
 
     async def attainment_agent(stream: Any) -> None:
         async for event in stream.events():
-            await worker.handle_attainment(event.message.value)
+            await worker.handle_attainment(event.message.value, event.message.partition)
 
     app.agent(worker.attainment_topic, name="slaproc.attainment")(attainment_agent)
 

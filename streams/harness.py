@@ -57,6 +57,7 @@ class WorkerProcess:
             "SLAPROC_BROKER_REBALANCE_TIMEOUT": "3",
             "SLAPROC_DATA_DIR": str(self.data_dir or Path("/tmp") / f"slaproc-{self.app_id}-{self.web_port}"),
             "SLAPROC_LOG_LEVEL": os.environ.get("SLAPROC_TEST_WORKER_LOG_LEVEL", "warning"),
+            "PYTHONUNBUFFERED": "1",  # a kill -9 must not lose the log's last lines
         })
         env.update(self.extra_env)
         return env

@@ -122,10 +122,23 @@ class FaustTableBackend:
     Reads bypass Faust's `__getitem__` (no defaults, no sensors); writes update the
     local store and send the changelog record to the given partition, so they work
     outside stream iteration too.
+
+    Every write's delivery future is kept until `drain_sends()`: the shell awaits them before
+    the input events that caused the writes can be acknowledged. Faust's own commit does not
+    guarantee it: its producer-buffer flush gives up after 0.1 s without a send
+    (`ProducerBuffer.flush_atmost`), so under load offsets were committed while changelog
+    records were still in the buffer, and a `kill -9` then lost the state for good (events
+    not redelivered, state never written: seen as missing outputs after a crash).
     """
 
     def __init__(self, tables: Mapping[str, Any]) -> None:
         self.tables = dict(tables)
+        self._sends: list[Any] = []
+
+    def drain_sends(self) -> list[Any]:
+        """The changelog delivery futures since the last call (awaitable)."""
+        sends, self._sends = self._sends, []
+        return sends
 
     def get(self, table: str, key: str) -> str | None:
         value = self.tables[table].data.get(key)
@@ -136,11 +149,11 @@ class FaustTableBackend:
         if value is None:
             if key in t.data:
                 del t.data[key]
-            t.send_changelog(partition, key, None, value_serializer="raw")
+            self._sends.append(t.send_changelog(partition, key, None, value_serializer="raw"))
         else:
             encoded = value.encode("utf-8")
             t.data[key] = encoded  # same type as what changelog recovery puts there
-            t.send_changelog(partition, key, encoded, value_serializer="raw")
+            self._sends.append(t.send_changelog(partition, key, encoded, value_serializer="raw"))
 
     def items(self, table: str) -> Iterator[tuple[str, str]]:
         return ((k, _text(v)) for k, v in list(self.tables[table].data.items()) if v is not None)
