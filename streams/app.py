@@ -211,11 +211,10 @@ def _seek_uncommitted_to_reset_position() -> None:
     async def _seek(consumer: Any, reset: str) -> Any:
         committed = await consumer.seek_to_committed()
         uncommitted = [tp for tp, offset in committed.items() if not offset]  # None, or 0
-        if uncommitted:
-            if reset == "latest":
-                await consumer.seek_to_end(*uncommitted)
-            else:
-                await consumer.seek_to_beginning(*uncommitted)
+        if uncommitted and reset == "earliest":
+            await consumer.seek_to_beginning(*uncommitted)
+        elif uncommitted and reset == "latest":
+            await consumer.seek_to_end(*uncommitted)
         return committed
 
     async def seek_to_committed(self: Any) -> Any:
