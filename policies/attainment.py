@@ -18,8 +18,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from policies.outputs import Output, output_event_id
+from policies.tickets import breach_identity
 
 UTC = timezone.utc
 PARTIAL = "attainment.partial"  # internal (stream mode): one partition's counts, summed by `AttainmentAggregator`
@@ -45,8 +47,26 @@ def next_quarter(quarter: str) -> str:
     return f"{year + 1}-Q1" if q == 4 else f"{year}-Q{q + 1}"
 
 
+# Bits of `TicketState.attainment`: the per-ticket half of the book.
+WAITING = 1  # counted in `waiting` of its (customer, quarter): no first-response outcome yet
+BREACH = 2  # its binding first-response breach is counted in `measured` (until retracted)
+SNAPSHOT_VERSION = 2
+
+
+def ticket_key(state: Any) -> Key:
+    """The (customer, quarter) a ticket counts in: the quarter it was submitted in.
+
+    Its binding first-response clock starts at the open, so this is also the quarter of
+    the clock outputs' `started_at`."""
+    return state.customer_id, quarter_of(state.opened_at)
+
+
 class AttainmentBook:
-    """Per (customer, quarter): tickets measured and met, and tickets still waiting for an outcome.
+    """Per (customer, quarter): tickets measured and met, and the number still waiting for an outcome.
+
+    Which ticket is waiting, and which holds a counted breach, is kept on the ticket
+    (`TicketState.attainment`, persisted with the ticket in the same batch), so the book's
+    own state is O(customers x quarters), whatever the number of open tickets.
 
     Replay sees every ticket and reports directly. A stream partition sees only its own
     tickets: with `partition` set it emits its counts as an internal `attainment.partial`
@@ -58,41 +78,61 @@ class AttainmentBook:
         self.measured: dict[Key, int] = {}
         self.met: dict[Key, int] = {}
         self.last: dict[Key, datetime] = {}  # latest outcome instant
-        self.breaches: dict[str, Key] = {}  # breach event id -> key (until retracted or reported)
-        self.pending: dict[str, Key] = {}  # ticket id -> key, tickets without an outcome yet
-        self.waiting: dict[Key, int] = {}  # key -> number of its tickets in `pending`
+        self.waiting: dict[Key, int] = {}  # key -> number of its tickets without an outcome yet
         self.next_report: dict[str, str] = {}  # customer -> next quarter to report
+        # Restored from a version-1 snapshot (see `_upcast_v1`): the per-ticket entries of the
+        # old book, for tickets whose state does not carry its attainment bits yet. They drain
+        # as those tickets stop waiting (or are saved again) and their quarters are reported.
+        self.legacy_pending: dict[str, Key] = {}  # ticket id -> key
+        self.legacy_breaches: dict[str, Key] = {}  # breach event id -> key
         self._next_due: datetime | None = None  # earliest instant a report may be due (cache)
         self.dirty = False  # changed since the owner last serialised it
         self._customers = 0
 
-    def opened(self, ticket_id: str, customer_id: str, opened_at: datetime) -> None:
-        key = (customer_id, quarter_of(opened_at))
+    def opened(self, state: Any) -> None:
+        """A ticket with a binding first-response clock was opened: its quarter waits for its outcome."""
+        if state.attainment & WAITING:
+            return
+        state.attainment |= WAITING
+        key = ticket_key(state)
         self.dirty = True
-        self.pending[ticket_id] = key
         self.waiting[key] = self.waiting.get(key, 0) + 1
 
-    def stopped(self, ticket_id: str) -> None:
-        """The ticket's first-response clock ended (with or without an outcome): it no longer holds its quarter."""
-        key = self.pending.pop(ticket_id, None)
+    def adopt(self, state: Any) -> None:
+        """Move a ticket's legacy entry onto the ticket (call only when the state is saved after)."""
+        key = self.legacy_pending.pop(state.ticket_id, None)
         if key is not None:
+            state.attainment |= WAITING
             self.dirty = True
-            self.waiting[key] -= 1
-            if not self.waiting[key]:
-                del self.waiting[key]
 
-    def observe(self, out: Output) -> None:
+    def stopped(self, state: Any) -> None:
+        """The ticket's first-response clock ended (with or without an outcome): it no longer holds its quarter.
+
+        Idempotent: only a ticket still marked waiting is taken off the count."""
+        if state.attainment & WAITING:
+            state.attainment &= ~WAITING
+            key = ticket_key(state)
+        elif self.legacy_pending:
+            key = self.legacy_pending.pop(state.ticket_id, None)
+            if key is None:
+                return
+        else:
+            return
+        self.dirty = True
+        self.waiting[key] -= 1
+        if not self.waiting[key]:
+            del self.waiting[key]
+
+    def observe(self, out: Output, state: Any) -> None:
+        """Count a clock output of `state`'s ticket (met / breached / retracted)."""
         f = out.fields
         if out.type == "sla.breach_retracted":
-            key = self.breaches.pop(f["breach_event_id"], None)
-            if key is not None:
-                self.measured[key] -= 1
-                self.dirty = True
+            self._retracted(f["breach_event_id"], state)
             return
         if out.type not in ("sla.met", "sla.breached") or f["metric"] != "first_response" or not f["binding"]:
             return
         key = (f["customer_id"], quarter_of(f["started_at"]))
-        self.stopped(f["ticket_id"])
+        self.stopped(state)
         self.dirty = True
         self.measured[key] = self.measured.get(key, 0) + 1
         if key not in self.last or out.occurred_at > self.last[key]:
@@ -100,7 +140,31 @@ class AttainmentBook:
         if out.type == "sla.met":
             self.met[key] = self.met.get(key, 0) + 1
         else:
-            self.breaches[out.event_id] = key
+            state.attainment |= BREACH
+
+    def _retracted(self, breach_id: str, state: Any) -> None:
+        """A counted breach that did not happen stops counting, unless its quarter was reported already."""
+        if state.attainment & BREACH:
+            identity = breach_identity(state, breach_id)
+            if identity is not None and identity[0] == "first_response" and identity[1]:
+                # A ticket has one binding first-response clock (cycle 1), and a breach of it is
+                # derived again only after its retraction: at most one counted breach is open.
+                state.attainment &= ~BREACH
+                key = ticket_key(state)
+                if not self._reported(key):
+                    self.measured[key] -= 1
+                self.dirty = True
+                return
+        if self.legacy_breaches:
+            key = self.legacy_breaches.pop(breach_id, None)
+            if key is not None:
+                self.measured[key] -= 1
+                self.dirty = True
+
+    def _reported(self, key: Key) -> bool:
+        """Whether the quarter's report (or partial) was emitted: reports go in quarter order."""
+        upcoming = self.next_report.get(key[0])
+        return upcoming is not None and key[1] < upcoming
 
     def close_due(self, t: datetime, delay: timedelta, start_months: dict[str, str]) -> list[Output]:
         """Reports for the quarters ended (+ `delay`) before `t` with no ticket still waiting."""
@@ -133,8 +197,9 @@ class AttainmentBook:
         met = self.met.pop(key, 0)
         last = self.last.pop(key, None)
         at = last if last is not None and last > due else due
-        for breach_id in [b for b, k in self.breaches.items() if k == key]:
-            del self.breaches[breach_id]
+        if self.legacy_breaches:
+            for breach_id in [b for b, k in self.legacy_breaches.items() if k == key]:
+                del self.legacy_breaches[breach_id]
         if self.partition is not None:
             return Output(PARTIAL, at, customer_id, output_event_id(PARTIAL, customer_id, quarter, str(self.partition)),
                           {"customer_id": customer_id, "quarter": quarter, "partition": self.partition,
@@ -142,26 +207,54 @@ class AttainmentBook:
         return report(customer_id, quarter, at, measured, met)
 
     def to_json(self) -> dict:
-        return {
+        data: dict[str, Any] = {
+            "v": SNAPSHOT_VERSION,
             "measured": sorted([c, q, n] for (c, q), n in self.measured.items()),
             "met": sorted([c, q, n] for (c, q), n in self.met.items()),
             "last": sorted([c, q, t.isoformat()] for (c, q), t in self.last.items()),
-            "breaches": sorted([b, c, q] for b, (c, q) in self.breaches.items()),
-            "pending": sorted([tk, c, q] for tk, (c, q) in self.pending.items()),
+            "waiting": sorted([c, q, n] for (c, q), n in self.waiting.items()),
             "report": sorted([c, q] for c, q in self.next_report.items()),
         }
+        if self.legacy_pending:
+            data["legacy_pending"] = sorted([tk, c, q] for tk, (c, q) in self.legacy_pending.items())
+        if self.legacy_breaches:
+            data["legacy_breaches"] = sorted([b, c, q] for b, (c, q) in self.legacy_breaches.items())
+        return data
 
     def load(self, data: dict) -> None:
+        if data.get("v", 1) == 1:
+            data = _upcast_v1(data)
         self.measured = {(c, q): n for c, q, n in data["measured"]}
         self.met = {(c, q): n for c, q, n in data["met"]}
         self.last = {(c, q): datetime.fromisoformat(t) for c, q, t in data["last"]}
-        self.breaches = {b: (c, q) for b, c, q in data["breaches"]}
-        self.pending = {tk: (c, q) for tk, c, q in data["pending"]}
-        self.waiting = {}
-        for key in self.pending.values():
-            self.waiting[key] = self.waiting.get(key, 0) + 1
+        self.waiting = {(c, q): n for c, q, n in data["waiting"]}
         self.next_report = {c: q for c, q in data["report"]}
+        self.legacy_pending = {tk: (c, q) for tk, c, q in data.get("legacy_pending", ())}
+        self.legacy_breaches = {b: (c, q) for b, c, q in data.get("legacy_breaches", ())}
         self._next_due = None
+
+
+def _upcast_v1(data: dict) -> dict:
+    """A version-1 book (no "v") as version 2.
+
+    Version 1 kept every waiting ticket ("pending": ticket id -> key) and every counted,
+    unreported breach ("breaches": breach event id -> key) in the book itself, so the
+    snapshot grew with the open tickets (8 MB at 200k) and was rewritten on every flush that
+    changed it. Version 2 keeps only per-key counts and marks the tickets themselves; but
+    the ticket states written next to a version-1 book carry no marks, and a worker (or a
+    replay) restored from such a snapshot must count those tickets exactly as before. So the
+    old entries are kept as `legacy_pending` / `legacy_breaches` (same meaning, same
+    effect) until they drain, and the counts are derived from them.
+    """
+    waiting: dict[Key, int] = {}
+    for _ticket, c, q in data["pending"]:
+        waiting[(c, q)] = waiting.get((c, q), 0) + 1
+    return {
+        "v": SNAPSHOT_VERSION,
+        "measured": data["measured"], "met": data["met"], "last": data["last"], "report": data["report"],
+        "waiting": sorted([c, q, n] for (c, q), n in waiting.items()),
+        "legacy_pending": data["pending"], "legacy_breaches": data["breaches"],
+    }
 
 
 def report(customer_id: str, quarter: str, at: datetime, measured: int, met: int) -> Output:

@@ -175,8 +175,8 @@ class Processor:
                 continue
             plan = self._contract(state.customer_id).plan
             emitted = self.tickets.advance(state, plan, t)
+            self._observe(emitted, plan, state)
             store.save_ticket(state)
-            self._observe(emitted, plan)
             out.extend(emitted)
         out.extend(self._close_months(t))
         out.extend(self._close_quarters(t))
@@ -220,11 +220,11 @@ class Processor:
                 raise Rejected("duplicate_ticket", f"ticket {ev.ticket_id!r} was already opened")
             plan = self._contract(ev.customer_id).plan
             state, out = self.tickets.open(ev, plan, now)
-            store.save_ticket(state)
             if plan.attainment_quarterly and any(
                     s.metric == "first_response" and s.binding and not s.done for s in state.slots):
-                self.attainment.opened(state.ticket_id, state.customer_id, state.opened_at)
-            self._observe(out, plan)
+                self.attainment.opened(state)
+            self._observe(out, plan, state)
+            store.save_ticket(state)
             return out + self._close_quarters(now)
         if state is None:
             closed = store.closed_digests(ev.ticket_id)
@@ -239,25 +239,31 @@ class Processor:
                 return []
             out = self.tickets.advance(state, plan, now)
             state.seen.append(event_digest(ev.event_id))
-            store.close_ticket(state)
-            self._observe(out, plan)
+            self._observe(out, plan, state)
             if plan.attainment_quarterly:
-                self.attainment.stopped(state.ticket_id)
+                self.attainment.stopped(state)
+            store.close_ticket(state)
+            if plan.attainment_quarterly:
                 out += self._close_quarters(now)
             return out
         out = self.tickets.apply(state, ev, plan, now)
+        self._observe(out, plan, state)
+        if plan.attainment_quarterly and state.first_response_done:
+            self.attainment.stopped(state)  # no-op when the outcome was observed
         store.save_ticket(state)
-        self._observe(out, plan)
         if plan.attainment_quarterly:
-            if state.first_response_done:
-                self.attainment.stopped(state.ticket_id)  # no-op when the outcome was observed
             out += self._close_quarters(now)
         return out
 
-    def _observe(self, outputs: list[Output], plan: ResolvedPlan) -> None:
+    def _observe(self, outputs: list[Output], plan: ResolvedPlan, state: TicketState) -> None:
+        """Count the ticket's outputs in the attainment book. The book marks the ticket itself
+        (`TicketState.attainment`): callers save the ticket after this, in the same batch."""
         if plan.attainment_quarterly:
+            book = self.attainment
+            if book.legacy_pending:
+                book.adopt(state)
             for o in outputs:
-                self.attainment.observe(o)
+                book.observe(o, state)
 
     def _apply_monitoring(self, ev: Any) -> list[Output]:
         customer_id = self.service_owner.get(ev.service_id)
@@ -344,8 +350,8 @@ class Processor:
         """The processor's own state (time, month-close pointers, attainment) as compact JSON."""
         book = self.attainment
         if book.dirty or self._attainment_json is None:
-            # The attainment part can be large (every unanswered Rescale ticket): serialised
-            # only when it changed, not on every flush.
+            # O(customers x quarters): the per-ticket part lives on the tickets. Still
+            # serialised only when it changed, not on every flush.
             self._attainment_json = json.dumps(book.to_json(), separators=(",", ":"))
             book.dirty = False
         head = json.dumps({
@@ -355,11 +361,14 @@ class Processor:
         return head[:-1] + ',"attainment":' + self._attainment_json + "}"
 
     def restore(self, text: str | bytes) -> None:
-        """Inverse of `snapshot` (contracts are installed separately)."""
+        """Inverse of `snapshot` (contracts are installed separately). Also reads a snapshot
+        written before the attainment book moved its per-ticket entries to the tickets
+        (see `policies.attainment._upcast_v1`)."""
         data = json.loads(text)
         self.now = datetime.fromisoformat(data["now"]) if data["now"] else None
         self._next_close = {(c, s): m for c, s, m in data["close"]}
         self.attainment.load(data["attainment"])
+        self._attainment_json = None
         self._closes_checked_until = None
 
     def open_clocks(self) -> int:

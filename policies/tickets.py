@@ -50,6 +50,25 @@ def _retracted_key(breach_key: int) -> int:
     return breach_key + (_KIND_RETRACTED - _KIND_BREACH) * 16
 
 
+def _breach_of_key(key: int) -> tuple[str, bool, int, int]:
+    """(metric, binding, cycle, generation) of a breach output key."""
+    generation, base = divmod(key, _GENERATION)
+    rest = base // 16 // 8
+    binding = bool(rest % 2)
+    rest //= 2
+    return METRICS[rest % 4], binding, rest // 4, generation
+
+
+def breach_identity(state: "TicketState", breach_id: str) -> tuple[str, bool, int] | None:
+    """(metric, binding, cycle) of the ticket's breach with event id `breach_id`, None if not one of its breaches."""
+    for key in state.emitted:
+        if _is_breach_key(key):
+            metric, binding, cycle, generation = _breach_of_key(key)
+            if breach_event_id(state.ticket_id, metric, binding, cycle, generation) == breach_id:
+                return metric, binding, cycle
+    return None
+
+
 def _encode_priority_entry(requested_by: str, priority: str, event_id: str) -> str:
     return f"{requested_by[0]}|{priority}|{event_id}"
 
@@ -117,7 +136,7 @@ class TicketState:
 
     __slots__ = (
         "ticket_id", "customer_id", "policy_version", "environment", "opened_at",
-        "history", "seen", "emitted", "seq",
+        "history", "seen", "emitted", "seq", "attainment",
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
         "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived",
@@ -135,6 +154,10 @@ class TicketState:
         self.seen = array("Q")  # digests of the input event ids applied (idempotency)
         self.emitted = array("q")  # keys of the outputs emitted
         self.seq = 0
+        # Bits owned by `policies.attainment.AttainmentBook`: how this ticket is counted in its
+        # customer's quarter (waiting for an outcome, holding a counted breach). Kept here, not in
+        # the book, so the book's persisted size does not grow with the open tickets.
+        self.attainment = 0
         self._reset_clocks()
 
     def _reset_clocks(self) -> None:
@@ -166,6 +189,7 @@ class TicketState:
             "o": self.opened_at.isoformat(), "a": self.advanced_to.isoformat(), "q": self.seq,
             "h": [[ts.isoformat(), seq, kind, value] for ts, seq, kind, value in self.history],
             "s": sorted(self.seen), "m": sorted(self.emitted),
+            **({"w": self.attainment} if self.attainment else {}),
         }, separators=(",", ":"))
 
     @classmethod
@@ -178,6 +202,7 @@ class TicketState:
         state.seen = array("Q", data["s"])
         state.emitted = array("q", data["m"])
         state.advanced_to = datetime.fromisoformat(data["a"])
+        state.attainment = data.get("w", 0)  # absent: 0 (also in states written before the field existed)
         state.derived = False
         return state
 
@@ -630,12 +655,7 @@ class TicketEngine:
 
     @staticmethod
     def _retraction(state: TicketState, breach_key: int, at: datetime) -> Output:
-        generation, base = divmod(breach_key, _GENERATION)
-        rest = base // 16 // 8
-        binding = bool(rest % 2)
-        rest //= 2
-        metric = METRICS[rest % 4]
-        cycle = rest // 4
+        metric, binding, cycle, generation = _breach_of_key(breach_key)
         breach_id = breach_event_id(state.ticket_id, metric, binding, cycle, generation)
         fields = {
             "breach_event_id": breach_id,
@@ -685,11 +705,7 @@ def describe_ticket(state: TicketState, plan: Any, now: datetime, thresholds: Se
     emitted = set(state.emitted)
     for key in sorted(emitted):
         if _is_breach_key(key) and _retracted_key(key) not in emitted:
-            generation, base = divmod(key, _GENERATION)
-            rest = base // 16 // 8
-            binding = bool(rest % 2)
-            metric = METRICS[(rest // 2) % 4]
-            cycle = rest // 2 // 4
+            metric, binding, cycle, generation = _breach_of_key(key)
             breaches.append({"metric": metric, "binding": binding, "cycle": cycle,
                              "event_id": breach_event_id(state.ticket_id, metric, binding, cycle, generation)})
     return {"ticket_id": state.ticket_id, "customer_id": state.customer_id, "policy": plan.policy,
