@@ -455,11 +455,11 @@ def timer_probe(open_tickets: int, due_per_tick: int, ticks: int, tick_seconds: 
     due_total = due_per_tick * ticks
     for j in range(due_total):
         proc.apply(opened(f"D{j:05d}", nm["customer_id"], "critical", t0 + timedelta(seconds=j * step)))
-    proc.flush()
+    proc.persist()
     # Warm-up: fire every at-risk warning of the due tickets (90 % = 27 min), no breach yet.
     deadline0 = t0 + timedelta(minutes=30)
     proc.advance_to(deadline0 - timedelta(seconds=step / 2))
-    proc.flush()
+    proc.persist()
     build_seconds = time.perf_counter() - build_started
     open_clocks = proc.open_clocks()
     gc.collect()
@@ -469,7 +469,7 @@ def timer_probe(open_tickets: int, due_per_tick: int, ticks: int, tick_seconds: 
         a = time.perf_counter()
         outputs = proc.advance_to(target)
         b = time.perf_counter()
-        proc.flush()
+        proc.persist()
         c = time.perf_counter()
         advance.append(b - a)
         flush.append(c - b)

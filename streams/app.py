@@ -246,6 +246,7 @@ class StreamWorker:
         self.core = core
         self.observer = observer or Observer()
         self.processors: dict[int, Any] = {}
+        self.stores: dict[int, PartitionStore] = {}
         self.contracts: dict[str, Any] = {}  # customer_id -> Contract, this worker's view
         n = settings.partitions
         raw = dict(key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -301,10 +302,14 @@ class StreamWorker:
         proc = self.processors.get(partition)
         if proc is None:
             store = PartitionStore(self.backend, partition)
+            if store.recovered_writes:
+                log.info("partition %s: %s state writes redone from its write-ahead record",
+                         partition, store.recovered_writes)
             proc = self.core.new_processor(store, self.owns_service(partition))
             for contract in self.contracts.values():
                 proc.upsert_contract(contract)  # outputs, if any, come again on the owner's events
             self.processors[partition] = proc
+            self.stores[partition] = store
         return proc
 
     def forget_partitions(self, tps: Iterable[Any]) -> None:
@@ -314,6 +319,7 @@ class StreamWorker:
         for tp in tps:
             if tp.topic == ticks:
                 self.processors.pop(tp.partition, None)
+                self.stores.pop(tp.partition, None)
                 self.observer.partition_dropped(tp.partition)
 
     # --- output -------------------------------------------------------------
@@ -339,19 +345,33 @@ class StreamWorker:
 
         State is never written ahead of the outputs it caused: a crash in between replays
         the batch over the previous state and re-sends the same outputs (same event ids).
-        The batch's events are acknowledged (and their offsets become committable) only after
-        this returns, so a committed offset always has its state on the changelog."""
+        Each partition's state changes go out atomically (`PartitionStore.write_ahead`): the
+        previous unit's key writes are awaited, then this unit's write-ahead records, and only
+        then are its keys written (awaited by the next unit). The batch's events are
+        acknowledged (and their offsets become committable) only after this returns, so a
+        committed offset always has its state on the changelog."""
         sends, self._pending_sends = self._pending_sends, []
         if sends:
             await asyncio.gather(*sends)
         touched, self._touched = self._touched, set()
+        stores = []
         for partition in sorted(touched):
             proc = self.processors.get(partition)
-            if proc is not None and hasattr(proc, "flush"):
+            if proc is None:
+                continue
+            if hasattr(proc, "flush"):
                 proc.flush()
-        writes = self.backend.drain_sends()
-        if writes:
-            await asyncio.gather(*writes)
+            stores.append(self.stores[partition])
+        # The previous unit's key writes, and this unit's single-key writes (contracts, attainment).
+        earlier = self.backend.drain_sends()
+        if earlier:
+            await asyncio.gather(*earlier)
+        stores = [store for store in stores if store.write_ahead()]
+        records = self.backend.drain_sends()
+        if records:
+            await asyncio.gather(*records)
+        for store in stores:
+            store.apply_staged()
 
     async def dead_letter(self, message: Any, error: str) -> None:
         # The record's own timestamp (stable across redeliveries), not the partition's time at

@@ -1,8 +1,9 @@
 """The real core behind the Faust shell: codec, processor per partition, table-backed store.
 
 The store keeps live objects (ticket clocks, service ledgers) in memory for the partitions
-this worker owns, and writes their JSON to the Faust tables only when `flush()` is called:
-the shell flushes after the batch's outputs have been acknowledged by the broker. A crash
+this worker owns, and stages their JSON in the partition store only when `flush()` is called:
+the shell flushes after the batch's outputs have been acknowledged by the broker and then
+commits the partition's staged writes atomically (`PartitionStore.write_ahead`). A crash
 before that replays the batch from the last committed offsets over the previous state,
 which re-derives the same outputs with the same event ids (at-least-once, idempotent);
 a state can never be persisted ahead of the outputs it caused.
@@ -165,7 +166,7 @@ class PartitionProcessor:
             snapshot = partition_store.get_meta(name)
             if snapshot is not None:
                 side.restore(snapshot)
-        self._partition_store = partition_store
+        self.partition_store = partition_store
 
     @property
     def now(self) -> datetime | None:
@@ -197,9 +198,15 @@ class PartitionProcessor:
         return sorted(self.core.advance_to(t) + self.monitoring.advance_to(t), key=_by_instant)
 
     def flush(self) -> None:
+        """Stage the changed state in the partition store (the shell commits it atomically)."""
         self.store.flush()
-        self._partition_store.put_meta(self.TICKETS_META, self.core.snapshot())
-        self._partition_store.put_meta(self.MONITORING_META, self.monitoring.snapshot())
+        self.partition_store.put_meta(self.TICKETS_META, self.core.snapshot())
+        self.partition_store.put_meta(self.MONITORING_META, self.monitoring.snapshot())
+
+    def persist(self) -> None:
+        """`flush` and commit at once, for synchronous backends (tests, benchmarks)."""
+        self.flush()
+        self.partition_store.commit()
 
     def open_clocks(self) -> int:
         return sum(1 for st in self.store.tickets.values() for s in st.slots if not s.done and s.pending)

@@ -23,6 +23,7 @@ rewritten whole on each change.
 from __future__ import annotations
 
 import heapq
+import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -159,6 +160,9 @@ class FaustTableBackend:
         return ((k, _text(v)) for k, v in list(self.tables[table].data.items()) if v is not None)
 
 
+_ABSENT = object()
+
+
 def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).isoformat()
 
@@ -169,18 +173,118 @@ class PartitionStore:
     Entity keys (ticket_id, service_id) are globally unique, so they are stored as is;
     the partition only routes the changelog. `meta` values are per partition.
     Unchanged values are not rewritten (no changelog record for a no-op put).
+
+    Writes are staged (reads see them) and reach the tables only through `commit()` (or the
+    shell's two-phase `write_ahead()` / `apply_staged()`), atomically: one unit of work
+    changes several keys on several changelog topics (ticket states, due index, the
+    processor's meta), and a crash between their acknowledgements used to leave some keys
+    new and some old (replayed events were then de-duplicated by a new ticket state while
+    the old meta never counted them). So all the staged writes first go out as one
+    write-ahead record (chunked under `wal` keys of the `misc` table, same changelog
+    partition), and only once the broker has it, the individual keys. A new store (after a
+    restart or a rebalance) re-applies the newest *complete* write-ahead record: the
+    individual writes of a unit may have been lost, its write-ahead record cannot have
+    been (the shell acknowledges input only after it). An incomplete record is the unit
+    that did not commit; the unit before it had all its keys acknowledged before that
+    record was started (the shell waits for them), so nothing needs redoing.
     """
+
+    #: Write-ahead chunk size in characters (ASCII JSON): below Kafka's 1 MB default message size.
+    WAL_CHUNK = 256 * 1024
 
     def __init__(self, backend: TableBackend, partition: int, *,
                  loaders: Mapping[str, Callable[[str], Any]] | None = None) -> None:
         self.backend = backend
         self.partition = partition
         self.loaders = dict(loaders or {})  # kind -> from_json, to hand back objects
+        self._staged: dict[tuple[str, str], str | None] = {}
+        self._wal_seq = 0
+        self._wal_chunks = 0  # chunks of the newest write-ahead record
+        self._wal_stale = 0  # chunk keys beyond it still holding an older record
+        self.recovered_writes = self._recover()
         self.due = DueIndex()
         prefix = f"{partition}|"
         for key, value in backend.items("due"):
             if value.startswith(prefix):
                 self.due.schedule(key, datetime.fromisoformat(value[len(prefix):]))
+
+    # --- staging and the write-ahead record -------------------------------------
+    def _wal_key(self, i: int) -> str:
+        return f"wal\x1f{self.partition}\x1f{i}"
+
+    def _get(self, table: str, key: str) -> str | None:
+        staged = self._staged.get((table, key), _ABSENT)
+        return self.backend.get(table, key) if staged is _ABSENT else staged
+
+    def _stage(self, table: str, key: str, value: str | None) -> None:
+        if self._get(table, key) != value:
+            self._staged[(table, key)] = value
+
+    @property
+    def staged(self) -> int:
+        """Number of writes waiting for `commit()`."""
+        return len(self._staged)
+
+    def write_ahead(self) -> bool:
+        """Phase 1: send the staged writes as one write-ahead record; False if nothing is staged.
+        The caller waits for the broker's acknowledgement before `apply_staged()`."""
+        if not self._staged:
+            return False
+        payload = json.dumps([[t, k, v] for (t, k), v in self._staged.items()], separators=(",", ":"))
+        pieces = [payload[i:i + self.WAL_CHUNK] for i in range(0, len(payload), self.WAL_CHUNK)]
+        self._wal_seq += 1
+        for i, piece in enumerate(pieces):
+            self.backend.set("misc", self.partition, self._wal_key(i),
+                             f"{self._wal_seq}|{i}|{len(pieces)}|{piece}")
+        self._wal_stale = max(self._wal_stale, self._wal_chunks)
+        self._wal_chunks = len(pieces)
+        return True
+
+    def apply_staged(self) -> None:
+        """Phase 2: write the staged keys themselves (after their write-ahead record is on the broker)."""
+        backend, partition = self.backend, self.partition
+        for (table, key), value in self._staged.items():
+            if backend.get(table, key) != value:
+                backend.set(table, partition, key, value)
+        self._staged.clear()
+        # Chunks an older, longer record left behind: dropped only now, the new record is complete.
+        for i in range(self._wal_chunks, self._wal_stale):
+            backend.set("misc", partition, self._wal_key(i), None)
+        self._wal_stale = self._wal_chunks
+
+    def commit(self) -> None:
+        """Both phases at once (backends whose writes are synchronous: tests, benchmarks)."""
+        if self.write_ahead():
+            self.apply_staged()
+
+    def _recover(self) -> int:
+        """Re-apply the newest complete write-ahead record; the number of keys it rewrote."""
+        head = self.backend.get("misc", self._wal_key(0))
+        if head is None:
+            return 0
+        seq, _, n, _ = head.split("|", 3)
+        self._wal_seq, count = int(seq), int(n)
+        pieces = []
+        for i in range(count):
+            chunk = head if i == 0 else self.backend.get("misc", self._wal_key(i))
+            if chunk is None:
+                break
+            c_seq, c_i, _, piece = chunk.split("|", 3)
+            if c_seq != seq or int(c_i) != i:
+                break
+            pieces.append(piece)
+        i = count
+        while self.backend.get("misc", self._wal_key(i)) is not None:
+            i += 1
+        self._wal_chunks, self._wal_stale = count, i
+        if len(pieces) < count:
+            return 0  # the unit that wrote it never committed; its predecessor is complete on the tables
+        rewritten = 0
+        for table, key, value in json.loads("".join(pieces)):
+            if self.backend.get(table, key) != value:
+                self.backend.set(table, self.partition, key, value)
+                rewritten += 1
+        return rewritten
 
     # --- entity state -------------------------------------------------------
     def _load(self, kind: str, value: str | None) -> Any:
@@ -190,32 +294,31 @@ class PartitionStore:
 
     def _put(self, table: str, key: str, state: Any) -> None:
         value = None if state is None else (state if isinstance(state, str) else state.to_json())
-        if self.backend.get(table, key) != value:
-            self.backend.set(table, self.partition, key, value)
+        self._stage(table, key, value)
 
     def get_ticket(self, ticket_id: str) -> Any:
-        return self._load("ticket", self.backend.get("tickets", ticket_id))
+        return self._load("ticket", self._get("tickets", ticket_id))
 
     def put_ticket(self, ticket_id: str, state: Any) -> None:
         """Store the ticket's state (JSON string or object with to_json()); None deletes."""
         self._put("tickets", ticket_id, state)
 
     def get_service(self, service_id: str) -> Any:
-        return self._load("service", self.backend.get("services", service_id))
+        return self._load("service", self._get("services", service_id))
 
     def put_service(self, service_id: str, state: Any) -> None:
         self._put("services", service_id, state)
 
     def get(self, kind: str, key: str) -> Any:
         """Any other entity kind (e.g. 'customer'), in the `misc` table."""
-        return self._load(kind, self.backend.get("misc", f"{kind}\x1f{key}"))
+        return self._load(kind, self._get("misc", f"{kind}\x1f{key}"))
 
     def put(self, kind: str, key: str, state: Any) -> None:
         self._put("misc", f"{kind}\x1f{key}", state)
 
     def get_meta(self, name: str) -> str | None:
         """Per-partition value (e.g. the partition's time)."""
-        return self.backend.get("misc", f"meta\x1f{self.partition}\x1f{name}")
+        return self._get("misc", f"meta\x1f{self.partition}\x1f{name}")
 
     def put_meta(self, name: str, value: str | None) -> None:
         self._put("misc", f"meta\x1f{self.partition}\x1f{name}", value)
@@ -226,14 +329,13 @@ class PartitionStore:
         if self.due.get(key) == wake:
             return
         self.due.schedule(key, wake)
-        self.backend.set("due", self.partition, key,
-                         None if wake is None else f"{self.partition}|{_iso(wake)}")
+        self._stage("due", key, None if wake is None else f"{self.partition}|{_iso(wake)}")
 
     def pop_due(self, t: datetime) -> list[str]:
         """Remove and return the keys whose wake is <= t, in wake order (ties by key)."""
         keys = self.due.pop_due(t)
         for key in keys:
-            self.backend.set("due", self.partition, key, None)
+            self._stage("due", key, None)
         return keys
 
     def next_wake(self) -> datetime | None:

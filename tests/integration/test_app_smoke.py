@@ -360,10 +360,13 @@ def test_partition_store_due_index_persists_and_rebuilds_per_partition():
     p1.schedule("z", t)
     p0.put_ticket("T", '{"n":1}')
     p0.put_ticket("T", '{"n":1}')                # no-op: no second write
+    p0.commit()
+    p1.commit()
     assert [w for w in backend.writes if w[0] == "tickets"] == [("tickets", 0, "T", '{"n":1}')]
     rebuilt = PartitionStore(backend, 0)          # e.g. after a restart: only partition 0's keys
     assert rebuilt.next_wake() == t + timedelta(minutes=2)
     assert rebuilt.pop_due(t + timedelta(minutes=3)) == ["a", "b"]
+    rebuilt.commit()
     assert PartitionStore(backend, 0).pop_due(t + timedelta(days=1)) == ["c"]  # pops were persisted
     assert PartitionStore(backend, 1).pop_due(t) == ["z"]
 

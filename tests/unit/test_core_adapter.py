@@ -51,7 +51,7 @@ def _stream_like(path: Path, restart_every: int) -> list[dict]:
             continue
         out, _rejected = proc.apply(ev)
         outputs += out
-        proc.flush()
+        proc.persist()
         if n % restart_every == 0:
             proc = fresh()
     if scenario.until is not None:
