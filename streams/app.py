@@ -116,9 +116,10 @@ def _tracker(app: faust.App, input_topics: list[str]) -> CaughtUpTracker:
     produced batch: 6791 for a partition whose last offset is 6818, long after producing
     stopped), so `end_offsets` alone let a tick through while a backfill's last events were
     still unread, and those events were then judged late (breaches fired and retracted). The
-    end is taken as the largest of: ListOffsets, the high watermark of the last fetch, and
+    end is taken as the largest of: ListOffsets (corrected, `_correct_tansu_end_offsets`) and
     one past the last offset Faust handed to the agents (`consumer._read_offset`, not public
-    API): a message fetched but not yet processed keeps the partition behind.
+    API) when that offset is past the commit: a message fetched but not yet processed keeps
+    the partition behind.
     """
     base = CaughtUpTracker.for_app(app, input_topics)
     consumer_of = lambda: app.consumer  # noqa: E731 (the consumer exists only once the app runs)
@@ -127,11 +128,16 @@ def _tracker(app: faust.App, input_topics: list[str]) -> CaughtUpTracker:
         consumer = consumer_of()
         ends = dict(await consumer.highwaters(*tps))
         read = getattr(consumer, "_read_offset", {})
+        committed = getattr(consumer, "_committed_offset", {})
         out: dict[Any, int | None] = {}
         for tp in tps:
             candidates = [ends.get(tp)]
             last_read = read.get(tp) if hasattr(read, "get") else None
-            if last_read is not None:
+            # After a seek (assignment, rebalance, restart) Faust sets `_read_offset` to the
+            # committed offset, i.e. the *next* offset to read, not one read: taking it + 1 kept
+            # a fully processed partition "behind" for good (ticks skipped, time frozen) until
+            # a new event arrived. So only an offset past the commit counts as read.
+            if last_read is not None and last_read > (committed.get(tp) or 0):
                 candidates.append(last_read + 1)
             known = [c for c in candidates if c is not None]
             out[tp] = max(known) if known else None
@@ -239,6 +245,8 @@ class SlaprocApp(faust.App):
 class StreamWorker:
     """Per-worker state: one Processor per assigned partition, created lazily."""
 
+    BEHIND_LOG_EVERY = 30.0  # seconds between "partition behind" warnings
+
     def __init__(self, app: faust.App, settings: WorkerSettings, core: Core,
                  observer: Observer | None = None) -> None:
         self.app = app
@@ -268,6 +276,8 @@ class StreamWorker:
         # state another agent changed while its outputs were not sent yet (lost on a crash).
         self.lock = asyncio.Lock()
         self._touched: set[int] = set()  # partitions whose processor changed state in this batch
+        self._behind_since: dict[int, float] = {}  # partition -> monotonic time ticks began to be skipped
+        self._behind_logged: dict[int, float] = {}
         # Per-partition state: changelog partitions match the input partitions.
         self.tables = {name: app.Table(name, partitions=n, key_type=str, value_type=bytes)
                        for name in STATE_TABLES}
@@ -473,12 +483,7 @@ class StreamWorker:
             return False
         target = tick_target(at, self.settings.allowed_lateness)
         advanced = await self.tracker.caught_up(partition) if caught_up is None else caught_up
-        if not advanced and log.isEnabledFor(logging.DEBUG):
-            tps = self.tracker.tps_for(partition)
-            log.debug("tick skipped on partition %s: processed %s, committed %s, high-water %s", partition,
-                      {str(tp): self.tracker._next.get(tp) for tp in tps},
-                      {str(tp): self.tracker._committed(tp) for tp in tps},
-                      {str(tp): v for tp, v in (await self.tracker._highwaters(*tps)).items()})
+        await self._log_behind(partition, advanced)
         async with self.lock:
             proc = self.processor(partition)
             if advanced:
@@ -487,6 +492,22 @@ class StreamWorker:
                 await self.commit_batch()
             self.observer.tick(partition, advanced, target, getattr(proc, "now", None))
         return advanced
+
+    async def _log_behind(self, partition: int, advanced: bool) -> None:
+        """Ticks skipped for long (a backfill, or a partition stuck behind its high-water mark):
+        a warning every BEHIND_LOG_EVERY seconds with the offsets, so the log says why."""
+        now = time.monotonic()
+        if advanced:
+            since = self._behind_since.pop(partition, None)
+            self._behind_logged.pop(partition, None)
+            if since is not None and now - since >= self.BEHIND_LOG_EVERY:
+                log.info("partition %s caught up after %.0f s; ticks move its time again", partition, now - since)
+            return
+        since = self._behind_since.setdefault(partition, now)
+        if now - self._behind_logged.get(partition, since) >= self.BEHIND_LOG_EVERY:
+            self._behind_logged[partition] = now
+            log.warning("partition %s behind for %.0f s, ticks skipped; (next to process, high-water): %s",
+                        partition, now - since, await self.tracker.describe(partition))
 
     async def handle_attainment(self, raw: bytes, partition: int) -> None:
         """Sum one partition's quarterly counts; report once every partition's are in.

@@ -146,6 +146,13 @@ class CaughtUpTracker:
                 positions[tp] = earliest.get(tp)
         return positions
 
+    async def describe(self, partition: int) -> dict[str, tuple[int | None, int | None]]:
+        """topic-partition -> (next offset to process, high-water mark): why a partition is behind."""
+        tps = self.tps_for(partition)
+        highwaters = await self._highwaters(*tps)
+        positions = await self._positions(tps)
+        return {f"{tp.topic}[{tp.partition}]": (positions.get(tp), highwaters.get(tp)) for tp in tps}
+
     async def caught_up(self, partition: int) -> bool:
         """True when every input partition of `partition` is processed up to its high-water mark."""
         return (await self.caught_up_many([partition]))[partition]

@@ -62,7 +62,9 @@ def run_worker(args: argparse.Namespace) -> int:
 
     app = build_worker_app(settings)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
-    worker.execute_from_commandline()  # runs until SIGINT/SIGTERM, then stops the app cleanly
+    # Runs until SIGINT/SIGTERM, then stops the app cleanly. SIGUSR1 (mode's Worker) writes every
+    # asyncio task's stack to the log: what a worker that makes no progress is waiting on.
+    worker.execute_from_commandline()
     return 0
 
 
