@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from policies import downtime, uptime
 from policies.tickets import describe_ticket
-from streams.app import partition_for_key
+from streams.app import MONITORING_EVENTS, TICKET_EVENTS, partition_for_key
 
 
 def _now(proc: Any) -> datetime:
@@ -18,8 +18,12 @@ def _now(proc: Any) -> datetime:
 
 def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
     """Attach the views to `app` (call before the app starts)."""
-    tickets = worker.tables["tickets"]
-    services = worker.tables["services"]
+    # Routed by the input topics: their keys are the raw UTF-8 ids, hashed as producers do
+    # (murmur2 = partition_for_key), and input partition p has the same owner as the state of p.
+    # Not `table_route`: Faust gives a str-keyed table the JSON key serializer, so it hashes
+    # '"T1"' (with the quotes) and sends the request to a worker that does not hold the key.
+    tickets = worker.input_topics[TICKET_EVENTS]
+    services = worker.input_topics[MONITORING_EVENTS]
     partitions = worker.settings.partitions
 
     @app.page("/metrics")
@@ -28,7 +32,7 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/tickets/{ticket_id}")
-    @app.table_route(table=tickets, match_info="ticket_id")
+    @app.topic_route(topic=tickets, match_info="ticket_id")
     async def ticket_view(web: Any, request: Any, ticket_id: str) -> Any:
         proc = worker.processors.get(partition_for_key(ticket_id, partitions))
         state = proc.store.ticket(ticket_id) if proc is not None else None
@@ -41,7 +45,7 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         return web.json(describe_ticket(state, entry.plan, _now(proc.core), proc.core.settings.at_risk_thresholds))
 
     @app.page("/services/{service_id}/months/{month}")
-    @app.table_route(table=services, match_info="service_id")
+    @app.topic_route(topic=services, match_info="service_id")
     async def month_view(web: Any, request: Any, service_id: str, month: str) -> Any:
         try:
             start, end = uptime.month_bounds(month)
@@ -52,6 +56,12 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         customer_id = side.service_owner.get(service_id) if side is not None else None
         if customer_id is None:
             return web.json({"error": f"service {service_id!r} is unknown"}, status=404)
+        next_close = getattr(side, "_next_close", {}).get((customer_id, service_id))
+        if next_close is not None and month < uptime.previous_month(uptime.previous_month(next_close)):
+            # Pruned once its claim window passed (Processor._close_months): the figures that stand
+            # are the uptime.month_closed already emitted, not what is left of the state.
+            return web.json({"error": f"month {month} of service {service_id!r} is closed and no longer held; "
+                                      "its figures are in the emitted uptime.month_closed"}, status=404)
         state = proc.store.service(service_id) or downtime.new_state(service_id)
         as_of = min(max(_now(side), start), end)
         fig = downtime.month_figures(state, month, as_of)
