@@ -120,26 +120,24 @@ def _text(value: Any) -> str:
 class FaustTableBackend:
     """Faust tables (key str, value raw UTF-8 bytes on the changelog).
 
-    Reads bypass Faust's `__getitem__` (no defaults, no sensors); writes update the
-    local store and send the changelog record to the given partition, so they work
-    outside stream iteration too.
+    Reads bypass Faust's `__getitem__` (no defaults, no sensors); writes update the local
+    store at once and queue the changelog record for the partition given, so they work outside
+    stream iteration too. `send_queued()` (async, the shell) hands the queued records to the
+    producer and returns their delivery futures: the shell awaits them before the input events
+    that caused the writes can be acknowledged.
 
-    Every write's delivery future is kept until `drain_sends()`: the shell awaits them before
-    the input events that caused the writes can be acknowledged. Faust's own commit does not
-    guarantee it: its producer-buffer flush gives up after 0.1 s without a send
-    (`ProducerBuffer.flush_atmost`), so under load offsets were committed while changelog
-    records were still in the buffer, and a `kill -9` then lost the state for good (events
-    not redelivered, state never written: seen as missing outputs after a crash).
+    Records go to the producer directly (`app.producer.send`), not through Faust's
+    `send_changelog`: that path's buffer flush gives up after 0.1 s without sending
+    (`ProducerBuffer.flush_atmost`; offsets were committed while changelog records were still
+    in the buffer, and a `kill -9` lost the state), and its per-record machinery was the
+    largest share of the worker's CPU (docs/benchmarks.md). Keys are serialized as Faust's
+    recovery expects (the table's key serializer, JSON for str keys).
     """
 
-    def __init__(self, tables: Mapping[str, Any]) -> None:
+    def __init__(self, tables: Mapping[str, Any], producer: Callable[[], Any] | None = None) -> None:
         self.tables = dict(tables)
-        self._sends: list[Any] = []
-
-    def drain_sends(self) -> list[Any]:
-        """The changelog delivery futures since the last call (awaitable)."""
-        sends, self._sends = self._sends, []
-        return sends
+        self._producer = producer
+        self._queued: list[tuple[Any, str, bytes | None, int]] = []
 
     def get(self, table: str, key: str) -> str | None:
         value = self.tables[table].data.get(key)
@@ -150,11 +148,31 @@ class FaustTableBackend:
         if value is None:
             if key in t.data:
                 del t.data[key]
-            self._sends.append(t.send_changelog(partition, key, None, value_serializer="raw"))
+            self._queued.append((t, key, None, partition))
         else:
             encoded = value.encode("utf-8")
             t.data[key] = encoded  # same type as what changelog recovery puts there
-            self._sends.append(t.send_changelog(partition, key, encoded, value_serializer="raw"))
+            self._queued.append((t, key, encoded, partition))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
+
+    async def send_queued(self) -> list[Any]:
+        """Send the queued changelog records; their delivery futures (awaitable), in order."""
+        queued, self._queued = self._queued, []
+        if not queued:
+            return []
+        producer = self._producer() if self._producer is not None else None
+        futures = []
+        for t, key, value, partition in queued:
+            if producer is None:  # no app producer (tests): Faust's own path
+                futures.append(t.send_changelog(partition, key, value, value_serializer="raw"))
+                continue
+            topic = t.changelog_topic
+            raw_key, _ = topic.prepare_key(key, t.key_serializer)
+            futures.append(await producer.send(topic.get_topic_name(), raw_key, value, partition, None, None))
+        return futures
 
     def items(self, table: str) -> Iterator[tuple[str, str]]:
         return ((k, _text(v)) for k, v in list(self.tables[table].data.items()) if v is not None)
