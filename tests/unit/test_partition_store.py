@@ -34,6 +34,14 @@ def _state(backend: DictTableBackend) -> tuple:
     return store.get_ticket("T"), store.next_wake(), store.get_meta("processor")
 
 
+def _acknowledged(backend: DictTableBackend, n: int) -> DictTableBackend:
+    """The tables a restart recovers when only the first `n` writes reached the broker."""
+    crashed = DictTableBackend()
+    for table, partition, key, value in backend.writes[:n]:
+        crashed.set(table, partition, key, value)
+    return crashed
+
+
 def test_writes_are_staged_until_commit_and_reads_see_them():
     backend = DictTableBackend()
     store = PartitionStore(backend, 0)
@@ -67,9 +75,7 @@ def test_lost_key_writes_are_redone_from_the_write_ahead_record():
     store.write_ahead()
     writes_before_keys = len(full.writes)
     store.apply_staged()
-    crashed = DictTableBackend()
-    for table, partition, key, value in full.writes[:writes_before_keys + 1]:
-        crashed.set(table, partition, key, value)
+    crashed = _acknowledged(full, writes_before_keys + 1)
     mixed = (crashed.tables["tickets"].get("T"), crashed.tables["misc"].get("meta\x1f0\x1fprocessor"))
     assert mixed == ('{"n":2}', '{"seen":1}')  # what a restart used to see: new ticket, old meta
     restarted = PartitionStore(crashed, 0)
@@ -87,9 +93,7 @@ def test_incomplete_write_ahead_record_is_ignored():
     after_unit_1 = len(full.writes)
     _unit(store, 2)
     store.write_ahead()
-    crashed = DictTableBackend()
-    for table, partition, key, value in full.writes[:after_unit_1 + 1]:
-        crashed.set(table, partition, key, value)
+    crashed = _acknowledged(full, after_unit_1 + 1)
     restarted = PartitionStore(crashed, 0)
     assert restarted.recovered_writes == 0
     assert _state(crashed) == ('{"n":1}', T + timedelta(minutes=1), '{"seen":1}')
