@@ -19,7 +19,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.app import CONTRACTS, MONITORING_EVENTS, OUTPUT_TOPICS, TICKET_EVENTS
-from streams.broker import bootstrap_servers
+from streams.broker import _die_with_parent, bootstrap_servers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,9 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen([sys.executable, "-m", "streams.worker"], env=self.env(), cwd=REPO,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        # a test run killed before its teardown leaves no worker behind
+                                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         return self
 
     @property

@@ -76,12 +76,7 @@ OCTOBER_REFUND_USD = 3.06
 # --- expressions that cannot return a series with today's worker -------------------------
 #: metric -> why. Expressions reading these (directly or through a recording rule) are
 #: strict xfails: the day the worker exports the series, they pass and must leave this list.
-WORKER_GAPS: dict[str, str] = {
-    "slaproc_refunds_total": "no refund reaches the worker's metrics since the stream split each partition's "
-                             "time into a ticket and a monitoring half (open bug: the October close is not "
-                             "emitted by the restarted worker; replay emits it)",
-    "slaproc_refund_amount_total": "same open bug as slaproc_refunds_total",
-}
+WORKER_GAPS: dict[str, str] = {}  # none today (refunds were one until the caught-up fix of 2026-11-30)
 
 
 def _gap_names() -> set[str]:
@@ -449,8 +444,6 @@ def test_quarterly_attainment_reaches_prometheus(live: Live) -> None:
     assert by_provider == {"rescale": Q3_ATTAINMENT}
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: the restarted worker does not emit the October month close "
-                   "and refund since the per-partition time split (replay does); see WORKER_GAPS")
 def test_month_close_and_refund_reach_prometheus(live: Live) -> None:
     uptime = _values(live.prometheus, 'service_id_month:slaproc_uptime_percent:min{service_id="live-vectorize-api"}')
     assert {dict(k)["month"]: v for k, v in uptime.items()} == {"2026-10": OCTOBER_UPTIME}
