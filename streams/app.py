@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import faust
 from aiokafka.partitioner import murmur2
 
-from streams.broker import create_topics
+from streams.broker import bootstrap_servers, create_topics
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
 from streams.ticks import CaughtUpTracker, decode_tick, encode_tick, tick_target
@@ -109,7 +109,82 @@ def _reason(exc: BaseException) -> str:
     return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
 
 
-def _tracker(app: faust.App, input_topics: list[str]) -> CaughtUpTracker:
+async def start_offsets_consumer(servers: Any) -> Any:
+    """A group-less aiokafka consumer for offset questions (ListOffsets, a short fetch)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None,
+                                fetch_max_wait_ms=20)
+    await consumer.start()
+    return consumer
+
+
+async def correct_end_offsets(probe: Any, ends: dict[Any, int | None], wait: float = 2.0) -> dict[Any, int | None]:
+    """ListOffsets(latest) answers corrected for Tansu (see `_correct_tansu_end_offsets`): fetch
+    from `answer - 1` with `probe` and take one past the last offset returned. Keys: aiokafka
+    TopicPartitions. On Apache Kafka the fetch returns just the last record: no change."""
+    ends = dict(ends)
+    todo = [tp for tp, end in ends.items() if end]
+    if not todo:
+        return ends
+    probe.assign(todo)
+    for tp in todo:
+        probe.seek(tp, ends[tp] - 1)
+    pending = set(todo)
+    deadline = time.monotonic() + wait
+    while pending and time.monotonic() < deadline:
+        batch = await probe.getmany(*pending, timeout_ms=200)
+        for tp, records in batch.items():
+            if records:
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                pending.discard(tp)
+    return ends
+
+
+class OffsetsProbe:
+    """End and earliest offsets of the input partitions for the caught-up check, asked on a
+    connection of its own from the worker's event loop.
+
+    Not Faust's `consumer.highwaters()` / `earliest_offsets()`: those go through the consumer
+    thread's method queue and wait behind its fetch long-poll; measured 0.7-1.4 s each, so a
+    tick's check took ~2 s and breaches fired 3-5 s after their deadline (docs/benchmarks.md).
+    """
+
+    def __init__(self, servers: str) -> None:
+        self.servers = servers
+        self._consumer: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _client(self) -> Any:
+        if self._consumer is None:
+            self._consumer = await start_offsets_consumer(self.servers)
+        return self._consumer
+
+    async def ends(self, *tps: Any) -> dict[Any, int | None]:
+        from aiokafka import TopicPartition
+
+        async with self._lock:
+            client = await self._client()
+            asked = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
+            ends = await client.end_offsets(list(asked))
+            fixed = await correct_end_offsets(client, ends)
+            return {asked[ktp]: end for ktp, end in fixed.items()}
+
+    async def earliest(self, *tps: Any) -> dict[Any, int | None]:
+        from aiokafka import TopicPartition
+
+        async with self._lock:
+            client = await self._client()
+            asked = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
+            return {asked[ktp]: offset for ktp, offset in (await client.beginning_offsets(list(asked))).items()}
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+
+def _tracker(app: faust.App, input_topics: list[str], probe: OffsetsProbe | None = None) -> CaughtUpTracker:
     """`CaughtUpTracker.for_app`, with a high-water mark that does not trust ListOffsets alone.
 
     Tansu answers ListOffsets(latest) with an offset behind the real end (by about the last
@@ -126,7 +201,7 @@ def _tracker(app: faust.App, input_topics: list[str]) -> CaughtUpTracker:
 
     async def highwaters(*tps: Any) -> dict[Any, int | None]:
         consumer = consumer_of()
-        ends = dict(await consumer.highwaters(*tps))
+        ends = dict(await (probe.ends(*tps) if probe is not None else consumer.highwaters(*tps)))
         read = getattr(consumer, "_read_offset", {})
         committed = getattr(consumer, "_committed_offset", {})
         out: dict[Any, int | None] = {}
@@ -144,6 +219,8 @@ def _tracker(app: faust.App, input_topics: list[str]) -> CaughtUpTracker:
         return out
 
     base._highwaters = highwaters
+    if probe is not None:
+        base._earliest = probe.earliest
     return base
 
 
@@ -159,7 +236,7 @@ def _correct_tansu_end_offsets() -> None:
     a separate consumer and takes one past the last offset returned. On Apache Kafka the
     answer is already right and the fetch returns just the last record.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
     from faust.types import TP
 
@@ -169,28 +246,13 @@ def _correct_tansu_end_offsets() -> None:
 
     async def _highwaters(self: Any, partitions: Any) -> Any:
         ends = dict(await original(self, partitions))
-        todo = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions if ends.get(tp)}
-        if not todo:
-            return ends
         probe = getattr(self, "_slaproc_probe", None)
         if probe is None:
             servers = self._ensure_consumer()._client._bootstrap_servers
-            probe = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
-            await probe.start()
-            self._slaproc_probe = probe
-        probe.assign(list(todo))
-        for ktp, tp in todo.items():
-            probe.seek(ktp, ends[tp] - 1)
-        pending = set(todo)
-        deadline = time.monotonic() + 2.0
-        while pending and time.monotonic() < deadline:
-            batch = await probe.getmany(*pending, timeout_ms=200)
-            for ktp, records in batch.items():
-                if records:
-                    tp = todo[ktp]
-                    ends[tp] = max(ends[tp], records[-1].offset + 1)
-                    pending.discard(ktp)
-        return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
+            probe = self._slaproc_probe = await start_offsets_consumer(servers)
+        fixed = await correct_end_offsets(probe, {TopicPartition(tp.topic, tp.partition): end
+                                                  for tp, end in ends.items()})
+        return {TP(tp.topic, tp.partition): end for tp, end in fixed.items()}
 
     AIOKafkaConsumerThread._highwaters = _highwaters
     AIOKafkaConsumerThread._slaproc_end_offsets = True
@@ -240,6 +302,12 @@ class SlaprocApp(faust.App):
         worker = getattr(self, "slaproc", None)
         if worker is not None and worker.settings.create_topics:
             await worker.declare_topics()
+
+    async def on_stop(self) -> None:
+        worker = getattr(self, "slaproc", None)
+        if worker is not None:
+            await worker.offsets.stop()
+        await super().on_stop()
 
 
 class StreamWorker:
@@ -293,7 +361,9 @@ class StreamWorker:
         self._topic_names: dict[str | None, str] = {
             **{name: topic.get_topic_name() for name, topic in self.output_topics.items()},
             None: self.attainment_topic_name}
-        self.tracker = _tracker(app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)])
+        self.offsets = OffsetsProbe(bootstrap_servers(settings.broker))
+        self.tracker = _tracker(app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)],
+                                self.offsets)
 
     # --- topics -------------------------------------------------------------
     async def declare_topics(self) -> None:
