@@ -629,18 +629,24 @@ class TicketEngine:
     def _record(self, state: TicketState, clocks: _Clocks, retract_at: datetime | None = None) -> list[Output]:
         """Keep the outputs not emitted before; on a rebuild, retract breaches no longer derived."""
         fresh: list[Output] = []
-        emitted = state.emitted
-        emitted_add = emitted.append
+        emitted = state.emitted  # an int array (compact in memory); `seen` answers membership in O(1)
+        seen = set(emitted)      # (a long-open ticket has thousands of cadence outputs: `in` on the
+                                 # array made recording them quadratic)
+
+        def emitted_add(key: int) -> None:
+            emitted.append(key)
+            seen.add(key)
+
         for key, out in zip(clocks.out_keys, clocks.out):
-            if key not in emitted:
+            if key not in seen:
                 emitted_add(key)
                 fresh.append(out)
-            elif _is_breach_key(key) and _retracted_key(key) in emitted:
+            elif _is_breach_key(key) and _retracted_key(key) in seen:
                 # Derived again after a retraction: a new generation, unless that one stands already.
                 generation = 1
-                while key + generation * _GENERATION in emitted and _retracted_key(key + generation * _GENERATION) in emitted:
+                while key + generation * _GENERATION in seen and _retracted_key(key + generation * _GENERATION) in seen:
                     generation += 1
-                if key + generation * _GENERATION not in emitted:
+                if key + generation * _GENERATION not in seen:
                     emitted_add(key + generation * _GENERATION)
                     f = out.fields
                     fresh.append(out._replace(event_id=breach_event_id(
@@ -648,7 +654,7 @@ class TicketEngine:
         if retract_at is not None:
             derived = set(clocks.out_keys)
             for key in sorted(emitted):
-                if _is_breach_key(key) and key % _GENERATION not in derived and _retracted_key(key) not in emitted:
+                if _is_breach_key(key) and key % _GENERATION not in derived and _retracted_key(key) not in seen:
                     emitted_add(_retracted_key(key))
                     fresh.append(self._retraction(state, key, retract_at))
         return fresh
