@@ -174,6 +174,12 @@ class PartitionProcessor:
         times = [t for t in (self.core.now, self.monitoring.now) if t is not None]
         return max(times) if times else None
 
+    @property
+    def slowest_now(self) -> datetime | None:
+        """The earlier of the two halves' times (what a tick's catch-up steps from)."""
+        times = [t for t in (self.core.now, self.monitoring.now) if t is not None]
+        return min(times) if times else None
+
     def upsert_contract(self, contract: tuple[Contract, datetime]) -> list[Output]:
         terms, at = contract
         out: list[Output] = []

@@ -22,6 +22,7 @@ from streams.app import (CONTRACTS, DEAD_LETTER, MONITORING_EVENTS, REFUNDS, BRE
                          TICKET_EVENTS, build_app, partition_for_key)
 from streams.broker import bootstrap_servers
 from streams.settings import SettingsError, WorkerSettings
+from streams.ticks import encode_tick
 
 pytestmark = pytest.mark.broker
 
@@ -374,3 +375,44 @@ def test_partition_store_due_index_persists_and_rebuilds_per_partition():
     assert not is_caught_up({"x": 4, "y": 0}, {"x": 5, "y": 0})
     assert not is_caught_up({"x": None}, {"x": 1})
     assert is_caught_up({"x": None}, {"x": 0})
+
+
+async def test_a_tick_catches_up_in_steps_and_lets_other_work_in(tmp_path):
+    """A tick months ahead of a partition's time is applied one CATCH_UP_STEP at a time, each
+    committed on its own, with the worker lock released in between (no broker needed)."""
+    settings = _settings("kafka://127.0.0.1:1", "t.", tmp_path)
+    app = build_app(settings, core=FakeCore())
+    worker = app.slaproc
+    calls: list[datetime] = []
+    interleaved: list[int] = []
+
+    class Processor:  # the part of a partition processor a tick uses
+        now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+        def advance_to(self, t: datetime) -> list:
+            calls.append(t)
+            self.now = max(self.now, t)
+            return []
+
+    worker.processors[0] = Processor()
+    committed: list[int] = []
+
+    async def commit_batch() -> None:
+        committed.append(len(calls))
+
+    worker.commit_batch = commit_batch
+
+    async def other_work() -> None:  # e.g. an input batch of another partition
+        for _ in range(3):
+            async with worker.lock:
+                interleaved.append(len(calls))
+            await asyncio.sleep(0)
+
+    at = datetime(2026, 1, 4, 12, 0, tzinfo=timezone.utc) + timedelta(seconds=settings.allowed_lateness)
+    _, advanced = await asyncio.gather(other_work(), worker.handle_tick(0, encode_tick(at), caught_up=True))
+    assert advanced
+    day = timedelta(days=1)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert calls == [start + day, start + 2 * day, start + 3 * day, datetime(2026, 1, 4, 12, 0, tzinfo=timezone.utc)]
+    assert committed == [1, 2, 3, 4]
+    assert any(0 < n < len(calls) for n in interleaved), interleaved  # other work ran between steps
