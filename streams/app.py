@@ -191,7 +191,8 @@ def _tracker(app: faust.App, input_topics: list[str], probe: OffsetsProbe | None
     produced batch: 6791 for a partition whose last offset is 6818, long after producing
     stopped), so `end_offsets` alone let a tick through while a backfill's last events were
     still unread, and those events were then judged late (breaches fired and retracted). The
-    end is taken as the largest of: ListOffsets (corrected, `_correct_tansu_end_offsets`) and
+    end is taken as the largest of: ListOffsets (corrected, `correct_end_offsets`; asked by
+    `OffsetsProbe` when given, else through Faust's consumer) and
     one past the last offset Faust handed to the agents (`consumer._read_offset`, not public
     API) when that offset is past the commit: a message fetched but not yet processed keeps
     the partition behind.
