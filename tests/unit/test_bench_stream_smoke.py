@@ -37,3 +37,25 @@ def test_latency_table_judges_p99_against_tick_plus_lateness_plus_slack():
     assert "| 4.50 s |" in table and "NOT met" in table
     res["kafka_latency"]["p99"] = 3.9
     assert "NOT met" not in stream.latency_table(res)
+
+
+def _measured(rate: float, events: float, seconds: float, cpu: float) -> dict:
+    return {"complete": True, "target": events, "window_events": events, "window_seconds": seconds, "rate": rate,
+            "startup_seconds": 1.0, "cpu_seconds": cpu, "broker_cpu_seconds": 2.0}
+
+
+def test_throughput_table_reports_the_rate_and_the_catch_up_apart():
+    base = dict(_measured(10_000.0, 200_000, 20.0, 19.0), counted_by_agent=200_000.0)
+    work = dict(_measured(10_500.0, 200_000, 19.05, 18.0), counted_by_worker=200_000.0)
+    catch = {"complete": True, "seconds": 12.34, "ticks_sent": 13, "cpu_seconds": 11.0, "broker_cpu_seconds": 3.0,
+             "span_days_min": 181.9, "span_days_max": 182.0, "outputs": 207_000,
+             "counters": {"breaches": 5.0, "at_risk": 4.0, "met": 0.0}}
+    res = {"workload": {"tickets": 20_000}, "lines": 200_000, "decodable": 200_000, "contracts": 10,
+           "partitions": 3, "rounds": [{"round": 1, "baseline": base, "slaproc": work, "ratio": 1.05,
+                                        "catch_up": catch}]}
+    table = stream.throughput_table(res)
+    assert "| 1 | slaproc worker | 10,500 |" in table and "**1.05**" in table
+    assert "| 90 µs |" in table  # 18 CPU s / 200,000 events
+    assert "| 1 | 12.3 s | 181.9-182.0 days | 207,000 | 5 / 4 / 0 |" in table
+    del res["rounds"][0]["catch_up"]
+    assert "Catch-up after the backlog" not in stream.throughput_table(res)
