@@ -235,8 +235,18 @@ class PartitionStore:
         return self.backend.get(table, key) if staged is _ABSENT else staged
 
     def _stage(self, table: str, key: str, value: str | None) -> None:
-        if self._get(table, key) != value:
-            self._staged[(table, key)] = value
+        """Stage a write unless it is a no-op; a key staged back to its stored value is unstaged,
+        so everything staged differs from the tables (`apply_staged` need not compare again)."""
+        k = (table, key)
+        staged = self._staged.get(k, _ABSENT)
+        if staged is _ABSENT:
+            if self.backend.get(table, key) != value:
+                self._staged[k] = value
+        elif staged != value:
+            if self.backend.get(table, key) == value:
+                del self._staged[k]
+            else:
+                self._staged[k] = value
 
     @property
     def staged(self) -> int:
@@ -262,8 +272,7 @@ class PartitionStore:
         """Phase 2: write the staged keys themselves (after their write-ahead record is on the broker)."""
         backend, partition = self.backend, self.partition
         for (table, key), value in self._staged.items():
-            if backend.get(table, key) != value:
-                backend.set(table, partition, key, value)
+            backend.set(table, partition, key, value)
         self._staged.clear()
         # Chunks an older, longer record left behind: dropped only now, the new record is complete.
         for i in range(self._wal_chunks, self._wal_stale):
