@@ -326,6 +326,7 @@ class StreamWorker:
         self.processors: dict[int, Any] = {}
         self.stores: dict[int, PartitionStore] = {}
         self.contracts: dict[str, Any] = {}  # customer_id -> Contract, this worker's view
+        self.contracts_version = 0  # bumped on every contract change (caches keyed on it)
         n = settings.partitions
         raw = dict(key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")
         self.input_topics = {name: app.topic(settings.topic(name), partitions=n, **raw)
@@ -524,6 +525,7 @@ class StreamWorker:
 
     async def _upsert_contract(self, customer_id: str, contract: Any) -> None:
         self.contracts[customer_id] = contract
+        self.contracts_version += 1
         for partition, proc in list(self.processors.items()):
             self._touched.add(partition)
             await self.send_outputs(proc.upsert_contract(contract))

@@ -115,13 +115,24 @@ class MetricsObserver:
     def __init__(self, metrics: Metrics, worker: Any = None) -> None:
         self.metrics = metrics
         self.worker = worker  # set after the app is built (provider of customer-keyed outputs)
+        self._provider_of: dict[str, str] = {}
+        self._provider_version: Any = None
+        self._events_in: dict[str, Any] = {}  # event type -> its counter child (labels() per event costs)
 
     def _providers(self) -> dict[str, str]:
-        contracts = getattr(self.worker, "contracts", {}) or {}
-        return {cid: value[0].policy for cid, value in contracts.items()}
+        """customer_id -> policy, rebuilt only when the worker's contracts changed (not per output)."""
+        version = getattr(self.worker, "contracts_version", None)
+        if version is None or version != self._provider_version:
+            contracts = getattr(self.worker, "contracts", {}) or {}
+            self._provider_of = {cid: value[0].policy for cid, value in contracts.items()}
+            self._provider_version = version
+        return self._provider_of
 
     def event_in(self, event_type: str) -> None:
-        self.metrics.events_in.labels(event_type).inc()
+        child = self._events_in.get(event_type)
+        if child is None:
+            child = self._events_in[event_type] = self.metrics.events_in.labels(event_type)
+        child.inc()
 
     def dead_letter(self, reason: str) -> None:
         self.metrics.dead_letters.labels(reason).inc()
