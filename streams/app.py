@@ -464,6 +464,17 @@ class StreamWorker:
             store.apply_staged()
         self._key_writes = await self.backend.send_queued()  # on their way; awaited by the next unit
 
+    async def settle_key_writes(self, timeout: float = 10.0) -> None:
+        """Wait for the last unit's key writes before partitions are handed over: a write still
+        in flight could otherwise land on the changelog after the new owner's own writes of the
+        same key (the write-ahead record covers a crash, not a late arrival)."""
+        writes, self._key_writes = self._key_writes, []
+        if writes:
+            try:
+                await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), timeout)
+            except asyncio.TimeoutError:
+                log.warning("%s state key writes not acknowledged within %.0f s of a rebalance", len(writes), timeout)
+
     async def dead_letter(self, message: Any, error: str) -> None:
         # The record's own timestamp (stable across redeliveries), not the partition's time at
         # rejection: after a crash the same record can be rejected again at another partition
@@ -701,6 +712,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        await worker.settle_key_writes()
         worker.forget_partitions(revoked)
         worker.observer.rebalance()
 
