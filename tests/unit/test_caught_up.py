@@ -52,3 +52,38 @@ def test_unprocessed_backlog_is_behind():
     assert not _caught_up(consumer)
     assert not _caught_up(consumer, {T: 499})
     assert _caught_up(consumer, {T: 499, M: 2})
+
+
+class FakeProbe:
+    """An aiokafka consumer for `correct_end_offsets`: `records` per partition answer the fetch;
+    a partition without records was reset to `reset_to` (its last records are gone)."""
+
+    def __init__(self, records: dict, reset_to: dict) -> None:
+        self.records, self.reset_to, self.seeks = records, reset_to, {}
+
+    def assign(self, tps):
+        pass
+
+    def seek(self, tp, offset):
+        self.seeks[tp] = offset
+
+    async def getmany(self, *tps, timeout_ms=0):
+        await asyncio.sleep(timeout_ms / 1000)
+        return {tp: [SimpleNamespace(offset=o) for o in self.records[tp]] for tp in tps if self.records.get(tp)}
+
+    async def position(self, tp):
+        return self.reset_to.get(tp, self.seeks[tp])
+
+
+def test_end_offsets_are_corrected_from_the_last_batch_and_a_gone_record_does_not_stall():
+    import time
+
+    from streams.app import correct_end_offsets
+
+    short, emptied, empty = "short", "emptied", "empty"
+    probe = FakeProbe(records={short: [6791, 6800, 6818]}, reset_to={emptied: 50})
+    started = time.monotonic()
+    ends = asyncio.run(correct_end_offsets(probe, {short: 6792, emptied: 50, empty: 0}, wait=2.0))
+    assert ends == {short: 6819, emptied: 50, empty: 0}
+    assert probe.seeks == {short: 6791, emptied: 49}
+    assert time.monotonic() - started < 1.0  # not the 2 s deadline
