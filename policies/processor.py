@@ -313,9 +313,20 @@ class Processor:
                 self._next_close[key] = month
                 # Months whose claim window has passed can no longer change what was emitted:
                 # forget them, so a service's state and its month closes do not grow with history.
-                state = downtime.prune(state, uptime.previous_month(uptime.previous_month(month)))
+                state = downtime.prune(state, self._oldest_month_held(month))
                 self.store.save_service(state)
         return out
+
+    @staticmethod
+    def _oldest_month_held(next_to_close: str) -> str:
+        """The oldest month a service's state keeps once `next_to_close` is the next month to close."""
+        return uptime.previous_month(uptime.previous_month(next_to_close))
+
+    def oldest_month_held(self, customer_id: str, service_id: str) -> str | None:
+        """The oldest month whose figures the service's state still holds (earlier ones were
+        pruned after their claim window); None before its first close."""
+        next_close = self._next_close.get((customer_id, service_id))
+        return None if next_close is None else self._oldest_month_held(next_close)
 
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
                    at: datetime) -> tuple[downtime.ServiceState, list[Output]]:

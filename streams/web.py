@@ -56,8 +56,8 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         customer_id = side.service_owner.get(service_id) if side is not None else None
         if customer_id is None:
             return web.json({"error": f"service {service_id!r} is unknown"}, status=404)
-        next_close = getattr(side, "_next_close", {}).get((customer_id, service_id))
-        if next_close is not None and month < uptime.previous_month(uptime.previous_month(next_close)):
+        oldest = side.oldest_month_held(customer_id, service_id)
+        if oldest is not None and month < oldest:
             # Pruned once its claim window passed (Processor._close_months): the figures that stand
             # are the uptime.month_closed already emitted, not what is left of the state.
             return web.json({"error": f"month {month} of service {service_id!r} is closed and no longer held; "
