@@ -458,9 +458,7 @@ class StreamWorker:
                 proc.flush()
             stores.append(self.stores[partition])
         # The previous unit's key writes, and this unit's single-key writes (contracts, attainment).
-        # Taken before awaiting: a failed send fails this unit once, not every unit after it.
-        earlier, self._key_writes = self._key_writes, []
-        earlier += await self.backend.send_queued()
+        earlier = await self._take_unacknowledged_writes()
         if earlier:
             await asyncio.gather(*earlier)
         stores = [store for store in stores if store.write_ahead()]
@@ -470,6 +468,12 @@ class StreamWorker:
         for store in stores:
             store.apply_staged()
         self._key_writes = await self.backend.send_queued()  # on their way; awaited by the next unit
+
+    async def _take_unacknowledged_writes(self) -> list[Any]:
+        """The last unit's key-write futures plus whatever is still queued, sent now. Taken off the
+        worker before anyone awaits them: a failed send fails one unit, not every unit after it."""
+        writes, self._key_writes = self._key_writes, []
+        return writes + await self.backend.send_queued()
 
     async def settle_key_writes(self, timeout: float = 10.0) -> None:
         """Before partitions are handed over: wait for any unit in progress (the lock), then
@@ -484,10 +488,9 @@ class StreamWorker:
                         timeout)
             return
         try:
-            writes, self._key_writes = self._key_writes, []
-            writes += await self.backend.send_queued()
+            writes = await self._take_unacknowledged_writes()
             if writes:
-                done, pending = await asyncio.wait([asyncio.ensure_future(w) for w in writes], timeout=timeout)
+                _, pending = await asyncio.wait([asyncio.ensure_future(w) for w in writes], timeout=timeout)
                 if pending:
                     log.warning("rebalance: %s state writes not acknowledged within %.0f s", len(pending), timeout)
         finally:

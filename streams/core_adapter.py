@@ -168,17 +168,18 @@ class PartitionProcessor:
                 side.restore(snapshot)
         self.partition_store = partition_store
 
+    def _times(self) -> list[datetime]:
+        return [t for t in (self.core.now, self.monitoring.now) if t is not None]
+
     @property
     def now(self) -> datetime | None:
         """The later of the two halves' times."""
-        times = [t for t in (self.core.now, self.monitoring.now) if t is not None]
-        return max(times) if times else None
+        return max(self._times(), default=None)
 
     @property
     def slowest_now(self) -> datetime | None:
         """The earlier of the two halves' times (what a tick's catch-up steps from)."""
-        times = [t for t in (self.core.now, self.monitoring.now) if t is not None]
-        return min(times) if times else None
+        return min(self._times(), default=None)
 
     def upsert_contract(self, contract: tuple[Contract, datetime]) -> list[Output]:
         terms, at = contract

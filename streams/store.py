@@ -154,10 +154,6 @@ class FaustTableBackend:
             t.data[key] = encoded  # same type as what changelog recovery puts there
             self._queued.append((t, key, encoded, partition))
 
-    @property
-    def queued(self) -> int:
-        return len(self._queued)
-
     async def send_queued(self) -> list[Any]:
         """Send the queued changelog records; their delivery futures (awaitable), in order."""
         queued, self._queued = self._queued, []

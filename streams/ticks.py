@@ -121,8 +121,7 @@ class CaughtUpTracker:
         tps = [tp for p in partitions for tp in self.tps_for(p)]
         if not tps:
             return {p: True for p in partitions}
-        highwaters = await self._highwaters(*tps)
-        positions = await self._positions(tps)
+        positions, highwaters = await self._offsets(tps)
         result = {}
         for p in partitions:
             own = self.tps_for(p)
@@ -146,11 +145,15 @@ class CaughtUpTracker:
                 positions[tp] = earliest.get(tp)
         return positions
 
+    async def _offsets(self, tps: list[Any]) -> tuple[dict[Any, int | None], dict[Any, int | None]]:
+        """(next offset to process, high-water mark) of each topic-partition."""
+        highwaters = await self._highwaters(*tps)
+        return await self._positions(tps), highwaters
+
     async def describe(self, partition: int) -> dict[str, tuple[int | None, int | None]]:
         """topic-partition -> (next offset to process, high-water mark): why a partition is behind."""
         tps = self.tps_for(partition)
-        highwaters = await self._highwaters(*tps)
-        positions = await self._positions(tps)
+        positions, highwaters = await self._offsets(tps)
         return {f"{tp.topic}[{tp.partition}]": (positions.get(tp), highwaters.get(tp)) for tp in tps}
 
     async def caught_up(self, partition: int) -> bool:
