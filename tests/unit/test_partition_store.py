@@ -65,15 +65,24 @@ def test_unchanged_value_staged_back_writes_nothing():
     assert [w for w in backend.writes[before:] if w[0] == "tickets"] == []
 
 
-def test_lost_key_writes_are_redone_from_the_write_ahead_record():
-    # Unit 1 fully written; unit 2's write-ahead record acked, then the crash: only 1 of its keys landed.
+def _unit_2_written_ahead(chunk: int | None = None) -> tuple[DictTableBackend, PartitionStore, int, int]:
+    """Unit 1 committed, unit 2's write-ahead record sent (its keys not yet): the backend, the
+    store, and the number of writes after unit 1 and after unit 2's record."""
     full = DictTableBackend()
     store = PartitionStore(full, 0)
+    if chunk is not None:
+        store.WAL_CHUNK = chunk
     _unit(store, 1)
     store.commit()
+    after_unit_1 = len(full.writes)
     _unit(store, 2)
     store.write_ahead()
-    writes_before_keys = len(full.writes)
+    return full, store, after_unit_1, len(full.writes)
+
+
+def test_lost_key_writes_are_redone_from_the_write_ahead_record():
+    # Unit 1 fully written; unit 2's write-ahead record acked, then the crash: only 1 of its keys landed.
+    full, store, _, writes_before_keys = _unit_2_written_ahead()
     store.apply_staged()
     crashed = _acknowledged(full, writes_before_keys + 1)
     mixed = (crashed.tables["tickets"].get("T"), crashed.tables["misc"].get("meta\x1f0\x1fprocessor"))
@@ -85,14 +94,7 @@ def test_lost_key_writes_are_redone_from_the_write_ahead_record():
 
 def test_incomplete_write_ahead_record_is_ignored():
     # Unit 2's record is chunked and only its first chunk reached the broker: unit 2 never committed.
-    full = DictTableBackend()
-    store = PartitionStore(full, 0)
-    store.WAL_CHUNK = 8
-    _unit(store, 1)
-    store.commit()
-    after_unit_1 = len(full.writes)
-    _unit(store, 2)
-    store.write_ahead()
+    full, _, after_unit_1, _ = _unit_2_written_ahead(chunk=8)
     crashed = _acknowledged(full, after_unit_1 + 1)
     restarted = PartitionStore(crashed, 0)
     assert restarted.recovered_writes == 0
