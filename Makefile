@@ -4,13 +4,25 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test replay schemas bench clean
+.PHONY: run test replay schemas bench clean lock
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package of the install (direct and transitive), so every
+# machine gets the same versions (holiday data included): same input, same output.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# Re-resolve the pins from pyproject.toml in a throwaway venv (after changing a dependency).
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install -q --upgrade pip
+	build/lock-venv/bin/python -m pip install -q -e '.[test]'
+	{ echo "# Pins for every package of '.[test]'; made by 'make lock', used by every make target."; \
+	  build/lock-venv/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf build/lock-venv
 
 # The demo (embedded broker, worker, live outputs); Ctrl-C stops all of it.
 # Flags through DEMO_ARGS, e.g. make run DEMO_ARGS="--duration 60".

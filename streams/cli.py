@@ -82,10 +82,43 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def version_text() -> str:
+    """What decides the outputs besides the input: slaproc's own version, each policy's
+    catalog version, and the holidays release (its data decides business hours)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from policies.catalog import default_catalog
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    catalog = default_catalog()
+    lines = [f"slaproc {installed('slaproc')}"]
+    lines += [f"  catalog {policy} {catalog.version(policy)}" for policy in catalog.policies]
+    lines.append(f"  holidays {installed('holidays')}")
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """--version, computed when asked (the catalog is not loaded for other commands' --help)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print slaproc's version, the catalog version of each policy and the holidays release")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slaproc",
         description="Event-sourced SLA processor: ticket clocks in business time, monthly uptime and refunds.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("replay", help="derive SLA events from a JSON-lines file (no broker)",
