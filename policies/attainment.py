@@ -1,9 +1,9 @@
 """Quarterly first-response attainment (Rescale, SPEC §4 / §7).
 
 "Target First Response Time: the targeted response time across all support tickets
-submitted from a customer in a quarterly period" (Rescale seed §6). A ticket counts in
-the quarter (UTC) in which it was submitted, with the outcome of its binding
-first-response clock: met on time or breached. The outcome is read from the clock
+submitted from a customer in a quarterly period" (Rescale Technical Support and Package
+Policy, 6. Definitions). A ticket counts in the quarter (UTC) in which it was submitted,
+with the outcome of its binding first-response clock: met on time or breached. The outcome is read from the clock
 outputs themselves, so a retracted breach stops counting and the late `sla.met` that
 retracted it counts instead.
 
