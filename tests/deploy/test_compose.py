@@ -21,15 +21,14 @@ TOPICS_YML = REPO / "deploy" / "kafka" / "topics.yml"
 TOPICS = yaml.safe_load(TOPICS_YML.read_text())
 CREATE_TOPICS = REPO / "deploy" / "kafka" / "create-topics.sh"
 
-# SPEC §1 (shared/SPEC.md, "Topics"): the product's topics and which are compacted.
+# docs/spec.md §1 "Topics": the product's topics and which are compacted.
 SPEC_TOPICS = {"sla.contracts", "sla.ticket-events", "sla.monitoring-events", "sla.breaches",
                "sla.warnings", "sla.notices", "sla.refund-eligibility", "sla.dead-letter"}
 SPEC_COMPACTED = {"sla.contracts"}
 # The worker's own topic (streams/app.py: <prefix><app_id>-ticks), listed so that it
 # exists when the worker is told not to create topics.
 INTERNAL_TOPICS = {"slaproc-ticks"}
-SPEC_CANDIDATES = [Path(os.environ.get("SLAPROC_SPEC", "/nonexistent")),
-                   REPO.parent / "shared" / "SPEC.md", Path("/work/shared/SPEC.md")]
+SPEC = REPO / "docs" / "spec.md"
 
 PORT = re.compile(r"^(?:(?:\d{1,3}\.){3}\d{1,3}:)?(\d{1,5})(?::(\d{1,5}))?(?:/(?:tcp|udp))?$")
 
@@ -116,11 +115,8 @@ def test_topics_match_spec_section_1() -> None:
             assert int(config["retention.ms"]) > 0, topic["name"]
 
 
-def test_topics_match_the_spec_file_when_it_is_present() -> None:
-    spec = next((p for p in SPEC_CANDIDATES if p.is_file()), None)
-    if spec is None:
-        pytest.skip("SPEC.md not found (set SLAPROC_SPEC); the list above is its copy")
-    section = re.search(r"^## 1\. Topics\n(.*?)^## ", spec.read_text(), re.S | re.M).group(1)
+def test_topics_match_the_spec() -> None:
+    section = re.search(r"^## 1\. Topics\n(.*?)^## ", SPEC.read_text(), re.S | re.M).group(1)
     rows = re.findall(r"^\| `([a-z.\-]+)`( \(compacted\))? \|", section, re.M)
     assert {name for name, _ in rows} == SPEC_TOPICS
     assert {name for name, compacted in rows if compacted} == SPEC_COMPACTED
