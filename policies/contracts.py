@@ -12,13 +12,17 @@ The processor turns a ``ContractError`` from an event into a dead letter.
 """
 from __future__ import annotations
 
+import difflib
+import types
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Union, get_args, get_origin
 
+import holidays
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from events.contract import ContractService, ContractTerms
 from policies.catalog import Catalog, ContractError, ResolvedPlan, default_catalog, format_loc
@@ -29,6 +33,8 @@ __all__ = [
     "ResolvedContract",
     "contract_from_event",
     "contract_from_terms",
+    "contract_warnings",
+    "unknown_keys",
     "load_contracts_yaml",
     "parse_contracts",
     "validate_terms",
@@ -132,6 +138,88 @@ def _pydantic_problems(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[
     return problems
 
 
+def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, Any, Any]:
+    """What a field's annotation can hold that has keys of its own: (a model for a mapping
+    value, the element annotation for a list value, the value annotation for a free-keyed
+    mapping). Unions are searched member by member."""
+    model, element, values = None, None, None
+    origin = get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, None, None
+    if origin in (Union, types.UnionType):
+        for member in get_args(annotation):
+            m, e, v = _models_in(member)
+            model, element, values = model or m, element or e, values or v
+        return model, element, values
+    if origin in (tuple, list):
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        return None, args[0] if args else None, None
+    if origin is dict:
+        return None, None, get_args(annotation)[1]
+    return None, None, None
+
+
+def unknown_keys(raw: Any, model: type[BaseModel], loc: tuple[str | int, ...] = ()) -> list[tuple[str, str]]:
+    """Keys of `raw` (as written by a person) that `model` does not know, at any depth, each
+    with the closest known key. Events stay tolerant (their models ignore extra fields); a
+    contracts file is written by hand, where `overides:` silently meaning "no overrides"
+    would judge every ticket against the wrong targets."""
+    return _unknown(raw, model, loc)
+
+
+def _unknown(raw: Any, annotation: Any, loc: tuple[str | int, ...]) -> list[tuple[str, str]]:
+    model, element, values = _models_in(annotation)
+    problems: list[tuple[str, str]] = []
+    if isinstance(raw, dict) and model is not None:
+        known = {name: field for name, field in model.model_fields.items()}
+        known.update({f.alias: f for f in model.model_fields.values() if f.alias})
+        for key, value in raw.items():
+            if key in known:
+                problems += _unknown(value, known[key].annotation, (*loc, key))
+                continue
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known))}"
+            problems.append((format_loc((*loc, str(key)), "(entry)"), f"unknown key {key!r}; {hint}"))
+    elif isinstance(raw, dict) and values is not None:
+        for key, value in raw.items():
+            problems += _unknown(value, values, (*loc, key))
+    elif isinstance(raw, list) and element is not None:
+        for i, item in enumerate(raw):
+            problems += _unknown(item, element, (*loc, i))
+    return problems
+
+
+@lru_cache(maxsize=None)
+def _regional_subdivisions(country: str) -> tuple[str, ...]:
+    """The subdivisions of `country` whose public holidays differ from the country's own
+    (two sample years), per the pinned holidays package."""
+    try:
+        national = holidays.country_holidays(country, years=(2025, 2026))
+    except (NotImplementedError, KeyError):
+        return ()
+    base = set(national)
+    regional = []
+    for subdivision in getattr(national, "subdivisions", ()):
+        if set(holidays.country_holidays(country, subdiv=subdivision, years=(2025, 2026))) != base:
+            regional.append(subdivision)
+    return tuple(regional)
+
+
+def contract_warnings(terms: ContractTerms) -> list[str]:
+    """Terms that are valid but probably not what was meant: a holiday country without a
+    subdivision where the public holidays differ by subdivision (GB without ENG/SCT/WLS/NIR
+    misses Easter Monday or the August bank holiday, depending on the region)."""
+    warnings = []
+    if terms.holiday_country and not terms.holiday_subdivision:
+        regional = _regional_subdivisions(terms.holiday_country)
+        if regional:
+            shown = ", ".join(regional[:8]) + (f", ... ({len(regional)} in all)" if len(regional) > 8 else "")
+            warnings.append(f"customer_id={terms.customer_id!r}: holiday_country {terms.holiday_country!r} has "
+                            f"holidays that differ by subdivision ({shown}); only the country-wide ones count "
+                            f"unless holiday_subdivision names one")
+    return warnings
+
+
 def parse_contracts(data: Any, catalog: Catalog | None = None, *, source: str = "<contracts>") -> list[Contract]:
     """Contracts from the parsed YAML document ``{"contracts": [...]}``; `source`
     names the file in error messages. Rejects the whole file on the first bad
@@ -139,6 +227,9 @@ def parse_contracts(data: Any, catalog: Catalog | None = None, *, source: str = 
     catalog = catalog if catalog is not None else default_catalog()
     if not isinstance(data, dict) or not isinstance(data.get("contracts"), list):
         raise ContractError(f"{source}: contracts: the file must be a mapping with a list under 'contracts'")
+    extra = sorted(str(k) for k in data if k != "contracts")
+    if extra:
+        raise ContractError(f"{source}: {extra[0]}: unknown key {extra[0]!r}; the file has one key, 'contracts'")
     contracts: list[Contract] = []
     customers: dict[str, int] = {}
     services: dict[str, int] = {}
@@ -146,6 +237,10 @@ def parse_contracts(data: Any, catalog: Catalog | None = None, *, source: str = 
         where = f"{source}: contracts[{index}]"
         if not isinstance(raw, dict):
             raise ContractError(f"{where}: (entry): must be a mapping, got {type(raw).__name__}")
+        typos = unknown_keys(raw, ContractTerms)
+        if typos:
+            raise ContractError("; ".join(f"{where}{_describe(None, raw.get('customer_id'))}: {field}: {problem}"
+                                          for field, problem in typos))
         try:
             terms = ContractTerms.model_validate(raw)
         except ValidationError as exc:
