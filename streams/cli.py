@@ -1,4 +1,4 @@
-"""The `slaproc` command: replay, explain-month, worker, demo."""
+"""The `slaproc` command: replay, explain-month, worker, demo, gateway, convert."""
 from __future__ import annotations
 
 import argparse
@@ -82,6 +82,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from streams.gateway.convert import run_convert
+
+    return run_convert(args)
+
+
+def _add_convert(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from streams.gateway.convert import CONVERT_DESCRIPTION, CONVERT_EPILOG, add_convert_arguments
+
+    p = sub.add_parser("convert", help="webhook bodies (Alertmanager, Zendesk, Jira) -> native events, offline",
+                       description=CONVERT_DESCRIPTION, epilog=CONVERT_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_convert_arguments(p)
+    p.set_defaults(func=_cmd_convert)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slaproc",
@@ -130,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_demo_flags(p)
     p.set_defaults(func=_cmd_demo)
+    _add_convert(sub)
     return parser
 
 
