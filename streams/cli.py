@@ -98,6 +98,22 @@ def _add_convert(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.set_defaults(func=_cmd_convert)
 
 
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from streams.gateway.run import run_gateway
+
+    return run_gateway(args)
+
+
+def _add_gateway(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from streams.gateway.run import GATEWAY_DESCRIPTION, GATEWAY_EPILOG, add_gateway_flags
+
+    p = sub.add_parser("gateway", help="HTTP gateway: webhooks (Alertmanager, Zendesk, Jira) -> input topics",
+                       description=GATEWAY_DESCRIPTION, epilog=GATEWAY_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_gateway_flags(p)
+    p.set_defaults(func=_cmd_gateway)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slaproc",
@@ -147,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_flags(p)
     p.set_defaults(func=_cmd_demo)
     _add_convert(sub)
+    _add_gateway(sub)
     return parser
 
 
