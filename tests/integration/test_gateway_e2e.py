@@ -13,7 +13,8 @@ first public staff reply is at 13:00Z -> `sla.breached` first_response due 12:00
 Time is pinned: the worker runs without its own timer and is ticked to 2026-04-01T02:00:30Z
 (partition time 02:00:00Z, past March's close at 01:00Z); replay uses --until 02:00:00Z.
 Bodies are posted in an order in which every native event is valid on arrival (no reliance on
-SPEC §10 parking); duplicates (a re-sent notification, a redelivered Zendesk event) are included.
+SPEC §10 parking), though A's resolved notification comes before its firing one; duplicates (a
+re-sent notification, a redelivered Zendesk event), an unsigned and an unmappable body are included.
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ pytestmark = pytest.mark.broker
 
 CONTRACTS = FIXTURES / "contracts.yaml"
 AT = datetime(2026, 4, 1, 2, 0, 30, tzinfo=timezone.utc)
-ALERTMANAGER = ["alertmanager_firing.json", "alertmanager_firing.json", "alertmanager_resolved.json",
-                "alertmanager_partial_resolved.json", "alertmanager_b_resolved_only.json"]
+# Out of order: A's resolved notification before its firing one (a resolved body carries the
+# start too, so every native event is still valid on arrival), then the firing one twice.
+ALERTMANAGER = ["alertmanager_resolved.json", "alertmanager_firing.json", "alertmanager_b_resolved_only.json",
+                "alertmanager_firing.json", "alertmanager_partial_resolved.json"]
 ZENDESK = ["zendesk_ticket_created.json", "zendesk_comment_customer.json", "zendesk_comment_private.json",
            "zendesk_comment_public.json", "zendesk_comment_public.json", "zendesk_status_solved.json"]
 

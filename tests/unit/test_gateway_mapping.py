@@ -291,3 +291,33 @@ def test_native_events_bad_lines_are_named_and_nothing_is_taken():
     assert str(info.value).startswith("line 2: missing_field") and "line 3: invalid_json" in str(info.value)
     with pytest.raises(Unmappable, match="no event"):
         convert_native(b"\n \n")
+
+
+# --------------------------------------------------------------------------- arrival order
+
+
+@pytest.mark.parametrize("source, names", [
+    ("alertmanager", ["alertmanager_firing.json", "alertmanager_resolved.json", "alertmanager_partial_resolved.json",
+                      "alertmanager_b_resolved_only.json"]),
+    ("zendesk", ["zendesk_ticket_created.json", "zendesk_comment_customer.json", "zendesk_status_hold.json",
+                 "zendesk_comment_public.json", "zendesk_status_solved.json", "zendesk_status_reopened.json"]),
+    ("jira", ["jira_issue_created.json", "jira_comment_customer.json", "jira_issue_updated_waiting.json",
+              "jira_issue_updated_resolved.json", "jira_issue_updated_reopened.json"]),
+])
+def test_converted_events_do_not_depend_on_arrival_order_or_redelivery(source, names):
+    """Each body converts on its own: out of order, repeated or interleaved, the set of events
+    (ids and content) is the same; putting them in order is the worker's job (SPEC §10)."""
+    import random
+
+    in_order = {e.value for n in names for e in convert(source, body(n), MAPPING).events}
+    shuffled = names * 2
+    random.Random(14).shuffle(shuffled)
+    assert shuffled != names * 2
+    assert {e.value for n in shuffled for e in convert(source, body(n), MAPPING).events} == in_order
+
+
+def test_a_resolved_notification_before_the_firing_one_still_gives_a_complete_outage():
+    first = events("alertmanager", "alertmanager_resolved.json")
+    assert [e["type"] for e in first][:2] == ["outage.started", "outage.resolved"]
+    late_firing = events("alertmanager", "alertmanager_firing.json")
+    assert late_firing[0] == first[0]          # the late firing notification is a duplicate the worker ignores
