@@ -196,6 +196,8 @@ class Gateway:
                 return response
             except _Refused as refused:
                 outcome = refused.outcome
+                if refused.status in (401, 413):  # the sender never sees our side: say it here
+                    log.info("%s: %d from %s: %s", source, refused.status, request.remote, refused.reason)
                 return _answer(refused.status, refused.outcome, reason=refused.reason)
             finally:
                 self.metrics.requests.labels(source, outcome).inc()
