@@ -52,6 +52,8 @@ class NativeEvent:
     topic: str
     key: str
     value: bytes          # the event as a compact JSON object (UTF-8)
+    type: str
+    event_id: str
 
     @property
     def event(self) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def _event(topic: str, key_field: str, fields: dict[str, Any]) -> NativeEvent:
     checked = decode(value)
     if isinstance(checked, DeadLetterReason):
         raise Unmappable(f"the {fields.get('type')} event it maps to is invalid: {checked}")
-    return NativeEvent(topic, str(fields[key_field]), value)
+    return NativeEvent(topic, str(fields[key_field]), value, checked.type, checked.event_id)
 
 
 def _ticket(fields: dict[str, Any]) -> NativeEvent:
@@ -448,7 +450,7 @@ def convert_native(body: bytes) -> Conversion:
         topic, key_field = _ROUTES.get(kind) or (
             (MONITORING_EVENTS, "service_id") if kind.startswith(("outage.", "maintenance."))
             else (TICKET_EVENTS, "ticket_id"))
-        out.events.append(NativeEvent(topic, str(getattr(checked, key_field)), bytes(line)))
+        out.events.append(NativeEvent(topic, str(getattr(checked, key_field)), bytes(line), kind, checked.event_id))
     if problems:
         raise Unmappable("; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
     if not out.events:

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -221,15 +220,14 @@ class Gateway:
             return outcome, _answer(status, outcome, reason=reason, kept_on=self.settings.topic(RAW_WEBHOOKS))
         await self._send(source, body, received, "accepted", "", conversion)
         for event in conversion.events:
-            kind = json.loads(event.value).get("type")
-            self.metrics.events.labels(source, kind if kind in INPUT_MODELS else "other").inc()
+            self.metrics.events.labels(source, event.type if event.type in INPUT_MODELS else "other").inc()
         if conversion.ignored:
             self.metrics.ignored.labels(source).inc(len(conversion.ignored))
         if conversion.truncated_alerts:
             self.metrics.truncated.inc(conversion.truncated_alerts)
             log.warning("alertmanager: %d alert(s) were dropped upstream (truncatedAlerts); set max_alerts: 0 "
                         "on the slaproc receiver", conversion.truncated_alerts)
-        return "accepted", _answer(200, "accepted", events=[e.event["event_id"] for e in conversion.events],
+        return "accepted", _answer(200, "accepted", events=[e.event_id for e in conversion.events],
                                    ignored=conversion.ignored, truncated_alerts=conversion.truncated_alerts)
 
     async def _send(self, source: str, body: bytes, received: str, outcome: str, reason: str,
