@@ -22,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any
 
 from events.codec import DeadLetterReason, decode
@@ -239,15 +240,18 @@ def _alert_events(alert: dict[str, Any], labels: dict[str, Any], m: Alertmanager
 # --------------------------------------------------------------------------- Zendesk
 
 _ZENDESK_TICKET = "zen:event-type:ticket."
+Fields = list[dict[str, Any]]   # the events one vendor event yields: type + fields, without the envelope
 
 
 def _zendesk(payload: dict[str, Any], m: ZendeskMapping) -> Conversion:
+    """The envelope: ticket id, time and ids; what happened is the handler's of the event type."""
     kind = payload.get("type")
     if not isinstance(kind, str):
         raise Unmappable("type: missing (is this a Zendesk event webhook body? expected zen:event-type:ticket.*)")
     out = Conversion()
-    if not kind.startswith(_ZENDESK_TICKET):
-        out.ignored.append(f"{kind}: not a ticket event")
+    handler = _ZENDESK_HANDLERS.get(kind.removeprefix(_ZENDESK_TICKET)) if kind.startswith(_ZENDESK_TICKET) else None
+    if handler is None:
+        out.ignored.append(f"{kind}: {'no SLA meaning' if kind.startswith(_ZENDESK_TICKET) else 'not a ticket event'}")
         return out
     envelope_id = _text(payload.get("id"))
     if envelope_id is None:
@@ -260,57 +264,67 @@ def _zendesk(payload: dict[str, Any], m: ZendeskMapping) -> Conversion:
         ticket = subject.removeprefix("zen:ticket:") if subject.startswith("zen:ticket:") else None
     if not ticket:
         raise Unmappable("detail.id: missing (the Zendesk ticket id)")
-    digest = _digest("zendesk", envelope_id)
-    fields: list[dict[str, Any]] = []
     event = payload.get("event") if isinstance(payload.get("event"), dict) else {}
-    name = kind.removeprefix(_ZENDESK_TICKET)
-
-    if name == "created":
-        customer = _text(detail.get(m.customer_field))
-        if customer is None:
-            raise Unmappable(f"detail.{m.customer_field}: missing (zendesk.customer_field names the ticket "
-                             f"field that holds the customer)")
-        fields.append({"type": "ticket.opened", "customer_id": m.customers.get(customer, customer),
-                       "priority": _priority(detail.get("priority"), m.priorities, m.default_priority,
-                                             "zendesk", "detail.priority")})
-        status = (_text(detail.get("status")) or "").casefold()
-        if status in m.pause_statuses:
-            fields.append({"type": "ticket.status_changed", "status": m.pause_statuses[status]})
-    elif name == "comment_added":
-        comment = _object(event.get("comment"), "event.comment")
-        author = _object(comment.get("author"), "event.comment.author")
-        public = comment.get("is_public")
-        if not isinstance(public, bool):
-            raise Unmappable("event.comment.is_public: missing (true or false)")
-        staff = author.get("is_staff")
-        if not isinstance(staff, bool):
-            raise Unmappable("event.comment.author.is_staff: missing (true or false)")
-        fields.append({"type": "ticket.replied", "author": "provider" if staff else "customer", "public": public})
-    elif name == "status_changed":
-        current = (_text(event.get("current")) or "").casefold()
-        previous = (_text(event.get("previous")) or "").casefold()
-        if not current:
-            raise Unmappable("event.current: missing (the new status)")
-        if current == "solved":
-            fields.append({"type": "ticket.resolved"})
-        elif current == "closed":
-            fields.append({"type": "ticket.closed"})
-        else:
-            if previous == "solved":
-                fields.append({"type": "ticket.reopened"})
-            fields.append({"type": "ticket.status_changed", "status": m.pause_statuses.get(current, "open")})
-    elif name == "priority_changed":
-        if _text(event.get("current")) is None:
-            out.ignored.append(f"{kind}: the priority was removed; the ticket keeps its last priority")
-        else:
-            fields.append({"type": "ticket.priority_changed", "requested_by": "provider",
-                           "priority": _priority(event.get("current"), m.priorities, None, "zendesk", "event.current")})
-    else:
-        out.ignored.append(f"{kind}: no SLA meaning")
+    fields = handler(detail, event, m, out)
+    digest = _digest("zendesk", envelope_id)
     for n, f in enumerate(fields):
         out.events.append(_ticket({"event_id": f"zd-{digest}-{n}", "type": f.pop("type"), "occurred_at": occurred,
                                    "ticket_id": ticket, **f}))
     return out
+
+
+def _zendesk_created(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMapping, out: Conversion) -> Fields:
+    customer = _text(detail.get(m.customer_field))
+    if customer is None:
+        raise Unmappable(f"detail.{m.customer_field}: missing (zendesk.customer_field names the ticket "
+                         f"field that holds the customer)")
+    fields: Fields = [{"type": "ticket.opened", "customer_id": m.customers.get(customer, customer),
+                       "priority": _priority(detail.get("priority"), m.priorities, m.default_priority,
+                                             "zendesk", "detail.priority")}]
+    status = (_text(detail.get("status")) or "").casefold()
+    if status in m.pause_statuses:
+        fields.append({"type": "ticket.status_changed", "status": m.pause_statuses[status]})
+    return fields
+
+
+def _zendesk_comment(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMapping, out: Conversion) -> Fields:
+    comment = _object(event.get("comment"), "event.comment")
+    author = _object(comment.get("author"), "event.comment.author")
+    public = comment.get("is_public")
+    if not isinstance(public, bool):
+        raise Unmappable("event.comment.is_public: missing (true or false)")
+    staff = author.get("is_staff")
+    if not isinstance(staff, bool):
+        raise Unmappable("event.comment.author.is_staff: missing (true or false)")
+    return [{"type": "ticket.replied", "author": "provider" if staff else "customer", "public": public}]
+
+
+def _zendesk_status(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMapping, out: Conversion) -> Fields:
+    current = (_text(event.get("current")) or "").casefold()
+    previous = (_text(event.get("previous")) or "").casefold()
+    if not current:
+        raise Unmappable("event.current: missing (the new status)")
+    if current == "solved":
+        return [{"type": "ticket.resolved"}]
+    if current == "closed":
+        return [{"type": "ticket.closed"}]
+    fields: Fields = [{"type": "ticket.reopened"}] if previous == "solved" else []
+    return fields + [{"type": "ticket.status_changed", "status": m.pause_statuses.get(current, "open")}]
+
+
+def _zendesk_priority(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMapping, out: Conversion) -> Fields:
+    if _text(event.get("current")) is None:
+        out.ignored.append("zen:event-type:ticket.priority_changed: the priority was removed; the ticket keeps "
+                           "its last priority")
+        return []
+    return [{"type": "ticket.priority_changed", "requested_by": "provider",
+             "priority": _priority(event.get("current"), m.priorities, None, "zendesk", "event.current")}]
+
+
+_ZENDESK_HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], ZendeskMapping, Conversion], Fields]] = {
+    "created": _zendesk_created, "comment_added": _zendesk_comment,
+    "status_changed": _zendesk_status, "priority_changed": _zendesk_priority,
+}
 
 
 # --------------------------------------------------------------------------- Jira Service Management
@@ -337,89 +351,102 @@ def _jira_user(user: Any) -> str | None:
     return None
 
 
-def _jira_status(name: str, m: JiraMapping) -> dict[str, Any]:
-    if name in m.resolved_statuses:
-        return {"type": "ticket.resolved"}
-    if name in m.closed_statuses:
-        return {"type": "ticket.closed"}
-    return {"type": "ticket.status_changed", "status": m.statuses.get(name, "open")}
-
-
 def _jira(payload: dict[str, Any], m: JiraMapping) -> Conversion:
+    """The envelope: issue key and ids; what happened (and when) is the handler's of the webhook event."""
     kind = payload.get("webhookEvent")
     if not isinstance(kind, str):
         raise Unmappable("webhookEvent: missing (is this a Jira webhook body?)")
     out = Conversion()
-    if kind not in ("jira:issue_created", "jira:issue_updated", "comment_created"):
+    handler = _JIRA_HANDLERS.get(kind)
+    if handler is None:
         out.ignored.append(f"{kind}: no SLA meaning")
         return out
     issue = _object(payload.get("issue"), "issue")
     ticket = _text(issue.get("key"))
     if ticket is None:
         raise Unmappable("issue.key: missing (the ticket id)")
-    issue_id = _text(issue.get("id")) or ticket
     issue_fields = issue.get("fields") if isinstance(issue.get("fields"), dict) else {}
-    fields: list[dict[str, Any]] = []
-
-    if kind == "jira:issue_created":
-        identity = "created"
-        occurred = _instant(issue_fields.get("created"), "issue.fields.created") if issue_fields.get("created") \
-            else _from_millis(payload.get("timestamp"), "timestamp")
-        customer = _jira_value(issue_fields.get(m.customer_field))
-        if customer is None:
-            raise Unmappable(f"issue.fields.{m.customer_field}: missing (jira.customer_field names the issue "
-                             f"field that holds the customer)")
-        fields.append({"type": "ticket.opened", "customer_id": m.customers.get(customer, customer),
-                       "priority": _priority(_jira_value(issue_fields.get("priority")), m.priorities,
-                                             m.default_priority, "jira", "issue.fields.priority")})
-        status = (_jira_value(issue_fields.get("status")) or "").casefold()
-        if m.statuses.get(status, "open") != "open":
-            fields.append({"type": "ticket.status_changed", "status": m.statuses[status]})
-    elif kind == "jira:issue_updated":
-        occurred = _from_millis(payload.get("timestamp"), "timestamp")
-        changelog = payload.get("changelog")
-        if not isinstance(changelog, dict) or not isinstance(changelog.get("items"), list):
-            raise Unmappable("changelog.items: missing; without the changelog the change (and the previous "
-                             "value) is unknown: use a Jira webhook, not an automation rule's issue payload")
-        identity = "changelog-" + (_text(changelog.get("id")) or str(payload.get("timestamp")))
-        for i, item in enumerate(changelog["items"]):
-            item = _object(item, f"changelog.items[{i}]")
-            what = str(item.get("fieldId") or item.get("field") or "").casefold()
-            if what == "priority":
-                fields.append({"type": "ticket.priority_changed", "requested_by": "provider",
-                               "priority": _priority(item.get("toString"), m.priorities, None, "jira",
-                                                     f"changelog.items[{i}].toString")})
-            elif what == "status":
-                to = (_text(item.get("toString")) or "").casefold()
-                if not to:
-                    raise Unmappable(f"changelog.items[{i}].toString: missing (the new status)")
-                was = (_text(item.get("fromString")) or "").casefold()
-                if was in m.resolved_statuses and to not in m.resolved_statuses | m.closed_statuses:
-                    fields.append({"type": "ticket.reopened"})
-                fields.append(_jira_status(to, m))
-            else:
-                out.ignored.append(f"changelog.items[{i}] ({what or '?'}): no SLA meaning")
-    else:
-        comment = _object(payload.get("comment"), "comment")
-        comment_id = _text(comment.get("id"))
-        if comment_id is None:
-            raise Unmappable("comment.id: missing")
-        identity = "comment-" + comment_id
-        occurred = _instant(comment.get("created"), "comment.created")
-        public = comment.get("jsdPublic", True)
-        if not isinstance(public, bool):
-            raise Unmappable(f"comment.jsdPublic: {public!r} is not true or false")
-        author = _jira_user(comment.get("author"))
-        reporter = _jira_user(issue_fields.get("reporter"))
-        if author is None:
-            raise Unmappable("comment.author: missing (the reply's author decides provider or customer)")
-        fields.append({"type": "ticket.replied", "author": "customer" if author == reporter else "provider",
-                       "public": public})
-    digest = _digest("jira", issue_id, identity)
+    identity, occurred, fields = handler(payload, issue_fields, m, out)
+    digest = _digest("jira", _text(issue.get("id")) or ticket, identity)
     for n, f in enumerate(fields):
         out.events.append(_ticket({"event_id": f"jira-{digest}-{n}", "type": f.pop("type"),
                                    "occurred_at": _z(occurred), "ticket_id": ticket, **f}))
     return out
+
+
+JiraResult = tuple[str, datetime, Fields]   # (identity for the ids, occurred_at, events)
+
+
+def _jira_created(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping, out: Conversion) -> JiraResult:
+    occurred = _instant(issue.get("created"), "issue.fields.created") if issue.get("created") \
+        else _from_millis(payload.get("timestamp"), "timestamp")
+    customer = _jira_value(issue.get(m.customer_field))
+    if customer is None:
+        raise Unmappable(f"issue.fields.{m.customer_field}: missing (jira.customer_field names the issue "
+                         f"field that holds the customer)")
+    fields: Fields = [{"type": "ticket.opened", "customer_id": m.customers.get(customer, customer),
+                       "priority": _priority(_jira_value(issue.get("priority")), m.priorities,
+                                             m.default_priority, "jira", "issue.fields.priority")}]
+    status = (_jira_value(issue.get("status")) or "").casefold()
+    if m.statuses.get(status, "open") != "open":
+        fields.append({"type": "ticket.status_changed", "status": m.statuses[status]})
+    return "created", occurred, fields
+
+
+def _jira_updated(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping, out: Conversion) -> JiraResult:
+    occurred = _from_millis(payload.get("timestamp"), "timestamp")
+    changelog = payload.get("changelog")
+    if not isinstance(changelog, dict) or not isinstance(changelog.get("items"), list):
+        raise Unmappable("changelog.items: missing; without the changelog the change (and the previous "
+                         "value) is unknown: use a Jira webhook, not an automation rule's issue payload")
+    fields: Fields = []
+    for i, item in enumerate(changelog["items"]):
+        item = _object(item, f"changelog.items[{i}]")
+        what = str(item.get("fieldId") or item.get("field") or "").casefold()
+        if what == "priority":
+            fields.append({"type": "ticket.priority_changed", "requested_by": "provider",
+                           "priority": _priority(item.get("toString"), m.priorities, None, "jira",
+                                                 f"changelog.items[{i}].toString")})
+        elif what == "status":
+            fields += _jira_status_change(item, m, f"changelog.items[{i}]")
+        else:
+            out.ignored.append(f"changelog.items[{i}] ({what or '?'}): no SLA meaning")
+    return "changelog-" + (_text(changelog.get("id")) or str(payload.get("timestamp"))), occurred, fields
+
+
+def _jira_status_change(item: dict[str, Any], m: JiraMapping, path: str) -> Fields:
+    to = (_text(item.get("toString")) or "").casefold()
+    if not to:
+        raise Unmappable(f"{path}.toString: missing (the new status)")
+    if to in m.resolved_statuses:
+        return [{"type": "ticket.resolved"}]
+    if to in m.closed_statuses:
+        return [{"type": "ticket.closed"}]
+    was = (_text(item.get("fromString")) or "").casefold()
+    fields: Fields = [{"type": "ticket.reopened"}] if was in m.resolved_statuses else []
+    return fields + [{"type": "ticket.status_changed", "status": m.statuses.get(to, "open")}]
+
+
+def _jira_comment(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping, out: Conversion) -> JiraResult:
+    comment = _object(payload.get("comment"), "comment")
+    comment_id = _text(comment.get("id"))
+    if comment_id is None:
+        raise Unmappable("comment.id: missing")
+    occurred = _instant(comment.get("created"), "comment.created")
+    public = comment.get("jsdPublic", True)
+    if not isinstance(public, bool):
+        raise Unmappable(f"comment.jsdPublic: {public!r} is not true or false")
+    author = _jira_user(comment.get("author"))
+    if author is None:
+        raise Unmappable("comment.author: missing (the reply's author decides provider or customer)")
+    reporter = _jira_user(issue.get("reporter"))
+    return "comment-" + comment_id, occurred, [
+        {"type": "ticket.replied", "author": "customer" if author == reporter else "provider", "public": public}]
+
+
+_JIRA_HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], JiraMapping, Conversion], JiraResult]] = {
+    "jira:issue_created": _jira_created, "jira:issue_updated": _jira_updated, "comment_created": _jira_comment,
+}
 
 
 # --------------------------------------------------------------------------- native events (/v1/events)
