@@ -86,13 +86,19 @@ def _instant(value: Any, path: str) -> datetime:
         raise Unmappable(f"{path}: {value!r} is not an RFC 3339 timestamp") from None
     if t.tzinfo is None:
         raise Unmappable(f"{path}: {value!r} has no offset")
-    return t.astimezone(UTC)
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:
+        raise Unmappable(f"{path}: {value!r} is out of range") from None
 
 
 def _from_millis(value: Any, path: str) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise Unmappable(f"{path}: missing (expected milliseconds since the epoch)")
-    return _EPOCH + timedelta(milliseconds=value)
+    try:
+        return _EPOCH + timedelta(milliseconds=value)
+    except OverflowError:
+        raise Unmappable(f"{path}: {value} is out of range") from None
 
 
 def _z(t: datetime) -> str:

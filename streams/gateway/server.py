@@ -211,7 +211,13 @@ class Gateway:
         self._authenticate(source, request, body)
         received = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat().replace("+00:00", "Z")
         try:
-            conversion = convert_native(body) if source == "events" else convert(source, body, self.mapping)
+            try:
+                conversion = convert_native(body) if source == "events" else convert(source, body, self.mapping)
+            except Unmappable:
+                raise
+            except Exception as exc:  # a mapping bug must not lose the body: keep it as unmappable
+                log.exception("%s: mapping failed", source)
+                raise Unmappable(f"could not map the body: {type(exc).__name__}: {exc}") from exc
         except Unmappable as exc:
             reason = str(exc)
             status, outcome = (400, "bad_request") if reason.startswith("not valid JSON") else (422, "unmappable")
