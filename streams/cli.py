@@ -1,4 +1,4 @@
-"""The `slaproc` command: replay, explain-month, worker, demo."""
+"""The `slaproc` command: replay, explain-month, worker, demo, gateway, convert."""
 from __future__ import annotations
 
 import argparse
@@ -114,6 +114,38 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from streams.gateway.convert import run_convert
+
+    return run_convert(args)
+
+
+def _add_convert(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from streams.gateway.convert import CONVERT_DESCRIPTION, CONVERT_EPILOG, add_convert_arguments
+
+    p = sub.add_parser("convert", help="webhook bodies (Alertmanager, Zendesk, Jira) -> native events, offline",
+                       description=CONVERT_DESCRIPTION, epilog=CONVERT_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_convert_arguments(p)
+    p.set_defaults(func=_cmd_convert)
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from streams.gateway.run import run_gateway
+
+    return run_gateway(args)
+
+
+def _add_gateway(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from streams.gateway.run import GATEWAY_DESCRIPTION, GATEWAY_EPILOG, add_gateway_flags
+
+    p = sub.add_parser("gateway", help="HTTP gateway: webhooks (Alertmanager, Zendesk, Jira) -> input topics",
+                       description=GATEWAY_DESCRIPTION, epilog=GATEWAY_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_gateway_flags(p)
+    p.set_defaults(func=_cmd_gateway)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slaproc",
@@ -163,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_demo_flags(p)
     p.set_defaults(func=_cmd_demo)
+    _add_convert(sub)
+    _add_gateway(sub)
     return parser
 
 
