@@ -349,6 +349,18 @@ _FOLD = {
 MONITORING_TYPES = frozenset(_FOLD)
 
 
+def needs_entity(state: ServiceState | None, event_type: str, fields: Mapping[str, Any]) -> str | None:
+    """The id of the outage / window `event_type` needs but `state` does not hold yet (SPEC §10:
+    the event is parked until it appears), None when the event can apply now."""
+    if event_type in ("outage.resolved", "outage.classified"):
+        oid = fields["outage_id"]
+        return None if state is not None and oid in state.outages else oid
+    if event_type == "maintenance.cancelled":
+        mid = fields["maintenance_id"]
+        return None if state is not None and mid in state.maintenance else mid
+    return None
+
+
 def apply_event(state: ServiceState, event_type: str, fields: Mapping[str, Any]) -> Applied:
     """Fold a monitoring event given as plain values (e.g. `model.model_dump()`).
 
@@ -550,6 +562,14 @@ def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigu
         maintenance_minutes=total("maintenance"),
         segments=tuple(segments), outages=tuple(views), windows=windows,
     )
+
+
+def busy_spans(state: ServiceState, as_of: datetime) -> list[tuple[datetime, datetime]]:
+    """[start, end) of every outage (unresolved: until `as_of`) and maintenance window: the
+    instants whose months have something to close."""
+    spans = [(o.start, o.end(as_of)) for o in state.outages.values() if o.start is not None]
+    spans += [(w.starts_at, w.ends_at) for w in state.maintenance.values()]
+    return sorted(s for s in spans if s[0] is not None and s[1] > s[0])  # type: ignore[misc]
 
 
 def prune(state: ServiceState, keep_from_month: str) -> ServiceState:

@@ -172,12 +172,13 @@ def test_close_fires_what_was_due_before_it():
 # =========================================================================== rejections
 
 
-def test_unknown_ticket_and_unknown_customer():
+def test_unknown_ticket_is_parked_and_unknown_customer_rejected():
+    # SPEC §10: an event for a ticket not opened (yet) is parked, not rejected
     run = Run("nm")
     run.feed(reply("NOPE", "2026-02-03T15:00:00Z"), opened("T9", "nobody", "high", "2026-02-03T15:00:00Z"))
-    assert reasons(run) == ["unknown_ticket", "unknown_customer"]
-    assert "NOPE" in run.rejected[0].message
-    assert "nobody" in run.rejected[1].message
+    assert reasons(run) == ["unknown_customer"]
+    assert "nobody" in run.rejected[0].message
+    assert len(run.proc.parking) == 1
 
 
 def test_priority_outside_the_policy_vocabulary_is_rejected():
