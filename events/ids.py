@@ -48,9 +48,10 @@ def retraction_event_id(breach_event_id: str) -> str:
     return output_event_id("sla.breach_retracted", breach_event_id)
 
 
-def priority_notice_event_id(event_type: str, source_event_id: str) -> str:
-    """`ticket.priority_change_rejected` / `ticket.priority_adjusted`, keyed by the input that caused it."""
-    return output_event_id(event_type, source_event_id)
+def priority_notice_event_id(event_type: str, ticket_id: str, source_event_id: str) -> str:
+    """`ticket.priority_change_rejected` / `ticket.priority_adjusted`: the ticket and the input that caused
+    it (every output id names the entity it is about: the same input id on two tickets gives two ids)."""
+    return output_event_id(event_type, ticket_id, source_event_id)
 
 
 def attainment_event_id(customer_id: str, quarter: str) -> str:

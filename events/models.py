@@ -466,7 +466,7 @@ class _PriorityNotice(_Output):
     def create(cls, *, source_event_id: str, **fields: Any):  # type: ignore[override]
         """Build the notice; its id derives from the input event (`source_event_id`) that caused it."""
         draft = cls.model_validate({**fields, "event_id": "pending"})
-        return draft.model_copy(update={"event_id": ids.priority_notice_event_id(draft.type, source_event_id)})
+        return draft.model_copy(update={"event_id": ids.priority_notice_event_id(draft.type, draft.ticket_id, source_event_id)})
 
 
 class PriorityChangeRejected(_PriorityNotice):

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
-from events.ids import breach_event_id
+from events.ids import breach_event_id, priority_notice_event_id
 from policies.outputs import Output, Rejected, output_event_id
 
 METRICS = ("first_response", "update", "resolution")
@@ -439,7 +439,8 @@ class _Clocks:
         return priority
 
     def _notice(self, type_: str, ts: datetime, seq: int, event_id: str, fields: dict[str, Any]) -> None:
-        self.out.append(Output(type_, ts, self.s.ticket_id, output_event_id(type_, event_id), fields))
+        self.out.append(Output(type_, ts, self.s.ticket_id, priority_notice_event_id(type_, self.s.ticket_id, event_id),
+                               fields))
         self.out_keys.append(_output_key(_KIND_NOTICE, "first_response", False, seq))
 
     def _adjusted(self, ts: datetime, seq: int, event_id: str, requested: str, effective: str) -> None:

@@ -246,15 +246,15 @@ def test_at_risk_threshold_spelling_does_not_change_the_id():
     assert wire(by_decimal)["threshold"] == 0.5
 
 
-def test_notice_ids_derive_from_the_causing_input():
+def test_notice_ids_derive_from_the_ticket_and_the_causing_input():
     rejected = PriorityChangeRejected.create(source_event_id="in-7", occurred_at=APRIL, ticket_id="T-1",
                                              requested="Critical", kept="high", reason="customer cannot raise to critical")
-    assert rejected.event_id == spec_id("ticket.priority_change_rejected", "in-7")
+    assert rejected.event_id == spec_id("ticket.priority_change_rejected", "T-1", "in-7")
     assert rejected.requested == "critical"
     assert list(wire(rejected))[4:] == ["ticket_id", "requested", "kept", "reason"]
     adjusted = PriorityAdjusted.create(source_event_id="in-7", occurred_at=APRIL, ticket_id="T-1",
                                        requested="urgent", effective="normal", reason="non-production")
-    assert adjusted.event_id == spec_id("ticket.priority_adjusted", "in-7")
+    assert adjusted.event_id == spec_id("ticket.priority_adjusted", "T-1", "in-7")
 
 
 def test_month_ids_include_the_revision():

@@ -596,7 +596,7 @@ def test_neural_magic_customer_cannot_raise_to_critical():
         "type": "ticket.priority_change_rejected", "occurred_at": "2026-02-03T15:20:00Z",
         "ticket_id": "C1", "requested": "critical", "kept": "high"}
     assert notice["reason"]
-    assert notice["event_id"] == ids.priority_notice_event_id("ticket.priority_change_rejected", "chg-1")
+    assert notice["event_id"] == ids.priority_notice_event_id("ticket.priority_change_rejected", "C1", "chg-1")
     # clocks unchanged: nothing at the critical deadline (15:30Z), the high breach at 17:00Z
     assert run.until("2026-02-03T16:00:00Z") == []
     out = run.until("2026-02-03T17:30:00Z")
@@ -627,7 +627,7 @@ def test_vectorize_non_production_urgent_is_adjusted_to_normal_at_open():
     assert [{k: o[k] for k in ("type", "occurred_at", "ticket_id", "requested", "effective")} for o in out] == [
         {"type": "ticket.priority_adjusted", "occurred_at": "2026-02-03T12:00:00Z", "ticket_id": "V2",
          "requested": "urgent", "effective": "normal"}]
-    assert out[0]["event_id"] == ids.priority_notice_event_id("ticket.priority_adjusted", "open-v2")
+    assert out[0]["event_id"] == ids.priority_notice_event_id("ticket.priority_adjusted", "V2", "open-v2")
     assert run.until("2026-02-05T00:00:00Z") == []
     out = run.until("2026-02-05T00:00:01Z")
     assert sorted((o["type"], o["priority"], o["binding"], o["occurred_at"]) for o in out) == [
@@ -1225,3 +1225,18 @@ def test_late_pause_rebreach_has_in_order_content():
     contract, events = _EX_LATE_PAUSE
     in_order = sorted(events, key=lambda e: e.occurred_at)
     assert _standing_clocks(_net(contract, events[:1] + events[:0:-1])) == _standing_clocks(_net(contract, in_order))
+
+
+def test_priority_notices_of_two_tickets_with_the_same_input_id_have_two_ids():
+    # issue 18 item 6: every output id names its entity; an input id reused on two tickets
+    # must not give one output id with two contents
+    run = Run("nm", thresholds=())
+    run.feed(opened("C1", "nm", "high", "2026-02-03T15:00:00Z"), opened("C2", "nm", "low", "2026-02-03T15:00:00Z"))
+    a = run.feed(change("C1", "critical", "customer", "2026-02-03T15:20:00Z", event_id="same"))
+    b = run.feed(change("C2", "critical", "customer", "2026-02-03T15:21:00Z", event_id="same2"))
+    run2 = Run("nm", thresholds=())
+    run2.feed(opened("C2", "nm", "low", "2026-02-03T15:00:00Z"))
+    c = run2.feed(change("C2", "critical", "customer", "2026-02-03T15:21:00Z", event_id="same"))
+    assert a[0]["event_id"] != c[0]["event_id"]
+    assert a[0]["event_id"] == ids.priority_notice_event_id("ticket.priority_change_rejected", "C1", "same")
+    assert b[0]["ticket_id"] == "C2"
