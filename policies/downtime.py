@@ -166,6 +166,7 @@ class EmittedClose:
     month: str
     revision: int
     fingerprint: str
+    refund_revision: int = 0  # the revision of the refund.eligible standing for the month (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,7 @@ class ServiceState:
                  ts(w.cancelled_at)]
                 for w in sorted(self.maintenance.values(), key=lambda w: w.maintenance_id)
             ],
-            "e": [[e.customer_id, e.month, e.revision, e.fingerprint]
+            "e": [[e.customer_id, e.month, e.revision, e.fingerprint, *([e.refund_revision] if e.refund_revision else [])]
                   for _, e in sorted(self.emitted.items())],
         }
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
@@ -212,7 +213,7 @@ class ServiceState:
         windows = {}
         for mid, nt, sa, ea, by, ca in doc["m"]:
             windows[mid] = MaintenanceWindow(mid, ts(nt), ts(sa), ts(ea), by, ts(ca))  # type: ignore[arg-type]
-        emitted = {(c, m): EmittedClose(c, m, r, fp) for c, m, r, fp in doc["e"]}
+        emitted = {(row[0], row[1]): EmittedClose(*row) for row in doc["e"]}  # 4 fields before refund_revision
         return cls(doc["s"], outages, windows, emitted)
 
 

@@ -17,6 +17,7 @@ from policies import downtime, uptime
 from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
 from policies.contracts import Contract, contract_from_event
+from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
 from policies.parking import MONITORING, TICKETS, Parking, creates_key, outage_key, ticket_key, window_key
 from policies.tickets import TicketEngine, TicketState, event_digest
@@ -515,6 +516,7 @@ class Processor:
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
                    at: datetime) -> tuple[downtime.ServiceState, list[Output]]:
         svc = next(s for s in entry.terms.services if s.service_id == service_id)
+        before = state.emitted.get((entry.terms.customer_id, month))
         state, closed, refund = uptime.close_and_record(
             state, customer_id=entry.terms.customer_id, month=month,
             commitment_percent=entry.plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
@@ -528,6 +530,17 @@ class Processor:
             if refund is not None:
                 out.append(Output("refund.eligible", at, customer_id,
                                   output_event_id("refund.eligible", customer_id, service_id, month, rev), refund))
+            elif before is not None and before.refund_revision:
+                # SPEC §10: the month is met after all; the refund standing for it is withdrawn
+                withdrawn = {"customer_id": customer_id, "service_id": service_id, "month": month,
+                             "revision": closed["revision"],
+                             "refund_event_id": month_event_id("refund.eligible", customer_id, service_id, month,
+                                                               before.refund_revision),
+                             "reason": f"revision {rev} of {month} meets the commitment "
+                                       f"({closed['uptime_percent']} % >= {closed['commitment_percent']} %)"}
+                out.append(Output("refund.withdrawn", at, customer_id,
+                                  refund_withdrawn_event_id(customer_id, service_id, month, closed["revision"]),
+                                  withdrawn))
         return state, out
 
     def _close_quarters(self, t: datetime) -> list[Output]:
