@@ -290,6 +290,9 @@ class Processor:
         if t in TICKET_TYPES:
             store = self.store
             state = store.ticket(ev.ticket_id)
+            if state is not None and state.conflicts(ev):
+                raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to ticket "
+                                                        f"{ev.ticket_id!r} with other content; the first stands")
             if t == "ticket.opened":
                 plan = self._contract(ev.customer_id).plan
                 TicketEngine._check_priority(ev.priority.lower(), plan)
@@ -394,7 +397,7 @@ class Processor:
             if event_digest(ev.event_id) in state.seen:
                 return []
             out = self.tickets.advance(state, plan, now)
-            state.seen.append(event_digest(ev.event_id))
+            state.mark_seen(ev)
             self._observe(out, plan, state)
             if plan.attainment_quarterly:
                 self.attainment.stopped(state)

@@ -39,6 +39,11 @@ def event_digest(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
 
 
+def content_digest(ev: Any) -> int:
+    """A stable 64-bit digest of an input event's canonical content (its id included)."""
+    return int.from_bytes(hashlib.blake2b(ev.__pydantic_serializer__.to_json(ev), digest_size=8).digest(), "big")
+
+
 def _output_key(kind: int, metric: str, binding: bool, cycle: int, fraction_index: int = 0) -> int:
     return ((((cycle * 4 + _METRIC_CODE[metric]) * 2 + int(binding)) * 8 + kind) * 16) + fraction_index
 
@@ -158,7 +163,7 @@ class TicketState:
 
     __slots__ = (
         "ticket_id", "customer_id", "policy_version", "environment", "opened_at",
-        "history", "seen", "emitted", "seq", "attainment", "outcome_ids",
+        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "contents",
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
         "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived",
@@ -174,6 +179,9 @@ class TicketState:
         # Small per-ticket sets as arrays of 64-bit ints: a few bytes each instead of a set's
         # 200+ bytes; a ticket has tens of entries, so a linear `in` is cheap.
         self.seen = array("Q")  # digests of the input event ids applied (idempotency)
+        # (id digest, content digest) pairs, flat: a reused event_id with other content is a
+        # conflicting duplicate (SPEC §10). Absent for events applied before it was kept.
+        self.contents = array("Q")
         self.emitted = array("q")  # keys of the outputs emitted
         # breach / met key -> its event id (content-addressed; absent in states written before)
         self.outcome_ids: dict[int, str] = {}
@@ -197,6 +205,21 @@ class TicketState:
         self.advanced_to: datetime = self.opened_at
         self.derived = True  # False after from_json: the engine rebuilds the clocks on first use
 
+    def mark_seen(self, ev: Any) -> None:
+        """Record an input event as applied: its id (idempotency) and its content (conflicts)."""
+        digest = event_digest(ev.event_id)
+        self.seen.append(digest)
+        self.contents.extend((digest, content_digest(ev)))
+
+    def conflicts(self, ev: Any) -> bool:
+        """Whether `ev` reuses the id of an applied event with other content."""
+        digest = event_digest(ev.event_id)
+        contents = self.contents
+        for i in range(0, len(contents), 2):
+            if contents[i] == digest:
+                return contents[i + 1] != content_digest(ev)
+        return False
+
     @property
     def next_wake(self) -> datetime | None:
         """The earliest pending milestone: the shell must advance this ticket once time passes it."""
@@ -214,6 +237,7 @@ class TicketState:
             "h": [[ts.isoformat(), seq, kind, value] for ts, seq, kind, value in self.history],
             "s": sorted(self.seen), "m": sorted(self.emitted),
             **({"g": sorted(self.outcome_ids.items())} if self.outcome_ids else {}),
+            **({"k": list(self.contents)} if self.contents else {}),
             **({"w": self.attainment} if self.attainment else {}),
         }, separators=(",", ":"))
 
@@ -227,6 +251,7 @@ class TicketState:
         state.seen = array("Q", data["s"])
         state.emitted = array("q", data["m"])
         state.outcome_ids = {k: v for k, v in data.get("g", ())}
+        state.contents = array("Q", data.get("k", ()))
         state.advanced_to = datetime.fromisoformat(data["a"])
         state.attainment = data.get("w", 0)  # absent: 0 (also in states written before the field existed)
         state.derived = False
@@ -601,7 +626,7 @@ class TicketEngine:
         priority = ev.priority.lower()
         self._check_priority(priority, plan)
         state = TicketState(ev.ticket_id, ev.customer_id, plan.policy_version, ev.environment, ev.occurred_at)
-        state.seen.append(event_digest(ev.event_id))
+        state.mark_seen(ev)
         state.priority = priority
         if not plan.ticket_clocks:
             return state, []  # e.g. Vectorize Starter: community support only, nothing to hold
@@ -637,7 +662,7 @@ class TicketEngine:
         if digest in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
         entry = self._history_entry(ev, plan)
-        state.seen.append(digest)
+        state.mark_seen(ev)
         if entry is None or not plan.ticket_clocks:
             return restored
         kind, value = entry
