@@ -93,6 +93,7 @@ def test_at_risk_thresholds_come_from_settings():
 def test_same_reply_event_id_twice_is_ignored():
     # nx critical: the first reply (11:00Z) meets FR and starts update cycle 1 (due 13:00Z). The same
     # event id again -- even with a later instant -- must not meet cycle 1: it breaches at 13:00Z.
+    # SPEC §10: the one with a later instant is not a duplicate but a conflicting_duplicate.
     run = Run("nx", thresholds=())
     run.feed(opened("N1", "nx", "critical", "2026-02-02T10:00:00Z"))
     assert len(run.feed(reply("N1", "2026-02-02T11:00:00Z", event_id="r-1"))) == 1
@@ -101,7 +102,7 @@ def test_same_reply_event_id_twice_is_ignored():
     out = run.until("2026-02-02T13:30:00Z")
     assert [(o["type"], o["metric"], o["cycle"], o["occurred_at"]) for o in out] == [
         ("sla.breached", "update", 1, "2026-02-02T13:00:00Z")]
-    assert run.rejected == []
+    assert [r.reason for r in run.rejected] == ["conflicting_duplicate"]
 
 
 def test_duplicate_ticket_opened_same_id_is_ignored():
