@@ -224,6 +224,12 @@ class Processor:
             state = store.ticket(ticket_id)
             if state is None:
                 continue
+            if state.purge_at is not None:
+                if state.purge_at < t:
+                    store.close_ticket(state)  # closed long enough: keep only its seen ids
+                else:
+                    store.save_ticket(state)
+                continue
             plan = self._contract(state.customer_id).plan
             emitted = self.tickets.advance(state, plan, t)
             self._observe(emitted, plan, state)
@@ -304,6 +310,10 @@ class Processor:
                 if store.closed_digests(ev.ticket_id) is not None:
                     return None  # a duplicate of a closed ticket's event, or ticket_closed: `_apply` says
                 return ticket_key(ev.ticket_id)
+            if state.closed_at is not None and ev.occurred_at > state.closed_at \
+                    and event_digest(ev.event_id) not in state.seen:
+                raise Rejected("ticket_closed", f"ticket {ev.ticket_id!r} is closed; {t} at "
+                                                f"{ev.occurred_at.isoformat()} is after its ticket.closed")
             if t == "ticket.priority_changed":
                 TicketEngine._check_priority(ev.priority.lower(), self._contract(state.customer_id).plan)
             if ev.occurred_at < state.opened_at and event_digest(ev.event_id) not in state.seen:
@@ -393,18 +403,11 @@ class Processor:
                 raise Rejected("ticket_closed", f"ticket {ev.ticket_id!r} is closed; {ev.type} arrived after ticket.closed")
             raise Rejected("unknown_ticket", f"ticket {ev.ticket_id!r} was never opened; {ev.type} cannot be applied")
         plan = self._contract(state.customer_id).plan
-        if ev.type == "ticket.closed":
-            if event_digest(ev.event_id) in state.seen:
-                return []
-            out = self.tickets.advance(state, plan, now)
-            state.mark_seen(ev)
-            self._observe(out, plan, state)
+        if ev.type == "ticket.closed" and state.closed_at is None and event_digest(ev.event_id) not in state.seen:
+            state.closed_at = ev.occurred_at
+            state.purge_at = ev.occurred_at + self.settings.parking_horizon
             if plan.attainment_quarterly:
                 self.attainment.stopped(state)
-            store.close_ticket(state)
-            if plan.attainment_quarterly:
-                out += self._close_quarters(now)
-            return out
         out = self.tickets.apply(state, ev, plan, now)
         self._observe(out, plan, state)
         if plan.attainment_quarterly and state.first_response_done:

@@ -31,7 +31,7 @@ _KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET
 _GENERATION = 1 << 40
 
 # History entry kinds (compact, one letter).
-OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED = "o", "p", "r", "s", "x", "y"
+OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED, CLOSED = "o", "p", "r", "s", "x", "y", "z"
 
 
 def event_digest(event_id: str) -> int:
@@ -163,10 +163,10 @@ class TicketState:
 
     __slots__ = (
         "ticket_id", "customer_id", "policy_version", "environment", "opened_at",
-        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "contents",
+        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "contents", "closed_at", "purge_at",
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
-        "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived",
+        "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived", "closed",
     )
 
     def __init__(self, ticket_id: str, customer_id: str, policy_version: str, environment: str, opened_at: datetime):
@@ -182,6 +182,11 @@ class TicketState:
         # (id digest, content digest) pairs, flat: a reused event_id with other content is a
         # conflicting duplicate (SPEC §10). Absent for events applied before it was kept.
         self.contents = array("Q")
+        # SPEC §10: a closed ticket is kept until `purge_at` (its close + the parking horizon), so an
+        # event dated before the close that arrives after it still applies; later-dated ones are
+        # `ticket_closed`. Then the store keeps only its seen ids.
+        self.closed_at: datetime | None = None
+        self.purge_at: datetime | None = None
         self.emitted = array("q")  # keys of the outputs emitted
         # breach / met key -> its event id (content-addressed; absent in states written before)
         self.outcome_ids: dict[int, str] = {}
@@ -202,6 +207,7 @@ class TicketState:
         self.resolution_cycle = 1
         self.resolution_breached = False
         self.first_response_done = False
+        self.closed = False
         self.advanced_to: datetime = self.opened_at
         self.derived = True  # False after from_json: the engine rebuilds the clocks on first use
 
@@ -223,6 +229,8 @@ class TicketState:
     @property
     def next_wake(self) -> datetime | None:
         """The earliest pending milestone: the shell must advance this ticket once time passes it."""
+        if self.purge_at is not None:
+            return self.purge_at  # closed: no clock runs; wake once to forget it
         wake = None
         for slot in self.slots:
             if slot.pending and not slot.done and (wake is None or slot.pending[0][0] < wake):
@@ -238,6 +246,8 @@ class TicketState:
             "s": sorted(self.seen), "m": sorted(self.emitted),
             **({"g": sorted(self.outcome_ids.items())} if self.outcome_ids else {}),
             **({"k": list(self.contents)} if self.contents else {}),
+            **({"z": [self.closed_at.isoformat(), self.purge_at.isoformat()]}
+               if self.closed_at is not None and self.purge_at is not None else {}),
             **({"w": self.attainment} if self.attainment else {}),
         }, separators=(",", ":"))
 
@@ -252,6 +262,8 @@ class TicketState:
         state.emitted = array("q", data["m"])
         state.outcome_ids = {k: v for k, v in data.get("g", ())}
         state.contents = array("Q", data.get("k", ()))
+        if "z" in data:
+            state.closed_at, state.purge_at = (datetime.fromisoformat(x) for x in data["z"])
         state.advanced_to = datetime.fromisoformat(data["a"])
         state.attainment = data.get("w", 0)  # absent: 0 (also in states written before the field existed)
         state.derived = False
@@ -432,6 +444,12 @@ class _Clocks:
     def step(self, ts: datetime, kind: str, value: str | None, seq: int = 0) -> None:
         self.advance(ts)
         s = self.s
+        if s.closed:
+            return  # nothing applies after ticket.closed (a later-dated event folded in before the close arrived)
+        if kind == CLOSED:
+            s.closed = True
+            s.slots = []  # every clock stops for good
+            return
         if kind == OPEN:
             requested, _, event_id = (value or "").partition("|")
             s.priority = self._non_production_rule(requested)
@@ -782,6 +800,8 @@ class TicketEngine:
             return RESOLVED, None
         if t == "ticket.reopened":
             return REOPENED, None
+        if t == "ticket.closed":
+            return CLOSED, None
         return None  # ticket.escalated carries no clock change
 
 

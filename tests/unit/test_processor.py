@@ -146,8 +146,11 @@ def test_events_after_close_are_dead_lettered_but_duplicates_are_ignored():
     run.feed(r1, closed("T1", "2026-02-03T15:30:00Z", event_id="c-1"),
              opened("T1", "nm", "high", "2026-02-03T15:00:00Z", event_id="o-1"))
     assert run.rejected == []
-    # a new event for the closed ticket, even one older than the close: ticket_closed
+    # SPEC §10 (docs/decisions.md): one older than the close is a late event and applies (the ticket is
+    # kept for the parking horizon after its close); one dated after the close: ticket_closed
     run.feed(reply("T1", "2026-02-03T15:25:00Z", event_id="r-2"))
+    assert run.rejected == []
+    run.feed(reply("T1", "2026-02-03T15:35:00Z", event_id="r-3"))
     run.feed(opened("T1", "nm", "high", "2026-02-03T16:00:00Z", event_id="o-2"))
     assert reasons(run)[0] == "ticket_closed"
     assert "T1" in run.rejected[0].message and "closed" in run.rejected[0].message
@@ -159,6 +162,8 @@ def test_closed_ticket_runs_no_clock():
     run = Run("nm")
     run.feed(opened("T1", "nm", "high", "2026-02-03T15:00:00Z"), closed("T1", "2026-02-03T15:10:00Z"))
     assert run.until("2026-02-10T00:00:00Z") == []
+    assert run.proc.store.ticket("T1") is not None  # kept for late events until close + 7 d
+    assert run.until("2026-02-11T00:00:00Z") == []
     assert run.proc.store.ticket("T1") is None
 
 
