@@ -101,6 +101,8 @@ LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=timezone.utc)
 """SPEC §10: an input instant before 1970 or from 9000 on is `invalid_field` (bounded time:
 no calendar or month arithmetic can then overflow, whatever is added to it)."""
 _INSTANT_FIELDS = ("occurred_at", "starts_at", "ends_at", "effective_from")
+_ONLY_OCCURRED_AT = ("occurred_at",)
+_MORE_INSTANTS = frozenset({"maintenance.scheduled", "contract.upserted"})
 
 
 _MAX_ERRORS_IN_MESSAGE = 3
@@ -138,8 +140,9 @@ def _bounded(event: InputEvent | DeadLetterReason) -> InputEvent | DeadLetterRea
     """SPEC §10: every instant of an input lies in [1970, 9000)."""
     if isinstance(event, DeadLetterReason):
         return event
-    for name in _INSTANT_FIELDS:
-        value = getattr(event, name, None)
+    values = event.__dict__
+    for name in _INSTANT_FIELDS if event.type in _MORE_INSTANTS else _ONLY_OCCURRED_AT:
+        value = values.get(name)
         if isinstance(value, datetime) and not EARLIEST_INSTANT <= value < LATEST_INSTANT:
             return DeadLetterReason(INVALID_FIELD, f"field {name!r}: {value.isoformat()} is outside the "
                                                    "accepted range (1970-01-01 to 9000-01-01, UTC)")

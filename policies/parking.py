@@ -63,7 +63,9 @@ class Parking:
         self.horizon = horizon
         self.events: dict[str, list[Any]] = {}
         self.expired = 0  # counter (metrics): parked events that expired to `orphan`
+        self.parked = 0  # counter (metrics): events parked
         self.dirty = False
+        self._next_expiry: datetime | None = None  # no event expires at or before it
 
     def __bool__(self) -> bool:
         return bool(self.events)
@@ -75,7 +77,11 @@ class Parking:
         waiting = self.events.setdefault(key, [])
         if all(p.event_id != ev.event_id for p in waiting):  # a redelivery parks once
             waiting.append(ev)
+            self.parked += 1
             self.dirty = True
+            expiry = ev.occurred_at + self.horizon
+            if self._next_expiry is None or expiry < self._next_expiry:
+                self._next_expiry = expiry
 
     def take(self, key: str) -> list[Any]:
         waiting = self.events.pop(key, [])
@@ -85,7 +91,7 @@ class Parking:
 
     def expire(self, half: str, t: datetime) -> list[Output]:
         """Dead letters (`orphan`) for the events of `half` whose parking horizon is over at `t`."""
-        if not self.events:
+        if not self.events or (self._next_expiry is not None and t <= self._next_expiry):
             return []
         out: list[Output] = []
         for key in sorted(self.events):
@@ -103,6 +109,9 @@ class Parking:
                 self.events[key] = keep
             else:
                 del self.events[key]
+        self._next_expiry = min((ev.occurred_at for w in self.events.values() for ev in w), default=None)
+        if self._next_expiry is not None:
+            self._next_expiry += self.horizon
         return out
 
     def drain(self) -> list[tuple[str, Any]]:
@@ -140,6 +149,7 @@ class Parking:
             if not isinstance(ev, DeadLetterReason):
                 self.events.setdefault(key, []).append(ev)
         self.dirty = False
+        self._next_expiry = None  # recomputed by the first expire() that scans
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), separators=(",", ":"))

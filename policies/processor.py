@@ -24,6 +24,7 @@ from policies.tickets import TicketEngine, TicketState, event_digest
 
 UTC = timezone.utc
 _MICROSECOND = timedelta(microseconds=1)
+_DUPLICATE = "\x00duplicate"  # `Processor._check`: an input already applied (not a parking key)
 TICKET_TYPES = frozenset({
     "ticket.opened", "ticket.priority_changed", "ticket.replied", "ticket.status_changed",
     "ticket.escalated", "ticket.resolved", "ticket.reopened", "ticket.closed",
@@ -266,7 +267,8 @@ class Processor:
         except Rejected as rejected:
             return [], rejected
         if parked is not None:
-            self.parking.park(parked, ev)
+            if parked is not _DUPLICATE:
+                self.parking.park(parked, ev)
             return [], None
         half = self._half(ev.type)
         out = self._advance_tickets(ev.occurred_at) if half == TICKETS else []
@@ -296,9 +298,11 @@ class Processor:
         if t in TICKET_TYPES:
             store = self.store
             state = store.ticket(ev.ticket_id)
-            if state is not None and state.conflicts(ev):
-                raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to ticket "
-                                                        f"{ev.ticket_id!r} with other content; the first stands")
+            if state is not None and event_digest(ev.event_id) in state.seen:
+                if state.conflicts(ev):
+                    raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to ticket "
+                                                            f"{ev.ticket_id!r} with other content; the first stands")
+                return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
             if t == "ticket.opened":
                 plan = self._contract(ev.customer_id).plan
                 TicketEngine._check_priority(ev.priority.lower(), plan)
@@ -325,7 +329,7 @@ class Processor:
                 raise Rejected("unknown_service", f"service_id {ev.service_id!r} is not in any contract")
             self._check_month_final(ev)
             missing = downtime.needs_entity(self.store.service(ev.service_id), t, {
-                "outage_id": getattr(ev, "outage_id", None), "maintenance_id": getattr(ev, "maintenance_id", None)})
+                "outage_id": ev.__dict__.get("outage_id"), "maintenance_id": ev.__dict__.get("maintenance_id")})
             if missing is None:
                 return None
             return (window_key if t.startswith("maintenance.") else outage_key)(ev.service_id, missing)
@@ -340,7 +344,7 @@ class Processor:
         held = self.oldest_month_held(customer_id, ev.service_id)
         if held is None:
             return
-        at = getattr(ev, "starts_at", None) or ev.occurred_at
+        at = ev.__dict__.get("starts_at") or ev.occurred_at
         if at < uptime.month_bounds(held)[0]:
             month = uptime.month_of(at)
             raise Rejected("month_final", f"{ev.type} at {at.isoformat()} would change {month} of service "

@@ -12,6 +12,7 @@ itself) fires once time has *passed* it: a provider reply exactly at `due_at` is
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from array import array
@@ -34,6 +35,7 @@ _GENERATION = 1 << 40
 OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED, CLOSED = "o", "p", "r", "s", "x", "y", "z"
 
 
+@functools.lru_cache(maxsize=1024)  # an event's id is digested 2-3 times while it is applied
 def event_digest(event_id: str) -> int:
     """A stable 64-bit digest of an input event id, for idempotency sets (not Python's salted hash)."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
