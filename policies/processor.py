@@ -148,6 +148,7 @@ class Processor:
         self._closes_checked_until: datetime | None = None
         self._attainment_starts: dict[str, str] | None = None  # Rescale customers -> first month
         self._attainment_json: str | None = None  # cache of the serialised attainment book
+        self._checked_contract: tuple[str, Contract] | None = None  # `_check` -> `_apply` of a contract event
         self.month_closes = 0  # months closed (emitted or skipped as empty): a work counter for tests
 
     @property
@@ -171,11 +172,8 @@ class Processor:
     def install(self, contract: Contract, at: datetime | None = None) -> None:
         """Install a validated contract. Its months close from `effective_from`, else from the
         month of `at` (a contract event's time), else from the first instant the processor sees."""
+        self._check_owners(contract)
         terms = contract.terms
-        for svc in terms.services:
-            owner = self.service_owner.get(svc.service_id)
-            if owner is not None and owner != terms.customer_id:
-                raise Rejected("invalid_contract", f"service_id {svc.service_id!r} already belongs to customer {owner!r}")
         old = self.contracts.get(terms.customer_id)
         start = terms.effective_from or at or self.monitoring_now
         start_month = uptime.month_of(start) if start is not None else None
@@ -186,6 +184,13 @@ class Processor:
         self._attainment_starts = None
         for svc in terms.services:
             self.service_owner[svc.service_id] = terms.customer_id
+
+    def _check_owners(self, contract: Contract) -> None:
+        terms = contract.terms
+        for svc in terms.services:
+            owner = self.service_owner.get(svc.service_id)
+            if owner is not None and owner != terms.customer_id:
+                raise Rejected("invalid_contract", f"service_id {svc.service_id!r} already belongs to customer {owner!r}")
 
     def upsert_contract(self, contract: tuple[Contract, datetime] | Contract) -> list[Output]:
         """A contract from the contracts topic (or file): install it and catch its months up."""
@@ -334,6 +339,12 @@ class Processor:
                 return None
             return (window_key if t.startswith("maintenance.") else outage_key)(ev.service_id, missing)
         if t == "contract.upserted":
+            try:
+                contract = contract_from_event(ev, self.catalog)
+            except ContractError as err:
+                raise Rejected("invalid_contract", str(err)) from None
+            self._check_owners(contract)
+            self._checked_contract = (ev.event_id, contract)
             return None
         raise Rejected("unknown_type", f"type {t!r} is not an input event")
 
@@ -374,10 +385,16 @@ class Processor:
         if t in downtime.MONITORING_TYPES:
             return self._apply_monitoring(ev)
         if t == "contract.upserted":
-            try:
-                self.install(contract_from_event(ev, self.catalog), at=ev.occurred_at)
-            except ContractError as err:
-                raise Rejected("invalid_contract", str(err)) from None
+            checked = self._checked_contract
+            self._checked_contract = None
+            if checked is not None and checked[0] == ev.event_id:
+                contract = checked[1]
+            else:
+                try:
+                    contract = contract_from_event(ev, self.catalog)
+                except ContractError as err:
+                    raise Rejected("invalid_contract", str(err)) from None
+            self.install(contract, at=ev.occurred_at)
             return self._close_months(self.monitoring_now) if self.monitoring_now is not None else []
         raise Rejected("unknown_type", f"type {t!r} is not an input event")
 

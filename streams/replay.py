@@ -95,8 +95,9 @@ class Replayer:
             outputs, rejected = [], Rejected("rejected", f"{type(exc).__name__}: {exc}")
         self._add(outputs)
         if rejected is not None:
-            # at the event's own time (order-independent); beyond the bound, at the bound (it moves nothing)
-            at = bound if rejected.reason == "future_timestamp" and bound is not None else event.occurred_at
+            # at the event's own time (order-independent); beyond the bound, at the time reached (it
+            # moves nothing; the bound may be the wall clock, which must not show in the output)
+            at = (self.processor.now or EPOCH) if rejected.reason == "future_timestamp" else event.occurred_at
             self._dead_letter(source, raw, DeadLetterReason(rejected.reason, rejected.message), at)
 
     def finish(self, until: datetime | None, bound: datetime | None = None) -> ReplayResult:

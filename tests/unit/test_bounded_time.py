@@ -104,14 +104,19 @@ def test_gap_of_years_between_events_is_bounded_work():
 
 
 def test_a_rejected_event_moves_no_time():
-    run = Run("nm")
+    run = Run("nm", "vp")
     run.feed(opened("T1", "nm", "critical", "2026-02-03T15:00:00Z"))
     before = run.proc.now
     run.feed(opened("T2", "nobody", "high", "2026-06-03T15:00:00Z"),      # unknown customer
              opened("T1", "nm", "high", "2026-06-03T15:00:00Z"))          # duplicate ticket
     run.feed(wire_change_bad := decoded(wire("ticket.priority_changed", "2026-06-03T15:00:00Z", ticket_id="T1",
                                              priority="p0", requested_by="provider")))
-    assert [r.reason for r in run.rejected] == ["unknown_customer", "duplicate_ticket", "invalid_field"]
+    run.feed(decoded(wire("contract.upserted", "2026-06-03T15:00:00Z", customer_id="rs2", policy="rescale",
+                          plan="production", edition="enterprise")))  # order-form targets missing
+    run.feed(decoded(wire("contract.upserted", "2026-06-03T15:00:00Z", customer_id="other", policy="vectorize",
+                          plan="pro", services=[{"service_id": "vp-api", "monthly_fee": "1", "currency": "USD"}])))
+    assert [r.reason for r in run.rejected] == ["unknown_customer", "duplicate_ticket", "invalid_field",
+                                                "invalid_contract", "invalid_contract"]
     assert run.proc.now == before
     assert wire_change_bad is not None
 
