@@ -97,6 +97,14 @@ def outcome_id(state: "TicketState", key: int) -> str:
                                                                       generation)
 
 
+def _fold_order(entry: tuple[datetime, int, str, str | None]) -> tuple[datetime, str, str, int]:
+    """The order a ticket's history is folded in: by instant, then (SPEC §10: not by arrival) by kind
+    in the order open, priority, reply, status, resolved, reopened, closed (their letters), then
+    by value (a priority entry holds its event id); arrival (`seq`) only between equal entries."""
+    ts, seq, kind, value = entry
+    return ts, kind, value or "", seq
+
+
 def _encode_priority_entry(requested_by: str, priority: str, event_id: str) -> str:
     return f"{requested_by[0]}|{priority}|{event_id}"
 
@@ -629,7 +637,7 @@ class _Clocks:
         s.derived = True
         self.out = []
         self.out_keys = []
-        for ts, seq, kind, value in sorted(s.history, key=lambda h: (h[0], h[1])):
+        for ts, seq, kind, value in sorted(s.history, key=_fold_order):
             self.step(ts, kind, value, seq)
         self.advance(now)
 
@@ -692,7 +700,8 @@ class TicketEngine:
         state.history.append((ts, seq, kind, value))
         state.seq += 1
         clocks = _Clocks(state, plan, self.milestones)
-        if ts < state.advanced_to:
+        if ts < state.advanced_to or (ts == state.advanced_to and any(
+                _fold_order(h) > _fold_order(state.history[-1]) for h in state.history if h[0] == ts)):
             clocks.rebuild(max(now, state.advanced_to))
             return restored + self._record(state, clocks, retract_at=max(now, state.advanced_to))
         clocks.step(ts, kind, value, seq)

@@ -63,7 +63,8 @@ def ticket_events(draw, n: int) -> list[dict]:
     env = draw(st.sampled_from(["production", "production", "non_production"]))
     events = [wire("ticket.opened", iso(opened_at), f"{tid}-open", ticket_id=tid, customer_id=customer,
                    priority=draw(st.sampled_from(PRIORITIES[customer])), environment=env)]
-    offsets = draw(st.lists(st.integers(1, 4 * 24 * 60), min_size=0, max_size=5, unique=True))
+    # half-hour steps, repeats allowed: some events of a ticket share their instant
+    offsets = draw(st.lists(st.integers(1, 4 * 48).map(lambda h: h * 30), min_size=0, max_size=5))
     for i, off in enumerate(sorted(offsets)):
         t, eid = iso(opened_at + timedelta(minutes=off)), f"{tid}-{i}"
         kind = draw(st.sampled_from(KINDS))

@@ -1254,3 +1254,28 @@ def test_priority_notices_of_two_tickets_with_the_same_input_id_have_two_ids():
     assert a[0]["event_id"] != c[0]["event_id"]
     assert a[0]["event_id"] == ids.priority_notice_event_id("ticket.priority_change_rejected", "C1", "same")
     assert b[0]["ticket_id"] == "C2"
+
+
+@pytest.mark.parametrize("pair", [
+    ("reply", "resolved"), ("change", "reply"), ("status", "reply"), ("resolved", "reopened"),
+])
+def test_events_at_the_same_instant_fold_the_same_whatever_their_arrival(pair):
+    # SPEC §10: per ticket, a fixed order for equal instants (docs/decisions.md), not the arrival order
+    def make(kind, eid):
+        t = "2026-02-03T15:40:00Z"
+        return {"reply": lambda: reply("Q", t, event_id=eid), "resolved": lambda: resolved("Q", t, event_id=eid),
+                "reopened": lambda: reopened("Q", t, event_id=eid),
+                "change": lambda: change("Q", "critical", "provider", t, event_id=eid),
+                "status": lambda: status("Q", "waiting_on_customer", t, event_id=eid)}[kind]()
+    nets = []
+    for order in (pair, pair[::-1]):
+        run = Run("rsp", thresholds=())
+        run.feed(opened("Q", "rsp", "high", "2026-02-03T15:00:00Z", event_id="Q-open"),
+                 *[make(k, f"Q-{k}") for k in order])
+        run.until("2026-02-06T00:00:00Z")
+        nets.append({
+            "breaches": sorted(o["event_id"] for o in run.of("sla.breached")
+                               if o["event_id"] not in {r["breach_event_id"] for r in run.of("sla.breach_retracted")}),
+            "met": sorted(o["event_id"] for o in run.of("sla.met")
+                          if o["event_id"] not in {r["met_event_id"] for r in run.of("sla.met_retracted")})})
+    assert nets[0] == nets[1]
