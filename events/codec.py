@@ -9,6 +9,7 @@ is one of DEAD_LETTER_REASONS and whose `message` names the field and the proble
 """
 from __future__ import annotations
 
+import enum
 import re
 import typing
 from collections.abc import Callable
@@ -28,15 +29,54 @@ from events.upcasters import CURRENT_VERSION, UnsupportedSchemaVersion, upcast
 DEFAULT_MAX_BYTES = 1024 * 1024
 """Inputs larger than this (in bytes) are dead-lettered as `too_large` without being parsed."""
 
-INVALID_ENCODING = "invalid_encoding"
-INVALID_JSON = "invalid_json"
-NOT_AN_OBJECT = "not_an_object"
-TOO_LARGE = "too_large"
-UNKNOWN_TYPE = "unknown_type"
-MISSING_FIELD = "missing_field"
-INVALID_FIELD = "invalid_field"
-NAIVE_TIMESTAMP = "naive_timestamp"
-UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+class Reason(str, enum.Enum):
+    """Every dead-letter reason, in records and in metric labels alike: one closed set.
+
+    `decode` returns the first group; the processor (`policies.outputs.Rejected`) the
+    second; the stream shell maps what it cannot otherwise name onto `REJECTED`.
+    """
+
+    # decode
+    INVALID_ENCODING = "invalid_encoding"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    TOO_LARGE = "too_large"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"  # also: an instant before 1970 or from 9000 on (SPEC §10)
+    NAIVE_TIMESTAMP = "naive_timestamp"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    # processor
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    UNKNOWN_SERVICE = "unknown_service"
+    UNKNOWN_TICKET = "unknown_ticket"
+    DUPLICATE_TICKET = "duplicate_ticket"
+    TICKET_CLOSED = "ticket_closed"
+    INVALID_CONTRACT = "invalid_contract"
+    UNKNOWN_OUTAGE = "unknown_outage"
+    UNKNOWN_MAINTENANCE = "unknown_maintenance"
+    INVALID_WINDOW = "invalid_window"
+    # SPEC §10
+    ORPHAN = "orphan"  # parked past the parking horizon, its entity never appeared (or dated before it)
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"  # a seen event_id with different content
+    MONTH_FINAL = "month_final"  # would change a month whose claim window is over
+    FUTURE_TIMESTAMP = "future_timestamp"  # beyond the bound (wall clock + max_future, or --until)
+    # shell
+    REJECTED = "rejected"  # anything else (a bug): the record is kept, the run goes on
+
+    def __str__(self) -> str:
+        return self.value
+
+
+INVALID_ENCODING = Reason.INVALID_ENCODING.value
+INVALID_JSON = Reason.INVALID_JSON.value
+NOT_AN_OBJECT = Reason.NOT_AN_OBJECT.value
+TOO_LARGE = Reason.TOO_LARGE.value
+UNKNOWN_TYPE = Reason.UNKNOWN_TYPE.value
+MISSING_FIELD = Reason.MISSING_FIELD.value
+INVALID_FIELD = Reason.INVALID_FIELD.value
+NAIVE_TIMESTAMP = Reason.NAIVE_TIMESTAMP.value
+UNSUPPORTED_SCHEMA_VERSION = Reason.UNSUPPORTED_SCHEMA_VERSION.value
 
 DEAD_LETTER_REASONS = frozenset(
     {
@@ -52,6 +92,18 @@ DEAD_LETTER_REASONS = frozenset(
     }
 )
 """The reason codes `decode` can return (the processor adds its own, e.g. for unknown tickets)."""
+
+ALL_REASONS = frozenset(r.value for r in Reason)
+"""Every reason a dead letter can carry (decode, processor and shell)."""
+
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=timezone.utc)
+"""SPEC §10: an input instant before 1970 or from 9000 on is `invalid_field` (bounded time:
+no calendar or month arithmetic can then overflow, whatever is added to it)."""
+_INSTANT_FIELDS = ("occurred_at", "starts_at", "ends_at", "effective_from")
+_ONLY_OCCURRED_AT = ("occurred_at",)
+_MORE_INSTANTS = frozenset({"maintenance.scheduled", "contract.upserted"})
+
 
 _MAX_ERRORS_IN_MESSAGE = 3
 _MAX_VALUE_IN_MESSAGE = 80
@@ -79,15 +131,28 @@ def decode(raw: bytes | str, source: str = "", *, max_bytes: int = DEFAULT_MAX_B
     `dead_letter_event`) and is accepted so every call site reads the same. Never raises.
     """
     try:
-        return _decode(raw, max_bytes, True)
+        return _bounded(_decode(raw, max_bytes, True))
     except Exception as exc:  # the last line of defence: a bad message must not stop a partition
         return DeadLetterReason(INVALID_FIELD, f"could not decode the event: {type(exc).__name__}: {exc}")
+
+
+def _bounded(event: InputEvent | DeadLetterReason) -> InputEvent | DeadLetterReason:
+    """SPEC §10: every instant of an input lies in [1970, 9000)."""
+    if isinstance(event, DeadLetterReason):
+        return event
+    values = event.__dict__
+    for name in _INSTANT_FIELDS if event.type in _MORE_INSTANTS else _ONLY_OCCURRED_AT:
+        value = values.get(name)
+        if isinstance(value, datetime) and not EARLIEST_INSTANT <= value < LATEST_INSTANT:
+            return DeadLetterReason(INVALID_FIELD, f"field {name!r}: {value.isoformat()} is outside the "
+                                                   "accepted range (1970-01-01 to 9000-01-01, UTC)")
+    return event
 
 
 def _decode_slow(raw: bytes | str, max_bytes: int = DEFAULT_MAX_BYTES) -> InputEvent | DeadLetterReason:
     """`decode` with every event validated by pydantic (no fast path): the reference in tests and benchmarks."""
     try:
-        return _decode(raw, max_bytes, False)
+        return _bounded(_decode(raw, max_bytes, False))
     except Exception as exc:
         return DeadLetterReason(INVALID_FIELD, f"could not decode the event: {type(exc).__name__}: {exc}")
 

@@ -6,7 +6,8 @@ after a crash or a replay: `"sla-" + sha256("\\x1f".join(parts)).hexdigest()[:32
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
 
 _SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in ids, so parts never run together
 
@@ -35,8 +36,34 @@ def breach_event_id(ticket_id: str, metric: str, binding: bool, cycle: int, gene
     return output_event_id(*parts)
 
 
-def met_event_id(ticket_id: str, metric: str, binding: bool, cycle: int) -> str:
-    return output_event_id("sla.met", ticket_id, metric, _flag(binding), str(cycle))
+def clock_outcome_event_id(event_type: str, ticket_id: str, metric: str, binding: bool, cycle: int,
+                           occurred_at: str, due_at: str, priority: str, started_at: str,
+                           elapsed_minutes: str = "") -> str:
+    """`sla.breached` / `sla.met` (SPEC §10): the clock and what a consumer sees of the outcome (its
+    instant, deadline, priority, cycle start and, for a met, the elapsed minutes as on the wire), so
+    the same outcome has the same id whatever the arrival order of the events that derived it, and
+    a corrected outcome a new one. Instants as UTC ISO strings (`2026-02-03T15:30:00+00:00`)."""
+    return output_event_id(event_type, ticket_id, metric, _flag(binding), str(cycle), occurred_at, due_at, priority,
+                           started_at, elapsed_minutes)
+
+
+def minutes_text(value: Fraction | Decimal | int) -> str:
+    """Minutes as the wire writes them: half-up to 4 decimals, `150`, `150.5`, `0.0167`."""
+    with localcontext() as ctx:
+        ctx.prec = 34
+        if isinstance(value, Fraction):
+            exact = Decimal(value.numerator) / Decimal(value.denominator)
+        else:
+            exact = Decimal(value)
+        return number_text(exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
+def met_event_id(ticket_id: str, metric: str, binding: bool, cycle: int, generation: int = 0) -> str:
+    """A met derived again after its retraction (generation >= 1) gets an id of its own."""
+    parts = ["sla.met", ticket_id, metric, _flag(binding), str(cycle)]
+    if generation:
+        parts.append(f"generation-{generation}")
+    return output_event_id(*parts)
 
 
 def at_risk_event_id(ticket_id: str, metric: str, binding: bool, cycle: int, threshold: float | Decimal) -> str:
@@ -48,9 +75,18 @@ def retraction_event_id(breach_event_id: str) -> str:
     return output_event_id("sla.breach_retracted", breach_event_id)
 
 
-def priority_notice_event_id(event_type: str, source_event_id: str) -> str:
-    """`ticket.priority_change_rejected` / `ticket.priority_adjusted`, keyed by the input that caused it."""
-    return output_event_id(event_type, source_event_id)
+def met_retraction_event_id(met_event_id: str) -> str:
+    return output_event_id("sla.met_retracted", met_event_id)
+
+
+def refund_withdrawn_event_id(customer_id: str, service_id: str, month: str, revision: int) -> str:
+    return output_event_id("refund.withdrawn", customer_id, service_id, month, str(revision))
+
+
+def priority_notice_event_id(event_type: str, ticket_id: str, source_event_id: str) -> str:
+    """`ticket.priority_change_rejected` / `ticket.priority_adjusted`: the ticket and the input that caused
+    it (every output id names the entity it is about: the same input id on two tickets gives two ids)."""
+    return output_event_id(event_type, ticket_id, source_event_id)
 
 
 def attainment_event_id(customer_id: str, quarter: str) -> str:

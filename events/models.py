@@ -56,6 +56,11 @@ def _require_timestamp(value: Any) -> Any:
     raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 timestamp string with offset")
 
 
+def _utc_iso(value: datetime) -> str:
+    """An instant as its UTC ISO string (`+00:00`), as the core hashes it into clock outcome ids."""
+    return value.astimezone(timezone.utc).isoformat()
+
+
 def _to_utc(value: datetime) -> datetime:
     # AwareDatetime has already rejected naive values; one tzinfo object for every
     # instant makes equal events serialise to identical bytes.
@@ -423,7 +428,9 @@ class SlaBreached(TicketClockIdentity, _Output):
     type: Literal["sla.breached"] = "sla.breached"
 
     def expected_event_id(self) -> str:
-        return ids.breach_event_id(self.ticket_id, self.metric, self.binding, self.cycle)
+        return ids.clock_outcome_event_id(self.type, self.ticket_id, self.metric, self.binding, self.cycle,
+                                          _utc_iso(self.occurred_at), _utc_iso(self.due_at), self.priority,
+                                          _utc_iso(self.started_at))
 
 
 class SlaMet(TicketClockIdentity, _Output):
@@ -434,7 +441,9 @@ class SlaMet(TicketClockIdentity, _Output):
     elapsed_minutes: Minutes
 
     def expected_event_id(self) -> str:
-        return ids.met_event_id(self.ticket_id, self.metric, self.binding, self.cycle)
+        return ids.clock_outcome_event_id(self.type, self.ticket_id, self.metric, self.binding, self.cycle,
+                                          _utc_iso(self.occurred_at), _utc_iso(self.due_at), self.priority,
+                                          _utc_iso(self.started_at), ids.minutes_text(self.elapsed_minutes))
 
 
 class SlaAtRisk(TicketClockIdentity, _Output):
@@ -459,6 +468,19 @@ class SlaBreachRetracted(_Output):
         return ids.retraction_event_id(self.breach_event_id)
 
 
+class SlaMetRetracted(_Output):
+    """A `sla.met` emitted earlier no longer holds (a late event showed the target was missed,
+    SPEC §10); the breach follows. `met_event_id` is the id of the met it cancels."""
+
+    type: Literal["sla.met_retracted"] = "sla.met_retracted"
+    met_event_id: EventId
+    ticket_id: Identifier
+    reason: str
+
+    def expected_event_id(self) -> str:
+        return ids.met_retraction_event_id(self.met_event_id)
+
+
 class _PriorityNotice(_Output):
     ticket_id: Identifier
 
@@ -466,7 +488,7 @@ class _PriorityNotice(_Output):
     def create(cls, *, source_event_id: str, **fields: Any):  # type: ignore[override]
         """Build the notice; its id derives from the input event (`source_event_id`) that caused it."""
         draft = cls.model_validate({**fields, "event_id": "pending"})
-        return draft.model_copy(update={"event_id": ids.priority_notice_event_id(draft.type, source_event_id)})
+        return draft.model_copy(update={"event_id": ids.priority_notice_event_id(draft.type, draft.ticket_id, source_event_id)})
 
 
 class PriorityChangeRejected(_PriorityNotice):
@@ -542,6 +564,19 @@ class RefundEligible(_MonthFigures):
         return ids.month_event_id(self.type, self.customer_id, self.service_id, self.month, self.revision)
 
 
+class RefundWithdrawn(_MonthFigures):
+    """A month revision is met after all (SPEC §10): the refund of `refund_event_id` (an earlier
+    `refund.eligible` revision) no longer stands. `revision` is the month revision that withdrew it."""
+
+    type: Literal["refund.withdrawn"] = "refund.withdrawn"
+    revision: int = Field(ge=1)
+    refund_event_id: EventId
+    reason: str
+
+    def expected_event_id(self) -> str:
+        return ids.refund_withdrawn_event_id(self.customer_id, self.service_id, self.month, self.revision)
+
+
 RAW_TEXT_LIMIT = 65536
 """Characters of the rejected input kept in a dead letter's `raw`."""
 
@@ -567,12 +602,14 @@ OutputEvent = Annotated[
         SlaBreached,
         SlaMet,
         SlaBreachRetracted,
+        SlaMetRetracted,
         SlaAtRisk,
         PriorityChangeRejected,
         PriorityAdjusted,
         AttainmentReported,
         UptimeMonthClosed,
         RefundEligible,
+        RefundWithdrawn,
         DeadLetter,
     ],
     Field(discriminator="type"),
@@ -619,8 +656,10 @@ __all__ = [
     "PriorityChangeRejected",
     "RAW_TEXT_LIMIT",
     "RefundEligible",
+    "RefundWithdrawn",
     "SlaAtRisk",
     "SlaBreachRetracted",
+    "SlaMetRetracted",
     "SlaBreached",
     "SlaMet",
     "Target",

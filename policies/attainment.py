@@ -129,6 +129,14 @@ class AttainmentBook:
         if out.type == "sla.breach_retracted":
             self._retracted(f["breach_event_id"], state)
             return
+        if out.type == "sla.met_retracted":  # SPEC §10: a counted met that no longer holds stops counting
+            if f["metric"] == "first_response" and f["binding"]:
+                key = ticket_key(state)
+                if not self._reported(key):
+                    self.measured[key] = self.measured.get(key, 0) - 1
+                    self.met[key] = self.met.get(key, 0) - 1
+                    self.dirty = True
+            return
         if out.type not in ("sla.met", "sla.breached") or f["metric"] != "first_response" or not f["binding"]:
             return
         key = (f["customer_id"], quarter_of(f["started_at"]))

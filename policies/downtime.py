@@ -166,6 +166,7 @@ class EmittedClose:
     month: str
     revision: int
     fingerprint: str
+    refund_revision: int = 0  # the revision of the refund.eligible standing for the month (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,7 @@ class ServiceState:
                  ts(w.cancelled_at)]
                 for w in sorted(self.maintenance.values(), key=lambda w: w.maintenance_id)
             ],
-            "e": [[e.customer_id, e.month, e.revision, e.fingerprint]
+            "e": [[e.customer_id, e.month, e.revision, e.fingerprint, *([e.refund_revision] if e.refund_revision else [])]
                   for _, e in sorted(self.emitted.items())],
         }
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
@@ -212,7 +213,7 @@ class ServiceState:
         windows = {}
         for mid, nt, sa, ea, by, ca in doc["m"]:
             windows[mid] = MaintenanceWindow(mid, ts(nt), ts(sa), ts(ea), by, ts(ca))  # type: ignore[arg-type]
-        emitted = {(c, m): EmittedClose(c, m, r, fp) for c, m, r, fp in doc["e"]}
+        emitted = {(row[0], row[1]): EmittedClose(*row) for row in doc["e"]}  # 4 fields before refund_revision
         return cls(doc["s"], outages, windows, emitted)
 
 
@@ -347,6 +348,18 @@ _FOLD = {
     "maintenance.cancelled": (maintenance_cancelled, ("maintenance_id",)),
 }
 MONITORING_TYPES = frozenset(_FOLD)
+
+
+def needs_entity(state: ServiceState | None, event_type: str, fields: Mapping[str, Any]) -> str | None:
+    """The id of the outage / window `event_type` needs but `state` does not hold yet (SPEC §10:
+    the event is parked until it appears), None when the event can apply now."""
+    if event_type in ("outage.resolved", "outage.classified"):
+        oid = fields["outage_id"]
+        return None if state is not None and oid in state.outages else oid
+    if event_type == "maintenance.cancelled":
+        mid = fields["maintenance_id"]
+        return None if state is not None and mid in state.maintenance else mid
+    return None
 
 
 def apply_event(state: ServiceState, event_type: str, fields: Mapping[str, Any]) -> Applied:
@@ -550,6 +563,14 @@ def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigu
         maintenance_minutes=total("maintenance"),
         segments=tuple(segments), outages=tuple(views), windows=windows,
     )
+
+
+def busy_spans(state: ServiceState, as_of: datetime) -> list[tuple[datetime, datetime]]:
+    """[start, end) of every outage (unresolved: until `as_of`) and maintenance window: the
+    instants whose months have something to close."""
+    spans = [(o.start, o.end(as_of)) for o in state.outages.values() if o.start is not None]
+    spans += [(w.starts_at, w.ends_at) for w in state.maintenance.values()]
+    return sorted(s for s in spans if s[0] is not None and s[1] > s[0])  # type: ignore[misc]
 
 
 def prune(state: ServiceState, keep_from_month: str) -> ServiceState:

@@ -17,10 +17,14 @@ from policies import downtime, uptime
 from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
 from policies.contracts import Contract, contract_from_event
+from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
+from policies.parking import MONITORING, TICKETS, Parking, creates_key, outage_key, ticket_key, window_key
 from policies.tickets import TicketEngine, TicketState, event_digest
 
 UTC = timezone.utc
+_MICROSECOND = timedelta(microseconds=1)
+_DUPLICATE = "\x00duplicate"  # `Processor._check`: an input already applied (not a parking key)
 TICKET_TYPES = frozenset({
     "ticket.opened", "ticket.priority_changed", "ticket.replied", "ticket.status_changed",
     "ticket.escalated", "ticket.resolved", "ticket.reopened", "ticket.closed",
@@ -38,6 +42,12 @@ class Settings:
     at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)
     month_close_delay: timedelta = timedelta(hours=1)
     quarter_close_delay: timedelta = timedelta(hours=1)
+    parking_horizon: timedelta = timedelta(days=7)  # SPEC §10: parked events expire to `orphan` after it
+    # Bounded time: empty months whose claim deadline was over this long before the close are skipped.
+    empty_month_backfill: timedelta = timedelta(days=366)
+    # Forget a service's months once their claim window is over (bounded state). Off for tools
+    # that explain a month from a file (`explain-month`): they must never show pruned figures.
+    prune: bool = True
 
 
 class Store(Protocol):
@@ -108,7 +118,14 @@ class ContractEntry:
 
 
 class Processor:
-    """Routes events, keeps time, and returns what each step emitted (in emission order)."""
+    """Routes events, keeps time, and returns what each step emitted (in emission order).
+
+    One processor per partition (replay: one for the file). It keeps two clocks (SPEC §10):
+    the ticket half's time (ticket clocks, quarterly attainment) follows the ticket events,
+    the monitoring half's (downtime, month closes) the monitoring events; `advance_to` (a
+    tick, replay's `--until`) moves both. A lag between the two input topics therefore
+    changes nothing. `now` is the later of the two.
+    """
 
     def __init__(self, catalog: Catalog, store: Store | None = None, settings: Settings = Settings(),
                  owns_service: Callable[[str], bool] = lambda _s: True, partition: int | None = None):
@@ -121,26 +138,44 @@ class Processor:
         self.tickets = TicketEngine(settings.at_risk_thresholds)
         self.contracts: dict[str, ContractEntry] = {}
         self.service_owner: dict[str, str] = {}  # service_id -> customer_id
-        self.now: datetime | None = None
+        self.ticket_now: datetime | None = None
+        self.monitoring_now: datetime | None = None
         self.attainment = AttainmentBook(partition)
+        self.parking = Parking(settings.parking_horizon)
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
         # Instant up to which month closes are known to be done (the next close instant);
         # reset when a contract arrives, since its months may need catching up.
         self._closes_checked_until: datetime | None = None
         self._attainment_starts: dict[str, str] | None = None  # Rescale customers -> first month
         self._attainment_json: str | None = None  # cache of the serialised attainment book
+        self._checked_contract: tuple[str, Contract] | None = None  # `_check` -> `_apply` of a contract event
+        self.month_closes = 0  # months closed (emitted or skipped as empty): a work counter for tests
+
+    @property
+    def now(self) -> datetime | None:
+        """The later of the two halves' times."""
+        times = [t for t in (self.ticket_now, self.monitoring_now) if t is not None]
+        return max(times) if times else None
+
+    @now.setter
+    def now(self, t: datetime | None) -> None:
+        """Set both halves' times (benchmarks and tests rewinding a processor)."""
+        self.ticket_now = self.monitoring_now = t
+
+    @property
+    def slowest_now(self) -> datetime | None:
+        """The earlier of the two halves' times (what a tick's catch-up steps from)."""
+        times = [t for t in (self.ticket_now, self.monitoring_now) if t is not None]
+        return min(times) if times else None
 
     # ---- contracts --------------------------------------------------------------------
     def install(self, contract: Contract, at: datetime | None = None) -> None:
         """Install a validated contract. Its months close from `effective_from`, else from the
         month of `at` (a contract event's time), else from the first instant the processor sees."""
+        self._check_owners(contract)
         terms = contract.terms
-        for svc in terms.services:
-            owner = self.service_owner.get(svc.service_id)
-            if owner is not None and owner != terms.customer_id:
-                raise Rejected("invalid_contract", f"service_id {svc.service_id!r} already belongs to customer {owner!r}")
         old = self.contracts.get(terms.customer_id)
-        start = terms.effective_from or at or self.now
+        start = terms.effective_from or at or self.monitoring_now
         start_month = uptime.month_of(start) if start is not None else None
         if old is not None and old.start_month is not None and (start_month is None or old.start_month < start_month):
             start_month = old.start_month
@@ -150,6 +185,19 @@ class Processor:
         for svc in terms.services:
             self.service_owner[svc.service_id] = terms.customer_id
 
+    def _check_owners(self, contract: Contract) -> None:
+        terms = contract.terms
+        for svc in terms.services:
+            owner = self.service_owner.get(svc.service_id)
+            if owner is not None and owner != terms.customer_id:
+                raise Rejected("invalid_contract", f"service_id {svc.service_id!r} already belongs to customer {owner!r}")
+
+    def upsert_contract(self, contract: tuple[Contract, datetime] | Contract) -> list[Output]:
+        """A contract from the contracts topic (or file): install it and catch its months up."""
+        terms, at = contract if isinstance(contract, tuple) else (contract, None)
+        self.install(terms, at=at)
+        return self._close_months(self.monitoring_now) if self.monitoring_now is not None else []
+
     def _contract(self, customer_id: str) -> ContractEntry:
         entry = self.contracts.get(customer_id)
         if entry is None:
@@ -157,42 +205,178 @@ class Processor:
         return entry
 
     # ---- time -------------------------------------------------------------------------
-    def advance_to(self, t: datetime) -> list[Output]:
-        """Move time to `t` (never backwards) and fire everything due before it."""
-        if self.now is not None and t <= self.now:
-            return []
+    def _first_instant(self, t: datetime) -> None:
         if self.now is None:
             for entry in list(self.contracts.values()):
                 if entry.start_month is None:  # contracts loaded before any time: start at the first instant
                     self.contracts[entry.terms.customer_id] = ContractEntry(entry.terms, entry.plan, uptime.month_of(t))
                     self._attainment_starts = None
-        self.now = t
+
+    def advance_to(self, t: datetime) -> list[Output]:
+        """A tick: move both halves to `t` (never backwards) and fire everything due before it."""
+        out = self._advance_tickets(t) + self._advance_monitoring(t)
+        if len(out) > 1:
+            out.sort(key=_instant_of)  # in due order across tickets (stable within one ticket)
+        return out
+
+    def _advance_tickets(self, t: datetime) -> list[Output]:
+        if self.ticket_now is not None and t <= self.ticket_now:
+            return []
+        self._first_instant(t)
+        self.ticket_now = t
         out: list[Output] = []
         store = self.store
         for ticket_id in store.due_tickets(t):
             state = store.ticket(ticket_id)
             if state is None:
                 continue
+            if state.purge_at is not None:
+                if state.purge_at < t:
+                    store.close_ticket(state)  # closed long enough: keep only its seen ids
+                else:
+                    store.save_ticket(state)
+                continue
             plan = self._contract(state.customer_id).plan
             emitted = self.tickets.advance(state, plan, t)
             self._observe(emitted, plan, state)
             store.save_ticket(state)
             out.extend(emitted)
-        out.extend(self._close_months(t))
         out.extend(self._close_quarters(t))
+        out.extend(self.parking.expire(TICKETS, t))
         if len(out) > 1:
-            out.sort(key=_instant_of)  # in due order across tickets (stable within one ticket)
+            out.sort(key=_instant_of)
+        return out
+
+    def _advance_monitoring(self, t: datetime) -> list[Output]:
+        if self.monitoring_now is not None and t <= self.monitoring_now:
+            return []
+        self._first_instant(t)
+        self.monitoring_now = t
+        out = self._close_months(t)
+        out.extend(self.parking.expire(MONITORING, t))
         return out
 
     # ---- events -----------------------------------------------------------------------
-    def apply(self, ev: Any) -> tuple[list[Output], Rejected | None]:
-        """Advance to the event's time, then apply it. A rejection comes back for the dead letter."""
-        out = self.advance_to(ev.occurred_at) if self.now is None or ev.occurred_at > self.now else []
+    def apply(self, ev: Any, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
+        """Check the event, advance its half to the event's time, then apply it.
+
+        `not_after` is the bound of SPEC §10 (stream: wall clock + max_future; replay: `--until`):
+        an event after it is rejected (`future_timestamp`). A rejected event moves no time, and
+        neither does one parked until its entity appears. A rejection comes back for the dead letter.
+        """
+        if not_after is not None and ev.occurred_at > not_after:
+            return [], Rejected("future_timestamp", f"occurred_at {ev.occurred_at.isoformat()} is after the "
+                                                    f"bound {not_after.isoformat()}; it moves no time")
+        try:
+            parked = self._check(ev)
+        except Rejected as rejected:
+            return [], rejected
+        if parked is not None:
+            if parked is not _DUPLICATE:
+                self.parking.park(parked, ev)
+            return [], None
+        half = self._half(ev.type)
+        out = self._advance_tickets(ev.occurred_at) if half == TICKETS else []
+        if half == MONITORING:
+            out = self._advance_monitoring(ev.occurred_at)
+        elif half is None:  # a contract on an input topic: both halves know it at its time
+            out = self.advance_to(ev.occurred_at)
         try:
             out.extend(self._apply(ev))
+            out.extend(self._unpark(ev))
         except Rejected as rejected:
             return out, rejected
         return out, None
+
+    @staticmethod
+    def _half(event_type: str) -> str | None:
+        if event_type in TICKET_TYPES:
+            return TICKETS
+        if event_type in downtime.MONITORING_TYPES:
+            return MONITORING
+        return None
+
+    def _check(self, ev: Any) -> str | None:
+        """Reject what cannot apply before any time moves; return the parking key of an event
+        whose entity does not exist yet (SPEC §10), None when it can apply now."""
+        t = ev.type
+        if t in TICKET_TYPES:
+            store = self.store
+            state = store.ticket(ev.ticket_id)
+            if state is not None and event_digest(ev.event_id) in state.seen:
+                if state.conflicts(ev):
+                    raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to ticket "
+                                                            f"{ev.ticket_id!r} with other content; the first stands")
+                return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
+            if t == "ticket.opened":
+                plan = self._contract(ev.customer_id).plan
+                TicketEngine._check_priority(ev.priority.lower(), plan)
+                seen = state.seen if state is not None else store.closed_digests(ev.ticket_id)
+                if seen is not None and event_digest(ev.event_id) not in seen:
+                    raise Rejected("duplicate_ticket", f"ticket {ev.ticket_id!r} was already opened")
+                return None
+            if state is None:
+                if store.closed_digests(ev.ticket_id) is not None:
+                    return None  # a duplicate of a closed ticket's event, or ticket_closed: `_apply` says
+                return ticket_key(ev.ticket_id)
+            if state.closed_at is not None and ev.occurred_at > state.closed_at \
+                    and event_digest(ev.event_id) not in state.seen:
+                raise Rejected("ticket_closed", f"ticket {ev.ticket_id!r} is closed; {t} at "
+                                                f"{ev.occurred_at.isoformat()} is after its ticket.closed")
+            if t == "ticket.priority_changed":
+                TicketEngine._check_priority(ev.priority.lower(), self._contract(state.customer_id).plan)
+            if ev.occurred_at < state.opened_at and event_digest(ev.event_id) not in state.seen:
+                raise Rejected("orphan", f"{t} at {ev.occurred_at.isoformat()} is dated before its ticket "
+                                         f"{ev.ticket_id!r} was opened ({state.opened_at.isoformat()})")
+            return None
+        if t in downtime.MONITORING_TYPES:
+            if ev.service_id not in self.service_owner:
+                raise Rejected("unknown_service", f"service_id {ev.service_id!r} is not in any contract")
+            self._check_month_final(ev)
+            missing = downtime.needs_entity(self.store.service(ev.service_id), t, {
+                "outage_id": ev.__dict__.get("outage_id"), "maintenance_id": ev.__dict__.get("maintenance_id")})
+            if missing is None:
+                return None
+            return (window_key if t.startswith("maintenance.") else outage_key)(ev.service_id, missing)
+        if t == "contract.upserted":
+            try:
+                contract = contract_from_event(ev, self.catalog)
+            except ContractError as err:
+                raise Rejected("invalid_contract", str(err)) from None
+            self._check_owners(contract)
+            self._checked_contract = (ev.event_id, contract)
+            return None
+        raise Rejected("unknown_type", f"type {t!r} is not an input event")
+
+    def _check_month_final(self, ev: Any) -> None:
+        """SPEC §10: a monitoring event dated in a month whose claim window is over (its state
+        pruned: before the oldest month the service holds) would change a final month."""
+        customer_id = self.service_owner[ev.service_id]
+        held = self.oldest_month_held(customer_id, ev.service_id)
+        if held is None:
+            return
+        at = ev.__dict__.get("starts_at") or ev.occurred_at
+        if at < uptime.month_bounds(held)[0]:
+            month = uptime.month_of(at)
+            raise Rejected("month_final", f"{ev.type} at {at.isoformat()} would change {month} of service "
+                                          f"{ev.service_id!r}, final since its claim window closed "
+                                          f"({uptime.claim_deadline(month).isoformat()})")
+
+    def _unpark(self, ev: Any) -> list[Output]:
+        """The events parked for the entity `ev` created, applied in (occurred_at, event_id) order."""
+        if not self.parking:
+            return []
+        key = creates_key(ev)
+        if key is None:
+            return []
+        out: list[Output] = []
+        for parked in self.parking.take(key):
+            more, rejected = self.apply(parked)
+            out.extend(more)
+            if rejected is not None:
+                out.append(self.parking.dead_letter(parked, rejected.reason, rejected.message,
+                                                    self.now or parked.occurred_at))
+        return out
 
     def _apply(self, ev: Any) -> list[Output]:
         t = ev.type
@@ -201,17 +385,23 @@ class Processor:
         if t in downtime.MONITORING_TYPES:
             return self._apply_monitoring(ev)
         if t == "contract.upserted":
-            try:
-                self.install(contract_from_event(ev, self.catalog), at=ev.occurred_at)
-            except ContractError as err:
-                raise Rejected("invalid_contract", str(err)) from None
-            return self._close_months(self.now) if self.now is not None else []
+            checked = self._checked_contract
+            self._checked_contract = None
+            if checked is not None and checked[0] == ev.event_id:
+                contract = checked[1]
+            else:
+                try:
+                    contract = contract_from_event(ev, self.catalog)
+                except ContractError as err:
+                    raise Rejected("invalid_contract", str(err)) from None
+            self.install(contract, at=ev.occurred_at)
+            return self._close_months(self.monitoring_now) if self.monitoring_now is not None else []
         raise Rejected("unknown_type", f"type {t!r} is not an input event")
 
     def _apply_ticket(self, ev: Any) -> list[Output]:
         store = self.store
         state = store.ticket(ev.ticket_id)
-        now = self.now if self.now is not None else ev.occurred_at
+        now = self.ticket_now if self.ticket_now is not None else ev.occurred_at
         if ev.type == "ticket.opened":
             if state is not None or store.closed_digests(ev.ticket_id) is not None:
                 seen = state.seen if state is not None else store.closed_digests(ev.ticket_id)
@@ -234,18 +424,11 @@ class Processor:
                 raise Rejected("ticket_closed", f"ticket {ev.ticket_id!r} is closed; {ev.type} arrived after ticket.closed")
             raise Rejected("unknown_ticket", f"ticket {ev.ticket_id!r} was never opened; {ev.type} cannot be applied")
         plan = self._contract(state.customer_id).plan
-        if ev.type == "ticket.closed":
-            if event_digest(ev.event_id) in state.seen:
-                return []
-            out = self.tickets.advance(state, plan, now)
-            state.seen.append(event_digest(ev.event_id))
-            self._observe(out, plan, state)
+        if ev.type == "ticket.closed" and state.closed_at is None and event_digest(ev.event_id) not in state.seen:
+            state.closed_at = ev.occurred_at
+            state.purge_at = ev.occurred_at + self.settings.parking_horizon
             if plan.attainment_quarterly:
                 self.attainment.stopped(state)
-            store.close_ticket(state)
-            if plan.attainment_quarterly:
-                out += self._close_quarters(now)
-            return out
         out = self.tickets.apply(state, ev, plan, now)
         self._observe(out, plan, state)
         if plan.attainment_quarterly and state.first_response_done:
@@ -266,9 +449,7 @@ class Processor:
                 book.observe(o, state)
 
     def _apply_monitoring(self, ev: Any) -> list[Output]:
-        customer_id = self.service_owner.get(ev.service_id)
-        if customer_id is None:
-            raise Rejected("unknown_service", f"service_id {ev.service_id!r} is not in any contract")
+        customer_id = self.service_owner[ev.service_id]
         store = self.store
         state = store.service(ev.service_id) or downtime.new_state(ev.service_id)
         applied = downtime.apply_event(state, ev.type, ev.model_dump())
@@ -278,9 +459,10 @@ class Processor:
         out: list[Output] = []
         entry = self.contracts[customer_id]
         commitment = entry.plan.uptime_commitment_percent
-        if commitment is not None and self.now is not None:
+        now = self.monitoring_now
+        if commitment is not None and now is not None:
             for month in uptime.months_to_revise(state, customer_id, applied.affected_from):
-                state, closed_out = self._close_one(state, entry, ev.service_id, month, self.now)
+                state, closed_out = self._close_one(state, entry, ev.service_id, month, now)
                 out.extend(closed_out)
         store.save_service(state)
         return out
@@ -305,17 +487,45 @@ class Processor:
                 if uptime.close_instant(month, delay) >= t:
                     continue
                 state = self.store.service(svc.service_id) or downtime.new_state(svc.service_id)
-                while uptime.close_instant(month, delay) < t:
-                    state, closed_out = self._close_one(state, entry, svc.service_id, month,
-                                                        uptime.close_instant(month, delay))
-                    out.extend(closed_out)
-                    month = uptime.next_month(month)
+                state, month = self._close_service_months(state, entry, svc.service_id, month, t, out)
                 self._next_close[key] = month
                 # Months whose claim window has passed can no longer change what was emitted:
                 # forget them, so a service's state and its month closes do not grow with history.
-                state = downtime.prune(state, self._oldest_month_held(month))
+                if self.settings.prune:
+                    state = downtime.prune(state, self._oldest_month_held(month))
                 self.store.save_service(state)
         return out
+
+    def _close_service_months(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
+                              t: datetime, out: list[Output]) -> tuple[downtime.ServiceState, str]:
+        """Close `service_id`'s months from `month` while their close instant is before `t`;
+        return the state and the next month to close.
+
+        Bounded time (SPEC §10, docs/decisions.md): a month with nothing recorded (no outage,
+        no window, never emitted) whose claim deadline was over `empty_month_backfill` before
+        `t` is skipped, not emitted: no claim can be made on it, and a jump of time over years
+        of empty months costs work for the months with data plus about a year, not per month
+        of the jump."""
+        delay = self.settings.month_close_delay
+        customer_id = entry.terms.customer_id
+        horizon = t - self.settings.empty_month_backfill
+        # the first month whose claim deadline is at or after `horizon` (earlier empty ones are skipped)
+        first_kept = uptime.month_of(horizon - uptime.CLAIM_WINDOW - _MICROSECOND)
+        spans: list[tuple[datetime, datetime]] | None = None
+        while uptime.close_instant(month, delay) < t:
+            if month < first_kept and (customer_id, month) not in state.emitted:
+                if spans is None:
+                    spans = downtime.busy_spans(state, t)
+                start, end = uptime.month_bounds(month)
+                if not any(a < end and b > start for a, b in spans):
+                    later = [uptime.month_of(a) for a, b in spans if a >= end]
+                    month = min([first_kept, *later])
+                    continue
+            state, closed_out = self._close_one(state, entry, service_id, month, uptime.close_instant(month, delay))
+            self.month_closes += 1
+            out.extend(closed_out)
+            month = uptime.next_month(month)
+        return state, month
 
     @staticmethod
     def _oldest_month_held(next_to_close: str) -> str:
@@ -326,11 +536,14 @@ class Processor:
         """The oldest month whose figures the service's state still holds (earlier ones were
         pruned after their claim window); None before its first close."""
         next_close = self._next_close.get((customer_id, service_id))
-        return None if next_close is None else self._oldest_month_held(next_close)
+        if next_close is None or not self.settings.prune:
+            return None
+        return self._oldest_month_held(next_close)
 
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
                    at: datetime) -> tuple[downtime.ServiceState, list[Output]]:
         svc = next(s for s in entry.terms.services if s.service_id == service_id)
+        before = state.emitted.get((entry.terms.customer_id, month))
         state, closed, refund = uptime.close_and_record(
             state, customer_id=entry.terms.customer_id, month=month,
             commitment_percent=entry.plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
@@ -344,6 +557,17 @@ class Processor:
             if refund is not None:
                 out.append(Output("refund.eligible", at, customer_id,
                                   output_event_id("refund.eligible", customer_id, service_id, month, rev), refund))
+            elif before is not None and before.refund_revision:
+                # SPEC §10: the month is met after all; the refund standing for it is withdrawn
+                withdrawn = {"customer_id": customer_id, "service_id": service_id, "month": month,
+                             "revision": closed["revision"],
+                             "refund_event_id": month_event_id("refund.eligible", customer_id, service_id, month,
+                                                               before.refund_revision),
+                             "reason": f"revision {rev} of {month} meets the commitment "
+                                       f"({closed['uptime_percent']} % >= {closed['commitment_percent']} %)"}
+                out.append(Output("refund.withdrawn", at, customer_id,
+                                  refund_withdrawn_event_id(customer_id, service_id, month, closed["revision"]),
+                                  withdrawn))
         return state, out
 
     def _close_quarters(self, t: datetime) -> list[Output]:
@@ -366,8 +590,10 @@ class Processor:
             self._attainment_json = json.dumps(book.to_json(), separators=(",", ":"))
             book.dirty = False
         head = json.dumps({
-            "now": self.now.isoformat() if self.now else None,
+            "now": self.ticket_now.isoformat() if self.ticket_now else None,
+            "now_monitoring": self.monitoring_now.isoformat() if self.monitoring_now else None,
             "close": sorted([c, s, m] for (c, s), m in self._next_close.items()),
+            "parked": self.parking.to_json(),
         }, separators=(",", ":"))
         return head[:-1] + ',"attainment":' + self._attainment_json + "}"
 
@@ -376,8 +602,11 @@ class Processor:
         written before the attainment book moved its per-ticket entries to the tickets
         (see `policies.attainment._upcast_v1`)."""
         data = json.loads(text)
-        self.now = datetime.fromisoformat(data["now"]) if data["now"] else None
+        self.ticket_now = datetime.fromisoformat(data["now"]) if data["now"] else None
+        monitoring = data.get("now_monitoring", data["now"])  # absent before the halves' clocks moved here
+        self.monitoring_now = datetime.fromisoformat(monitoring) if monitoring else None
         self._next_close = {(c, s): m for c, s, m in data["close"]}
+        self.parking.load(data.get("parked", []))
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None

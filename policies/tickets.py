@@ -12,30 +12,38 @@ itself) fires once time has *passed* it: a provider reply exactly at `due_at` is
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from array import array
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
-from events.ids import breach_event_id
+from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, met_retraction_event_id,
+                        minutes_text, output_event_id as _hash_id, priority_notice_event_id)
 from policies.outputs import Output, Rejected, output_event_id
 
 METRICS = ("first_response", "update", "resolution")
 _METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
-_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE = 1, 2, 3, 4, 5
+_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET_RETRACTED = 1, 2, 3, 4, 5, 6
 # A breach retracted and derived again later (e.g. a late pause moved its deadline) is a new
 # generation with its own event id; generations are kept in the high bits of the output key.
 _GENERATION = 1 << 40
 
 # History entry kinds (compact, one letter).
-OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED = "o", "p", "r", "s", "x", "y"
+OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED, CLOSED = "o", "p", "r", "s", "x", "y", "z"
 
 
+@functools.lru_cache(maxsize=1024)  # an event's id is digested 2-3 times while it is applied
 def event_digest(event_id: str) -> int:
     """A stable 64-bit digest of an input event id, for idempotency sets (not Python's salted hash)."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
+def content_digest(ev: Any) -> int:
+    """A stable 64-bit digest of an input event's canonical content (its id included)."""
+    return int.from_bytes(hashlib.blake2b(ev.__pydantic_serializer__.to_json(ev), digest_size=8).digest(), "big")
 
 
 def _output_key(kind: int, metric: str, binding: bool, cycle: int, fraction_index: int = 0) -> int:
@@ -50,6 +58,17 @@ def _retracted_key(breach_key: int) -> int:
     return breach_key + (_KIND_RETRACTED - _KIND_BREACH) * 16
 
 
+def _is_met_key(key: int) -> bool:
+    return key % 16 == 0 and (key // 16) % 8 == _KIND_MET
+
+
+def _cancel_key(key: int) -> int:
+    """The key recording that the breach or met `key` was cancelled (retracted)."""
+    if _is_breach_key(key):
+        return _retracted_key(key)
+    return key + (_KIND_MET_RETRACTED - _KIND_MET) * 16
+
+
 def _breach_of_key(key: int) -> tuple[str, bool, int, int]:
     """(metric, binding, cycle, generation) of a breach output key."""
     generation, base = divmod(key, _GENERATION)
@@ -62,11 +81,28 @@ def _breach_of_key(key: int) -> tuple[str, bool, int, int]:
 def breach_identity(state: "TicketState", breach_id: str) -> tuple[str, bool, int] | None:
     """(metric, binding, cycle) of the ticket's breach with event id `breach_id`, None if not one of its breaches."""
     for key in state.emitted:
-        if _is_breach_key(key):
-            metric, binding, cycle, generation = _breach_of_key(key)
-            if breach_event_id(state.ticket_id, metric, binding, cycle, generation) == breach_id:
-                return metric, binding, cycle
+        if _is_breach_key(key) and outcome_id(state, key) == breach_id:
+            metric, binding, cycle, _generation = _breach_of_key(key)
+            return metric, binding, cycle
     return None
+
+
+def outcome_id(state: "TicketState", key: int) -> str:
+    """The event id of the ticket's breach / met output `key` (the id it was emitted with)."""
+    stored = state.outcome_ids.get(key)
+    if stored is not None:
+        return stored
+    metric, binding, cycle, generation = _breach_of_key(key)  # a state written before ids were stored
+    return (breach_event_id if _is_breach_key(key) else met_event_id)(state.ticket_id, metric, binding, cycle,
+                                                                      generation)
+
+
+def _fold_order(entry: tuple[datetime, int, str, str | None]) -> tuple[datetime, str, str, int]:
+    """The order a ticket's history is folded in: by instant, then (SPEC §10: not by arrival) by kind
+    in the order open, priority, reply, status, resolved, reopened, closed (their letters), then
+    by value (a priority entry holds its event id); arrival (`seq`) only between equal entries."""
+    ts, seq, kind, value = entry
+    return ts, kind, value or "", seq
 
 
 def _encode_priority_entry(requested_by: str, priority: str, event_id: str) -> str:
@@ -74,6 +110,7 @@ def _encode_priority_entry(requested_by: str, priority: str, event_id: str) -> s
 
 
 _US = timedelta(microseconds=1)
+UTC = timezone.utc
 
 
 class Milestones:
@@ -136,10 +173,10 @@ class TicketState:
 
     __slots__ = (
         "ticket_id", "customer_id", "policy_version", "environment", "opened_at",
-        "history", "seen", "emitted", "seq", "attainment",
+        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "contents", "closed_at", "purge_at",
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
-        "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived",
+        "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived", "closed",
     )
 
     def __init__(self, ticket_id: str, customer_id: str, policy_version: str, environment: str, opened_at: datetime):
@@ -152,7 +189,17 @@ class TicketState:
         # Small per-ticket sets as arrays of 64-bit ints: a few bytes each instead of a set's
         # 200+ bytes; a ticket has tens of entries, so a linear `in` is cheap.
         self.seen = array("Q")  # digests of the input event ids applied (idempotency)
+        # (id digest, content digest) pairs, flat: a reused event_id with other content is a
+        # conflicting duplicate (SPEC §10). Absent for events applied before it was kept.
+        self.contents = array("Q")
+        # SPEC §10: a closed ticket is kept until `purge_at` (its close + the parking horizon), so an
+        # event dated before the close that arrives after it still applies; later-dated ones are
+        # `ticket_closed`. Then the store keeps only its seen ids.
+        self.closed_at: datetime | None = None
+        self.purge_at: datetime | None = None
         self.emitted = array("q")  # keys of the outputs emitted
+        # breach / met key -> its event id (content-addressed; absent in states written before)
+        self.outcome_ids: dict[int, str] = {}
         self.seq = 0
         # Bits owned by `policies.attainment.AttainmentBook`: how this ticket is counted in its
         # customer's quarter (waiting for an outcome, holding a counted breach). Kept here, not in
@@ -170,12 +217,30 @@ class TicketState:
         self.resolution_cycle = 1
         self.resolution_breached = False
         self.first_response_done = False
+        self.closed = False
         self.advanced_to: datetime = self.opened_at
         self.derived = True  # False after from_json: the engine rebuilds the clocks on first use
+
+    def mark_seen(self, ev: Any) -> None:
+        """Record an input event as applied: its id (idempotency) and its content (conflicts)."""
+        digest = event_digest(ev.event_id)
+        self.seen.append(digest)
+        self.contents.extend((digest, content_digest(ev)))
+
+    def conflicts(self, ev: Any) -> bool:
+        """Whether `ev` reuses the id of an applied event with other content."""
+        digest = event_digest(ev.event_id)
+        contents = self.contents
+        for i in range(0, len(contents), 2):
+            if contents[i] == digest:
+                return contents[i + 1] != content_digest(ev)
+        return False
 
     @property
     def next_wake(self) -> datetime | None:
         """The earliest pending milestone: the shell must advance this ticket once time passes it."""
+        if self.purge_at is not None:
+            return self.purge_at  # closed: no clock runs; wake once to forget it
         wake = None
         for slot in self.slots:
             if slot.pending and not slot.done and (wake is None or slot.pending[0][0] < wake):
@@ -189,6 +254,10 @@ class TicketState:
             "o": self.opened_at.isoformat(), "a": self.advanced_to.isoformat(), "q": self.seq,
             "h": [[ts.isoformat(), seq, kind, value] for ts, seq, kind, value in self.history],
             "s": sorted(self.seen), "m": sorted(self.emitted),
+            **({"g": sorted(self.outcome_ids.items())} if self.outcome_ids else {}),
+            **({"k": list(self.contents)} if self.contents else {}),
+            **({"z": [self.closed_at.isoformat(), self.purge_at.isoformat()]}
+               if self.closed_at is not None and self.purge_at is not None else {}),
             **({"w": self.attainment} if self.attainment else {}),
         }, separators=(",", ":"))
 
@@ -201,6 +270,10 @@ class TicketState:
         state.history = [(datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"]]
         state.seen = array("Q", data["s"])
         state.emitted = array("q", data["m"])
+        state.outcome_ids = {k: v for k, v in data.get("g", ())}
+        state.contents = array("Q", data.get("k", ()))
+        if "z" in data:
+            state.closed_at, state.purge_at = (datetime.fromisoformat(x) for x in data["z"])
         state.advanced_to = datetime.fromisoformat(data["a"])
         state.attainment = data.get("w", 0)  # absent: 0 (also in states written before the field existed)
         state.derived = False
@@ -365,13 +438,28 @@ class _Clocks:
             parts.append(str(extra["threshold"]))
         fields = self._identity(slot)
         fields.update(extra)
-        self.out.append(Output(type_, at, self.s.ticket_id, output_event_id(*parts), fields))
+        if kind == _KIND_BREACH or kind == _KIND_MET:  # content-addressed (events.ids.clock_outcome_event_id)
+            due = slot.due
+            event_id = clock_outcome_event_id(
+                type_, self.s.ticket_id, slot.metric, slot.binding, slot.cycle, at.astimezone(UTC).isoformat(),
+                due.astimezone(UTC).isoformat() if due is not None else "", self.s.priority,
+                slot.start.astimezone(UTC).isoformat(),
+                minutes_text(extra["elapsed_minutes"]) if kind == _KIND_MET else "")
+        else:
+            event_id = output_event_id(*parts)
+        self.out.append(Output(type_, at, self.s.ticket_id, event_id, fields))
         self.out_keys.append(key)
 
     # ---- applying one history entry ---------------------------------------------------
     def step(self, ts: datetime, kind: str, value: str | None, seq: int = 0) -> None:
         self.advance(ts)
         s = self.s
+        if s.closed:
+            return  # nothing applies after ticket.closed (a later-dated event folded in before the close arrived)
+        if kind == CLOSED:
+            s.closed = True
+            s.slots = []  # every clock stops for good
+            return
         if kind == OPEN:
             requested, _, event_id = (value or "").partition("|")
             s.priority = self._non_production_rule(requested)
@@ -439,7 +527,8 @@ class _Clocks:
         return priority
 
     def _notice(self, type_: str, ts: datetime, seq: int, event_id: str, fields: dict[str, Any]) -> None:
-        self.out.append(Output(type_, ts, self.s.ticket_id, output_event_id(type_, event_id), fields))
+        self.out.append(Output(type_, ts, self.s.ticket_id, priority_notice_event_id(type_, self.s.ticket_id, event_id),
+                               fields))
         self.out_keys.append(_output_key(_KIND_NOTICE, "first_response", False, seq))
 
     def _adjusted(self, ts: datetime, seq: int, event_id: str, requested: str, effective: str) -> None:
@@ -548,7 +637,7 @@ class _Clocks:
         s.derived = True
         self.out = []
         self.out_keys = []
-        for ts, seq, kind, value in sorted(s.history, key=lambda h: (h[0], h[1])):
+        for ts, seq, kind, value in sorted(s.history, key=_fold_order):
             self.step(ts, kind, value, seq)
         self.advance(now)
 
@@ -565,7 +654,7 @@ class TicketEngine:
         priority = ev.priority.lower()
         self._check_priority(priority, plan)
         state = TicketState(ev.ticket_id, ev.customer_id, plan.policy_version, ev.environment, ev.occurred_at)
-        state.seen.append(event_digest(ev.event_id))
+        state.mark_seen(ev)
         state.priority = priority
         if not plan.ticket_clocks:
             return state, []  # e.g. Vectorize Starter: community support only, nothing to hold
@@ -601,7 +690,7 @@ class TicketEngine:
         if digest in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
         entry = self._history_entry(ev, plan)
-        state.seen.append(digest)
+        state.mark_seen(ev)
         if entry is None or not plan.ticket_clocks:
             return restored
         kind, value = entry
@@ -611,7 +700,8 @@ class TicketEngine:
         state.history.append((ts, seq, kind, value))
         state.seq += 1
         clocks = _Clocks(state, plan, self.milestones)
-        if ts < state.advanced_to:
+        if ts < state.advanced_to or (ts == state.advanced_to and any(
+                _fold_order(h) > _fold_order(state.history[-1]) for h in state.history if h[0] == ts)):
             clocks.rebuild(max(now, state.advanced_to))
             return restored + self._record(state, clocks, retract_at=max(now, state.advanced_to))
         clocks.step(ts, kind, value, seq)
@@ -627,42 +717,77 @@ class TicketEngine:
 
     # ---- helpers ----------------------------------------------------------------------
     def _record(self, state: TicketState, clocks: _Clocks, retract_at: datetime | None = None) -> list[Output]:
-        """Keep the outputs not emitted before; on a rebuild, retract breaches no longer derived."""
+        """Keep the outputs not emitted before; on a rebuild, cancel what is no longer derived.
+
+        Breaches and mets (SPEC §10, every correction cancels what it corrects): one no longer
+        derived is retracted (`sla.breach_retracted` / `sla.met_retracted`); one derived again
+        after its retraction, or derived with other content (a late priority change moved its
+        deadline), cancels the standing one and comes as a new generation with its own id."""
         fresh: list[Output] = []
         emitted = state.emitted  # an int array (compact in memory); `seen` answers membership in O(1)
         seen = set(emitted)      # (a long-open ticket has thousands of cadence outputs: `in` on the
                                  # array made recording them quadratic)
+        outcome_ids = state.outcome_ids
 
         def emitted_add(key: int) -> None:
             emitted.append(key)
             seen.add(key)
 
         for key, out in zip(clocks.out_keys, clocks.out):
+            if not (_is_breach_key(key) or _is_met_key(key)):
+                if key not in seen:
+                    emitted_add(key)
+                    fresh.append(out)
+                continue
             if key not in seen:
                 emitted_add(key)
+                outcome_ids[key] = out.event_id
                 fresh.append(out)
-            elif _is_breach_key(key) and _retracted_key(key) in seen:
-                # Derived again after a retraction: a new generation, unless that one stands already.
-                generation = 1
-                while key + generation * _GENERATION in seen and _retracted_key(key + generation * _GENERATION) in seen:
-                    generation += 1
-                if key + generation * _GENERATION not in seen:
-                    emitted_add(key + generation * _GENERATION)
-                    f = out.fields
-                    fresh.append(out._replace(event_id=breach_event_id(
-                        state.ticket_id, f["metric"], f["binding"], f["cycle"], generation)))
+                continue
+            generation = 0
+            while key + (generation + 1) * _GENERATION in seen:
+                generation += 1
+            current = key + generation * _GENERATION
+            standing = _cancel_key(current) not in seen
+            current_id = outcome_ids.get(current)
+            if standing and (current_id is None or current_id == out.event_id):
+                continue  # the same outcome, still standing (or a state from before ids were kept)
+            if standing:  # derived with other content (another instant or deadline): cancel the standing one
+                emitted_add(_cancel_key(current))
+                fresh.append(self._cancellation(state, current, retract_at or out.occurred_at, "it changed"))
+            new = current + _GENERATION
+            event_id = out.event_id
+            if any(outcome_ids.get(key + g * _GENERATION) == event_id for g in range(generation + 1)):
+                event_id = _hash_id(event_id, f"generation-{generation + 1}")  # the same outcome, cancelled before
+            emitted_add(new)
+            outcome_ids[new] = event_id
+            fresh.append(out._replace(event_id=event_id))
         if retract_at is not None:
             derived = set(clocks.out_keys)
             for key in sorted(emitted):
-                if _is_breach_key(key) and key % _GENERATION not in derived and _retracted_key(key) not in seen:
-                    emitted_add(_retracted_key(key))
-                    fresh.append(self._retraction(state, key, retract_at))
+                if ((_is_breach_key(key) or _is_met_key(key)) and key % _GENERATION not in derived
+                        and _cancel_key(key) not in seen):
+                    emitted_add(_cancel_key(key))
+                    fresh.append(self._cancellation(state, key, retract_at, "no longer derived"))
         return fresh
+
+    @classmethod
+    def _cancellation(cls, state: TicketState, key: int, at: datetime, why: str) -> Output:
+        if _is_breach_key(key):
+            return cls._retraction(state, key, at)
+        metric, binding, cycle, _generation = _breach_of_key(key)
+        met_id = outcome_id(state, key)
+        fields = {
+            "met_event_id": met_id, "ticket_id": state.ticket_id,
+            "customer_id": state.customer_id, "metric": metric, "binding": binding,  # not on the wire: metrics, attainment
+            "reason": f"a late event shows the {metric} target (cycle {cycle}) was not met as reported ({why})",
+        }
+        return Output("sla.met_retracted", at, state.ticket_id, met_retraction_event_id(met_id), fields)
 
     @staticmethod
     def _retraction(state: TicketState, breach_key: int, at: datetime) -> Output:
-        metric, binding, cycle, generation = _breach_of_key(breach_key)
-        breach_id = breach_event_id(state.ticket_id, metric, binding, cycle, generation)
+        metric, binding, cycle, _generation = _breach_of_key(breach_key)
+        breach_id = outcome_id(state, breach_key)
         fields = {
             "breach_event_id": breach_id,
             "ticket_id": state.ticket_id,
@@ -686,6 +811,8 @@ class TicketEngine:
             return RESOLVED, None
         if t == "ticket.reopened":
             return REOPENED, None
+        if t == "ticket.closed":
+            return CLOSED, None
         return None  # ticket.escalated carries no clock change
 
 
@@ -713,7 +840,7 @@ def describe_ticket(state: TicketState, plan: Any, now: datetime, thresholds: Se
         if _is_breach_key(key) and _retracted_key(key) not in emitted:
             metric, binding, cycle, generation = _breach_of_key(key)
             breaches.append({"metric": metric, "binding": binding, "cycle": cycle,
-                             "event_id": breach_event_id(state.ticket_id, metric, binding, cycle, generation)})
+                             "event_id": outcome_id(state, key)})
     return {"ticket_id": state.ticket_id, "customer_id": state.customer_id, "policy": plan.policy,
             "plan": plan.plan, "policy_version": state.policy_version, "priority": state.priority,
             "opened_at": state.opened_at.isoformat(), "resolved": state.resolved,

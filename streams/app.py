@@ -50,12 +50,14 @@ OUTPUT_ROUTES: dict[str, tuple[str, str | None]] = {
     "sla.breached": (BREACHES, "ticket_id"),
     "sla.breach_retracted": (BREACHES, "ticket_id"),
     "sla.met": (BREACHES, "ticket_id"),
+    "sla.met_retracted": (BREACHES, "ticket_id"),  # SPEC §10
     "sla.at_risk": (WARNINGS, "ticket_id"),
     "ticket.priority_change_rejected": (NOTICES, "ticket_id"),
     "ticket.priority_adjusted": (NOTICES, "ticket_id"),
     "sla.attainment_reported": (NOTICES, "customer_id"),
     "uptime.month_closed": (REFUNDS, "customer_id"),
     "refund.eligible": (REFUNDS, "customer_id"),
+    "refund.withdrawn": (REFUNDS, "customer_id"),  # SPEC §10
     "dead_letter": (DEAD_LETTER, None),
     "attainment.partial": (None, "customer_id"),  # internal topic, summed by the attainment agent
 }

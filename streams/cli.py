@@ -45,9 +45,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from policies.catalog import ContractError
     from streams.replay import replay_file
 
+    from datetime import datetime, timedelta, timezone
+
+    bound = args.until
+    if bound is None:  # SPEC §10: without --until, the wall clock + max_future bounds event time
+        bound = datetime.now(timezone.utc) + timedelta(seconds=args.max_future)
+        print(f"slaproc replay: no --until: events after {bound.isoformat()} (now + {args.max_future:g} s) "
+              "are dead letters (future_timestamp)", file=sys.stderr)
     try:
         replay_file(args.events, args.contracts, args.until, sys.stdout.buffer,
-                    progress=None if args.quiet else sys.stderr)
+                    progress=None if args.quiet else sys.stderr, bound=bound)
     except (ContractError, OSError) as err:
         print(f"slaproc replay: {err}", file=sys.stderr)
         return 2
@@ -160,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
     p.add_argument("--until", type=_instant, metavar="TS",
                    help="advance time to this instant at the end: fires the deadlines and closes (month end + 1 h, quarter end + 1 h) strictly before it")
+    p.add_argument("--max-future", type=float, default=3600.0, metavar="SECONDS",
+                   help="without --until: events more than this ahead of the wall clock are dead letters "
+                        "(future_timestamp); default 3600")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_replay)
 

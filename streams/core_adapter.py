@@ -11,10 +11,10 @@ a state can never be persisted ahead of the outputs it caused.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection
 
-from events.codec import DeadLetterReason, dead_letter_event, decode
+from events.codec import ALL_REASONS, DeadLetterReason, dead_letter_event, decode
 from events.models import DeadLetter
 from policies.attainment import PARTIAL
 from policies.attainment import report as attainment_report
@@ -29,6 +29,7 @@ from streams.store import PartitionStore
 from streams.wire import to_bytes
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DEFAULT_MAX_FUTURE = timedelta(hours=1)  # SPEC §10
 _CLOSED = '{"closed":'  # prefix of a closed-ticket tombstone in the tickets table
 
 
@@ -105,110 +106,66 @@ class TableStore:
         self._dirty_services.clear()
 
 
-class _ServicesView:
-    """The monitoring half's view of the store: services only. Its time must never fire a
-    ticket deadline (the due index belongs to the ticket half)."""
-
-    def __init__(self, store: TableStore) -> None:
-        self._store = store
-
-    def service(self, service_id: str) -> ServiceState | None:
-        return self._store.service(service_id)
-
-    def save_service(self, state: ServiceState) -> None:
-        self._store.save_service(state)
-
-    def due_tickets(self, t: datetime) -> list[str]:
-        return []
-
-    def ticket(self, ticket_id: str) -> None:
-        return None
-
-    def closed_digests(self, ticket_id: str) -> None:
-        return None
-
-
-class _MonitoringSide(Processor):
-    """The monitoring half of a partition: services, month closes; no quarterly attainment
-    (the ticket half reports it: two partials for one partition would be summed twice)."""
-
-    def _close_quarters(self, t: datetime) -> list[Output]:
-        return []
-
-
 def _by_instant(out: Output) -> datetime:
     return out.occurred_at
 
 
-class PartitionProcessor:
-    """One partition's processing: a ticket half and a monitoring half over one store.
+def _wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
 
-    Each input topic-partition has its own time. Kafka orders a topic-partition, not the
-    ticket and monitoring topics against each other: two agents consume them independently,
-    and in a backfill the smaller monitoring topic races ahead. With one shared time every
-    ticket event behind it would be judged late (breaches fired, then retracted). Ticket
-    clocks and quarterly attainment follow the ticket events' time, downtime and month closes
-    the monitoring events' time; a caught-up tick moves both. The halves share nothing but the
-    contracts: tickets and due index on one side, services on the other.
+
+class PartitionProcessor:
+    """One partition's processing: one `policies.processor.Processor` over the partition's tables.
+
+    The time rule (a ticket half and a monitoring half, each with its own time; ticks move
+    both) lives in the core, so stream and replay run it by construction. This adapter adds
+    what only the shell knows: the table-backed store, persistence of the processor's own
+    state, and the wall clock that bounds event time (SPEC §10: `occurred_at` more than
+    `max_future` ahead of it is `future_timestamp`).
     """
 
     TICKETS_META = "processor"
-    MONITORING_META = "processor.monitoring"
+    MONITORING_META = "processor.monitoring"  # written by older versions (two processors per partition)
 
     def __init__(self, catalog: Catalog, partition_store: PartitionStore, owns_service: Callable[[str], bool],
-                 settings: Settings) -> None:
+                 settings: Settings, max_future: timedelta = DEFAULT_MAX_FUTURE,
+                 clock: Callable[[], datetime] = _wall_clock) -> None:
         self.partition = partition_store.partition
         self.store = TableStore(partition_store)
-        self.core = Processor(catalog, self.store, settings, lambda _service: False, partition=self.partition)
-        self.monitoring = _MonitoringSide(catalog, _ServicesView(self.store), settings, owns_service,
-                                          partition=self.partition)
-        for side, name in ((self.core, self.TICKETS_META), (self.monitoring, self.MONITORING_META)):
-            snapshot = partition_store.get_meta(name)
-            if snapshot is not None:
-                side.restore(snapshot)
+        self.core = Processor(catalog, self.store, settings, owns_service, partition=self.partition)
+        snapshot = partition_store.get_meta(self.TICKETS_META)
+        if snapshot is not None:
+            self.core.restore(snapshot)
+        old_monitoring = partition_store.get_meta(self.MONITORING_META)
+        if old_monitoring is not None:  # the old monitoring half kept the month closes and its own time
+            data = json.loads(old_monitoring)
+            self.core.monitoring_now = datetime.fromisoformat(data["now"]) if data["now"] else None
+            self.core._next_close = {(c, s): m for c, s, m in data["close"]}
         self.partition_store = partition_store
-
-    def _times(self) -> list[datetime]:
-        return [t for t in (self.core.now, self.monitoring.now) if t is not None]
+        self.max_future = max_future
+        self.clock = clock
 
     @property
     def now(self) -> datetime | None:
-        """The later of the two halves' times."""
-        return max(self._times(), default=None)
+        return self.core.now
 
     @property
     def slowest_now(self) -> datetime | None:
-        """The earlier of the two halves' times (what a tick's catch-up steps from)."""
-        return min(self._times(), default=None)
+        return self.core.slowest_now
 
     def upsert_contract(self, contract: tuple[Contract, datetime]) -> list[Output]:
-        terms, at = contract
-        out: list[Output] = []
-        for side in (self.core, self.monitoring):
-            side.install(terms, at=at)
-            if side.now is not None:
-                out += side.advance_to(side.now)
-        return sorted(out, key=_by_instant)
+        return self.core.upsert_contract(contract)
 
     def apply(self, event: Any) -> tuple[list[Output], Any]:
-        if event.type in downtime.MONITORING_TYPES:
-            return self.monitoring.apply(event)
-        if event.type == "contract.upserted":  # on an input topic: both halves must know it
-            out, rejected = self.monitoring.apply(event)
-            if rejected is not None:
-                return out, rejected
-            more, rejected = self.core.apply(event)
-            return sorted(out + more, key=_by_instant), rejected
-        return self.core.apply(event)
+        return self.core.apply(event, not_after=self.clock() + self.max_future)
 
     def advance_to(self, t: datetime) -> list[Output]:
-        return sorted(self.core.advance_to(t) + self.monitoring.advance_to(t), key=_by_instant)
+        return self.core.advance_to(t)
 
     def flush(self) -> None:
         """Stage the changed state in the partition store (the shell commits it atomically)."""
         self.store.flush()
         self.partition_store.put_meta(self.TICKETS_META, self.core.snapshot())
-        self.partition_store.put_meta(self.MONITORING_META, self.monitoring.snapshot())
 
     def persist(self) -> None:
         """`flush` and commit at once, for synchronous backends (tests, benchmarks)."""
@@ -225,7 +182,9 @@ class RealCore:
     def __init__(self, settings: Any = None, catalog: Catalog | None = None,
                  core_settings: Settings = Settings()) -> None:
         self.catalog = catalog or default_catalog()
+        self.settings = settings
         self.core_settings = core_settings
+        self.clock: Callable[[], datetime] = _wall_clock  # tests pin it
         self.processors: dict[int, PartitionProcessor] = {}
 
     def decode(self, raw: bytes | None) -> Any:
@@ -246,7 +205,10 @@ class RealCore:
         return contract.customer_id, (contract, event.occurred_at)
 
     def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> PartitionProcessor:
-        proc = PartitionProcessor(self.catalog, store, owns_service, self.core_settings)
+        max_future = getattr(self.settings, "max_future", None) or DEFAULT_MAX_FUTURE
+        if not isinstance(max_future, timedelta):  # seconds
+            max_future = timedelta(seconds=float(max_future))
+        proc = PartitionProcessor(self.catalog, store, owns_service, self.core_settings, max_future, self.clock)
         self.processors[store.partition] = proc
         return proc
 
@@ -291,12 +253,16 @@ class RealCore:
 
     def dead_letter(self, source: dict, raw: bytes | None, error: str) -> DeadLetter:
         code, _, message = error.partition(": ")
-        if not message or not code.replace("_", "").isalpha() or not code.islower():
+        if not message or code not in ALL_REASONS:
             code, message = "rejected", error
         stamp = source.get("timestamp")
+        at = None
         if stamp is not None:  # stream: the input record's timestamp (seconds), identical on redelivery
-            at = datetime.fromtimestamp(round(float(stamp), 3), timezone.utc)
-        else:
+            try:
+                at = datetime.fromtimestamp(round(float(stamp), 3), timezone.utc)
+            except (OverflowError, OSError, ValueError):  # a producer-set timestamp out of range
+                at = None
+        if at is None:
             proc = self.processors.get(source.get("partition", -1))
             at = proc.now if proc is not None and proc.now is not None else EPOCH
         where = f"{source.get('topic')}[{source.get('partition')}]@{source.get('offset')}"

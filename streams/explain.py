@@ -1,4 +1,8 @@
-"""`slaproc explain-month`: replay the events, then explain one service month for a person."""
+"""`slaproc explain-month`: replay the events, then explain one service month for a person.
+
+The figures are recomputed from the events (SPEC §10): the replay here keeps every month
+(no pruning after the claim window), so a month far behind the end of the file is explained
+from its outages, never from a pruned state."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,17 +11,19 @@ from policies import downtime, uptime
 from policies.catalog import default_catalog
 from policies.contracts import load_contracts_yaml
 from policies.explain import explain_month
+from policies.processor import Settings
 from streams.replay import Replayer
 
 
 def explain_month_from_files(events: Path, contracts: Path, customer_id: str, service_id: str, month: str) -> str:
     catalog = default_catalog()
-    replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog)
+    replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
     with events.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             raw = raw.rstrip(b"\r\n")
             if raw.strip():
                 replayer.feed_line(raw, f"{events.name}:{lineno}")
+    replayer.finish(None)
     proc = replayer.processor
     entry = proc.contracts.get(customer_id)
     if entry is None:

@@ -166,7 +166,8 @@ def net_outcome(outputs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     retracted = {o["breach_event_id"] for o in outputs if o["type"] == "sla.breach_retracted"}
     by_id = {o["event_id"]: o for o in outputs}
     standing = {i: o for i, o in by_id.items() if o["type"] == "sla.breached" and i not in retracted}
-    met = {i: o for i, o in by_id.items() if o["type"] == "sla.met"}
+    met_retracted = {o["met_event_id"] for o in outputs if o["type"] == "sla.met_retracted"}  # SPEC §10
+    met = {i: o for i, o in by_id.items() if o["type"] == "sla.met" and i not in met_retracted}
     notices = {i: o for i, o in by_id.items()
                if o["type"] in ("ticket.priority_change_rejected", "ticket.priority_adjusted", "sla.attainment_reported")}
     months: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -179,6 +180,8 @@ def net_outcome(outputs: Iterable[dict[str, Any]]) -> dict[str, Any]:
         elif o["type"] == "refund.eligible":
             key = (o["customer_id"], o["service_id"], o["month"])
             refunds[key] = {k: v for k, v in o.items() if k not in ("event_id", "revision", "occurred_at")}
+        elif o["type"] == "refund.withdrawn":  # SPEC §10
+            refunds.pop((o["customer_id"], o["service_id"], o["month"]), None)
     return {"standing_breaches": standing, "met": met, "notices": notices,
             "months": {"|".join(k): v for k, v in months.items()},
             "refunds": {"|".join(k): v for k, v in refunds.items()}}

@@ -138,6 +138,9 @@ class MetricsObserver:
         self.metrics.dead_letters.labels(reason).inc()
 
     def outputs(self, outputs: Sequence[Any]) -> None:
+        for o in outputs:  # dead letters the core emits itself (SPEC §10: parked events expired as orphan)
+            if isinstance(o, Output) and o.type == "dead_letter":
+                self.dead_letter(o.fields["reason"])
         self.metrics.observe([o for o in outputs if isinstance(o, Output)], self._providers())
 
     def tick(self, partition: int, advanced: bool, target: datetime, now: datetime | None) -> None:

@@ -1,8 +1,13 @@
-"""`slaproc replay`: the core over a JSON-lines file, no broker (SPEC §9).
+"""`slaproc replay`: the core over a JSON-lines file, no broker (SPEC §9, §10).
 
-Time advances to each event's `occurred_at` in file order and to `--until` at the end;
-the derived events are written ordered by `occurred_at`, then by key, then in the
-order they were derived — byte-identical across runs.
+A file is a batch: its lines are decoded, then the events are applied sorted by
+(`occurred_at`, `event_id`) — stable, so equal keys keep their file order — whatever
+order the file has. Events after the bound (`--until`, else the wall clock +
+`max_future`, read by the CLI) are `future_timestamp` dead letters. Time then
+advances to `--until` (or to the latest event applied). The derived events are
+written ordered by `occurred_at`, then by key, then in the order they were derived —
+byte-identical across runs. An exception on one event is a dead letter (`rejected`),
+never the end of the run.
 """
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Iterable, TextIO
+from typing import Any, BinaryIO, Iterable, TextIO
+
+from pydantic_core import from_json
 
 from events.codec import DeadLetterReason, decode, dead_letter_event, encode
 from policies.catalog import Catalog, default_catalog
 from policies.contracts import Contract, load_contracts_yaml
-from policies.outputs import Output
+from policies.outputs import Output, Rejected
 from policies.processor import Processor, Settings
 from streams.wire import to_bytes
 
@@ -46,40 +53,109 @@ class Replayer:
         for contract in contracts:
             self.processor.install(contract)
         self.result = ReplayResult()
+        self._pending: list[tuple[Any, bytes, str]] = []
+        self._undated: list[tuple[str, bytes, DeadLetterReason]] = []
 
     def _add(self, outputs: list[Output]) -> None:
         records = self.result.records
         for out in outputs:
             records.append((out.occurred_at, out.key, len(records), to_bytes(out)))
 
-    def _dead_letter(self, source: str, raw: bytes, reason: DeadLetterReason) -> None:
-        at = self.processor.now or EPOCH
+    def _dead_letter(self, source: str, raw: bytes, reason: DeadLetterReason, at: datetime | None = None) -> None:
+        """`at`: the rejected event's own time (a line that did not decode: the time replay reached)."""
+        if at is None:
+            self._undated.append((source, raw, reason))
+            return
         event = dead_letter_event(source, raw, reason, at)
         records = self.result.records
         records.append((at, "", len(records), encode(event)))
         self.result.dead_letters += 1
 
     def feed_line(self, raw: bytes, source: str) -> None:
+        """Read one line's sort key; the line waits for `finish` (a file is a batch, applied sorted).
+
+        Only the raw bytes and the key are kept (a decoded event is ~1 KB, a line ~200 bytes); the
+        line is decoded in `finish`. The key comes from a plain JSON parse when the line has a
+        plain RFC 3339 `occurred_at` and a string `event_id`, else from a full decode (which also
+        dead-letters a bad line here)."""
         self.result.lines += 1
-        decoded = decode(raw, source)
-        if isinstance(decoded, DeadLetterReason):
-            self._dead_letter(source, raw, decoded)
-            return
-        self.result.events += 1
-        outputs, rejected = self.processor.apply(decoded)
+        key = _quick_key(raw)
+        if key is None:
+            decoded = decode(raw, source)
+            if isinstance(decoded, DeadLetterReason):
+                self._dead_letter(source, raw, decoded)
+                return
+            key = (decoded.occurred_at, decoded.event_id)
+        self._pending.append((key, raw, source))
+
+    def _apply(self, event: Any, raw: bytes, source: str, bound: datetime | None) -> None:
+        try:
+            outputs, rejected = self.processor.apply(event, not_after=bound)
+        except Exception as exc:  # a bug must not end the run: the event is a dead letter, the rest goes on
+            outputs, rejected = [], Rejected("rejected", f"{type(exc).__name__}: {exc}")
         self._add(outputs)
         if rejected is not None:
-            self._dead_letter(source, raw, DeadLetterReason(rejected.reason, rejected.message))
+            # at the event's own time (order-independent); beyond the bound, at the time reached (it
+            # moves nothing; the bound may be the wall clock, which must not show in the output)
+            at = (self.processor.now or EPOCH) if rejected.reason == "future_timestamp" else event.occurred_at
+            self._dead_letter(source, raw, DeadLetterReason(rejected.reason, rejected.message), at)
 
-    def finish(self, until: datetime | None) -> ReplayResult:
-        if until is not None:
-            self._add(self.processor.advance_to(until))
+    def finish(self, until: datetime | None, bound: datetime | None = None) -> ReplayResult:
+        """Apply the events read, sorted; then advance to `until` (or to the latest event).
+        `bound`: events after it are `future_timestamp` (default: `until`)."""
+        bound = bound if bound is not None else until
+        pending, self._pending = self._pending, []
+        pending.sort(key=_event_order)
+        sources: dict[int, tuple[bytes, str]] = {}  # parked events -> their line (for an orphan dead letter)
+        parking = self.processor.parking
+        for _key, raw, source in pending:
+            event = decode(raw, source)
+            if isinstance(event, DeadLetterReason):
+                self._dead_letter(source, raw, event)
+                continue
+            self.result.events += 1
+            parked = parking.parked
+            self._apply(event, raw, source, bound)
+            if parking.parked != parked:
+                sources[id(event)] = (raw, source)
+        end = until if until is not None else self.processor.now
+        if end is not None:
+            self._add(self.processor.advance_to(end))
+        # the batch is over: what is still parked waits for an entity that will not come
+        for key, event in parking.drain():
+            raw, source = sources.get(id(event), (b"", f"parked:{event.event_id}"))
+            self._dead_letter(source, raw, DeadLetterReason("orphan", parking.orphan_message(key, event)),
+                              event.occurred_at)
+        undated, self._undated = self._undated, []
+        for source, raw, reason in undated:
+            self._dead_letter(source, raw, reason, self.processor.now or EPOCH)
         return self.result
 
 
+def _event_order(item: tuple[tuple[datetime, str], bytes, str]) -> tuple[datetime, str]:
+    return item[0]
+
+
+def _quick_key(raw: bytes) -> tuple[datetime, str] | None:
+    """(occurred_at in UTC, event_id) of a line by a plain JSON parse, None when not plainly there."""
+    try:
+        obj = from_json(raw)
+        at = datetime.fromisoformat(obj["occurred_at"])
+        event_id = obj["event_id"]
+        if at.tzinfo is None or type(event_id) is not str:
+            return None
+        return at.astimezone(timezone.utc), event_id
+    except Exception:  # not plainly there (or out of range): the full decode says why
+        return None
+
+
 def replay_file(events: Path, contracts: Path, until: datetime | None, out: BinaryIO,
-                progress: TextIO | None = sys.stderr, settings: Settings = Settings()) -> ReplayResult:
-    """Replay `events` under `contracts` and write the derived events to `out` as JSON lines."""
+                progress: TextIO | None = sys.stderr, settings: Settings = Settings(),
+                bound: datetime | None = None) -> ReplayResult:
+    """Replay `events` under `contracts` and write the derived events to `out` as JSON lines.
+
+    `bound` (SPEC §10): events after it are `future_timestamp` dead letters; default `until`.
+    The CLI passes the wall clock + max_future when there is no `--until`."""
     catalog = default_catalog()
     replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, settings)
     name = events.name
@@ -96,7 +172,7 @@ def replay_file(events: Path, contracts: Path, until: datetime | None, out: Bina
                 rate = lineno / (last - started)
                 progress.write(f"replay: {lineno:,} lines ({fh.tell() * 100 // max(size, 1)} %), {rate:,.0f} lines/s\n")
                 progress.flush()
-    result = replayer.finish(until)
+    result = replayer.finish(until, bound)
     for line in result.sorted_lines():
         out.write(line)
         out.write(b"\n")

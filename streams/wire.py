@@ -26,6 +26,9 @@ MODEL_BY_TYPE: dict[str, type] = {
     "sla.attainment_reported": models.AttainmentReported,
     "uptime.month_closed": models.UptimeMonthClosed,
     "refund.eligible": models.RefundEligible,
+    "refund.withdrawn": models.RefundWithdrawn,
+    "sla.met_retracted": models.SlaMetRetracted,
+    "dead_letter": models.DeadLetter,
 }
 _QUANTUM = Decimal("0.0001")
 _string = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -272,9 +272,10 @@ def bad_lines(batch: int, now: datetime) -> dict[str, bytes]:
         "invalid_json": b"{not json",
         "unknown_type": json.dumps({"event_id": f"bad-type-{batch}", "type": "ticket.teleported",
                                     "occurred_at": at, "ticket_id": "X"}).encode(),
-        "unknown_ticket": json.dumps({"event_id": f"bad-ticket-{batch}", "type": "ticket.replied",
-                                      "occurred_at": at, "ticket_id": f"NEVER-OPENED-{batch}",
-                                      "author": "provider", "public": True}).encode(),
+        # SPEC §10: parked, then expired (its occurred_at + 7 d is behind the wall clock) as orphan
+        "orphan": json.dumps({"event_id": f"bad-ticket-{batch}", "type": "ticket.replied",
+                              "occurred_at": at, "ticket_id": f"NEVER-OPENED-{batch}",
+                              "author": "provider", "public": True}).encode(),
     }
 
 

@@ -208,3 +208,16 @@ def test_replay_of_a_directory_exits_2(files, capsysbinary, tmp_path: Path):
     code, out, err = replay_in_process(capsysbinary, str(tmp_path), "--contracts", str(c))
     assert code == 2 and out == b""
     assert str(tmp_path) in err.decode()
+
+
+def test_explain_month_of_a_month_past_its_claim_window_recomputes_it(files, capsysbinary):
+    # issue 11 / SPEC §10: with events running months past February's claim window the
+    # processor prunes February's outages; explain-month must still show its real figures
+    ev, c = files
+    later = wire("outage.started", "2026-06-10T10:00:00Z", "e9", service_id="vp-api", outage_id="o9")
+    ev.write_text(ev.read_text() + json.dumps(later) + "\n")
+    code = cli.main(["explain-month", "vp", "vp-api", "2026-02", str(ev), "--contracts", str(c)])
+    text = capsysbinary.readouterr().out.decode()
+    assert code == 0
+    for fragment in ("240 min", "99.40", "NOT MET", "0.95 USD"):
+        assert fragment in text, fragment

@@ -23,6 +23,8 @@ from events.models import (
     ContractUpserted,
     DeadLetter,
     PriorityAdjusted,
+    RefundWithdrawn,
+    SlaMetRetracted,
     PriorityChangeRejected,
     RefundEligible,
     SlaAtRisk,
@@ -219,10 +221,14 @@ def test_output_event_id_is_the_documented_hash():
 
 
 def test_ticket_output_ids_follow_the_design():
+    # SPEC §10: breach and met ids are content-addressed: the clock + instant, deadline and priority
     breached = SlaBreached.create(**clock_fields(cycle=3))
-    assert breached.event_id == spec_id("sla.breached", "T-1", "first_response", "true", "3")
+    assert breached.event_id == spec_id("sla.breached", "T-1", "first_response", "true", "3",
+                                        breached.occurred_at.isoformat(), breached.due_at.isoformat(),
+                                        breached.priority, breached.started_at.isoformat(), "")
     met = SlaMet.create(**clock_fields(binding=False), met_at=APRIL, elapsed_minutes=0)
-    assert met.event_id == spec_id("sla.met", "T-1", "first_response", "false", "1")
+    assert met.event_id == spec_id("sla.met", "T-1", "first_response", "false", "1", met.occurred_at.isoformat(),
+                                   met.due_at.isoformat(), met.priority, met.started_at.isoformat(), "0")
     risk = SlaAtRisk.create(**clock_fields(), threshold=0.75)
     assert risk.event_id == spec_id("sla.at_risk", "T-1", "first_response", "true", "1", "0.75")
     retracted = SlaBreachRetracted.create(occurred_at=APRIL, breach_event_id=breached.event_id,
@@ -232,8 +238,10 @@ def test_ticket_output_ids_follow_the_design():
 
 def test_ids_ignore_content_that_is_not_identity():
     a = SlaBreached.create(**clock_fields())
-    b = SlaBreached.create(**clock_fields(occurred_at=MAY, priority="high", due_at=MAY))
+    b = SlaBreached.create(**clock_fields(customer_id="other"))
     assert a.event_id == b.event_id
+    # a corrected outcome (another instant, deadline or priority) is another event (SPEC §10)
+    assert a.event_id != SlaBreached.create(**clock_fields(occurred_at=MAY, priority="high", due_at=MAY)).event_id
     assert a.event_id != SlaBreached.create(**clock_fields(binding=False)).event_id
     assert a.event_id != SlaBreached.create(**clock_fields(metric="resolution")).event_id
 
@@ -246,15 +254,15 @@ def test_at_risk_threshold_spelling_does_not_change_the_id():
     assert wire(by_decimal)["threshold"] == 0.5
 
 
-def test_notice_ids_derive_from_the_causing_input():
+def test_notice_ids_derive_from_the_ticket_and_the_causing_input():
     rejected = PriorityChangeRejected.create(source_event_id="in-7", occurred_at=APRIL, ticket_id="T-1",
                                              requested="Critical", kept="high", reason="customer cannot raise to critical")
-    assert rejected.event_id == spec_id("ticket.priority_change_rejected", "in-7")
+    assert rejected.event_id == spec_id("ticket.priority_change_rejected", "T-1", "in-7")
     assert rejected.requested == "critical"
     assert list(wire(rejected))[4:] == ["ticket_id", "requested", "kept", "reason"]
     adjusted = PriorityAdjusted.create(source_event_id="in-7", occurred_at=APRIL, ticket_id="T-1",
                                        requested="urgent", effective="normal", reason="non-production")
-    assert adjusted.event_id == spec_id("ticket.priority_adjusted", "in-7")
+    assert adjusted.event_id == spec_id("ticket.priority_adjusted", "T-1", "in-7")
 
 
 def test_month_ids_include_the_revision():
@@ -317,6 +325,7 @@ def test_type_tables_match_the_unions():
     assert set(OUTPUT_MODELS) == {
         "sla.breached", "sla.met", "sla.breach_retracted", "sla.at_risk", "ticket.priority_change_rejected",
         "ticket.priority_adjusted", "sla.attainment_reported", "uptime.month_closed", "refund.eligible", "dead_letter",
+        "sla.met_retracted", "refund.withdrawn",  # SPEC §10
     }
     assert len(INPUT_MODELS) == 15
     for event_type, model in INPUT_MODELS.items():
@@ -357,6 +366,11 @@ def test_every_output_round_trips_through_its_wire_form(model, request):
             occurred_at=MAY, customer_id="c", service_id="s", month="2026-04", downtime_minutes=300,
             threshold_minutes=216, excess_minutes=84, monthly_fee=1000, refund_amount="1.94", currency="USD",
             claim_deadline=MAY + timedelta(days=30), revision=2),
+        SlaMetRetracted: lambda: SlaMetRetracted.create(occurred_at=APRIL, met_event_id="sla-y", ticket_id="T",
+                                                        reason="a late priority change moved the deadline"),
+        RefundWithdrawn: lambda: RefundWithdrawn.create(occurred_at=MAY, customer_id="c", service_id="s",
+                                                        month="2026-04", revision=3, refund_event_id="sla-z",
+                                                        reason="met after all"),
         DeadLetter: lambda: DeadLetter(event_id="d", occurred_at=APRIL, source="f:1", raw="{", raw_bytes=1,
                                        reason="invalid_json", error="not valid JSON"),
     }

@@ -93,6 +93,7 @@ def test_at_risk_thresholds_come_from_settings():
 def test_same_reply_event_id_twice_is_ignored():
     # nx critical: the first reply (11:00Z) meets FR and starts update cycle 1 (due 13:00Z). The same
     # event id again -- even with a later instant -- must not meet cycle 1: it breaches at 13:00Z.
+    # SPEC §10: the one with a later instant is not a duplicate but a conflicting_duplicate.
     run = Run("nx", thresholds=())
     run.feed(opened("N1", "nx", "critical", "2026-02-02T10:00:00Z"))
     assert len(run.feed(reply("N1", "2026-02-02T11:00:00Z", event_id="r-1"))) == 1
@@ -101,7 +102,7 @@ def test_same_reply_event_id_twice_is_ignored():
     out = run.until("2026-02-02T13:30:00Z")
     assert [(o["type"], o["metric"], o["cycle"], o["occurred_at"]) for o in out] == [
         ("sla.breached", "update", 1, "2026-02-02T13:00:00Z")]
-    assert run.rejected == []
+    assert [r.reason for r in run.rejected] == ["conflicting_duplicate"]
 
 
 def test_duplicate_ticket_opened_same_id_is_ignored():
@@ -145,8 +146,11 @@ def test_events_after_close_are_dead_lettered_but_duplicates_are_ignored():
     run.feed(r1, closed("T1", "2026-02-03T15:30:00Z", event_id="c-1"),
              opened("T1", "nm", "high", "2026-02-03T15:00:00Z", event_id="o-1"))
     assert run.rejected == []
-    # a new event for the closed ticket, even one older than the close: ticket_closed
+    # SPEC §10 (docs/decisions.md): one older than the close is a late event and applies (the ticket is
+    # kept for the parking horizon after its close); one dated after the close: ticket_closed
     run.feed(reply("T1", "2026-02-03T15:25:00Z", event_id="r-2"))
+    assert run.rejected == []
+    run.feed(reply("T1", "2026-02-03T15:35:00Z", event_id="r-3"))
     run.feed(opened("T1", "nm", "high", "2026-02-03T16:00:00Z", event_id="o-2"))
     assert reasons(run)[0] == "ticket_closed"
     assert "T1" in run.rejected[0].message and "closed" in run.rejected[0].message
@@ -158,6 +162,8 @@ def test_closed_ticket_runs_no_clock():
     run = Run("nm")
     run.feed(opened("T1", "nm", "high", "2026-02-03T15:00:00Z"), closed("T1", "2026-02-03T15:10:00Z"))
     assert run.until("2026-02-10T00:00:00Z") == []
+    assert run.proc.store.ticket("T1") is not None  # kept for late events until close + 7 d
+    assert run.until("2026-02-11T00:00:00Z") == []
     assert run.proc.store.ticket("T1") is None
 
 
@@ -172,12 +178,13 @@ def test_close_fires_what_was_due_before_it():
 # =========================================================================== rejections
 
 
-def test_unknown_ticket_and_unknown_customer():
+def test_unknown_ticket_is_parked_and_unknown_customer_rejected():
+    # SPEC §10: an event for a ticket not opened (yet) is parked, not rejected
     run = Run("nm")
     run.feed(reply("NOPE", "2026-02-03T15:00:00Z"), opened("T9", "nobody", "high", "2026-02-03T15:00:00Z"))
-    assert reasons(run) == ["unknown_ticket", "unknown_customer"]
-    assert "NOPE" in run.rejected[0].message
-    assert "nobody" in run.rejected[1].message
+    assert reasons(run) == ["unknown_customer"]
+    assert "nobody" in run.rejected[0].message
+    assert len(run.proc.parking) == 1
 
 
 def test_priority_outside_the_policy_vocabulary_is_rejected():

@@ -64,7 +64,8 @@ CASES = [
     ("unsupported_schema_version", [], line({**_bad("ticket.escalated", ticket_id="T1", reason="x"),
                                              "schema_version": 99}), "unsupported_schema_version",
      ["schema_version", "99"]),
-    ("unknown_ticket", [], line(_bad("ticket.replied", ticket_id="T404", author="provider")), "unknown_ticket",
+    # SPEC §10: an event whose entity does not exist is parked; the batch over, it is an orphan
+    ("unknown_ticket", [], line(_bad("ticket.replied", ticket_id="T404", author="provider")), "orphan",
      ["T404", "never opened"]),
     ("ticket_closed",
      [line(wire("ticket.opened", "2026-02-03T15:01:00Z", ticket_id="T2", customer_id="nm", priority="low")),
@@ -76,10 +77,10 @@ CASES = [
      "unknown_customer", ["nobody"]),
     ("unknown_service", [], line(_bad("outage.started", service_id="ghost-svc", outage_id="o1")), "unknown_service",
      ["ghost-svc"]),
-    ("unknown_outage", [], line(_bad("outage.resolved", service_id="vp-api", outage_id="o-404")), "unknown_outage",
+    ("unknown_outage", [], line(_bad("outage.resolved", service_id="vp-api", outage_id="o-404")), "orphan",
      ["o-404"]),
     ("unknown_maintenance", [], line(_bad("maintenance.cancelled", service_id="vp-api", maintenance_id="m-404")),
-     "unknown_maintenance", ["m-404"]),
+     "orphan", ["m-404"]),
     ("invalid_contract_rescale_targets", [],
      line(_bad("contract.upserted", customer_id="rs2", policy="rescale", plan="production", edition="enterprise")),
      "invalid_contract", ["rs2", "overrides.targets", "first_response", "missing"]),
@@ -111,12 +112,13 @@ def test_dead_letter_reason_and_later_good_events_still_processed(setup, bad, re
     if len(bad) < 60_000:
         assert d["raw"] == bad.decode("utf-8", errors="backslashreplace")
     assert d["event_id"] == ids.dead_letter_event_id(f"events.jsonl:{bad_no}", bad)
-    # replay time when the bad line was read: the latest occurred_at so far -- including the bad
-    # line's own when it decoded (time advances to an event before it is applied and rejected)
-    times = ["2026-02-03T15:00:00Z", *(json.loads(s)["occurred_at"] for s in setup)]
+    # SPEC §10 (docs/decisions.md): a rejected event is stamped with its own occurred_at (the same
+    # whatever the arrival order; a rejected event moves no time); a line that did not decode has
+    # no time of its own: it is stamped with the time the replay reached (the last event, 15:10)
     if not isinstance(decode(bad), DeadLetterReason):
-        times.append(json.loads(bad)["occurred_at"])
-    assert d["occurred_at"] == max(times)
+        assert d["occurred_at"] == json.loads(bad)["occurred_at"]
+    else:
+        assert d["occurred_at"] == "2026-02-03T15:10:00Z"
     # the good reply after the bad line is processed
     met = [o for o in out if o["type"] == "sla.met" and o["ticket_id"] == "T1"]
     assert [(m["met_at"], m["elapsed_minutes"]) for m in met] == [("2026-02-03T15:10:00Z", 10)]
@@ -130,10 +132,15 @@ def test_invalid_contract_leaves_the_customer_unknown():
     assert [o["reason"] for o in out if o["type"] == "dead_letter"] == ["invalid_contract", "unknown_customer"]
 
 
-def test_dead_letter_before_any_event_is_stamped_with_the_epoch():
+def test_undecodable_line_is_stamped_with_the_time_replay_reached():
     out = replay([b"not json", line(OPEN)])
     assert [(o["type"], o["occurred_at"]) for o in out if o["type"] == "dead_letter"] == [
-        ("dead_letter", "1970-01-01T00:00:00Z")]
+        ("dead_letter", "2026-02-03T15:00:00Z")]
+
+
+def test_undecodable_lines_only_are_stamped_with_the_epoch():
+    out = replay([b"not json"])
+    assert [(o["type"], o["occurred_at"]) for o in out] == [("dead_letter", "1970-01-01T00:00:00Z")]
 
 
 def test_a_file_full_of_bad_lines_keeps_going(tmp_path: Path):

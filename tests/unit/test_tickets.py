@@ -12,6 +12,17 @@ import json
 import pytest
 
 from events import ids
+
+
+def outcome_id(o: dict) -> str:
+    """The content-addressed id of a `sla.breached` / `sla.met` (events.ids.clock_outcome_event_id)."""
+    def iso(t: str) -> str:
+        return t.replace("Z", "+00:00")
+    from decimal import Decimal
+    elapsed = ids.minutes_text(Decimal(str(o["elapsed_minutes"]))) if o["type"] == "sla.met" else ""
+    return ids.clock_outcome_event_id(o["type"], o["ticket_id"], o["metric"], o["binding"], o["cycle"],
+                                      iso(o["occurred_at"]), iso(o["due_at"]), o["priority"], iso(o["started_at"]),
+                                      elapsed)
 from tests.support import (
     Run, brief, change, escalated, opened, plan, reopened, reply, resolved, status,
 )
@@ -41,7 +52,7 @@ def test_nm_high_met_after_two_at_risk_warnings():
     ]
     met = out[-1]
     assert met["met_at"] == "2026-02-03T16:40:00Z"
-    assert met["event_id"] == ids.met_event_id("T1", "first_response", True, 1)
+    assert met["event_id"] == outcome_id(met)
     run.until("2026-02-10T00:00:00Z")
     assert run.of("sla.breached") == [] and len(run.of("sla.at_risk")) == 2
 
@@ -56,7 +67,9 @@ def test_nm_high_breach_fires_only_once_time_has_passed_due_at():
     assert [o["occurred_at"] for o in out] == ["2026-02-03T16:00:00Z", "2026-02-03T16:30:00Z", "2026-02-03T16:48:00Z"]
     out = run.until("2026-02-03T17:00:01Z")
     assert out == [{
-        "event_id": ids.breach_event_id("T1", "first_response", True, 1),
+        "event_id": ids.clock_outcome_event_id("sla.breached", "T1", "first_response", True, 1,
+                                               "2026-02-03T17:00:00+00:00", "2026-02-03T17:00:00+00:00", "high",
+                                               "2026-02-03T15:00:00+00:00"),
         "type": "sla.breached", "occurred_at": "2026-02-03T17:00:00Z", "schema_version": 1,
         "ticket_id": "T1", "customer_id": "nm", "policy": "neural-magic", "plan": "enterprise",
         "policy_version": NM_VERSION, "priority": "high", "metric": "first_response", "binding": True,
@@ -189,10 +202,10 @@ def test_vectorize_pro_objective_breached_commitment_met():
     ])
     breach = run.of("sla.breached")[0]
     assert breach["target"] == {"amount": 4, "unit": "hours", "clock": "business"}
-    assert breach["event_id"] == ids.breach_event_id("V1", "first_response", False, 1)
+    assert breach["event_id"] == outcome_id(breach)
     met = run.of("sla.met")[0]
     assert met["target"] == {"amount": 12, "unit": "hours", "clock": "business"}
-    assert met["event_id"] == ids.met_event_id("V1", "first_response", True, 1)
+    assert met["event_id"] == outcome_id(met)
 
 
 def test_vectorize_enterprise_both_clocks_met_give_two_met_events():
@@ -243,7 +256,7 @@ def test_neptune_extended_critical_update_cycles():
          "2026-02-02T16:30:00Z", "2026-02-02T18:30:00Z", 60),
     ]
     assert out[2]["target"] == {"amount": 2, "unit": "hours", "clock": "calendar"}
-    assert out[2]["event_id"] == ids.breach_event_id("N1", "update", True, 2)
+    assert out[2]["event_id"] == outcome_id(out[2]) and out[2]["cycle"] == 2
     # cycle 5 (17:30 -> 19:30) is the next thing due
     assert [brief(o) for o in run.until("2026-02-02T19:30:01Z")] == [
         ("sla.breached", "2026-02-02T19:30:00Z", "update", True, 5, "critical",
@@ -456,7 +469,7 @@ def test_reopen_resumes_resolution_with_its_elapsed_time():
     # a resolution clock of a reopened ticket is a new cycle: its ids never collide with cycle 1
     assert out[0]["cycle"] == 2
     assert out[0]["event_id"] != first_met["event_id"]
-    assert out[0]["event_id"] == ids.breach_event_id("R1", "resolution", True, 2)
+    assert out[0]["event_id"] == outcome_id(out[0]) and out[0]["cycle"] == 2
     assert len(run.of("sla.met", metric="first_response")) == 1
     assert run.of("sla.breached", metric="first_response") == []
 
@@ -596,7 +609,7 @@ def test_neural_magic_customer_cannot_raise_to_critical():
         "type": "ticket.priority_change_rejected", "occurred_at": "2026-02-03T15:20:00Z",
         "ticket_id": "C1", "requested": "critical", "kept": "high"}
     assert notice["reason"]
-    assert notice["event_id"] == ids.priority_notice_event_id("ticket.priority_change_rejected", "chg-1")
+    assert notice["event_id"] == ids.priority_notice_event_id("ticket.priority_change_rejected", "C1", "chg-1")
     # clocks unchanged: nothing at the critical deadline (15:30Z), the high breach at 17:00Z
     assert run.until("2026-02-03T16:00:00Z") == []
     out = run.until("2026-02-03T17:30:00Z")
@@ -627,7 +640,7 @@ def test_vectorize_non_production_urgent_is_adjusted_to_normal_at_open():
     assert [{k: o[k] for k in ("type", "occurred_at", "ticket_id", "requested", "effective")} for o in out] == [
         {"type": "ticket.priority_adjusted", "occurred_at": "2026-02-03T12:00:00Z", "ticket_id": "V2",
          "requested": "urgent", "effective": "normal"}]
-    assert out[0]["event_id"] == ids.priority_notice_event_id("ticket.priority_adjusted", "open-v2")
+    assert out[0]["event_id"] == ids.priority_notice_event_id("ticket.priority_adjusted", "V2", "open-v2")
     assert run.until("2026-02-05T00:00:00Z") == []
     out = run.until("2026-02-05T00:00:01Z")
     assert sorted((o["type"], o["priority"], o["binding"], o["occurred_at"]) for o in out) == [
@@ -693,8 +706,12 @@ def test_late_reply_before_due_retracts_the_breach_and_is_met():
     assert retracted["occurred_at"] == "2026-02-03T16:00:00Z"    # the replay time when the late event came
     assert retracted["event_id"] == ids.retraction_event_id(breach["event_id"])
     assert retracted["reason"]
-    # nothing more later, and a second late reply changes nothing
-    assert run.feed(reply("L1", "2026-02-03T15:10:00Z")) == []
+    # SPEC §10: a second, earlier late reply moves the met: the 15:20 met is retracted, 15:10 stands
+    out = run.feed(reply("L1", "2026-02-03T15:10:00Z"))
+    assert [(o["type"], o["occurred_at"]) for o in out] == [("sla.met_retracted", "2026-02-03T16:00:00Z"),
+                                                            ("sla.met", "2026-02-03T15:10:00Z")]
+    assert out[0]["met_event_id"] == met["event_id"]
+    assert out[1]["event_id"] == outcome_id(out[1])   # the id the in-order run gives it
     assert run.until("2026-02-04T00:00:00Z") == []
 
 
@@ -716,12 +733,14 @@ def test_late_events_that_change_nothing_emit_nothing(late):
     assert run.feed(late()) == []
 
 
-def test_late_reply_before_an_already_met_reply_emits_nothing():
+def test_late_reply_before_an_already_met_reply_moves_the_met():
+    # SPEC §10: the met that stands is the one the in-order input gives (15:05Z); the 15:10Z one is retracted
     run = Run("nm")
     run.feed(opened("L2", "nm", "critical", "2026-02-03T15:00:00Z"), reply("L2", "2026-02-03T15:10:00Z"),
              escalated("L2", "2026-02-03T16:00:00Z"))
     assert len(run.of("sla.met")) == 1
-    assert run.feed(reply("L2", "2026-02-03T15:05:00Z")) == []
+    out = run.feed(reply("L2", "2026-02-03T15:05:00Z"))
+    assert sorted(o["type"] for o in out) == ["sla.met", "sla.met_retracted"]
 
 
 def test_late_reply_retracts_a_missed_update_cycle_and_shifts_the_next():
@@ -1003,9 +1022,10 @@ def _net(contract: str, events) -> dict:
     run.until(z_(_BASE + timedelta(days=5)))
     assert run.rejected == []
     retracted = {o["breach_event_id"] for o in run.of("sla.breach_retracted")}
+    met_retracted = {o["met_event_id"] for o in run.of("sla.met_retracted")}  # SPEC §10
     return {
         "standing": {o["event_id"]: o for o in run.of("sla.breached") if o["event_id"] not in retracted},
-        "met": {o["event_id"]: o for o in run.of("sla.met")},
+        "met": {o["event_id"]: o for o in run.of("sla.met") if o["event_id"] not in met_retracted},
         "notices": {o["event_id"]: o for o in run.outputs if o["type"].startswith("ticket.")},
     }
 
@@ -1063,10 +1083,6 @@ _SETTINGS = settings(max_examples=120, deadline=None, derandomize=True,
                      suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.xfail(strict=True, reason="by design (SPEC §6 'a breach already emitted stays'; docs/decisions.md): "
-                                      "a late priority change does not rewrite a breach already emitted for the same "
-                                      "clock, so a different arrival order of one ticket's events can leave a breach "
-                                      "with another deadline standing. Stream and replay see the same order per ticket.")
 @_SETTINGS
 @example(_reversed(_EX_LATE_PAUSE))
 @given(ticket_histories())
@@ -1077,9 +1093,9 @@ def test_shuffled_input_leaves_the_same_breaches_standing(history):
     assert _standing_clocks(_net(contract, shuffled)) == _standing_clocks(_net(contract, in_order))
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §5 vs docs/decisions.md: an emitted sla.met is never withdrawn, so a "
-                                      "late priority raise leaves met + breach (C); BUG E: the Neural Magic "
-                                      "customer rule is decided on arrival")
+@pytest.mark.xfail(strict=True, reason="BUG E (open, docs/decisions.md): the Neural Magic customer rule is decided "
+                                      "on arrival, and a priority notice has no retraction; (C), a met that a late "
+                                      "raise turns into a breach, is fixed by sla.met_retracted (SPEC §10)")
 @_SETTINGS
 @example(_reversed(_EX_LATE_RAISE))
 @example(_reversed(_EX_RULE_ORDER))
@@ -1091,8 +1107,6 @@ def test_shuffled_input_has_the_same_met_and_notices(history):
     assert (sorted(a["met"]), sorted(a["notices"])) == (sorted(b["met"]), sorted(b["notices"]))
 
 
-@pytest.mark.xfail(strict=True, reason="spec gap: SPEC §5 promises equal *content*, but a met (or breach) already "
-                                      "emitted is never revised when a late event moves its instant (D)")
 @_SETTINGS
 @example(_reversed(_EX_EARLIER_REPLY))
 @given(ticket_histories())
@@ -1225,3 +1239,43 @@ def test_late_pause_rebreach_has_in_order_content():
     contract, events = _EX_LATE_PAUSE
     in_order = sorted(events, key=lambda e: e.occurred_at)
     assert _standing_clocks(_net(contract, events[:1] + events[:0:-1])) == _standing_clocks(_net(contract, in_order))
+
+
+def test_priority_notices_of_two_tickets_with_the_same_input_id_have_two_ids():
+    # issue 18 item 6: every output id names its entity; an input id reused on two tickets
+    # must not give one output id with two contents
+    run = Run("nm", thresholds=())
+    run.feed(opened("C1", "nm", "high", "2026-02-03T15:00:00Z"), opened("C2", "nm", "low", "2026-02-03T15:00:00Z"))
+    a = run.feed(change("C1", "critical", "customer", "2026-02-03T15:20:00Z", event_id="same"))
+    b = run.feed(change("C2", "critical", "customer", "2026-02-03T15:21:00Z", event_id="same2"))
+    run2 = Run("nm", thresholds=())
+    run2.feed(opened("C2", "nm", "low", "2026-02-03T15:00:00Z"))
+    c = run2.feed(change("C2", "critical", "customer", "2026-02-03T15:21:00Z", event_id="same"))
+    assert a[0]["event_id"] != c[0]["event_id"]
+    assert a[0]["event_id"] == ids.priority_notice_event_id("ticket.priority_change_rejected", "C1", "same")
+    assert b[0]["ticket_id"] == "C2"
+
+
+@pytest.mark.parametrize("pair", [
+    ("reply", "resolved"), ("change", "reply"), ("status", "reply"), ("resolved", "reopened"),
+])
+def test_events_at_the_same_instant_fold_the_same_whatever_their_arrival(pair):
+    # SPEC §10: per ticket, a fixed order for equal instants (docs/decisions.md), not the arrival order
+    def make(kind, eid):
+        t = "2026-02-03T15:40:00Z"
+        return {"reply": lambda: reply("Q", t, event_id=eid), "resolved": lambda: resolved("Q", t, event_id=eid),
+                "reopened": lambda: reopened("Q", t, event_id=eid),
+                "change": lambda: change("Q", "critical", "provider", t, event_id=eid),
+                "status": lambda: status("Q", "waiting_on_customer", t, event_id=eid)}[kind]()
+    nets = []
+    for order in (pair, pair[::-1]):
+        run = Run("rsp", thresholds=())
+        run.feed(opened("Q", "rsp", "high", "2026-02-03T15:00:00Z", event_id="Q-open"),
+                 *[make(k, f"Q-{k}") for k in order])
+        run.until("2026-02-06T00:00:00Z")
+        nets.append({
+            "breaches": sorted(o["event_id"] for o in run.of("sla.breached")
+                               if o["event_id"] not in {r["breach_event_id"] for r in run.of("sla.breach_retracted")}),
+            "met": sorted(o["event_id"] for o in run.of("sla.met")
+                          if o["event_id"] not in {r["met_event_id"] for r in run.of("sla.met_retracted")})})
+    assert nets[0] == nets[1]

@@ -1,0 +1,69 @@
+"""Order independence in stream mode (SPEC §10, issue 11), on the embedded broker.
+
+The generated mix of tests/integration/test_stream_equals_replay.py is produced in two arrival
+orders — every event delayed by 0-6 h (one in ten by up to 3 days) and sent in arrival order,
+and every ticket event sent before every monitoring event of the same partition key space (the
+per-topic backfill) — then the partitions are ticked to one instant. The stream's net outcome
+(tests/net_outcome.py: standing breaches, met net of retractions, notices by id, final month
+figures, standing refunds) must be replay's over the same file.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from streams.harness import collect, produce
+from tests.integration.test_stream_equals_replay import (LATENESS, load_contracts, mix, new_app,  # noqa: F401
+                                                         replay_outputs, run_until_final)
+from tests.net_outcome import net_outcome
+
+pytestmark = pytest.mark.broker
+UTC = timezone.utc
+
+
+def _delayed(lines: list[bytes], seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    arrivals = []
+    for n, line in enumerate(lines):
+        try:
+            at = datetime.fromisoformat(json.loads(line)["occurred_at"].replace("Z", "+00:00"))
+            assert at.tzinfo is not None
+        except Exception:
+            at = datetime(2026, 3, 1, tzinfo=UTC)  # a bad line: anywhere
+        hours = rng.uniform(0, 6) if rng.random() < 0.9 else rng.uniform(6, 72)
+        arrivals.append((at + timedelta(hours=hours), n, line))
+    return [line for _a, _n, line in sorted(arrivals)]
+
+
+def _per_topic(lines: list[bytes], seed: int) -> list[bytes]:
+    tickets = [line for line in lines if b'"ticket.' in line]
+    return tickets + [line for line in lines if b'"ticket.' not in line]
+
+
+@pytest.mark.parametrize("order", [_delayed, _per_topic], ids=["delayed", "per_topic"])
+def test_stream_net_outcome_whatever_the_arrival_order(broker_url, tmp_path, mix, order):
+    lines = order(mix["lines"], 11)
+    app = new_app(tmp_path, broker_url)
+    try:
+        worker = app.start()
+        asyncio.run(load_contracts(app, mix["contracts"], [worker.url]))
+        asyncio.run(produce(broker_url, app.prefix, lines))
+        at = datetime.now(UTC).replace(microsecond=0)
+        run_until_final(app, [worker], at)
+        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, raw=True))
+    finally:
+        app.stop_all()
+    replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
+    s_net = net_outcome(json.loads(x) for x in stream)
+    r_net = net_outcome(json.loads(x) for x in replay)
+    corrections = sum(1 for x in stream if b'"sla.breach_retracted"' in x or b'"sla.met_retracted"' in x)
+    print(f"\n{order.__name__}: {len(lines)} lines; replay net outcome {({k: len(v) for k, v in r_net.items()})}; "
+          f"stream corrections {corrections}")
+    assert len(r_net["breaches"]) > 100 and len(r_net["met"]) > 100
+    for part in ("breaches", "met", "months", "refunds"):
+        assert s_net[part] == r_net[part], part
+    assert sorted(s_net["notices"]) == sorted(r_net["notices"])

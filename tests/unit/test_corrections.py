@@ -1,0 +1,87 @@
+"""Corrections that cancel (SPEC §10): refund.withdrawn, sla.met_retracted, conflicting_duplicate,
+month_final. Instants pinned; Vectorize Pro (99.5 %, 1,000 USD) on vp-api, April 2026
+(43,200 min; threshold 216 min)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from events.ids import month_event_id
+from policies.processor import Processor, Settings
+from tests.net_outcome import net_outcome
+from tests.support import CATALOG, as_wire, contracts, decoded, wire
+
+
+def _proc() -> Processor:
+    proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+    for c in contracts("vp", "nm"):
+        proc.install(c)
+    return proc
+
+
+def _feed(proc: Processor, *events) -> tuple[list[dict], list]:
+    out, rejected = [], []
+    for ev in events:
+        o, r = proc.apply(decoded(ev))
+        out += [as_wire(x) for x in o]
+        if r is not None:
+            rejected.append(r)
+    return out, rejected
+
+
+def test_a_late_exclusion_withdraws_the_refund():
+    proc = _proc()
+    out, _ = _feed(proc,
+                   wire("outage.started", "2026-04-10T10:00:00Z", service_id="vp-api", outage_id="A"),
+                   wire("outage.resolved", "2026-04-10T15:00:00Z", service_id="vp-api", outage_id="A"),  # 300 min
+                   wire("ticket.opened", "2026-05-02T10:00:00Z", "o1", ticket_id="T1", customer_id="nm",
+                        priority="low"))
+    out += [as_wire(x) for x in proc.advance_to(datetime(2026, 5, 3, tzinfo=timezone.utc))]
+    refund = next(o for o in out if o["type"] == "refund.eligible" and o["month"] == "2026-04")
+    assert refund["revision"] == 1 and refund["refund_amount"] == "1.94"
+    more, _ = _feed(proc, wire("outage.classified", "2026-05-04T09:00:00Z", service_id="vp-api", outage_id="A",
+                               cause="excluded", category="third_party"))
+    withdrawn = [o for o in more if o["type"] == "refund.withdrawn"]
+    assert [(w["month"], w["revision"], w["refund_event_id"]) for w in withdrawn] == [
+        ("2026-04", 2, month_event_id("refund.eligible", "vp", "vp-api", "2026-04", 1))]
+    net = net_outcome(out + more)
+    assert ("vp", "vp-api", "2026-04") not in net["refunds"]
+    assert net["months"][("vp", "vp-api", "2026-04")]["met"] is True
+
+
+def test_same_event_id_with_other_content_is_a_conflicting_duplicate():
+    proc = _proc()
+    _feed(proc, wire("ticket.opened", "2026-02-03T15:00:00Z", "o1", ticket_id="T1", customer_id="nm", priority="critical"),
+          wire("ticket.replied", "2026-02-03T15:10:00Z", "r1", ticket_id="T1", author="provider"))
+    out, rejected = _feed(proc, wire("ticket.replied", "2026-02-03T15:10:00Z", "r1", ticket_id="T1", author="provider"))
+    assert (out, rejected) == ([], [])  # a true duplicate is ignored
+    out, rejected = _feed(proc, wire("ticket.replied", "2026-02-03T15:20:00Z", "r1", ticket_id="T1", author="provider"))
+    assert out == [] and [r.reason for r in rejected] == ["conflicting_duplicate"]
+    out, rejected = _feed(proc, wire("ticket.opened", "2026-02-03T15:00:00Z", "o1", ticket_id="T1", customer_id="nm",
+                                     priority="low"))
+    assert [r.reason for r in rejected] == ["conflicting_duplicate"]
+
+
+def test_a_late_event_for_a_final_month_is_month_final():
+    proc = _proc()
+    _feed(proc, wire("outage.started", "2026-04-10T10:00:00Z", service_id="vp-api", outage_id="A"),
+          wire("outage.resolved", "2026-04-10T15:00:00Z", service_id="vp-api", outage_id="A"))
+    proc.advance_to(datetime(2026, 7, 2, tzinfo=timezone.utc))  # April's claim window (to May 31 + 30 d) is over
+    out, rejected = _feed(proc, wire("outage.started", "2026-03-10T10:00:00Z", service_id="vp-api", outage_id="B"))
+    assert out == [] and [r.reason for r in rejected] == ["month_final"]
+    assert "2026-03" in rejected[0].message
+
+
+def test_a_reply_dated_before_its_ticket_is_an_orphan_whatever_the_order():
+    # docs/decisions.md: an event dated before its ticket's ticket.opened never applies (it cannot
+    # turn a breach into met); before the open arrives it is parked, then dead-lettered
+    for order in ("reply first", "open first"):
+        proc = _proc()
+        opened_ev = wire("ticket.opened", "2026-02-03T15:00:00Z", "o1", ticket_id="T1", customer_id="nm",
+                         priority="critical")
+        early = wire("ticket.replied", "2026-02-03T14:59:00Z", "r0", ticket_id="T1", author="provider")
+        events = [early, opened_ev] if order == "reply first" else [opened_ev, early]
+        out, rejected = _feed(proc, *events)
+        out += [as_wire(x) for x in proc.advance_to(datetime(2026, 2, 3, 16, tzinfo=timezone.utc))]
+        dead = [o["reason"] for o in out if o["type"] == "dead_letter"] + [r.reason for r in rejected]
+        assert dead == ["orphan"], order
+        assert [o["type"] for o in out if o["type"].startswith("sla.")] == ["sla.breached"], order
