@@ -2,7 +2,10 @@
 
 A file is a batch: its lines are decoded, then the events are applied sorted by
 (`occurred_at`, `event_id`) — stable, so equal keys keep their file order — whatever
-order the file has. Events after the bound (`--until`, else the wall clock +
+order the file has. `contract.upserted` lines come first (in that order among
+themselves) and move no time: contracts are configuration, installed as the stream's
+contracts agent installs them from their own topic, whatever their timestamps say
+(a contract recorded today for a backfill of last month still applies to last month). Events after the bound (`--until`, else the wall clock +
 `max_future`, read by the CLI) are `future_timestamp` dead letters. Time then
 advances to `--until` (or to the latest event applied). The derived events are
 written ordered by `occurred_at`, then by key, then in the order they were derived —
@@ -22,7 +25,7 @@ from pydantic_core import from_json
 
 from events.codec import DeadLetterReason, decode, dead_letter_event, encode
 from policies.catalog import Catalog, default_catalog
-from policies.contracts import Contract, load_contracts_yaml
+from policies.contracts import Contract, ContractError, contract_from_event, load_contracts_yaml
 from policies.outputs import Output, Rejected
 from policies.processor import Processor, Settings
 from streams.wire import to_bytes
@@ -85,7 +88,7 @@ class Replayer:
             if isinstance(decoded, DeadLetterReason):
                 self._dead_letter(source, raw, decoded)
                 return
-            key = (decoded.occurred_at, decoded.event_id)
+            key = (decoded.type != "contract.upserted", decoded.occurred_at, decoded.event_id)
         self._pending.append((key, raw, source))
 
     def _apply(self, event: Any, raw: bytes, source: str, bound: datetime | None) -> None:
@@ -99,6 +102,19 @@ class Replayer:
             # moves nothing; the bound may be the wall clock, which must not show in the output)
             at = (self.processor.now or EPOCH) if rejected.reason == "future_timestamp" else event.occurred_at
             self._dead_letter(source, raw, DeadLetterReason(rejected.reason, rejected.message), at)
+
+    def _configure(self, event: Any, raw: bytes, source: str) -> None:
+        """A contract line: installed without moving time, as the stream's contracts agent does."""
+        try:
+            self._add(self.processor.upsert_contract((contract_from_event(event, self.processor.catalog),
+                                                      event.occurred_at)))
+        except ContractError as err:
+            self._dead_letter(source, raw, DeadLetterReason("invalid_contract", str(err)), event.occurred_at)
+        except Rejected as rejected:
+            self._dead_letter(source, raw, DeadLetterReason(rejected.reason, rejected.message), event.occurred_at)
+        except Exception as exc:  # a bug must not end the run
+            self._dead_letter(source, raw, DeadLetterReason("rejected", f"{type(exc).__name__}: {exc}"),
+                              event.occurred_at)
 
     def finish(self, until: datetime | None, bound: datetime | None = None) -> ReplayResult:
         """Apply the events read, sorted; then advance to `until` (or to the latest event).
@@ -114,6 +130,9 @@ class Replayer:
                 self._dead_letter(source, raw, event)
                 continue
             self.result.events += 1
+            if event.type == "contract.upserted":
+                self._configure(event, raw, source)
+                continue
             parked = parking.parked
             self._apply(event, raw, source, bound)
             if parking.parked != parked:
@@ -132,19 +151,20 @@ class Replayer:
         return self.result
 
 
-def _event_order(item: tuple[tuple[datetime, str], bytes, str]) -> tuple[datetime, str]:
+def _event_order(item: tuple[tuple[bool, datetime, str], bytes, str]) -> tuple[bool, datetime, str]:
     return item[0]
 
 
-def _quick_key(raw: bytes) -> tuple[datetime, str] | None:
-    """(occurred_at in UTC, event_id) of a line by a plain JSON parse, None when not plainly there."""
+def _quick_key(raw: bytes) -> tuple[bool, datetime, str] | None:
+    """(not a contract, occurred_at in UTC, event_id) of a line by a plain JSON parse, None when
+    not plainly there."""
     try:
         obj = from_json(raw)
         at = datetime.fromisoformat(obj["occurred_at"])
         event_id = obj["event_id"]
-        if at.tzinfo is None or type(event_id) is not str:
+        if at.tzinfo is None or type(event_id) is not str or type(obj.get("type")) is not str:
             return None
-        return at.astimezone(timezone.utc), event_id
+        return obj["type"] != "contract.upserted", at.astimezone(timezone.utc), event_id
     except Exception:  # not plainly there (or out of range): the full decode says why
         return None
 
