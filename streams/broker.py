@@ -21,6 +21,10 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.kafka_config import KafkaSettings
 
 __all__ = ["BrokerError", "EmbeddedBroker", "create_topics", "tansu_binary", "bootstrap_servers"]
 
@@ -128,6 +132,22 @@ async def _metadata_ready(servers: str, timeout: float) -> None:
     raise BrokerError(f"broker at {servers} not ready after {timeout:.1f} s: {last!r}")
 
 
+async def _answers_api_versions(host: str, port: int, timeout: float) -> None:
+    """Poll until `host:port` answers a Kafka ApiVersions request, or raise BrokerError."""
+    from streams.kafka_config import KafkaSettings, _probe
+
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            await _probe(host, port, KafkaSettings(), 2.0)
+            return
+        except (OSError, EOFError, asyncio.TimeoutError) as exc:
+            last = exc
+        await asyncio.sleep(0.05)
+    raise BrokerError(f"broker at {host}:{port} not ready after {timeout:.1f} s: {last!r}")
+
+
 class EmbeddedBroker:
     """A Tansu broker with memory storage on a free loopback port.
 
@@ -140,8 +160,12 @@ class EmbeddedBroker:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
                  ready_timeout: float = 20.0, binary: Path | None = None,
-                 log_path: Path | None = None, stop_timeout: float = 5.0) -> None:
+                 log_path: Path | None = None, stop_timeout: float = 5.0,
+                 advertised: str | None = None) -> None:
         self.host = host
+        # `host:port` clients are told to connect to (metadata); default the listener itself.
+        # A TLS terminator in front of the broker sets its own address here.
+        self.advertised = advertised
         self.stop_timeout = stop_timeout  # grace after SIGTERM before SIGKILL
         self.port = port
         self.ready_timeout = ready_timeout
@@ -185,7 +209,7 @@ class EmbeddedBroker:
             [str(binary), "broker",
              "--listener-url", listener,
              # Clients connect to whatever metadata advertises; it must be the same loopback address.
-             "--advertised-listener-url", listener,
+             "--advertised-listener-url", f"tcp://{self.advertised}" if self.advertised else listener,
              "--storage-engine", "memory://tansu/"],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             env=env,
@@ -212,7 +236,10 @@ class EmbeddedBroker:
     async def _wait_ready(self) -> None:
         assert self.process is not None
         t0 = time.monotonic()
-        ready = asyncio.ensure_future(_metadata_ready(self.bootstrap_servers, self.ready_timeout))
+        if self.advertised:  # metadata points at the terminator: ask the listener itself, below Kafka clients
+            ready = asyncio.ensure_future(_answers_api_versions(self.host, self.port, self.ready_timeout))
+        else:
+            ready = asyncio.ensure_future(_metadata_ready(self.bootstrap_servers, self.ready_timeout))
         try:
             while not ready.done():
                 if self.process.poll() is not None:
@@ -291,19 +318,23 @@ class EmbeddedBroker:
 
 async def create_topics(url: str, names: Iterable[str], partitions: int,
                         config: Mapping[str, str] | None = None, *,
-                        replication_factor: int = 1) -> list[str]:
+                        replication_factor: int = 1, kafka: "KafkaSettings | None" = None) -> list[str]:
     """Create topics that do not exist yet; return the names actually created.
 
-    `url` is Faust style (`kafka://host:port`) or a plain bootstrap list. An existing
-    topic (error 36) is not an error; its partition count is not checked here.
+    `url` is Faust style (`kafka://host:port`) or a plain bootstrap list; `kafka` the TLS/SASL
+    settings (streams/kafka_config.py; None = PLAINTEXT). An existing topic (error 36) is not an
+    error; its partition count is checked at the worker's start (kafka_config.check_copartitioned).
     Tansu accepts `cleanup.policy=compact` but does not compact.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+    from streams.kafka_config import aiokafka_kwargs
+
     names = list(dict.fromkeys(names))
     if not names:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url), request_timeout_ms=10000)
+    security = aiokafka_kwargs(kafka) if kafka is not None else {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url), request_timeout_ms=10000, **security)
     await admin.start()
     try:
         response = await admin.create_topics(
