@@ -134,7 +134,7 @@ async def _metadata_ready(servers: str, timeout: float) -> None:
 
 async def _answers_api_versions(host: str, port: int, timeout: float) -> None:
     """Poll until `host:port` answers a Kafka ApiVersions request, or raise BrokerError."""
-    from streams.kafka_config import KafkaSettings, _probe
+    from streams.kafka_config import KafkaSettings, _probe, _Unanswered
 
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
@@ -142,7 +142,7 @@ async def _answers_api_versions(host: str, port: int, timeout: float) -> None:
         try:
             await _probe(host, port, KafkaSettings(), 2.0)
             return
-        except (OSError, EOFError, asyncio.TimeoutError) as exc:
+        except (OSError, _Unanswered, asyncio.TimeoutError) as exc:
             last = exc
         await asyncio.sleep(0.05)
     raise BrokerError(f"broker at {host}:{port} not ready after {timeout:.1f} s: {last!r}")

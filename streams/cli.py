@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_demo_flags(p)
     p.set_defaults(func=_cmd_demo)
+
+    from streams.publish import add_publish_parser
+
+    add_publish_parser(sub)  # slaproc publish contracts|events FILE (SPEC §12)
     return parser
 
 

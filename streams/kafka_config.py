@@ -534,21 +534,40 @@ def _api_versions_request(correlation_id: int = 1) -> bytes:
     return struct.pack(">i", len(body)) + body
 
 
+class _Unanswered(Exception):
+    """Connected, but the other side does not speak the expected protocol (TLS or Kafka)."""
+
+
 async def _probe(host: str, port: int, kafka: KafkaSettings, timeout: float) -> None:
     """Open one connection the way the clients will (TLS or not) and get an ApiVersions answer.
-    Raises the raw error (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError)."""
+
+    Raises OSError / asyncio.TimeoutError while the TCP connection cannot be made (the broker may
+    be starting), ssl.SSLError for a failed handshake, and _Unanswered once connected when the
+    TLS handshake does not complete (a PLAINTEXT listener waits for more bytes) or the connection
+    is closed or reset instead of a Kafka answer."""
     context = kafka.ssl_context
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=context, server_hostname=host if context else None), timeout)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
-        writer.write(_api_versions_request())
-        await asyncio.wait_for(writer.drain(), timeout)
-        header = await asyncio.wait_for(reader.readexactly(8), timeout)
+        if context is not None:
+            try:
+                await asyncio.wait_for(writer.start_tls(context, server_hostname=host), timeout)
+            except asyncio.TimeoutError:
+                raise _Unanswered(f"no TLS handshake within {timeout:.0f} s") from None
+            except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+                raise _Unanswered(f"the connection was closed during the TLS handshake ({exc})") from None
+        try:
+            writer.write(_api_versions_request())
+            await asyncio.wait_for(writer.drain(), timeout)
+            header = await asyncio.wait_for(reader.readexactly(8), timeout)
+        except asyncio.TimeoutError:
+            raise _Unanswered(f"no answer to a Kafka request within {timeout:.0f} s") from None
+        except asyncio.IncompleteReadError:
+            raise _Unanswered("the connection was closed instead of an answer") from None
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise _Unanswered(f"the connection was reset instead of an answer ({exc})") from None
         size, correlation = struct.unpack(">ii", header)
         if correlation != 1 or not 0 < size < 1 << 20:
-            raise EOFError(f"not a Kafka answer (size {size}, correlation id {correlation})")
-    except asyncio.IncompleteReadError:
-        raise EOFError("the connection was closed before an answer") from None
+            raise _Unanswered(f"not a Kafka answer (size {size}, correlation id {correlation})")
     finally:
         writer.close()
         try:
@@ -629,13 +648,13 @@ async def preflight(broker_url: str, kafka: KafkaSettings, *, topics: list[str] 
                 await _probe(host, port, kafka, timeout)
             except ssl.SSLError as exc:
                 raise KafkaConfigError([_tls_problem(address, host, kafka, exc)]) from None
-            except EOFError as exc:
+            except _Unanswered as exc:
                 if kafka.uses_tls:
-                    raise KafkaConfigError([f"{ENV_VARS['security_protocol']}: {address} closed the TLS "
-                                            f"connection without answering ({exc})"]) from None
-                raise KafkaConfigError([f"{ENV_VARS['security_protocol']}: {address} did not answer a "
-                                        f"PLAINTEXT Kafka request ({exc}); is it a TLS listener (use SSL or "
-                                        f"SASL_SSL)?"]) from None
+                    hint = "is it a PLAINTEXT listener (then use PLAINTEXT or SASL_PLAINTEXT)?"
+                else:
+                    hint = "is it a TLS listener (then use SSL or SASL_SSL)?"
+                raise KafkaConfigError([f"{ENV_VARS['security_protocol']}: {address} accepted the connection but "
+                                        f"{exc} with {kafka.security_protocol}; {hint}"]) from None
             except _UNREACHABLE as exc:
                 last = f"{address}: {type(exc).__name__} {exc}".strip()
                 continue
