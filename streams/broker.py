@@ -161,8 +161,12 @@ class EmbeddedBroker:
     def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
                  ready_timeout: float = 20.0, binary: Path | None = None,
                  log_path: Path | None = None, stop_timeout: float = 5.0,
-                 advertised: str | None = None) -> None:
+                 advertised: str | None = None, authentication: bool = False) -> None:
         self.host = host
+        # Tansu's --authentication: clients must pass SASL SCRAM first. Its users cannot be created
+        # with memory storage (`tansu user create` is itself refused before authenticating: "early
+        # eof"), so with this flag every login fails: tests of the refusal path only.
+        self.authentication = authentication
         # `host:port` clients are told to connect to (metadata); default the listener itself.
         # A TLS terminator in front of the broker sets its own address here.
         self.advertised = advertised
@@ -210,7 +214,7 @@ class EmbeddedBroker:
              "--listener-url", listener,
              # Clients connect to whatever metadata advertises; it must be the same loopback address.
              "--advertised-listener-url", f"tcp://{self.advertised}" if self.advertised else listener,
-             "--storage-engine", "memory://tansu/"],
+             "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # own process group: stop() kills it and any children
@@ -236,7 +240,7 @@ class EmbeddedBroker:
     async def _wait_ready(self) -> None:
         assert self.process is not None
         t0 = time.monotonic()
-        if self.advertised:  # metadata points at the terminator: ask the listener itself, below Kafka clients
+        if self.advertised or self.authentication:  # ask the listener itself (ApiVersions needs no login)
             ready = asyncio.ensure_future(_answers_api_versions(self.host, self.port, self.ready_timeout))
         else:
             ready = asyncio.ensure_future(_metadata_ready(self.bootstrap_servers, self.ready_timeout))

@@ -610,11 +610,19 @@ def _sasl_problem(address: str, kafka: KafkaSettings, exc: BaseException) -> str
         return text
     if isinstance(exc, errors.UnsupportedSaslMechanismError):
         return f"{v['sasl_mechanism']}: {address} does not offer {kafka.sasl_mechanism} ({text})"
-    if isinstance(exc, (errors.SaslAuthenticationFailed, errors.AuthenticationFailedError,
-                        errors.IllegalSaslStateError)):
+    # aiokafka's SCRAM client reads the server-final message as `v=<verifier>`; a server that refuses
+    # the user or password answers `e=<error>` instead, which aiokafka 0.14 reports as KeyError('v').
+    refused_scram = isinstance(exc, KeyError) and exc.args == ("v",) and kafka.sasl_mechanism.startswith("SCRAM")
+    if refused_scram:
+        text = "the SCRAM exchange ended with an error instead of the server's signature"
+    if refused_scram or isinstance(exc, (errors.SaslAuthenticationFailed, errors.AuthenticationFailedError,
+                                         errors.IllegalSaslStateError)):
         who = v["oauth_client_id"] if kafka.sasl_mechanism == "OAUTHBEARER" else v["sasl_password"]
         user = kafka.oauth_client_id if kafka.sasl_mechanism == "OAUTHBEARER" else kafka.sasl_username
         return f"{who}: {address} refused {kafka.sasl_mechanism} authentication as {user!r} ({text})"
+    if isinstance(exc, errors.KafkaConnectionError):
+        return (f"{v['sasl_mechanism']}: {address} closed the connection during the SASL {kafka.sasl_mechanism} "
+                f"handshake; does the cluster offer {kafka.sasl_mechanism}? ({text})")
     return f"{v['sasl_mechanism']}: SASL {kafka.sasl_mechanism} with {address} failed ({type(exc).__name__}: {text})"
 
 
@@ -679,6 +687,10 @@ async def preflight(broker_url: str, kafka: KafkaSettings, *, topics: list[str] 
             raise KafkaConfigError([_sasl_problem(address, kafka, exc)]) from None
         conn.close()
     admin = AIOKafkaAdminClient(**admin_kwargs(broker_url, kafka, request_timeout_ms=int(timeout * 2000)))
+    # aiokafka logs each failed attempt itself; the one line below says it all.
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -691,13 +703,18 @@ async def preflight(broker_url: str, kafka: KafkaSettings, *, topics: list[str] 
                     if described.get("error_code", 0) == 0:
                         partitions[described["topic"]] = len(described["partitions"])
     except Exception as exc:
-        raise KafkaConfigError([f"SLAPROC_BROKER: {servers} answered, but the cluster metadata could not be "
-                                f"read ({type(exc).__name__}: {exc})"]) from None
+        if kafka.uses_sasl:
+            line = f"SLAPROC_BROKER: {servers} answered, but the cluster metadata could not be read"
+        else:
+            line = (f"{ENV_VARS['security_protocol']}: {servers} answered, but refused the cluster metadata to a "
+                    f"client without SASL; does the cluster require authentication (SASL_SSL)?")
+        raise KafkaConfigError([f"{line} ({type(exc).__name__}: {exc})"]) from None
     finally:
         try:
             await admin.close()
         except Exception:
             pass
+        aiokafka_log.setLevel(level)
     return ClusterInfo(brokers=len(cluster.get("brokers", [])) or 1, partitions=partitions)
 
 

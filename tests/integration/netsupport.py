@@ -64,12 +64,13 @@ class TlsBroker:
 
 
 @contextlib.contextmanager
-def tls_broker(pki: dict[str, Path], *, mtls: bool) -> Iterator[TlsBroker]:
-    """Tansu + socat OPENSSL-LISTEN (client certificates signed by the CA required when `mtls`)."""
+def tls_broker(pki: dict[str, Path], *, mtls: bool, authentication: bool = False) -> Iterator[TlsBroker]:
+    """Tansu + socat OPENSSL-LISTEN (client certificates signed by the CA required when `mtls`;
+    Tansu's SASL SCRAM login required when `authentication`)."""
     if shutil.which("socat") is None:
         raise RuntimeError("socat missing (installed by .ci/run)")
     port = _free_port("127.0.0.1")
-    broker = EmbeddedBroker(advertised=f"{HOST}:{port}")
+    broker = EmbeddedBroker(advertised=f"{HOST}:{port}", authentication=authentication)
     broker.start()
     listen = (f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={pki['server']},key={pki['server_key']},"
               f"cafile={pki['ca']},verify={1 if mtls else 0}")
