@@ -191,3 +191,31 @@ def test_publish_with_a_wrong_ca_is_one_line_and_sends_nothing(tls, pki, tmp_pat
     assert proc.returncode == 2
     [line] = proc.stderr.splitlines()
     assert line.startswith("slaproc publish: SLAPROC_KAFKA_SSL_CA_FILE: the certificate of localhost:")
+
+
+def test_demo_feed_only_over_tls(tls, pki, tmp_path):
+    """`slaproc demo --feed-only` (docker compose's feeder) creates the topics and feeds them over TLS."""
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.kafka_config import consumer_kwargs
+
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    env = {**os.environ, "SLAPROC_BROKER": tls.url, "SLAPROC_TOPIC_PREFIX": prefix, "SLAPROC_PARTITIONS": "3",
+           **tls_env(pki)}
+    proc = subprocess.run([SLAPROC, "demo", "--feed-only", "--no-color"], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kafka = KafkaSettings.from_env(tls_env(pki))
+
+    async def count() -> int:
+        consumer = AIOKafkaConsumer(prefix + "sla.contracts", **consumer_kwargs(
+            tls.url, kafka, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False))
+        await consumer.start()
+        try:
+            got = 0
+            for _ in range(10):
+                got += sum(len(v) for v in (await consumer.getmany(timeout_ms=500)).values())
+            return got
+        finally:
+            await consumer.stop()
+    assert asyncio.run(count()) > 0
