@@ -101,6 +101,11 @@ class WorkerSettings:
             problems.append("SLAPROC_AT_RISK_THRESHOLDS: each must be strictly between 0 and 1")
         if self.replication_factor < 1:
             problems.append(f"SLAPROC_REPLICATION_FACTOR: must be >= 1, got {self.replication_factor}")
+        if not self.store.startswith("memory:"):
+            # Tried: Faust's RocksDB store asserts an event context on every write, and the state
+            # backend (streams/store.py) writes outside one, so the agents crash on the first contract.
+            problems.append(f"SLAPROC_STORE: {self.store!r} is not supported; use memory:// (state is "
+                            f"rebuilt from the changelog topics at start)")
         if problems:
             raise SettingsError("; ".join(problems))
 

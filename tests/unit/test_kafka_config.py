@@ -195,6 +195,14 @@ def test_worker_settings_carry_kafka_settings_and_report_every_problem():
         WorkerSettings.from_env({"SLAPROC_REPLICATION_FACTOR": "0"})
 
 
+def test_only_the_memory_store_is_accepted():
+    # rocksdb:// was tried (rocksdict 0.3.29): the first contract crashed the agent (Faust's RocksDB
+    # store asserts an event context that streams/store.py's writes do not have), so it is refused.
+    assert WorkerSettings.from_env({"SLAPROC_STORE": "memory://"}).store == "memory://"
+    with pytest.raises(SettingsError, match=r"^SLAPROC_STORE: 'rocksdb://' is not supported; use memory://"):
+        WorkerSettings.from_env({"SLAPROC_STORE": "rocksdb://"})
+
+
 def test_worker_flags_override_the_environment(tmp_path):
     from streams.cli import build_parser
     from streams.worker import settings_from
