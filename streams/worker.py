@@ -78,9 +78,13 @@ def check_cluster(settings: WorkerSettings) -> WorkerSettings:
 
     from streams import kafka_config
     from streams.app import INPUT_TOPICS
+    from streams.store import STATE_TABLES
 
-    topics = [settings.topic(name) for name in INPUT_TOPICS[1:]]
+    # Everything read together with partition i of the input topics: the inputs (contracts too:
+    # the same agents' assignment), the ticks and attainment topics, the state changelogs.
+    topics = [settings.topic(name) for name in INPUT_TOPICS]
     topics += [f"{settings.app_id}-ticks", f"{settings.app_id}-attainment"]
+    topics += [f"{settings.app_id}-{table}-changelog" for table in (*STATE_TABLES, "attainment")]
     info = asyncio.run(kafka_config.preflight(settings.broker, settings.kafka, topics=topics))
     problems = kafka_config.check_copartitioned(info.partitions, settings.partitions)
     if problems:

@@ -95,3 +95,16 @@ def test_existing_topic_with_another_partition_count_stops_the_worker(broker_url
         f"worker uses {PARTITIONS}; co-partitioned topics must have equal counts (set SLAPROC_PARTITIONS=2, or "
         f"recreate the topic)"]
     assert time.monotonic() - started < 15
+
+
+def test_changelog_of_another_partition_count_stops_the_worker(broker_url, topic_prefix, tmp_path):
+    """A worker restarted with another SLAPROC_PARTITIONS than its state was written with."""
+    app_id = f"slaproc-{uuid.uuid4().hex[:8]}"
+    asyncio.run(create_topics(broker_url, [f"{app_id}-tickets-changelog"], 4))
+    env = {**os.environ, "SLAPROC_BROKER": broker_url, "SLAPROC_TOPIC_PREFIX": topic_prefix, "SLAPROC_APP_ID": app_id,
+           "SLAPROC_PARTITIONS": str(PARTITIONS), "SLAPROC_DATA_DIR": str(tmp_path / "d"), "SLAPROC_WEB_PORT": "0"}
+    proc = subprocess.run([sys.executable, "-m", "streams.worker"], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"slaproc worker: SLAPROC_PARTITIONS: topic '{app_id}-tickets-changelog' has 4 partitions")
