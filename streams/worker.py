@@ -80,9 +80,11 @@ def check_cluster(settings: WorkerSettings) -> WorkerSettings:
     from streams.app import INPUT_TOPICS
     from streams.store import STATE_TABLES
 
-    # Everything read together with partition i of the input topics: the inputs (contracts too:
-    # the same agents' assignment), the ticks and attainment topics, the state changelogs.
-    topics = [settings.topic(name) for name in INPUT_TOPICS]
+    # Everything keyed state ties to partition i: the ticket and monitoring topics, the ticks and
+    # attainment topics, the state changelogs. (Not sla.contracts: contracts go to a global table
+    # every worker holds whole, so its partition count is free; a producer that got there before
+    # the worker may have had it auto-created with the broker's default.)
+    topics = [settings.topic(name) for name in INPUT_TOPICS[1:]]
     topics += [f"{settings.app_id}-ticks", f"{settings.app_id}-attainment"]
     topics += [f"{settings.app_id}-{table}-changelog" for table in (*STATE_TABLES, "attainment")]
     info = asyncio.run(kafka_config.preflight(settings.broker, settings.kafka, topics=topics))
