@@ -538,6 +538,12 @@ class _Unanswered(Exception):
     """Connected, but the other side does not speak the expected protocol (TLS or Kafka)."""
 
 
+class _ClosedAfterHandshake(_Unanswered):
+    """The TLS handshake completed, then the server closed or reset the connection instead of
+    answering: with TLS 1.3 that is how a server refuses the client certificate (or its absence)
+    when its alert is lost to the reset."""
+
+
 async def _probe(host: str, port: int, kafka: KafkaSettings, timeout: float) -> None:
     """Open one connection the way the clients will (TLS or not) and get an ApiVersions answer.
 
@@ -562,9 +568,11 @@ async def _probe(host: str, port: int, kafka: KafkaSettings, timeout: float) -> 
         except asyncio.TimeoutError:
             raise _Unanswered(f"no answer to a Kafka request within {timeout:.0f} s") from None
         except asyncio.IncompleteReadError:
-            raise _Unanswered("the connection was closed instead of an answer") from None
+            error = _ClosedAfterHandshake if context is not None else _Unanswered
+            raise error("the connection was closed instead of an answer") from None
         except (ConnectionResetError, BrokenPipeError) as exc:
-            raise _Unanswered(f"the connection was reset instead of an answer ({exc})") from None
+            error = _ClosedAfterHandshake if context is not None else _Unanswered
+            raise error(f"the connection was reset instead of an answer ({exc})") from None
         size, correlation = struct.unpack(">ii", header)
         if correlation != 1 or not 0 < size < 1 << 20:
             raise _Unanswered(f"not a Kafka answer (size {size}, correlation id {correlation})")
@@ -656,6 +664,16 @@ async def preflight(broker_url: str, kafka: KafkaSettings, *, topics: list[str] 
                 await _probe(host, port, kafka, timeout)
             except ssl.SSLError as exc:
                 raise KafkaConfigError([_tls_problem(address, host, kafka, exc)]) from None
+            except _ClosedAfterHandshake as exc:
+                v = ENV_VARS
+                if kafka.ssl_cert_file is None:
+                    line = (f"{v['ssl_cert_file']}: {address} completed the TLS handshake, then {exc}; it probably "
+                            f"requires a client certificate (mutual TLS): set {v['ssl_cert_file']} and "
+                            f"{v['ssl_key_file']}")
+                else:
+                    line = (f"{v['ssl_cert_file']}: {address} completed the TLS handshake, then {exc}; it probably "
+                            f"rejected the client certificate {kafka.ssl_cert_file}")
+                raise KafkaConfigError([line]) from None
             except _Unanswered as exc:
                 if kafka.uses_tls:
                     hint = "is it a PLAINTEXT listener (then use PLAINTEXT or SASL_PLAINTEXT)?"
