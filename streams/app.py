@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import faust
 from aiokafka.partitioner import murmur2
 
+from streams import kafka_config
 from streams.broker import bootstrap_servers, create_topics
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
@@ -111,12 +112,12 @@ def _reason(exc: BaseException) -> str:
     return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
 
 
-async def start_offsets_consumer(servers: Any) -> Any:
+async def start_offsets_consumer(servers: Any, **security: Any) -> Any:
     """A group-less aiokafka consumer for offset questions (ListOffsets, a short fetch)."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None,
-                                fetch_max_wait_ms=20)
+                                fetch_max_wait_ms=20, **security)
     await consumer.start()
     return consumer
 
@@ -157,14 +158,15 @@ class OffsetsProbe:
     tick's check took ~2 s and breaches fired 3-5 s after their deadline (docs/benchmarks.md).
     """
 
-    def __init__(self, servers: str) -> None:
+    def __init__(self, servers: str, security: dict[str, Any] | None = None) -> None:
         self.servers = servers
+        self.security = security or {}  # kafka_config.aiokafka_kwargs: TLS/SASL
         self._consumer: Any = None
         self._lock = asyncio.Lock()
 
     async def _client(self) -> Any:
         if self._consumer is None:
-            self._consumer = await start_offsets_consumer(self.servers)
+            self._consumer = await start_offsets_consumer(self.servers, **self.security)
         return self._consumer
 
     async def ends(self, *tps: Any) -> dict[Any, int | None]:
@@ -257,7 +259,7 @@ def _correct_tansu_end_offsets() -> None:
         probe = getattr(self, "_slaproc_probe", None)
         if probe is None:
             servers = self._ensure_consumer()._client._bootstrap_servers
-            probe = self._slaproc_probe = await start_offsets_consumer(servers)
+            probe = self._slaproc_probe = await start_offsets_consumer(servers, **kafka_config.faust_conf_security(self.app.conf))
         fixed = await correct_end_offsets(probe, {TopicPartition(tp.topic, tp.partition): end
                                                   for tp, end in ends.items()})
         return {TP(tp.topic, tp.partition): end for tp, end in fixed.items()}
@@ -371,21 +373,22 @@ class StreamWorker:
         self._topic_names: dict[str | None, str] = {
             **{name: topic.get_topic_name() for name, topic in self.output_topics.items()},
             None: self.attainment_topic_name}
-        self.offsets = OffsetsProbe(bootstrap_servers(settings.broker))
+        self.offsets = OffsetsProbe(bootstrap_servers(settings.broker), kafka_config.aiokafka_kwargs(settings.kafka))
         self.tracker = _tracker(app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)],
                                 self.offsets)
 
     # --- topics -------------------------------------------------------------
     async def declare_topics(self) -> None:
         s = self.settings
+        kw = dict(replication_factor=s.replication_factor, kafka=s.kafka)  # SPEC §12
         await create_topics(s.broker, [s.topic(CONTRACTS)], s.partitions,
-                            {"cleanup.policy": "compact"})
+                            {"cleanup.policy": "compact"}, **kw)
         await create_topics(s.broker, [s.topic(n) for n in INPUT_TOPICS[1:] + OUTPUT_TOPICS],
-                            s.partitions)
+                            s.partitions, **kw)
         # Ticks are only useful for a moment; retention keeps the topic small on real Kafka.
         await create_topics(s.broker, [self.ticks_topic_name], s.partitions,
-                            {"retention.ms": str(3_600_000)})
-        await create_topics(s.broker, [self.attainment_topic_name], s.partitions)
+                            {"retention.ms": str(3_600_000)}, **kw)
+        await create_topics(s.broker, [self.attainment_topic_name], s.partitions, **kw)
 
     # --- processors ---------------------------------------------------------
     def owns_service(self, partition: int) -> Callable[[str], bool]:
@@ -677,7 +680,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
@@ -692,6 +695,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
         web_host=settings.web_host,
         autodiscover=False,
     )
+    options.update(kafka_config.faust_app_kwargs(settings.kafka))  # TLS/SASL (SPEC §12)
     options.update(faust_options)
     _correct_tansu_end_offsets()
     _seek_uncommitted_to_reset_position()

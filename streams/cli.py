@@ -207,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     _add_convert(sub)
     _add_gateway(sub)
+
+    from streams.publish import add_publish_parser
+
+    add_publish_parser(sub)  # slaproc publish contracts|events FILE (SPEC §12)
     return parser
 
 

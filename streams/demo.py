@@ -450,26 +450,31 @@ def _events_in(text: str, types: set[str]) -> float:
 
 
 async def _create_topics(settings: Any) -> None:
+    from streams import kafka_config
     from streams.app import CONTRACTS, INPUT_TOPICS, OUTPUT_TOPICS
     from streams.broker import create_topics
 
-    # The layout the worker declares itself (streams.app.StreamWorker.declare_topics).
+    # The layout the worker declares itself (streams.app.StreamWorker.declare_topics), with the
+    # same connection check and replication factor (capped at the broker count; SPEC §12).
+    info = await kafka_config.preflight(settings.broker, settings.kafka)
+    factor, _warning = kafka_config.effective_replication_factor(settings.replication_factor, info.brokers)
+    kw = dict(replication_factor=factor, kafka=settings.kafka)
     await create_topics(settings.broker, [settings.topic(CONTRACTS)], settings.partitions,
-                        {"cleanup.policy": "compact"})
+                        {"cleanup.policy": "compact"}, **kw)
     await create_topics(settings.broker, [settings.topic(n) for n in INPUT_TOPICS[1:] + OUTPUT_TOPICS],
-                        settings.partitions)
+                        settings.partitions, **kw)
 
 
 class _Producer:
     """Routes raw lines to their input topics and keys (streams.harness.route)."""
 
-    def __init__(self, broker_url: str, prefix: str) -> None:
+    def __init__(self, broker_url: str, prefix: str, kafka: Any = None) -> None:
         from aiokafka import AIOKafkaProducer
 
-        from streams.broker import bootstrap_servers
+        from streams.kafka_config import KafkaSettings, producer_kwargs
 
         self.prefix = prefix
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), linger_ms=5)
+        self.producer = AIOKafkaProducer(**producer_kwargs(broker_url, kafka or KafkaSettings(), linger_ms=5))
 
     async def start(self) -> None:
         await self.producer.start()
@@ -491,15 +496,15 @@ class _OutputTail:
     """Reads every output topic from its current end (so an external broker's old runs
     are not shown) and hands each event to the display."""
 
-    def __init__(self, broker_url: str, prefix: str, display: Display) -> None:
+    def __init__(self, broker_url: str, prefix: str, display: Display, kafka: Any = None) -> None:
         from aiokafka import AIOKafkaConsumer
 
-        from streams.broker import bootstrap_servers
+        from streams.kafka_config import KafkaSettings, consumer_kwargs
 
         self.prefix = prefix
         self.display = display
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None,
-                                         enable_auto_commit=False, auto_offset_reset="earliest")
+        self.consumer = AIOKafkaConsumer(**consumer_kwargs(broker_url, kafka or KafkaSettings(), group_id=None,
+                                                           enable_auto_commit=False, auto_offset_reset="earliest"))
 
     async def start(self) -> None:
         from aiokafka import TopicPartition
@@ -661,8 +666,13 @@ class Demo:
                 self.display.info(f"broker:  {settings.broker}")
             if self.stop.is_set():
                 return 0
-            await _create_topics(settings)
-            producer = _Producer(settings.broker, settings.topic_prefix)
+            try:
+                await _create_topics(settings)
+            except Exception as err:  # kafka_config.KafkaConfigError: one line per problem
+                for problem in getattr(err, "problems", None) or [str(err)]:
+                    print(f"slaproc demo: {problem}", file=sys.stderr)
+                return 2
+            producer = _Producer(settings.broker, settings.topic_prefix, settings.kafka)
             await producer.start()
             traffic = demo_traffic(datetime.now(UTC), contracts_yaml)
 
@@ -687,7 +697,7 @@ class Demo:
             self.display.info("Ctrl-C stops the feed, the worker and the broker.")
             tasks.append(asyncio.create_task(self._watch_worker()))
 
-            tail = _OutputTail(settings.broker, settings.topic_prefix, self.display)
+            tail = _OutputTail(settings.broker, settings.topic_prefix, self.display, settings.kafka)
             await tail.start()
             tasks.append(asyncio.create_task(tail.run()))
 

@@ -19,7 +19,8 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.app import CONTRACTS, MONITORING_EVENTS, OUTPUT_TOPICS, TICKET_EVENTS
-from streams.broker import _die_with_parent, bootstrap_servers
+from streams.broker import _die_with_parent
+from streams.kafka_config import KafkaSettings, consumer_kwargs, producer_kwargs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -116,10 +117,10 @@ def route(line: bytes) -> tuple[str, bytes | None]:
     return TICKET_EVENTS, str(key).encode() if key else None
 
 
-async def produce(broker_url: str, prefix: str, lines: Iterable[bytes]) -> int:
-    """Send raw input lines to their topics, in order; returns the count."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), linger_ms=5,
-                                max_request_size=16 * 1024 * 1024)
+async def produce(broker_url: str, prefix: str, lines: Iterable[bytes], kafka: KafkaSettings | None = None) -> int:
+    """Send raw input lines to their topics, in order; returns the count. `kafka`: TLS/SASL (None: PLAINTEXT)."""
+    producer = AIOKafkaProducer(**producer_kwargs(broker_url, kafka or KafkaSettings(), linger_ms=5,
+                                                  max_request_size=16 * 1024 * 1024))
     await producer.start()
     n = 0
     try:
@@ -135,12 +136,13 @@ async def produce(broker_url: str, prefix: str, lines: Iterable[bytes]) -> int:
 
 
 async def collect(broker_url: str, prefix: str, *, quiet_for: float = 5.0, timeout: float = 120.0,
-                  expect: int | None = None, raw: bool = False) -> list[Any]:
+                  expect: int | None = None, raw: bool = False, kafka: KafkaSettings | None = None) -> list[Any]:
     """Read every output topic from the start until `expect` outputs were read (if given) and
     nothing new arrived for `quiet_for` seconds, or `timeout` passed. With `raw`, the message
     values as bytes instead of parsed JSON."""
-    consumer = AIOKafkaConsumer(*[prefix + t for t in OUTPUT_TOPICS], bootstrap_servers=bootstrap_servers(broker_url),
-                                auto_offset_reset="earliest", group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(*[prefix + t for t in OUTPUT_TOPICS],
+                                **consumer_kwargs(broker_url, kafka or KafkaSettings(), auto_offset_reset="earliest",
+                                                  group_id=None, enable_auto_commit=False))
     await consumer.start()
     out: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
@@ -187,7 +189,7 @@ def net_outcome(outputs: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "refunds": {"|".join(k): v for k, v in refunds.items()}}
 
 
-async def send_ticks(broker_url: str, app_id: str, partitions: int, at: Any) -> None:
+async def send_ticks(broker_url: str, app_id: str, partitions: int, at: Any, kafka: KafkaSettings | None = None) -> None:
     """What the leader's timer sends: one tick `at` (UTC datetime) to every partition of `<app_id>-ticks`.
 
     Tests run workers with a tick interval longer than the test and tick them with a chosen
@@ -195,7 +197,7 @@ async def send_ticks(broker_url: str, app_id: str, partitions: int, at: Any) -> 
     `--until at - allowed lateness`)."""
     from streams.ticks import encode_tick
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url))
+    producer = AIOKafkaProducer(**producer_kwargs(broker_url, kafka or KafkaSettings()))
     await producer.start()
     try:
         value = encode_tick(at)
@@ -236,7 +238,8 @@ def partition_times(urls: Iterable[str]) -> dict[int, float]:
 
 
 async def tick_until_at(broker_url: str, app_id: str, partitions: int, at: Any, lateness: float,
-                        workers: Iterable["WorkerProcess"], timeout: float = 120.0, every: float = 1.0) -> float:
+                        workers: Iterable["WorkerProcess"], timeout: float = 120.0, every: float = 1.0,
+                        kafka: KafkaSettings | None = None) -> float:
     """Send ticks `at` until every partition's time is `at - lateness` on the workers (so each has
     caught up: a tick only moves a partition that has no unread input). Returns the seconds waited."""
     from datetime import timedelta
@@ -245,7 +248,7 @@ async def tick_until_at(broker_url: str, app_id: str, partitions: int, at: Any, 
     urls = [w.url for w in workers]
     started = time.monotonic()
     while True:
-        await send_ticks(broker_url, app_id, partitions, at)
+        await send_ticks(broker_url, app_id, partitions, at, kafka)
         await asyncio.sleep(every)
         times = partition_times(urls)
         if all(abs(times.get(p, 0.0) - target) < 1e-3 for p in range(partitions)):

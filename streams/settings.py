@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.kafka_config import KafkaConfigError, KafkaSettings
+
 __all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS"]
 
 
@@ -70,6 +72,10 @@ class WorkerSettings:
     create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: declare input/output topics at start
     at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)  # SLAPROC_AT_RISK_THRESHOLDS "0.5,0.75,0.9"
     log_level: str = "info"                     # SLAPROC_LOG_LEVEL
+    # --- production Kafka (SPEC §12) ---
+    replication_factor: int = 3                 # SLAPROC_REPLICATION_FACTOR: every topic the worker creates
+    # TLS/SASL: the SLAPROC_KAFKA_* variables, read and checked by streams/kafka_config.py.
+    kafka: KafkaSettings = dataclasses.field(default_factory=KafkaSettings)
 
     def __post_init__(self) -> None:
         problems = []
@@ -93,6 +99,13 @@ class WorkerSettings:
             problems.append("SLAPROC_BROKER_HEARTBEAT_INTERVAL: must be > 0 and below the session timeout")
         if any(not 0 < t < 1 for t in self.at_risk_thresholds):
             problems.append("SLAPROC_AT_RISK_THRESHOLDS: each must be strictly between 0 and 1")
+        if self.replication_factor < 1:
+            problems.append(f"SLAPROC_REPLICATION_FACTOR: must be >= 1, got {self.replication_factor}")
+        if not self.store.startswith("memory:"):
+            # Tried: Faust's RocksDB store asserts an event context on every write, and the state
+            # backend (streams/store.py) writes outside one, so the agents crash on the first contract.
+            problems.append(f"SLAPROC_STORE: {self.store!r} is not supported; use memory:// (state is "
+                            f"rebuilt from the changelog topics at start)")
         if problems:
             raise SettingsError("; ".join(problems))
 
@@ -112,17 +125,22 @@ class WorkerSettings:
         """
         values: dict[str, Any] = {}
         problems = []
-        for f in dataclasses.fields(cls):
-            var = ENV_VARS[f.name]
+        for name, var in ENV_VARS.items():
             raw = environ.get(var)
             if raw is None or raw.strip() == "":
                 continue
             try:
-                values[f.name] = _PARSERS[f.name](raw)
+                values[name] = _PARSERS[name](raw)
             except ValueError as exc:
                 problems.append(f"{var}: {exc}")
+        try:
+            values["kafka"] = KafkaSettings.from_env(environ)
+        except KafkaConfigError as exc:
+            problems.extend(exc.problems)
         if problems:
-            raise SettingsError("; ".join(problems))
+            error = SettingsError("; ".join(problems))
+            error.problems = problems  # one line each when printed (streams/worker.py)
+            raise error
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -131,7 +149,8 @@ class WorkerSettings:
 
 
 #: field name -> environment variable
-ENV_VARS: dict[str, str] = {f.name: "SLAPROC_" + f.name.upper() for f in dataclasses.fields(WorkerSettings)}
+ENV_VARS: dict[str, str] = {f.name: "SLAPROC_" + f.name.upper() for f in dataclasses.fields(WorkerSettings)
+                             if f.name != "kafka"}  # kafka: many SLAPROC_KAFKA_* variables
 
 _PARSERS: dict[str, Any] = {
     "broker": str.strip,
@@ -153,5 +172,6 @@ _PARSERS: dict[str, Any] = {
     "create_topics": _parse_bool,
     "at_risk_thresholds": _parse_floats,
     "log_level": str.strip,
+    "replication_factor": int,
 }
 assert set(_PARSERS) == set(ENV_VARS)

@@ -19,16 +19,83 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
             default = ",".join(str(x) for x in default)
         group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar=var,
                            help=f"env {var} (default {default})")
+    add_kafka_flags(parser)
+
+
+def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
+    """The SLAPROC_KAFKA_* settings as flags (`--kafka-security-protocol` ...), for every command that
+    talks to Kafka. A secret has only its file form as a flag (`--kafka-sasl-password-file`): a
+    secret on the command line would be visible to every user of the machine (ps)."""
+    from streams.kafka_config import ENV_VARS as KAFKA_VARS, SECRET_VARS
+
+    group = parser.add_argument_group("Kafka connection: TLS, SASL (flag, or environment variable; flags win; "
+                                      "docs/kafka.md)")
+    for name, var in KAFKA_VARS.items():
+        flag = "--kafka-" + name.replace("_", "-")
+        if name in SECRET_VARS:
+            group.add_argument(flag + "-file", dest="kafka_" + name + "_file", default=None, metavar="PATH",
+                               help=f"env {var}_FILE (or {var}); read from this file")
+        else:
+            group.add_argument(flag, dest="kafka_" + name, default=None, metavar=var.removeprefix("SLAPROC_"),
+                               help=f"env {var}")
+
+
+def kafka_env(args: argparse.Namespace, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment with the Kafka flags given written over their variables."""
+    from streams.kafka_config import ENV_VARS as KAFKA_VARS, SECRET_VARS
+
+    env = dict(os.environ if environ is None else environ)
+    for name, var in KAFKA_VARS.items():
+        if name in SECRET_VARS:
+            value = getattr(args, "kafka_" + name + "_file", None)
+            if value is not None:
+                env.pop(var, None)
+                env[var + "_FILE"] = str(value)
+        else:
+            value = getattr(args, "kafka_" + name, None)
+            if value is not None:
+                env[var] = str(value)
+    return env
 
 
 def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> WorkerSettings:
     """Settings from the environment, then the flags given (parsed with the env's parsers)."""
-    env = dict(os.environ if environ is None else environ)
+    env = kafka_env(args, environ)
     for name, var in ENV_VARS.items():
         value = getattr(args, name, None)
         if value is not None:
             env[var] = str(value)
     return WorkerSettings.from_env(env)
+
+
+def check_cluster(settings: WorkerSettings) -> WorkerSettings:
+    """Start-up check against the cluster (SPEC §12): connect as every client will (TLS, SASL),
+    cap the replication factor at the broker count (a warning), and refuse existing co-partitioned
+    topics whose partition count differs. Returns the settings to run with; raises KafkaConfigError
+    (one line a problem)."""
+    import asyncio
+    import logging
+
+    from streams import kafka_config
+    from streams.app import INPUT_TOPICS
+    from streams.store import STATE_TABLES
+
+    # Everything keyed state ties to partition i: the ticket and monitoring topics, the ticks and
+    # attainment topics, the state changelogs. (Not sla.contracts: contracts go to a global table
+    # every worker holds whole, so its partition count is free; a producer that got there before
+    # the worker may have had it auto-created with the broker's default.)
+    topics = [settings.topic(name) for name in INPUT_TOPICS[1:]]
+    topics += [f"{settings.app_id}-ticks", f"{settings.app_id}-attainment"]
+    topics += [f"{settings.app_id}-{table}-changelog" for table in (*STATE_TABLES, "attainment")]
+    info = asyncio.run(kafka_config.preflight(settings.broker, settings.kafka, topics=topics))
+    problems = kafka_config.check_copartitioned(info.partitions, settings.partitions)
+    if problems:
+        raise kafka_config.KafkaConfigError(problems)
+    factor, warning = kafka_config.effective_replication_factor(settings.replication_factor, info.brokers)
+    if warning:
+        logging.getLogger("slaproc.worker").warning(warning)
+        print(f"slaproc worker: warning: {warning}", file=sys.stderr)
+    return settings.replace(replication_factor=factor)
 
 
 def build_worker_app(settings: WorkerSettings, **faust_options: Any) -> Any:
@@ -53,10 +120,14 @@ def build_worker_app(settings: WorkerSettings, **faust_options: Any) -> Any:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    from streams.kafka_config import KafkaConfigError
+
     try:
         settings = settings_from(args)
-    except SettingsError as err:
-        print(f"slaproc worker: {err}", file=sys.stderr)
+        settings = check_cluster(settings)
+    except (SettingsError, KafkaConfigError) as err:
+        for problem in getattr(err, "problems", None) or [str(err)]:
+            print(f"slaproc worker: {problem}", file=sys.stderr)
         return 2
     from faust.worker import Worker
 

@@ -1,0 +1,89 @@
+"""deploy/compose.sasl-ssl.yml read statically (no Docker daemon here): the clients' connection
+settings are valid slaproc settings and agree with the broker's listener, certificate and secret;
+deploy/kafka/make-certs.sh run for real makes a keystore whose certificate our client TLS context
+accepts for the advertised host name."""
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streams.kafka_config import KafkaSettings
+from tests.deploy.conftest import REPO
+
+BASE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+OVERLAY = yaml.safe_load((REPO / "deploy" / "compose.sasl-ssl.yml").read_text())
+CLIENTS = ("worker-1", "worker-2", "demo")
+
+
+def test_overlay_only_touches_services_of_the_base_or_its_own_init_jobs():
+    assert set(OVERLAY["services"]) - set(BASE["services"]) == {"certs-init", "scram-init"}
+    assert "kafka-certs" in OVERLAY["volumes"] and "kafka_password" in OVERLAY["secrets"]
+    for name, service in OVERLAY["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source in OVERLAY["volumes"] or (REPO / source).exists(), f"{name}: {volume}"
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_clients_settings_are_valid_and_match_the_broker(name, tmp_path):
+    env = OVERLAY["services"][name]["environment"]
+    kafka_env = OVERLAY["services"]["kafka"]["environment"]
+    # the files the containers would see, stood in for by local ones
+    ca = tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k"),
+                    "-out", str(ca), "-days", "1", "-subj", "/CN=x"], check=True, capture_output=True)
+    password = tmp_path / "pw"
+    password.write_text("secret\n")
+    local = {**env, "SLAPROC_KAFKA_SSL_CA_FILE": str(ca), "SLAPROC_KAFKA_SASL_PASSWORD_FILE": str(password)}
+    settings = KafkaSettings.from_env(local)  # raises on any unknown or inconsistent setting
+    assert settings.security_protocol == "SASL_SSL" and settings.ssl_check_hostname
+    assert settings.sasl_mechanism in kafka_env["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
+    host_port = env["SLAPROC_BROKER"].removeprefix("kafka://")
+    assert f"SASL_SSL://{host_port}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert host_port.split(":")[0] == OVERLAY["services"]["certs-init"]["environment"]["BROKER_HOST"]
+    assert env["SLAPROC_KAFKA_SASL_PASSWORD_FILE"] == "/run/secrets/kafka_password"
+    assert OVERLAY["services"][name]["secrets"] == ["kafka_password"]
+    assert f"--entity-name {env['SLAPROC_KAFKA_SASL_USERNAME']}" in OVERLAY["services"]["scram-init"]["command"][0]
+    assert env["SLAPROC_KAFKA_SSL_CA_FILE"].startswith("/etc/slaproc/kafka/")
+    assert "kafka-certs:/etc/slaproc/kafka:ro" in OVERLAY["services"][name]["volumes"]
+    assert "SLAPROC_KAFKA_SASL_PASSWORD" not in env  # the secret comes as a file, never in the env
+
+
+def test_make_certs_gives_a_certificate_the_client_accepts_for_the_advertised_host(tmp_path):
+    env = {**os.environ, "CERTS_DIR": str(tmp_path), "BROKER_HOST": "kafka", "KEYSTORE_PASSWORD": "ks-pw"}
+    run = subprocess.run(["sh", str(REPO / "deploy" / "kafka" / "make-certs.sh")], env=env, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    info = subprocess.run(["openssl", "pkcs12", "-in", str(tmp_path / "kafka.p12"), "-passin", "pass:ks-pw",
+                           "-nokeys", "-info"], capture_output=True, text=True)
+    assert info.returncode == 0 and "CN = kafka" in info.stdout + info.stderr
+    again = subprocess.run(["sh", str(REPO / "deploy" / "kafka" / "make-certs.sh")], env=env, capture_output=True,
+                           text=True)
+    assert "certificates exist" in again.stdout  # idempotent: a restart keeps the CA the clients trust
+
+    # a TLS handshake in memory: the broker's certificate against slaproc's client context
+    client = KafkaSettings(security_protocol="SSL", ssl_ca_file=tmp_path / "ca.pem").ssl_context
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "kafka.pem", tmp_path / "kafka.key")
+
+    def handshake(hostname: str) -> None:
+        c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+        c = client.wrap_bio(c_in, c_out, server_hostname=hostname)
+        s = server.wrap_bio(s_in, s_out, server_side=True)
+        for _ in range(10):
+            for side, inbox, outbox, peer_in in ((c, c_in, c_out, s_in), (s, s_in, s_out, c_in)):
+                try:
+                    side.do_handshake()
+                except ssl.SSLWantReadError:
+                    pass
+                peer_in.write(outbox.read())
+        c.do_handshake()
+
+    handshake("kafka")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        handshake("kafka.example.com")
