@@ -62,17 +62,25 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
 async def serve(settings: GatewaySettings, mapping, stop: asyncio.Event) -> None:
     from aiohttp import web
 
-    from streams.broker import bootstrap_servers, create_topics
+    from streams import kafka_config
+    from streams.broker import create_topics
     from streams.gateway.mapping import CONTRACTS, MONITORING_EVENTS, RAW_WEBHOOKS, TICKET_EVENTS
     from streams.gateway.server import Gateway, KafkaSink, build_app
 
+    # One connection the way every client will (TLS, SASL): a misconfiguration is one line now.
+    info = await kafka_config.preflight(settings.broker, settings.kafka)
     if settings.create_topics:
+        factor, warning = kafka_config.effective_replication_factor(settings.replication_factor, info.brokers)
+        if warning:
+            logging.getLogger("slaproc.gateway").warning(warning)
         # The same topics, partition counts and configs the worker declares (streams/app.py).
+        kw = dict(replication_factor=factor, kafka=settings.kafka)
         await create_topics(settings.broker, [settings.topic(CONTRACTS)], settings.partitions,
-                            {"cleanup.policy": "compact"})
+                            {"cleanup.policy": "compact"}, **kw)
         await create_topics(settings.broker, [settings.topic(t) for t in (TICKET_EVENTS, MONITORING_EVENTS,
-                                                                          RAW_WEBHOOKS)], settings.partitions)
-    sink = KafkaSink(bootstrap_servers(settings.broker), max_request_size=settings.max_body_bytes + 64 * 1024)
+                                                                          RAW_WEBHOOKS)], settings.partitions, **kw)
+    sink = KafkaSink(kafka_config.producer_kwargs(settings.broker, settings.kafka),
+                     max_request_size=settings.max_body_bytes + 64 * 1024)
     await sink.start()
     gateway = Gateway(settings, mapping, sink, ready=lambda: sink.started)
     runner = web.AppRunner(build_app(gateway), access_log=None)
@@ -114,9 +122,15 @@ def run_gateway(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, mapping, stop)
 
+    from streams.kafka_config import KafkaConfigError
+
     try:
         asyncio.run(main())
-    except OSError as err:  # e.g. the port is taken, or the broker is unreachable
+    except KafkaConfigError as err:  # one line per problem, naming the setting (TLS, SASL, unreachable)
+        for line in str(err).splitlines():
+            print(f"slaproc gateway: {line}", file=sys.stderr)
+        return 2
+    except OSError as err:  # e.g. the port is taken
         print(f"slaproc gateway: {err}", file=sys.stderr)
         return 1
     return 0

@@ -54,10 +54,12 @@ class Sink(Protocol):
 class KafkaSink:
     """An aiokafka producer (acks=all)."""
 
-    def __init__(self, bootstrap: str, max_request_size: int) -> None:
+    def __init__(self, connection: dict[str, Any], max_request_size: int) -> None:
+        """`connection`: the producer's connection kwargs (streams/kafka_config.producer_kwargs:
+        bootstrap servers, TLS, SASL)."""
         from aiokafka import AIOKafkaProducer
 
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1,
+        self.producer = AIOKafkaProducer(**connection, acks="all", linger_ms=1,
                                          max_request_size=max_request_size, request_timeout_ms=15000)
         self.started = False
 

@@ -1,7 +1,9 @@
 """`slaproc gateway` settings: environment variables, flags as overrides (as the worker's).
 
 Shared with the worker: SLAPROC_BROKER, SLAPROC_TOPIC_PREFIX, SLAPROC_PARTITIONS (used only
-when the gateway creates a missing input topic), SLAPROC_CREATE_TOPICS, SLAPROC_LOG_LEVEL.
+when the gateway creates a missing input topic), SLAPROC_REPLICATION_FACTOR (capped at the
+broker count), SLAPROC_CREATE_TOPICS, SLAPROC_LOG_LEVEL, and the connection settings
+SLAPROC_KAFKA_* (TLS, SASL: streams/kafka_config.py, as every Kafka client of the project).
 The gateway's own are SLAPROC_GATEWAY_*; an unknown SLAPROC_GATEWAY_* variable is an
 error naming the closest known one (a typo must not silently leave an endpoint open or off).
 Each secret can also be read from a file: SLAPROC_GATEWAY_ZENDESK_SECRET_FILE=/run/secrets/zd.
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.kafka_config import KafkaConfigError, KafkaSettings
 from streams.settings import SettingsError, _parse_bool, parse_duration
 
 __all__ = ["GatewaySettings", "GATEWAY_ENV_VARS", "SECRETS", "SettingsError"]
@@ -28,6 +31,7 @@ class GatewaySettings:
     topic_prefix: str = ""                      # SLAPROC_TOPIC_PREFIX (as the worker's)
     partitions: int = 4                         # SLAPROC_PARTITIONS: for input topics the gateway creates
     create_topics: bool = True                  # SLAPROC_CREATE_TOPICS
+    replication_factor: int = 3                 # SLAPROC_REPLICATION_FACTOR: topics the gateway creates
     log_level: str = "info"                     # SLAPROC_LOG_LEVEL
     host: str = "127.0.0.1"                     # SLAPROC_GATEWAY_HOST (0.0.0.0 in a container)
     port: int = 8090                            # SLAPROC_GATEWAY_PORT
@@ -39,6 +43,8 @@ class GatewaySettings:
     alertmanager_token: str | None = None       # SLAPROC_GATEWAY_ALERTMANAGER_TOKEN(_FILE): bearer token
     zendesk_secret: str | None = None           # SLAPROC_GATEWAY_ZENDESK_SECRET(_FILE): webhook signing secret
     jira_token: str | None = None               # SLAPROC_GATEWAY_JIRA_TOKEN(_FILE): shared secret
+    # TLS/SASL: the SLAPROC_KAFKA_* variables, read and checked by streams/kafka_config.py.
+    kafka: KafkaSettings = dataclasses.field(default_factory=KafkaSettings)
 
     def __post_init__(self) -> None:
         problems = []
@@ -46,6 +52,8 @@ class GatewaySettings:
             problems.append("SLAPROC_BROKER: empty")
         if self.partitions < 1:
             problems.append(f"SLAPROC_PARTITIONS: must be >= 1, got {self.partitions}")
+        if self.replication_factor < 1:
+            problems.append(f"SLAPROC_REPLICATION_FACTOR: must be >= 1, got {self.replication_factor}")
         if not 0 <= self.port <= 65535:
             problems.append(f"SLAPROC_GATEWAY_PORT: not a port: {self.port}")
         if self.max_body_bytes < 1024:
@@ -79,7 +87,13 @@ class GatewaySettings:
                 close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.75)
                 problems.append(f"{var}: unknown setting" + (f"; did you mean {close[0]}?" if close else ""))
         values: dict[str, Any] = {}
+        try:
+            values["kafka"] = KafkaSettings.from_env(environ)
+        except KafkaConfigError as err:
+            problems.append(str(err))
         for f in dataclasses.fields(cls):
+            if f.name == "kafka":
+                continue
             var = GATEWAY_ENV_VARS[f.name]
             raw = environ.get(var)
             if f.name in SECRETS:
@@ -105,13 +119,14 @@ class GatewaySettings:
         return cls(**values)
 
 
-_SHARED = {"broker", "topic_prefix", "partitions", "create_topics", "log_level"}
+_SHARED = {"broker", "topic_prefix", "partitions", "replication_factor", "create_topics", "log_level"}
 GATEWAY_ENV_VARS: dict[str, str] = {
     f.name: ("SLAPROC_" if f.name in _SHARED else "SLAPROC_GATEWAY_") + f.name.upper()
-    for f in dataclasses.fields(GatewaySettings)}
+    for f in dataclasses.fields(GatewaySettings) if f.name != "kafka"}  # kafka: SLAPROC_KAFKA_*
 
 _PARSERS: dict[str, Any] = {
-    "broker": str.strip, "topic_prefix": str.strip, "partitions": int, "create_topics": _parse_bool,
+    "broker": str.strip, "topic_prefix": str.strip, "partitions": int, "replication_factor": int,
+    "create_topics": _parse_bool,
     "log_level": str.strip, "host": str.strip, "port": int, "mapping": Path, "max_body_bytes": int,
     "send_timeout": parse_duration, "zendesk_max_skew": parse_duration,
     "events_token": str.strip, "alertmanager_token": str.strip, "zendesk_secret": str.strip, "jira_token": str.strip,

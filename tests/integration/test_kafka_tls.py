@@ -221,3 +221,64 @@ def test_demo_feed_only_over_tls(tls, pki, tmp_path):
         finally:
             await consumer.stop()
     assert asyncio.run(count()) > 0
+
+
+# --- the gateway: the same connection settings ----------------------------------------------------
+
+GATEWAY_TOKEN = {"SLAPROC_GATEWAY_EVENTS_TOKEN": "events-token-0123456789"}
+
+
+def test_gateway_over_tls_sends_what_it_acknowledges(tls, pki, tmp_path):
+    """`slaproc gateway` connects with the SLAPROC_KAFKA_* settings: a native event posted to
+    /v1/events is acknowledged and read back from the ticket topic over TLS."""
+    import urllib.request
+
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.gateway.process import GatewayProcess
+    from streams.kafka_config import consumer_kwargs
+
+    prefix = f"gwtls{uuid.uuid4().hex[:6]}."
+    event = {"event_id": "gw-tls-1", "type": "ticket.replied", "occurred_at": "2026-03-02T09:31:00Z",
+             "ticket_id": "T-GW-1", "author": "provider", "public": True}
+    gateway = GatewayProcess(tls.url, prefix, partitions=PARTITIONS, secrets=GATEWAY_TOKEN,
+                             extra_env={**tls_env(pki), "SLAPROC_REPLICATION_FACTOR": "1"},
+                             log_path=tmp_path / "gateway.log").start()
+    try:
+        request = urllib.request.Request(gateway.url + "/v1/events", data=json.dumps(event).encode(), method="POST",
+                                         headers={"Authorization": "Bearer " + GATEWAY_TOKEN["SLAPROC_GATEWAY_EVENTS_TOKEN"],
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200, response.read()
+    finally:
+        gateway.stop()
+
+    async def read_back() -> list:
+        kafka = KafkaSettings.from_env(tls_env(pki))
+        consumer = AIOKafkaConsumer(prefix + "sla.ticket-events", **consumer_kwargs(
+            tls.url, kafka, auto_offset_reset="earliest", group_id=None, enable_auto_commit=False))
+        await consumer.start()
+        try:
+            found: list = []
+            deadline = time.monotonic() + 30
+            while not found and time.monotonic() < deadline:
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    found += messages
+            return found
+        finally:
+            await consumer.stop()
+
+    [record] = asyncio.run(read_back())
+    assert record.key == b"T-GW-1" and json.loads(record.value)["event_id"] == "gw-tls-1"
+
+
+def test_gateway_with_a_wrong_ca_is_one_line_within_seconds(tls, pki, tmp_path):
+    env = {**os.environ, "SLAPROC_BROKER": tls.url, "SLAPROC_GATEWAY_PORT": "0", "SLAPROC_KAFKA_CONNECT_TIMEOUT": "5",
+           **GATEWAY_TOKEN, **tls_env(pki), "SLAPROC_KAFKA_SSL_CA_FILE": str(pki["other_ca"])}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "streams.cli", "gateway"], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("slaproc gateway: SLAPROC_KAFKA_SSL_CA_FILE: ") and "is not trusted" in line, line
+    assert time.monotonic() - started < 15
