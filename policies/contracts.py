@@ -205,18 +205,24 @@ def _regional_subdivisions(country: str) -> tuple[str, ...]:
     return tuple(regional)
 
 
-def contract_warnings(terms: ContractTerms) -> list[str]:
-    """Terms that are valid but probably not what was meant: a holiday country without a
-    subdivision where the public holidays differ by subdivision (GB without ENG/SCT/WLS/NIR
-    misses Easter Monday or the August bank holiday, depending on the region)."""
+def contract_warnings(contracts: Iterable[ContractTerms]) -> list[str]:
+    """Terms that are valid but probably not what was meant, one line per problem (not per
+    contract: a provider may have thousands): a holiday country without a subdivision where the
+    public holidays differ by subdivision (GB without ENG/SCT/WLS/NIR misses Easter Monday or
+    the August bank holiday, depending on the region)."""
+    without: dict[str, list[str]] = {}
+    for terms in contracts:
+        if terms.holiday_country and not terms.holiday_subdivision:
+            without.setdefault(terms.holiday_country, []).append(terms.customer_id)
     warnings = []
-    if terms.holiday_country and not terms.holiday_subdivision:
-        regional = _regional_subdivisions(terms.holiday_country)
-        if regional:
-            shown = ", ".join(regional[:8]) + (f", ... ({len(regional)} in all)" if len(regional) > 8 else "")
-            warnings.append(f"customer_id={terms.customer_id!r}: holiday_country {terms.holiday_country!r} has "
-                            f"holidays that differ by subdivision ({shown}); only the country-wide ones count "
-                            f"unless holiday_subdivision names one")
+    for country, customers in sorted(without.items()):
+        regional = _regional_subdivisions(country)
+        if not regional:
+            continue
+        shown = ", ".join(regional[:8]) + (f", ... ({len(regional)} in all)" if len(regional) > 8 else "")
+        who = ", ".join(repr(c) for c in customers[:3]) + (f" and {len(customers) - 3} more" if len(customers) > 3 else "")
+        warnings.append(f"holiday_country {country!r} has holidays that differ by subdivision ({shown}); "
+                        f"without holiday_subdivision only the country-wide ones count (customer_id {who})")
     return warnings
 
 

@@ -25,7 +25,8 @@ from pydantic_core import from_json
 
 from events.codec import DeadLetterReason, decode, dead_letter_event, encode
 from policies.catalog import Catalog, default_catalog
-from policies.contracts import Contract, ContractError, contract_from_event, load_contracts_yaml
+from policies.contracts import (Contract, ContractError, contract_from_event, contract_warnings,
+                                load_contracts_yaml)
 from policies.outputs import Output, Rejected
 from policies.processor import Processor, Settings
 from streams.wire import to_bytes
@@ -177,7 +178,10 @@ def replay_file(events: Path, contracts: Path, until: datetime | None, out: Bina
     `bound` (SPEC §10): events after it are `future_timestamp` dead letters; default `until`.
     The CLI passes the wall clock + max_future when there is no `--until`."""
     catalog = default_catalog()
-    replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, settings)
+    loaded = load_contracts_yaml(contracts, catalog)
+    for warning in contract_warnings(c.terms for c in loaded):  # shown even with -q: not progress
+        sys.stderr.write(f"slaproc replay: warning: {warning}\n")
+    replayer = Replayer(loaded, catalog, settings)
     name = events.name
     started = last = time.monotonic()
     size = events.stat().st_size

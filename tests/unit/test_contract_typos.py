@@ -70,12 +70,35 @@ def test_a_contract_event_stays_tolerant_of_extra_fields() -> None:
 
 
 def test_a_country_with_regional_holidays_and_no_subdivision_gets_a_warning_naming_them() -> None:
-    [warning] = contract_warnings(ContractTerms(**dict(NEPTUNE, holiday_subdivision=None)))
-    assert "holiday_country 'GB'" in warning and "(ENG, NIR, SCT, WLS)" in warning
+    [warning] = contract_warnings([ContractTerms(**dict(NEPTUNE, holiday_subdivision=None))])
+    assert warning.startswith("holiday_country 'GB' has holidays that differ by subdivision (ENG, NIR, SCT, WLS)")
+    assert warning.endswith("(customer_id 'acme')")
+
+
+def test_warnings_are_one_line_per_country_however_many_contracts() -> None:
+    many = [ContractTerms(**dict(NEPTUNE, customer_id=f"c{i}", holiday_subdivision=None)) for i in range(500)]
+    [warning] = contract_warnings(many)
+    assert warning.endswith("(customer_id 'c0', 'c1', 'c2' and 497 more)")
 
 
 @pytest.mark.parametrize("terms", [dict(NEPTUNE), dict(NEPTUNE, holiday_country="JP", holiday_subdivision=None),
                                    dict(NEPTUNE, holiday_country=None, holiday_subdivision=None)],
                          ids=["subdivision-given", "no-regional-holidays", "no-country"])
 def test_no_warning_where_nothing_is_ambiguous(terms) -> None:
-    assert contract_warnings(ContractTerms(**terms)) == []
+    assert contract_warnings([ContractTerms(**terms)]) == []
+
+
+def test_replay_prints_the_warnings_on_stderr(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    contracts = tmp_path / "contracts.yaml"
+    contracts.write_text(yaml.safe_dump({"contracts": [dict(NEPTUNE, holiday_subdivision=None)]}))
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    slaproc = Path(sys.executable).parent / "slaproc"
+    done = subprocess.run([str(slaproc), "replay", str(events), "--contracts", str(contracts),
+                           "--until", "2026-02-01T00:00:00Z", "-q"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "slaproc replay: warning: holiday_country 'GB' has holidays that differ" in done.stderr
