@@ -167,6 +167,7 @@ class EmittedClose:
     revision: int
     fingerprint: str
     refund_revision: int = 0  # the revision of the refund.eligible standing for the month (0: none)
+    refund_amount: str = "0"  # its refund_amount: what a later revision or a withdrawal supersedes
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +196,8 @@ class ServiceState:
                  ts(w.cancelled_at)]
                 for w in sorted(self.maintenance.values(), key=lambda w: w.maintenance_id)
             ],
-            "e": [[e.customer_id, e.month, e.revision, e.fingerprint, *([e.refund_revision] if e.refund_revision else [])]
+            "e": [[e.customer_id, e.month, e.revision, e.fingerprint,
+                   *([e.refund_revision, e.refund_amount] if e.refund_revision else [])]
                   for _, e in sorted(self.emitted.items())],
         }
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
@@ -213,7 +215,8 @@ class ServiceState:
         windows = {}
         for mid, nt, sa, ea, by, ca in doc["m"]:
             windows[mid] = MaintenanceWindow(mid, ts(nt), ts(sa), ts(ea), by, ts(ca))  # type: ignore[arg-type]
-        emitted = {(row[0], row[1]): EmittedClose(*row) for row in doc["e"]}  # 4 fields before refund_revision
+        # 4 fields before refund_revision, 5 before refund_amount (a refund recorded then supersedes "0")
+        emitted = {(row[0], row[1]): EmittedClose(*row) for row in doc["e"]}
         return cls(doc["s"], outages, windows, emitted)
 
 

@@ -554,7 +554,11 @@ class Processor:
             rev = str(closed["revision"])
             out.append(Output("uptime.month_closed", at, customer_id,
                               output_event_id("uptime.month_closed", customer_id, service_id, month, rev), closed))
+            # Not on the wire (the models ignore it): the amount of the refund this output supersedes,
+            # so the shell's refund totals count each month once (a revision adds its difference).
+            superseded = before.refund_amount if before is not None and before.refund_revision else "0"
             if refund is not None:
+                refund = {**refund, "superseded_amount": superseded}
                 out.append(Output("refund.eligible", at, customer_id,
                                   output_event_id("refund.eligible", customer_id, service_id, month, rev), refund))
             elif before is not None and before.refund_revision:
@@ -564,7 +568,8 @@ class Processor:
                              "refund_event_id": month_event_id("refund.eligible", customer_id, service_id, month,
                                                                before.refund_revision),
                              "reason": f"revision {rev} of {month} meets the commitment "
-                                       f"({closed['uptime_percent']} % >= {closed['commitment_percent']} %)"}
+                                       f"({closed['uptime_percent']} % >= {closed['commitment_percent']} %)",
+                             "superseded_amount": superseded, "currency": svc.currency}  # these two: not on the wire
                 out.append(Output("refund.withdrawn", at, customer_id,
                                   refund_withdrawn_event_id(customer_id, service_id, month, closed["revision"]),
                                   withdrawn))

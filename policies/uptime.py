@@ -177,7 +177,8 @@ def record_close(state: ServiceState, closed: dict, refund: dict | None) -> tupl
         return state, None
     revision = rec.revision + 1 if rec else 1
     emitted = dict(state.emitted)
-    emitted[key] = EmittedClose(key[0], key[1], revision, fp, revision if refund is not None else 0)
+    emitted[key] = EmittedClose(key[0], key[1], revision, fp, revision if refund is not None else 0,
+                                str(refund["refund_amount"]) if refund is not None else "0")
     return replace(state, emitted=emitted), revision
 
 
