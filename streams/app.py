@@ -1002,9 +1002,15 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
                               (worker.attainment_topic, "slaproc.attainment", attainment_agent)):
         app.agent(topic, name=name)(supervised(name, body))
 
-    @app.timer(settings.health_interval)
+    @app.task
     async def broker_check() -> None:
-        await worker.check_broker()
+        # A loop rather than a timer: a check against a blackholed broker lasts its whole timeout.
+        while not app.should_stop:
+            try:
+                await worker.check_broker(timeout=max(1.0, settings.health_interval))
+            except Exception:  # noqa: BLE001 - the check must never stop; it reports
+                log.exception("broker check failed")
+            await asyncio.sleep(settings.health_interval)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
