@@ -386,8 +386,16 @@ class StreamWorker:
         # `Processor.install`): a contract claiming another customer's service is refused.
         self.service_owner: dict[str, str] = {}
         n = settings.partitions
-        raw = dict(key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        # Keys as bytes, never decoded: a producer's key is not ours to trust, and a key that is not
+        # UTF-8 (key_type=str) made Faust's decode fail and the topic's agent stop receiving records
+        # (found by the wire fuzz; no error logged). The shell routes by partition, not by key.
+        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
         self.input_topics = {name: app.topic(settings.topic(name), partitions=n, **raw)
+                             for name in INPUT_TOPICS}
+        # The same topics with str keys, for the query API's routing only (`topic_route` serializes
+        # the URL's id with the topic's key type; no agent consumes these objects).
+        self.route_topics = {name: app.topic(settings.topic(name), partitions=n,
+                                             **{**raw, "key_type": str})
                              for name in INPUT_TOPICS}
         self.output_topics = {name: app.topic(settings.topic(name), partitions=n, **raw)
                               for name in OUTPUT_TOPICS}
@@ -677,6 +685,11 @@ class StreamWorker:
                 self.observer.event_in(self.core.event_type(decoded))
                 partition = message.partition
                 self._touched.add(partition)
+                future = self._beyond_max_future(decoded)
+                if future is not None:
+                    await self.dead_letter(message, future)
+                    self.tracker.processed(message.tp, message.offset)
+                    continue
                 try:
                     result = self.processor(partition).apply(decoded)
                     outputs, rejected = result if isinstance(result, tuple) else (result, None)
@@ -693,6 +706,20 @@ class StreamWorker:
             self.tracker.processed(message.tp, message.offset)
         await self.commit_batch()
         self.observer.batch(time.perf_counter() - started)
+
+    def _beyond_max_future(self, event: Any) -> str | None:
+        """SPEC §10 in the shell as well as in the core: an event dated more than `max_future` after
+        the wall clock is a `future_timestamp` dead letter before the core sees it. The core moves
+        a partition's time to an event's time; a year-9999 event made it close every month up to
+        9999 (minutes of CPU on the event loop, gigabytes), which no per-unit guard can undo."""
+        at = getattr(event, "occurred_at", None)
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            return None
+        bound = datetime.now(timezone.utc) + timedelta(seconds=self.settings.max_future)
+        if at <= bound:
+            return None
+        return (f"future_timestamp: occurred_at {at.isoformat()} is more than {self.settings.max_future:g} s "
+                f"after the wall clock")
 
     def _roll_back(self, partition: int, redo: Iterable[Any] = ()) -> None:
         """Undo whatever the current unit did to `partition`'s state: the processor and its store

@@ -64,6 +64,7 @@ class Metrics:
         self.consumer_lag = Gauge("slaproc_consumer_lag", "Messages not yet read", ["topic", "partition"], registry=r)
         self.broker_connected = Gauge("slaproc_broker_connected",
                                       "1 if the broker answered the last connectivity check, else 0", registry=r)
+        self.contracts = Gauge("slaproc_contracts", "Contracts installed on this worker", registry=r)
         self.ready = Gauge("slaproc_ready", "1 if the worker is ready (/ready answers 200), else 0", registry=r)
         self.rebalances = Counter("slaproc_rebalances", "Partition assignments seen", registry=r)
         self.processing = Histogram("slaproc_processing_seconds", "Wall time to process one batch", registry=r)
@@ -190,6 +191,7 @@ def _set_consumer_lag(metrics: Metrics, worker: Any) -> None:
         connected = health.broker_connected
         metrics.broker_connected.set(1.0 if connected else 0.0)
         metrics.ready.set(1.0 if health.ready()[0] else 0.0)
+    metrics.contracts.set(len(getattr(worker, "contracts", None) or {}))
     lag = getattr(worker, "lag", None)
     seen = set()
     for tp, n in list((lag or {}).items()):

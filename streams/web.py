@@ -28,8 +28,8 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
     # (murmur2 = partition_for_key), and input partition p has the same owner as the state of p.
     # Not `table_route`: Faust gives a str-keyed table the JSON key serializer, so it hashes
     # '"T1"' (with the quotes) and sends the request to a worker that does not hold the key.
-    tickets = worker.input_topics[TICKET_EVENTS]
-    services = worker.input_topics[MONITORING_EVENTS]
+    tickets = worker.route_topics[TICKET_EVENTS]
+    services = worker.route_topics[MONITORING_EVENTS]
     partitions = worker.settings.partitions
 
     @app.page("/metrics")
