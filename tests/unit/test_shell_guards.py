@@ -80,3 +80,38 @@ def test_a_month_in_a_url_is_ascii_digits_only():
     assert _MONTH.fullmatch("2026-03")
     for month in ("２０２６-０３", "٢٠٢٦-٠٣", "2026-3", "2026-03x", "+026-03"):
         assert not _MONTH.fullmatch(month), month
+
+
+def test_a_silent_broker_is_unreachable_after_the_deadline():
+    """A blackholed broker: the TCP handshake completes (the kernel's backlog), no answer comes."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # never accepted, never answered
+        t0 = time.monotonic()
+        assert asyncio.run(broker_reachable(f"127.0.0.1:{s.getsockname()[1]}", timeout=0.5)) is False
+        assert time.monotonic() - t0 < 3
+
+
+def test_a_kafka_broker_answering_api_versions_is_reachable():
+    """The check's request is a valid ApiVersions v0 (a fake broker that checks the header answers)."""
+    import struct
+
+    async def main() -> bool:
+        async def handle(reader, writer):
+            size = struct.unpack(">i", await reader.readexactly(4))[0]
+            body = await reader.readexactly(size)
+            api_key, version, correlation = struct.unpack(">hhi", body[:8])
+            assert (api_key, version) == (18, 0)
+            writer.write(struct.pack(">iih", 6, correlation, 0))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await broker_reachable(f"unreachable.invalid:1,127.0.0.1:{port}", timeout=2.0)
+
+    assert asyncio.run(main()) is True
