@@ -110,8 +110,9 @@ def partition_for_key(key: str, partitions: int) -> int:
 #: `dead_letter` record's `reason` and the `slaproc_dead_letters_total{reason}` label can be.
 #: The codec's decode reasons, the core's rejections, those the order-independence work adds
 #: (named here too so the set does not depend on which side lands first), and the shell's own
-#: `processing_error`: the core raised on an input (a bug); the input changed no state.
-PROCESSING_ERROR = "processing_error"
+#: `rejected`: the core raised on an input (a bug); the input changed no state. (The same name as
+#: `events.codec.Reason.REJECTED` of the order-independence work.)
+PROCESSING_ERROR = "rejected"
 DEAD_LETTER_REASONS: frozenset[str] = frozenset(_CODEC_REASONS) | {
     "invalid_contract", "unknown_customer", "duplicate_ticket", "ticket_closed", "unknown_ticket",
     "unknown_service", "unknown_outage", "invalid_window", "unknown_maintenance",
@@ -121,7 +122,7 @@ DEAD_LETTER_REASONS: frozenset[str] = frozenset(_CODEC_REASONS) | {
 
 
 def reason_code(error: str) -> str:
-    """The closed-set code an error text starts with (`code: message`), else `processing_error`.
+    """The closed-set code an error text starts with (`code: message`), else `rejected`.
     Never exception text or a class name: those are unbounded (metric labels, alert routing)."""
     code, sep, _ = error.partition(":")
     return code if sep and code in DEAD_LETTER_REASONS else PROCESSING_ERROR
@@ -129,7 +130,7 @@ def reason_code(error: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     """`code: message` for a dead letter. A ValueError from the core carries its code; anything
-    else is a failure of the core (`processing_error`), its class and text kept in the message."""
+    else is a failure of the core (`rejected`), its class and text kept in the message."""
     text = str(exc) or type(exc).__name__
     reason = getattr(exc, "reason", None)  # policies.outputs.Rejected
     if isinstance(reason, str) and reason in DEAD_LETTER_REASONS:
@@ -368,7 +369,6 @@ class StreamWorker:
 
     BEHIND_LOG_EVERY = 30.0  # seconds between "partition behind" warnings
     CATCH_UP_STEP = timedelta(days=1)  # partition time advanced per unit of work by one tick
-    YIELD_EVERY = 50  # input events between two yields to the event loop within a batch
     FAILURE_LOG_EVERY = 10.0  # seconds between two logged tracebacks of failing units
     MAX_TICK_AHEAD = timedelta(days=1)  # a tick further ahead of the wall clock is ignored
 
@@ -673,10 +673,8 @@ class StreamWorker:
     async def _input_batch(self, events: Sequence[Any]) -> None:
         started = time.perf_counter()
         applied: dict[int, list[Any]] = {}  # partition -> the events this unit applied there, in order
-        for i, event in enumerate(events):
+        for event in events:
             message = event.message
-            if i and i % self.YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let the web views, heartbeats and fetches run mid-batch
             try:
                 decoded = self.core.decode(message.value)
             except Exception as exc:

@@ -3,7 +3,7 @@
 The Faust shell in this process with a fake core whose processor changes its state (a ticket's
 counter, the partition's time, the due index) and then raises on an `explode` event: the shell
 must undo that event's changes on its partition, keep the batch's other events, dead-letter it
-with `processing_error`, and go on. With the real core the same happened with a year-9999 event
+with `rejected`, and go on. With the real core the same happened with a year-9999 event
 (time moved to 9999 and was persisted, the next fresh ticket was dead-lettered).
 """
 from __future__ import annotations
@@ -64,4 +64,4 @@ async def test_an_event_that_raises_is_undone_and_the_batch_goes_on(broker_url, 
     assert due is None and "due-T-1" in by_id
     [letter] = [json.loads(m.value) for m in dead]
     assert json.loads(letter["raw"])["event_id"] == "e2"
-    assert letter["error"].startswith("processing_error: RuntimeError: the fake core fails")
+    assert letter["error"].startswith("rejected: RuntimeError: the fake core fails")

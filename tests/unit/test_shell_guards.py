@@ -29,14 +29,14 @@ def test_the_documented_reasons_are_the_closed_set():
 
 def test_exception_text_never_becomes_a_reason():
     assert _reason(OverflowError("year 10000 is out of range")) == \
-        "processing_error: OverflowError: year 10000 is out of range"
+        "rejected: OverflowError: year 10000 is out of range"
     assert reason_code(_reason(OverflowError("year 10000 is out of range"))) == PROCESSING_ERROR
-    assert _reason(ValueError("year 10000 is out of range")).startswith("processing_error: ValueError: ")
+    assert _reason(ValueError("year 10000 is out of range")).startswith("rejected: ValueError: ")
     assert _reason(ValueError("unknown_type: 'x' on the contracts topic")) == "unknown_type: 'x' on the contracts topic"
     assert _reason(Rejected("invalid_contract", "service_id 's' already belongs to customer 'c'")) == \
         "invalid_contract: service_id 's' already belongs to customer 'c'"
     assert reason_code("Not A Code: x") == PROCESSING_ERROR
-    assert reason_code("rejected: the fake core refuses 'boom'") == PROCESSING_ERROR
+    assert reason_code("rejected: the fake core refuses 'boom'") == "rejected" == PROCESSING_ERROR
     assert reason_code("invalid_json") == PROCESSING_ERROR  # no message: not a `code: message` text
 
 
