@@ -69,7 +69,7 @@ class WorkerSettings:
     broker_rebalance_timeout: float = 6.0       # SLAPROC_BROKER_REBALANCE_TIMEOUT (s)
     max_future: float = 3600.0                  # SLAPROC_MAX_FUTURE (s): events further ahead of the wall clock are dead letters (SPEC §10)
     health_interval: float = 2.0                # SLAPROC_HEALTH_INTERVAL (s): broker check, lag, readiness
-    commit_interval: float = 1.0                # SLAPROC_COMMIT_INTERVAL (s): consumer offsets committed this often
+    commit_interval: float = 2.8                # SLAPROC_COMMIT_INTERVAL (s): consumer offsets committed this often (Faust's default)
     create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: declare input/output topics at start
     at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)  # SLAPROC_AT_RISK_THRESHOLDS "0.5,0.75,0.9"
     log_level: str = "info"                     # SLAPROC_LOG_LEVEL
