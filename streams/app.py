@@ -593,6 +593,8 @@ class StreamWorker:
         code = reason_code(error)
         if not error.startswith(code + ":"):
             error = f"{code}: {error}"
+        if not error[len(code) + 1:].strip():  # the core takes `code: message`; no message would lose the code
+            error = f"{code}: (no detail)"
         raw = message.value if isinstance(message.value, (bytes, type(None))) else bytes(message.value)
         try:
             prepared = self._prepare([self.core.dead_letter(source, raw, error)])

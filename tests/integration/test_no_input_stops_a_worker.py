@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.app import CONTRACTS, DEAD_LETTER_REASONS, TICKET_EVENTS, partition_for_key
-from streams.broker import bootstrap_servers
+from streams.broker import bootstrap_servers, create_topics
 from streams.harness import collect, free_port, metric_sum, scrape, wait_until
 from tests.integration.test_stream_equals_replay import PARTITIONS, new_app
 
@@ -121,6 +121,31 @@ def test_contract_claiming_another_customers_service_is_dead_lettered_and_poison
     assert month[0] == 200 and month[1]["customer_id"] == "vp"
     assert full_width[0] == 404, full_width  # item 11b: ASCII digits only
     assert thief_ticket[0] == 200 and alive
+
+
+def test_a_bad_contract_already_in_the_global_table_poisons_no_partition(broker_url, tmp_path):
+    """A global contracts table written by an older version holds a contract that claims another
+    customer's service: every worker replays it at start. It is logged and left out; tickets of
+    the rightful owner are processed."""
+    app = new_app(tmp_path, broker_url)
+    thief = {**VP, "event_id": "contract-thief", "customer_id": "thief"}
+    changelog = f"{app.app_id}-contracts-changelog"
+    asyncio.run(create_topics(broker_url, [changelog], 1))  # a global table's changelog: one partition, one order
+    asyncio.run(create_topics(broker_url, [app.prefix + TICKET_EVENTS], PARTITIONS))
+    asyncio.run(_send(broker_url, changelog, [(b'"vp"', json.dumps(VP).encode(), None),
+                                              (b'"thief"', json.dumps(thief).encode(), None)]))
+    try:
+        worker = app.start()
+        asyncio.run(_send(broker_url, app.prefix + TICKET_EVENTS,
+                          [(b"T-G1", _opened("T-G1", "2026-02-02T15:00:00Z"), None)]))
+        wait_until(lambda: _get(worker.url + "/tickets/T-G1")[0] == 200, 90, what="T-G1 applied")
+        wait_until(lambda: _get(worker.url + "/ready")[0] == 200, 30, what="ready")
+        contracts = metric_sum(scrape(worker.url), "slaproc_contracts")
+        log = worker.log_path.read_text(errors="replace")
+    finally:
+        app.stop_all()
+    assert contracts == 1
+    assert "stored contract" in log and "not installed" in log and "already belongs to customer 'vp'" in log, log[-2000:]
 
 
 # --- item 2 -------------------------------------------------------------------------------
