@@ -590,11 +590,10 @@ class StreamWorker:
         # stop the dead letter (`record_seconds` clamps it to the epoch, the same on every redelivery).
         source = {"topic": message.topic, "partition": message.partition, "offset": message.offset,
                   "timestamp": record_seconds(message.timestamp)}
+        # Exactly `code: message` (what the core parses; without a message it would drop the code).
         code = reason_code(error)
-        if not error.startswith(code + ":"):
-            error = f"{code}: {error}"
-        if not error[len(code) + 1:].strip():  # the core takes `code: message`; no message would lose the code
-            error = f"{code}: (no detail)"
+        detail = error[len(code) + 1:].strip() if error.startswith(code + ":") else error.strip()
+        error = f"{code}: {detail or '(no detail)'}"
         raw = message.value if isinstance(message.value, (bytes, type(None))) else bytes(message.value)
         try:
             prepared = self._prepare([self.core.dead_letter(source, raw, error)])
