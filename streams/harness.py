@@ -44,6 +44,8 @@ class WorkerProcess:
     tick_interval: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    #: The Python module run as the worker (`python -m ...`); tests put a fault-injecting wrapper here.
+    module: str = "streams.worker"
     process: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
@@ -65,7 +67,7 @@ class WorkerProcess:
 
     def start(self) -> "WorkerProcess":
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen([sys.executable, "-m", "streams.worker"], env=self.env(), cwd=REPO,
+        self.process = subprocess.Popen([sys.executable, "-m", self.module], env=self.env(), cwd=REPO,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                         # a test run killed before its teardown leaves no worker behind
                                         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)

@@ -62,6 +62,10 @@ class Metrics:
                                     "Time of the partition's processor (Unix seconds) at its last tick",
                                     ["partition"], registry=r)
         self.consumer_lag = Gauge("slaproc_consumer_lag", "Messages not yet read", ["topic", "partition"], registry=r)
+        self.broker_connected = Gauge("slaproc_broker_connected",
+                                      "1 if the broker answered the last connectivity check, else 0", registry=r)
+        self.contracts = Gauge("slaproc_contracts", "Contracts installed on this worker", registry=r)
+        self.ready = Gauge("slaproc_ready", "1 if the worker is ready (/ready answers 200), else 0", registry=r)
         self.rebalances = Counter("slaproc_rebalances", "Partition assignments seen", registry=r)
         self.processing = Histogram("slaproc_processing_seconds", "Wall time to process one batch", registry=r)
 
@@ -181,23 +185,22 @@ def refresh(metrics: Metrics, worker: Any) -> None:
 
 
 def _set_consumer_lag(metrics: Metrics, worker: Any) -> None:
-    """Messages not yet processed per input topic-partition this worker owns: the high-water
-    mark of the last fetch minus the next offset to process (stale series are removed)."""
-    tracker = getattr(worker, "tracker", None)
-    consumer = getattr(getattr(worker, "app", None), "consumer", None)
-    if tracker is None or consumer is None:
-        return
+    """Messages not yet processed per input topic-partition this worker owns, from the worker's
+    last connectivity check (end offsets asked of the broker minus the next offset to process).
+    When that is unknown (broker unreachable, check failed) the series are removed, never 0:
+    a lag of 0 during an outage with records unread would say "caught up"."""
+    health = getattr(worker, "health", None)
+    if health is not None:
+        connected = health.broker_connected
+        metrics.broker_connected.set(1.0 if connected else 0.0)
+        metrics.ready.set(1.0 if health.ready()[0] else 0.0)
+    metrics.contracts.set(len(getattr(worker, "contracts", None) or {}))
+    lag = getattr(worker, "lag", None)
     seen = set()
-    for tp, next_offset in list(getattr(tracker, "_next", {}).items()):
-        try:
-            highwater = consumer.highwater(tp)
-        except Exception:  # not assigned any more, or no fetch yet
-            continue
-        if highwater is None:
-            continue
+    for tp, n in list((lag or {}).items()):
         labels = (tp.topic, str(tp.partition))
         seen.add(labels)
-        metrics.consumer_lag.labels(*labels).set(max(0, highwater - next_offset))
+        metrics.consumer_lag.labels(*labels).set(n)
     for labels in list(getattr(metrics, "_lag_labels", set()) - seen):
         try:
             metrics.consumer_lag.remove(*labels)

@@ -69,6 +69,9 @@ class WorkerSettings:
     broker_session_timeout: float = 6.0         # SLAPROC_BROKER_SESSION_TIMEOUT (s)
     broker_heartbeat_interval: float = 1.0      # SLAPROC_BROKER_HEARTBEAT_INTERVAL (s)
     broker_rebalance_timeout: float = 6.0       # SLAPROC_BROKER_REBALANCE_TIMEOUT (s)
+    max_future: float = 3600.0                  # SLAPROC_MAX_FUTURE (s): events further ahead of the wall clock are dead letters (SPEC §10)
+    health_interval: float = 2.0                # SLAPROC_HEALTH_INTERVAL (s): broker check, lag, readiness
+    commit_interval: float = 2.8                # SLAPROC_COMMIT_INTERVAL (s): consumer offsets committed this often (Faust's default)
     create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: declare input/output topics at start
     at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)  # SLAPROC_AT_RISK_THRESHOLDS "0.5,0.75,0.9"
     log_level: str = "info"                     # SLAPROC_LOG_LEVEL
@@ -95,6 +98,12 @@ class WorkerSettings:
             problems.append(f"SLAPROC_BATCH_SIZE: must be >= 1, got {self.batch_size}")
         if self.batch_within <= 0:
             problems.append(f"SLAPROC_BATCH_WITHIN: must be > 0 s, got {self.batch_within}")
+        if self.max_future < 0:
+            problems.append(f"SLAPROC_MAX_FUTURE: must be >= 0 s, got {self.max_future}")
+        if self.health_interval <= 0:
+            problems.append(f"SLAPROC_HEALTH_INTERVAL: must be > 0 s, got {self.health_interval}")
+        if self.commit_interval <= 0:
+            problems.append(f"SLAPROC_COMMIT_INTERVAL: must be > 0 s, got {self.commit_interval}")
         if not 0 < self.broker_heartbeat_interval < self.broker_session_timeout:
             problems.append("SLAPROC_BROKER_HEARTBEAT_INTERVAL: must be > 0 and below the session timeout")
         if any(not 0 < t < 1 for t in self.at_risk_thresholds):
@@ -169,6 +178,9 @@ _PARSERS: dict[str, Any] = {
     "broker_session_timeout": parse_duration,
     "broker_heartbeat_interval": parse_duration,
     "broker_rebalance_timeout": parse_duration,
+    "max_future": parse_duration,
+    "health_interval": parse_duration,
+    "commit_interval": parse_duration,
     "create_topics": _parse_bool,
     "at_risk_thresholds": _parse_floats,
     "log_level": str.strip,

@@ -1,6 +1,7 @@
 """HTTP views on the worker's web port: /metrics and the query API (routed to the key's owner)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,6 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from policies import downtime, uptime
 from policies.tickets import describe_ticket
 from streams.app import MONITORING_EVENTS, TICKET_EVENTS, partition_for_key
+
+
+#: A month in a URL: ASCII digits only (`int()` and `\d` also take other scripts' digits, so
+#: `/months/２０２６-０３` used to answer 200 with the figures of 2026-03).
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}", re.ASCII)
 
 
 def _now(proc: Any) -> datetime:
@@ -22,14 +28,27 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
     # (murmur2 = partition_for_key), and input partition p has the same owner as the state of p.
     # Not `table_route`: Faust gives a str-keyed table the JSON key serializer, so it hashes
     # '"T1"' (with the quotes) and sends the request to a worker that does not hold the key.
-    tickets = worker.input_topics[TICKET_EVENTS]
-    services = worker.input_topics[MONITORING_EVENTS]
+    tickets = worker.route_topics[TICKET_EVENTS]
+    services = worker.route_topics[MONITORING_EVENTS]
     partitions = worker.settings.partitions
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         metrics.refresh(worker)
         return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    def _health(web: Any, ok: bool, reasons: list[str]) -> Any:
+        return web.json({"status": "ok" if ok else "fail", "reasons": reasons}, status=200 if ok else 503)
+
+    @app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        """Liveness: 503 once an agent crashed (the worker is stopping with a non-zero exit)."""
+        return _health(web, *worker.health.live())
+
+    @app.page("/ready")
+    async def ready_view(web: Any, request: Any) -> Any:
+        """Readiness: 503 while starting, after an agent crashed, or while the broker is unreachable."""
+        return _health(web, *worker.health.ready())
 
     @app.page("/tickets/{ticket_id}")
     @app.topic_route(topic=tickets, match_info="ticket_id")
@@ -48,6 +67,8 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
     @app.topic_route(topic=services, match_info="service_id")
     async def month_view(web: Any, request: Any, service_id: str, month: str) -> Any:
         try:
+            if not _MONTH.fullmatch(month):
+                raise ValueError(month)
             start, end = uptime.month_bounds(month)
         except ValueError:
             return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)

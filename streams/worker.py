@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any
 
+from streams.health import quiet_kafka_client_logs
 from streams.settings import ENV_VARS, SettingsError, WorkerSettings
 
 
@@ -119,6 +120,30 @@ def build_worker_app(settings: WorkerSettings, **faust_options: Any) -> Any:
     return app
 
 
+FORCED_EXIT_AFTER = 30.0  # seconds a failed worker may take to stop cleanly before it is ended
+
+
+async def _stop_failed(worker: Any, exc: BaseException) -> None:
+    """Stop the worker after a fatal error, with a non-zero exit: mode's Worker re-raises its
+    `crash_reason` once the loop is shut down (exit status 1). A watchdog ends the process if the
+    clean stop hangs (e.g. the broker is gone): at-least-once delivery makes that safe."""
+    import threading
+
+    def force() -> None:
+        print(f"slaproc worker: not stopped {FORCED_EXIT_AFTER:.0f} s after a fatal error; exiting", file=sys.stderr,
+              flush=True)
+        os._exit(1)
+
+    timer = threading.Timer(FORCED_EXIT_AFTER, force)
+    timer.daemon = True
+    timer.start()
+    worker.crash_reason = exc
+    await worker.stop()
+    starting = getattr(worker, "_starting_fut", None)
+    if starting is not None and not starting.done():
+        starting.cancel()
+
+
 def run_worker(args: argparse.Namespace) -> int:
     from streams.kafka_config import KafkaConfigError
 
@@ -133,6 +158,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
     app = build_worker_app(settings)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    app.slaproc.on_fatal = lambda exc: _stop_failed(worker, exc)
+    quiet_kafka_client_logs()
     # Runs until SIGINT/SIGTERM, then stops the app cleanly. SIGUSR1 (mode's Worker) writes every
     # asyncio task's stack to the log: what a worker that makes no progress is waiting on.
     worker.execute_from_commandline()
