@@ -81,6 +81,17 @@ def split(lines: list[bytes]) -> tuple[Counter, set]:
     return outputs, dead
 
 
+def _ready(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/ready", timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def run_end_to_end(url: str, env: dict[str, str], mix: dict, tmp_path: Path) -> dict:
     """Worker + publish + ticks + collect, all over `env`'s connection settings; returns numbers."""
     kafka = KafkaSettings.from_env(env)
@@ -108,6 +119,8 @@ def run_end_to_end(url: str, env: dict[str, str], mix: dict, tmp_path: Path) -> 
         at = datetime.now(UTC).replace(microsecond=0)
         asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], kafka=kafka))
         stream = asyncio.run(collect(url, app.prefix, quiet_for=2, raw=True, kafka=kafka))
+        # readiness checks the broker the way the clients connect (a TLS listener never answers plaintext)
+        wait_until(lambda: _ready(worker.url), 30, what="/ready over TLS\n" + app.logs())
     finally:
         app.stop_all()
     buf = __import__("io").BytesIO()
