@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
@@ -46,8 +47,23 @@ class Metrics:
         self.open_clocks = Gauge("slaproc_open_clocks", "Clocks running on this worker", ["provider"], registry=r)
         self.month_closes = Counter("slaproc_month_closes", "Service months closed (incl. revisions)",
                                     ["provider"], registry=r)
-        self.refunds = Counter("slaproc_refunds", "refund.eligible events emitted", ["currency"], registry=r)
-        self.refund_amount = Counter("slaproc_refund_amount", "Refund amounts emitted", ["currency"], registry=r)
+        self.refunds = Counter("slaproc_refunds", "refund.eligible events emitted (revisions included)",
+                               ["currency"], registry=r)
+        # A month's refund can be revised (up or down) or withdrawn (SPEC §10): what stands is
+        # slaproc_refund_amount_total - slaproc_refund_amount_withdrawn_total (both per currency).
+        self.refund_amount = Counter("slaproc_refund_amount",
+                                     "Refund amounts granted: each refund.eligible adds its increase over the "
+                                     "amount it supersedes", ["currency"], registry=r)
+        self.refund_amount_withdrawn = Counter("slaproc_refund_amount_withdrawn",
+                                               "Refund amounts taken back: a revision's decrease, or the whole "
+                                               "amount of a refund.withdrawn", ["currency"], registry=r)
+        self.refund_withdrawals = Counter("slaproc_refund_withdrawals", "refund.withdrawn events emitted",
+                                          ["currency"], registry=r)
+        self.met_retractions = Counter("slaproc_met_retractions", "sla.met retracted by late events (SPEC §10)",
+                                       ["provider"], registry=r)
+        self.parked = Gauge("slaproc_parked_events",
+                            "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
+                            "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
         self.uptime = Gauge("slaproc_uptime_percent", "Uptime of the last closed month per service",
                             ["service_id", "month"], registry=r)
         self.attainment = Gauge("slaproc_attainment_ratio", "Quarterly first-response attainment (0..1)",
@@ -83,7 +99,16 @@ class Metrics:
                             self.breaches.labels(policy, plan, priority, metric, binding)
                             self.met.labels(policy, plan, priority, metric, binding)
             self.retractions.labels(policy)
+            self.met_retractions.labels(policy)
             self.month_closes.labels(policy)
+
+    def _refund_currency(self, currency: str) -> str:
+        """Create a currency's refund series together, so `granted - withdrawn` has both sides."""
+        self.refunds.labels(currency)
+        self.refund_amount.labels(currency)
+        self.refund_amount_withdrawn.labels(currency)
+        self.refund_withdrawals.labels(currency)
+        return currency
 
     def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None) -> None:
         """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs."""
@@ -105,9 +130,20 @@ class Metrics:
             elif t == "uptime.month_closed":
                 self.month_closes.labels((provider_of or {}).get(f["customer_id"], "unknown")).inc()
                 self.uptime.labels(f["service_id"], f["month"]).set(float(f["uptime_percent"]))
+            elif t == "sla.met_retracted":
+                self.met_retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
             elif t == "refund.eligible":
-                self.refunds.labels(f["currency"]).inc()
-                self.refund_amount.labels(f["currency"]).inc(float(f["refund_amount"]))
+                currency = self._refund_currency(f["currency"])
+                self.refunds.labels(currency).inc()
+                change = Decimal(str(f["refund_amount"])) - Decimal(str(f.get("superseded_amount", "0")))
+                if change >= 0:
+                    self.refund_amount.labels(currency).inc(float(change))
+                else:
+                    self.refund_amount_withdrawn.labels(currency).inc(float(-change))
+            elif t == "refund.withdrawn":
+                currency = self._refund_currency(f.get("currency", "unknown"))
+                self.refund_withdrawals.labels(currency).inc()
+                self.refund_amount_withdrawn.labels(currency).inc(float(Decimal(str(f.get("superseded_amount", "0")))))
             elif t == "sla.attainment_reported" and f["attainment_percent"] is not None:
                 provider = (provider_of or {}).get(f["customer_id"], "rescale")
                 self.attainment.labels(provider, f["quarter"]).set(float(f["attainment_percent"]) / 100)
@@ -181,6 +217,8 @@ def refresh(metrics: Metrics, worker: Any) -> None:
                 counts[provider] = counts.get(provider, 0) + n
     for provider in set(providers.values()) | set(counts):
         metrics.open_clocks.labels(provider).set(counts.get(provider, 0))
+    metrics.parked.set(sum(len(getattr(getattr(proc, "core", None), "parking", ())) for proc in
+                           list(worker.processors.values())))
     _set_consumer_lag(metrics, worker)
 
 

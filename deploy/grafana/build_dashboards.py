@@ -156,6 +156,10 @@ def sla_overview() -> dict:
             f"3600 * provider_plan_priority_metric:slaproc_breaches:rate5m{{{PP}}}",
             "{{provider}} {{plan}} {{priority}} {{metric}}")], unit="short",
             description=f"Breaches {per_hour} (5-minute rate)."),
+        panel("timeseries", "Met retracted by late events", [target(
+            f"sum by (provider) (increase(slaproc_met_retractions_total{{{P}}}[$__rate_interval]))", "{{provider}}")],
+            description="sla.met withdrawn because a late event showed the reply came after the deadline "
+                        "(a breach follows it)."),
         panel("timeseries", "Binding vs objective breaches", [target(
             f"sum by (provider, binding) (increase(slaproc_breaches_total{{{PP}}}[$__rate_interval]))",
             "{{provider}} binding={{binding}}")],
@@ -235,13 +239,18 @@ def uptime_refunds() -> dict:
             f"sum by (currency) (increase(slaproc_refunds_total{{{cur}}}[$__range]))",
             "{{currency}}", instant=True)], width=6),
         panel("stat", "Refund amount (range)", [target(
-            f"sum by (currency) (increase(slaproc_refund_amount_total{{{cur}}}[$__range]))",
-            "{{currency}}", instant=True)], width=6, unit="none"),
+            f"sum by (currency) (increase(slaproc_refund_amount_total{{{cur}}}[$__range]))"
+            f" - sum by (currency) (increase(slaproc_refund_amount_withdrawn_total{{{cur}}}[$__range]))",
+            "{{currency}}", instant=True)], width=6, unit="none",
+            description="Refund amounts granted minus those taken back by revisions and withdrawals."),
         panel("timeseries", "Refund amount per day", [target(
             f"currency:slaproc_refund_amount:increase1d{{{cur}}}", "{{currency}}")], width=12,
-            unit="none", description="refund.eligible amounts, by currency."),
+            unit="none", description="refund.eligible amounts net of revisions and refund.withdrawn, by currency."),
         panel("timeseries", "Refunds eligible per day", [target(
             f"currency:slaproc_refunds:increase1d{{{cur}}}", "{{currency}}")], width=12),
+        panel("timeseries", "Refunds withdrawn per day", [target(
+            f"sum by (currency) (increase(slaproc_refund_withdrawals_total{{{cur}}}[1d]))", "{{currency}}")],
+            width=12, description="refund.withdrawn: a month revision met the commitment after all."),
     ]
     return dashboard("slaproc-uptime-refunds", "slaproc / Uptime and refunds",
                      "Monthly uptime per contracted service and refund eligibility.",
@@ -275,6 +284,10 @@ def operations() -> dict:
         panel("timeseries", "Dead letters by reason", [target(
             f"sum by (reason) (increase(slaproc_dead_letters_total{{{inst}}}[$__rate_interval]))",
             "{{reason}}")]),
+        panel("timeseries", "Parked events", [target(
+            f"slaproc_parked_events{{{inst}}}", "{{instance}}")],
+            description="Events that arrived before their ticket, outage or maintenance window, waiting for "
+                        "it; after the parking horizon they become dead letters (reason orphan)."),
         row("Time"),
         panel("timeseries", "Tick delay (wall clock - partition time)", [target(
             f"slaproc_tick_delay_seconds{{{inst}}}", "{{instance}}")], unit="s",

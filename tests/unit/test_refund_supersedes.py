@@ -24,7 +24,8 @@ def refunds(outputs: list) -> list:
     return [o for o in outputs if o.type in ("refund.eligible", "refund.withdrawn")]
 
 
-def test_a_revision_supersedes_the_standing_amount_and_a_withdrawal_takes_it_back() -> None:
+def refund_chain() -> list:
+    """The refund outputs of the scenario above, in order."""
     proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
     for c in contracts("vp"):
         proc.install(c)
@@ -41,6 +42,11 @@ def test_a_revision_supersedes_the_standing_amount_and_a_withdrawal_takes_it_bac
                 wire("outage.classified", "2026-08-02T09:00:00Z", "a3", service_id="vp-api", outage_id="A",
                      cause="excluded", category="third_party")):
         chain += refunds(apply(proc, obj))
+    return chain
+
+
+def test_a_revision_supersedes_the_standing_amount_and_a_withdrawal_takes_it_back() -> None:
+    chain = refund_chain()
     eligible = [o for o in chain if o.type == "refund.eligible"]
     assert [o.fields["revision"] for o in eligible] == [1, 2, 3]
     assert str(eligible[-1].fields["refund_amount"]) == "9.78"
@@ -56,3 +62,17 @@ def test_a_revision_supersedes_the_standing_amount_and_a_withdrawal_takes_it_bac
     # the metric-only fields never reach the wire
     for out in chain:
         assert b"superseded_amount" not in to_bytes(out)
+
+
+def test_the_metrics_leave_nothing_standing_once_the_refund_is_withdrawn() -> None:
+    from streams.metrics import Metrics
+
+    metrics = Metrics()
+    chain = refund_chain()
+    metrics.observe(chain[:-1])  # every revision: 9.78 stands
+    value = lambda name: metrics.registry.get_sample_value(name, {"currency": "USD"})  # noqa: E731
+    assert round(value("slaproc_refund_amount_total") - value("slaproc_refund_amount_withdrawn_total"), 2) == 9.78
+    assert value("slaproc_refunds_total") == 3
+    metrics.observe(chain[-1:])  # withdrawn
+    assert round(value("slaproc_refund_amount_total") - value("slaproc_refund_amount_withdrawn_total"), 2) == 0
+    assert value("slaproc_refund_withdrawals_total") == 1
