@@ -284,6 +284,14 @@ def operations() -> dict:
         panel("timeseries", "Dead letters by reason", [target(
             f"sum by (reason) (increase(slaproc_dead_letters_total{{{inst}}}[$__rate_interval]))",
             "{{reason}}")]),
+        panel("timeseries", "Broker connected and ready", [
+            target(f"slaproc_broker_connected{{{inst}}}", "connected {{instance}}"),
+            target(f"slaproc_ready{{{inst}}}", "ready {{instance}}")],
+            description="1 = the broker answered the last connectivity check / /ready answers 200 "
+                        "(docs/operations.md, health and readiness)."),
+        panel("timeseries", "Contracts installed", [target(
+            f"slaproc_contracts{{{inst}}}", "{{instance}}")],
+            description="Contracts every worker holds (a global table): workers should agree."),
         panel("timeseries", "Parked events", [target(
             f"slaproc_parked_events{{{inst}}}", "{{instance}}")],
             description="Events that arrived before their ticket, outage or maintenance window, waiting for "
