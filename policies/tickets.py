@@ -723,6 +723,8 @@ class TicketEngine:
         derived is retracted (`sla.breach_retracted` / `sla.met_retracted`); one derived again
         after its retraction, or derived with other content (a late priority change moved its
         deadline), cancels the standing one and comes as a new generation with its own id."""
+        if retract_at is None and not clocks.out:
+            return []  # nothing derived, nothing to cancel: skip building the set of emitted keys
         fresh: list[Output] = []
         emitted = state.emitted  # an int array (compact in memory); `seen` answers membership in O(1)
         seen = set(emitted)      # (a long-open ticket has thousands of cadence outputs: `in` on the

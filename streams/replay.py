@@ -57,7 +57,7 @@ class Replayer:
         for contract in contracts:
             self.processor.install(contract)
         self.result = ReplayResult()
-        self._pending: list[tuple[Any, bytes, str]] = []
+        self._pending: list[tuple[bool, datetime, str, int, bytes, str, int | None]] = []
         self._undated: list[tuple[str, bytes, DeadLetterReason]] = []
 
     def _add(self, outputs: list[Output]) -> None:
@@ -75,22 +75,28 @@ class Replayer:
         records.append((at, "", len(records), encode(event)))
         self.result.dead_letters += 1
 
-    def feed_line(self, raw: bytes, source: str) -> None:
+    def feed_line(self, raw: bytes, source: str, lineno: int | None = None) -> None:
         """Read one line's sort key; the line waits for `finish` (a file is a batch, applied sorted).
 
         Only the raw bytes and the key are kept (a decoded event is ~1 KB, a line ~200 bytes); the
         line is decoded in `finish`. The key comes from a plain JSON parse when the line has a
         plain RFC 3339 `occurred_at` and a string `event_id`, else from a full decode (which also
-        dead-letters a bad line here)."""
+        dead-letters a bad line here). With `lineno`, `source` is the file's name and the line's
+        source (`name:lineno`) is only built when a dead letter needs it.
+
+        A pending line is one flat tuple (not a contract, occurred_at, event_id, arrival, raw,
+        source, lineno), sorted as it is: `arrival` is unique, so equal keys keep file order and
+        the raw bytes are never compared."""
         self.result.lines += 1
         key = _quick_key(raw)
         if key is None:
-            decoded = decode(raw, source)
+            decoded = decode(raw, source if lineno is None else f"{source}:{lineno}")
             if isinstance(decoded, DeadLetterReason):
-                self._dead_letter(source, raw, decoded)
+                self._dead_letter(source if lineno is None else f"{source}:{lineno}", raw, decoded)
                 return
             key = (decoded.type != "contract.upserted", decoded.occurred_at, decoded.event_id)
-        self._pending.append((key, raw, source))
+        pending = self._pending
+        pending.append((key[0], key[1], key[2], len(pending), raw, source, lineno))
 
     def _apply(self, event: Any, raw: bytes, source: str, bound: datetime | None) -> None:
         try:
@@ -122,10 +128,15 @@ class Replayer:
         `bound`: events after it are `future_timestamp` (default: `until`)."""
         bound = bound if bound is not None else until
         pending, self._pending = self._pending, []
-        pending.sort(key=_event_order)
+        pending.sort()
+        pending.reverse()  # popped from the end: a line's bytes are freed once it is applied
         sources: dict[int, tuple[bytes, str]] = {}  # parked events -> their line (for an orphan dead letter)
         parking = self.processor.parking
-        for _key, raw, source in pending:
+        pop = pending.pop
+        while pending:
+            *_key, raw, source, lineno = pop()
+            if lineno is not None:
+                source = f"{source}:{lineno}"
             event = decode(raw, source)
             if isinstance(event, DeadLetterReason):
                 self._dead_letter(source, raw, event)
@@ -150,10 +161,6 @@ class Replayer:
         for source, raw, reason in undated:
             self._dead_letter(source, raw, reason, self.processor.now or EPOCH)
         return self.result
-
-
-def _event_order(item: tuple[tuple[bool, datetime, str], bytes, str]) -> tuple[bool, datetime, str]:
-    return item[0]
 
 
 def _quick_key(raw: bytes) -> tuple[bool, datetime, str] | None:
@@ -190,7 +197,7 @@ def replay_file(events: Path, contracts: Path, until: datetime | None, out: Bina
             raw = raw.rstrip(b"\r\n")
             if not raw.strip():
                 continue
-            replayer.feed_line(raw, f"{name}:{lineno}")
+            replayer.feed_line(raw, name, lineno)
             if progress is not None and lineno % 50_000 == 0 and time.monotonic() - last > 2:
                 last = time.monotonic()
                 rate = lineno / (last - started)
