@@ -184,7 +184,7 @@ def _event_id(value: Any) -> str | None:
     """The string event_id of a record value that is a JSON object, else None."""
     try:
         data = json.loads(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # the fuzz nests arrays past the parser's depth
         return None
     event_id = data.get("event_id") if isinstance(data, dict) else None
     return event_id if isinstance(event_id, str) else None
