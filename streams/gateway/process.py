@@ -12,16 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.broker import _die_with_parent
+from streams.harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -32,7 +25,7 @@ class GatewayProcess:
     prefix: str
     mapping: Path | None = None
     partitions: int = 3
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     secrets: dict[str, str] = field(default_factory=dict)   # e.g. {"SLAPROC_GATEWAY_ZENDESK_SECRET": "..."}
     extra_env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
