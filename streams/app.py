@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import faust
 from aiokafka.partitioner import murmur2
 
-from events.codec import DEAD_LETTER_REASONS as _CODEC_REASONS
+from events.codec import Reason
 from streams import kafka_config
 from streams.broker import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
@@ -111,17 +111,10 @@ def partition_for_key(key: str, partitions: int) -> int:
 
 #: The closed set of dead-letter reasons (docs/operations.md, "Dead-letter reasons"): what a
 #: `dead_letter` record's `reason` and the `slaproc_dead_letters_total{reason}` label can be.
-#: The codec's decode reasons, the core's rejections, those the order-independence work adds
-#: (named here too so the set does not depend on which side lands first), and the shell's own
-#: `rejected`: the core raised on an input (a bug); the input changed no state. (The same name as
-#: `events.codec.Reason.REJECTED` of the order-independence work.)
-PROCESSING_ERROR = "rejected"
-DEAD_LETTER_REASONS: frozenset[str] = frozenset(_CODEC_REASONS) | {
-    "invalid_contract", "unknown_customer", "duplicate_ticket", "ticket_closed", "unknown_ticket",
-    "unknown_service", "unknown_outage", "invalid_window", "unknown_maintenance",
-    "orphan", "conflicting_duplicate", "month_final", "future_timestamp",
-    PROCESSING_ERROR,
-}
+#: One set for the codec, the core and the shell: `events.codec.Reason`. The shell's own is
+#: `rejected`: the core raised on an input (a bug); the input changed no state.
+PROCESSING_ERROR = Reason.REJECTED.value
+DEAD_LETTER_REASONS: frozenset[str] = frozenset(reason.value for reason in Reason)
 
 
 def reason_code(error: str) -> str:
