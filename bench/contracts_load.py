@@ -1,0 +1,92 @@
+"""Contracts load benchmark (issue 16): loading N contracts next to a bare parse of the same YAML.
+
+One run, one generated file (`bench.generate.make_customers`, seed 1, cached under bench/out/):
+
+- parse: `yaml.load(text, Loader=yaml.CSafeLoader)` of the file's text (the floor: what libyaml
+  costs alone); best of `--repeat`;
+- load: `policies.contracts.load_contracts_yaml(path, catalog)` (read, parse, check every entry,
+  resolve plans and calendars) with a fresh catalog each time, so no plan is cached from the run
+  before; best of `--repeat`. The ratio load / parse is the figure (target <= 1.5).
+
+    python -m bench.contracts_load                  # 12,000 contracts
+    python -m bench.contracts_load --contracts 2000
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / "out"
+TARGET_RATIO = 1.5
+
+
+def ensure_contracts(count: int, seed: int = 1) -> Path:
+    """The cached contracts file of `count` generated customers (written first when missing)."""
+    from bench.generate import make_customers
+
+    path = CACHE / f"contracts-c{count}-s{seed}.yaml"
+    if not path.exists():
+        _, document = make_customers(random.Random(seed), count, "2026-03-01T00:00:00Z")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(document, sort_keys=False, width=120), encoding="utf-8")
+    return path
+
+
+def _best(run, repeat: int) -> tuple[float, Any]:
+    best, value = float("inf"), None
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        value = run()
+        best = min(best, time.perf_counter() - started)
+    return best, value
+
+
+def measure(path: Path, repeat: int = 3) -> dict[str, Any]:
+    from policies.catalog import load_catalog
+    from policies.contracts import load_contracts_yaml
+
+    text = path.read_text(encoding="utf-8")
+    parse_s, document = _best(lambda: yaml.load(text, Loader=yaml.CSafeLoader), repeat)
+    load_s, contracts = _best(lambda: load_contracts_yaml(path, load_catalog()), repeat)
+    catalog_s, _ = _best(load_catalog, repeat)  # inside `load`: shown so the ratio can be read without it
+    plans = {id(c.plan._core) for c in contracts}  # equal terms share one resolved core (Catalog.resolve)
+    calendars = {id(c.plan.business_calendar(p)) for c in contracts for p in c.plan.priorities}
+    return {"contracts": len(document["contracts"]), "bytes": len(text.encode()), "parse_seconds": parse_s,
+            "load_seconds": load_s, "catalog_seconds": catalog_s, "ratio": load_s / parse_s,
+            "distinct_plan_cores": len(plans), "distinct_calendars": len(calendars)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.contracts_load", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contracts", type=int, default=12_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    figures = measure(ensure_contracts(args.contracts, args.seed), args.repeat)
+    met = "met" if figures["ratio"] <= TARGET_RATIO else "NOT met"
+    print("| measure | value |\n|---|---|")
+    print(f"| contracts | {figures['contracts']:,} ({figures['bytes'] / 2**20:.1f} MB of YAML) |")
+    print(f"| bare parse, yaml.CSafeLoader | {figures['parse_seconds']:.2f} s (best of {args.repeat}) |")
+    print(f"| load_contracts_yaml (fresh catalog) | {figures['load_seconds']:.2f} s (best of {args.repeat}; "
+          f"catalog load {figures['catalog_seconds']:.2f} s of it) |")
+    print(f"| load / parse | **{figures['ratio']:.2f}** (target <= {TARGET_RATIO}: {met}) |")
+    print(f"| shared objects | {figures['distinct_plan_cores']} plan cores, {figures['distinct_calendars']} calendars |")
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
