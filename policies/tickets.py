@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import struct
 from array import array
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
@@ -642,6 +643,30 @@ class _Clocks:
         self.advance(now)
 
 
+class _EmittedKeys:
+    """`in` and `add` over a ticket's emitted-keys array without a Python int per key: the array's
+    bytes searched for the key's 8 bytes (at a multiple of 8), plus the keys added since."""
+
+    __slots__ = ("_bytes", "_added")
+    _PACK = struct.Struct("=q").pack  # the array's item format ('q', native order)
+
+    def __init__(self, emitted: array) -> None:
+        self._bytes = emitted.tobytes()
+        self._added: set[int] = set()
+
+    def __contains__(self, key: int) -> bool:
+        if key in self._added:
+            return True
+        needle, data = self._PACK(key), self._bytes
+        i = data.find(needle)
+        while i % 8 and i != -1:
+            i = data.find(needle, i + 1)
+        return i != -1
+
+    def add(self, key: int) -> None:
+        self._added.add(key)
+
+
 class TicketEngine:
     """Commands on tickets: each returns the outputs it caused. Pure; `now` is passed in."""
 
@@ -726,9 +751,11 @@ class TicketEngine:
         if retract_at is None and not clocks.out:
             return []  # nothing derived, nothing to cancel: skip building the set of emitted keys
         fresh: list[Output] = []
-        emitted = state.emitted  # an int array (compact in memory); `seen` answers membership in O(1)
-        seen = set(emitted)      # (a long-open ticket has thousands of cadence outputs: `in` on the
-                                 # array made recording them quadratic)
+        emitted = state.emitted  # an int array (compact in memory); `seen` answers membership: a set for
+        # a rebuild (every key is looked up), else a byte search of the array (a long-open ticket has
+        # thousands of cadence outputs: `in` on the array, or a set of them per call, made recording
+        # them quadratic in Python objects)
+        seen: Any = set(emitted) if retract_at is not None else _EmittedKeys(emitted)
         outcome_ids = state.outcome_ids
 
         def emitted_add(key: int) -> None:
