@@ -206,7 +206,7 @@ class Processor:
 
     # ---- time -------------------------------------------------------------------------
     def _first_instant(self, t: datetime) -> None:
-        if self.now is None:
+        if self.ticket_now is None and self.monitoring_now is None:  # `now` is None (called per event: no property)
             for entry in list(self.contracts.values()):
                 if entry.start_month is None:  # contracts loaded before any time: start at the first instant
                     self.contracts[entry.terms.customer_id] = ContractEntry(entry.terms, entry.plan, uptime.month_of(t))

@@ -189,7 +189,7 @@ class TicketState:
         self.history: list[tuple[datetime, int, str, str | None]] = []
         # Small per-ticket sets as arrays of 64-bit ints: a few bytes each instead of a set's
         # 200+ bytes; a ticket has tens of entries, so a linear `in` is cheap.
-        self.seen = array("Q")  # digests of the input event ids applied (idempotency)
+        self.seen = Digests()  # digests of the input event ids applied (idempotency)
         # (id digest, content digest) pairs, flat: a reused event_id with other content is a
         # conflicting duplicate (SPEC §10). Absent for events applied before it was kept.
         self.contents = array("Q")
@@ -269,7 +269,7 @@ class TicketState:
         state = cls(data["t"], data["c"], data["v"], data["e"], datetime.fromisoformat(data["o"]))
         state.seq = data["q"]
         state.history = [(datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"]]
-        state.seen = array("Q", data["s"])
+        state.seen = Digests(data["s"])
         state.emitted = array("q", data["m"])
         state.outcome_ids = {k: v for k, v in data.get("g", ())}
         state.contents = array("Q", data.get("k", ()))
@@ -643,6 +643,31 @@ class _Clocks:
         self.advance(now)
 
 
+def _find_item(data: bytes, item: bytes) -> bool:
+    """Whether the 8 bytes `item` are one of the 64-bit items of `data` (found at a multiple of 8)."""
+    i = data.find(item)
+    while i % 8 and i != -1:
+        i = data.find(item, i + 1)
+    return i != -1
+
+
+class Digests(array):
+    """An array of 64-bit digests (`array("Q")`) whose `in` searches its bytes: a ticket's seen ids
+    are looked up two or three times per event, and `in` on a plain array makes a Python int of
+    every item it passes."""
+
+    __slots__ = ()
+    _PACK = struct.Struct("=Q").pack
+
+    def __new__(cls, items: Iterable[int] = ()) -> "Digests":
+        return super().__new__(cls, "Q", items)
+
+    def __contains__(self, value: object) -> bool:
+        if type(value) is not int or not 0 <= value < 1 << 64:
+            return super().__contains__(value)
+        return _find_item(self.tobytes(), self._PACK(value))
+
+
 class _EmittedKeys:
     """`in` and `add` over a ticket's emitted-keys array without a Python int per key: the array's
     bytes searched for the key's 8 bytes (at a multiple of 8), plus the keys added since."""
@@ -655,13 +680,7 @@ class _EmittedKeys:
         self._added: set[int] = set()
 
     def __contains__(self, key: int) -> bool:
-        if key in self._added:
-            return True
-        needle, data = self._PACK(key), self._bytes
-        i = data.find(needle)
-        while i % 8 and i != -1:
-            i = data.find(needle, i + 1)
-        return i != -1
+        return key in self._added or _find_item(self._bytes, self._PACK(key))
 
     def add(self, key: int) -> None:
         self._added.add(key)
