@@ -235,15 +235,7 @@ def replay_file(events: Path, contracts: Path, until: datetime | None, out: Bina
     if jobs > 1:
         done = _replay_jobs(events, loaded, catalog, until, bound if bound is not None else until, settings, jobs)
         if done is not None:
-            lines, result = done
-            for line in lines:
-                out.write(line)
-                out.write(b"\n")
-            out.flush()
-            if progress is not None and result.lines >= 50_000:
-                progress.write(f"replay: done, {result.lines:,} lines, {result.dead_letters:,} dead letters, "
-                               f"{len(lines):,} outputs in {time.monotonic() - started:.1f} s ({jobs} jobs)\n")
-            return result
+            return _write(out, done[0], done[1], progress, started, f" ({jobs} jobs)")
         if progress is not None:
             progress.write("replay: --jobs: the customers' outcomes depend on each other's time here "
                            "(an event left parked, or the first month); replaying in one process\n")
@@ -263,13 +255,18 @@ def replay_file(events: Path, contracts: Path, until: datetime | None, out: Bina
                 progress.write(f"replay: {lineno:,} lines ({fh.tell() * 100 // max(size, 1)} %), {rate:,.0f} lines/s\n")
                 progress.flush()
     result = replayer.finish(until, bound)
-    for line in result.sorted_lines():
+    return _write(out, result.sorted_lines(), result, progress, started, "")
+
+
+def _write(out: BinaryIO, lines: list[bytes], result: ReplayResult, progress: TextIO | None, started: float,
+           how: str) -> ReplayResult:
+    for line in lines:
         out.write(line)
         out.write(b"\n")
     out.flush()
     if progress is not None and result.lines >= 50_000:
         progress.write(f"replay: done, {result.lines:,} lines, {result.dead_letters:,} dead letters, "
-                       f"{len(result.records):,} outputs in {time.monotonic() - started:.1f} s\n")
+                       f"{len(lines):,} outputs in {time.monotonic() - started:.1f} s{how}\n")
     return result
 
 
