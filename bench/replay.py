@@ -297,7 +297,7 @@ def table(meta: dict[str, Any], base: dict[str, Any], rep: dict[str, Any], mem: 
     if contracts is not None:
         rows.append(("contracts load / bare CSafeLoader parse",
                      f"{contracts['load_seconds']:.2f} s / {contracts['parse_seconds']:.2f} s = "
-                     f"{contracts['ratio']:.2f} ({contracts['contracts']:,} contracts, best of 3; target <= 1.5: "
+                     f"{contracts['ratio']:.2f} ({contracts['contracts']:,} contracts; first load {contracts['first_ratio']:.2f}; target <= 1.5 at 12,000: "
                      f"{'met' if contracts['ratio'] <= 1.5 else 'NOT met'})"))
     if jobs is not None:
         n = jobs["jobs"]

@@ -205,11 +205,13 @@ class Replayer:
         return self.processor.now
 
 
-def _quick_key(raw: bytes) -> tuple[bool, datetime, str] | None:
+def _quick_key(raw: bytes, fields: dict[str, Any] | None = None) -> tuple[bool, datetime, str] | None:
     """(not a contract, occurred_at in UTC, event_id) of a line by a plain JSON parse, None when
-    not plainly there."""
+    not plainly there. `fields`: the parsed object is put in it (`--jobs` routes by it)."""
     try:
         obj = from_json(raw)
+        if fields is not None and isinstance(obj, dict):
+            fields.update(obj)
         at = datetime.fromisoformat(obj["occurred_at"])
         event_id = obj["event_id"]
         if at.tzinfo is None or type(event_id) is not str or type(obj.get("type")) is not str:
@@ -367,9 +369,10 @@ def _run_job(index: int, lines: list[tuple[int, bytes, int]], unreadable: list[t
 
 def _facts(raw: bytes) -> tuple[tuple[bool, datetime, str] | None, dict[str, Any]]:
     """A line's sort key (None: it does not decode) and its routing fields."""
-    key = _quick_key(raw)
+    fields: dict[str, Any] = {}
+    key = _quick_key(raw, fields)
     if key is not None and key[0]:
-        return key, from_json(raw)
+        return key, fields
     event = decode(raw)  # not plainly keyed, or a contract line (every job gets it only if it decodes)
     if isinstance(event, DeadLetterReason):
         return None, {}
