@@ -564,6 +564,27 @@ class BusinessCalendar:
             day += ONE_DAY
         return total
 
+    def open_intervals(self, a: datetime, b: datetime) -> list[Interval]:
+        """The open stretches of ``[a, b)`` in UTC, in order, touching intervals merged
+        (what a picture of business hours draws; the same days as ``business_between``)."""
+        a = _require_aware(a, "a")
+        b = _require_aware(b, "b")
+        if b <= a:
+            return []
+        if self._always_open:
+            return [(a, b)]
+        clipped: list[Interval] = []
+        day = self._local_date(a) - ONE_DAY
+        last = self._local_date(b) + ONE_DAY
+        while day <= last:
+            for start, end in self._day(day):
+                lo = start if start > a else a
+                hi = end if end < b else b
+                if hi > lo:
+                    clipped.append((lo, hi))
+            day += ONE_DAY
+        return _merge(clipped)
+
     def business_days(self, n: Decimal | int) -> timedelta:
         """``n`` business days as open time: ``n * day_length`` (to the microsecond,
         rounded half-up)."""
