@@ -93,7 +93,7 @@ class ServiceMonth:
     """A service's month: the close's figures as of `figures.as_of`, or why there are none."""
 
     service_id: str
-    held: bool  # False: the month's state was pruned after its claim window; no figures from it
+    not_held: str | None  # why the state holds no figures of the month (pruned, elsewhere); None: held
     figures: MonthFigures | None
     closed: Mapping[str, Any] | None  # SPEC §4 fields of uptime.month_closed (close_month)
     refund: Mapping[str, Any] | None  # SPEC §4 fields of refund.eligible, None when met
@@ -169,12 +169,13 @@ def _whole_local_days(first: datetime, last: datetime, zone: ZoneInfo) -> tuple[
 def _timeline(state: TicketState, plan: Any, clocks: tuple[ClockOutcome, ...],
               status_history: list[tuple[datetime, str, bool]], now: datetime) -> TicketTimeline:
     replies = tuple(ts for ts, _seq, kind, _v in sorted(state.history) if kind == REPLY)
-    after_breach = [r for r in replies if r > min(c.at for c in clocks if c.outcome == BREACHED)][:1]
+    breach = min((c for c in clocks if c.outcome == BREACHED), key=lambda c: c.at)
+    after_breach = [r for r in replies if r > breach.at][:1]
     instants = [state.opened_at, *(c.due_at for c in clocks), *(c.at for c in clocks), *after_breach]
-    calendar = plan.business_calendar(state.priority)
+    calendar = plan.business_calendar(breach.priority)  # the hours its (first) breached clock ran on
     start, end = _whole_local_days(min(instants), max(instants), ZoneInfo(calendar.timezone))
     pausing = frozenset().union(*plan.pause_statuses.values()) if plan.pause_statuses else frozenset()
-    return TicketTimeline(state.ticket_id, clocks[0].priority, calendar.describe(), calendar.timezone, start, end,
+    return TicketTimeline(state.ticket_id, breach.priority, calendar.describe(), calendar.timezone, start, end,
                           tuple(calendar.open_intervals(start, end)), _spans(status_history, pausing, max(now, end)),
                           clocks, replies)
 
@@ -201,17 +202,18 @@ def ticket_section(tickets: Iterable[TicketState], plan: Any, month: str, now: d
 
 def service_month(state: ServiceState | None, service_id: str, *, customer_id: str, month: str,
                   commitment: Decimal, fee_per_month: Decimal | Fraction, currency: str, now: datetime,
-                  held: bool = True) -> ServiceMonth:
+                  not_held: str | None = None) -> ServiceMonth:
     """The month's uptime and refund of one service, from the same functions as the month close.
 
-    `held`: False when the processor pruned the month (past its claim window): no figures then."""
+    `not_held`: why the state cannot give the month's figures (pruned after its claim window, held
+    by another worker); the report then shows none rather than figures of an empty state."""
     start, end = month_bounds(month)
-    if not held:
-        return ServiceMonth(service_id, False, None, None, None, True, 0, claim_deadline(month))
+    if not_held is not None:
+        return ServiceMonth(service_id, not_held, None, None, None, True, 0, claim_deadline(month))
     state = state or new_state(service_id)
     as_of = min(max(now, start), end)
     figures = month_figures(state, month, as_of)
     closed, refund = close_month(figures, customer_id=customer_id, service_id=service_id,
                                  commitment_percent=commitment, fee_per_month=fee_per_month, currency=currency)
-    return ServiceMonth(service_id, True, figures, closed, refund, as_of >= end,
+    return ServiceMonth(service_id, None, figures, closed, refund, as_of >= end,
                         last_revision(state, customer_id, month), claim_deadline(month))

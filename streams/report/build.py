@@ -7,6 +7,7 @@ window, tickets until 7 days after their close; the report says which.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,11 +49,22 @@ def describe_contract(customer_id: str, entry: ContractEntry) -> str:
             + (f"; services {fees}" if fees else ""))
 
 
+def _not_held(service_id: str, month: str, services: dict[str, Any], held_from: dict[str, str | None]) -> str | None:
+    if service_id not in services:
+        return "its partition is held by another worker"
+    oldest = held_from.get(service_id)
+    if oldest is not None and month < oldest:
+        return (f"the month was pruned after its claim window (the oldest month held is {oldest}); its figures "
+                "stand in the uptime.month_closed already emitted")
+    return None
+
+
 def month_report(*, customer_id: str, month: str, entry: ContractEntry, tickets: Iterable[TicketState],
                  services: dict[str, Any], held_from: dict[str, str | None], now: datetime,
                  notes: tuple[str, ...] = ()) -> MonthReport:
-    """Assemble the report from core state. `services`: service_id -> its ServiceState (or None);
-    `held_from`: service_id -> the oldest month its state still holds (None: all)."""
+    """Assemble the report from core state. `services`: service_id -> its ServiceState (None: nothing
+    happened to it; absent: not held here); `held_from`: service_id -> the oldest month its state
+    still holds (None: all)."""
     month_bounds(month)  # validates YYYY-MM
     plan = entry.plan
     count, rows, outcomes, timelines = ticket_section(
@@ -62,7 +74,7 @@ def month_report(*, customer_id: str, month: str, entry: ContractEntry, tickets:
     service_months = () if commitment is None else tuple(
         service_month(services.get(s.service_id), s.service_id, customer_id=customer_id, month=month,
                       commitment=commitment, fee_per_month=s.fee_per_month, currency=s.currency, now=now,
-                      held=held_from.get(s.service_id) is None or month >= held_from[s.service_id])  # type: ignore[operator]
+                      not_held=_not_held(s.service_id, month, services, held_from))
         for s in entry.terms.services)
     return MonthReport(customer_id, month, describe_contract(customer_id, entry), now, plan.ticket_clocks, count,
                        rows, outcomes, timelines, service_months, notes)
@@ -88,3 +100,55 @@ def report_from_files(events: Path, contracts: Path, customer_id: str, month: st
     services = {s.service_id: store.service(s.service_id) for s in entry.terms.services}
     return month_report(customer_id=customer_id, month=month, entry=entry, tickets=store.all_tickets(),
                         services=services, held_from={}, now=proc.now or EPOCH)
+
+
+def _held_tickets(processors: Iterable[Any], customer_id: str) -> list[TicketState]:
+    """The customer's tickets in the tables of this worker's partitions (the in-memory state where
+    a processor has it loaded: it may be newer than the table). A closed ticket's tombstone is skipped."""
+    marker = f'"c":{json.dumps(customer_id)}'
+    found: dict[str, TicketState] = {}
+    seen_tables: set[int] = set()
+    for proc in processors:
+        backend = proc.store.p.backend
+        if id(backend) in seen_tables:
+            continue  # one table serves every partition of this worker
+        seen_tables.add(id(backend))
+        for ticket_id, raw in backend.items("tickets"):
+            if marker in raw and not raw.startswith('{"closed":'):
+                found[ticket_id] = TicketState.from_json(raw)
+    for proc in processors:
+        found.update({k: s for k, s in proc.store.tickets.items() if s.customer_id == customer_id})
+    return list(found.values())
+
+
+def report_from_worker(processors: dict[int, Any], partitions: int, customer_id: str, month: str,
+                       owner_of: Any) -> MonthReport:
+    """The report from a stream worker's state: `processors` are its partitions' processors
+    (`streams.core_adapter.PartitionProcessor`), `owner_of(key)` the partition of a key.
+
+    Raises LookupError when the customer has no contract here."""
+    month_bounds(month)
+    procs = list(processors.values())
+    entry = next((p.core.contracts[customer_id] for p in procs if customer_id in p.core.contracts), None)
+    if entry is None:
+        raise LookupError(f"customer {customer_id!r} has no contract on this worker")
+    times = [p.core.now for p in procs if p.core.now is not None]
+    now = min(times) if times else EPOCH  # the slowest partition: no clock is judged ahead of its time
+    notes = []
+    if len(procs) < partitions:
+        notes.append(f"This worker holds {len(procs)} of {partitions} partitions: tickets and services of the "
+                     "others are not in these figures. Ask the worker that holds them, or run slaproc report over "
+                     "the event archive.")
+    notes.append("Tickets are those this worker still holds; a ticket is forgotten 7 days after ticket.closed, so "
+                 "for a past month run slaproc report over the event archive.")
+    services: dict[str, Any] = {}
+    held_from: dict[str, str | None] = {}
+    for svc in entry.terms.services:
+        proc = processors.get(owner_of(svc.service_id))
+        if proc is None:
+            continue
+        services[svc.service_id] = proc.store.service(svc.service_id)
+        held_from[svc.service_id] = proc.core.oldest_month_held(customer_id, svc.service_id)
+    return month_report(customer_id=customer_id, month=month, entry=entry,
+                        tickets=_held_tickets(procs, customer_id), services=services, held_from=held_from,
+                        now=now, notes=tuple(notes))

@@ -269,10 +269,9 @@ def _counted_as(fig: MonthFigures, v: OutageView) -> str:
 
 def _service_section(s: ServiceMonth, month: str) -> list[str]:
     out = [f"<h3>Service {escape(s.service_id)}</h3>"]
-    if not s.held or s.figures is None or s.closed is None:
-        return out + [f'<p class="note">The figures of {escape(month)} are no longer held: the month was pruned '
-                      "after its claim window. Its figures stand in the uptime.month_closed already emitted; "
-                      "run <code>slaproc report</code> over the event archive for this page.</p>"]
+    if s.not_held is not None or s.figures is None or s.closed is None:
+        return out + [f'<p class="note">No figures for {escape(month)} here: {escape(s.not_held or "")}. Run '
+                      "<code>slaproc report</code> over the event archive for them.</p>"]
     fig, c = s.figures, s.closed
     state = (f"final (closed, revision {s.revision})" if s.final and s.revision else
              "final (month over, not yet closed)" if s.final else f"month in progress, as of {_t(fig.as_of)}")

@@ -43,8 +43,10 @@ def _outcome(o: ClockOutcome) -> dict[str, Any]:
 
 
 def _service(s: ServiceMonth) -> dict[str, Any]:
-    doc: dict[str, Any] = {"service_id": s.service_id, "held": s.held}
-    if not s.held or s.figures is None or s.closed is None:
+    doc: dict[str, Any] = {"service_id": s.service_id, "held": s.not_held is None}
+    if s.not_held is not None:
+        doc["not_held"] = s.not_held
+    if s.figures is None or s.closed is None:
         return doc
     fig = s.figures
     doc.update({"final": s.final, "revision": s.revision, "as_of": _wire(fig.as_of),

@@ -47,10 +47,11 @@ def _golden_page(directory: Path) -> Path:
 
 
 def _run_chromium(page: Path, profile: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    """Headless, offline (no host resolves), its own profile (other runs may share the machine)."""
+    """Headless, offline (no host but loopback resolves), its own profile (other runs may share the machine)."""
     cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
-           "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
+           "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+           "--enable-logging=stderr", "--v=0",
            f"--window-size={WINDOW[0]},{WINDOW[1]}", *flags, page.as_uri()]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 

@@ -163,13 +163,13 @@ def test_a_pruned_month_shows_no_figures():
     """Issue 11's rule: never figures from pruned state."""
     sm = service_month(downtime.new_state("s"), "s", customer_id="c", month="2026-01", commitment=Decimal("99.5"),
                        fee_per_month=Decimal(100), currency="USD", now=datetime(2026, 6, 1, tzinfo=timezone.utc),
-                       held=False)
+                       not_held="the month was pruned after its claim window")
     assert sm.figures is None and sm.closed is None and sm.refund is None
     r = report_from_files(GOLDEN / "events.jsonl", GOLDEN / "contracts.yaml", "vz-report", "2026-04", UNTIL)
     from dataclasses import replace
 
     page = render_html(replace(r, services=(replace(sm, service_id="rep-api"),)))
-    assert "no longer held" in page and "99.31" not in page and "1.94 USD" not in page
+    assert "No figures for 2026-04 here: the month was pruned" in page and "99.31" not in page and "1.94 USD" not in page
 
 
 def test_other_months_and_customers(report):
@@ -191,3 +191,69 @@ def test_cli_writes_each_format(tmp_path, capsys):
     assert "not a month" in capsys.readouterr().err
     assert main(["report", "vz-report", "2026-04", str(tmp_path / "missing.jsonl"), "--contracts",
                  str(GOLDEN / "contracts.yaml")]) == 2
+
+
+def _worker_state(partitions: int):
+    """The golden events through stream partition processors over shared tables (as a worker
+    holds them), then processors rebuilt from the tables (a restart): the worker's state."""
+    from events.codec import decode
+    from policies.catalog import default_catalog
+    from policies.contracts import load_contracts_yaml
+    from streams.app import partition_for_key
+    from streams.core_adapter import RealCore
+    from streams.store import DictTableBackend, PartitionStore
+
+    catalog = default_catalog()
+    contracts = load_contracts_yaml(GOLDEN / "contracts.yaml", catalog)
+    backend = DictTableBackend()
+    core = RealCore(catalog=catalog)
+    core.clock = lambda: UNTIL  # the wall clock bounds event time: pinned
+
+    def processors():
+        procs = {p: core.new_processor(PartitionStore(backend, p),
+                                       lambda s, p=p: partition_for_key(s, partitions) == p)
+                 for p in range(partitions)}
+        for proc in procs.values():
+            for c in contracts:
+                proc.upsert_contract((c, None))
+        return procs
+
+    procs = processors()
+    events = sorted((decode(raw) for raw in (GOLDEN / "events.jsonl").read_bytes().splitlines()),
+                    key=lambda e: e.occurred_at)
+    for ev in events:
+        key = getattr(ev, "ticket_id", None) if ev.type.startswith("ticket.") else ev.service_id
+        out, rejected = procs[partition_for_key(key, partitions)].apply(ev)
+        assert rejected is None
+    for proc in procs.values():
+        proc.advance_to(UNTIL)
+        proc.persist()
+    return processors()
+
+
+def test_the_worker_page_has_the_figures_of_the_file(report):
+    """GET /customers/{id}/months/{YYYY-MM}/report renders `report_from_worker`: from a worker's
+    tables it carries the same figures as `slaproc report` over the file."""
+    from streams.app import partition_for_key
+    from streams.report.build import report_from_worker
+
+    partitions = 4
+    procs = _worker_state(partitions)
+    from_worker = report_from_worker(procs, partitions, "vz-report", "2026-04",
+                                     lambda key: partition_for_key(key, partitions))
+    worker_doc, file_doc = json.loads(render_json(from_worker)), json.loads(render_json(report))
+    assert worker_doc["as_of"] == file_doc["as_of"] == "2026-05-01T02:00:00Z"
+    assert worker_doc["tickets"] == file_doc["tickets"]
+    assert worker_doc["services"] == file_doc["services"]
+    assert any("forgotten 7 days after ticket.closed" in n for n in worker_doc["notes"])
+
+    # a worker holding only some partitions says so, and shows no figures for a service it does not hold
+    service_partition = partition_for_key("rep-api", partitions)
+    others = {p: proc for p, proc in procs.items() if p != service_partition}
+    partial = report_from_worker(others, partitions, "vz-report", "2026-04",
+                                 lambda key: partition_for_key(key, partitions))
+    (svc,) = partial.services
+    assert svc.figures is None and svc.not_held == "its partition is held by another worker"
+    assert any(f"holds {partitions - 1} of {partitions} partitions" in n for n in partial.notes)
+    with pytest.raises(LookupError):
+        report_from_worker(procs, partitions, "nobody", "2026-04", lambda key: partition_for_key(key, partitions))
