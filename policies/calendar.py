@@ -566,7 +566,7 @@ class BusinessCalendar:
 
     def open_intervals(self, a: datetime, b: datetime) -> list[Interval]:
         """The open stretches of ``[a, b)`` in UTC, in order, touching intervals merged
-        (what a picture of business hours draws; the same days as ``business_between``)."""
+        (what a picture of business hours draws)."""
         a = _require_aware(a, "a")
         b = _require_aware(b, "b")
         if b <= a:
@@ -574,15 +574,10 @@ class BusinessCalendar:
         if self._always_open:
             return [(a, b)]
         clipped: list[Interval] = []
-        day = self._local_date(a) - ONE_DAY
-        last = self._local_date(b) + ONE_DAY
-        while day <= last:
-            for start, end in self._day(day):
-                lo = start if start > a else a
-                hi = end if end < b else b
-                if hi > lo:
-                    clipped.append((lo, hi))
-            day += ONE_DAY
+        for start, end in self._intervals_after(a):  # already clipped to start at a or later
+            if start >= b:
+                break
+            clipped.append((start, min(end, b)))
         return _merge(clipped)
 
     def business_days(self, n: Decimal | int) -> timedelta:

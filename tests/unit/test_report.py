@@ -257,3 +257,20 @@ def test_the_worker_page_has_the_figures_of_the_file(report):
     assert any(f"holds {partitions - 1} of {partitions} partitions" in n for n in partial.notes)
     with pytest.raises(LookupError):
         report_from_worker(procs, partitions, "nobody", "2026-04", lambda key: partition_for_key(key, partitions))
+
+
+def test_open_intervals_are_the_open_time_business_between_counts():
+    """The business-hours bands of the clock pictures (calendar.open_intervals): Vectorize Pro's
+    07:00-19:00 New York over a week with a weekend and the EDT switch (8 Mar 2026)."""
+    from policies.calendar import BusinessCalendar
+
+    cal = BusinessCalendar(timezone="America/New_York", weekly=[(d, 420, 1140) for d in range(5)],
+                           day_length=timedelta(hours=12))
+    a, b = datetime(2026, 3, 5, 15, tzinfo=timezone.utc), datetime(2026, 3, 10, 14, tzinfo=timezone.utc)
+    bands = cal.open_intervals(a, b)
+    assert bands == [(a, datetime(2026, 3, 6, 0, tzinfo=timezone.utc)),  # Thu 10:00-19:00 EST
+                     (datetime(2026, 3, 6, 12, tzinfo=timezone.utc), datetime(2026, 3, 7, 0, tzinfo=timezone.utc)),
+                     (datetime(2026, 3, 9, 11, tzinfo=timezone.utc), datetime(2026, 3, 9, 23, tzinfo=timezone.utc)),
+                     (datetime(2026, 3, 10, 11, tzinfo=timezone.utc), b)]  # Mon, Tue in EDT
+    assert sum((hi - lo for lo, hi in bands), timedelta()) == cal.business_between(a, b)
+    assert cal.open_intervals(b, a) == [] and BusinessCalendar.always_open().open_intervals(a, b) == [(a, b)]
