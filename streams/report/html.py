@@ -149,7 +149,8 @@ def ticket_svg(tl: TicketTimeline) -> str:
         out.append(_text(x, bottom + 18, "provider reply " + r.astimezone(zone).strftime("%a %H:%M"), 11, "middle",
                          ' fill="#6a1b9a" font-weight="bold"'))
     legend = [("business hours", COLOUR["open"]), ("closed", COLOUR["closed"]), ("paused", COLOUR["paused"]),
-              ("clock running", COLOUR["running"]), ("met", COLOUR["met"]), ("breached (overdue)", COLOUR["breached"])]
+              ("before the deadline", COLOUR["running"]), ("met", COLOUR["met"]),
+              ("breached (overdue)", COLOUR["breached"])]
     out += _legend(legend, left, height - 22)
     out.append(_text(left, height - 4, f"Local time {tl.calendar_timezone}; business hours {tl.calendar}", 10,
                      extra=' fill="#546e7a"'))
