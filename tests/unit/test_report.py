@@ -17,7 +17,7 @@ from policies import downtime
 from policies.report import service_month
 from streams.cli import main
 from streams.report.build import report_from_files
-from streams.report.html import render_html
+from streams.report.html import COLOUR, render_html
 from streams.report.tabular import render_csv, render_json
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "report_vz_pro_april"
@@ -274,3 +274,33 @@ def test_open_intervals_are_the_open_time_business_between_counts():
                      (datetime(2026, 3, 10, 11, tzinfo=timezone.utc), b)]  # Mon, Tue in EDT
     assert sum((hi - lo for lo, hi in bands), timedelta()) == cal.business_between(a, b)
     assert cal.open_intervals(b, a) == [] and BusinessCalendar.always_open().open_intervals(a, b) == [(a, b)]
+
+
+def test_a_paused_clock_shows_its_pause_and_moved_deadline(tmp_path):
+    """A contract's pause (SPEC §6): Vectorize Pro urgent opened Tue 14 Apr 2026 09:00 EDT, waiting on
+    the customer 10:00-14:00 EDT. Objective 4 bh: 1 h + 3 h from 14:00 -> 17:00 EDT = 21:00Z,
+    breached (no reply that day). Commitment 12 bh: 1 h + 5 h (14:00-19:00) + 6 h Wed -> 13:00 EDT;
+    the reply Wed 12:00 EDT meets it after 1 + 5 + 5 = 11 h = 660 min."""
+    (tmp_path / "c.yaml").write_text(
+        "contracts:\n  - customer_id: p\n    policy: vectorize\n    plan: pro\n"
+        "    overrides: {pause: {statuses: [waiting_on_customer], metrics: [first_response]}}\n"
+        "    effective_from: '2026-04-01T00:00:00Z'\n")
+    events = [("ticket.opened", "2026-04-14T09:00:00-04:00", {"priority": "urgent", "customer_id": "p"}),
+              ("ticket.status_changed", "2026-04-14T10:00:00-04:00", {"status": "waiting_on_customer"}),
+              ("ticket.status_changed", "2026-04-14T14:00:00-04:00", {"status": "open"}),
+              ("ticket.replied", "2026-04-15T12:00:00-04:00", {"author": "provider", "public": True})]
+    (tmp_path / "e.jsonl").write_text("".join(
+        json.dumps({"event_id": f"p{i}", "type": t, "occurred_at": at, "ticket_id": "P-1", **f}) + "\n"
+        for i, (t, at, f) in enumerate(events)))
+    r = report_from_files(tmp_path / "e.jsonl", tmp_path / "c.yaml", "p", "2026-04",
+                          datetime(2026, 4, 16, tzinfo=timezone.utc))
+    utc = timezone.utc
+    (tl,) = r.timelines
+    assert tl.paused == ((datetime(2026, 4, 14, 14, tzinfo=utc), datetime(2026, 4, 14, 18, tzinfo=utc)),)
+    objective, commitment = sorted(tl.clocks, key=lambda c: c.binding)
+    assert (objective.outcome, objective.due_at) == ("breached", datetime(2026, 4, 14, 21, tzinfo=utc))
+    assert (commitment.outcome, commitment.due_at, commitment.elapsed_minutes) == (
+        "met", datetime(2026, 4, 15, 17, tzinfo=utc), 660)
+    page = render_html(r)
+    assert f'fill="{COLOUR["paused"]}"' in page and "deadline Tue 17:00" in page and "deadline Wed 13:00" in page
+
