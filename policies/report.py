@@ -26,6 +26,7 @@ from policies.uptime import claim_deadline, close_month, last_revision, month_bo
 
 UTC = timezone.utc
 MET, BREACHED = "met", "breached"
+TIMELINE_CLOCKS = 6  # rows of a ticket's picture
 
 
 def binding_name(binding: bool) -> str:
@@ -166,10 +167,13 @@ def _whole_local_days(first: datetime, last: datetime, zone: ZoneInfo) -> tuple[
     return (datetime.combine(day, time(), zone).astimezone(UTC), datetime.combine(end_day, time(), zone).astimezone(UTC))
 
 
-def _timeline(state: TicketState, plan: Any, clocks: tuple[ClockOutcome, ...],
+def _timeline(state: TicketState, plan: Any, outcomes: tuple[ClockOutcome, ...],
               status_history: list[tuple[datetime, str, bool]], now: datetime) -> TicketTimeline:
+    """The picture of a breached ticket: its first clocks up to the first breach's cycle, at most
+    `TIMELINE_CLOCKS` (a long-open ticket's update cycles are in the tables, not all drawn)."""
+    breach = min((c for c in outcomes if c.outcome == BREACHED), key=lambda c: c.at)
+    clocks = tuple(c for c in outcomes if c.started_at <= breach.started_at)[:TIMELINE_CLOCKS]
     replies = tuple(ts for ts, _seq, kind, _v in sorted(state.history) if kind == REPLY)
-    breach = min((c for c in clocks if c.outcome == BREACHED), key=lambda c: c.at)
     after_breach = [r for r in replies if r > breach.at][:1]
     instants = [state.opened_at, *(c.due_at for c in clocks), *(c.at for c in clocks), *after_breach]
     calendar = plan.business_calendar(breach.priority)  # the hours its (first) breached clock ran on

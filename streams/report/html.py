@@ -56,8 +56,8 @@ def _pct(p: Decimal | None) -> str:
     return "—" if p is None else f"{p} %"
 
 
-def _tag(outcome: str) -> str:
-    return f'<span class="tag" style="background:{COLOUR[outcome]}">{escape(outcome)}</span>'
+def _tag(outcome: str, label: str | None = None) -> str:
+    return f'<span class="tag" style="background:{COLOUR[outcome]}">{escape(label or outcome)}</span>'
 
 
 def _month_name(month: str) -> str:
@@ -241,12 +241,12 @@ def _ticket_tables(r: MonthReport) -> list[str]:
         out.append("<p>No response target was breached.</p>")
         return out
     out.append("<table><tr><th>ticket</th><th>priority</th><th>metric</th><th>target</th><th>started</th>"
-               "<th>deadline</th><th>outcome</th></tr>")
+               "<th>deadline</th><th>breached at</th></tr>")
     for b in r.breaches:
         out.append(f"<tr><td>{escape(b.ticket_id)}</td><td>{escape(b.priority)}</td>"
                    f"<td>{escape(b.metric.replace('_', ' '))} (cycle {b.cycle})</td>"
                    f"<td>{binding_name(b.binding)}: {escape(b.target)}</td><td>{_t(b.started_at)}</td>"
-                   f"<td>{_t(b.due_at)}</td><td>{_tag(b.outcome)}</td></tr>")
+                   f"<td>{_t(b.due_at)}</td><td>{_t(b.at)}</td></tr>")
     out.append("</table>")
     for tl in r.timelines:
         out.append(f"<h3>Ticket {escape(tl.ticket_id)} ({escape(tl.priority)}): its clocks against business hours</h3>")
@@ -284,7 +284,7 @@ def _service_section(s: ServiceMonth, month: str) -> list[str]:
                f"<tr><td>{m(c['total_minutes'])}</td><td class=n>{m(c['downtime_minutes'])} min</td>"
                f"<td class=n>{m(c['maintenance_minutes'])} min</td><td class=n>{m(c['excluded_minutes'])} min</td>"
                f"<td class=n>{c['uptime_percent']} %</td><td class=n>{c['commitment_percent']} %</td>"
-               f"<td>{_tag('met' if c['met'] else 'breached').replace('breached', 'not met')}</td></tr></table>")
+               f"<td>{_tag('met') if c['met'] else _tag('breached', 'not met')}</td></tr></table>")
     if s.refund is not None:
         f = s.refund
         out.append("<table><tr><th>refund</th><th class=n>threshold</th><th class=n>excess</th><th class=n>monthly fee"
