@@ -40,7 +40,7 @@ margin-top:36px}h3{font-size:16px;margin:22px 0 6px}
 table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:14px}
 th,td{border-bottom:1px solid #dde3e6;padding:5px 8px;text-align:left}
 th{background:#f3f6f7}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.total td{font-weight:bold;border-top:2px solid #1c2833}
+tr.total td{font-weight:bold;border-top:2px solid #1c2833}table.breaches td{white-space:nowrap}
 .tag{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
 .note{background:#fff8e1;border-left:4px solid #ffb300;padding:8px 12px;margin:12px 0}
 svg{display:block;margin:6px 0 14px}
@@ -49,7 +49,12 @@ footer{margin-top:40px;color:#4d5b66;font-size:12px}
 
 
 def _t(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M") + " UTC"
+    return _hm(t) + " UTC"
+
+
+def _hm(t: datetime) -> str:
+    """An instant in a column headed "(UTC)"."""
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _pct(p: Decimal | None) -> str:
@@ -240,13 +245,13 @@ def _ticket_tables(r: MonthReport) -> list[str]:
     if not r.breaches:
         out.append("<p>No response target was breached.</p>")
         return out
-    out.append("<table><tr><th>ticket</th><th>priority</th><th>metric</th><th>target</th><th>started</th>"
-               "<th>deadline</th><th>breached at</th></tr>")
+    out.append('<table class="breaches"><tr><th>ticket</th><th>priority</th><th>metric</th><th>target</th>'
+               "<th>started (UTC)</th><th>deadline (UTC)</th><th>breached at (UTC)</th></tr>")
     for b in r.breaches:
         out.append(f"<tr><td>{escape(b.ticket_id)}</td><td>{escape(b.priority)}</td>"
                    f"<td>{escape(b.metric.replace('_', ' '))} (cycle {b.cycle})</td>"
-                   f"<td>{binding_name(b.binding)}: {escape(b.target)}</td><td>{_t(b.started_at)}</td>"
-                   f"<td>{_t(b.due_at)}</td><td>{_t(b.at)}</td></tr>")
+                   f"<td>{binding_name(b.binding)}: {escape(b.target)}</td><td>{_hm(b.started_at)}</td>"
+                   f"<td>{_hm(b.due_at)}</td><td>{_hm(b.at)}</td></tr>")
     out.append("</table>")
     for tl in r.timelines:
         out.append(f"<h3>Ticket {escape(tl.ticket_id)} ({escape(tl.priority)}): its clocks against business hours</h3>")
