@@ -65,3 +65,15 @@ def test_an_event_taken_out_of_parking_is_replayed_in_one_process(tmp_path: Path
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join([json.dumps(early)] + lines) + "\n", encoding="utf-8")
     assert_jobs_agree(events, SAMPLES / "contracts.yaml", UNTIL, split=False)
+
+
+def test_cli_jobs_flag() -> None:
+    from tests.unit.test_cli import run_cli
+
+    args = ("replay", "samples/events.jsonl", "--contracts", "samples/contracts.yaml", "--until", "2026-05-01T02:00:00Z",
+            "-q")
+    one, two = run_cli(*args), run_cli(*args, "--jobs", "2")
+    assert one.returncode == two.returncode == 0, two.stderr
+    assert two.stdout == one.stdout and one.stdout.count(b"\n") > 50
+    bad = run_cli(*args, "--jobs", "0")
+    assert bad.returncode == 2 and b"expected a number of processes from 1 to 64" in bad.stderr
