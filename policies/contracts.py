@@ -138,6 +138,7 @@ def _pydantic_problems(exc: ValidationError, raw: dict[str, Any]) -> list[tuple[
     return problems
 
 
+@lru_cache(maxsize=None)  # a handful of annotations, walked once per key of every contract in a file
 def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, Any, Any]:
     """What a field's annotation can hold that has keys of its own: (a model for a mapping
     value, the element annotation for a list value, the value annotation for a free-keyed
@@ -171,8 +172,7 @@ def _unknown(raw: Any, annotation: Any, loc: tuple[str | int, ...]) -> list[tupl
     model, element, values = _models_in(annotation)
     problems: list[tuple[str, str]] = []
     if isinstance(raw, dict) and model is not None:
-        known = {name: field for name, field in model.model_fields.items()}
-        known.update({f.alias: f for f in model.model_fields.values() if f.alias})
+        known = _known_keys(model)
         for key, value in raw.items():
             if key in known:
                 problems += _unknown(value, known[key].annotation, (*loc, key))
@@ -187,6 +187,14 @@ def _unknown(raw: Any, annotation: Any, loc: tuple[str | int, ...]) -> list[tupl
         for i, item in enumerate(raw):
             problems += _unknown(item, element, (*loc, i))
     return problems
+
+
+@lru_cache(maxsize=None)
+def _known_keys(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's field names and aliases -> their fields."""
+    known = {name: field for name, field in model.model_fields.items()}
+    known.update({f.alias: f for f in model.model_fields.values() if f.alias})
+    return known
 
 
 @lru_cache(maxsize=None)

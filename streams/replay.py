@@ -457,13 +457,19 @@ def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, unti
         pipes.append(parent)
         processes.append(process)
     del per_job
-    reached = [conn.recv() for conn in pipes]
-    known = [t for t in reached if t is not None]
-    for conn in pipes:
-        conn.send(max(known) if known else None)
-    results = [conn.recv() for conn in pipes]
-    for process in processes:
-        process.join()
+    try:
+        reached = [conn.recv() for conn in pipes]
+        known = [t for t in reached if t is not None]
+        for conn in pipes:
+            conn.send(max(known) if known else None)
+        results = [conn.recv() for conn in pipes]
+    except (EOFError, OSError):  # a job died (its error is on stderr): the file is replayed in one process
+        for process in processes:
+            process.kill()
+        return None
+    finally:
+        for process in processes:
+            process.join()
     first = [r[3] for r in results if r[3] is not None]
     if any(r[2] for r in results):
         return None  # an event taken out of parking: in one process it might have expired first
