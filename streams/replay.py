@@ -14,6 +14,7 @@ never the end of the run.
 """
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from dataclasses import dataclass, field
@@ -446,6 +447,7 @@ def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, unti
     del keyed, customer_of
 
     context = multiprocessing.get_context("fork")  # the lines and contracts are inherited, not copied
+    gc.freeze()  # ... and the jobs' collector leaves them alone (no scan, no copy-on-write of their pages)
     pipes, processes = [], []
     for index in range(jobs):
         parent, child = context.Pipe()
@@ -470,6 +472,7 @@ def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, unti
     finally:
         for process in processes:
             process.join()
+        gc.unfreeze()
     first = [r[3] for r in results if r[3] is not None]
     if any(r[2] for r in results):
         return None  # an event taken out of parking: in one process it might have expired first
