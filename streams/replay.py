@@ -46,6 +46,7 @@ class ReplayResult:
     events: int = 0
     dead_letters: int = 0
     jobs: int = 1  # processes that replayed the file (`replay_file(jobs=N)` may fall back to one)
+    jobs_cpu: tuple[float, ...] = ()  # CPU seconds of each of those processes (benchmarks)
 
     def sorted_lines(self) -> list[bytes]:
         self.records.sort(key=lambda r: (r[0], r[1], r[2]))
@@ -364,7 +365,8 @@ def _run_job(index: int, lines: list[tuple[int, bytes, int]], unreadable: list[t
         assert isinstance(reason, DeadLetterReason)
         replayer._undated.append((source, raw, reason, (total + 3 + lineno) << 32))
     result = replayer.finish(until, bound)
-    conn.send((result.records, job.unranked, job.unparked, job.first_move, result.events, result.dead_letters))
+    conn.send((result.records, job.unranked, job.unparked, job.first_move, result.events, result.dead_letters,
+               time.process_time()))
     conn.close()
 
 
@@ -485,5 +487,6 @@ def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, unti
         if a[3] != b[3] and a[0] == b[0] and a[1] == b[1] and ((a[3], a[4]) in unranked or (b[3], b[4]) in unranked):
             return None  # same instant and key, from two jobs, not ordered by their lines
     summary = ReplayResult(lines=total + len(unreadable), dead_letters=sum(r[5] for r in results),
-                           events=sum(r[4] for r in results) - (jobs - 1) * contract_count, jobs=jobs)
+                           events=sum(r[4] for r in results) - (jobs - 1) * contract_count, jobs=jobs,
+                           jobs_cpu=tuple(r[6] for r in results))
     return [results[m[3]][0][m[4]][3] for m in merged], summary
