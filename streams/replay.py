@@ -370,16 +370,21 @@ def _run_job(index: int, lines: list[tuple[int, bytes, int]], unreadable: list[t
     conn.close()
 
 
-def _facts(raw: bytes) -> tuple[tuple[bool, datetime, str] | None, dict[str, Any]]:
-    """A line's sort key (None: it does not decode) and its routing fields."""
+def _facts(raw: bytes) -> tuple[tuple[bool, datetime, str] | None, dict[str, Any], bool]:
+    """A line's sort key as `feed_line` reads it (None: it is dead-lettered when read), its routing
+    fields, and whether every job applies it (a contract line that decodes)."""
     fields: dict[str, Any] = {}
     key = _quick_key(raw, fields)
-    if key is not None and key[0]:
-        return key, fields
-    event = decode(raw)  # not plainly keyed, or a contract line (every job gets it only if it decodes)
+    if key is not None:
+        if key[0]:
+            return key, fields, False
+        event = decode(raw)  # a contract line: every job gets it if it decodes, else job 0 (its dead letter)
+        return key, fields, not isinstance(event, DeadLetterReason)
+    event = decode(raw)
     if isinstance(event, DeadLetterReason):
-        return None, {}
-    return (event.type != "contract.upserted", event.occurred_at, event.event_id), event.__dict__
+        return None, {}, False
+    key = (event.type != "contract.upserted", event.occurred_at, event.event_id)
+    return key, event.__dict__, not key[0]
 
 
 def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, until: datetime | None,
@@ -391,17 +396,20 @@ def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, unti
 
     name = events.name
     keyed: list[tuple[tuple[bool, datetime, str, int], bytes, dict[str, Any]]] = []
+    everywhere: set[int] = set()  # line numbers of the contract lines every job applies
     unreadable: list[tuple[int, bytes]] = []
     with events.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             raw = raw.rstrip(b"\r\n")
             if not raw.strip():
                 continue
-            key, fields = _facts(raw)
+            key, fields, every_job = _facts(raw)
             if key is None:
                 unreadable.append((lineno, raw))
-            else:
-                keyed.append(((*key, lineno), raw, fields))
+                continue
+            keyed.append(((*key, lineno), raw, fields))
+            if every_job:
+                everywhere.add(lineno)
     keyed.sort(key=lambda k: k[0])
     total = len(keyed)
     # Who owns what: services from the contracts (file, then contract lines in order), tickets from
@@ -439,13 +447,13 @@ def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, unti
         sizes[job] += count
     per_job: list[list[tuple[int, bytes, int]]] = [[] for _ in range(jobs)]
     for rank, (key, raw, _fields) in enumerate(keyed):
-        if not key[0]:
+        if key[3] in everywhere:
             for lines in per_job:
                 lines.append((rank, raw, key[3]))
         else:
             per_job[owners.get(customer_of[rank], 0) if customer_of[rank] is not None else 0].append((rank, raw, key[3]))
     start = next((k[1] for k, _r, _f in keyed if k[0] and (bound is None or k[1] <= bound)), None)
-    contract_count = sum(1 for k, _r, _f in keyed if not k[0])  # every job counts them
+    contract_count = len(everywhere)  # every job counts them
     del keyed, customer_of
 
     context = multiprocessing.get_context("fork")  # the lines and contracts are inherited, not copied

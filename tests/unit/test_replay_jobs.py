@@ -77,3 +77,25 @@ def test_cli_jobs_flag() -> None:
     assert two.stdout == one.stdout and one.stdout.count(b"\n") > 50
     bad = run_cli(*args, "--jobs", "0")
     assert bad.returncode == 2 and b"expected a number of processes from 1 to 64" in bad.stderr
+
+
+def test_contract_lines_and_bad_lines(tmp_path: Path) -> None:
+    """Contract lines (one valid for a new customer with its ticket, one that does not decode) and
+    lines that fail when read or when applied: the dead letters in --jobs 1's order, once each."""
+    lines = (SAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    contract = {"event_id": "contract-new", "type": "contract.upserted", "occurred_at": "2026-03-05T09:00:00Z",
+                "customer_id": "newco", "policy": "neural-magic", "plan": "standard",
+                "effective_from": "2026-01-01T00:00:00Z", "services": [{"service_id": "newco-api"}]}
+    broken = {"event_id": "contract-bad", "type": "contract.upserted", "occurred_at": "2026-03-06T09:00:00Z",
+              "customer_id": "x", "policy": "nope"}
+    ticket = [{"event_id": "nt1", "type": "ticket.opened", "occurred_at": "2026-03-10T10:00:00Z", "ticket_id": "NT1",
+               "customer_id": "newco", "priority": "critical"},
+              {"event_id": "nt2", "type": "ticket.replied", "occurred_at": "2026-03-10T12:00:00Z", "ticket_id": "NT1",
+               "author": "provider", "public": True}]
+    extra = [json.dumps(contract), json.dumps(broken), "not json", '{"type": "ticket.opened"}'] + [json.dumps(t) for t in ticket]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines[:100] + extra[:3] + lines[100:200] + extra[3:] + lines[200:]) + "\n",
+                      encoding="utf-8")
+    out = assert_jobs_agree(events, SAMPLES / "contracts.yaml", UNTIL)
+    dead = [json.loads(line) for line in out.splitlines() if b'"dead_letter"' in line]
+    assert len({d["source"] for d in dead}) == len(dead) >= 3  # each bad line once, not once per job
