@@ -2,7 +2,7 @@
 
 Side A is the contracts (and catalog) in force; side B the ones to compare with (a renegotiated
 contract, a new catalog version). Both sides are `streams.replay.Replayer` runs over the same
-lines with the same time bound, so each side is exactly what `slaproc replay` would derive.
+lines with the same time bound, one after the other, so each side is exactly what `slaproc replay` would derive.
 What is compared is each side's net outcome (SPEC §5, what a consumer holds once every
 correction is applied):
 
@@ -216,15 +216,24 @@ class Side:
 
 def replay_both(events: Path, a: Side, b: Side, until: datetime | None, bound: datetime | None,
                 progress: TextIO | None = sys.stderr, settings: Settings = Settings()) -> tuple[Outcome, Outcome]:
-    """Replay `events` under both sides (one pass over the file, two replayers) and return their
-    net outcomes. A contracts file that does not load raises ContractError, naming the file."""
-    replayers = []
-    for side in (a, b):
-        loaded = load_contracts_yaml(side.contracts, side.catalog)
-        for warning in contract_warnings(c.terms for c in loaded):
-            if progress is not None:
+    """Replay `events` under both sides, one after the other (one side's state in memory at a
+    time), and return their net outcomes. A contracts file that does not load raises
+    ContractError naming the file, before anything is replayed."""
+    loaded = [load_contracts_yaml(side.contracts, side.catalog) for side in (a, b)]
+    if progress is not None:
+        for side, contracts in zip((a, b), loaded):
+            if side is b and side.contracts == a.contracts:
+                break  # the same file: warned once
+            for warning in contract_warnings(c.terms for c in contracts):
                 progress.write(f"slaproc whatif: warning: {side.contracts.name}: {warning}\n")
-        replayers.append(Replayer(loaded, side.catalog, settings))
+    outcomes = []
+    for name, side, contracts in zip("AB", (a, b), loaded):
+        outcomes.append(_replay_side(events, name, Replayer(contracts, side.catalog, settings), until, bound, progress))
+    return outcomes[0], outcomes[1]
+
+
+def _replay_side(events: Path, name: str, replayer: Replayer, until: datetime | None, bound: datetime | None,
+                 progress: TextIO | None) -> Outcome:
     started = last = time.monotonic()
     size = max(events.stat().st_size, 1)
     with events.open("rb") as fh:
@@ -232,21 +241,19 @@ def replay_both(events: Path, a: Side, b: Side, until: datetime | None, bound: d
             raw = raw.rstrip(b"\r\n")
             if not raw.strip():
                 continue
-            for replayer in replayers:
-                replayer.feed_line(raw, events.name, lineno)
+            replayer.feed_line(raw, events.name, lineno)
             if progress is not None and lineno % _PROGRESS_EVERY == 0 and time.monotonic() - last > 2:
                 last = time.monotonic()
-                progress.write(f"whatif: read {lineno:,} lines ({fh.tell() * 100 // size} %)\n")
+                progress.write(f"whatif: side {name}: read {lineno:,} lines ({fh.tell() * 100 // size} %)\n")
                 progress.flush()
-    outcomes = []
-    for name, replayer in zip("AB", replayers):
-        result = replayer.finish(until, bound)
-        if progress is not None and result.lines >= _PROGRESS_EVERY:
-            progress.write(f"whatif: side {name} replayed, {len(result.records):,} outputs, "
-                           f"{time.monotonic() - started:.1f} s\n")
-            progress.flush()
-        outcomes.append(Outcome.of(json.loads(line) for line in result.sorted_lines()))
-    return outcomes[0], outcomes[1]
+    if progress is not None and replayer.result.lines >= _PROGRESS_EVERY:
+        progress.write(f"whatif: side {name}: applying {replayer.result.lines:,} lines\n")
+        progress.flush()
+    result = replayer.finish(until, bound)
+    if progress is not None and result.lines >= _PROGRESS_EVERY:
+        progress.write(f"whatif: side {name}: {len(result.records):,} outputs in {time.monotonic() - started:.1f} s\n")
+        progress.flush()
+    return Outcome.of(json.loads(line) for line in result.sorted_lines())
 
 
 # --- formats ------------------------------------------------------------------------------
