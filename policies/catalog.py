@@ -555,7 +555,8 @@ class Catalog:
 
         `version`: check against that catalog version only; default: every version the terms can
         meet, i.e. those still in force at or after the start of the month of the contract's
-        `effective_from` (all of them when it has none), so a contract accepted today does not fail on a ticket tomorrow."""
+        `effective_from` (all of them when it has none), so that a contract accepted today does
+        not fail on a ticket or a month later."""
         if terms.policy not in self._versions:
             return [("policy", f"unknown policy {terms.policy!r}; known: {', '.join(self.policies)}")]
         if version is not None:
@@ -564,11 +565,10 @@ class Catalog:
         start = terms.effective_from
         if start is not None:  # its first month is measured from the month's start (SPEC §14)
             start = start.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        for i, pf in enumerate(files):
-            superseded = i + 1 < len(files) and start is not None and files[i + 1].effective_from is not None \
-                and files[i + 1].effective_from <= start  # type: ignore[operator]
-            if superseded:
-                continue
+        for pf, successor in zip(files, files[1:] + (None,)):
+            if start is not None and successor is not None and successor.effective_from is not None \
+                    and successor.effective_from <= start:
+                continue  # superseded before the contract's first month
             found = self._problems(terms, pf)
             if found:
                 if len(files) > 1:

@@ -167,3 +167,19 @@ def test_a_worker_restarted_with_a_newer_catalog_keeps_old_tickets_on_their_vers
     assert [(o.type, o.fields["policy_version"], o.fields["due_at"], o.fields["elapsed_minutes"])
             for o in out if o.type in ("sla.met", "sla.breached")] == [
         ("sla.met", V1, datetime(2026, 10, 21, 13, 30, tzinfo=UTC), 90)]  # v2 would have breached at 12:30
+
+
+def test_a_contract_is_checked_against_every_version_it_can_meet(tmp_path):
+    """A v2 that renames the plan: a contract on the old name fails on v2 (it would meet v2 on
+    every ticket opened from then on); one on the new name is valid from the month after v2's
+    start on, and fails on v1 before. The error names the version."""
+    d = _only_v1(tmp_path)
+    data = yaml.safe_load((GOLDEN_CATALOG / f"neural-magic@{V2}.yaml").read_text())
+    data["plans"] = {"enterprise-plus": data["plans"]["enterprise"]}
+    (d / f"neural-magic@{V2}.yaml").write_text(yaml.safe_dump(data))
+    catalog = load_catalog(d)
+    assert catalog.problems(_terms())[0][1].endswith(f"(catalog {V2})")
+    # from v2's instant: its first month is measured from 1 October, still under v1
+    assert catalog.problems(_terms(plan="enterprise-plus", effective_from="2026-10-21T04:00:00Z"))[0][1].endswith(
+        f"(catalog {V1})")
+    assert catalog.problems(_terms(plan="enterprise-plus", effective_from="2026-11-01T00:00:00Z")) == []
