@@ -121,7 +121,7 @@ def _add_whatif(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from policies.catalog import ContractError
+    from policies.catalog import CatalogError, ContractError, load_catalog
     from streams.report import RENDERERS
     from streams.report.build import report_from_files
 
@@ -129,13 +129,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"slaproc report: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
         return 2
     try:
+        catalog = load_catalog(args.catalog) if args.catalog else None
         text = RENDERERS[args.format](report_from_files(args.events, args.contracts, args.customer, args.month,
-                                                        args.until))
+                                                        args.until, catalog))
         if args.out is None:
             sys.stdout.write(text)
         else:
             args.out.write_text(text, encoding="utf-8")
-    except (ContractError, OSError, LookupError, ValueError) as err:
+    except (CatalogError, ContractError, OSError, LookupError, ValueError) as err:
         print(f"slaproc report: {err}", file=sys.stderr)
         return 2
     return 0
@@ -267,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--until", type=_instant, metavar="TS",
                    help="figures as of this instant (as replay --until); default: the latest event of the file")
+    p.add_argument("--catalog", type=Path, metavar="DIR",
+                   help="catalog directory with every published version (default: the packaged one); each "
+                        "ticket is measured under the version it was opened under (SPEC §14)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("worker", help="run the Faust stream worker (broker from SLAPROC_BROKER)",
