@@ -18,7 +18,7 @@ import json
 from array import array
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, met_retraction_event_id,
                         minutes_text, output_event_id as _hash_id, priority_notice_event_id)
@@ -27,9 +27,15 @@ from policies.outputs import Output, Rejected, output_event_id
 METRICS = ("first_response", "update", "resolution")
 _METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
 _KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET_RETRACTED = 1, 2, 3, 4, 5, 6
+_KINDS = frozenset((_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET_RETRACTED))
+# An output key (`OutputKey`) keeps the at-risk threshold index in 4 bits: at most 16 thresholds.
+_THRESHOLD_SLOTS = 16
+MAX_AT_RISK_THRESHOLDS = _THRESHOLD_SLOTS
 # A breach retracted and derived again later (e.g. a late pause moved its deadline) is a new
 # generation with its own event id; generations are kept in the high bits of the output key.
 _GENERATION = 1 << 40
+_CYCLE_SLOTS = _GENERATION // (_THRESHOLD_SLOTS * 8 * 2 * 4)
+_GENERATION_SLOTS = (1 << 63) // _GENERATION  # the keys live in a signed 64-bit array
 
 # History entry kinds (compact, one letter).
 OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED, CLOSED = "o", "p", "r", "s", "x", "y", "z"
@@ -46,36 +52,79 @@ def content_digest(ev: Any) -> int:
     return int.from_bytes(hashlib.blake2b(ev.__pydantic_serializer__.to_json(ev), digest_size=8).digest(), "big")
 
 
-def _output_key(kind: int, metric: str, binding: bool, cycle: int, fraction_index: int = 0) -> int:
-    return ((((cycle * 4 + _METRIC_CODE[metric]) * 2 + int(binding)) * 8 + kind) * 16) + fraction_index
+class OutputKey(NamedTuple):
+    """The identity of one output of a ticket, kept in `TicketState.emitted` as a packed int.
+
+    Fields (low bits first in the packed int): the at-risk threshold index (4 bits), the kind
+    (3 bits), binding (1 bit), the metric (2 bits), the cycle (30 bits; a notice's arrival
+    number), then the generation of a breach / met derived again after its cancellation. The
+    layout is the stored format: states written by earlier versions load unchanged. `pack`
+    refuses what the layout cannot hold instead of letting one field spill into the next.
+    """
+
+    kind: int
+    metric: str
+    binding: bool
+    cycle: int
+    threshold_index: int = 0
+    generation: int = 0
+
+    def pack(self) -> int:
+        if self.kind not in _KINDS:
+            raise ValueError(f"output key: unknown kind {self.kind}")
+        if not 0 <= self.threshold_index < _THRESHOLD_SLOTS:
+            raise ValueError(f"output key: threshold index {self.threshold_index} outside 0..{_THRESHOLD_SLOTS - 1}")
+        if not 0 <= self.cycle < _CYCLE_SLOTS:
+            raise ValueError(f"output key: cycle {self.cycle} outside 0..{_CYCLE_SLOTS - 1}")
+        if not 0 <= self.generation < _GENERATION_SLOTS:
+            raise ValueError(f"output key: generation {self.generation} outside 0..{_GENERATION_SLOTS - 1}")
+        base = ((self.cycle * 4 + _METRIC_CODE[self.metric]) * 2 + int(self.binding)) * 8 + self.kind
+        return self.generation * _GENERATION + base * _THRESHOLD_SLOTS + self.threshold_index
+
+    @classmethod
+    def unpack(cls, key: int) -> OutputKey:
+        if not 0 <= key < _GENERATION * _GENERATION_SLOTS:
+            raise ValueError(f"output key: {key} is not a packed output key")
+        generation, base = divmod(key, _GENERATION)
+        base, threshold_index = divmod(base, _THRESHOLD_SLOTS)
+        base, kind = divmod(base, 8)
+        base, binding = divmod(base, 2)
+        cycle, metric = divmod(base, 4)
+        return cls(kind, METRICS[metric], bool(binding), cycle, threshold_index, generation)
+
+
+def _output_key(kind: int, metric: str, binding: bool, cycle: int, threshold_index: int = 0) -> int:
+    return OutputKey(kind, metric, binding, cycle, threshold_index).pack()
+
+
+def _kind_of(key: int) -> int:
+    """The kind of a packed key whose threshold index is 0 (only at-risk keys have another)."""
+    return key // _THRESHOLD_SLOTS % 8 if key % _THRESHOLD_SLOTS == 0 else _KIND_AT_RISK
 
 
 def _is_breach_key(key: int) -> bool:
-    return key % 16 == 0 and (key // 16) % 8 == _KIND_BREACH
+    return _kind_of(key) == _KIND_BREACH
 
 
 def _retracted_key(breach_key: int) -> int:
-    return breach_key + (_KIND_RETRACTED - _KIND_BREACH) * 16
+    return breach_key + (_KIND_RETRACTED - _KIND_BREACH) * _THRESHOLD_SLOTS
 
 
 def _is_met_key(key: int) -> bool:
-    return key % 16 == 0 and (key // 16) % 8 == _KIND_MET
+    return _kind_of(key) == _KIND_MET
 
 
 def _cancel_key(key: int) -> int:
     """The key recording that the breach or met `key` was cancelled (retracted)."""
     if _is_breach_key(key):
         return _retracted_key(key)
-    return key + (_KIND_MET_RETRACTED - _KIND_MET) * 16
+    return key + (_KIND_MET_RETRACTED - _KIND_MET) * _THRESHOLD_SLOTS
 
 
 def _breach_of_key(key: int) -> tuple[str, bool, int, int]:
     """(metric, binding, cycle, generation) of a breach output key."""
-    generation, base = divmod(key, _GENERATION)
-    rest = base // 16 // 8
-    binding = bool(rest % 2)
-    rest //= 2
-    return METRICS[rest % 4], binding, rest // 4, generation
+    unpacked = OutputKey.unpack(key)
+    return unpacked.metric, unpacked.binding, unpacked.cycle, unpacked.generation
 
 
 def breach_identity(state: "TicketState", breach_id: str) -> tuple[str, bool, int] | None:
@@ -121,6 +170,9 @@ class Milestones:
 
     def __init__(self, thresholds: Sequence[float]):
         kept = sorted({Fraction(str(f)) for f in thresholds if 0 < f < 1})
+        if len(kept) > MAX_AT_RISK_THRESHOLDS:
+            raise ValueError(f"at most {MAX_AT_RISK_THRESHOLDS} at-risk thresholds (an output key holds the "
+                             f"threshold's index in 4 bits), got {len(kept)} distinct ones")
         self.thresholds = tuple(float(f) for f in kept)
         self.ratios = tuple((f.numerator, f.denominator) for f in kept)
         self.last = len(kept)
