@@ -113,9 +113,10 @@ class AttainmentBook:
             state.attainment &= ~WAITING
             key = ticket_key(state)
         elif self.legacy_pending:
-            key = self.legacy_pending.pop(state.ticket_id, None)
-            if key is None:
+            pending = self.legacy_pending.pop(state.ticket_id, None)
+            if pending is None:
                 return
+            key = pending
         else:
             return
         self.dirty = True
@@ -164,9 +165,9 @@ class AttainmentBook:
                 self.dirty = True
                 return
         if self.legacy_breaches:
-            key = self.legacy_breaches.pop(breach_id, None)
-            if key is not None:
-                self.measured[key] -= 1
+            counted = self.legacy_breaches.pop(breach_id, None)
+            if counted is not None:
+                self.measured[counted] -= 1
                 self.dirty = True
 
     def _reported(self, key: Key) -> bool:
@@ -214,7 +215,7 @@ class AttainmentBook:
                            "measured": measured, "met": met})
         return report(customer_id, quarter, at, measured, met)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "v": SNAPSHOT_VERSION,
             "measured": sorted([c, q, n] for (c, q), n in self.measured.items()),
@@ -229,7 +230,7 @@ class AttainmentBook:
             data["legacy_breaches"] = sorted([b, c, q] for b, (c, q) in self.legacy_breaches.items())
         return data
 
-    def load(self, data: dict) -> None:
+    def load(self, data: dict[str, Any]) -> None:
         if data.get("v", 1) == 1:
             data = _upcast_v1(data)
         self.measured = {(c, q): n for c, q, n in data["measured"]}
@@ -242,7 +243,7 @@ class AttainmentBook:
         self._next_due = None
 
 
-def _upcast_v1(data: dict) -> dict:
+def _upcast_v1(data: dict[str, Any]) -> dict[str, Any]:
     """A version-1 book (no "v") as version 2.
 
     Version 1 kept every waiting ticket ("pending": ticket id -> key) and every counted,

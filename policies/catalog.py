@@ -560,7 +560,7 @@ class Catalog:
         customer, the field and the problem) for terms the catalog cannot accept."""
         # Only the fields that shape the plan: equal plans share one core, and a
         # `contract.upserted` event (a ContractTerms subclass) keys like its terms.
-        key = terms.model_dump_json(include=_PLAN_FIELDS)
+        key = terms.model_dump_json(include=set(_PLAN_FIELDS))
         core = self._cache.get(key)
         if core is None:
             problems = self.problems(terms)
@@ -654,6 +654,7 @@ class Catalog:
             timezone = region_zone
         else:
             timezone = cal.timezone
+        regions: tuple[tuple[str, str | None], ...]
         if cal.holidays == "contract":
             regions = ((terms.holiday_country, terms.holiday_subdivision),) if terms.holiday_country else ()
         else:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection, Protocol
 
 from events.contract import ContractTerms
+from events.models import InputEvent
 from policies import downtime, uptime
 from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
@@ -257,7 +258,7 @@ class Processor:
         return out
 
     # ---- events -----------------------------------------------------------------------
-    def apply(self, ev: Any, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
+    def apply(self, ev: InputEvent, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
         """Check the event, advance its half to the event's time, then apply it.
 
         `not_after` is the bound of SPEC §10 (stream: wall clock + max_future; replay: `--until`):
@@ -544,9 +545,11 @@ class Processor:
                    at: datetime) -> tuple[downtime.ServiceState, list[Output]]:
         svc = next(s for s in entry.terms.services if s.service_id == service_id)
         before = state.emitted.get((entry.terms.customer_id, month))
+        commitment = entry.plan.uptime_commitment_percent
+        assert commitment is not None  # only a plan with an uptime commitment closes months
         state, closed, refund = uptime.close_and_record(
             state, customer_id=entry.terms.customer_id, month=month,
-            commitment_percent=entry.plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
+            commitment_percent=commitment, fee_per_month=svc.fee_per_month,
             currency=svc.currency)
         out: list[Output] = []
         customer_id = entry.terms.customer_id

@@ -18,11 +18,17 @@ import json
 from array import array
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, met_retraction_event_id,
                         minutes_text, output_event_id as _hash_id, priority_notice_event_id)
+from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
 from policies.outputs import Output, Rejected, output_event_id
+
+if TYPE_CHECKING:
+    from events.models import Envelope, TicketEvent, TicketOpened
+    from policies.calendar import BusinessCalendar
+    from policies.catalog import ClockTarget, ResolvedPlan
 
 METRICS = ("first_response", "update", "resolution")
 _METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
@@ -47,7 +53,7 @@ def event_digest(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
 
 
-def content_digest(ev: Any) -> int:
+def content_digest(ev: Envelope) -> int:
     """A stable 64-bit digest of an input event's canonical content (its id included)."""
     return int.from_bytes(hashlib.blake2b(ev.__pydantic_serializer__.to_json(ev), digest_size=8).digest(), "big")
 
@@ -201,7 +207,7 @@ class Slot:
 
     __slots__ = ("metric", "binding", "target", "cycle", "start", "effective_from", "pending", "due", "fired", "done")
 
-    def __init__(self, metric: str, binding: bool, target: Any, cycle: int, start: datetime, effective_from: datetime):
+    def __init__(self, metric: str, binding: bool, target: ClockTarget, cycle: int, start: datetime, effective_from: datetime):
         self.metric = metric
         self.binding = binding
         self.target = target
@@ -273,13 +279,13 @@ class TicketState:
         self.advanced_to: datetime = self.opened_at
         self.derived = True  # False after from_json: the engine rebuilds the clocks on first use
 
-    def mark_seen(self, ev: Any) -> None:
+    def mark_seen(self, ev: Envelope) -> None:
         """Record an input event as applied: its id (idempotency) and its content (conflicts)."""
         digest = event_digest(ev.event_id)
         self.seen.append(digest)
         self.contents.extend((digest, content_digest(ev)))
 
-    def conflicts(self, ev: Any) -> bool:
+    def conflicts(self, ev: Envelope) -> bool:
         """Whether `ev` reuses the id of an applied event with other content."""
         digest = event_digest(ev.event_id)
         contents = self.contents
@@ -335,7 +341,7 @@ class TicketState:
 class _Clocks:
     """The fold itself, bound to one ticket, its resolved plan and the at-risk thresholds."""
 
-    def __init__(self, state: TicketState, plan: Any, milestones: Milestones):
+    def __init__(self, state: TicketState, plan: ResolvedPlan, milestones: Milestones):
         self.s = state
         self.plan = plan
         self.milestones = milestones
@@ -377,7 +383,7 @@ class _Clocks:
         if resolved:
             return True
         statuses = self.plan.pause_statuses.get(metric)
-        return bool(statuses) and status in statuses
+        return statuses is not None and status in statuses
 
     def _running_intervals(self, metric: str, start: datetime) -> list[tuple[datetime, datetime | None]]:
         """Unpaused intervals of `metric` since `start`; the last one may be open-ended (None)."""
@@ -403,7 +409,7 @@ class _Clocks:
         return intervals
 
     @staticmethod
-    def _cross(runs: list[tuple[datetime, datetime | None]], calendar: Any, need: timedelta) -> datetime | None:
+    def _cross(runs: list[tuple[datetime, datetime | None]], calendar: BusinessCalendar, need: timedelta) -> datetime | None:
         """The instant at which `need` of open time has run over `runs` (None if they end first)."""
         done = timedelta(0)
         for lo, hi in runs:
@@ -432,7 +438,8 @@ class _Clocks:
         if slot.due is None:
             # Paused: no deadline until the clock runs again. `due_at` (for a reply during the
             # pause) is the deadline the clock would have if it resumed now.
-            resume = max(slot.effective_from, runs[-1][1]) if runs else slot.effective_from
+            last_end = runs[-1][1] if runs else None
+            resume = max(slot.effective_from, last_end) if last_end is not None else slot.effective_from
             slot.due = self._cross(runs + [(resume, None)], slot.target.calendar, slot.target.duration)
             return
         if slot.metric == "resolution" and self.s.resolution_breached:
@@ -602,7 +609,7 @@ class _Clocks:
         slot.done = True
         slot.pending = []
 
-    def _update_targets(self) -> list[Any]:
+    def _update_targets(self) -> list[ClockTarget]:
         return [t for t in self.plan.targets(self.s.priority) if t.metric == "update"]
 
     def _start_updates(self, ts: datetime) -> None:
@@ -701,7 +708,7 @@ class TicketEngine:
         self.thresholds = tuple(thresholds)
         self.milestones = Milestones(self.thresholds)
 
-    def open(self, ev: Any, plan: Any, now: datetime) -> tuple[TicketState, list[Output]]:
+    def open(self, ev: TicketOpened, plan: ResolvedPlan, now: datetime) -> tuple[TicketState, list[Output]]:
         """Open a ticket (`ticket.opened`); the policy's priority rules apply in the fold."""
         priority = ev.priority.lower()
         self._check_priority(priority, plan)
@@ -719,12 +726,12 @@ class TicketEngine:
         return state, self._record(state, clocks)
 
     @staticmethod
-    def _check_priority(priority: str, plan: Any) -> None:
+    def _check_priority(priority: str, plan: ResolvedPlan) -> None:
         if priority not in plan.priorities:
             raise Rejected("invalid_field", f"priority {priority!r} is not a priority of policy {plan.policy} "
                                             f"(expected one of {', '.join(plan.priorities)})")
 
-    def _ensure_derived(self, state: TicketState, plan: Any) -> list[Output]:
+    def _ensure_derived(self, state: TicketState, plan: ResolvedPlan) -> list[Output]:
         """Rebuild the clocks of a state loaded from JSON, up to the time it had reached.
 
         Returns what the history derives but was never recorded as emitted (nothing, unless
@@ -735,7 +742,7 @@ class TicketEngine:
         clocks.rebuild(state.advanced_to)
         return self._record(state, clocks)
 
-    def apply(self, state: TicketState, ev: Any, plan: Any, now: datetime) -> list[Output]:
+    def apply(self, state: TicketState, ev: TicketEvent, plan: ResolvedPlan, now: datetime) -> list[Output]:
         """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time."""
         restored = self._ensure_derived(state, plan)
         digest = event_digest(ev.event_id)
@@ -760,7 +767,7 @@ class TicketEngine:
         clocks.advance(max(now, ts))
         return restored + self._record(state, clocks)
 
-    def advance(self, state: TicketState, plan: Any, now: datetime) -> list[Output]:
+    def advance(self, state: TicketState, plan: ResolvedPlan, now: datetime) -> list[Output]:
         """Move the ticket's time to `now`, firing what is due."""
         restored = self._ensure_derived(state, plan)
         clocks = _Clocks(state, plan, self.milestones)
@@ -850,27 +857,24 @@ class TicketEngine:
         }
         return Output("sla.breach_retracted", at, state.ticket_id, output_event_id("sla.breach_retracted", breach_id), fields)
 
-    def _history_entry(self, ev: Any, plan: Any) -> tuple[str, str | None] | None:
+    def _history_entry(self, ev: TicketEvent, plan: ResolvedPlan) -> tuple[str, str | None] | None:
         """The compact history entry of a ticket event, or None when it changes no clock."""
-        t = ev.type
-        if t == "ticket.replied":
+        if isinstance(ev, TicketReplied):
             return (REPLY, None) if ev.author == "provider" and ev.public else None
-        if t == "ticket.priority_changed":
+        if isinstance(ev, TicketPriorityChanged):
             requested = ev.priority.lower()
             self._check_priority(requested, plan)
             return PRIORITY, _encode_priority_entry(ev.requested_by, requested, ev.event_id)
-        if t == "ticket.status_changed":
+        if isinstance(ev, TicketStatusChanged):
             return STATUS, ev.status
-        if t == "ticket.resolved":
-            return RESOLVED, None
-        if t == "ticket.reopened":
-            return REOPENED, None
-        if t == "ticket.closed":
-            return CLOSED, None
-        return None  # ticket.escalated carries no clock change
+        return _ENTRY_OF_TYPE.get(ev.type)  # ticket.escalated carries no clock change
 
 
-def describe_ticket(state: TicketState, plan: Any, now: datetime, thresholds: Sequence[float] = (0.5, 0.75, 0.9)) -> dict[str, Any]:
+_ENTRY_OF_TYPE: dict[str, tuple[str, str | None]] = {
+    "ticket.resolved": (RESOLVED, None), "ticket.reopened": (REOPENED, None), "ticket.closed": (CLOSED, None)}
+
+
+def describe_ticket(state: TicketState, plan: ResolvedPlan, now: datetime, thresholds: Sequence[float] = (0.5, 0.75, 0.9)) -> dict[str, Any]:
     """The ticket's clocks as JSON-able data for the query API (instants ISO UTC, minutes numbers)."""
     engine = TicketEngine(thresholds)
     engine._ensure_derived(state, plan)
