@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,7 +85,8 @@ async def load(url: str, requests: int, duration: float, concurrency: int, alert
     end = time.perf_counter()
     window = end - (measured_start[0] if measured_start else end)
     latencies.sort()
-    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
+    def q(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
     return {"sent": next_n, "measured": len(latencies), "window_s": window,
             "rps": len(latencies) / window if window > 0 else float("nan"),
             "p50_ms": q(0.50) * 1000, "p99_ms": q(0.99) * 1000, "max_ms": (latencies[-1] * 1000) if latencies else 0,

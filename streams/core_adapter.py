@@ -20,7 +20,6 @@ from policies.attainment import PARTIAL
 from policies.attainment import report as attainment_report
 from policies.catalog import Catalog, ContractError, default_catalog
 from policies.contracts import Contract, contract_from_event
-from policies import downtime
 from policies.downtime import ServiceState
 from policies.outputs import Output
 from policies.processor import Processor, Settings

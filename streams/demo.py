@@ -400,7 +400,7 @@ class Display:
         kind = str(o.get("type", "?"))
         self.seen[kind] = self.seen.get(kind, 0) + 1
         subject, details = describe(o)
-        stamp = datetime.now().strftime("%H:%M:%S")
+        stamp = datetime.now().strftime("%H:%M:%S")  # noqa: DTZ005 - the watcher's local wall clock, for display
         label = self._paint(_COLORS.get(kind, ""), f"{kind:<31}")
         print(f"{stamp}  {label} {subject:<22} {details}", file=self.stream, flush=True)
 

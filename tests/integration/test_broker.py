@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -69,7 +68,7 @@ def test_sync_context_manager_stops_on_exception():
         with EmbeddedBroker() as broker:
             pid = broker.pid
             assert _process_group_alive(pid)
-            1 / 0
+            1 / 0  # noqa: B018 - the error that must not leak the broker
     assert not _process_group_alive(pid)
 
 

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.app import CONTRACTS, DEAD_LETTER_REASONS, TICKET_EVENTS, partition_for_key
 from streams.broker import bootstrap_servers, create_topics
-from streams.harness import collect, free_port, metric_sum, scrape, wait_until
+from streams.harness import collect, metric_sum, scrape, wait_until
 from tests.integration.test_stream_equals_replay import PARTITIONS, new_app
 
 pytestmark = pytest.mark.broker

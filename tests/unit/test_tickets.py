@@ -12,6 +12,9 @@ import json
 import pytest
 
 from events import ids
+from tests.support import (
+    Run, brief, change, escalated, opened, plan, reopened, reply, resolved, status,
+)
 
 
 def outcome_id(o: dict) -> str:
@@ -23,9 +26,6 @@ def outcome_id(o: dict) -> str:
     return ids.clock_outcome_event_id(o["type"], o["ticket_id"], o["metric"], o["binding"], o["cycle"],
                                       iso(o["occurred_at"]), iso(o["due_at"]), o["priority"], iso(o["started_at"]),
                                       elapsed)
-from tests.support import (
-    Run, brief, change, escalated, opened, plan, reopened, reply, resolved, status,
-)
 
 NM_VERSION = "2026.11.1"
 
