@@ -618,7 +618,3 @@ class Processor:
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None
-
-    def open_clocks(self) -> int:
-        tickets = getattr(self.store, "tickets", {})
-        return sum(1 for st in tickets.values() for s in st.slots if not s.done and s.pending)
