@@ -25,7 +25,7 @@ from aiokafka.partitioner import murmur2
 
 from events.codec import Reason
 from streams import kafka_config
-from streams.broker import bootstrap_servers, create_topics
+from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
