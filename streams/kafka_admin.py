@@ -1,6 +1,6 @@
 """Kafka administration the worker and the gateway need at start: the bootstrap list of a
 broker URL and creating topics. Product code, apart from the embedded test broker
-(streams/broker.py), so a production install imports nothing of it."""
+(streams/testing/broker.py), so a production install imports nothing of it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping

@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.broker import BrokerError, EmbeddedBroker, bootstrap_servers, create_topics
+from streams.testing.broker import BrokerError, EmbeddedBroker, bootstrap_servers, create_topics
 
 pytestmark = pytest.mark.broker
 
@@ -132,7 +132,7 @@ def test_broker_dies_with_a_killed_parent():
     import sys
     import time
 
-    code = ("from streams.broker import EmbeddedBroker\n"
+    code = ("from streams.testing.broker import EmbeddedBroker\n"
             "import time\n"
             "b = EmbeddedBroker().start()\n"
             "print(b.pid, flush=True)\n"

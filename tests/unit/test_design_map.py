@@ -31,8 +31,8 @@ def test_every_path_design_md_names_exists():
 
 
 def test_the_path_check_sees_a_missing_file():
-    assert named_paths("see `policies/nothing_here.py` and streams/demo.py.") == {
-        "policies/nothing_here.py", "streams/demo.py"}
+    assert named_paths("see `policies/nothing_here.py` and streams/demo/__init__.py.") == {
+        "policies/nothing_here.py", "streams/demo/__init__.py"}
     assert not exists("policies/nothing_here.py") and exists("policies/catalog/<policy>.yaml")
 
 

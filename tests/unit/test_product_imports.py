@@ -7,7 +7,7 @@ import sys
 
 PRODUCT = ("streams.app", "streams.worker", "streams.cli", "streams.replay", "streams.web",
            "streams.gateway.run", "streams.gateway.server")
-DEV_TOOLING = ("streams.broker", "streams.harness", "streams.demo")
+DEV_TOOLING = ("streams.testing", "streams.demo")
 
 
 def test_product_modules_do_not_import_the_dev_tooling():
