@@ -950,7 +950,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     `faust_options` override Faust settings (tests).
     """
     if core is None:
-        from streams.core_adapter import RealCore  # not written yet: phase 2
+        from streams.core_adapter import RealCore
 
         core = RealCore(settings)
     options: dict[str, Any] = dict(
