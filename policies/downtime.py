@@ -46,7 +46,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 UTC = timezone.utc
 SCHEDULED_NOTICE = timedelta(hours=48)
@@ -342,7 +342,7 @@ def maintenance_cancelled(state: ServiceState, *, event_id: str, occurred_at: da
     return _with_window(state, old, replace(old, cancelled_at=cancelled))
 
 
-_FOLD = {
+_FOLD: dict[str, tuple[Callable[..., Applied], tuple[str, ...]]] = {
     "outage.started": (outage_started, ("outage_id", "scope")),
     "outage.reported": (outage_reported, ("outage_id", "ticket_id")),
     "outage.resolved": (outage_resolved, ("outage_id",)),
@@ -497,7 +497,6 @@ def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigu
     m_start, m_end = _month_bounds(month)
     as_of = _utc(as_of)
     windows = scheduled_maintenance(state.maintenance.values(), m_start, m_end)
-    cover = sorted(p for v in windows for p in v.scheduled)
 
     views: list[OutageView] = []
     counted: list[tuple[datetime, datetime, Outage]] = []  # all_users outages clipped to the month
@@ -573,7 +572,7 @@ def busy_spans(state: ServiceState, as_of: datetime) -> list[tuple[datetime, dat
     instants whose months have something to close."""
     spans = [(o.start, o.end(as_of)) for o in state.outages.values() if o.start is not None]
     spans += [(w.starts_at, w.ends_at) for w in state.maintenance.values()]
-    return sorted(s for s in spans if s[0] is not None and s[1] > s[0])  # type: ignore[misc]
+    return sorted(s for s in spans if s[0] is not None and s[1] > s[0])
 
 
 def prune(state: ServiceState, keep_from_month: str) -> ServiceState:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection, Protocol
 
 from events.contract import ContractTerms
+from events.models import InputEvent
 from policies import downtime, uptime
 from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
@@ -293,7 +294,7 @@ class Processor:
         return out
 
     # ---- events -----------------------------------------------------------------------
-    def apply(self, ev: Any, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
+    def apply(self, ev: InputEvent, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
         """Check the event, advance its half to the event's time, then apply it.
 
         `not_after` is the bound of SPEC §10 (stream: wall clock + max_future; replay: `--until`):
@@ -655,7 +656,3 @@ class Processor:
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None
-
-    def open_clocks(self) -> int:
-        tickets = getattr(self.store, "tickets", {})
-        return sum(1 for st in tickets.values() for s in st.slots if not s.done and s.pending)

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from policies.downtime import EmittedClose, MonthFigures, ServiceState, _month_bounds, month_figures
 
@@ -96,7 +97,7 @@ def minutes_on_wire(m: Fraction | Decimal | int) -> Decimal:
 
 def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, commitment_percent: Decimal,
                 fee_per_month: Decimal | Fraction, currency: str,
-                revision: int = 1) -> tuple[dict, dict | None]:
+                revision: int = 1) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """SPEC §4 fields of `uptime.month_closed` and, when the commitment is not met, of `refund.eligible`."""
     total = figures.total_minutes
     downtime = figures.downtime_minutes
@@ -150,7 +151,7 @@ def _wire(v: object) -> object:
     return v
 
 
-def fingerprint(closed: dict, refund: dict | None) -> str:
+def fingerprint(closed: dict[str, Any], refund: dict[str, Any] | None) -> str:
     """Hash of what a consumer can see of a close (wire-rounded values), revision excluded."""
     doc = [{k: _wire(v) for k, v in sorted(d.items()) if k != "revision"} if d is not None else None
            for d in (closed, refund)]
@@ -163,7 +164,7 @@ def last_revision(state: ServiceState, customer_id: str, month: str) -> int:
     return rec.revision if rec else 0
 
 
-def record_close(state: ServiceState, closed: dict, refund: dict | None) -> tuple[ServiceState, int | None]:
+def record_close(state: ServiceState, closed: dict[str, Any], refund: dict[str, Any] | None) -> tuple[ServiceState, int | None]:
     """Decide whether a (re)computed close must be emitted.
 
     Returns the new state and the revision to emit (1 at the first close, last + 1 when the
@@ -194,7 +195,7 @@ def months_to_revise(state: ServiceState, customer_id: str, affected_from: datet
 
 
 def close_and_record(state: ServiceState, *, customer_id: str, month: str, commitment_percent: Decimal,
-                     fee_per_month: Decimal | Fraction, currency: str) -> tuple[ServiceState, dict | None, dict | None]:
+                     fee_per_month: Decimal | Fraction, currency: str) -> tuple[ServiceState, dict[str, Any] | None, dict[str, Any] | None]:
     """Compute `month`'s close as of its end and return what to emit.
 
     Use it both at the first close (when time passes the close instant) and after a late
