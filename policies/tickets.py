@@ -710,7 +710,13 @@ def _find_item(data: bytes, item: bytes) -> bool:
     return i != -1
 
 
-class Digests(array):
+if TYPE_CHECKING:
+    _IntArray = array[int]
+else:
+    _IntArray = array  # not subscriptable before Python 3.12
+
+
+class Digests(_IntArray):
     """An array of 64-bit digests (`array("Q")`) whose `in` searches its bytes: a ticket's seen ids
     are looked up two or three times per event, and `in` on a plain array makes a Python int of
     every item it passes."""
@@ -719,7 +725,7 @@ class Digests(array):
     _PACK = struct.Struct("=Q").pack
 
     def __new__(cls, items: Iterable[int] = ()) -> "Digests":
-        return super().__new__(cls, "Q", items)
+        return super().__new__(cls, "Q", items)  # type: ignore[return-value]  # array.__new__ returns cls
 
     def __contains__(self, value: object) -> bool:
         if type(value) is not int or not 0 <= value < 1 << 64:
@@ -734,7 +740,7 @@ class _EmittedKeys:
     __slots__ = ("_bytes", "_added")
     _PACK = struct.Struct("=q").pack  # the array's item format ('q', native order)
 
-    def __init__(self, emitted: array) -> None:
+    def __init__(self, emitted: "array[int]") -> None:
         self._bytes = emitted.tobytes()
         self._added: set[int] = set()
 
