@@ -423,6 +423,8 @@ def _field_kind(field: Any) -> tuple[Any, ...] | None:
         if len(metadata) == 1 and _is(metadata[0], "Ge") and metadata[0].ge == 1:
             return ("int_ge1",)
         return None
+    if annotation == (_models.ScopeNames | None) and not metadata:
+        return ("optional_names",)
     if metadata:
         return None
     if annotation is bool:
@@ -456,6 +458,14 @@ def _check_lines(kind: tuple[Any, ...], var: str, namespace: dict[str, Any]) -> 
         return [f"if type({var}) is not str: return None"]
     if name == "optional_str":
         return [f"if {var} is not None and type({var}) is not str: return None"]
+    if name == "optional_names":
+        # `ScopeNames | None` (SPEC §11 scope): a JSON array of 1..256 strings of 1..256 characters, as a tuple.
+        return [
+            f"if {var} is not None:",
+            f"    if (type({var}) is not list or not 1 <= len({var}) <= 256"
+            f" or any(type(x) is not str or not 1 <= len(x) <= 256 for x in {var})): return None",
+            f"    {var} = tuple({var})",
+        ]
     if name == "bool":
         # pydantic would also take 0 / 1 / "yes" / ... in lax mode: those go the slow way.
         return [f"if type({var}) is not bool: return None"]

@@ -115,6 +115,16 @@ class ContractEntry:
     terms: ContractTerms
     plan: ResolvedPlan
     start_month: str | None  # first month whose uptime this contract closes
+    # SPEC §11: the instant the contract came in force (its `effective_from`); the month it falls
+    # in counts only from it and its fee is prorated. None: whole months from `start_month`.
+    in_force_from: datetime | None = None
+
+    def service(self, service_id: str) -> Any:
+        return next(s for s in self.terms.services if s.service_id == service_id)
+
+    def scope(self, service_id: str) -> downtime.SubscriberScope:
+        svc = self.service(service_id)
+        return downtime.SubscriberScope.of(svc.components, svc.region)
 
 
 class Processor:
@@ -137,7 +147,8 @@ class Processor:
         self.owns_service = owns_service
         self.tickets = TicketEngine(settings.at_risk_thresholds)
         self.contracts: dict[str, ContractEntry] = {}
-        self.service_owner: dict[str, str] = {}  # service_id -> customer_id
+        # service_id -> the customers whose contract lists it, sorted (SPEC §11: shared services)
+        self.subscribers: dict[str, tuple[str, ...]] = {}
         self.ticket_now: datetime | None = None
         self.monitoring_now: datetime | None = None
         self.attainment = AttainmentBook(partition)
@@ -172,25 +183,29 @@ class Processor:
     def install(self, contract: Contract, at: datetime | None = None) -> None:
         """Install a validated contract. Its months close from `effective_from`, else from the
         month of `at` (a contract event's time), else from the first instant the processor sees."""
-        self._check_owners(contract)
         terms = contract.terms
         old = self.contracts.get(terms.customer_id)
         start = terms.effective_from or at or self.monitoring_now
         start_month = uptime.month_of(start) if start is not None else None
-        if old is not None and old.start_month is not None and (start_month is None or old.start_month < start_month):
+        in_force_from = terms.effective_from
+        if old is not None and old.start_month is not None and (start_month is None or old.start_month <= start_month):
+            # the earlier terms started first: their start stands (None: whole months, the widest)
+            earlier = (old.in_force_from, in_force_from)
+            in_force_from = None if None in earlier else min(earlier)  # type: ignore[type-var]
             start_month = old.start_month
-        self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month)
+        self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month, in_force_from)
         self._closes_checked_until = None
         self._attainment_starts = None
-        for svc in terms.services:
-            self.service_owner[svc.service_id] = terms.customer_id
-
-    def _check_owners(self, contract: Contract) -> None:
-        terms = contract.terms
-        for svc in terms.services:
-            owner = self.service_owner.get(svc.service_id)
-            if owner is not None and owner != terms.customer_id:
-                raise Rejected("invalid_contract", f"service_id {svc.service_id!r} already belongs to customer {owner!r}")
+        listed = {svc.service_id for svc in terms.services}
+        before = {svc.service_id for svc in old.terms.services} if old is not None else set()
+        for service_id in before | listed:
+            others = [c for c in self.subscribers.get(service_id, ()) if c != terms.customer_id]
+            if service_id in listed:
+                others.append(terms.customer_id)
+            if others:
+                self.subscribers[service_id] = tuple(sorted(others))
+            else:
+                self.subscribers.pop(service_id, None)
 
     def upsert_contract(self, contract: tuple[Contract, datetime] | Contract) -> list[Output]:
         """A contract from the contracts topic (or file): install it and catch its months up."""
@@ -330,7 +345,7 @@ class Processor:
                                          f"{ev.ticket_id!r} was opened ({state.opened_at.isoformat()})")
             return None
         if t in downtime.MONITORING_TYPES:
-            if ev.service_id not in self.service_owner:
+            if ev.service_id not in self.subscribers:
                 raise Rejected("unknown_service", f"service_id {ev.service_id!r} is not in any contract")
             self._check_month_final(ev)
             missing = downtime.needs_entity(self.store.service(ev.service_id), t, {
@@ -343,7 +358,6 @@ class Processor:
                 contract = contract_from_event(ev, self.catalog)
             except ContractError as err:
                 raise Rejected("invalid_contract", str(err)) from None
-            self._check_owners(contract)
             self._checked_contract = (ev.event_id, contract)
             return None
         raise Rejected("unknown_type", f"type {t!r} is not an input event")
@@ -351,8 +365,7 @@ class Processor:
     def _check_month_final(self, ev: Any) -> None:
         """SPEC §10: a monitoring event dated in a month whose claim window is over (its state
         pruned: before the oldest month the service holds) would change a final month."""
-        customer_id = self.service_owner[ev.service_id]
-        held = self.oldest_month_held(customer_id, ev.service_id)
+        held = self.service_oldest_month_held(ev.service_id)
         if held is None:
             return
         at = ev.__dict__.get("starts_at") or ev.occurred_at
@@ -449,7 +462,6 @@ class Processor:
                 book.observe(o, state)
 
     def _apply_monitoring(self, ev: Any) -> list[Output]:
-        customer_id = self.service_owner[ev.service_id]
         store = self.store
         state = store.service(ev.service_id) or downtime.new_state(ev.service_id)
         applied = downtime.apply_event(state, ev.type, ev.model_dump())
@@ -457,13 +469,16 @@ class Processor:
             raise Rejected(*applied.error)
         state = applied.state
         out: list[Output] = []
-        entry = self.contracts[customer_id]
-        commitment = entry.plan.uptime_commitment_percent
         now = self.monitoring_now
-        if commitment is not None and now is not None:
-            for month in uptime.months_to_revise(state, customer_id, applied.affected_from):
-                state, closed_out = self._close_one(state, entry, ev.service_id, month, now)
-                out.extend(closed_out)
+        if now is not None and applied.affected_from is not None:
+            cache = uptime.FiguresCache()  # one computation per distinct scope among the subscribers
+            for customer_id in self.subscribers[ev.service_id]:  # sorted: the same order in stream and replay
+                entry = self.contracts[customer_id]
+                if entry.plan.uptime_commitment_percent is None:
+                    continue
+                for month in uptime.months_to_revise(state, customer_id, applied.affected_from):
+                    state, closed_out = self._close_one(state, entry, ev.service_id, month, now, cache)
+                    out.extend(closed_out)
         store.save_service(state)
         return out
 
@@ -475,29 +490,38 @@ class Processor:
         out: list[Output] = []
         delay = self.settings.month_close_delay
         self._closes_checked_until = uptime.close_instant(uptime.month_of(t - delay), delay)
-        for customer_id in sorted(self.contracts):
-            entry = self.contracts[customer_id]
-            if entry.plan.uptime_commitment_percent is None or entry.start_month is None:
+        # Service by service (SPEC §11): a shared service's months are computed once per distinct
+        # subscriber scope (`FiguresCache`) and closed for each subscriber in customer order.
+        for service_id in sorted(self.subscribers):
+            if not self.owns_service(service_id):
                 continue
-            for svc in entry.terms.services:
-                if not self.owns_service(svc.service_id):
+            state: downtime.ServiceState | None = None
+            cache = uptime.FiguresCache()
+            for customer_id in self.subscribers[service_id]:
+                entry = self.contracts[customer_id]
+                if entry.plan.uptime_commitment_percent is None or entry.start_month is None:
                     continue
-                key = (customer_id, svc.service_id)
+                key = (customer_id, service_id)
                 month = self._next_close.get(key, entry.start_month)
                 if uptime.close_instant(month, delay) >= t:
                     continue
-                state = self.store.service(svc.service_id) or downtime.new_state(svc.service_id)
-                state, month = self._close_service_months(state, entry, svc.service_id, month, t, out)
+                if state is None:
+                    state = self.store.service(service_id) or downtime.new_state(service_id)
+                state, month = self._close_service_months(state, entry, service_id, month, t, out, cache)
                 self._next_close[key] = month
-                # Months whose claim window has passed can no longer change what was emitted:
-                # forget them, so a service's state and its month closes do not grow with history.
-                if self.settings.prune:
-                    state = downtime.prune(state, self._oldest_month_held(month))
-                self.store.save_service(state)
+            if state is None:
+                continue
+            # Months whose claim window has passed for every subscriber can no longer change what
+            # was emitted: forget them, so a service's state and its month closes do not grow with history.
+            held = self.service_oldest_month_held(service_id)
+            if held is not None:
+                state = downtime.prune(state, held)
+            self.store.save_service(state)
         return out
 
     def _close_service_months(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
-                              t: datetime, out: list[Output]) -> tuple[downtime.ServiceState, str]:
+                              t: datetime, out: list[Output],
+                              cache: uptime.FiguresCache) -> tuple[downtime.ServiceState, str]:
         """Close `service_id`'s months from `month` while their close instant is before `t`;
         return the state and the next month to close.
 
@@ -521,7 +545,8 @@ class Processor:
                     later = [uptime.month_of(a) for a, b in spans if a >= end]
                     month = min([first_kept, *later])
                     continue
-            state, closed_out = self._close_one(state, entry, service_id, month, uptime.close_instant(month, delay))
+            state, closed_out = self._close_one(state, entry, service_id, month, uptime.close_instant(month, delay),
+                                                cache)
             self.month_closes += 1
             out.extend(closed_out)
             month = uptime.next_month(month)
@@ -540,14 +565,22 @@ class Processor:
             return None
         return self._oldest_month_held(next_close)
 
+    def service_oldest_month_held(self, service_id: str) -> str | None:
+        """The oldest month a shared service's state still holds: the earliest over its
+        subscribers that have closed a month (one still behind keeps the older months)."""
+        held = [self.oldest_month_held(c, service_id) for c in self.subscribers.get(service_id, ())]
+        known = [m for m in held if m is not None]
+        return min(known) if known else None
+
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
-                   at: datetime) -> tuple[downtime.ServiceState, list[Output]]:
-        svc = next(s for s in entry.terms.services if s.service_id == service_id)
+                   at: datetime, cache: uptime.FiguresCache | None = None) -> tuple[downtime.ServiceState, list[Output]]:
+        svc = entry.service(service_id)
         before = state.emitted.get((entry.terms.customer_id, month))
         state, closed, refund = uptime.close_and_record(
             state, customer_id=entry.terms.customer_id, month=month,
             commitment_percent=entry.plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
-            currency=svc.currency)
+            currency=svc.currency, scope=entry.scope(service_id), in_force=(entry.in_force_from, None),
+            cache=cache)
         out: list[Output] = []
         customer_id = entry.terms.customer_id
         if closed is not None:

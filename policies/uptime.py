@@ -22,7 +22,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 
-from policies.downtime import EmittedClose, MonthFigures, ServiceState, _month_bounds, month_figures
+from policies.downtime import (EmittedClose, MonthFigures, ServiceState, SubscriberScope, _month_bounds, minutes,
+                               month_figures)
 
 UTC = timezone.utc
 CLAIM_WINDOW = timedelta(days=30)
@@ -97,7 +98,11 @@ def minutes_on_wire(m: Fraction | Decimal | int) -> Decimal:
 def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, commitment_percent: Decimal,
                 fee_per_month: Decimal | Fraction, currency: str,
                 revision: int = 1) -> tuple[dict, dict | None]:
-    """SPEC §4 fields of `uptime.month_closed` and, when the commitment is not met, of `refund.eligible`."""
+    """SPEC §4 fields of `uptime.month_closed` and, when the commitment is not met, of `refund.eligible`.
+
+    A month the contract is in force for only part of (SPEC §11, figures with `in_force`) has
+    `total_minutes` = the minutes in force, and its fee is prorated by the same fraction: the
+    `monthly_fee` shown and refunded from is that part of the month's fee."""
     total = figures.total_minutes
     downtime = figures.downtime_minutes
     commitment = Fraction(commitment_percent)
@@ -118,7 +123,7 @@ def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, com
     }
     if met:
         return closed, None
-    fee = Fraction(fee_per_month)
+    fee = prorated_fee(figures, fee_per_month)
     threshold = total * (100 - commitment) / 100
     # With a commitment of more than 2 decimals the rounded uptime can miss it while the exact
     # downtime is still under the threshold; the excess (and refund) is then 0, never negative.
@@ -138,6 +143,37 @@ def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, com
         "revision": revision,
     }
     return closed, refund_fields
+
+
+def prorated_fee(figures: MonthFigures, fee_per_month: Decimal | Fraction) -> Fraction:
+    """The month's fee for the minutes the contract is in force (SPEC §11): exact, rounded only on the wire."""
+    month_minutes = minutes(figures.end - figures.start)
+    return Fraction(fee_per_month) * figures.total_minutes / month_minutes
+
+
+class FiguresCache:
+    """A service-month's figures computed once per distinct subscriber scope and in-force span
+    (SPEC §11: the cost of a month close grows with services + customers, not customers x
+    outages). Valid while the service's outages and windows are the same objects: the fold
+    copies them on every change (`ServiceState` is never mutated), so a changed ledger misses."""
+
+    def __init__(self) -> None:
+        self._ledger: tuple[object, object] | None = None
+        self._figures: dict[tuple, MonthFigures] = {}
+        self.computed = 0  # month_figures calls: a work counter for tests and the benchmark
+
+    def get(self, state: ServiceState, month: str, as_of: datetime, scope: SubscriberScope | None = None,
+            in_force: tuple[datetime | None, datetime | None] | None = None) -> MonthFigures:
+        ledger = self._ledger
+        if ledger is None or ledger[0] is not state.outages or ledger[1] is not state.maintenance:
+            self._ledger = (state.outages, state.maintenance)
+            self._figures = {}
+        key = (state.service_id, month, as_of, scope, in_force)
+        figures = self._figures.get(key)
+        if figures is None:
+            figures = self._figures[key] = month_figures(state, month, as_of, scope, in_force)
+            self.computed += 1
+        return figures
 
 
 def _wire(v: object) -> object:
@@ -194,14 +230,22 @@ def months_to_revise(state: ServiceState, customer_id: str, affected_from: datet
 
 
 def close_and_record(state: ServiceState, *, customer_id: str, month: str, commitment_percent: Decimal,
-                     fee_per_month: Decimal | Fraction, currency: str) -> tuple[ServiceState, dict | None, dict | None]:
+                     fee_per_month: Decimal | Fraction, currency: str, scope: SubscriberScope | None = None,
+                     in_force: tuple[datetime | None, datetime | None] | None = None,
+                     cache: FiguresCache | None = None) -> tuple[ServiceState, dict | None, dict | None]:
     """Compute `month`'s close as of its end and return what to emit.
 
     Use it both at the first close (when time passes the close instant) and after a late
     event for each month of `months_to_revise`. Returns `(state, month_closed_fields or None,
     refund_fields or None)`; both None when the figures are unchanged since the last emission.
+    `scope` / `in_force`: the subscriber's (see `month_figures`); `cache` shares one figures
+    computation between the subscribers of a shared service.
     """
-    figures = month_figures(state, month, month_bounds(month)[1])
+    as_of = month_bounds(month)[1]
+    if cache is not None:
+        figures = cache.get(state, month, as_of, scope, in_force)
+    else:
+        figures = month_figures(state, month, as_of, scope, in_force)
     closed, refund = close_month(figures, customer_id=customer_id, service_id=state.service_id,
                                  commitment_percent=commitment_percent, fee_per_month=fee_per_month,
                                  currency=currency)

@@ -24,11 +24,11 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ticket.resolved": (("ticket_id",), ()),
     "ticket.reopened": (("ticket_id",), ()),
     "ticket.closed": (("ticket_id",), ()),
-    "outage.started": (("service_id", "outage_id"), ("scope",)),
+    "outage.started": (("service_id", "outage_id"), ("scope", "components", "regions")),
     "outage.reported": (("service_id", "outage_id", "ticket_id"), ()),
     "outage.resolved": (("service_id", "outage_id"), ()),
     "outage.classified": (("service_id", "outage_id", "cause"), ("category",)),
-    "maintenance.scheduled": (("service_id", "maintenance_id", "starts_at", "ends_at"), ()),
+    "maintenance.scheduled": (("service_id", "maintenance_id", "starts_at", "ends_at"), ("components", "regions")),
     "maintenance.cancelled": (("service_id", "maintenance_id"), ()),
 }
 
@@ -45,6 +45,7 @@ priorities = st.one_of(
                      " " + "x" * 64, "ǅ"]),
     st.text(max_size=6),
 )
+scope_names = st.none() | st.lists(ids, min_size=0, max_size=3) | st.lists(st.just("x"), min_size=255, max_size=258)
 reasons = st.one_of(st.text(max_size=8), st.just(""))
 
 
@@ -102,6 +103,8 @@ def field_values(name: str) -> st.SearchStrategy[Any]:
         "scope": st.sampled_from(["all_users", "partial"]),
         "cause": st.sampled_from(["provider", "excluded"]),
         "category": st.none() | st.text(max_size=5),
+        "components": scope_names,
+        "regions": scope_names,
     }[name]
 
 
