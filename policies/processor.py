@@ -17,6 +17,7 @@ from policies import downtime, uptime
 from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
 from policies.contracts import Contract, contract_from_event
+from policies.explain import Subscriber
 from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
 from policies.parking import MONITORING, TICKETS, Parking, creates_key, outage_key, ticket_key, window_key
@@ -571,6 +572,16 @@ class Processor:
         held = [self.oldest_month_held(c, service_id) for c in self.subscribers.get(service_id, ())]
         known = [m for m in held if m is not None]
         return min(known) if known else None
+
+    def subscriber_terms(self, service_id: str) -> list[Subscriber]:
+        """Every subscriber of `service_id` with the terms its month figures use, in customer order."""
+        subs = []
+        for customer_id in self.subscribers.get(service_id, ()):
+            entry = self.contracts[customer_id]
+            svc = entry.service(service_id)
+            subs.append(Subscriber(customer_id, entry.plan.uptime_commitment_percent, svc.fee_per_month,
+                                   svc.currency, entry.scope(service_id), (entry.in_force_from, None)))
+        return subs
 
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
                    at: datetime, cache: uptime.FiguresCache | None = None) -> tuple[downtime.ServiceState, list[Output]]:

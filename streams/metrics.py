@@ -64,8 +64,15 @@ class Metrics:
         self.parked = Gauge("slaproc_parked_events",
                             "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
                             "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
-        self.uptime = Gauge("slaproc_uptime_percent", "Uptime of the last closed month per service",
-                            ["service_id", "month"], registry=r)
+        self.uptime = Gauge("slaproc_uptime_percent", "Uptime of a closed month per service: the lowest among "
+                            "the service's subscribers (SPEC §11: each has its own scope)", ["service_id", "month"],
+                            registry=r)
+        self.subscribers_not_met = Gauge("slaproc_service_subscribers_not_met",
+                                         "Subscribers of a service whose last close of the month missed the "
+                                         "commitment", ["service_id", "month"], registry=r)
+        # (service_id, month) -> customer_id -> (uptime, met) of its last close: the two gauges above
+        # are aggregates over customers, who never become labels. Bounded: MONTHS_KEPT months a service.
+        self._closes: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
         self.attainment = Gauge("slaproc_attainment_ratio", "Quarterly first-response attainment (0..1)",
                                 ["provider", "quarter"], registry=r)
         self.ticks = Counter("slaproc_ticks", "Ticks applied by this worker's partitions", registry=r)
@@ -110,6 +117,27 @@ class Metrics:
         self.refund_withdrawals.labels(currency)
         return currency
 
+    MONTHS_KEPT = 3  # months of per-service gauges kept (older ones are removed with their labels)
+
+    def _month_closed(self, service_id: str, month: str, customer_id: str, uptime: float, met: bool) -> None:
+        key = (service_id, month)
+        closes = self._closes.get(key)
+        if closes is None:
+            closes = self._closes[key] = {}
+            months = sorted(m for s, m in self._closes if s == service_id)
+            for old in months[:-self.MONTHS_KEPT]:
+                del self._closes[(service_id, old)]
+                for gauge in (self.uptime, self.subscribers_not_met):
+                    try:
+                        gauge.remove(service_id, old)
+                    except KeyError:
+                        pass
+            if key not in self._closes:  # a late revision of a month already dropped
+                return
+        closes[customer_id] = (uptime, met)
+        self.uptime.labels(service_id, month).set(min(u for u, _ in closes.values()))
+        self.subscribers_not_met.labels(service_id, month).set(sum(1 for _, m in closes.values() if not m))
+
     def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None) -> None:
         """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs."""
         for out in outputs:
@@ -129,7 +157,8 @@ class Metrics:
                 self.retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
             elif t == "uptime.month_closed":
                 self.month_closes.labels((provider_of or {}).get(f["customer_id"], "unknown")).inc()
-                self.uptime.labels(f["service_id"], f["month"]).set(float(f["uptime_percent"]))
+                self._month_closed(f["service_id"], f["month"], f["customer_id"], float(f["uptime_percent"]),
+                                   bool(f["met"]))
             elif t == "sla.met_retracted":
                 self.met_retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
             elif t == "refund.eligible":

@@ -186,3 +186,42 @@ def test_an_empty_scope_list_on_an_outage_is_a_dead_letter(field):
     ev = decode(json.dumps(wire("outage.started", "2026-02-10T10:00:00Z", service_id="cloud", outage_id="O1",
                                 **{field: []})).encode())
     assert isinstance(ev, DeadLetterReason)
+
+
+def test_the_service_month_view_lists_every_subscribers_figures():
+    from policies.explain import service_month
+    eu = {"customer_id": "eu", "policy": "vectorize", "plan": "pro", "effective_from": "2026-02-01T00:00:00Z",
+          "services": [{"service_id": "cloud", "monthly_fee": "10.00", "currency": "USD", "region": "eu-west"}]}
+    proc = processor(eu)
+    run(proc, outage("O1", "2026-02-10T10:00:00Z", "2026-02-10T11:40:00Z", regions=["eu-west"]),
+        "2026-03-01T02:00:00Z")
+    view = service_month(proc.store.service("cloud"), "2026-02", at("2026-03-01T00:00:00Z"),
+                         proc.subscriber_terms("cloud"))
+    rows = {r["customer_id"]: r for r in view["customers"]}
+    assert view["downtime_minutes"] == 100  # the whole service: every outage
+    assert (rows["eu"]["downtime_minutes"], rows["eu"]["met"], rows["eu"]["closed"]) == (100, True, True)
+    assert (rows["ent"]["downtime_minutes"], rows["ent"]["uptime_percent"]) == (0, "100.00")
+
+
+def test_uptime_gauge_is_the_lowest_subscriber_and_customers_are_never_labels():
+    from streams.metrics import Metrics
+    from policies.outputs import Output
+    m = Metrics()
+
+    def closed(customer, month, uptime_percent, met):
+        return Output("uptime.month_closed", at("2026-03-01T01:00:00Z"), customer, "x",
+                      {"customer_id": customer, "service_id": "cloud", "month": month,
+                       "uptime_percent": uptime_percent, "met": met})
+
+    m.observe([closed("a", "2026-02", "99.20", False), closed("b", "2026-02", "100.00", True)])
+    assert m.uptime.labels("cloud", "2026-02")._value.get() == 99.2
+    assert m.subscribers_not_met.labels("cloud", "2026-02")._value.get() == 1
+    m.observe([closed("a", "2026-02", "99.90", True)])  # a revision
+    assert m.uptime.labels("cloud", "2026-02")._value.get() == 99.9
+    assert m.subscribers_not_met.labels("cloud", "2026-02")._value.get() == 0
+    for month in ("2026-03", "2026-04", "2026-05"):
+        m.observe([closed("a", month, "100.00", True)])
+    months = {s.labels["month"] for s in m.uptime.collect()[0].samples}
+    assert months == {"2026-03", "2026-04", "2026-05"}
+    labels = {k for metric in m.registry.collect() for s in metric.samples for k in s.labels}
+    assert "customer_id" not in labels
