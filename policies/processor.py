@@ -155,6 +155,10 @@ class Processor:
         self.attainment = AttainmentBook(partition)
         self.parking = Parking(settings.parking_horizon)
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
+        # service -> the latest of its subscribers' next months to close: every closed month is before
+        # it, so an event affecting only instants from its start revises nothing (no scan of N closes)
+        self._service_next_close: dict[str, str] = {}
+        self._service_held: dict[str, str | None] = {}  # cache of `service_oldest_month_held`
         # Instant up to which month closes are known to be done (the next close instant);
         # reset when a contract arrives, since its months may need catching up.
         self._closes_checked_until: datetime | None = None
@@ -197,6 +201,7 @@ class Processor:
         self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month, in_force_from)
         self._closes_checked_until = None
         self._attainment_starts = None
+        self._service_held.clear()
         listed = {svc.service_id for svc in terms.services}
         before = {svc.service_id for svc in old.terms.services} if old is not None else set()
         for service_id in before | listed:
@@ -471,13 +476,20 @@ class Processor:
         state = applied.state
         out: list[Output] = []
         now = self.monitoring_now
-        if now is not None and applied.affected_from is not None:
+        revise: dict[str, list[str]] = {}
+        horizon = self._service_next_close.get(ev.service_id)
+        if now is not None and applied.affected_from is not None and horizon is not None \
+                and applied.affected_from < uptime.month_bounds(horizon)[0]:
+            revise = uptime.closed_months_after(state, applied.affected_from)
+        if revise:
+            assert now is not None
             cache = uptime.FiguresCache()  # one computation per distinct scope among the subscribers
+            state = uptime.owning_emitted(state)
             for customer_id in self.subscribers[ev.service_id]:  # sorted: the same order in stream and replay
                 entry = self.contracts[customer_id]
                 if entry.plan.uptime_commitment_percent is None:
                     continue
-                for month in uptime.months_to_revise(state, customer_id, applied.affected_from):
+                for month in revise.get(customer_id, ()):
                     state, closed_out = self._close_one(state, entry, ev.service_id, month, now, cache)
                     out.extend(closed_out)
         store.save_service(state)
@@ -507,13 +519,15 @@ class Processor:
                 if uptime.close_instant(month, delay) >= t:
                     continue
                 if state is None:
-                    state = self.store.service(service_id) or downtime.new_state(service_id)
+                    state = uptime.owning_emitted(self.store.service(service_id) or downtime.new_state(service_id))
                 state, month = self._close_service_months(state, entry, service_id, month, t, out, cache)
                 self._next_close[key] = month
+                self._service_next_close[service_id] = max(month, self._service_next_close.get(service_id, month))
             if state is None:
                 continue
             # Months whose claim window has passed for every subscriber can no longer change what
             # was emitted: forget them, so a service's state and its month closes do not grow with history.
+            self._service_held.pop(service_id, None)
             held = self.service_oldest_month_held(service_id)
             if held is not None:
                 state = downtime.prune(state, held)
@@ -569,9 +583,12 @@ class Processor:
     def service_oldest_month_held(self, service_id: str) -> str | None:
         """The oldest month a shared service's state still holds: the earliest over its
         subscribers that have closed a month (one still behind keeps the older months)."""
+        if service_id in self._service_held:
+            return self._service_held[service_id]
         held = [self.oldest_month_held(c, service_id) for c in self.subscribers.get(service_id, ())]
         known = [m for m in held if m is not None]
-        return min(known) if known else None
+        oldest = self._service_held[service_id] = min(known) if known else None
+        return oldest
 
     def subscriber_terms(self, service_id: str) -> list[Subscriber]:
         """Every subscriber of `service_id` with the terms its month figures use, in customer order."""
@@ -584,14 +601,16 @@ class Processor:
         return subs
 
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
-                   at: datetime, cache: uptime.FiguresCache | None = None) -> tuple[downtime.ServiceState, list[Output]]:
+                   at: datetime, cache: uptime.FiguresCache) -> tuple[downtime.ServiceState, list[Output]]:
+        """Close (or revise) `month` for one subscriber. `state` comes from `uptime.owning_emitted`:
+        the close is recorded in place."""
         svc = entry.service(service_id)
         before = state.emitted.get((entry.terms.customer_id, month))
         state, closed, refund = uptime.close_and_record(
             state, customer_id=entry.terms.customer_id, month=month,
             commitment_percent=entry.plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
             currency=svc.currency, scope=entry.scope(service_id), in_force=(entry.in_force_from, None),
-            cache=cache)
+            cache=cache, in_place=True)
         out: list[Output] = []
         customer_id = entry.terms.customer_id
         if closed is not None:
@@ -655,6 +674,10 @@ class Processor:
         monitoring = data.get("now_monitoring", data["now"])  # absent before the halves' clocks moved here
         self.monitoring_now = datetime.fromisoformat(monitoring) if monitoring else None
         self._next_close = {(c, s): m for c, s, m in data["close"]}
+        self._service_next_close = {}
+        self._service_held = {}
+        for (_c, s), m in self._next_close.items():
+            self._service_next_close[s] = max(m, self._service_next_close.get(s, m))
         self.parking.load(data.get("parked", []))
         self.attainment.load(data["attainment"])
         self._attainment_json = None

@@ -199,12 +199,22 @@ def last_revision(state: ServiceState, customer_id: str, month: str) -> int:
     return rec.revision if rec else 0
 
 
-def record_close(state: ServiceState, closed: dict, refund: dict | None) -> tuple[ServiceState, int | None]:
+def owning_emitted(state: ServiceState) -> ServiceState:
+    """A copy of `state` with an `emitted` dict of its own, for a batch of closes that records them
+    in place (`close_and_record(..., in_place=True)`): copying the map at every one of a shared
+    service's N subscribers' closes would cost N² (SPEC §11). Nothing else holds the copy, so the
+    states the store and earlier callers hold stay unchanged."""
+    return replace(state, emitted=dict(state.emitted))
+
+
+def record_close(state: ServiceState, closed: dict, refund: dict | None,
+                 in_place: bool = False) -> tuple[ServiceState, int | None]:
     """Decide whether a (re)computed close must be emitted.
 
     Returns the new state and the revision to emit (1 at the first close, last + 1 when the
     wire-visible figures differ from the last emitted ones), or None when nothing changed.
     The caller stamps the returned revision into both dicts (see `close_and_record`).
+    `in_place`: `state` comes from `owning_emitted`; its map is written, not copied.
     """
     key = (closed["customer_id"], closed["month"])
     fp = fingerprint(closed, refund)
@@ -212,14 +222,34 @@ def record_close(state: ServiceState, closed: dict, refund: dict | None) -> tupl
     if rec is not None and rec.fingerprint == fp:
         return state, None
     revision = rec.revision + 1 if rec else 1
-    emitted = dict(state.emitted)
-    emitted[key] = EmittedClose(key[0], key[1], revision, fp, revision if refund is not None else 0,
+    emitted = state.emitted if in_place else dict(state.emitted)
+    emitted[key] = EmittedClose(key[0], key[1], revision, fp,  # type: ignore[index]
+                                revision if refund is not None else 0,
                                 str(refund["refund_amount"]) if refund is not None else "0")
-    return replace(state, emitted=emitted), revision
+    return (state if in_place else replace(state, emitted=emitted)), revision
 
 
 def is_closed(state: ServiceState, customer_id: str, month: str) -> bool:
     return (customer_id, month) in state.emitted
+
+
+def closed_months_after(state: ServiceState, affected_from: datetime | None) -> dict[str, list[str]]:
+    """customer_id -> its closed months (sorted) whose figures an event affecting instants >=
+    `affected_from` may change: `months_to_revise` for every subscriber of a shared service in
+    one pass over the emitted closes (not one pass per subscriber)."""
+    if affected_from is None:
+        return {}
+    ends: dict[str, bool] = {}
+    found: dict[str, list[str]] = {}
+    for c, m in state.emitted:
+        after = ends.get(m)
+        if after is None:
+            after = ends[m] = month_bounds(m)[1] > affected_from
+        if after:
+            found.setdefault(c, []).append(m)
+    for months in found.values():
+        months.sort()
+    return found
 
 
 def months_to_revise(state: ServiceState, customer_id: str, affected_from: datetime | None) -> list[str]:
@@ -232,7 +262,8 @@ def months_to_revise(state: ServiceState, customer_id: str, affected_from: datet
 def close_and_record(state: ServiceState, *, customer_id: str, month: str, commitment_percent: Decimal,
                      fee_per_month: Decimal | Fraction, currency: str, scope: SubscriberScope | None = None,
                      in_force: tuple[datetime | None, datetime | None] | None = None,
-                     cache: FiguresCache | None = None) -> tuple[ServiceState, dict | None, dict | None]:
+                     cache: FiguresCache | None = None,
+                     in_place: bool = False) -> tuple[ServiceState, dict | None, dict | None]:
     """Compute `month`'s close as of its end and return what to emit.
 
     Use it both at the first close (when time passes the close instant) and after a late
@@ -249,7 +280,7 @@ def close_and_record(state: ServiceState, *, customer_id: str, month: str, commi
     closed, refund = close_month(figures, customer_id=customer_id, service_id=state.service_id,
                                  commitment_percent=commitment_percent, fee_per_month=fee_per_month,
                                  currency=currency)
-    state, revision = record_close(state, closed, refund)
+    state, revision = record_close(state, closed, refund, in_place)
     if revision is None:
         return state, None, None
     closed["revision"] = revision
