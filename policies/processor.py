@@ -10,7 +10,7 @@ import heapq
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Collection, Protocol
+from typing import Any, Callable, Collection, Iterator, Mapping, Protocol
 
 from events.contract import ContractTerms
 from policies import downtime, uptime
@@ -111,6 +111,44 @@ class MemoryStore:
         self.services[state.service_id] = state
 
 
+class Subscribers(Mapping[str, tuple[str, ...]]):
+    """service_id -> the customers whose contract lists it, in customer order (SPEC §11). Kept as
+    sets, sorted only when read after a change: installing N contracts on one shared service
+    costs N, not N² (a sorted tuple rebuilt at every install)."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, set[str]] = {}
+        self._sorted: dict[str, tuple[str, ...]] = {}
+
+    def add(self, service_id: str, customer_id: str) -> None:
+        self._sets.setdefault(service_id, set()).add(customer_id)
+        self._sorted.pop(service_id, None)
+
+    def discard(self, service_id: str, customer_id: str) -> None:
+        customers = self._sets.get(service_id)
+        if customers is None:
+            return
+        customers.discard(customer_id)
+        self._sorted.pop(service_id, None)
+        if not customers:
+            del self._sets[service_id]
+
+    def __getitem__(self, service_id: str) -> tuple[str, ...]:
+        ordered = self._sorted.get(service_id)
+        if ordered is None:
+            ordered = self._sorted[service_id] = tuple(sorted(self._sets[service_id]))
+        return ordered
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sets)
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+    def __contains__(self, service_id: object) -> bool:
+        return service_id in self._sets
+
+
 @dataclass(frozen=True)
 class ContractEntry:
     terms: ContractTerms
@@ -149,7 +187,7 @@ class Processor:
         self.tickets = TicketEngine(settings.at_risk_thresholds)
         self.contracts: dict[str, ContractEntry] = {}
         # service_id -> the customers whose contract lists it, sorted (SPEC §11: shared services)
-        self.subscribers: dict[str, tuple[str, ...]] = {}
+        self.subscribers = Subscribers()
         self.ticket_now: datetime | None = None
         self.monitoring_now: datetime | None = None
         self.attainment = AttainmentBook(partition)
@@ -203,15 +241,10 @@ class Processor:
         self._attainment_starts = None
         self._service_held.clear()
         listed = {svc.service_id for svc in terms.services}
-        before = {svc.service_id for svc in old.terms.services} if old is not None else set()
-        for service_id in before | listed:
-            others = [c for c in self.subscribers.get(service_id, ()) if c != terms.customer_id]
-            if service_id in listed:
-                others.append(terms.customer_id)
-            if others:
-                self.subscribers[service_id] = tuple(sorted(others))
-            else:
-                self.subscribers.pop(service_id, None)
+        for service_id in {svc.service_id for svc in old.terms.services} - listed if old is not None else ():
+            self.subscribers.discard(service_id, terms.customer_id)
+        for service_id in listed:
+            self.subscribers.add(service_id, terms.customer_id)
 
     def upsert_contract(self, contract: tuple[Contract, datetime] | Contract) -> list[Output]:
         """A contract from the contracts topic (or file): install it and catch its months up."""
