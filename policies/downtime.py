@@ -40,9 +40,10 @@ Counting rules (decisions on SPEC §8 and the Vectorize seed, see `month_figures
 - One outage_id is one interval: a recurrence should use a new outage_id (re-sending
   `outage.started` for a resolved outage does not reopen it).
 - Shared services (SPEC §11): one ledger per service serves every subscriber. An outage's
-  `components` / `regions` are joined over its `outage.started` events like `scope` (any
-  event without a list makes it the whole service / every region, else the union); one known
-  only from a customer report is the whole service. A window's scope is that of its winning
+  reach is the set of (`components`, `regions`) its `outage.started` events stated (a union,
+  so order-independent; one statement without either list makes it the whole service); it
+  counts for a subscriber that any statement covers. One known only from a customer report is
+  the whole service. A window's scope is that of its winning
   `maintenance.scheduled`. `month_figures(..., scope=...)` keeps what counts for one
   subscriber (`SubscriberScope.covers`); a window outside a subscriber's scope neither
   excludes its downtime nor uses its 4 h allowance. `in_force` clips a month to the part a
@@ -101,9 +102,20 @@ def _names(values: Iterable[str] | None) -> Names | None:
     return None if values is None else tuple(sorted(set(values)))
 
 
-def _join_names(a: Names | None, b: Names | None) -> Names | None:
-    """Two statements of what is down, joined: all when either says all, else the union."""
-    return None if a is None or b is None else tuple(sorted(set(a) | set(b)))
+Reach = tuple[Names | None, Names | None]  # what one `outage.started` says is down: (components, regions)
+WHOLE: Reach = (None, None)
+
+
+def _reach_key(reach: Reach) -> tuple:
+    return tuple((0, ()) if names is None else (1, names) for names in reach)
+
+
+def _join_reach(a: tuple[Reach, ...], b: tuple[Reach, ...]) -> tuple[Reach, ...]:
+    """Statements of what is down, joined: their union; () (the whole service) when one says so.
+    Kept apart rather than merged into one list per field: `ingest` down everywhere and `search`
+    down in `eu` do not make `search` down in `us` (no refund for what was not down)."""
+    union = set(a) | set(b)
+    return () if WHOLE in union else tuple(sorted(union, key=_reach_key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +133,10 @@ class SubscriberScope:
     @property
     def whole(self) -> bool:
         return self.components is None and self.region is None
+
+    def reached_by(self, reach: tuple[Reach, ...]) -> bool:
+        """Whether an outage with these statements (() = the whole service) counts for this subscriber."""
+        return not reach or any(self.covers(components, regions) for components, regions in reach)
 
     def covers(self, components: Names | None, regions: Names | None) -> bool:
         """Whether an outage / window with these scope fields counts for this subscriber: its
@@ -150,8 +166,7 @@ class Outage:
     category: str | None = None
     classified_at: datetime | None = None
     classified_by: str | None = None  # event_id of the winning classification (tie-break)
-    components: Names | None = None  # SPEC §11: None = the whole service
-    regions: Names | None = None  # None = every region
+    reach: tuple[Reach, ...] = ()  # SPEC §11: what its outage.started events said is down; () = all
 
     @property
     def start(self) -> datetime | None:
@@ -244,7 +259,7 @@ class ServiceState:
             "o": [
                 [o.outage_id, ts(o.started_at), ts(o.reported_at), o.reported_ticket, ts(o.resolved_at),
                  o.scope, o.cause, o.category, ts(o.classified_at), o.classified_by,
-                 *_scope_json(o.components, o.regions)]
+                 *([[list(r) for r in o.reach]] if o.reach else [])]
                 for o in sorted(self.outages.values(), key=lambda o: o.outage_id)
             ],
             "m": [
@@ -267,9 +282,9 @@ class ServiceState:
 
         # Rows written before SPEC §11 end before the scope fields (whole service, every region).
         outages = {}
-        for oid, st, rp, tk, rs, scope, cause, cat, cat_at, cat_by, *where in doc["o"]:
+        for oid, st, rp, tk, rs, scope, cause, cat, cat_at, cat_by, *reach in doc["o"]:
             outages[oid] = Outage(oid, ts(st), ts(rp), tk, ts(rs), scope, cause, cat, ts(cat_at), cat_by,
-                                  *_scope_from_json(where))
+                                  tuple(_scope_from_json(r) for r in reach[0]) if reach else ())
         windows = {}
         for mid, nt, sa, ea, by, ca, *where in doc["m"]:
             windows[mid] = MaintenanceWindow(mid, ts(nt), ts(sa), ts(ea), by, ts(ca),  # type: ignore[arg-type]
@@ -348,11 +363,10 @@ def outage_started(state: ServiceState, *, event_id: str, occurred_at: datetime,
     old = state.outages.get(outage_id)
     base = old or Outage(outage_id)
     merged_scope = "all_users" if "all_users" in (base.scope, scope) else "partial"
-    components, regions = _names(components), _names(regions)
-    if base.started_at is not None:  # an earlier outage.started stated a scope: join them
-        components, regions = _join_names(base.components, components), _join_names(base.regions, regions)
-    new = replace(base, started_at=_earliest(base.started_at, at), scope=merged_scope,
-                  components=components, regions=regions)
+    reach = _join_reach((), ((_names(components), _names(regions)),))
+    if base.started_at is not None:  # an earlier outage.started stated what is down: join them
+        reach = _join_reach(base.reach or (WHOLE,), reach or (WHOLE,))
+    new = replace(base, started_at=_earliest(base.started_at, at), scope=merged_scope, reach=reach)
     return _with_outage(state, old, new)
 
 
@@ -607,7 +621,7 @@ def month_figures(state: ServiceState, month: str, as_of: datetime, scope: Subsc
             continue
         if o.effective_scope == "partial":
             status = "partial"
-        elif scope is not None and not scope.covers(o.components, o.regions):
+        elif scope is not None and not scope.reached_by(o.reach):
             status = "out_of_scope"
         else:
             status = "excluded" if o.excluded else "counted"

@@ -65,7 +65,8 @@ def _outage_lines(fig: MonthFigures) -> list[str]:
             verdict = f"EXCLUDED cause ({o.category or 'no category'}): removed entirely"
         else:
             verdict = "provider outage: counts (less any part inside scheduled maintenance)"
-        lines.append(f"  - outage {o.outage_id}{_scope_text(o.components, o.regions)}: {_t(v.start)} - {end}, "
+        reach = " or".join(_scope_text(c, r) for c, r in o.reach)
+        lines.append(f"  - outage {o.outage_id}{reach}: {_t(v.start)} - {end}, "
                      f"{_m(v.in_month_minutes)} in month "
                      f"[{origin}{clip}] -> {verdict}")
     return lines or ["  (no outage in this month)"]

@@ -121,21 +121,21 @@ def test_figures_are_computed_once_per_distinct_scope_not_per_subscriber():
     assert len(state.emitted) == 50
 
 
-def test_outage_scope_is_a_join_of_its_started_events_in_any_order():
+def test_outage_reach_is_the_union_of_its_started_statements_in_any_order():
     def fold(order):
         state = downtime.new_state("cloud")
         for components in order:
             state = downtime.outage_started(state, event_id="e", occurred_at=at("2026-02-10T10:00:00Z"),
                                             outage_id="O1", components=components).state
-        return state.outages["O1"].components
+        return state.outages["O1"].reach
 
-    assert fold([["b"], ["a"]]) == fold([["a"], ["b"]]) == ("a", "b")
-    assert fold([["a"], None]) is None and fold([None, ["a"]]) is None
+    assert fold([["b"], ["a"]]) == fold([["a"], ["b"]]) == (((("a",), None)), (("b",), None))
+    assert fold([["a"], None]) == fold([None, ["a"]]) == ()  # one statement of the whole service
     reported_first = downtime.outage_reported(downtime.new_state("cloud"), event_id="r",
                                               occurred_at=at("2026-02-10T09:00:00Z"), outage_id="O1").state
     started = downtime.outage_started(reported_first, event_id="s", occurred_at=at("2026-02-10T10:00:00Z"),
                                       outage_id="O1", components=["a"]).state
-    assert started.outages["O1"].components == ("a",)
+    assert started.outages["O1"].reach == ((("a",), None),)
 
 
 def test_scoped_records_survive_the_json_round_trip_and_old_rows_read_as_whole_service():
@@ -149,7 +149,7 @@ def test_scoped_records_survive_the_json_round_trip_and_old_rows_read_as_whole_s
     assert back == state
     old_row = '{"s":"cloud","o":[["O1","2026-02-10T10:00:00Z",null,null,null,"all_users",null,null,null,null]],' \
               '"m":[],"e":[]}'
-    assert downtime.ServiceState.from_json(old_row).outages["O1"].components is None
+    assert downtime.ServiceState.from_json(old_row).outages["O1"].reach == ()
 
 
 def test_a_window_outside_a_subscribers_scope_neither_excludes_its_downtime_nor_uses_its_allowance():
@@ -225,3 +225,32 @@ def test_uptime_gauge_is_the_lowest_subscriber_and_customers_are_never_labels():
     assert months == {"2026-03", "2026-04", "2026-05"}
     labels = {k for metric in m.registry.collect() for s in metric.samples for k in s.labels}
     assert "customer_id" not in labels
+
+
+def test_scoped_events_give_the_same_closes_in_any_order():
+    """SPEC §10 with §11: the scope join and per-subscriber figures do not depend on arrival order."""
+    import itertools
+
+    search = {"customer_id": "search", "policy": "vectorize", "plan": "pro", "effective_from": "2026-02-01T00:00:00Z",
+              "services": [{"service_id": "cloud", "monthly_fee": "10.00", "currency": "USD",
+                            "components": ["search"], "region": "eu"}]}
+    search_us = {**search, "customer_id": "search-us",
+                 "services": [{**search["services"][0], "region": "us"}]}
+    events = [
+        decoded(wire("outage.started", "2026-02-10T10:00:00Z", "s1", service_id="cloud", outage_id="O1",
+                     components=["ingest"])),
+        decoded(wire("outage.started", "2026-02-10T10:30:00Z", "s2", service_id="cloud", outage_id="O1",
+                     components=["search"], regions=["eu"])),
+        decoded(wire("outage.resolved", "2026-02-10T14:00:00Z", "r1", service_id="cloud", outage_id="O1")),
+        decoded(wire("maintenance.scheduled", "2026-02-01T00:00:00Z", "m1", service_id="cloud", maintenance_id="M1",
+                     starts_at="2026-02-10T13:00:00Z", ends_at="2026-02-10T15:00:00Z", regions=["us"])),
+    ]
+    results = set()
+    for order in itertools.permutations(events):
+        out = run(processor(search, search_us), list(order), "2026-03-01T02:00:00Z")
+        results.add(tuple(sorted((o["customer_id"], o["downtime_minutes"], o["maintenance_minutes"])
+                                 for o in out if o["type"] == "uptime.month_closed")))
+    # O1 was stated as `ingest` everywhere and `search` in `eu`: 10:00-14:00 = 240 min for those the
+    # statements reach; `search` in `us` was not down (not "ingest+search everywhere"). The US-only
+    # window turns search-us's (absent) downtime into nothing: it had none.
+    assert results == {(("ent", 240, 0), ("pro", 240, 0), ("search", 240, 0), ("search-us", 0, 0))}
