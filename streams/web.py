@@ -12,6 +12,8 @@ from policies import downtime, uptime
 from policies.explain import service_month
 from policies.tickets import describe_ticket
 from streams.app import MONITORING_EVENTS, TICKET_EVENTS, partition_for_key
+from streams.report.build import report_from_worker
+from streams.report.html import render_html
 
 
 #: A month in a URL: ASCII digits only (`int()` and `\d` also take other scripts' digits, so
@@ -88,3 +90,16 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         as_of = min(max(_now(side), start), end)
         # SPEC §11: the whole service's figures, then every subscriber's (its scope, commitment, close)
         return web.json(service_month(state, month, as_of, subscribers))
+
+    @app.page("/customers/{customer_id}/months/{month}/report")
+    async def report_view(web: Any, request: Any, customer_id: str, month: str) -> Any:
+        """SPEC §15: the customer's month report (HTML) from this worker's state; the page says
+        what it does not hold (other workers' partitions, pruned months, forgotten tickets)."""
+        if not _MONTH.fullmatch(month) or not "01" <= month[5:] <= "12":
+            return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)
+        try:
+            report = report_from_worker(worker.processors, partitions, customer_id, month,
+                                        lambda key: partition_for_key(key, partitions))
+        except LookupError as err:
+            return web.json({"error": str(err)}, status=404)
+        return web.html(render_html(report))
