@@ -112,7 +112,7 @@ def explain_month(state: ServiceState, month: str, commitment: Decimal, fee: Dec
     closed, refund = close_month(fig, customer_id=customer_id, service_id=state.service_id,
                                  commitment_percent=commitment, fee_per_month=fee, currency=currency)
     total, down = fig.total_minutes, fig.downtime_minutes
-    exact_uptime = 100 - down / total * 100
+    exact_uptime = 100 - down / total * 100 if total else Fraction(100)
     out = [
         f"Uptime report for service {state.service_id}, month {month} (UTC {_t(start)} - {_t(end)})",
         f"Contract: {describe_contract}",

@@ -106,7 +106,9 @@ def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, com
     total = figures.total_minutes
     downtime = figures.downtime_minutes
     commitment = Fraction(commitment_percent)
-    uptime = round_half_up(100 - downtime / total * 100, 2)
+    # A month before the contract came in force (a report asked for it) has no minutes: nothing was
+    # down for this customer and no fee is due, so 100 % and met, never a division by zero.
+    uptime = round_half_up(100 - downtime / total * 100, 2) if total else round_half_up(100, 2)
     met = uptime >= commitment_percent
     closed = {
         "customer_id": customer_id,

@@ -254,3 +254,12 @@ def test_scoped_events_give_the_same_closes_in_any_order():
     # statements reach; `search` in `us` was not down (not "ingest+search everywhere"). The US-only
     # window turns search-us's (absent) downtime into nothing: it had none.
     assert results == {(("ent", 240, 0), ("pro", 240, 0), ("search", 240, 0), ("search-us", 0, 0))}
+
+
+def test_a_month_before_the_contract_has_no_minutes_and_is_met():
+    state = downtime.new_state("cloud")
+    figures = downtime.month_figures(state, "2026-01", at("2026-02-01T00:00:00Z"),
+                                     in_force=(at("2026-02-15T00:00:00Z"), None))
+    closed, refund = uptime.close_month(figures, customer_id="c", service_id="cloud",
+                                        commitment_percent=Decimal("99.5"), fee_per_month=Decimal(100), currency="USD")
+    assert (closed["total_minutes"], closed["uptime_percent"], closed["met"], refund) == (0, Decimal("100.00"), True, None)
