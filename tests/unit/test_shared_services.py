@@ -263,3 +263,22 @@ def test_a_month_before_the_contract_has_no_minutes_and_is_met():
     closed, refund = uptime.close_month(figures, customer_id="c", service_id="cloud",
                                         commitment_percent=Decimal("99.5"), fee_per_month=Decimal(100), currency="USD")
     assert (closed["total_minutes"], closed["uptime_percent"], closed["met"], refund) == (0, Decimal("100.00"), True, None)
+
+
+def test_explain_month_shows_the_customers_scope_and_the_prorated_fee():
+    from pathlib import Path
+
+    from streams.explain import explain_month_from_files
+    golden = Path(__file__).parents[1] / "golden"
+    comp = golden / "shared_component_outage"
+    text = explain_month_from_files(comp / "events.jsonl", comp / "contracts.yaml", "cmp-search", "vz-platform",
+                                    "2026-07")
+    assert "service shared with 2 other customers" in text
+    assert "Customer scope: components search" in text
+    assert "outage CMP-1 (components ingest)" in text and "OUTSIDE this customer's components" in text
+    assert "downtime                   = 0 min" in text
+    mid = golden / "shared_contract_starts_mid_month"
+    text = explain_month_from_files(mid / "events.jsonl", mid / "contracts.yaml", "mid-late", "vz-index", "2026-09")
+    assert "In force from 2026-09-16 00:00:00Z" in text
+    assert "total minutes in force    = 21600 min" in text
+    assert "12 / 21600 x 300.00 USD (= 600.00 x 21600 / 43200 in force) = 0.166667 -> 0.17 USD" in text
