@@ -208,21 +208,27 @@ def test_uptime_gauge_is_the_lowest_subscriber_and_customers_are_never_labels():
     from policies.outputs import Output
     m = Metrics()
 
-    def closed(customer, month, uptime_percent, met):
+    def closed(customer, month, uptime_percent, met, revision=1):
         return Output("uptime.month_closed", at("2026-03-01T01:00:00Z"), customer, "x",
                       {"customer_id": customer, "service_id": "cloud", "month": month,
-                       "uptime_percent": uptime_percent, "met": met})
+                       "uptime_percent": uptime_percent, "met": met, "revision": revision})
 
     m.observe([closed("a", "2026-02", "99.20", False), closed("b", "2026-02", "100.00", True)])
     assert m.uptime.labels("cloud", "2026-02")._value.get() == 99.2
     assert m.subscribers_not_met.labels("cloud", "2026-02")._value.get() == 1
-    m.observe([closed("a", "2026-02", "99.90", True)])  # a revision
+    m.observe([closed("a", "2026-02", "99.90", True, revision=2)])  # a revision replaces a's figure
     assert m.uptime.labels("cloud", "2026-02")._value.get() == 99.9
     assert m.subscribers_not_met.labels("cloud", "2026-02")._value.get() == 0
     for month in ("2026-03", "2026-04", "2026-05"):
         m.observe([closed("a", month, "100.00", True)])
-    months = {s.labels["month"] for s in m.uptime.collect()[0].samples}
-    assert months == {"2026-03", "2026-04", "2026-05"}
+    assert set(m._closes) == {("cloud", "2026-03"), ("cloud", "2026-04"), ("cloud", "2026-05")}  # bounded
+    # a backfill: a later subscriber's first close of a month no longer kept still folds in
+    m.observe([closed("c", "2026-02", "98.00", False)])
+    assert m.uptime.labels("cloud", "2026-02")._value.get() == 98.0
+    assert m.subscribers_not_met.labels("cloud", "2026-02")._value.get() == 1
+    m.observe([closed("d", "2026-02", "99.00", False)])
+    assert m.uptime.labels("cloud", "2026-02")._value.get() == 98.0
+    assert m.subscribers_not_met.labels("cloud", "2026-02")._value.get() == 2
     labels = {k for metric in m.registry.collect() for s in metric.samples for k in s.labels}
     assert "customer_id" not in labels
 
