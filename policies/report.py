@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from policies.downtime import MonthFigures, ServiceState, SubscriberScope, month_figures, new_state
@@ -184,21 +184,25 @@ def _timeline(state: TicketState, plan: Any, outcomes: tuple[ClockOutcome, ...],
                           clocks, replies)
 
 
-def ticket_section(tickets: Iterable[TicketState], plan: Any, month: str, now: datetime
+def ticket_section(tickets: Iterable[TicketState], plan_of: Callable[[TicketState], Any], priorities: tuple[str, ...],
+                   month: str, now: datetime
                    ) -> tuple[int, tuple[AttainmentRow, ...], tuple[ClockOutcome, ...], tuple[TicketTimeline, ...]]:
-    """(tickets submitted in `month`, rows, outcomes, timelines of the breached ones) as of `now`."""
+    """(tickets submitted in `month`, rows, outcomes, timelines of the breached ones) as of `now`.
+    `plan_of(ticket)` is the plan the ticket is measured under: the catalog version it was opened
+    under (SPEC §14), which need not be the month's; `priorities` orders the rows."""
     start, end = month_bounds(month)
     chosen = sorted((s for s in tickets if start <= s.opened_at < end), key=lambda s: (s.opened_at, s.ticket_id))
     outcomes: list[ClockOutcome] = []
     timelines: list[TicketTimeline] = []
     for state in chosen:
+        plan = plan_of(state)
         derived, status_history = standing_outcomes(state, plan, now)
         mine = tuple(sorted((_outcome(o.fields, o.type, o.occurred_at) for o in derived),
                             key=lambda c: (c.at, METRICS.index(c.metric), c.binding, c.cycle)))
         outcomes.extend(mine)
         if any(c.outcome == BREACHED for c in mine):
             timelines.append(_timeline(state, plan, mine, status_history, now))
-    return len(chosen), _rows(outcomes, plan.priorities), tuple(outcomes), tuple(timelines)
+    return len(chosen), _rows(outcomes, priorities), tuple(outcomes), tuple(timelines)
 
 
 # --------------------------------------------------------------------------- services

@@ -64,7 +64,8 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         entry = proc.core.contracts.get(state.customer_id)
         if entry is None:
             return web.json({"error": f"customer {state.customer_id!r} has no contract"}, status=404)
-        return web.json(describe_ticket(state, entry.plan, _now(proc.core), proc.core.settings.at_risk_thresholds))
+        return web.json(describe_ticket(state, proc.core.ticket_plan(state), _now(proc.core),
+                                        proc.core.settings.at_risk_thresholds))
 
     @app.page("/services/{service_id}/months/{month}")
     @app.topic_route(topic=services, match_info="service_id")

@@ -8,14 +8,15 @@ window, tickets until 7 days after their close; the report says which.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from policies.catalog import default_catalog
 from policies.contracts import load_contracts_yaml
-from policies.processor import ContractEntry, MemoryStore, Settings
+from policies.catalog import Catalog, ResolvedPlan, default_catalog
+from policies.processor import ContractEntry, MemoryStore, Processor, Settings
 from policies.report import MonthReport, service_month, ticket_section
 from policies.tickets import TicketState
 from policies.uptime import month_bounds
@@ -39,8 +40,7 @@ class RetainingStore(MemoryStore):
         yield from self.tickets.values()
 
 
-def describe_contract(customer_id: str, entry: ContractEntry) -> str:
-    plan = entry.plan
+def describe_contract(customer_id: str, entry: ContractEntry, plan: ResolvedPlan) -> str:
     commitment = plan.uptime_commitment_percent
     fees = "; ".join(f"{s.service_id} {s.monthly_fee} {s.currency}/month" if s.monthly_fee is not None
                      else f"{s.service_id} {s.annual_fee} {s.currency}/year" for s in entry.terms.services)
@@ -59,17 +59,22 @@ def _not_held(service_id: str, month: str, services: dict[str, Any], held_from: 
     return None
 
 
-def month_report(*, customer_id: str, month: str, entry: ContractEntry, tickets: Iterable[TicketState],
-                 services: dict[str, Any], held_from: dict[str, str | None], now: datetime,
-                 notes: tuple[str, ...] = ()) -> MonthReport:
-    """Assemble the report from core state. `services`: service_id -> its ServiceState (None: nothing
-    happened to it; absent: not held here); `held_from`: service_id -> the oldest month its state
-    still holds (None: all)."""
-    month_bounds(month)  # validates YYYY-MM
-    plan = entry.plan
-    count, rows, outcomes, timelines = ticket_section(
-        (t for t in tickets if t.customer_id == customer_id), plan, month, now) if plan.ticket_clocks \
-        else (0, (), (), ())
+def month_report(*, core: Processor, customer_id: str, month: str, entry: ContractEntry,
+                 tickets: Iterable[TicketState], services: dict[str, Any], held_from: dict[str, str | None],
+                 now: datetime, notes: tuple[str, ...] = ()) -> MonthReport:
+    """Assemble the report from core state. `core` answers which catalog version applies (SPEC §14:
+    a ticket under the version it was opened under, the month under the one in force at its start);
+    `services`: service_id -> its ServiceState (None: nothing happened to it; absent: not held
+    here); `held_from`: service_id -> the oldest month its state still holds (None: all)."""
+    start, end = month_bounds(month)  # validates YYYY-MM
+    plan = core.plan_at(customer_id, start)
+    mine = [t for t in tickets if t.customer_id == customer_id]
+    count, rows, outcomes, timelines = ticket_section(mine, core.ticket_plan, plan.priorities, month, now) \
+        if plan.ticket_clocks else (0, (), (), ())
+    versions = Counter(core.ticket_plan(t).policy_version for t in mine if start <= t.opened_at < end)
+    if set(versions) - {plan.policy_version}:
+        notes = (*notes, "Each ticket is measured under the catalog version in force when it was opened: "
+                 + ", ".join(f"{v} ({n} ticket{'s' if n != 1 else ''})" for v, n in sorted(versions.items())) + ".")
     commitment = plan.uptime_commitment_percent
     service_months = () if commitment is None else tuple(
         service_month(services.get(s.service_id), s.service_id, customer_id=customer_id, month=month,
@@ -77,15 +82,16 @@ def month_report(*, customer_id: str, month: str, entry: ContractEntry, tickets:
                       not_held=_not_held(s.service_id, month, services, held_from),
                       scope=entry.scope(s.service_id), in_force=(entry.in_force_from, None))
         for s in entry.terms.services)
-    return MonthReport(customer_id, month, describe_contract(customer_id, entry), now, plan.ticket_clocks, count,
+    return MonthReport(customer_id, month, describe_contract(customer_id, entry, plan), now, plan.ticket_clocks, count,
                        rows, outcomes, timelines, service_months, notes)
 
 
 def report_from_files(events: Path, contracts: Path, customer_id: str, month: str,
-                      until: datetime | None = None) -> MonthReport:
-    """Replay `events` (every month and ticket kept) and report `customer_id`'s `month`."""
+                      until: datetime | None = None, catalog: Catalog | None = None) -> MonthReport:
+    """Replay `events` (every month and ticket kept) and report `customer_id`'s `month`, under
+    `catalog` (default: the packaged one)."""
     month_bounds(month)
-    catalog = default_catalog()
+    catalog = catalog or default_catalog()
     replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
     store = replayer.processor.store = RetainingStore()
     with events.open("rb") as fh:
@@ -99,7 +105,7 @@ def report_from_files(events: Path, contracts: Path, customer_id: str, month: st
     if entry is None:
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")
     services = {s.service_id: store.service(s.service_id) for s in entry.terms.services}
-    return month_report(customer_id=customer_id, month=month, entry=entry, tickets=store.all_tickets(),
+    return month_report(core=proc, customer_id=customer_id, month=month, entry=entry, tickets=store.all_tickets(),
                         services=services, held_from={}, now=proc.now or EPOCH)
 
 
@@ -150,6 +156,7 @@ def report_from_worker(processors: dict[int, Any], partitions: int, customer_id:
             continue
         services[svc.service_id] = proc.store.service(svc.service_id)
         held_from[svc.service_id] = proc.core.oldest_month_held(customer_id, svc.service_id)
-    return month_report(customer_id=customer_id, month=month, entry=entry,
+    core = next(p.core for p in procs if customer_id in p.core.contracts)
+    return month_report(core=core, customer_id=customer_id, month=month, entry=entry,
                         tickets=_held_tickets(procs, customer_id), services=services, held_from=held_from,
                         now=now, notes=tuple(notes))

@@ -304,3 +304,29 @@ def test_a_paused_clock_shows_its_pause_and_moved_deadline(tmp_path):
     page = render_html(r)
     assert f'fill="{COLOUR["paused"]}"' in page and "deadline Tue 17:00" in page and "deadline Wed 13:00" in page
 
+
+
+def test_each_ticket_is_reported_under_the_catalog_version_it_was_opened_under():
+    """SPEC §14 in the report: golden nm_catalog_version_midmonth has two versions of a policy (v2
+    halves High from 21 Oct). The report's standing outcomes are the golden's hand-computed ones:
+    NMV-0/1/2 keep v1 and are met, NMV-3/5 breach under v2 (measured under the latest version,
+    NMV-0/1/2 would breach too)."""
+    from policies.catalog import load_catalog
+
+    scenario = GOLDEN.parent / "nm_catalog_version_midmonth"
+    until = datetime(2026, 10, 24, tzinfo=timezone.utc)
+    got = report_from_files(scenario / "events.jsonl", scenario / "contracts.yaml", "nm-ver", "2026-10", until,
+                            catalog=load_catalog(scenario / "catalog"))
+    expected = [json.loads(line) for line in (scenario / "expected.jsonl").read_text().splitlines() if line.strip()]
+    retracted = {(e["ticket_id"], e["metric"], e["binding"], e["cycle"]) for e in expected
+                 if e["type"] == "sla.breach_retracted"}
+    want = sorted((e["ticket_id"], e["metric"], e["binding"], e["cycle"], e["due_at"],
+                   "met" if e["type"] == "sla.met" else "breached") for e in expected
+                  if e["type"] in ("sla.met", "sla.breached")
+                  and (e["ticket_id"], e["metric"], e["binding"], e["cycle"]) not in retracted)
+    have = sorted((o.ticket_id, o.metric, o.binding, o.cycle, o.due_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "met" if o.outcome != "breached" else "breached") for o in got.outcomes)
+    assert have == want
+    assert {o.ticket_id for o in got.breaches} == {"NMV-3", "NMV-5", "NMV-6"}
+    # the page says which versions its tickets ran under (3 opened before v2's instant, 4 from it)
+    assert any("2026.11.1 (3 tickets), 2026.11.2 (4 tickets)" in note for note in got.notes)
