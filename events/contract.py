@@ -82,7 +82,10 @@ class ContractService(_Frozen):
 
     @property
     def fee_per_month(self) -> Decimal:
-        return self.monthly_fee if self.monthly_fee is not None else self.annual_fee / 12  # type: ignore[operator]
+        if self.monthly_fee is not None:
+            return self.monthly_fee
+        assert self.annual_fee is not None  # exactly one of the two (_exactly_one_fee)
+        return self.annual_fee / 12
 
 
 class ContractTerms(_Frozen):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     AfterValidator,
@@ -409,7 +409,7 @@ class _Output(Envelope):
         raise NotImplementedError(f"{type(self).__name__} ids derive from data outside the event")
 
     @classmethod
-    def create(cls, **fields: Any):
+    def create(cls, **fields: Any) -> Self:
         """Build the event with its deterministic `event_id` (any `event_id` given is replaced)."""
         draft = cls.model_validate({**fields, "event_id": "pending"})
         return draft.model_copy(update={"event_id": draft.expected_event_id()})
@@ -495,7 +495,7 @@ class _PriorityNotice(_Output):
     ticket_id: Identifier
 
     @classmethod
-    def create(cls, *, source_event_id: str, **fields: Any):  # type: ignore[override]
+    def create(cls, *, source_event_id: str, **fields: Any) -> Self:  # type: ignore[override]
         """Build the notice; its id derives from the input event (`source_event_id`) that caused it."""
         draft = cls.model_validate({**fields, "event_id": "pending"})
         return draft.model_copy(update={"event_id": ids.priority_notice_event_id(draft.type, draft.ticket_id, source_event_id)})

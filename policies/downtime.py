@@ -56,7 +56,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 UTC = timezone.utc
 SCHEDULED_NOTICE = timedelta(hours=48)
@@ -435,7 +435,7 @@ def maintenance_cancelled(state: ServiceState, *, event_id: str, occurred_at: da
     return _with_window(state, old, replace(old, cancelled_at=cancelled))
 
 
-_FOLD = {
+_FOLD: dict[str, tuple[Callable[..., Applied], tuple[str, ...]]] = {
     "outage.started": (outage_started, ("outage_id", "scope", "components", "regions")),
     "outage.reported": (outage_reported, ("outage_id", "ticket_id")),
     "outage.resolved": (outage_resolved, ("outage_id",)),
@@ -607,7 +607,6 @@ def month_figures(state: ServiceState, month: str, as_of: datetime, scope: Subsc
     if scope is not None:
         maintenance = [w for w in maintenance if scope.covers(w.components, w.regions)]
     windows = scheduled_maintenance(maintenance, m_start, m_end)
-    cover = sorted(p for v in windows for p in v.scheduled)
 
     views: list[OutageView] = []
     counted: list[tuple[datetime, datetime, Outage]] = []  # all_users outages clipped to the month
@@ -695,7 +694,7 @@ def busy_spans(state: ServiceState, as_of: datetime) -> list[tuple[datetime, dat
     instants whose months have something to close."""
     spans = [(o.start, o.end(as_of)) for o in state.outages.values() if o.start is not None]
     spans += [(w.starts_at, w.ends_at) for w in state.maintenance.values()]
-    return sorted(s for s in spans if s[0] is not None and s[1] > s[0])  # type: ignore[misc]
+    return sorted(s for s in spans if s[0] is not None and s[1] > s[0])
 
 
 def prune(state: ServiceState, keep_from_month: str) -> ServiceState:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection, Iterator, Mapping, Protocol
 
 from events.contract import ContractTerms
+from events.models import InputEvent
 from policies import downtime, uptime
 from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
@@ -296,7 +297,7 @@ class Processor:
 
     # ---- time -------------------------------------------------------------------------
     def _first_instant(self, t: datetime) -> None:
-        if self.now is None:
+        if self.ticket_now is None and self.monitoring_now is None:  # `now` is None (called per event: no property)
             for entry in list(self.contracts.values()):
                 if entry.start_month is None:  # contracts loaded before any time: start at the first instant
                     self.contracts[entry.terms.customer_id] = ContractEntry(entry.terms, entry.plan, uptime.month_of(t))
@@ -347,7 +348,7 @@ class Processor:
         return out
 
     # ---- events -----------------------------------------------------------------------
-    def apply(self, ev: Any, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
+    def apply(self, ev: InputEvent, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
         """Check the event, advance its half to the event's time, then apply it.
 
         `not_after` is the bound of SPEC §10 (stream: wall clock + max_future; replay: `--until`):
@@ -755,7 +756,3 @@ class Processor:
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None
-
-    def open_clocks(self) -> int:
-        tickets = getattr(self.store, "tickets", {})
-        return sum(1 for st in tickets.values() for s in st.slots if not s.done and s.pending)

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from policies.downtime import (EmittedClose, MonthFigures, ServiceState, SubscriberScope, _month_bounds, minutes,
                                month_figures)
@@ -97,7 +98,7 @@ def minutes_on_wire(m: Fraction | Decimal | int) -> Decimal:
 
 def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, commitment_percent: Decimal,
                 fee_per_month: Decimal | Fraction, currency: str,
-                revision: int = 1) -> tuple[dict, dict | None]:
+                revision: int = 1) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """SPEC §4 fields of `uptime.month_closed` and, when the commitment is not met, of `refund.eligible`.
 
     A month the contract is in force for only part of (SPEC §11, figures with `in_force`) has
@@ -188,7 +189,7 @@ def _wire(v: object) -> object:
     return v
 
 
-def fingerprint(closed: dict, refund: dict | None) -> str:
+def fingerprint(closed: dict[str, Any], refund: dict[str, Any] | None) -> str:
     """Hash of what a consumer can see of a close (wire-rounded values), revision excluded."""
     doc = [{k: _wire(v) for k, v in sorted(d.items()) if k != "revision"} if d is not None else None
            for d in (closed, refund)]
@@ -209,7 +210,7 @@ def owning_emitted(state: ServiceState) -> ServiceState:
     return replace(state, emitted=dict(state.emitted))
 
 
-def record_close(state: ServiceState, closed: dict, refund: dict | None,
+def record_close(state: ServiceState, closed: dict[str, Any], refund: dict[str, Any] | None,
                  in_place: bool = False) -> tuple[ServiceState, int | None]:
     """Decide whether a (re)computed close must be emitted.
 
@@ -265,7 +266,7 @@ def close_and_record(state: ServiceState, *, customer_id: str, month: str, commi
                      fee_per_month: Decimal | Fraction, currency: str, scope: SubscriberScope | None = None,
                      in_force: tuple[datetime | None, datetime | None] | None = None,
                      cache: FiguresCache | None = None,
-                     in_place: bool = False) -> tuple[ServiceState, dict | None, dict | None]:
+                     in_place: bool = False) -> tuple[ServiceState, dict[str, Any] | None, dict[str, Any] | None]:
     """Compute `month`'s close as of its end and return what to emit.
 
     Use it both at the first close (when time passes the close instant) and after a late

@@ -25,7 +25,7 @@ from aiokafka.partitioner import murmur2
 
 from events.codec import Reason
 from streams import kafka_config
-from streams.broker import bootstrap_servers, create_topics
+from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
@@ -931,7 +931,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     `faust_options` override Faust settings (tests).
     """
     if core is None:
-        from streams.core_adapter import RealCore  # not written yet: phase 2
+        from streams.core_adapter import RealCore
 
         core = RealCore(settings)
     options: dict[str, Any] = dict(

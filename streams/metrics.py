@@ -15,6 +15,7 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, H
 
 from policies.catalog import Catalog
 from policies.outputs import Output
+from policies.tickets import open_clock_count
 
 _FIRST_RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 432000, float("inf"))
 
@@ -250,7 +251,7 @@ def refresh(metrics: Metrics, worker: Any) -> None:
     providers = {cid: value[0].policy for cid, value in (worker.contracts or {}).items()}
     for proc in list(worker.processors.values()):
         for state in list(proc.store.tickets.values()):
-            n = sum(1 for s in state.slots if not s.done and s.pending)
+            n = open_clock_count((state,))
             if n:
                 provider = providers.get(state.customer_id, "unknown")
                 counts[provider] = counts.get(provider, 0) + n

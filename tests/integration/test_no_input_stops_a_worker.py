@@ -21,8 +21,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.app import CONTRACTS, DEAD_LETTER_REASONS, TICKET_EVENTS, partition_for_key
-from streams.broker import bootstrap_servers, create_topics
-from streams.harness import collect, free_port, metric_sum, scrape, wait_until
+from streams.testing.broker import bootstrap_servers, create_topics
+from streams.testing.harness import collect, metric_sum, scrape, wait_until
 from tests.integration.test_stream_equals_replay import PARTITIONS, new_app
 
 pytestmark = pytest.mark.broker
@@ -271,8 +271,8 @@ def test_broker_outage_is_reported_not_ready_and_logged_quietly(tmp_path):
     """The worker's broker goes away (connections refused): the worker stays up and live, turns
     not ready, reports connectivity 0 and no lag series (not a lag of 0), and its log does not
     flood (aiokafka alone wrote ~115 lines/s). A broker of its own: the session's must stay up."""
-    from streams.broker import EmbeddedBroker
-    from streams.harness import Workers
+    from streams.testing.broker import EmbeddedBroker
+    from streams.testing.harness import Workers
 
     broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
     broker.start()

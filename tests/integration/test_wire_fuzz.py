@@ -30,10 +30,10 @@ from aiokafka import AIOKafkaProducer
 
 from bench.generate import generate, write_workload
 from streams.app import CONTRACTS, DEAD_LETTER_REASONS, MONITORING_EVENTS, TICKET_EVENTS
-from streams.broker import bootstrap_servers
-from streams.harness import collect, contract_events, metric_sum, net_outcome, route, scrape, wait_until
+from streams.testing.broker import bootstrap_servers
+from streams.testing.harness import collect, contract_events, metric_sum, net_outcome, route, scrape, wait_until
 from tests.integration.test_no_input_stops_a_worker import _get
-from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, load_contracts, new_app,
+from tests.integration.test_stream_equals_replay import (LATENESS, load_contracts, new_app,
                                                          replay_outputs, run_until_final, split_dead_letters)
 
 pytestmark = pytest.mark.broker

@@ -7,7 +7,6 @@ plus one dead letter. Work is counted (month closes computed), never timed.
 """
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 
 from events.codec import ALL_REASONS, DeadLetterReason, Reason, decode
 from policies.processor import Processor, Settings
-from streams.replay import Replayer, replay_file
-from tests.support import CATALOG, Run, contracts, decoded, opened, reply, wire
+from streams.replay import Replayer
+from tests.support import CATALOG, Run, contracts, decoded, opened, wire
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 UNTIL = datetime(2026, 5, 15, tzinfo=timezone.utc)
