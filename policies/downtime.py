@@ -106,7 +106,7 @@ Reach = tuple[Names | None, Names | None]  # what one `outage.started` says is d
 WHOLE: Reach = (None, None)
 
 
-def _reach_key(reach: Reach) -> tuple:
+def _reach_key(reach: Reach) -> tuple[tuple[int, Names], ...]:
     return tuple((0, ()) if names is None else (1, names) for names in reach)
 
 

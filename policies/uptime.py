@@ -162,7 +162,8 @@ class FiguresCache:
 
     def __init__(self) -> None:
         self._ledger: tuple[object, object] | None = None
-        self._figures: dict[tuple, MonthFigures] = {}
+        self._figures: dict[tuple[str, str, datetime, SubscriberScope | None,
+                                  tuple[datetime | None, datetime | None] | None], MonthFigures] = {}
         self.computed = 0  # month_figures calls: a work counter for tests and the benchmark
 
     def get(self, state: ServiceState, month: str, as_of: datetime, scope: SubscriberScope | None = None,
