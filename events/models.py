@@ -187,6 +187,8 @@ PolicyId = Literal["neural-magic", "neptune", "rescale", "vectorize"]
 Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Quarter = Annotated[str, StringConstraints(pattern=r"^\d{4}-Q[1-4]$")]
 Currency = Annotated[str, StringConstraints(min_length=3, max_length=3)]
+ScopeNames = Annotated[tuple[Identifier, ...], Field(min_length=1, max_length=256)]
+"""Component or region names of a SPEC §11 scope (a non-empty list; absent means all)."""
 ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 # --------------------------------------------------------------------------- envelope
@@ -308,6 +310,10 @@ class OutageStarted(OutageEvent):
 
     type: Literal["outage.started"] = "outage.started"
     scope: Literal["all_users", "partial"] = "all_users"
+    components: ScopeNames | None = None
+    """SPEC §11: the components that are down (absent: the whole service)."""
+    regions: ScopeNames | None = None
+    """SPEC §11: the regions that are down (absent: every region)."""
 
 
 class OutageReported(OutageEvent):
@@ -341,6 +347,10 @@ class MaintenanceScheduled(MaintenanceEvent):
     type: Literal["maintenance.scheduled"] = "maintenance.scheduled"
     starts_at: UtcInstant
     ends_at: UtcInstant
+    components: ScopeNames | None = None
+    """SPEC §11: the components under maintenance (absent: the whole service)."""
+    regions: ScopeNames | None = None
+    """SPEC §11: the regions under maintenance (absent: every region)."""
 
     @field_validator("ends_at")
     @classmethod

@@ -247,7 +247,6 @@ def parse_contracts(data: Any, catalog: Catalog | None = None, *, source: str = 
         raise ContractError(f"{source}: {extra[0]}: unknown key {extra[0]!r}; the file has one key, 'contracts'")
     contracts: list[Contract] = []
     customers: dict[str, int] = {}
-    services: dict[str, int] = {}
     for index, raw in enumerate(data["contracts"]):
         where = f"{source}: contracts[{index}]"
         if not isinstance(raw, dict):
@@ -266,11 +265,8 @@ def parse_contracts(data: Any, catalog: Catalog | None = None, *, source: str = 
             raise ContractError(f"{where}{_describe(terms)}: customer_id: duplicate customer_id "
                                 f"{terms.customer_id!r} (also contracts[{customers[terms.customer_id]}])")
         customers[terms.customer_id] = index
-        for i, service in enumerate(terms.services):
-            if service.service_id in services and services[service.service_id] != index:
-                raise ContractError(f"{where}{_describe(terms)}: services[{i}].service_id: duplicate service_id "
-                                    f"{service.service_id!r} (also in contracts[{services[service.service_id]}])")
-            services.setdefault(service.service_id, index)
+        # Different customers listing one service_id is normal (SPEC §11: shared services); one
+        # customer listing it twice is refused by `validate_terms`.
         contracts.append(contract_from_terms(terms, catalog, where=where))
     return contracts
 

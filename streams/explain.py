@@ -41,4 +41,8 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
                else f"{service.annual_fee} {service.currency}/year = {fee:.2f} {service.currency}/month")
     describe = (f"{customer_id}: {entry.plan.policy} {entry.plan.plan} (catalog {entry.plan.policy_version}), "
                 f"uptime commitment {commitment} %, fee {billing}")
-    return explain_month(state, month, commitment, fee, service.currency, describe, customer_id=customer_id)
+    others = len(proc.subscribers.get(service_id, ())) - 1
+    if others:
+        describe += f"; service shared with {others} other customer{'s' if others > 1 else ''}"
+    return explain_month(state, month, commitment, fee, service.currency, describe, customer_id=customer_id,
+                         scope=entry.scope(service_id), in_force=(entry.in_force_from, None))

@@ -113,7 +113,7 @@ def test_a_rejected_event_moves_no_time():
     run.feed(decoded(wire("contract.upserted", "2026-06-03T15:00:00Z", customer_id="rs2", policy="rescale",
                           plan="production", edition="enterprise")))  # order-form targets missing
     run.feed(decoded(wire("contract.upserted", "2026-06-03T15:00:00Z", customer_id="other", policy="vectorize",
-                          plan="pro", services=[{"service_id": "vp-api", "monthly_fee": "1", "currency": "USD"}])))
+                          plan="pro", services=[{"service_id": "vp-api", "monthly_fee": "1", "currency": "USD"}] * 2)))
     assert [r.reason for r in run.rejected] == ["unknown_customer", "duplicate_ticket", "invalid_field",
                                                 "invalid_contract", "invalid_contract"]
     assert run.proc.now == before
