@@ -660,14 +660,16 @@ class Processor:
         oldest = self._service_held[service_id] = min(known) if known else None
         return oldest
 
-    def subscriber_terms(self, service_id: str) -> list[Subscriber]:
-        """Every subscriber of `service_id` with the terms its month figures use, in customer order."""
+    def subscriber_terms(self, service_id: str, month: str) -> list[Subscriber]:
+        """Every subscriber of `service_id` with the terms its figures for `month` use, in customer
+        order: the commitment of the catalog version in force at the month's start (SPEC §14)."""
+        start = uptime.month_bounds(month)[0]
         subs = []
         for customer_id in self.subscribers.get(service_id, ()):
             entry = self.contracts[customer_id]
             svc = entry.service(service_id)
-            subs.append(Subscriber(customer_id, entry.plan.uptime_commitment_percent, svc.fee_per_month,
-                                   svc.currency, entry.scope(service_id), (entry.in_force_from, None)))
+            subs.append(Subscriber(customer_id, self.plan_at(customer_id, start).uptime_commitment_percent,
+                                   svc.fee_per_month, svc.currency, entry.scope(service_id), (entry.in_force_from, None)))
         return subs
 
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,

@@ -68,15 +68,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain_month(args: argparse.Namespace) -> int:
-    from policies.catalog import ContractError
+    from policies.catalog import CatalogError, ContractError, load_catalog
     from streams.explain import explain_month_from_files
 
     if not _is_month(args.month):
         print(f"slaproc explain-month: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
         return 2
     try:
-        text = explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month)
-    except (ContractError, OSError, LookupError, ValueError) as err:
+        catalog = load_catalog(args.catalog) if args.catalog else None
+        text = explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month, catalog)
+    except (CatalogError, ContractError, OSError, LookupError, ValueError) as err:
         print(f"slaproc explain-month: {err}", file=sys.stderr)
         return 2
     print(text)
@@ -259,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("month", help="YYYY-MM (UTC calendar month)")
     p.add_argument("events", type=Path, metavar="EVENTS.jsonl")
     p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
+    p.add_argument("--catalog", type=Path, metavar="DIR",
+                   help="catalog directory with every published version (default: the packaged one); the month "
+                        "is measured under the version in force at its start (SPEC §14)")
     p.set_defaults(func=_cmd_explain_month)
 
     p = sub.add_parser("report", help="one customer's month for an account manager: HTML, CSV or JSON",

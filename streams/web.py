@@ -78,7 +78,7 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
             return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)
         proc = worker.processors.get(partition_for_key(service_id, partitions))
         side = getattr(proc, "monitoring", None) or getattr(proc, "core", None)  # services' half, its own time
-        subscribers = side.subscriber_terms(service_id) if side is not None else []
+        subscribers = side.subscriber_terms(service_id, month) if side is not None else []
         if not subscribers:
             return web.json({"error": f"service {service_id!r} is unknown"}, status=404)
         oldest = side.service_oldest_month_held(service_id)

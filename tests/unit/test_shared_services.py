@@ -196,7 +196,7 @@ def test_the_service_month_view_lists_every_subscribers_figures():
     run(proc, outage("O1", "2026-02-10T10:00:00Z", "2026-02-10T11:40:00Z", regions=["eu-west"]),
         "2026-03-01T02:00:00Z")
     view = service_month(proc.store.service("cloud"), "2026-02", at("2026-03-01T00:00:00Z"),
-                         proc.subscriber_terms("cloud"))
+                         proc.subscriber_terms("cloud", "2026-02"))
     rows = {r["customer_id"]: r for r in view["customers"]}
     assert view["downtime_minutes"] == 100  # the whole service: every outage
     assert (rows["eu"]["downtime_minutes"], rows["eu"]["met"], rows["eu"]["closed"]) == (100, True, True)
