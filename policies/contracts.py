@@ -246,7 +246,9 @@ def parse_contracts(data: Any, catalog: Catalog | None = None, *, source: str = 
     if extra:
         raise ContractError(f"{source}: {extra[0]}: unknown key {extra[0]!r}; the file has one key, 'contracts'")
     contracts: list[Contract] = []
-    customers: dict[str, int] = {}
+    # (customer_id, effective_from) -> index: a customer appears once per effective_from (SPEC §14:
+    # its later terms, each from its own instant)
+    customers: dict[tuple[str, datetime | None], int] = {}
     for index, raw in enumerate(data["contracts"]):
         where = f"{source}: contracts[{index}]"
         if not isinstance(raw, dict):
@@ -261,10 +263,13 @@ def parse_contracts(data: Any, catalog: Catalog | None = None, *, source: str = 
             raise ContractError("; ".join(
                 f"{where}{_describe(None, raw.get('customer_id'))}: {field}: {problem}"
                 for field, problem in _pydantic_problems(exc, raw))) from None
-        if terms.customer_id in customers:
+        key = (terms.customer_id, terms.effective_from)
+        if key in customers:
+            since = terms.effective_from.isoformat() if terms.effective_from else "none"
             raise ContractError(f"{where}{_describe(terms)}: customer_id: duplicate customer_id "
-                                f"{terms.customer_id!r} (also contracts[{customers[terms.customer_id]}])")
-        customers[terms.customer_id] = index
+                                f"{terms.customer_id!r} (also contracts[{customers[key]}]) with the same "
+                                f"effective_from ({since}); a customer's next terms need their own effective_from")
+        customers[key] = index
         # Different customers listing one service_id is normal (SPEC §11: shared services); one
         # customer listing it twice is refused by `validate_terms`.
         contracts.append(contract_from_terms(terms, catalog, where=where))

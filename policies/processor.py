@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection, Iterator, Mapping, Protocol
 
@@ -26,6 +26,7 @@ from policies.tickets import TicketEngine, TicketState, event_digest
 
 UTC = timezone.utc
 _MICROSECOND = timedelta(microseconds=1)
+_BEGINNING = datetime.min.replace(tzinfo=UTC)  # where terms without an effective_from sort in a history
 _DUPLICATE = "\x00duplicate"  # `Processor._check`: an input already applied (not a parking key)
 TICKET_TYPES = frozenset({
     "ticket.opened", "ticket.priority_changed", "ticket.replied", "ticket.status_changed",
@@ -186,10 +187,15 @@ class Processor:
         self.settings = settings
         self.owns_service = owns_service
         self.tickets = TicketEngine(settings.at_risk_thresholds)
+        # customer -> its latest terms (by effective_from), with the first month and instant of the
+        # whole history; the terms in force at an instant come from `contract_at`
         self.contracts: dict[str, ContractEntry] = {}
-        # (customer, catalog version) -> the contract's plan under that version (SPEC §14); cleared
-        # when a contract is installed
-        self._versioned_plans: dict[tuple[str, str], ResolvedPlan] = {}
+        # customer -> every terms it had, ordered by effective_from (SPEC §14: a later contract adds
+        # the next terms, the earlier ones stay for what happened before it)
+        self.histories: dict[str, list[Contract]] = {}
+        # (customer, effective_from, catalog version) -> those terms' plan under that version (SPEC
+        # §14); cleared when a contract is installed
+        self._versioned_plans: dict[tuple[str, datetime | None, str], ResolvedPlan] = {}
         # service_id -> the customers whose contract lists it, sorted (SPEC §11: shared services)
         self.subscribers = Subscribers()
         self.ticket_now: datetime | None = None
@@ -232,6 +238,8 @@ class Processor:
         month of `at` (a contract event's time), else from the first instant the processor sees."""
         terms = contract.terms
         old = self.contracts.get(terms.customer_id)
+        old_listed = self._services_listed(terms.customer_id)
+        latest = self._add_to_history(contract)[-1]
         start = terms.effective_from or at or self.monitoring_now
         start_month = uptime.month_of(start) if start is not None else None
         in_force_from = terms.effective_from
@@ -240,16 +248,51 @@ class Processor:
             earlier = (old.in_force_from, in_force_from)
             in_force_from = None if None in earlier else min(earlier)  # type: ignore[type-var]
             start_month = old.start_month
-        self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month, in_force_from)
+        self.contracts[terms.customer_id] = ContractEntry(latest.terms, latest.plan, start_month, in_force_from)
         self._versioned_plans.clear()
         self._closes_checked_until = None
         self._attainment_starts = None
         self._service_held.clear()
-        listed = {svc.service_id for svc in terms.services}
-        for service_id in {svc.service_id for svc in old.terms.services} - listed if old is not None else ():
+        listed = self._services_listed(terms.customer_id)
+        for service_id in old_listed - listed:
             self.subscribers.discard(service_id, terms.customer_id)
         for service_id in listed:
             self.subscribers.add(service_id, terms.customer_id)
+
+    def _add_to_history(self, contract: Contract) -> list[Contract]:
+        """Put `contract` in its customer's history: it replaces the terms with the same
+        effective_from, else goes in effective_from order (so the arrival order does not matter)."""
+        history = self.histories.setdefault(contract.customer_id, [])
+        key = contract.effective_from or _BEGINNING
+        for i, earlier in enumerate(history):
+            earlier_key = earlier.effective_from or _BEGINNING
+            if earlier_key == key:
+                history[i] = contract
+                return history
+            if earlier_key > key:
+                history.insert(i, contract)
+                return history
+        history.append(contract)
+        return history
+
+    def _services_listed(self, customer_id: str) -> set[str]:
+        """Every service the customer's terms list, over its whole history."""
+        return {svc.service_id for c in self.histories.get(customer_id, ()) for svc in c.terms.services}
+
+    def contract_at(self, customer_id: str, at: datetime) -> ContractEntry:
+        """The customer's terms in force at `at` (SPEC §14: a ticket's opening, a month's start): the
+        last of its history whose effective_from is at or before `at`; before the first, the first.
+        Raises Rejected (unknown_customer) when the customer has no contract."""
+        entry = self._contract(customer_id)
+        history = self.histories.get(customer_id, ())
+        chosen = history[0] if history else None
+        for later in history[1:]:
+            if later.effective_from is None or later.effective_from > at:
+                break
+            chosen = later
+        if chosen is None or chosen is history[-1]:
+            return entry
+        return replace(entry, terms=chosen.terms, plan=chosen.plan)
 
     def upsert_contract(self, contract: tuple[Contract, datetime] | Contract) -> list[Output]:
         """A contract from the contracts topic (or file): install it and catch its months up."""
@@ -268,7 +311,7 @@ class Processor:
         """The contract's plan under catalog `version` of its policy."""
         if version == entry.plan.policy_version:
             return entry.plan
-        key = (entry.terms.customer_id, version)
+        key = (entry.terms.customer_id, entry.terms.effective_from, version)
         plan = self._versioned_plans.get(key)
         if plan is None:
             try:
@@ -280,8 +323,8 @@ class Processor:
 
     def plan_at(self, customer_id: str, at: datetime) -> ResolvedPlan:
         """The customer's plan under the catalog version in force at `at` (a ticket's opening,
-        a month's start)."""
-        entry = self._contract(customer_id)
+        a month's start), under the customer's terms in force at `at`."""
+        entry = self.contract_at(customer_id, at)
         return self._plan_under(entry, self.catalog.version_at(entry.plan.policy, at))
 
     def ticket_plan(self, state: TicketState) -> ResolvedPlan:
@@ -289,7 +332,7 @@ class Processor:
         its state, so a restart with a catalog that gained a version changes nothing for it.
         A version the catalog no longer has (published versions are never removed, see
         docs/operations.md) falls back to the one in force at the opening, as a replay would."""
-        entry = self._contract(state.customer_id)
+        entry = self.contract_at(state.customer_id, state.opened_at)  # the terms in force at its opening
         version = state.policy_version
         if version != entry.plan.policy_version and not self.catalog.has_version(entry.plan.policy, version):
             version = self.catalog.version_at(entry.plan.policy, state.opened_at)
@@ -557,7 +600,7 @@ class Processor:
             state = uptime.owning_emitted(state)
             for customer_id in self.subscribers[ev.service_id]:  # sorted: the same order in stream and replay
                 entry = self.contracts[customer_id]
-                if entry.plan.uptime_commitment_percent is None:
+                if not self._commits_uptime(customer_id):
                     continue
                 for month in revise.get(customer_id, ()):
                     state, closed_out = self._close_one(state, entry, ev.service_id, month, now, cache)
@@ -582,7 +625,7 @@ class Processor:
             cache = uptime.FiguresCache()
             for customer_id in self.subscribers[service_id]:
                 entry = self.contracts[customer_id]
-                if entry.plan.uptime_commitment_percent is None or entry.start_month is None:
+                if entry.start_month is None or not self._commits_uptime(customer_id):
                     continue
                 key = (customer_id, service_id)
                 month = self._next_close.get(key, entry.start_month)
@@ -603,6 +646,10 @@ class Processor:
                 state = downtime.prune(state, held)
             self.store.save_service(state)
         return out
+
+    def _commits_uptime(self, customer_id: str) -> bool:
+        """Whether any of the customer's terms commits to uptime (each month checks its own)."""
+        return any(c.plan.uptime_commitment_percent is not None for c in self.histories.get(customer_id, ()))
 
     def _close_service_months(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
                               t: datetime, out: list[Output],
@@ -666,8 +713,10 @@ class Processor:
         start = uptime.month_bounds(month)[0]
         subs = []
         for customer_id in self.subscribers.get(service_id, ()):
-            entry = self.contracts[customer_id]
-            svc = entry.service(service_id)
+            entry = self.contract_at(customer_id, start)
+            svc = next((s for s in entry.terms.services if s.service_id == service_id), None)
+            if svc is None:
+                continue  # the terms in force at the month's start do not list the service
             subs.append(Subscriber(customer_id, self.plan_at(customer_id, start).uptime_commitment_percent,
                                    svc.fee_per_month, svc.currency, entry.scope(service_id), (entry.in_force_from, None)))
         return subs
@@ -675,8 +724,12 @@ class Processor:
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
                    at: datetime, cache: uptime.FiguresCache) -> tuple[downtime.ServiceState, list[Output]]:
         """Close (or revise) `month` for one subscriber. `state` comes from `uptime.owning_emitted`:
-        the close is recorded in place."""
-        svc = entry.service(service_id)
+        the close is recorded in place. The month is measured under the customer's terms in force
+        at its start (SPEC §14); terms that do not list the service close nothing for it."""
+        entry = self.contract_at(entry.terms.customer_id, uptime.month_bounds(month)[0])
+        svc = next((s for s in entry.terms.services if s.service_id == service_id), None)
+        if svc is None:
+            return state, []
         before = state.emitted.get((entry.terms.customer_id, month))
         # SPEC §14: a month is measured under the catalog version in force at its start
         month_plan = self._plan_under(entry, self.catalog.version_at(entry.plan.policy, uptime.month_bounds(month)[0]))

@@ -228,7 +228,8 @@ def test_duplicate_customer_id(tmp_path, catalog):
           - {customer_id: beta, policy: vectorize, plan: pro}
           - {customer_id: acme, policy: vectorize, plan: starter}
     """)
-    assert "contracts[2] (customer_id='acme'): customer_id: duplicate customer_id 'acme' (also contracts[0])" in message
+    assert "contracts[2] (customer_id='acme'): customer_id: duplicate customer_id 'acme' (also contracts[0]) " \
+           "with the same effective_from (none)" in message
 
 
 def test_customers_share_a_service_each_with_its_own_terms_and_scope(tmp_path, catalog):
