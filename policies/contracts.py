@@ -16,7 +16,7 @@ import difflib
 import gc
 import types
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Union, get_args, get_origin
@@ -35,6 +35,8 @@ __all__ = [
     "contract_from_event",
     "contract_from_terms",
     "contract_warnings",
+    "history_key",
+    "latest_terms",
     "unknown_keys",
     "load_contracts_yaml",
     "parse_contracts",
@@ -80,6 +82,27 @@ class Contract:
 
 
 ResolvedContract = Contract
+
+# where terms without an effective_from sort in a customer's history: before every dated one
+BEGINNING = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def history_key(contract: Contract) -> str:
+    """The key of one of a customer's terms in the stream's contracts table: the customer_id, then
+    ``@`` and the effective_from when there is one (SPEC §14: a customer has one terms per
+    effective_from; terms without one keep the plain customer_id, the key every contract had
+    before histories, so a table written then reads the same)."""
+    since = contract.effective_from
+    return contract.customer_id if since is None else f"{contract.customer_id}@{since.isoformat()}"
+
+
+def latest_terms(values: Iterable[Any]) -> Any:
+    """Of one customer's terms (each a Contract or a tuple starting with one), the latest by
+    effective_from; None when there are none."""
+    def since(value: Any) -> datetime:
+        contract = value[0] if isinstance(value, tuple) else value
+        return contract.effective_from or BEGINNING
+    return max(values, key=since, default=None)
 
 
 def _describe(terms: ContractTerms | None, customer_id: Any = None) -> str:

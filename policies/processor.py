@@ -17,7 +17,7 @@ from events.models import InputEvent
 from policies import downtime, uptime
 from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
-from policies.contracts import Contract, contract_from_event
+from policies.contracts import BEGINNING, Contract, contract_from_event
 from policies.explain import Subscriber
 from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
@@ -26,7 +26,6 @@ from policies.tickets import TicketEngine, TicketState, event_digest
 
 UTC = timezone.utc
 _MICROSECOND = timedelta(microseconds=1)
-_BEGINNING = datetime.min.replace(tzinfo=UTC)  # where terms without an effective_from sort in a history
 _DUPLICATE = "\x00duplicate"  # `Processor._check`: an input already applied (not a parking key)
 TICKET_TYPES = frozenset({
     "ticket.opened", "ticket.priority_changed", "ticket.replied", "ticket.status_changed",
@@ -263,9 +262,9 @@ class Processor:
         """Put `contract` in its customer's history: it replaces the terms with the same
         effective_from, else goes in effective_from order (so the arrival order does not matter)."""
         history = self.histories.setdefault(contract.customer_id, [])
-        key = contract.effective_from or _BEGINNING
+        key = contract.effective_from or BEGINNING
         for i, earlier in enumerate(history):
-            earlier_key = earlier.effective_from or _BEGINNING
+            earlier_key = earlier.effective_from or BEGINNING
             if earlier_key == key:
                 history[i] = contract
                 return history

@@ -24,6 +24,7 @@ import faust
 from aiokafka.partitioner import murmur2
 
 from events.codec import Reason
+from policies.contracts import history_key, latest_terms
 from streams import kafka_config
 from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
@@ -377,7 +378,9 @@ class StreamWorker:
         self.observer = observer or Observer()
         self.processors: dict[int, Any] = {}
         self.stores: dict[int, PartitionStore] = {}
-        self.contracts: dict[str, Any] = {}  # customer_id -> Contract, this worker's view
+        self.contracts: dict[str, Any] = {}  # customer_id -> its latest (Contract, at), this worker's view
+        # every terms of every customer (SPEC §14), by the contracts table's key (`history_key`)
+        self.contract_terms: dict[str, Any] = {}
         self.contracts_version = 0  # bumped on every contract change (caches keyed on it)
         n = settings.partitions
         # Keys as bytes, never decoded: a producer's key is not ours to trust, and a key that is not
@@ -465,11 +468,11 @@ class StreamWorker:
                 log.info("partition %s: %s state writes redone from its write-ahead record",
                          partition, store.recovered_writes)
             proc = self.core.new_processor(store, self.owns_service(partition))
-            for customer_id, contract in list(self.contracts.items()):
+            for key, contract in list(self.contract_terms.items()):
                 try:
                     proc.upsert_contract(contract)  # outputs, if any, come again on the owner's events
                 except Exception:  # validated when accepted; must not make the partition unusable
-                    log.exception("partition %s: contract of %s not installed", partition, customer_id)
+                    log.exception("partition %s: contract %s not installed", partition, key)
             self.processors[partition] = proc
             self.stores[partition] = store
         return proc
@@ -773,15 +776,19 @@ class StreamWorker:
             # that the write is on the broker before this batch's offsets can be committed.
             # Only a contract every processor accepted is stored: a stored contract is installed
             # by every worker at every start, and one that raises there would stop them all.
-            self.backend.set("contracts", 0, customer_id, message.value.decode("utf-8"))
+            # Keyed by customer and effective_from (`history_key`): each of a customer's terms stays.
+            self.backend.set("contracts", 0, history_key(contract[0]), message.value.decode("utf-8"))
         await self.commit_batch()
 
     async def _upsert_contract(self, customer_id: str, contract: Any) -> None:
         """Install in every processor, all or nothing: if one raises, the contract is taken back
         out of the worker's view and every processor is rebuilt from its stored state (this unit
         changed nothing else), and the error is raised to the caller."""
-        previous = self.contracts.get(customer_id)
-        self.contracts[customer_id] = contract
+        key = history_key(contract[0])
+        previous, previous_terms = self.contracts.get(customer_id), self.contract_terms.get(key)
+        self.contract_terms[key] = contract
+        self.contracts[customer_id] = latest_terms(
+            v for k, v in self.contract_terms.items() if v[0].customer_id == customer_id)
         self.contracts_version += 1
         outputs: list[Any] = []
         try:
@@ -790,10 +797,11 @@ class StreamWorker:
                 outputs.extend(proc.upsert_contract(contract))
             prepared = self._prepare(outputs)
         except Exception:
-            if previous is None:
-                self.contracts.pop(customer_id, None)
-            else:
-                self.contracts[customer_id] = previous
+            for table, k, value in ((self.contracts, customer_id, previous), (self.contract_terms, key, previous_terms)):
+                if value is None:
+                    table.pop(k, None)
+                else:
+                    table[k] = value
             self.contracts_version += 1
             for partition in list(self.processors):
                 self._drop_processor(partition)
