@@ -36,7 +36,6 @@ __all__ = [
     "contract_from_terms",
     "contract_warnings",
     "history_key",
-    "latest_terms",
     "unknown_keys",
     "load_contracts_yaml",
     "parse_contracts",
@@ -93,16 +92,10 @@ def history_key(contract: Contract) -> str:
     effective_from; terms without one keep the plain customer_id, the key every contract had
     before histories, so a table written then reads the same)."""
     since = contract.effective_from
-    return contract.customer_id if since is None else f"{contract.customer_id}@{since.isoformat()}"
-
-
-def latest_terms(values: Iterable[Any]) -> Any:
-    """Of one customer's terms (each a Contract or a tuple starting with one), the latest by
-    effective_from; None when there are none."""
-    def since(value: Any) -> datetime:
-        contract = value[0] if isinstance(value, tuple) else value
-        return contract.effective_from or BEGINNING
-    return max(values, key=since, default=None)
+    if since is None:
+        return contract.customer_id
+    # in UTC: one key per instant, and one customer's keys sort as their instants do
+    return f"{contract.customer_id}@{since.astimezone(timezone.utc).isoformat()}"
 
 
 def _describe(terms: ContractTerms | None, customer_id: Any = None) -> str:

@@ -24,7 +24,6 @@ import faust
 from aiokafka.partitioner import murmur2
 
 from events.codec import Reason
-from policies.contracts import history_key, latest_terms
 from streams import kafka_config
 from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
@@ -75,6 +74,11 @@ class Core(Protocol):
 
     def contract_of(self, event: Any) -> tuple[str, Any]:
         """A decoded contract.upserted -> (customer_id, Contract). Raises ValueError."""
+
+    def contract_key(self, contract: Any) -> str:
+        """The contracts table's key of a Contract from `contract_of`: one per customer and
+        effective_from (SPEC §14), sorting as the effective_froms do. Optional: a core without
+        contract histories keys by customer_id."""
 
     def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> Any:
         """A Processor (upsert_contract / apply / advance_to / now) over `store`."""
@@ -379,8 +383,8 @@ class StreamWorker:
         self.processors: dict[int, Any] = {}
         self.stores: dict[int, PartitionStore] = {}
         self.contracts: dict[str, Any] = {}  # customer_id -> its latest (Contract, at), this worker's view
-        # every terms of every customer (SPEC §14), by the contracts table's key (`history_key`)
-        self.contract_terms: dict[str, Any] = {}
+        # customer_id -> every terms it has (SPEC §14), by the contracts table's key (`_contract_key`)
+        self.contract_terms: dict[str, dict[str, Any]] = {}
         self.contracts_version = 0  # bumped on every contract change (caches keyed on it)
         n = settings.partitions
         # Keys as bytes, never decoded: a producer's key is not ours to trust, and a key that is not
@@ -468,11 +472,12 @@ class StreamWorker:
                 log.info("partition %s: %s state writes redone from its write-ahead record",
                          partition, store.recovered_writes)
             proc = self.core.new_processor(store, self.owns_service(partition))
-            for key, contract in list(self.contract_terms.items()):
-                try:
-                    proc.upsert_contract(contract)  # outputs, if any, come again on the owner's events
-                except Exception:  # validated when accepted; must not make the partition unusable
-                    log.exception("partition %s: contract %s not installed", partition, key)
+            for terms in list(self.contract_terms.values()):
+                for key, contract in list(terms.items()):
+                    try:
+                        proc.upsert_contract(contract)  # outputs, if any, come again on the owner's events
+                    except Exception:  # validated when accepted; must not make the partition unusable
+                        log.exception("partition %s: contract %s not installed", partition, key)
             self.processors[partition] = proc
             self.stores[partition] = store
         return proc
@@ -776,19 +781,23 @@ class StreamWorker:
             # that the write is on the broker before this batch's offsets can be committed.
             # Only a contract every processor accepted is stored: a stored contract is installed
             # by every worker at every start, and one that raises there would stop them all.
-            # Keyed by customer and effective_from (`history_key`): each of a customer's terms stays.
-            self.backend.set("contracts", 0, history_key(contract[0]), message.value.decode("utf-8"))
+            # Keyed by customer and effective_from (`_contract_key`): each of a customer's terms stays.
+            self.backend.set("contracts", 0, self._contract_key(customer_id, contract), message.value.decode("utf-8"))
         await self.commit_batch()
+
+    def _contract_key(self, customer_id: str, contract: Any) -> str:
+        key_of = getattr(self.core, "contract_key", None)  # optional in the Core protocol
+        return key_of(contract) if key_of is not None else customer_id
 
     async def _upsert_contract(self, customer_id: str, contract: Any) -> None:
         """Install in every processor, all or nothing: if one raises, the contract is taken back
         out of the worker's view and every processor is rebuilt from its stored state (this unit
         changed nothing else), and the error is raised to the caller."""
-        key = history_key(contract[0])
-        previous, previous_terms = self.contracts.get(customer_id), self.contract_terms.get(key)
-        self.contract_terms[key] = contract
-        self.contracts[customer_id] = latest_terms(
-            v for k, v in self.contract_terms.items() if v[0].customer_id == customer_id)
+        key = self._contract_key(customer_id, contract)
+        terms = self.contract_terms.setdefault(customer_id, {})
+        previous, previous_terms = self.contracts.get(customer_id), terms.get(key)
+        terms[key] = contract
+        self.contracts[customer_id] = terms[max(terms)]  # the latest: one customer's keys sort by effective_from
         self.contracts_version += 1
         outputs: list[Any] = []
         try:
@@ -797,7 +806,7 @@ class StreamWorker:
                 outputs.extend(proc.upsert_contract(contract))
             prepared = self._prepare(outputs)
         except Exception:
-            for table, k, value in ((self.contracts, customer_id, previous), (self.contract_terms, key, previous_terms)):
+            for table, k, value in ((self.contracts, customer_id, previous), (terms, key, previous_terms)):
                 if value is None:
                     table.pop(k, None)
                 else:

@@ -18,7 +18,7 @@ from events.codec import ALL_REASONS, DeadLetterReason, dead_letter_event, decod
 from events.models import DeadLetter
 from policies.attainment import PARTIAL, add_partial
 from policies.catalog import Catalog, ContractError, default_catalog
-from policies.contracts import Contract, contract_from_event
+from policies.contracts import Contract, contract_from_event, history_key
 from policies.downtime import ServiceState
 from policies.outputs import Output
 from policies.processor import Processor, Settings
@@ -201,6 +201,9 @@ class RealCore:
         except ContractError as err:
             raise ValueError(f"invalid_contract: {err}") from None
         return contract.customer_id, (contract, event.occurred_at)
+
+    def contract_key(self, contract: tuple[Contract, datetime]) -> str:
+        return history_key(contract[0])
 
     def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> PartitionProcessor:
         max_future = getattr(self.settings, "max_future", None) or DEFAULT_MAX_FUTURE
