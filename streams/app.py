@@ -915,6 +915,9 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
         # Faust's 2.8 s by default. 1 s was tried for issue 18 item 10 and made the second-worker
         # rebalance test fail in 3 of 7 runs (0 of 8 at 2.8 s); see docs/stream.md.
         broker_commit_interval=settings.commit_interval,
+        # Static membership (KIP-345): a restarted worker with the same id takes its partitions
+        # back at once instead of waiting for its old session to expire (docs/stream.md).
+        consumer_group_instance_id=settings.group_instance_id or None,
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         web_bind=settings.web_host,
