@@ -564,6 +564,22 @@ class BusinessCalendar:
             day += ONE_DAY
         return total
 
+    def open_intervals(self, a: datetime, b: datetime) -> list[Interval]:
+        """The open stretches of ``[a, b)`` in UTC, in order, touching intervals merged
+        (what a picture of business hours draws)."""
+        a = _require_aware(a, "a")
+        b = _require_aware(b, "b")
+        if b <= a:
+            return []
+        if self._always_open:
+            return [(a, b)]
+        clipped: list[Interval] = []
+        for start, end in self._intervals_after(a):  # already clipped to start at a or later
+            if start >= b:
+                break
+            clipped.append((start, min(end, b)))
+        return _merge(clipped)
+
     def business_days(self, n: Decimal | int) -> timedelta:
         """``n`` business days as open time: ``n * day_length`` (to the microsecond,
         rounded half-up)."""

@@ -2,9 +2,14 @@
 resolution against one customer's contract terms.
 
 The data lives in ``policies/catalog/<policy>.yaml`` (one file per provider, each
-value commented with the seed sentence it encodes). ``load_catalog()`` validates
-the files; ``Catalog.resolve(terms)`` turns a contract into a frozen
-``ResolvedPlan``: the ticket clocks per priority (with their business calendars),
+value commented with the seed sentence it encodes). A later published version of a
+policy is a whole file of its own, ``<policy>@<catalog_version>.yaml``, with the
+instant it takes effect (``effective_from``); the first version has none (it is in
+force since the beginning). Versions are never edited or removed once published:
+a ticket is measured under the version in force when it was opened, a month under
+the one in force at its start (SPEC §14). ``load_catalog()`` validates the files;
+``Catalog.resolve(terms, at=..)`` turns a contract into a frozen ``ResolvedPlan``
+under one version: the ticket clocks per priority (with their business calendars),
 the seed rules, the uptime commitment and the contracted services.
 
 Pure: no clock, no environment; the calendars are built once per distinct set of
@@ -16,11 +21,11 @@ import functools
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as _holidays
@@ -178,6 +183,9 @@ class PolicyFile(_Strict):
 
     policy: Literal["neural-magic", "neptune", "rescale", "vectorize"]
     catalog_version: str = Field(pattern=r"^\d{4}\.\d{1,2}\.\d+$")
+    # SPEC §14: when this version takes effect (RFC 3339 with an offset); absent on the first
+    # version of a policy, which is in force since the beginning.
+    effective_from: datetime | None = None
     source: str = Field(min_length=1)
     priorities: tuple[str, ...] = Field(min_length=1)
     regions: dict[Literal["americas", "emea", "apac"], RegionDef] = {}
@@ -186,6 +194,18 @@ class PolicyFile(_Strict):
     pause: dict[Metric, tuple[Literal["waiting_on_customer", "on_hold"], ...]] = {}
     attainment: Literal["quarterly"] | None = None
     plans: dict[str, PlanDef] = Field(min_length=1)
+
+    @field_validator("effective_from")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.utcoffset() is None:
+            raise ValueError("needs an offset (RFC 3339), e.g. 2026-10-15T00:00:00-04:00")
+        return v
+
+    @property
+    def version_key(self) -> tuple[int, ...]:
+        """`catalog_version` as numbers, for ordering (2026.10.1 < 2026.9.2 as text, not as a version)."""
+        return tuple(int(part) for part in self.catalog_version.split("."))
 
     def reference_problems(self) -> Iterable[tuple[str, str]]:
         """Cross-references the schema cannot check: ``(field path, problem)`` pairs."""
@@ -478,34 +498,86 @@ _PLAN_FIELDS = frozenset(ContractTerms.model_fields) - {"customer_id", "services
 
 
 class Catalog:
-    """All providers' policy files, validated. ``resolve`` is cached per contract terms."""
+    """All providers' policy files, every published version of each, validated.
+    ``resolve`` is cached per contract terms and version."""
 
-    def __init__(self, policies: Mapping[str, PolicyFile], *, cache_size: int = 4096) -> None:
-        self._policies = dict(policies)
+    def __init__(self, policies: Mapping[str, PolicyFile | Sequence[PolicyFile]], *, cache_size: int = 4096) -> None:
+        """`policies`: per policy id, its file, or its versions (any order; `load_catalog` checks them)."""
+        self._versions: dict[str, tuple[PolicyFile, ...]] = {
+            name: tuple(sorted((files,) if isinstance(files, PolicyFile) else files, key=lambda f: f.version_key))
+            for name, files in policies.items()}
+        self._by_version = {(name, f.catalog_version): f for name, files in self._versions.items() for f in files}
         self._cache: OrderedDict[str, _PlanCore] = OrderedDict()
         self._cache_size = cache_size
 
     @property
     def policies(self) -> tuple[str, ...]:
-        return tuple(sorted(self._policies))
+        return tuple(sorted(self._versions))
 
-    def policy(self, name: str) -> PolicyFile:
-        return self._policies[name]
+    def policy(self, name: str, version: str | None = None) -> PolicyFile:
+        """The policy's file of `version` (default: the latest published)."""
+        if version is None:
+            return self._versions[name][-1]
+        try:
+            return self._by_version[(name, version)]
+        except KeyError:
+            known = ", ".join(f.catalog_version for f in self._versions.get(name, ()))
+            raise KeyError(f"{name} has no catalog version {version!r}; known: {known}") from None
 
     def plans(self, policy: str) -> tuple[str, ...]:
-        return tuple(self._policies[policy].plans)
+        return tuple(self.policy(policy).plans)
 
     def version(self, policy: str) -> str:
-        return self._policies[policy].catalog_version
+        """The latest published catalog version of `policy`."""
+        return self.policy(policy).catalog_version
+
+    def versions(self, policy: str) -> tuple[tuple[str, datetime | None], ...]:
+        """Every published version of `policy`, oldest first: (catalog_version, effective_from)."""
+        return tuple((f.catalog_version, f.effective_from) for f in self._versions[policy])
+
+    def has_version(self, policy: str, version: str) -> bool:
+        return (policy, version) in self._by_version
+
+    def version_at(self, policy: str, at: datetime) -> str:
+        """The catalog version of `policy` in force at the instant `at` (SPEC §14): the latest whose
+        `effective_from` is at or before `at`; the first version is in force since the beginning."""
+        files = self._versions[policy]
+        current = files[0]
+        for f in files[1:]:
+            if f.effective_from is not None and f.effective_from <= at:
+                current = f
+        return current.catalog_version
 
     # -- validation ------------------------------------------------------------------
 
-    def problems(self, terms: ContractTerms) -> list[tuple[str, str]]:
-        """What keeps `terms` from resolving: ``(field path, problem)`` pairs, empty when valid."""
-        out: list[tuple[str, str]] = []
-        pf = self._policies.get(terms.policy)
-        if pf is None:
+    def problems(self, terms: ContractTerms, version: str | None = None) -> list[tuple[str, str]]:
+        """What keeps `terms` from resolving: ``(field path, problem)`` pairs, empty when valid.
+
+        `version`: check against that catalog version only; default: every version the terms can
+        meet, i.e. those still in force at or after the start of the month of the contract's
+        `effective_from` (all of them when it has none), so that a contract accepted today does
+        not fail on a ticket or a month later."""
+        if terms.policy not in self._versions:
             return [("policy", f"unknown policy {terms.policy!r}; known: {', '.join(self.policies)}")]
+        if version is not None:
+            return self._problems(terms, self.policy(terms.policy, version))
+        files = self._versions[terms.policy]
+        start = terms.effective_from
+        if start is not None:  # its first month is measured from the month's start (SPEC §14)
+            start = start.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        for pf, successor in zip(files, files[1:] + (None,)):
+            if start is not None and successor is not None and successor.effective_from is not None \
+                    and successor.effective_from <= start:
+                continue  # superseded before the contract's first month
+            found = self._problems(terms, pf)
+            if found:
+                if len(files) > 1:
+                    found = [(where, f"{problem} (catalog {pf.catalog_version})") for where, problem in found]
+                return found
+        return []
+
+    def _problems(self, terms: ContractTerms, pf: PolicyFile) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
         plan = pf.plans.get(terms.plan)
         if plan is None:
             return [("plan", f"unknown plan {terms.plan!r} for policy {terms.policy}; known: {', '.join(pf.plans)}")]
@@ -555,19 +627,26 @@ class Catalog:
 
     # -- resolution ------------------------------------------------------------------
 
-    def resolve(self, terms: ContractTerms) -> ResolvedPlan:
-        """Resolve a contract against its policy. Raises ContractError (naming the
-        customer, the field and the problem) for terms the catalog cannot accept."""
+    def resolve(self, terms: ContractTerms, *, at: datetime | None = None, version: str | None = None) -> ResolvedPlan:
+        """Resolve a contract against its policy: under `version`, else the version in force at
+        `at`, else the latest. Raises ContractError (naming the customer, the field and the
+        problem) for terms the catalog cannot accept, and KeyError for an unknown version."""
+        if terms.policy not in self._versions:
+            field_path, problem = self.problems(terms)[0]
+            raise ContractError(f"contract customer_id={terms.customer_id!r}: {field_path}: {problem}")
+        if version is None:
+            version = self.version_at(terms.policy, at) if at is not None else self.version(terms.policy)
+        pf = self.policy(terms.policy, version)
         # Only the fields that shape the plan: equal plans share one core, and a
         # `contract.upserted` event (a ContractTerms subclass) keys like its terms.
-        key = terms.model_dump_json(include=_PLAN_FIELDS)
+        key = version + terms.model_dump_json(include=_PLAN_FIELDS)
         core = self._cache.get(key)
         if core is None:
-            problems = self.problems(terms)
+            problems = self.problems(terms, version)
             if problems:
                 field_path, problem = problems[0]
                 raise ContractError(f"contract customer_id={terms.customer_id!r}: {field_path}: {problem}")
-            core = self._resolve_core(terms)
+            core = self._resolve_core(terms, pf)
             self._cache[key] = core
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -575,8 +654,7 @@ class Catalog:
             self._cache.move_to_end(key)
         return ResolvedPlan(core, tuple(terms.services))
 
-    def _resolve_core(self, terms: ContractTerms) -> _PlanCore:
-        pf = self._policies[terms.policy]
+    def _resolve_core(self, terms: ContractTerms, pf: PolicyFile) -> _PlanCore:
         plan = pf.plans[terms.plan]
         always = BusinessCalendar.always_open()
         # Rescale's seed speaks of Enterprise and Government Editions; a contract
@@ -714,9 +792,30 @@ def load_policy_file(path: str | Path) -> PolicyFile:
     problems = [f"{path.name}: {where}: {msg}" for where, msg in pf.reference_problems()]
     if problems:
         raise CatalogError("; ".join(problems))
-    if path.stem != pf.policy:
-        raise CatalogError(f"{path.name}: policy: {pf.policy!r} does not match the file name")
+    if path.stem not in (pf.policy, f"{pf.policy}@{pf.catalog_version}"):
+        raise CatalogError(f"{path.name}: policy: {pf.policy!r} version {pf.catalog_version} does not match the file "
+                           f"name (expected {pf.policy}.yaml or {pf.policy}@{pf.catalog_version}.yaml)")
     return pf
+
+
+def _version_problem(files: Sequence[PolicyFile]) -> str | None:
+    """Why a policy's versions (oldest first) are not a history, or None: the first has no
+    `effective_from` (in force since the beginning); each later one has one, after its
+    predecessor's; versions and instants are distinct."""
+    first = files[0]
+    if first.effective_from is not None:
+        return (f"version {first.catalog_version} is the first of {first.policy}: it takes no effective_from "
+                "(it is in force since the beginning)")
+    for before, after in zip(files, files[1:]):
+        if before.catalog_version == after.catalog_version:
+            return f"catalog_version {after.catalog_version} of {after.policy} is published twice"
+        if after.effective_from is None:
+            return f"version {after.catalog_version} of {after.policy} needs effective_from (only the first has none)"
+        if before.effective_from is not None and after.effective_from <= before.effective_from:
+            return (f"version {after.catalog_version} of {after.policy} takes effect "
+                    f"{after.effective_from.isoformat()}, not after version {before.catalog_version} "
+                    f"({before.effective_from.isoformat()})")
+    return None
 
 
 def load_catalog(directory: str | Path | None = None) -> Catalog:
@@ -725,12 +824,15 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise CatalogError(f"{directory}: no catalog files (*.yaml)")
-    policies: dict[str, PolicyFile] = {}
+    policies: dict[str, list[PolicyFile]] = {}
     for path in files:
         pf = load_policy_file(path)
-        if pf.policy in policies:
-            raise CatalogError(f"{path.name}: policy: {pf.policy!r} is defined twice")
-        policies[pf.policy] = pf
+        policies.setdefault(pf.policy, []).append(pf)
+    for name, versions in policies.items():
+        versions.sort(key=lambda f: f.version_key)
+        problem = _version_problem(versions)
+        if problem:
+            raise CatalogError(f"{directory}: {name}: effective_from: {problem}")
     return Catalog(policies)
 
 

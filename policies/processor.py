@@ -137,6 +137,9 @@ class Processor:
         self.owns_service = owns_service
         self.tickets = TicketEngine(settings.at_risk_thresholds)
         self.contracts: dict[str, ContractEntry] = {}
+        # (customer, catalog version) -> the contract's plan under that version (SPEC §14); cleared
+        # when a contract is installed
+        self._versioned_plans: dict[tuple[str, str], ResolvedPlan] = {}
         self.service_owner: dict[str, str] = {}  # service_id -> customer_id
         self.ticket_now: datetime | None = None
         self.monitoring_now: datetime | None = None
@@ -180,6 +183,7 @@ class Processor:
         if old is not None and old.start_month is not None and (start_month is None or old.start_month < start_month):
             start_month = old.start_month
         self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month)
+        self._versioned_plans.clear()
         self._closes_checked_until = None
         self._attainment_starts = None
         for svc in terms.services:
@@ -203,6 +207,38 @@ class Processor:
         if entry is None:
             raise Rejected("unknown_customer", f"customer_id {customer_id!r} has no contract")
         return entry
+
+    # ---- catalog versions (SPEC §14) ----------------------------------------------------
+    def _plan_under(self, entry: ContractEntry, version: str) -> ResolvedPlan:
+        """The contract's plan under catalog `version` of its policy."""
+        if version == entry.plan.policy_version:
+            return entry.plan
+        key = (entry.terms.customer_id, version)
+        plan = self._versioned_plans.get(key)
+        if plan is None:
+            try:
+                plan = self.catalog.resolve(entry.terms, version=version)
+            except ContractError as err:
+                raise Rejected("invalid_contract", str(err)) from None
+            self._versioned_plans[key] = plan
+        return plan
+
+    def plan_at(self, customer_id: str, at: datetime) -> ResolvedPlan:
+        """The customer's plan under the catalog version in force at `at` (a ticket's opening,
+        a month's start)."""
+        entry = self._contract(customer_id)
+        return self._plan_under(entry, self.catalog.version_at(entry.plan.policy, at))
+
+    def ticket_plan(self, state: TicketState) -> ResolvedPlan:
+        """The plan a ticket is measured under: the catalog version it was opened under, kept in
+        its state, so a restart with a catalog that gained a version changes nothing for it.
+        A version the catalog no longer has (published versions are never removed, see
+        docs/operations.md) falls back to the one in force at the opening, as a replay would."""
+        entry = self._contract(state.customer_id)
+        version = state.policy_version
+        if version != entry.plan.policy_version and not self.catalog.has_version(entry.plan.policy, version):
+            version = self.catalog.version_at(entry.plan.policy, state.opened_at)
+        return self._plan_under(entry, version)
 
     # ---- time -------------------------------------------------------------------------
     def _first_instant(self, t: datetime) -> None:
@@ -236,7 +272,7 @@ class Processor:
                 else:
                     store.save_ticket(state)
                 continue
-            plan = self._contract(state.customer_id).plan
+            plan = self.ticket_plan(state)
             emitted = self.tickets.advance(state, plan, t)
             self._observe(emitted, plan, state)
             store.save_ticket(state)
@@ -309,7 +345,7 @@ class Processor:
                                                             f"{ev.ticket_id!r} with other content; the first stands")
                 return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
             if t == "ticket.opened":
-                plan = self._contract(ev.customer_id).plan
+                plan = self.plan_at(ev.customer_id, ev.occurred_at)
                 TicketEngine._check_priority(ev.priority.lower(), plan)
                 seen = state.seen if state is not None else store.closed_digests(ev.ticket_id)
                 if seen is not None and event_digest(ev.event_id) not in seen:
@@ -324,7 +360,7 @@ class Processor:
                 raise Rejected("ticket_closed", f"ticket {ev.ticket_id!r} is closed; {t} at "
                                                 f"{ev.occurred_at.isoformat()} is after its ticket.closed")
             if t == "ticket.priority_changed":
-                TicketEngine._check_priority(ev.priority.lower(), self._contract(state.customer_id).plan)
+                TicketEngine._check_priority(ev.priority.lower(), self.ticket_plan(state))
             if ev.occurred_at < state.opened_at and event_digest(ev.event_id) not in state.seen:
                 raise Rejected("orphan", f"{t} at {ev.occurred_at.isoformat()} is dated before its ticket "
                                          f"{ev.ticket_id!r} was opened ({state.opened_at.isoformat()})")
@@ -408,7 +444,7 @@ class Processor:
                 if seen is not None and event_digest(ev.event_id) in seen:
                     return []
                 raise Rejected("duplicate_ticket", f"ticket {ev.ticket_id!r} was already opened")
-            plan = self._contract(ev.customer_id).plan
+            plan = self.plan_at(ev.customer_id, ev.occurred_at)
             state, out = self.tickets.open(ev, plan, now)
             if plan.attainment_quarterly and any(
                     s.metric == "first_response" and s.binding and not s.done for s in state.slots):
@@ -423,7 +459,7 @@ class Processor:
                     return []
                 raise Rejected("ticket_closed", f"ticket {ev.ticket_id!r} is closed; {ev.type} arrived after ticket.closed")
             raise Rejected("unknown_ticket", f"ticket {ev.ticket_id!r} was never opened; {ev.type} cannot be applied")
-        plan = self._contract(state.customer_id).plan
+        plan = self.ticket_plan(state)
         if ev.type == "ticket.closed" and state.closed_at is None and event_digest(ev.event_id) not in state.seen:
             state.closed_at = ev.occurred_at
             state.purge_at = ev.occurred_at + self.settings.parking_horizon
@@ -544,9 +580,13 @@ class Processor:
                    at: datetime) -> tuple[downtime.ServiceState, list[Output]]:
         svc = next(s for s in entry.terms.services if s.service_id == service_id)
         before = state.emitted.get((entry.terms.customer_id, month))
+        # SPEC §14: a month is measured under the catalog version in force at its start
+        month_plan = self._plan_under(entry, self.catalog.version_at(entry.plan.policy, uptime.month_bounds(month)[0]))
+        if month_plan.uptime_commitment_percent is None:
+            return state, []  # that version makes no uptime commitment: nothing to close
         state, closed, refund = uptime.close_and_record(
             state, customer_id=entry.terms.customer_id, month=month,
-            commitment_percent=entry.plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
+            commitment_percent=month_plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
             currency=svc.currency)
         out: list[Output] = []
         customer_id = entry.terms.customer_id

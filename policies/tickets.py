@@ -849,6 +849,17 @@ def describe_ticket(state: TicketState, plan: Any, now: datetime, thresholds: Se
             "as_of": max(now, state.advanced_to).isoformat(), "clocks": described, "breaches": breaches}
 
 
+def standing_outcomes(state: TicketState, plan: Any, now: datetime) -> tuple[list[Output], list[tuple[datetime, str, bool]]]:
+    """The ticket's `sla.breached` / `sla.met` as its whole history derives them at `now` (what
+    stands: a retracted breach is not derived), and its status history (since, status, resolved).
+
+    Rebuilds a copy: the state itself (live in a worker's table) is left as it is."""
+    copy = TicketState.from_json(state.to_json())
+    clocks = _Clocks(copy, plan, Milestones(()))
+    clocks.rebuild(max(now, copy.advanced_to))
+    return [o for o in clocks.out if o.type in ("sla.breached", "sla.met")], list(copy.status_history)
+
+
 def open_clock_count(states: Iterable[TicketState]) -> int:
     """Number of clocks still running (for the open-clocks gauge)."""
     return sum(1 for st in states for slot in st.slots if not slot.done and slot.pending)

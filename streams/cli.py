@@ -1,4 +1,4 @@
-"""The `slaproc` command: replay, explain-month, worker, demo, gateway, convert."""
+"""The `slaproc` command: replay, explain-month, report, whatif, worker, demo, gateway, convert."""
 from __future__ import annotations
 
 import argparse
@@ -74,6 +74,71 @@ def _cmd_explain_month(args: argparse.Namespace) -> int:
         print(f"slaproc explain-month: {err}", file=sys.stderr)
         return 2
     print(text)
+    return 0
+
+
+def _cmd_whatif(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from policies.catalog import CatalogError, ContractError, default_catalog, load_catalog
+    from streams.whatif import Side, compare, render, replay_both
+
+    bound = args.until
+    if bound is None:  # SPEC §10, as replay: the wall clock + max_future bounds event time, on both sides alike
+        bound = datetime.now(timezone.utc) + timedelta(seconds=args.max_future)
+        print(f"slaproc whatif: no --until: events after {bound.isoformat()} are dead letters on both sides",
+              file=sys.stderr)
+    try:
+        catalog_a = load_catalog(args.catalog) if args.catalog else default_catalog()
+        catalog_b = load_catalog(args.versus_catalog) if args.versus_catalog else catalog_a
+        a, b = replay_both(args.events, Side(args.contracts, catalog_a), Side(args.versus or args.contracts, catalog_b),
+                           args.until, bound, progress=None if args.quiet else sys.stderr)
+    except (CatalogError, ContractError, OSError) as err:
+        print(f"slaproc whatif: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render(compare(a, b), args.format))
+    return 0
+
+
+def _add_whatif(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from streams.whatif import WHATIF_DESCRIPTION, WHATIF_EPILOG
+
+    p = sub.add_parser("whatif", help="replay the same events under two contracts / catalogs and show what changes",
+                       description=WHATIF_DESCRIPTION, epilog=WHATIF_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("events", type=Path, metavar="EVENTS.jsonl")
+    p.add_argument("--contracts", type=Path, required=True, metavar="A.yaml", help="side A's contracts")
+    p.add_argument("--versus", type=Path, metavar="B.yaml", help="side B's contracts (default: side A's)")
+    p.add_argument("--catalog", type=Path, metavar="DIR", help="side A's catalog directory (default: the packaged one)")
+    p.add_argument("--versus-catalog", type=Path, metavar="DIR2", help="side B's catalog directory (default: side A's)")
+    p.add_argument("--until", type=_instant, metavar="TS",
+                   help="advance both sides to this instant at the end (as replay --until)")
+    p.add_argument("--max-future", type=float, default=3600.0, metavar="SECONDS",
+                   help="without --until: events more than this ahead of the wall clock are dead letters; default 3600")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (default text)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or warnings on stderr")
+    p.set_defaults(func=_cmd_whatif)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from policies.catalog import CatalogError, ContractError, load_catalog
+    from streams.report import RENDERERS
+    from streams.report.build import report_from_files
+
+    if not _is_month(args.month):
+        print(f"slaproc report: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
+        return 2
+    try:
+        catalog = load_catalog(args.catalog) if args.catalog else None
+        text = RENDERERS[args.format](report_from_files(args.events, args.contracts, args.customer, args.month,
+                                                        args.until, catalog))
+        if args.out is None:
+            sys.stdout.write(text)
+        else:
+            args.out.write_text(text, encoding="utf-8")
+    except (CatalogError, ContractError, OSError, LookupError, ValueError) as err:
+        print(f"slaproc report: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -187,6 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
     p.set_defaults(func=_cmd_explain_month)
 
+    p = sub.add_parser("report", help="one customer's month for an account manager: HTML, CSV or JSON",
+                       description="Replay EVENTS and report one customer's month (SPEC §15): tickets by priority "
+                                   "and metric (measured, met, breached, attainment), each breach with its deadline, "
+                                   "uptime per service with its outage timeline, refunds with their claim deadline. "
+                                   "The HTML page is self-contained (inline SVG, works offline).",
+                       epilog="example:\n  slaproc report acme 2026-04 samples/events.jsonl --contracts "
+                              "samples/contracts.yaml --format html --out acme-2026-04.html",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("customer")
+    p.add_argument("month", help="YYYY-MM (UTC calendar month)")
+    p.add_argument("events", type=Path, metavar="EVENTS.jsonl")
+    p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
+    p.add_argument("--format", choices=("html", "csv", "json"), default="html")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--until", type=_instant, metavar="TS",
+                   help="figures as of this instant (as replay --until); default: the latest event of the file")
+    p.add_argument("--catalog", type=Path, metavar="DIR",
+                   help="catalog directory with every published version (default: the packaged one); each "
+                        "ticket is measured under the version it was opened under (SPEC §14)")
+    p.set_defaults(func=_cmd_report)
+
     p = sub.add_parser("worker", help="run the Faust stream worker (broker from SLAPROC_BROKER)",
                        description="The stream worker: consumes the input topics (SPEC §1), keeps the clocks and "
                                    "downtime tables in Faust tables, emits the outputs, serves /metrics and the "
@@ -207,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     _add_convert(sub)
     _add_gateway(sub)
+    _add_whatif(sub)  # slaproc whatif (SPEC §14)
 
     from streams.publish import add_publish_parser
 

@@ -179,12 +179,13 @@ def _quick_key(raw: bytes) -> tuple[bool, datetime, str] | None:
 
 def replay_file(events: Path, contracts: Path, until: datetime | None, out: BinaryIO,
                 progress: TextIO | None = sys.stderr, settings: Settings = Settings(),
-                bound: datetime | None = None) -> ReplayResult:
+                bound: datetime | None = None, catalog: Catalog | None = None) -> ReplayResult:
     """Replay `events` under `contracts` and write the derived events to `out` as JSON lines.
 
     `bound` (SPEC §10): events after it are `future_timestamp` dead letters; default `until`.
-    The CLI passes the wall clock + max_future when there is no `--until`."""
-    catalog = default_catalog()
+    The CLI passes the wall clock + max_future when there is no `--until`. `catalog`: default the
+    packaged one."""
+    catalog = catalog or default_catalog()
     loaded = load_contracts_yaml(contracts, catalog)
     for warning in contract_warnings(c.terms for c in loaded):  # shown even with -q: not progress
         sys.stderr.write(f"slaproc replay: warning: {warning}\n")

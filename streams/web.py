@@ -11,6 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from policies import downtime, uptime
 from policies.tickets import describe_ticket
 from streams.app import MONITORING_EVENTS, TICKET_EVENTS, partition_for_key
+from streams.report.build import report_from_worker
+from streams.report.html import render_html
 
 
 #: A month in a URL: ASCII digits only (`int()` and `\d` also take other scripts' digits, so
@@ -61,7 +63,8 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
         entry = proc.core.contracts.get(state.customer_id)
         if entry is None:
             return web.json({"error": f"customer {state.customer_id!r} has no contract"}, status=404)
-        return web.json(describe_ticket(state, entry.plan, _now(proc.core), proc.core.settings.at_risk_thresholds))
+        return web.json(describe_ticket(state, proc.core.ticket_plan(state), _now(proc.core),
+                                        proc.core.settings.at_risk_thresholds))
 
     @app.page("/services/{service_id}/months/{month}")
     @app.topic_route(topic=services, match_info="service_id")
@@ -93,3 +96,16 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
             "closed": uptime.is_closed(state, customer_id, month),
             "revision": uptime.last_revision(state, customer_id, month),
         })
+
+    @app.page("/customers/{customer_id}/months/{month}/report")
+    async def report_view(web: Any, request: Any, customer_id: str, month: str) -> Any:
+        """SPEC §15: the customer's month report (HTML) from this worker's state; the page says
+        what it does not hold (other workers' partitions, pruned months, forgotten tickets)."""
+        if not _MONTH.fullmatch(month) or not "01" <= month[5:] <= "12":
+            return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)
+        try:
+            report = report_from_worker(worker.processors, partitions, customer_id, month,
+                                        lambda key: partition_for_key(key, partitions))
+        except LookupError as err:
+            return web.json({"error": str(err)}, status=404)
+        return web.html(render_html(report))

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from policies.catalog import load_catalog
 from policies.processor import Settings
 from streams.replay import replay_file
 
@@ -24,6 +25,7 @@ class Scenario:
     types: list[str] | None
     at_risk: tuple[float, ...]
     subset: bool = False  # expected lines may omit fields (they then match any value)
+    catalog: Path | None = None  # a catalog directory of the scenario (options `catalog:`); default the packaged one
 
     @classmethod
     def load(cls, path: Path) -> "Scenario":
@@ -34,12 +36,13 @@ class Scenario:
         if isinstance(until, str):
             until = datetime.fromisoformat(until.replace("Z", "+00:00"))
         return cls(path.name, path, until, opts.get("types"), tuple(opts.get("at_risk", (0.5, 0.75, 0.9))),
-                   opts.get("match") == "subset")
+                   opts.get("match") == "subset", path / opts["catalog"] if opts.get("catalog") else None)
 
     def replay(self) -> list[dict[str, Any]]:
         buf = io.BytesIO()
         replay_file(self.path / "events.jsonl", self.path / "contracts.yaml", self.until, buf, progress=None,
-                    settings=Settings(at_risk_thresholds=self.at_risk))
+                    settings=Settings(at_risk_thresholds=self.at_risk),
+                    catalog=load_catalog(self.catalog) if self.catalog is not None else None)
         return [json.loads(line) for line in buf.getvalue().splitlines()]
 
     def expected(self) -> list[dict[str, Any]]:

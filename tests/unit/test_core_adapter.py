@@ -11,7 +11,7 @@ from tests.net_outcome import net_outcome
 
 from events.codec import DeadLetterReason, decode
 from policies.attainment import PARTIAL, AttainmentAggregator
-from policies.catalog import default_catalog
+from policies.catalog import default_catalog, load_catalog
 from policies.contracts import load_contracts_yaml
 from streams.core_adapter import RealCore
 from streams.replay import replay_file
@@ -25,9 +25,10 @@ def _stream_like(path: Path, restart_every: int) -> list[dict]:
     """Feed a scenario through a RealCore partition processor, flushing after every event and
     rebuilding the processor from the tables every `restart_every` events."""
     scenario = Scenario.load(path)
-    contracts = load_contracts_yaml(path / "contracts.yaml", CATALOG)
+    catalog = load_catalog(scenario.catalog) if scenario.catalog is not None else CATALOG
+    contracts = load_contracts_yaml(path / "contracts.yaml", catalog)
     backend = DictTableBackend()
-    core = RealCore(catalog=CATALOG)
+    core = RealCore(catalog=catalog)
 
     def fresh():
         proc = core.new_processor(PartitionStore(backend, 0), lambda _s: True)
@@ -68,7 +69,8 @@ def _stream_like(path: Path, restart_every: int) -> list[dict]:
 def _replayed(path: Path) -> list[dict]:
     scenario = Scenario.load(path)
     buf = io.BytesIO()
-    replay_file(path / "events.jsonl", path / "contracts.yaml", scenario.until, buf, progress=None)
+    replay_file(path / "events.jsonl", path / "contracts.yaml", scenario.until, buf, progress=None,
+                catalog=load_catalog(scenario.catalog) if scenario.catalog is not None else None)
     return sorted(line.decode() for line in buf.getvalue().splitlines() if b"\"dead_letter\"" not in line)
 
 

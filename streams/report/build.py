@@ -1,0 +1,161 @@
+"""Where a month report's state comes from: a replay of an event file, or a worker's processors.
+
+Both hand the same core state to `policies.report`; only what is held differs. A replay here
+keeps every month and every ticket (no pruning, closed tickets retained), so the figures of a
+file's month are complete. A worker holds what it has not forgotten: months within their claim
+window, tickets until 7 days after their close; the report says which.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from policies.contracts import load_contracts_yaml
+from policies.catalog import Catalog, ResolvedPlan, default_catalog
+from policies.processor import ContractEntry, MemoryStore, Processor, Settings
+from policies.report import MonthReport, service_month, ticket_section
+from policies.tickets import TicketState
+from policies.uptime import month_bounds
+from streams.replay import Replayer
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass
+class RetainingStore(MemoryStore):
+    """The replay store, except that a ticket closed long enough is kept (a report needs its clocks)."""
+
+    retired: dict[str, TicketState] = field(default_factory=dict)
+
+    def close_ticket(self, state: TicketState) -> None:
+        self.retired[state.ticket_id] = state
+        super().close_ticket(state)
+
+    def all_tickets(self) -> Iterable[TicketState]:
+        yield from self.retired.values()
+        yield from self.tickets.values()
+
+
+def describe_contract(customer_id: str, entry: ContractEntry, plan: ResolvedPlan) -> str:
+    commitment = plan.uptime_commitment_percent
+    fees = "; ".join(f"{s.service_id} {s.monthly_fee} {s.currency}/month" if s.monthly_fee is not None
+                     else f"{s.service_id} {s.annual_fee} {s.currency}/year" for s in entry.terms.services)
+    return (f"{customer_id}: {plan.policy} {plan.plan} (catalog {plan.policy_version})"
+            + (f", uptime commitment {commitment} %" if commitment is not None else ", no uptime commitment")
+            + (f"; services {fees}" if fees else ""))
+
+
+def _not_held(service_id: str, month: str, services: dict[str, Any], held_from: dict[str, str | None]) -> str | None:
+    if service_id not in services:
+        return "its partition is held by another worker"
+    oldest = held_from.get(service_id)
+    if oldest is not None and month < oldest:
+        return (f"the month was pruned after its claim window (the oldest month held is {oldest}); its figures "
+                "stand in the uptime.month_closed already emitted")
+    return None
+
+
+def month_report(*, core: Processor, customer_id: str, month: str, entry: ContractEntry,
+                 tickets: Iterable[TicketState], services: dict[str, Any], held_from: dict[str, str | None],
+                 now: datetime, notes: tuple[str, ...] = ()) -> MonthReport:
+    """Assemble the report from core state. `core` answers which catalog version applies (SPEC §14:
+    a ticket under the version it was opened under, the month under the one in force at its start);
+    `services`: service_id -> its ServiceState (None: nothing happened to it; absent: not held
+    here); `held_from`: service_id -> the oldest month its state still holds (None: all)."""
+    start, end = month_bounds(month)  # validates YYYY-MM
+    plan = core.plan_at(customer_id, start)
+    mine = [t for t in tickets if t.customer_id == customer_id]
+    count, rows, outcomes, timelines = ticket_section(mine, core.ticket_plan, plan.priorities, month, now) \
+        if plan.ticket_clocks else (0, (), (), ())
+    versions = Counter(core.ticket_plan(t).policy_version for t in mine if start <= t.opened_at < end)
+    if set(versions) - {plan.policy_version}:
+        notes = (*notes, "Each ticket is measured under the catalog version in force when it was opened: "
+                 + ", ".join(f"{v} ({n} ticket{'s' if n != 1 else ''})" for v, n in sorted(versions.items())) + ".")
+    commitment = plan.uptime_commitment_percent
+    service_months = () if commitment is None else tuple(
+        service_month(services.get(s.service_id), s.service_id, customer_id=customer_id, month=month,
+                      commitment=commitment, fee_per_month=s.fee_per_month, currency=s.currency, now=now,
+                      not_held=_not_held(s.service_id, month, services, held_from))
+        for s in entry.terms.services)
+    return MonthReport(customer_id, month, describe_contract(customer_id, entry, plan), now, plan.ticket_clocks, count,
+                       rows, outcomes, timelines, service_months, notes)
+
+
+def report_from_files(events: Path, contracts: Path, customer_id: str, month: str,
+                      until: datetime | None = None, catalog: Catalog | None = None) -> MonthReport:
+    """Replay `events` (every month and ticket kept) and report `customer_id`'s `month`, under
+    `catalog` (default: the packaged one)."""
+    month_bounds(month)
+    catalog = catalog or default_catalog()
+    replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
+    store = replayer.processor.store = RetainingStore()
+    with events.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            raw = raw.rstrip(b"\r\n")
+            if raw.strip():
+                replayer.feed_line(raw, events.name, lineno)
+    replayer.finish(until)
+    proc = replayer.processor
+    entry = proc.contracts.get(customer_id)
+    if entry is None:
+        raise LookupError(f"customer {customer_id!r} is not in {contracts}")
+    services = {s.service_id: store.service(s.service_id) for s in entry.terms.services}
+    return month_report(core=proc, customer_id=customer_id, month=month, entry=entry, tickets=store.all_tickets(),
+                        services=services, held_from={}, now=proc.now or EPOCH)
+
+
+def _held_tickets(processors: Iterable[Any], customer_id: str) -> list[TicketState]:
+    """The customer's tickets in the tables of this worker's partitions (the in-memory state where
+    a processor has it loaded: it may be newer than the table). A closed ticket's tombstone is skipped."""
+    marker = f'"c":{json.dumps(customer_id)}'
+    found: dict[str, TicketState] = {}
+    seen_tables: set[int] = set()
+    for proc in processors:
+        backend = proc.store.p.backend
+        if id(backend) in seen_tables:
+            continue  # one table serves every partition of this worker
+        seen_tables.add(id(backend))
+        for ticket_id, raw in backend.items("tickets"):
+            if marker in raw and not raw.startswith('{"closed":'):
+                found[ticket_id] = TicketState.from_json(raw)
+    for proc in processors:
+        found.update({k: s for k, s in proc.store.tickets.items() if s.customer_id == customer_id})
+    return list(found.values())
+
+
+def report_from_worker(processors: dict[int, Any], partitions: int, customer_id: str, month: str,
+                       owner_of: Any) -> MonthReport:
+    """The report from a stream worker's state: `processors` are its partitions' processors
+    (`streams.core_adapter.PartitionProcessor`), `owner_of(key)` the partition of a key.
+
+    Raises LookupError when the customer has no contract here."""
+    month_bounds(month)
+    procs = list(processors.values())
+    entry = next((p.core.contracts[customer_id] for p in procs if customer_id in p.core.contracts), None)
+    if entry is None:
+        raise LookupError(f"customer {customer_id!r} has no contract on this worker")
+    times = [p.core.now for p in procs if p.core.now is not None]
+    now = min(times) if times else EPOCH  # the slowest partition: no clock is judged ahead of its time
+    notes = []
+    if len(procs) < partitions:
+        notes.append(f"This worker holds {len(procs)} of {partitions} partitions: tickets and services of the "
+                     "others are not in these figures. Ask the worker that holds them, or run slaproc report over "
+                     "the event archive.")
+    notes.append("Tickets are those this worker still holds; a ticket is forgotten 7 days after ticket.closed, so "
+                 "for a past month run slaproc report over the event archive.")
+    services: dict[str, Any] = {}
+    held_from: dict[str, str | None] = {}
+    for svc in entry.terms.services:
+        proc = processors.get(owner_of(svc.service_id))
+        if proc is None:
+            continue
+        services[svc.service_id] = proc.store.service(svc.service_id)
+        held_from[svc.service_id] = proc.core.oldest_month_held(customer_id, svc.service_id)
+    core = next(p.core for p in procs if customer_id in p.core.contracts)
+    return month_report(core=core, customer_id=customer_id, month=month, entry=entry,
+                        tickets=_held_tickets(procs, customer_id), services=services, held_from=held_from,
+                        now=now, notes=tuple(notes))

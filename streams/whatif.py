@@ -1,0 +1,330 @@
+"""`slaproc whatif`: the same events replayed under two sets of terms, and what changes (SPEC §14).
+
+Side A is the contracts (and catalog) in force; side B the ones to compare with (a renegotiated
+contract, a new catalog version). Both sides are `streams.replay.Replayer` runs over the same
+lines with the same time bound, one after the other, so each side is exactly what `slaproc replay` would derive.
+What is compared is each side's net outcome (SPEC §5, what a consumer holds once every
+correction is applied):
+
+- breaches standing (`sla.breached` not retracted), per ticket × metric × binding × cycle:
+  a breach that appears, disappears, or moves (another deadline);
+- the last `sla.attainment_reported` per customer × quarter × metric;
+- per customer × service × month, the highest `uptime.month_closed` revision (uptime, met)
+  and the refund standing for it (the highest `refund.eligible` revision, unless a
+  `refund.withdrawn` of a later revision withdrew it);
+- totals: breaches, attainment (met ÷ measured over every report), refunds per currency.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any, Iterable, Literal, TextIO
+
+from policies.catalog import Catalog
+from policies.contracts import contract_warnings, load_contracts_yaml
+from policies.processor import Settings
+from streams.replay import Replayer
+
+Format = Literal["text", "json", "csv"]
+_CENT = Decimal("0.01")
+_PROGRESS_EVERY = 50_000
+
+WHATIF_DESCRIPTION = """\
+Replay the same events twice, under side A (--contracts, --catalog) and side B (--versus,
+--versus-catalog), and print what changes for each ticket, quarter and month: the breaches
+that appear or disappear, attainment per customer and quarter, and per customer x service x
+month the uptime, met and refund, with totals (breaches, attainment, refunds per currency).
+Each side is exactly what `slaproc replay` derives; a ticket keeps the catalog version in
+force when it was opened, on both sides (SPEC §14)."""
+
+WHATIF_EPILOG = """\
+sides:
+  --contracts A.yaml       side A's contracts (the terms in force)
+  --versus B.yaml          side B's contracts (default: A's, to compare catalogs only)
+  --catalog DIR            side A's catalog directory (default: the packaged catalog)
+  --versus-catalog DIR2    side B's catalog directory (default: side A's)
+
+output (--format):
+  text   a summary, then one line per change (default)
+  json   {"summary": {...}, "changes": [...]}; each change has kind (breach | attainment |
+         month), change (appears | disappears | moves | changes), its identity, and the
+         figures of each side under "a" and "b" (null where that side has none)
+  csv    one row per changed figure: kind, change, customer_id, subject, metric, period,
+         field, a, b
+
+example:
+  slaproc whatif samples/events.jsonl --contracts samples/contracts.yaml \\
+      --versus samples/contracts-renegotiated.yaml --until 2026-05-01T02:00:00Z
+"""
+
+
+# --- one side's net outcome ---------------------------------------------------------------
+
+BreachKey = tuple[str, str, bool, int]  # ticket_id, metric, binding, cycle
+QuarterKey = tuple[str, str, str]  # customer_id, quarter, metric
+MonthKey = tuple[str, str, str]  # customer_id, service_id, month
+
+
+@dataclass
+class Outcome:
+    """What a consumer of one side's outputs holds at the end (SPEC §5 net outcome)."""
+
+    breaches: dict[BreachKey, dict[str, Any]] = field(default_factory=dict)
+    attainment: dict[QuarterKey, dict[str, Any]] = field(default_factory=dict)
+    months: dict[MonthKey, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[MonthKey, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, records: Iterable[dict[str, Any]]) -> "Outcome":
+        """From one side's derived events, in the order replay writes them."""
+        out = cls()
+        breaches: dict[str, dict[str, Any]] = {}
+        retracted: set[str] = set()
+        withdrawn: dict[MonthKey, int] = {}
+        for o in records:
+            kind = o["type"]
+            if kind == "sla.breached":
+                breaches[o["event_id"]] = o
+            elif kind == "sla.breach_retracted":
+                retracted.add(o["breach_event_id"])
+            elif kind == "sla.attainment_reported":
+                out.attainment[(o["customer_id"], o["quarter"], o["metric"])] = o
+            elif kind in ("uptime.month_closed", "refund.eligible", "refund.withdrawn"):
+                key = (o["customer_id"], o["service_id"], o["month"])
+                if kind == "refund.withdrawn":
+                    withdrawn[key] = max(withdrawn.get(key, 0), o["revision"])
+                    continue
+                table = out.months if kind == "uptime.month_closed" else out.refunds
+                if key not in table or o["revision"] > table[key]["revision"]:
+                    table[key] = o
+        for event_id, o in breaches.items():
+            if event_id not in retracted:
+                out.breaches[(o["ticket_id"], o["metric"], o["binding"], o["cycle"])] = o
+        out.refunds = {k: r for k, r in out.refunds.items() if withdrawn.get(k, 0) < r["revision"]}
+        return out
+
+    def refund_totals(self) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {}
+        for r in self.refunds.values():
+            totals[r["currency"]] = totals.get(r["currency"], Decimal(0)) + Decimal(r["refund_amount"])
+        return totals
+
+    def attainment_total(self) -> dict[str, Any]:
+        measured = sum(r["measured"] for r in self.attainment.values())
+        met = sum(r["met"] for r in self.attainment.values())
+        return {"measured": measured, "met": met, "attainment_percent": _percent(met, measured)}
+
+    def month_figures(self, key: MonthKey) -> dict[str, Any] | None:
+        month = self.months.get(key)
+        if month is None:
+            return None
+        refund = self.refunds.get(key)
+        return {"uptime_percent": month["uptime_percent"], "commitment_percent": month["commitment_percent"],
+                "met": month["met"], "refund_amount": refund["refund_amount"] if refund else "0.00",
+                "currency": refund["currency"] if refund else None}
+
+
+def _percent(part: int, whole: int) -> str | None:
+    if whole == 0:
+        return None
+    return str((Decimal(part) * 100 / Decimal(whole)).quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+# --- the comparison -----------------------------------------------------------------------
+
+_BREACH_FIELDS = ("customer_id", "priority", "policy_version", "due_at", "target")
+_MONTH_COMPARED = ("uptime_percent", "met", "refund_amount")  # SPEC §14: uptime, met and refund
+
+
+def _breach_side(o: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if o is None else {k: o[k] for k in _BREACH_FIELDS}
+
+
+def _change(a: Any, b: Any, moved: bool = True) -> str:
+    if a is None:
+        return "appears"
+    if b is None:
+        return "disappears"
+    return "moves" if moved else "changes"
+
+
+def compare(a: Outcome, b: Outcome) -> dict[str, Any]:
+    """`{"summary": {...}, "changes": [...]}` of side B against side A; changes in a stable order."""
+    changes: list[dict[str, Any]] = []
+    for key in sorted(a.breaches.keys() | b.breaches.keys()):
+        ba, bb = _breach_side(a.breaches.get(key)), _breach_side(b.breaches.get(key))
+        if ba == bb:
+            continue
+        ticket_id, metric, binding, cycle = key
+        customer = (bb or ba or {})["customer_id"]
+        moved = ba is not None and bb is not None and ba["due_at"] != bb["due_at"]
+        changes.append({"kind": "breach", "change": _change(ba, bb, moved), "customer_id": customer,
+                        "ticket_id": ticket_id, "metric": metric, "binding": binding, "cycle": cycle,
+                        "a": ba, "b": bb})
+    for qkey in sorted(a.attainment.keys() | b.attainment.keys()):
+        qa, qb = (_attainment_side(side.attainment.get(qkey)) for side in (a, b))
+        if qa != qb:
+            customer, quarter, metric = qkey
+            changes.append({"kind": "attainment", "change": _change(qa, qb, moved=False), "customer_id": customer,
+                            "quarter": quarter, "metric": metric, "a": qa, "b": qb})
+    for mkey in sorted(a.months.keys() | b.months.keys()):
+        ma, mb = a.month_figures(mkey), b.month_figures(mkey)
+        if ma is not None and mb is not None and all(ma[f] == mb[f] for f in _MONTH_COMPARED):
+            continue
+        customer, service, month = mkey
+        changes.append({"kind": "month", "change": _change(ma, mb, moved=False), "customer_id": customer,
+                        "service_id": service, "month": month, "a": ma, "b": mb})
+    return {"summary": _summary(a, b, changes), "changes": changes}
+
+
+def _attainment_side(o: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if o is None else {k: o[k] for k in ("measured", "met", "attainment_percent")}
+
+
+def _summary(a: Outcome, b: Outcome, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    breach_changes = [c["change"] for c in changes if c["kind"] == "breach"]
+    ra, rb = a.refund_totals(), b.refund_totals()
+    refunds = {currency: {"a": str(ra.get(currency, Decimal(0)).quantize(_CENT)),
+                          "b": str(rb.get(currency, Decimal(0)).quantize(_CENT)),
+                          "change": str((rb.get(currency, Decimal(0)) - ra.get(currency, Decimal(0))).quantize(_CENT))}
+               for currency in sorted(ra.keys() | rb.keys())}
+    return {
+        "breaches": {"a": len(a.breaches), "b": len(b.breaches), "appear": breach_changes.count("appears"),
+                     "disappear": breach_changes.count("disappears"), "move": breach_changes.count("moves")},
+        "attainment": {"a": a.attainment_total(), "b": b.attainment_total(),
+                       "changed": sum(1 for c in changes if c["kind"] == "attainment")},
+        "months": {"a": len(a.months), "b": len(b.months),
+                   "changed": sum(1 for c in changes if c["kind"] == "month")},
+        "refunds": refunds,
+    }
+
+
+# --- running both sides -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Side:
+    contracts: Path
+    catalog: Catalog
+
+
+def replay_both(events: Path, a: Side, b: Side, until: datetime | None, bound: datetime | None,
+                progress: TextIO | None = sys.stderr, settings: Settings = Settings()) -> tuple[Outcome, Outcome]:
+    """Replay `events` under both sides, one after the other (one side's state in memory at a
+    time), and return their net outcomes. A contracts file that does not load raises
+    ContractError naming the file, before anything is replayed."""
+    loaded = [load_contracts_yaml(side.contracts, side.catalog) for side in (a, b)]
+    if progress is not None:
+        for side, contracts in zip((a, b), loaded):
+            if side is b and side.contracts == a.contracts:
+                break  # the same file: warned once
+            for warning in contract_warnings(c.terms for c in contracts):
+                progress.write(f"slaproc whatif: warning: {side.contracts.name}: {warning}\n")
+    outcomes = []
+    for name, side, contracts in zip("AB", (a, b), loaded):
+        outcomes.append(_replay_side(events, name, Replayer(contracts, side.catalog, settings), until, bound, progress))
+    return outcomes[0], outcomes[1]
+
+
+def _replay_side(events: Path, name: str, replayer: Replayer, until: datetime | None, bound: datetime | None,
+                 progress: TextIO | None) -> Outcome:
+    started = last = time.monotonic()
+    size = max(events.stat().st_size, 1)
+    with events.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            replayer.feed_line(raw, events.name, lineno)
+            if progress is not None and lineno % _PROGRESS_EVERY == 0 and time.monotonic() - last > 2:
+                last = time.monotonic()
+                progress.write(f"whatif: side {name}: read {lineno:,} lines ({fh.tell() * 100 // size} %)\n")
+                progress.flush()
+    if progress is not None and replayer.result.lines >= _PROGRESS_EVERY:
+        progress.write(f"whatif: side {name}: applying {replayer.result.lines:,} lines\n")
+        progress.flush()
+    result = replayer.finish(until, bound)
+    if progress is not None and result.lines >= _PROGRESS_EVERY:
+        progress.write(f"whatif: side {name}: {len(result.records):,} outputs in {time.monotonic() - started:.1f} s\n")
+        progress.flush()
+    return Outcome.of(json.loads(line) for line in result.sorted_lines())
+
+
+# --- formats ------------------------------------------------------------------------------
+
+def render(report: dict[str, Any], fmt: Format) -> str:
+    if fmt == "json":
+        return json.dumps(report, indent=2, sort_keys=True) + "\n"
+    if fmt == "csv":
+        return _csv(report["changes"])
+    return _text(report)
+
+
+def _subject(c: dict[str, Any]) -> tuple[str, str, str]:
+    """(subject, metric, period) of a change, for the flat formats."""
+    if c["kind"] == "breach":
+        binding = "commitment" if c["binding"] else "objective"
+        return c["ticket_id"], f"{c['metric']} {binding} cycle {c['cycle']}", ""
+    if c["kind"] == "attainment":
+        return c["customer_id"], c["metric"], c["quarter"]
+    return c["service_id"], "", c["month"]
+
+
+def _figure_rows(c: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(field, a, b) per figure that differs (a breach: its deadline, or its presence)."""
+    a, b = c["a"] or {}, c["b"] or {}
+    if c["kind"] == "breach":  # its deadline; the catalog version too when both sides have the breach
+        fields: tuple[str, ...] = ("due_at", "policy_version") if a and b else ("due_at",)
+    else:
+        fields = tuple(sorted((a.keys() | b.keys()) - {"currency"}))
+    rows = []
+    for name in fields:
+        va, vb = a.get(name), b.get(name)
+        if va != vb:
+            rows.append((name, _cell(va), _cell(vb)))
+    return rows
+
+
+def _cell(value: Any) -> str:
+    """A figure as text: strings as they are on the wire, others (true, 2, 148.0333) as JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _csv(changes: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["kind", "change", "customer_id", "subject", "metric", "period", "field", "a", "b"])
+    for c in changes:
+        subject, metric, period = _subject(c)
+        for name, va, vb in _figure_rows(c):
+            writer.writerow([c["kind"], c["change"], c["customer_id"], subject, metric, period, name, va, vb])
+    return buf.getvalue()
+
+
+def _text(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    br, at = s["breaches"], s["attainment"]
+    lines = [f"breaches standing: {br['a']} -> {br['b']} ({br['appear']} appear, {br['disappear']} disappear, "
+             f"{br['move']} move)",
+             f"attainment: {at['a']['met']}/{at['a']['measured']} ({at['a']['attainment_percent'] or '-'} %) -> "
+             f"{at['b']['met']}/{at['b']['measured']} ({at['b']['attainment_percent'] or '-'} %), "
+             f"customer quarters changed: {at['changed']}",
+             f"months closed: {s['months']['a']} -> {s['months']['b']}, changed: {s['months']['changed']}"]
+    for currency, r in s["refunds"].items():
+        lines.append(f"refunds {currency}: {r['a']} -> {r['b']} ({r['change']})")
+    if not report["changes"]:
+        lines.append("no change")
+    for c in report["changes"]:
+        subject, metric, period = _subject(c)
+        where = " ".join(p for p in (c["customer_id"], subject if subject != c["customer_id"] else "", metric, period) if p)
+        figures = "; ".join(f"{name} {va or '-'} -> {vb or '-'}" for name, va, vb in _figure_rows(c))
+        lines.append(f"  {c['kind']} {c['change']}: {where}: {figures}")
+    return "\n".join(lines) + "\n"
