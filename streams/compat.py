@@ -96,7 +96,7 @@ def correct_end_offsets_with(start_probe: Callable[[str, Any], Awaitable[Any]],
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
     from faust.types import TP
 
-    from streams.broker import bootstrap_servers
+    from streams.kafka_admin import bootstrap_servers
 
     if getattr(AIOKafkaConsumerThread, "_slaproc_end_offsets", False):
         return

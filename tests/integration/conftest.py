@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.testing.broker import EmbeddedBroker
 
 
 def pytest_collection_modifyitems(config, items):

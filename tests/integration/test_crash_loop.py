@@ -18,8 +18,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.app import MONITORING_EVENTS, TICKET_EVENTS
-from streams.broker import bootstrap_servers
-from streams.harness import collect, produce, wait_until
+from streams.kafka_admin import bootstrap_servers
+from streams.testing.harness import collect, produce, wait_until
 from tests.integration.test_stream_equals_replay import (PARTITIONS, events_in, load_contracts, mix,  # noqa: F401
                                                          new_app, run_until_final)
 from tests.integration.test_stream_resilience import assert_equals_replay

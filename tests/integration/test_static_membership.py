@@ -14,7 +14,7 @@ import re
 import pytest
 
 from streams.app import CONTRACTS, TICKET_EVENTS
-from streams.harness import wait_until
+from streams.testing.harness import wait_until
 from tests.integration.test_no_input_stops_a_worker import VP, _get, _opened, _send
 from tests.integration.test_stream_equals_replay import new_app
 

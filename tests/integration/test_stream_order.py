@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from streams.harness import collect, produce
+from streams.testing.harness import collect, produce
 from tests.integration.test_stream_equals_replay import (LATENESS, load_contracts, mix, new_app,  # noqa: F401
                                                          replay_outputs, run_until_final)
 from tests.net_outcome import net_outcome

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from streams.harness import collect, metric_sum, produce, scrape, wait_until
+from streams.testing.harness import collect, metric_sum, produce, scrape, wait_until
 from tests.integration.test_stream_equals_replay import (LATENESS, diff, events_in, load_contracts, mix,  # noqa: F401
                                                          new_app, replay_outputs, run_until_final,
                                                          split_dead_letters)
@@ -97,7 +97,7 @@ def test_second_worker_mid_stream_equals_replay(broker_url, tmp_path, mix):
 def test_bad_input_on_the_wire_is_dead_lettered_and_the_worker_goes_on(broker_url, tmp_path, mix):
     from aiokafka import AIOKafkaProducer
 
-    from streams.broker import bootstrap_servers
+    from streams.testing.broker import bootstrap_servers
 
     contracts = [e for e in __import__("yaml").safe_load(mix["contracts"].read_text())["contracts"]
                  if e["policy"] == "neural-magic"][:1]
