@@ -57,7 +57,7 @@ def test_a_worker_killed_four_times_mid_backfill_keeps_its_progress_and_equals_r
         for _ in range(3):
             before = committed()
             worker = app.start()
-            wait_until(lambda: committed() > before, 120, every=0.3, what="this incarnation commits progress")
+            wait_until(lambda before=before: committed() > before, 120, every=0.3, what="this incarnation commits progress")
             progress.append(committed() - before)
             worker.kill()  # right after its first commit: what it processed since is done again
         final = app.start()
