@@ -854,8 +854,6 @@ class StreamWorker:
             parts = json.loads(stored) if stored else {}
             if parts.get("reported"):
                 return
-            parts[str(partial.fields["partition"])] = [partial.fields["measured"], partial.fields["met"],
-                                                       partial.occurred_at.isoformat()]
             report = self.core.attainment_report(parts, partial, self.settings.partitions)
             prepared = self._prepare([report] if report is not None else [])
         except Exception:  # an internal topic: only workers write it; anything else is ignored
