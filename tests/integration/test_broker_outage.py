@@ -31,10 +31,11 @@ import pytest
 
 from bench.generate import generate, write_workload
 from streams.broker import EmbeddedBroker, _free_port
-from streams.harness import collect, metric_sum, produce, scrape, tick_until_at, wait_until
+from streams.harness import metric_sum, produce, scrape, tick_until_at, wait_until
 from tests.integration.netsupport import TcpProxy
-from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, diff, events_in, load_contracts,
-                                                         new_app, replay_outputs, split_dead_letters)
+from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, TICK_POLL, collect_at_least, diff,
+                                                         events_in, load_contracts, new_app, replay_outputs,
+                                                         split_dead_letters)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 UTC = timezone.utc
@@ -71,9 +72,10 @@ def test_broker_outage_past_the_session_timeout_mid_stream_equals_replay(tmp_pat
                                 what="processing resumed after the outage")
         at = datetime.now(UTC).replace(microsecond=0)
         # a tick moves only a partition with no unread input: final = caught up with everything
-        asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], timeout=240, every=0.25))
+        asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], timeout=240, every=TICK_POLL))
         final = time.monotonic() - restored_at
-        stream = asyncio.run(collect(url, app.prefix, quiet_for=3, raw=True))
+        replay = replay_outputs(paths["events"], paths["contracts"], at - timedelta(seconds=LATENESS))
+        stream = collect_at_least(url, app.prefix, len(replay))
         alive = worker.process.poll() is None
         metrics = scrape(worker.url)
     finally:
@@ -86,7 +88,6 @@ def test_broker_outage_past_the_session_timeout_mid_stream_equals_replay(tmp_pat
         event_id = json.loads(raw)["event_id"]
         counts[event_id] += 1
         assert first.setdefault(event_id, raw) == raw, "a repeat with other content"
-    replay = replay_outputs(paths["events"], paths["contracts"], at - timedelta(seconds=LATENESS))
     s_out, s_dead = split_dead_letters(list(first.values()))
     r_out, r_dead = split_dead_letters(replay)
     repeats = sum(n - 1 for n in counts.values())

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from bench.generate import generate, write_workload
-from streams.harness import REPO, Workers, collect, metric_sum, scrape, tick_until_at, wait_until
+from streams.harness import REPO, Workers, metric_sum, scrape, tick_until_at, wait_until
 from streams.kafka_config import KafkaSettings, preflight
-from streams.replay import replay_file
 from tests.integration.netsupport import make_pki, tls_broker
+from tests.integration.test_stream_equals_replay import TICK_POLL, collect_at_least, replay_outputs
 
 pytestmark = pytest.mark.broker
 UTC = timezone.utc
@@ -117,16 +117,16 @@ def run_end_to_end(url: str, env: dict[str, str], mix: dict, tmp_path: Path) -> 
         assert events.returncode in (0, 1), events.stderr  # 1: the mix's few bad lines are rejected
         rejected = sum(1 for line in events.stderr.splitlines() if line.startswith(str(mix["events"])))
         at = datetime.now(UTC).replace(microsecond=0)
-        asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], kafka=kafka))
-        stream = asyncio.run(collect(url, app.prefix, quiet_for=2, raw=True, kafka=kafka))
+        asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], every=TICK_POLL, kafka=kafka))
+        replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
+        # publish kept the rejected lines off the topics: replay dead-letters them, the stream cannot
+        stream = collect_at_least(url, app.prefix, len(replay) - rejected, kafka=kafka)
         # readiness checks the broker the way the clients connect (a TLS listener never answers plaintext)
         wait_until(lambda: _ready(worker.url), 30, what="/ready over TLS\n" + app.logs())
     finally:
         app.stop_all()
-    buf = __import__("io").BytesIO()
-    replay_file(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS), buf, progress=None)
     s_out, s_dead = split(stream)
-    r_out, r_dead = split(buf.getvalue().splitlines())
+    r_out, r_dead = split(replay)
     assert sum(r_out.values()) > 100
     assert s_out == r_out, f"only stream {len(s_out - r_out)}, only replay {len(r_out - s_out)}\n" + app.logs()
     assert s_dead <= r_dead  # publish kept the undecodable lines off the topics: replay dead-letters them

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from streams.harness import collect, produce
-from tests.integration.test_stream_equals_replay import (LATENESS, load_contracts, mix, new_app,  # noqa: F401
-                                                         replay_outputs, run_until_final)
+from streams.harness import produce
+from tests.integration.test_stream_equals_replay import (LATENESS, collect_at_least, load_contracts, mix,  # noqa: F401
+                                                         net_size, new_app, replay_outputs, run_until_final)
 from tests.net_outcome import net_outcome
 
 pytestmark = pytest.mark.broker
@@ -54,12 +54,12 @@ def test_stream_net_outcome_whatever_the_arrival_order(broker_url, tmp_path, mix
         asyncio.run(produce(broker_url, app.prefix, lines))
         at = datetime.now(UTC).replace(microsecond=0)
         run_until_final(app, [worker], at)
-        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, raw=True))
+        replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
+        r_net = net_outcome(json.loads(x) for x in replay)
+        stream = collect_at_least(broker_url, app.prefix, net_size(r_net))
     finally:
         app.stop_all()
-    replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
     s_net = net_outcome(json.loads(x) for x in stream)
-    r_net = net_outcome(json.loads(x) for x in replay)
     corrections = sum(1 for x in stream if b'"sla.breach_retracted"' in x or b'"sla.met_retracted"' in x)
     print(f"\n{order.__name__}: {len(lines)} lines; replay net outcome {({k: len(v) for k, v in r_net.items()})}; "
           f"stream corrections {corrections}")
