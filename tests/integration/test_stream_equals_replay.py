@@ -97,13 +97,16 @@ def events_in(urls: list[str]) -> float:
     return sum(metric_sum(scrape(u), "slaproc_events_in_total") for u in urls)
 
 
-@pytest.fixture(scope="module")
-def mix(tmp_path_factory) -> dict[str, Any]:
-    """A generated in-time-order mix of 20k events over March-May 2026 (a backfill)."""
+def generated_mix(out_dir: Path, at: datetime) -> dict[str, Any]:
+    """A generated in-time-order mix of 20k events over March-May 2026 (a backfill), the instant `at`
+    the tests using it tick their workers to, and replay's outputs until `at - allowed lateness`.
+    One mix for the session (the `mix` fixture of conftest.py): the stream tests comparing with it
+    share one replay (a replay of the mix takes seconds; the outputs depend only on the file and `at`)."""
     work = generate(events=20_000, tickets=2_000, seed=7)
-    paths = write_workload(work, tmp_path_factory.mktemp("mix"))
+    paths = write_workload(work, out_dir)
     lines = paths["events"].read_bytes().splitlines()
-    return {"contracts": paths["contracts"], "events": paths["events"], "lines": lines, "meta": work.meta}
+    return {"contracts": paths["contracts"], "events": paths["events"], "lines": lines, "meta": work.meta,
+            "at": at, "replay": replay_outputs(paths["events"], paths["contracts"], at - timedelta(seconds=LATENESS))}
 
 
 def run_until_final(app: Workers, workers: list[Any], at: datetime) -> float:
@@ -131,9 +134,8 @@ def test_generated_mix_raw_outputs_equal_replay(broker_url, tmp_path, mix):
         worker = app.start()
         asyncio.run(load_contracts(app, mix["contracts"], [worker.url]))
         asyncio.run(produce(broker_url, app.prefix, mix["lines"]))
-        at = datetime.now(UTC).replace(microsecond=0)
-        waited = run_until_final(app, [worker], at)
-        replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
+        waited = run_until_final(app, [worker], mix["at"])
+        replay = mix["replay"]
         stream = collect_at_least(broker_url, app.prefix, len(replay))
         metrics = scrape(worker.url)
     finally:

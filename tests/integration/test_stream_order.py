@@ -17,8 +17,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from streams.harness import produce
-from tests.integration.test_stream_equals_replay import (LATENESS, collect_at_least, load_contracts, mix,  # noqa: F401
-                                                         net_size, new_app, replay_outputs, run_until_final)
+from tests.integration.test_stream_equals_replay import (collect_at_least, load_contracts, net_size, new_app,
+                                                         run_until_final)
 from tests.net_outcome import net_outcome
 
 pytestmark = pytest.mark.broker
@@ -52,9 +52,8 @@ def test_stream_net_outcome_whatever_the_arrival_order(broker_url, tmp_path, mix
         worker = app.start()
         asyncio.run(load_contracts(app, mix["contracts"], [worker.url]))
         asyncio.run(produce(broker_url, app.prefix, lines))
-        at = datetime.now(UTC).replace(microsecond=0)
-        run_until_final(app, [worker], at)
-        replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
+        run_until_final(app, [worker], mix["at"])
+        replay = mix["replay"]
         r_net = net_outcome(json.loads(x) for x in replay)
         stream = collect_at_least(broker_url, app.prefix, net_size(r_net))
     finally:

@@ -11,17 +11,14 @@ import asyncio
 import json
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from streams.harness import collect, metric_sum, produce, scrape, wait_until
-from tests.integration.test_stream_equals_replay import (LATENESS, QUIET, collect_at_least, diff, events_in,  # noqa: F401
-                                                         load_contracts, mix, new_app, replay_outputs,
-                                                         run_until_final, split_dead_letters)
+from tests.integration.test_stream_equals_replay import (QUIET, collect_at_least, diff, events_in, load_contracts,
+                                                         new_app, run_until_final, split_dead_letters)
 
 pytestmark = pytest.mark.broker
-UTC = timezone.utc
 
 
 def check_repeats_identical(stream: list[bytes]) -> Counter:
@@ -57,13 +54,11 @@ def test_kill_9_mid_stream_and_restart_equals_replay(broker_url, tmp_path, mix):
         first.kill()  # kill -9: no flush, no commit, no LeaveGroup
         restarted_at = time.monotonic()
         second = app.start()
-        at = datetime.now(UTC).replace(microsecond=0)
-        waited = run_until_final(app, [second], at)
-        replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
-        stream = collect_at_least(broker_url, app.prefix, len(replay))
+        waited = run_until_final(app, [second], mix["at"])
+        stream = collect_at_least(broker_url, app.prefix, len(mix["replay"]))
     finally:
         app.stop_all()
-    outputs, repeats = assert_equals_replay(stream, replay)
+    outputs, repeats = assert_equals_replay(stream, mix["replay"])
     print(f"\nkill -9 after {processed_before:.0f} events; restart caught up and ticked after "
           f"{time.monotonic() - restarted_at:.1f} s ({waited:.1f} s of ticking); {outputs} outputs, {repeats} repeats")
     assert processed_before < len(mix["lines"]), "the worker finished before the kill: nothing was tested"
@@ -79,16 +74,14 @@ def test_second_worker_mid_stream_equals_replay(broker_url, tmp_path, mix):
         processed_before = events_in([first.url])
         second = app.start()
         # the second worker joins and takes partitions (it then reports a partition time)
-        at = datetime.now(UTC).replace(microsecond=0)
-        waited = run_until_final(app, [first, second], at)
+        waited = run_until_final(app, [first, second], mix["at"])
         owned = {url: metric_sum(scrape(url), "slaproc_rebalances_total") for url in (first.url, second.url)}
         times_second = [name for (name, labels), _ in scrape(second.url).items()
                         if name == "slaproc_partition_time_seconds"]
-        replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
-        stream = collect_at_least(broker_url, app.prefix, len(replay))
+        stream = collect_at_least(broker_url, app.prefix, len(mix["replay"]))
     finally:
         app.stop_all()
-    outputs, repeats = assert_equals_replay(stream, replay)
+    outputs, repeats = assert_equals_replay(stream, mix["replay"])
     print(f"\nsecond worker joined after {processed_before:.0f} events; all partitions final after {waited:.1f} s; "
           f"{outputs} outputs, {repeats} repeats; rebalances seen {owned}")
     assert processed_before < len(mix["lines"]), "the first worker finished before the second joined"
