@@ -33,7 +33,7 @@ from bench.generate import generate, write_workload
 from streams.broker import EmbeddedBroker, _free_port
 from streams.harness import metric_sum, produce, scrape, tick_until_at, wait_until
 from tests.integration.netsupport import TcpProxy
-from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, TICK_POLL, collect_at_least, diff,
+from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, collect_at_least, diff,
                                                          events_in, load_contracts, new_app, replay_outputs,
                                                          split_dead_letters)
 
@@ -72,7 +72,7 @@ def test_broker_outage_past_the_session_timeout_mid_stream_equals_replay(tmp_pat
                                 what="processing resumed after the outage")
         at = datetime.now(UTC).replace(microsecond=0)
         # a tick moves only a partition with no unread input: final = caught up with everything
-        asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], timeout=240, every=TICK_POLL))
+        asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], timeout=240))
         final = time.monotonic() - restored_at
         replay = replay_outputs(paths["events"], paths["contracts"], at - timedelta(seconds=LATENESS))
         stream = collect_at_least(url, app.prefix, len(replay))

@@ -25,7 +25,7 @@ from bench.generate import generate, write_workload
 from streams.harness import REPO, Workers, metric_sum, scrape, tick_until_at, wait_until
 from streams.kafka_config import KafkaSettings, preflight
 from tests.integration.netsupport import make_pki, tls_broker
-from tests.integration.test_stream_equals_replay import TICK_POLL, collect_at_least, replay_outputs
+from tests.integration.test_stream_equals_replay import collect_at_least, replay_outputs
 
 pytestmark = pytest.mark.broker
 UTC = timezone.utc
@@ -117,7 +117,7 @@ def run_end_to_end(url: str, env: dict[str, str], mix: dict, tmp_path: Path) -> 
         assert events.returncode in (0, 1), events.stderr  # 1: the mix's few bad lines are rejected
         rejected = sum(1 for line in events.stderr.splitlines() if line.startswith(str(mix["events"])))
         at = datetime.now(UTC).replace(microsecond=0)
-        asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], every=TICK_POLL, kafka=kafka))
+        asyncio.run(tick_until_at(url, app.app_id, PARTITIONS, at, LATENESS, [worker], kafka=kafka))
         replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
         # publish kept the rejected lines off the topics: replay dead-letters them, the stream cannot
         stream = collect_at_least(url, app.prefix, len(replay) - rejected, kafka=kafka)

@@ -40,7 +40,6 @@ pytestmark = pytest.mark.broker
 PARTITIONS = 3
 LATENESS = 30.0  # the worker's default SLAPROC_ALLOWED_LATENESS
 NO_TIMER = 3600.0  # tick interval: the leader's timer never fires during a test
-TICK_POLL = 0.25  # s between two final ticks (and partition-time checks): the wait ends soon after the catch-up
 QUIET = 1.0  # s without a new output after the expected count was read: extra outputs (repeats) still arrive
 UTC = timezone.utc
 
@@ -110,7 +109,7 @@ def generated_mix(out_dir: Path, at: datetime) -> dict[str, Any]:
 
 
 def run_until_final(app: Workers, workers: list[Any], at: datetime) -> float:
-    return asyncio.run(tick_until_at(app.broker_url, app.app_id, PARTITIONS, at, LATENESS, workers, every=TICK_POLL))
+    return asyncio.run(tick_until_at(app.broker_url, app.app_id, PARTITIONS, at, LATENESS, workers))
 
 
 def collect_at_least(broker_url: str, prefix: str, expect: int, **kwargs: Any) -> list[bytes]:

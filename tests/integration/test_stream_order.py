@@ -1,11 +1,12 @@
 """Order independence in stream mode (SPEC §10, issue 11), on the embedded broker.
 
-The generated mix of tests/integration/test_stream_equals_replay.py is produced in two arrival
+The session's generated mix (the `mix` fixture of conftest.py) is produced in two arrival
 orders — every event delayed by 0-6 h (one in ten by up to 3 days) and sent in arrival order,
 and every ticket event sent before every monitoring event of the same partition key space (the
-per-topic backfill) — then the partitions are ticked to one instant. The stream's net outcome
+per-topic backfill) — then the partitions are ticked to the mix's instant. The stream's net outcome
 (tests/net_outcome.py: standing breaches, met net of retractions, notices by id, final month
-figures, standing refunds) must be replay's over the same file.
+figures, standing refunds) must be replay's over the same file (the mix's replay, until that instant
+less the allowed lateness: the arrival order changes nothing on replay's side).
 """
 from __future__ import annotations
 
