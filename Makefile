@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test replay schemas bench clean lock
+.PHONY: run test lint replay schemas bench clean lock
 
 # constraints.txt pins every package of the install (direct and transitive), so every
 # machine gets the same versions (holiday data included): same input, same output.
@@ -32,8 +32,15 @@ run: $(STAMP)
 replay: $(STAMP)
 	$(BIN)/slaproc replay samples/events.jsonl --contracts samples/contracts.yaml --until 2026-05-01T02:00:00Z
 
-test: $(STAMP)
+# Everything: the static checks first (seconds), then the tests.
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# ruff (bug-finding rules, no formatting) on the tree; mypy --strict on events/ and policies/.
+# The configuration of both is in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check --quiet .
+	$(BIN)/mypy
 
 schemas: $(STAMP)
 	$(BIN)/python -m events.schema --write

@@ -2,7 +2,7 @@
 
 The same broker, group timings (session 3 s, heartbeat 0.5 s, rebalance 3 s), partition
 count, raw serializers and `take_events(batch, within)` batching as the slaproc worker
-run by `streams.harness.WorkerProcess`; per event it increments one entry of a Table
+run by `streams.testing.harness.WorkerProcess`; per event it increments one entry of a Table
 (`counts[key] += 1`, one changelog record per event, as Faust tables do). Nothing else:
 no decoding, no outputs. Progress is served as JSON on `GET /progress/`:
 `{"events": n, "first": unix s, "last": unix s}` (first / last event processed).

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,7 +85,8 @@ async def load(url: str, requests: int, duration: float, concurrency: int, alert
     end = time.perf_counter()
     window = end - (measured_start[0] if measured_start else end)
     latencies.sort()
-    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
+    def q(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
     return {"sent": next_n, "measured": len(latencies), "window_s": window,
             "rps": len(latencies) / window if window > 0 else float("nan"),
             "p50_ms": q(0.50) * 1000, "p99_ms": q(0.99) * 1000, "max_ms": (latencies[-1] * 1000) if latencies else 0,
@@ -96,7 +96,7 @@ async def load(url: str, requests: int, duration: float, concurrency: int, alert
 async def count_events(broker_url: str, topic: str, expect: int, timeout: float = 60.0) -> int:
     from aiokafka import AIOKafkaConsumer
 
-    from streams.broker import bootstrap_servers
+    from streams.testing.broker import bootstrap_servers
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers(broker_url), auto_offset_reset="earliest",
                                 group_id=None, enable_auto_commit=False, max_poll_records=5000)
@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.concurrency <= 256 or args.requests < 1 or args.duration <= 0 or args.duration > 600:
         p.error("--concurrency 1..256, --requests >= 1, --duration in (0, 600]")
 
-    from streams.broker import EmbeddedBroker
-    from streams.gateway.process import GatewayProcess
+    from streams.testing.broker import EmbeddedBroker
+    from streams.testing.gateway_process import GatewayProcess
 
     broker = None
     if args.broker:

@@ -27,9 +27,9 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -421,7 +421,7 @@ def _next_month(t: int) -> int:
 
 def generate_events(rng: random.Random, customers: list[Customer], *, events: int, tickets: int,
                     start: int, end: int, late_fraction: float = 0.0, bad_fraction: float = 0.001,
-                    ticket_prefix: str = "T",
+                    long_open: float = 0.0, ticket_prefix: str = "T",
                     scripted: list[tuple[int, str, dict[str, Any], int | None]] = ()) -> Workload:
     """The event lines for `customers` over [start, end) (Unix seconds, UTC): exactly `events` lines,
     plus the `scripted` events `(occurred_at, type, fields, arrives_at or None)`."""
@@ -455,10 +455,13 @@ def generate_events(rng: random.Random, customers: list[Customer], *, events: in
             kind = rng.choices(("open", "resolved", "closed"), weights=(40, 20, 40))[0]
         else:
             kind = rng.choices(("open", "resolved", "closed"), weights=(1, 6, 93))[0]
+        stretched = long_open > 0 and rng.random() < long_open  # (no draw by default: the same bytes as before)
+        if stretched:  # opened in the first week, never resolved, its thread spread over the whole period
+            opened, kind = start + rng.randint(0, 7 * 86400), "open"
         timeline = _ticket_events(rng, f"{ticket_prefix}{i + 1:07d}", owner, length, kind)
         span = timeline[-1][0]
         room = end - 3600 - opened
-        if span > room:  # a long thread near the end: the same events, closer together
+        if span > room or (stretched and span > 0):  # a long thread near the end: the same events, closer together
             timeline = [(offset * room // span, type_, fields) for offset, type_, fields in timeline]
         for offset, type_, fields in timeline:
             ev.add(opened + offset, type_, fields)
@@ -504,6 +507,7 @@ def _day_start(t: int) -> int:
 
 def generate(*, events: int, tickets: int, seed: int = 1, customers: int | None = None,
              start: str = "2026-03-01T00:00:00Z", months: int = 3, late_fraction: float = 0.0,
+             long_open: float = 0.0,
              bad_fraction: float = 0.001) -> Workload:
     """A full synthetic workload: contracts for `customers` (default tickets/200, 10..2000) and `events` lines."""
     rng = random.Random(seed)
@@ -514,9 +518,10 @@ def generate(*, events: int, tickets: int, seed: int = 1, customers: int | None 
     count = customers if customers is not None else min(2000, max(10, tickets // 200))
     custs, document = make_customers(rng, count, _iso(begin))
     work = generate_events(rng, custs, events=events, tickets=tickets, start=begin, end=end,
-                           late_fraction=late_fraction, bad_fraction=bad_fraction)
+                           late_fraction=late_fraction, bad_fraction=bad_fraction, long_open=long_open)
     work.contracts = document
-    work.meta = {"seed": seed, "late_fraction": late_fraction, **work.meta}
+    work.meta = {"seed": seed, "late_fraction": late_fraction, **({"long_open": long_open} if long_open else {}),
+                 **work.meta}
     return work
 
 
@@ -616,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=3, help="months of activity")
     parser.add_argument("--late-fraction", type=float, default=0.0,
                         help="share of events (not ticket.opened) delayed by 1 min - 3 h in the file")
+    parser.add_argument("--long-open", type=float, default=0.0,
+                        help="share of tickets opened in the first week and still open at the end, their "
+                             "threads spread over the whole period (many cadence outputs per line)")
     parser.add_argument("--out", type=Path, help="output directory (contracts.yaml, events.jsonl, meta.json)")
     parser.add_argument("--sample", type=Path, metavar="EVENTS.jsonl",
                         help="instead: write the small sample over samples/contracts.yaml to this file")
@@ -629,7 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out is required (or --sample)")
     started = time.monotonic()
     work = generate(events=args.events, tickets=args.tickets, seed=args.seed, customers=args.customers,
-                    start=args.start, months=args.months, late_fraction=args.late_fraction)
+                    start=args.start, months=args.months, late_fraction=args.late_fraction,
+                    long_open=args.long_open)
     paths = write_workload(work, args.out)
     print(f"wrote {paths['events']} ({work.meta['events']:,} events, {work.meta['tickets']:,} tickets, "
           f"{work.meta['customers']:,} customers) in {time.monotonic() - started:.1f} s; "

@@ -20,6 +20,7 @@ the machine is shared, and CPU time is what the ratios should be read from.
 
     python -m bench.month_close                      # the size matrix (see SIZES), one child process per size
     python -m bench.month_close --density            # 500 services with 10k and 100k outages (DENSITY_SIZES)
+    python -m bench.month_close --shared             # SPEC §11: N customers on the same 5 shared services (SHARED_SIZES)
     python -m bench.month_close --size 10000 100000  # one size, in this process
     python -m bench.month_close --size 1000 100000 --profile   # + cProfile of the close (top 20)
     python -m bench.month_close --size 1000 10000 --json a.json   # then: --tables a.json b.json ...
@@ -57,6 +58,13 @@ EXCLUDED_CATEGORIES = ("third_party", "customer_caused", "force_majeure")
 SIZES = ((1_000, 10_000), (1_000, 100_000), (10_000, 10_000), (10_000, 100_000))
 # Outages per service is what a service's close iterates over: 20 and 200 a month (--density).
 DENSITY_SIZES = ((100, 10_000), (100, 100_000))
+# SPEC §11 (--shared): every customer subscribes to the same 5 services, with a region and component
+# list drawn from a few (so a handful of distinct scopes a service); the issue's 10k customers with
+# 1,000 outages, against 1,000 customers (customers x10) and 10k outages (outages x10).
+SHARED_SIZES = ((1_000, 1_000), (10_000, 1_000), (10_000, 10_000))
+SHARED_SERVICES = tuple(f"shared-s{j}" for j in range(SERVICES_PER_CUSTOMER))
+REGIONS = ("eu-west", "us-east", "ap-south")
+COMPONENTS = ("search", "ingest", "console")
 
 
 def _iso(t: datetime) -> str:
@@ -76,10 +84,30 @@ class Workload:
 
     @property
     def services(self) -> int:
-        return self.customers * SERVICES_PER_CUSTOMER
+        return self.meta.get("services", self.customers * SERVICES_PER_CUSTOMER)
 
 
-def _contracts(rng: random.Random, customers: int) -> list[dict[str, Any]]:
+def _scope(rng: random.Random) -> dict[str, Any]:
+    """A subscriber's scope on a shared service: no region a quarter of the time, no list half of it."""
+    scope: dict[str, Any] = {}
+    if rng.random() < 0.75:
+        scope["region"] = rng.choice(REGIONS)
+    if rng.random() < 0.5:
+        scope["components"] = sorted(rng.sample(COMPONENTS, rng.randint(1, 2)))
+    return scope
+
+
+def _event_scope(rng: random.Random) -> dict[str, Any]:
+    """An outage's or window's scope: mostly the whole service, sometimes one region or one component."""
+    scope: dict[str, Any] = {}
+    if rng.random() < 0.3:
+        scope["regions"] = [rng.choice(REGIONS)]
+    if rng.random() < 0.2:
+        scope["components"] = [rng.choice(COMPONENTS)]
+    return scope
+
+
+def _contracts(rng: random.Random, customers: int, shared: bool = False) -> list[dict[str, Any]]:
     entries = []
     for i in range(customers):
         customer_id = f"mc{i:06d}"
@@ -90,7 +118,9 @@ def _contracts(rng: random.Random, customers: int) -> list[dict[str, Any]]:
         services = []
         for j in range(SERVICES_PER_CUSTOMER):
             fee = f"{rng.randint(100, 20_000)}.{rng.randint(0, 99):02d}"
-            svc = {"service_id": f"{customer_id}-s{j}", "currency": "USD"}
+            svc = {"service_id": SHARED_SERVICES[j] if shared else f"{customer_id}-s{j}", "currency": "USD"}
+            if shared:
+                svc.update(_scope(rng))
             svc["annual_fee" if rng.random() < 0.1 else "monthly_fee"] = fee
             services.append(svc)
         entry["services"] = services
@@ -108,7 +138,7 @@ class _Events:
 
 
 def _outage(ev: _Events, rng: random.Random, service_id: str, outage_id: str, start: datetime,
-            duration: timedelta) -> dict[str, int]:
+            duration: timedelta, scope: dict[str, Any] | None = None) -> dict[str, int]:
     """The events of one outage inside the month; returns what it drew (for the meta counts)."""
     last = MONTH_END - timedelta(seconds=1)
     end = min(start + duration, last)
@@ -116,7 +146,7 @@ def _outage(ev: _Events, rng: random.Random, service_id: str, outage_id: str, st
             "classified_excluded": 0, "classified_provider": 0}
     started = rng.random() < 0.85
     if started:
-        fields = {"outage_id": outage_id, "service_id": service_id}
+        fields = {"outage_id": outage_id, "service_id": service_id, **(scope or {})}
         if rng.random() < 0.05:
             fields["scope"] = "partial"
             drew["partial"] = 1
@@ -149,12 +179,18 @@ def _duration(rng: random.Random) -> timedelta:
     return timedelta(seconds=int(min(12 * 3600, max(120, 60 * 35 * rng.lognormvariate(0, 1.1)))))
 
 
-def generate(customers: int, outages: int, seed: int = 1) -> Workload:
+def generate(customers: int, outages: int, seed: int = 1, shared: bool = False) -> Workload:
     """N customers x 5 services and exactly `outages` outages over March 2026 (plus outages // 10
-    maintenance windows), as event lines sorted by occurred_at. Deterministic for the seed."""
+    maintenance windows), as event lines sorted by occurred_at. Deterministic for the seed.
+    `shared`: the 5 services are the same for every customer (SPEC §11), each subscriber and
+    event with a scope (`_scope`, `_event_scope`)."""
     rng = random.Random(seed)
-    contracts = _contracts(rng, customers)
-    service_ids = [s["service_id"] for c in contracts for s in c["services"]]
+    contracts = _contracts(rng, customers, shared)
+    service_ids = list(SHARED_SERVICES) if shared else [s["service_id"] for c in contracts for s in c["services"]]
+
+    def scope() -> dict[str, Any] | None:
+        return _event_scope(rng) if shared else None
+
     ev = _Events()
     counts: dict[str, int] = {}
 
@@ -173,7 +209,7 @@ def generate(customers: int, outages: int, seed: int = 1) -> Workload:
         room = span - int((notice + length).total_seconds())
         begins = MONTH_START + notice + timedelta(seconds=rng.randint(0, room) // 900 * 900)
         ev.add(begins - notice, "maintenance.scheduled", maintenance_id=mid, service_id=service_id,
-               starts_at=_iso(begins), ends_at=_iso(begins + length))
+               starts_at=_iso(begins), ends_at=_iso(begins + length), **(scope() or {}))
         counts["windows"] = counts.get("windows", 0) + 1
         if rng.random() < 0.05:
             ev.add(begins - notice + (notice // 2), "maintenance.cancelled", maintenance_id=mid, service_id=service_id)
@@ -181,20 +217,20 @@ def generate(customers: int, outages: int, seed: int = 1) -> Workload:
         if rng.random() < 0.5 and n_out < outages:  # something goes down inside the window
             n_out += 1
             at = begins + timedelta(seconds=rng.randint(0, int(length.total_seconds()) // 2))
-            tally(_outage(ev, rng, service_id, f"out-{n_out:07d}", at, begins + length - at))
+            tally(_outage(ev, rng, service_id, f"out-{n_out:07d}", at, begins + length - at, scope()))
             counts["outages_in_windows"] = counts.get("outages_in_windows", 0) + 1
     latest_start = span - 13 * 3600
     while n_out < outages:
         n_out += 1
         start = MONTH_START + timedelta(seconds=rng.randint(0, latest_start))
-        tally(_outage(ev, rng, rng.choice(service_ids), f"out-{n_out:07d}", start, _duration(rng)))
+        tally(_outage(ev, rng, rng.choice(service_ids), f"out-{n_out:07d}", start, _duration(rng), scope()))
     ev.items.sort(key=lambda it: (it[0], it[1]))
     lines = []
     for seq, (t, _n, type_, fields) in enumerate(ev.items, 1):
         record = {"event_id": f"mc-{seq:09d}", "type": type_, "occurred_at": _iso(t)}
         record.update(fields)
         lines.append(json.dumps(record, separators=(",", ":")))
-    meta = {"customers": customers, "services": len(service_ids), "outages": n_out, "seed": seed,
+    meta = {"customers": customers, "services": len(service_ids), "outages": n_out, "seed": seed, "shared": shared,
             "month": MONTH, "events": len(lines), "close_at": _iso(CLOSE_AT), **dict(sorted(counts.items()))}
     return Workload(customers, n_out, seed, contracts, lines, meta)
 
@@ -262,14 +298,37 @@ def _rewind(processor, point: tuple) -> None:
     processor._next_close = dict(next_close)
 
 
+class _CountedFigures:
+    """`policies.uptime.month_figures` counting its calls during a close (how many times a service-month's
+    intervals were computed: once per distinct scope with SPEC §11's sharing, not once per subscriber)."""
+
+    def __enter__(self) -> "_CountedFigures":
+        from policies import uptime
+
+        self.calls = 0
+        self._original = original = uptime.month_figures
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        uptime.month_figures = counted
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from policies import uptime
+
+        uptime.month_figures = self._original
+
+
 def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes: int = 2,
-            profile_top: int = 0) -> dict[str, Any]:
+            profile_top: int = 0, shared: bool = False) -> dict[str, Any]:
     """Generate, install, feed, then time the month close `closes` times with the garbage collector
     and `closes` times without (best of each kept; the processor is rewound between closes), and
     the encoding of its outputs."""
     from streams.wire import to_bytes
 
-    work, gen_wall, _ = _clock(generate, customers, outages, seed)
+    work, gen_wall, _ = _clock(generate, customers, outages, seed, shared)
     base = baseline(work.lines, repeat)
     processor, install_wall, install_cpu = _clock(build_processor, work)
     gc.collect()
@@ -321,6 +380,9 @@ def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes
         stats.sort_stats("tottime").print_stats(profile_top)
         stats.sort_stats("cumulative").print_stats(profile_top)
         profile_text = text.getvalue()
+    _rewind(processor, point)
+    with _CountedFigures() as counted:
+        processor.advance_to(CLOSE_AT)
     encoded, encode_wall, encode_cpu = _clock(lambda outs: [to_bytes(o) for o in outs], outputs)
     closed = [o for o in outputs if o.type == "uptime.month_closed"]
     refunds = [o for o in outputs if o.type == "refund.eligible"]
@@ -336,6 +398,7 @@ def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes
         "close_no_gc": {"wall": min(timed["no_gc"]["walls"]), "cpu": min(timed["no_gc"]["cpus"]), **timed["no_gc"]},
         "encode": {"wall": encode_wall, "cpu": encode_cpu, "bytes": sum(len(b) for b in encoded)},
         "month_closed": len(closed), "refunds": len(refunds), "other_outputs": len(outputs) - len(closed) - len(refunds),
+        "shared": shared, "figures_computed": counted.calls,
         "downtime_services": sum(1 for o in closed if o.fields["downtime_minutes"] > 0),
         "outages_per_service": {"max": max(held, default=0), "mean": sum(held) / work.services,
                                 "sum_of_squares": sum(k * k for k in held)},
@@ -348,9 +411,10 @@ def measure(customers: int, outages: int, seed: int = 1, repeat: int = 3, closes
 # --------------------------------------------------------------------------- report
 
 
-def _in_child(customers: int, outages: int, seed: int, repeat: int, closes: int) -> dict[str, Any]:
+def _in_child(customers: int, outages: int, seed: int, repeat: int, closes: int, shared: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.month_close", "--size", str(customers), str(outages),
-           "--seed", str(seed), "--repeat", str(repeat), "--closes", str(closes), "--raw"]
+           "--seed", str(seed), "--repeat", str(repeat), "--closes", str(closes), "--raw",
+           *(["--shared"] if shared else [])]
     done = subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -369,6 +433,11 @@ def size_table(results: list[dict[str, Any]]) -> str:
             f"| {close['cpu'] / r['services'] * 1e6:,.0f} µs "
             f"| {r['month_closed']:,} / {r['refunds']:,} "
             f"| {r['encode']['cpu']:.2f} s CPU |")
+    if any(r.get("shared") for r in results):
+        rows += ["", "| customers (shared 5 services) | outages | month_closed | service-month figures computed |",
+                 "|---:|---:|---:|---:|"]
+        rows += [f"| {r['customers']:,} | {r['outages']:,} | {r['month_closed']:,} | {r['figures_computed']:,} |"
+                 for r in results if r.get("shared")]
     return "\n".join(rows)
 
 
@@ -383,14 +452,19 @@ COMPARISONS = (
     ((100, 10_000), (100, 100_000), "outages x10, same 500 services (20 -> 200 a service): <= x10"),
     ((10, 10_000), (10, 100_000), "outages x10, same 50 services (200 -> 2,000 a service): <= x10"),
 )
+SHARED_COMPARISONS = (
+    ((1_000, 1_000), (10_000, 1_000), "customers x10 on the same 5 services: ~x10 (customers x outages: x10 too, "
+                                      "but from a x1,000-larger base)"),
+    ((10_000, 1_000), (10_000, 10_000), "outages x10, same customers: ~x1 (customers x outages would give x10)"),
+)
 
 
-def ratio_table(results: list[dict[str, Any]]) -> str:
+def ratio_table(results: list[dict[str, Any]], comparisons: tuple = COMPARISONS) -> str:
     by = {(r["customers"], r["outages"]): r for r in results}
     rows = ["| from (customers / outages) | to | close CPU ratio | close wall ratio | CPU ratio, GC off "
             "| linear would give |",
             "|---|---|---:|---:|---:|---|"]
-    for a, b, linear in COMPARISONS:
+    for a, b, linear in comparisons:
         if a in by and b in by:
             ra, rb = by[a], by[b]
             rows.append(f"| {a[0]:,} / {a[1]:,} | {b[0]:,} / {b[1]:,} "
@@ -412,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cProfile the close and print the top functions (with --size)")
     parser.add_argument("--density", action="store_true",
                         help="measure DENSITY_SIZES (100 customers, 10k and 100k outages) instead of SIZES")
+    parser.add_argument("--shared", action="store_true",
+                        help="SPEC §11: every customer on the same 5 services (with --size, or SHARED_SIZES)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--tables", type=Path, nargs="+", metavar="JSON",
                         help="only print the tables of results saved with --json (one size or a list each)")
@@ -425,22 +501,23 @@ def main(argv: list[str] | None = None) -> int:
             results += saved if isinstance(saved, list) else [saved]
     elif args.size is not None:
         result = measure(*args.size, seed=args.seed, repeat=args.repeat, closes=args.closes,
-                         profile_top=args.profile)
+                         profile_top=args.profile, shared=args.shared)
         if args.raw:
             print(json.dumps(result))
             return 0
         results = [result]
     else:
         results = []
-        for customers, outages in (DENSITY_SIZES if args.density else SIZES):
+        sizes = SHARED_SIZES if args.shared else DENSITY_SIZES if args.density else SIZES
+        for customers, outages in sizes:
             print(f"size {customers:,} customers x {outages:,} outages ...", file=sys.stderr, flush=True)
-            results.append(_in_child(customers, outages, args.seed, args.repeat, args.closes))
+            results.append(_in_child(customers, outages, args.seed, args.repeat, args.closes, args.shared))
             r = results[-1]
             print(f"  close {r['close']['wall']:.2f} s wall, {r['close']['cpu']:.2f} s CPU", file=sys.stderr, flush=True)
     print(size_table(results))
     if len(results) > 1:
         print()
-        print(ratio_table(results))
+        print(ratio_table(results, SHARED_COMPARISONS if any(r.get("shared") for r in results) else COMPARISONS))
     for r in results:
         if "profile" in r:
             print()

@@ -6,6 +6,9 @@ One run measures, over the same generated file (bench/generate.py, cached under 
 - replay: `streams.replay.Replayer` over the same lines — decode, processor, output encoding —
   then `finish(until)`, the sort by (occurred_at, key) and the write to /dev/null, as
   `slaproc replay` does (contracts are loaded before the clock starts and timed apart);
+- contracts: the workload's contracts loaded against a bare CSafeLoader parse of the file
+  (`bench.contracts_load.measure`);
+- jobs: `replay_file` end to end with `--jobs 1`, then `--jobs N` (default 2), wall time each;
 - memory, in a child process under tracemalloc (which slows it down, so never in the timed run):
   the bytes released when the store's open tickets are dropped (`store.tickets`, then the
   due index), divided by the open tickets at the end; also the closed-ticket residue
@@ -14,6 +17,7 @@ One run measures, over the same generated file (bench/generate.py, cached under 
     python -m bench.replay                 # 1,000,000 events, 100,000 tickets
     python -m bench.replay --quick         # 100,000 events, 10,000 tickets
     python -m bench.replay --profile       # also cProfile the replay (top 25 by cumulative / tottime)
+    python -m bench.replay --quick --workload long-open        # or many-customers (see WORKLOADS)
 
 Results are printed as a markdown table (and as JSON with --json).
 """
@@ -38,20 +42,43 @@ TARGET_RATIO = 0.25
 TARGET_BYTES_PER_TICKET = 2048
 
 
-def workload_dir(events: int, tickets: int, seed: int, late_fraction: float) -> Path:
-    name = f"e{events}-t{tickets}-s{seed}" + (f"-l{late_fraction:g}" if late_fraction else "")
+#: The workloads (issue 16): today's mix; many tickets open for the whole period (each line moves
+#: time over many cadence clocks: many outputs per line); many customers (a tenth of the tickets,
+#: so ~10 tickets each: contracts, plans and calendars many, each ticket's customer rarely reused).
+WORKLOADS = {
+    "default": {},
+    "long-open": {"long_open": 0.3},
+    "many-customers": {"customers_per_ticket": 0.1},
+}
+
+
+def workload_dir(events: int, tickets: int, seed: int, late_fraction: float, customers: int | None = None,
+                 long_open: float = 0.0) -> Path:
+    name = (f"e{events}-t{tickets}-s{seed}" + (f"-l{late_fraction:g}" if late_fraction else "")
+            + (f"-c{customers}" if customers is not None else "") + (f"-o{long_open:g}" if long_open else ""))
     return CACHE / name
 
 
-def ensure_workload(events: int, tickets: int, seed: int = 1, late_fraction: float = 0.0) -> Path:
+def ensure_workload(events: int, tickets: int, seed: int = 1, late_fraction: float = 0.0,
+                    customers: int | None = None, long_open: float = 0.0) -> Path:
     """The cached workload directory, generated first (in a child process, so its memory
     never counts towards this process's peak RSS) when missing."""
-    out = workload_dir(events, tickets, seed, late_fraction)
+    out = workload_dir(events, tickets, seed, late_fraction, customers, long_open)
     if not (out / "meta.json").exists():
         cmd = [sys.executable, "-m", "bench.generate", "--events", str(events), "--tickets", str(tickets),
                "--seed", str(seed), "--late-fraction", str(late_fraction), "--out", str(out)]
+        if customers is not None:
+            cmd += ["--customers", str(customers)]
+        if long_open:
+            cmd += ["--long-open", str(long_open)]
         subprocess.run(cmd, check=True, cwd=ROOT)
     return out
+
+
+def named_workload(name: str, events: int, tickets: int, seed: int, late_fraction: float) -> Path:
+    shape = WORKLOADS[name]
+    customers = max(1, round(tickets * shape["customers_per_ticket"])) if "customers_per_ticket" in shape else None
+    return ensure_workload(events, tickets, seed, late_fraction, customers, shape.get("long_open", 0.0))
 
 
 def _until(meta: dict[str, Any]) -> datetime:
@@ -135,6 +162,47 @@ def replay_timed(work: Path, progress: bool = True) -> dict[str, Any]:
     }
 
 
+def jobs_timed(work: Path, jobs: int) -> dict[str, Any]:
+    """`replay_file` with `--jobs 1` then `--jobs N` over the workload, wall time each (output to
+    /dev/null, contracts load included in both), and whether the outputs are byte-identical."""
+    import hashlib
+
+    from streams.replay import replay_file
+
+    meta = json.loads((work / "meta.json").read_text())
+    figures: dict[str, Any] = {"jobs": jobs}
+    digests = {}
+    for n in (1, jobs):
+        sink = _Digest(hashlib.sha256())
+        gc.collect()
+        started, cpu = time.perf_counter(), time.process_time()
+        result = replay_file(work / "events.jsonl", work / "contracts.yaml", _until(meta), sink, progress=None, jobs=n)
+        figures[f"seconds_{n}"] = time.perf_counter() - started
+        # CPU on the critical path: this process, plus the busiest job (the jobs run side by side)
+        figures[f"cpu_{n}"] = time.process_time() - cpu + max(result.jobs_cpu, default=0.0)
+        figures[f"jobs_cpu_{n}"] = result.jobs_cpu
+        figures[f"used_{n}"] = result.jobs
+        digests[n] = sink.hash.hexdigest()
+    figures["speedup"] = figures["seconds_1"] / figures[f"seconds_{jobs}"]
+    figures["cpu_speedup"] = figures["cpu_1"] / figures[f"cpu_{jobs}"]
+    figures["identical"] = digests[1] == digests[jobs]
+    return figures
+
+
+class _Digest:
+    """A binary sink that only hashes what is written (the outputs compared without keeping them)."""
+
+    def __init__(self, hash_: Any):
+        self.hash = hash_
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 def memory_probe(work: Path) -> dict[str, Any]:
     """Replay under tracemalloc, then measure what dropping each part of the state releases."""
     import tracemalloc
@@ -212,7 +280,8 @@ def machine() -> str:
             f"{platform.machine()}, {os.cpu_count()} CPUs")
 
 
-def table(meta: dict[str, Any], base: dict[str, Any], rep: dict[str, Any], mem: dict[str, Any] | None) -> str:
+def table(meta: dict[str, Any], base: dict[str, Any], rep: dict[str, Any], mem: dict[str, Any] | None,
+          contracts: dict[str, Any] | None = None, jobs: dict[str, Any] | None = None) -> str:
     ratio = rep["rate"] / base["rate"]
     rows = [
         ("machine", machine()),
@@ -229,6 +298,20 @@ def table(meta: dict[str, Any], base: dict[str, Any], rep: dict[str, Any], mem: 
         ("open tickets at the end", f"{rep['open_tickets']:,}"),
         ("peak RSS, timed run", f"{rep['max_rss_mb']:,.0f} MB"),
     ]
+    if contracts is not None:
+        rows.append(("contracts load / bare CSafeLoader parse",
+                     f"{contracts['load_seconds']:.2f} s / {contracts['parse_seconds']:.2f} s = "
+                     f"{contracts['ratio']:.2f} ({contracts['contracts']:,} contracts; first load {contracts['first_ratio']:.2f}; target <= 1.5 at 12,000: "
+                     f"{'met' if contracts['ratio'] <= 1.5 else 'NOT met'})"))
+    if jobs is not None:
+        n = jobs["jobs"]
+        rows.append((f"replay_file --jobs {n} vs --jobs 1 (wall, contracts load included)",
+                     f"{jobs['seconds_1']:.1f} s / {jobs[f'seconds_{n}']:.1f} s = **{jobs['speedup']:.2f} x** "
+                     f"({jobs[f'used_{n}']} processes used; outputs "
+                     f"{'byte-identical' if jobs['identical'] else 'DIFFERENT'})"))
+        rows.append(("the same in CPU on the critical path (parent + busiest job)",
+                     f"{jobs['cpu_1']:.1f} s / {jobs[f'cpu_{n}']:.1f} s = **{jobs['cpu_speedup']:.2f} x** (jobs "
+                     + ", ".join(f"{c:.1f}" for c in jobs[f'jobs_cpu_{n}']) + " s): the wall speed-up on idle CPUs"))
     if mem is not None:
         per = mem["per_open_ticket"]
         rows += [
@@ -253,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--late-fraction", type=float, default=0.0)
     parser.add_argument("--quick", action="store_true", help="100,000 events and 10,000 tickets")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="default",
+                        help="default: today's mix; long-open: 30 %% of the tickets open all along; "
+                             "many-customers: a customer per 10 tickets")
+    parser.add_argument("--jobs", type=int, default=2, help="also time replay_file --jobs N against --jobs 1 (0: skip)")
+    parser.add_argument("--no-contracts", action="store_true",
+                        help="skip timing the contracts load against a bare CSafeLoader parse")
     parser.add_argument("--repeat", type=int, default=3, help="baseline repetitions (best taken)")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
     parser.add_argument("--profile", action="store_true", help="also cProfile a replay and print the top 25")
@@ -265,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.events, args.tickets = 100_000, 10_000
-    work = ensure_workload(args.events, args.tickets, args.seed, args.late_fraction)
+    work = named_workload(args.workload, args.events, args.tickets, args.seed, args.late_fraction)
     meta = json.loads((work / "meta.json").read_text())
     print(f"workload {work} ({meta['events']:,} lines)", file=sys.stderr, flush=True)
     base = baseline(work / "events.jsonl", args.repeat)
@@ -273,11 +362,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baseline {base['rate']:,.0f} lines/s", file=sys.stderr, flush=True)
     rep = replay_timed(work)
     print(f"replay {rep['rate']:,.0f} lines/s", file=sys.stderr, flush=True)
+    contracts = None
+    if not args.no_contracts:
+        from bench.contracts_load import measure
+        contracts = measure(work / "contracts.yaml")
+        print(f"contracts load / parse {contracts['ratio']:.2f}", file=sys.stderr, flush=True)
+    jobs = None
+    if args.jobs > 1:
+        jobs = jobs_timed(work, args.jobs)
+        print(f"--jobs {args.jobs} speed-up {jobs['speedup']:.2f}", file=sys.stderr, flush=True)
     mem = None if args.no_memory else _memory_in_child(work)
-    print(table(meta, base, rep, mem))
+    print(table(meta, base, rep, mem, contracts, jobs))
     if args.json is not None:
         args.json.write_text(json.dumps({"meta": meta, "baseline": base, "replay": rep, "memory": mem,
-                                         "machine": machine()}, indent=2) + "\n")
+                                         "contracts": contracts, "jobs": jobs, "machine": machine()},
+                                        indent=2, default=str) + "\n")
     if args.profile:
         print()
         print(profile(work))

@@ -7,7 +7,7 @@
 
 - throughput: one embedded Tansu broker; per round, back to back, (1) the bare agent of
   `bench.bare_agent` (Faust, counts events per key in a Table) and (2) the slaproc worker
-  (`streams.harness.WorkerProcess`) each read the same event lines (`bench.generate`
+  (`streams.testing.harness.WorkerProcess`) each read the same event lines (`bench.generate`
   workload, routed by `harness.route`: ticket events keyed by ticket_id, monitoring events
   by service_id) from a backlog produced before the consumer starts. The worker gets its
   contracts first (a first start reads them, then it is stopped; the events are produced;
@@ -141,7 +141,7 @@ def bare_progress(url: str) -> float | None:
 
 def worker_progress(url: str) -> tuple[float | None, float]:
     """(events counted except contracts, contracts counted) from the worker's /metrics."""
-    from streams.harness import metric_sum, scrape
+    from streams.testing.harness import metric_sum, scrape
 
     samples = scrape(url)
     if not samples:
@@ -296,8 +296,8 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
                            partitions: int, round_no: int, log_dir: Path, poll: float, timeout: float,
                            profile: bool = False, workload_end: datetime | None = None) -> dict[str, Any]:
     from streams.app import CONTRACTS, MONITORING_EVENTS, TICKET_EVENTS
-    from streams.broker import create_topics
-    from streams.harness import WorkerProcess, free_port, produce
+    from streams.testing.broker import create_topics
+    from streams.testing.harness import WorkerProcess, free_port, produce
 
     servers = broker.bootstrap_servers
     inputs = [TICKET_EVENTS, MONITORING_EVENTS]
@@ -366,7 +366,7 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
                                  timeout=timeout, alive=lambda: worker.process.poll() is None)
         if profiler is not None:
             work["profile"] = profiler.stop()
-        from streams.harness import metric_sum, scrape
+        from streams.testing.harness import metric_sum, scrape
 
         samples = scrape(worker.url)
         work["counted_by_worker"] = worker_progress(worker.url)[0]
@@ -407,7 +407,7 @@ async def catch_up(broker: Any, prefix: str, app_id: str, partitions: int, worke
     The span covered runs from `workload_end` (the workload's `until`; the worker only reports a
     partition's time once a tick was applied) to the target."""
     from streams.app import OUTPUT_TOPICS
-    from streams.harness import metric_sum, partition_times, scrape, send_ticks
+    from streams.testing.harness import metric_sum, partition_times, scrape, send_ticks
 
     servers = broker.bootstrap_servers
     before_times = partition_times([worker.url])
@@ -452,8 +452,8 @@ async def catch_up(broker: Any, prefix: str, app_id: str, partitions: int, worke
 
 async def throughput(args: argparse.Namespace) -> dict[str, Any]:
     from bench.replay import ensure_workload
-    from streams.broker import EmbeddedBroker
-    from streams.harness import contract_events
+    from streams.testing.broker import EmbeddedBroker
+    from streams.testing.harness import contract_events
 
     work = ensure_workload(args.events, args.tickets)
     meta = json.loads((work / "meta.json").read_text())
@@ -611,8 +611,8 @@ async def latency(args: argparse.Namespace) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer
 
     from streams.app import BREACHES, CONTRACTS
-    from streams.broker import EmbeddedBroker, create_topics
-    from streams.harness import WorkerProcess, partition_times, produce
+    from streams.testing.broker import EmbeddedBroker, create_topics
+    from streams.testing.harness import WorkerProcess, partition_times, produce
 
     nm = sample_contracts()[0]
     customers = []

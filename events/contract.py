@@ -6,9 +6,10 @@ present is decided against the policy catalog in `policies/contracts.py`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator,
+                      model_validator)
 
 Clock = Literal["business", "calendar"]
 Unit = Literal["minutes", "hours", "days"]
@@ -67,6 +68,11 @@ class ContractService(_Frozen):
     monthly_fee: Decimal | None = Field(default=None, ge=0)
     annual_fee: Decimal | None = Field(default=None, ge=0)
     currency: str = Field(min_length=3, max_length=3)
+    # SPEC §11 scope: the components this customer uses (absent: every component) and the region it
+    # is served from (absent: every region). An outage or window outside them does not count for it.
+    components: tuple[Annotated[str, StringConstraints(min_length=1, max_length=256)], ...] | None = Field(
+        default=None, min_length=1)
+    region: str | None = Field(default=None, min_length=1, max_length=256)
 
     @model_validator(mode="after")
     def _exactly_one_fee(self) -> "ContractService":
@@ -76,7 +82,10 @@ class ContractService(_Frozen):
 
     @property
     def fee_per_month(self) -> Decimal:
-        return self.monthly_fee if self.monthly_fee is not None else self.annual_fee / 12  # type: ignore[operator]
+        if self.monthly_fee is not None:
+            return self.monthly_fee
+        assert self.annual_fee is not None  # exactly one of the two (_exactly_one_fee)
+        return self.annual_fee / 12
 
 
 class ContractTerms(_Frozen):

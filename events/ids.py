@@ -49,6 +49,8 @@ def clock_outcome_event_id(event_type: str, ticket_id: str, metric: str, binding
 
 def minutes_text(value: Fraction | Decimal | int) -> str:
     """Minutes as the wire writes them: half-up to 4 decimals, `150`, `150.5`, `0.0167`."""
+    if type(value) is Fraction:  # every met (the clocks measure in Fractions): integer arithmetic, no Decimal context
+        return _fraction_minutes_text(value.numerator, value.denominator)
     with localcontext() as ctx:
         ctx.prec = 34
         if isinstance(value, Fraction):
@@ -56,6 +58,19 @@ def minutes_text(value: Fraction | Decimal | int) -> str:
         else:
             exact = Decimal(value)
         return number_text(exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
+def _fraction_minutes_text(numerator: int, denominator: int) -> str:
+    """`numerator / denominator` (denominator > 0) as `minutes_text` writes it: the same digits as
+    quantizing the exact Decimal half-up (away from zero) to 4 places, then `number_text`."""
+    units, rest = divmod(abs(numerator) * 10_000, denominator)
+    if 2 * rest >= denominator:
+        units += 1
+    if numerator < 0:
+        units = -units
+    if units % 10_000 == 0:
+        return str(units // 10_000)
+    return repr(units / 10_000)  # int / int is correctly rounded, as float(Decimal) is: the same float
 
 
 def met_event_id(ticket_id: str, metric: str, binding: bool, cycle: int, generation: int = 0) -> str:

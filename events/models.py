@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import (
     AfterValidator,
@@ -187,6 +187,8 @@ PolicyId = Literal["neural-magic", "neptune", "rescale", "vectorize"]
 Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Quarter = Annotated[str, StringConstraints(pattern=r"^\d{4}-Q[1-4]$")]
 Currency = Annotated[str, StringConstraints(min_length=3, max_length=3)]
+ScopeNames = Annotated[tuple[Identifier, ...], Field(min_length=1, max_length=256)]
+"""Component or region names of a SPEC §11 scope (a non-empty list; absent means all)."""
 ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 # --------------------------------------------------------------------------- envelope
@@ -308,6 +310,10 @@ class OutageStarted(OutageEvent):
 
     type: Literal["outage.started"] = "outage.started"
     scope: Literal["all_users", "partial"] = "all_users"
+    components: ScopeNames | None = None
+    """SPEC §11: the components that are down (absent: the whole service)."""
+    regions: ScopeNames | None = None
+    """SPEC §11: the regions that are down (absent: every region)."""
 
 
 class OutageReported(OutageEvent):
@@ -341,6 +347,10 @@ class MaintenanceScheduled(MaintenanceEvent):
     type: Literal["maintenance.scheduled"] = "maintenance.scheduled"
     starts_at: UtcInstant
     ends_at: UtcInstant
+    components: ScopeNames | None = None
+    """SPEC §11: the components under maintenance (absent: the whole service)."""
+    regions: ScopeNames | None = None
+    """SPEC §11: the regions under maintenance (absent: every region)."""
 
     @field_validator("ends_at")
     @classmethod
@@ -399,7 +409,7 @@ class _Output(Envelope):
         raise NotImplementedError(f"{type(self).__name__} ids derive from data outside the event")
 
     @classmethod
-    def create(cls, **fields: Any):
+    def create(cls, **fields: Any) -> Self:
         """Build the event with its deterministic `event_id` (any `event_id` given is replaced)."""
         draft = cls.model_validate({**fields, "event_id": "pending"})
         return draft.model_copy(update={"event_id": draft.expected_event_id()})
@@ -485,7 +495,7 @@ class _PriorityNotice(_Output):
     ticket_id: Identifier
 
     @classmethod
-    def create(cls, *, source_event_id: str, **fields: Any):  # type: ignore[override]
+    def create(cls, *, source_event_id: str, **fields: Any) -> Self:  # type: ignore[override]
         """Build the notice; its id derives from the input event (`source_event_id`) that caused it."""
         draft = cls.model_validate({**fields, "event_id": "pending"})
         return draft.model_copy(update={"event_id": ids.priority_notice_event_id(draft.type, draft.ticket_id, source_event_id)})

@@ -24,7 +24,7 @@ from policies.outputs import Output, output_event_id
 from policies.tickets import breach_identity
 
 UTC = timezone.utc
-PARTIAL = "attainment.partial"  # internal (stream mode): one partition's counts, summed by `AttainmentAggregator`
+PARTIAL = "attainment.partial"  # internal (stream mode): one partition's counts, summed by `add_partial`
 Key = tuple[str, str]  # (customer, quarter)
 
 
@@ -70,7 +70,7 @@ class AttainmentBook:
 
     Replay sees every ticket and reports directly. A stream partition sees only its own
     tickets: with `partition` set it emits its counts as an internal `attainment.partial`
-    record instead, which `AttainmentAggregator` sums over all partitions.
+    record instead, which `add_partial` sums over all partitions.
     """
 
     def __init__(self, partition: int | None = None) -> None:
@@ -113,9 +113,10 @@ class AttainmentBook:
             state.attainment &= ~WAITING
             key = ticket_key(state)
         elif self.legacy_pending:
-            key = self.legacy_pending.pop(state.ticket_id, None)
-            if key is None:
+            pending = self.legacy_pending.pop(state.ticket_id, None)
+            if pending is None:
                 return
+            key = pending
         else:
             return
         self.dirty = True
@@ -164,9 +165,9 @@ class AttainmentBook:
                 self.dirty = True
                 return
         if self.legacy_breaches:
-            key = self.legacy_breaches.pop(breach_id, None)
-            if key is not None:
-                self.measured[key] -= 1
+            counted = self.legacy_breaches.pop(breach_id, None)
+            if counted is not None:
+                self.measured[counted] -= 1
                 self.dirty = True
 
     def _reported(self, key: Key) -> bool:
@@ -214,7 +215,7 @@ class AttainmentBook:
                            "measured": measured, "met": met})
         return report(customer_id, quarter, at, measured, met)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "v": SNAPSHOT_VERSION,
             "measured": sorted([c, q, n] for (c, q), n in self.measured.items()),
@@ -229,7 +230,7 @@ class AttainmentBook:
             data["legacy_breaches"] = sorted([b, c, q] for b, (c, q) in self.legacy_breaches.items())
         return data
 
-    def load(self, data: dict) -> None:
+    def load(self, data: dict[str, Any]) -> None:
         if data.get("v", 1) == 1:
             data = _upcast_v1(data)
         self.measured = {(c, q): n for c, q, n in data["measured"]}
@@ -242,7 +243,7 @@ class AttainmentBook:
         self._next_due = None
 
 
-def _upcast_v1(data: dict) -> dict:
+def _upcast_v1(data: dict[str, Any]) -> dict[str, Any]:
     """A version-1 book (no "v") as version 2.
 
     Version 1 kept every waiting ticket ("pending": ticket id -> key) and every counted,
@@ -276,28 +277,18 @@ def report(customer_id: str, quarter: str, at: datetime, measured: int, met: int
                   output_event_id("sla.attainment_reported", customer_id, quarter), fields)
 
 
-class AttainmentAggregator:
-    """Sums the partitions' `attainment.partial` counts; reports once all partitions are in.
+def add_partial(parts: dict[str, list[Any]], partial: Output, partitions: int) -> Output | None:
+    """Fold one partition's `attainment.partial` into its customer's quarter; the report once all
+    `partitions` are in, else None.
 
-    State: (customer, quarter) -> {partition: (measured, met, at)}; a repeated partial
-    (at-least-once delivery) overwrites its own entry, so the sum is idempotent.
+    `parts` (partition -> [measured, met, instant ISO]) is the quarter's stored state, JSON as it
+    is kept in the stream's attainment table; it is updated in place. A repeated partial
+    (at-least-once delivery) overwrites its own entry, so the sum is idempotent. The caller keeps
+    a quarter that was reported from being reported again.
     """
-
-    def __init__(self, partitions: int) -> None:
-        self.partitions = partitions
-        self.parts: dict[Key, dict[int, tuple[int, int, datetime]]] = {}
-        self.reported: set[Key] = set()
-
-    def add(self, partial: Output) -> Output | None:
-        f = partial.fields
-        key = (f["customer_id"], f["quarter"])
-        if key in self.reported:
-            return None
-        parts = self.parts.setdefault(key, {})
-        parts[int(f["partition"])] = (int(f["measured"]), int(f["met"]), partial.occurred_at)
-        if len(parts) < self.partitions:
-            return None
-        self.reported.add(key)
-        del self.parts[key]
-        return report(key[0], key[1], max(at for _, _, at in parts.values()),
-                      sum(m for m, _, _ in parts.values()), sum(n for _, n, _ in parts.values()))
+    f = partial.fields
+    parts[str(f["partition"])] = [int(f["measured"]), int(f["met"]), partial.occurred_at.isoformat()]
+    if len(parts) < partitions:
+        return None
+    return report(f["customer_id"], f["quarter"], max(datetime.fromisoformat(at) for _, _, at in parts.values()),
+                  sum(m for m, _, _ in parts.values()), sum(n for _, n, _ in parts.values()))

@@ -28,9 +28,10 @@ Semantics (SPEC §5, docs/design.md "Calendar"):
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta, timezone as _tz
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as _holidays
@@ -151,7 +152,7 @@ class _SharedCache:
 
 
 @functools.lru_cache(maxsize=1024)
-def _shared_cache(key: tuple) -> _SharedCache:
+def _shared_cache(key: tuple[object, ...]) -> _SharedCache:
     return _SharedCache()
 
 
@@ -186,6 +187,22 @@ class BusinessCalendar:
         "_hash",
         "_cache",
     )
+    # The slots' types (annotations only: the values are set once, in __init__).
+    _timezone: str
+    _zone: ZoneInfo
+    _weekly: tuple[tuple[int, int, int], ...]
+    _by_weekday: tuple[tuple[tuple[int, int], ...], ...]
+    _day_length: timedelta
+    _regions: tuple[tuple[str, str | None], ...]
+    _holiday_timezone: str
+    _holiday_zone: ZoneInfo
+    _categories: tuple[str, ...]
+    _region_categories: tuple[tuple[str, ...], ...]
+    _extra_closed: frozenset[date]
+    _always_open: bool
+    _key: tuple[object, ...]
+    _hash: int
+    _cache: _SharedCache
 
     def __init__(
         self,
@@ -330,16 +347,16 @@ class BusinessCalendar:
     def __hash__(self) -> int:
         return self._hash
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[dict[str, Any]], BusinessCalendar], tuple[dict[str, Any]]]:
         return (_rebuild, (self._constructor_kwargs(),))
 
     def __copy__(self) -> BusinessCalendar:
         return self
 
-    def __deepcopy__(self, memo: dict) -> BusinessCalendar:
+    def __deepcopy__(self, memo: dict[int, object]) -> BusinessCalendar:
         return self
 
-    def _constructor_kwargs(self) -> dict:
+    def _constructor_kwargs(self) -> dict[str, Any]:
         return {
             "timezone": self._timezone,
             "weekly": self._weekly,
@@ -591,7 +608,7 @@ class BusinessCalendar:
         return timedelta(microseconds=int(micros.to_integral_value(rounding=ROUND_HALF_UP)))
 
 
-def _rebuild(kwargs: dict) -> BusinessCalendar:
+def _rebuild(kwargs: dict[str, Any]) -> BusinessCalendar:
     return BusinessCalendar(**kwargs)
 
 

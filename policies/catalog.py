@@ -639,7 +639,7 @@ class Catalog:
         pf = self.policy(terms.policy, version)
         # Only the fields that shape the plan: equal plans share one core, and a
         # `contract.upserted` event (a ContractTerms subclass) keys like its terms.
-        key = version + terms.model_dump_json(include=_PLAN_FIELDS)
+        key = version + terms.model_dump_json(include=set(_PLAN_FIELDS))
         core = self._cache.get(key)
         if core is None:
             problems = self.problems(terms, version)
@@ -732,6 +732,7 @@ class Catalog:
             timezone = region_zone
         else:
             timezone = cal.timezone
+        regions: tuple[tuple[str, str | None], ...]
         if cal.holidays == "contract":
             regions = ((terms.holiday_country, terms.holiday_subdivision),) if terms.holiday_country else ()
         else:

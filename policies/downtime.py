@@ -39,6 +39,16 @@ Counting rules (decisions on SPEC §8 and the Vectorize seed, see `month_figures
   cancellation. A `maintenance.scheduled` later than the cancellation re-instates it.
 - One outage_id is one interval: a recurrence should use a new outage_id (re-sending
   `outage.started` for a resolved outage does not reopen it).
+- Shared services (SPEC §11): one ledger per service serves every subscriber. An outage's
+  reach is the set of (`components`, `regions`) its `outage.started` events stated (a union,
+  so order-independent; one statement without either list makes it the whole service); it
+  counts for a subscriber that any statement covers. One known only from a customer report is
+  the whole service. A window's scope is that of its winning
+  `maintenance.scheduled`. `month_figures(..., scope=...)` keeps what counts for one
+  subscriber (`SubscriberScope.covers`); a window outside a subscriber's scope neither
+  excludes its downtime nor uses its 4 h allowance. `in_force` clips a month to the part a
+  contract is in force (the month it starts): the classification is the whole month's,
+  only the instants outside are left out.
 """
 from __future__ import annotations
 
@@ -46,7 +56,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 UTC = timezone.utc
 SCHEDULED_NOTICE = timedelta(hours=48)
@@ -85,6 +95,63 @@ def _month_bounds(month: str) -> tuple[datetime, datetime]:
 # --------------------------------------------------------------------------- records
 
 
+Names = tuple[str, ...]  # sorted component or region names of a scope; None where the scope is "all"
+
+
+def _names(values: Iterable[str] | None) -> Names | None:
+    return None if values is None else tuple(sorted(set(values)))
+
+
+Reach = tuple[Names | None, Names | None]  # what one `outage.started` says is down: (components, regions)
+WHOLE: Reach = (None, None)
+
+
+def _reach_key(reach: Reach) -> tuple[tuple[int, Names], ...]:
+    return tuple((0, ()) if names is None else (1, names) for names in reach)
+
+
+def _join_reach(a: tuple[Reach, ...], b: tuple[Reach, ...]) -> tuple[Reach, ...]:
+    """Statements of what is down, joined: their union; () (the whole service) when one says so.
+    Kept apart rather than merged into one list per field: `ingest` down everywhere and `search`
+    down in `eu` do not make `search` down in `us` (no refund for what was not down)."""
+    union = set(a) | set(b)
+    return () if WHOLE in union else tuple(sorted(union, key=_reach_key))
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberScope:
+    """What one subscriber uses of a shared service (SPEC §11): its components (None: every
+    component) and its region (None: every region)."""
+
+    components: Names | None = None
+    region: str | None = None
+
+    @classmethod
+    def of(cls, components: Iterable[str] | None, region: str | None) -> "SubscriberScope":
+        return cls(_names(components), region)
+
+    @property
+    def whole(self) -> bool:
+        return self.components is None and self.region is None
+
+    def reached_by(self, reach: tuple[Reach, ...]) -> bool:
+        """Whether an outage with these statements (() = the whole service) counts for this subscriber."""
+        return not reach or any(self.covers(components, regions) for components, regions in reach)
+
+    def covers(self, components: Names | None, regions: Names | None) -> bool:
+        """Whether an outage / window with these scope fields counts for this subscriber: its
+        components are absent or intersect the subscriber's (a subscriber without a list uses
+        every component), and its regions are absent or hold the subscriber's region (a
+        subscriber in every region is not wholly down when some regions are: the seed's
+        Downtime affects "all Customer users")."""
+        if components is not None and self.components is not None and not set(components) & set(self.components):
+            return False
+        return regions is None or (self.region is not None and self.region in regions)
+
+
+WHOLE_SERVICE = SubscriberScope()
+
+
 @dataclass(frozen=True, slots=True)
 class Outage:
     """What is known about one outage. `scope` is None until an `outage.started` states it."""
@@ -99,6 +166,7 @@ class Outage:
     category: str | None = None
     classified_at: datetime | None = None
     classified_by: str | None = None  # event_id of the winning classification (tie-break)
+    reach: tuple[Reach, ...] = ()  # SPEC §11: what its outage.started events said is down; () = all
 
     @property
     def start(self) -> datetime | None:
@@ -134,6 +202,8 @@ class MaintenanceWindow:
     ends_at: datetime
     scheduled_by: str  # event_id of the winning `maintenance.scheduled` (tie-break)
     cancelled_at: datetime | None = None
+    components: Names | None = None  # SPEC §11: None = the whole service
+    regions: Names | None = None  # None = every region
 
     @property
     def notice(self) -> timedelta:
@@ -188,12 +258,13 @@ class ServiceState:
             "s": self.service_id,
             "o": [
                 [o.outage_id, ts(o.started_at), ts(o.reported_at), o.reported_ticket, ts(o.resolved_at),
-                 o.scope, o.cause, o.category, ts(o.classified_at), o.classified_by]
+                 o.scope, o.cause, o.category, ts(o.classified_at), o.classified_by,
+                 *([[list(r) for r in o.reach]] if o.reach else [])]
                 for o in sorted(self.outages.values(), key=lambda o: o.outage_id)
             ],
             "m": [
                 [w.maintenance_id, ts(w.notified_at), ts(w.starts_at), ts(w.ends_at), w.scheduled_by,
-                 ts(w.cancelled_at)]
+                 ts(w.cancelled_at), *_scope_json(w.components, w.regions)]
                 for w in sorted(self.maintenance.values(), key=lambda w: w.maintenance_id)
             ],
             "e": [[e.customer_id, e.month, e.revision, e.fingerprint,
@@ -209,15 +280,30 @@ class ServiceState:
         def ts(s: str | None) -> datetime | None:
             return None if s is None else datetime.fromisoformat(s).astimezone(UTC)
 
+        # Rows written before SPEC §11 end before the scope fields (whole service, every region).
         outages = {}
-        for oid, st, rp, tk, rs, scope, cause, cat, cat_at, cat_by in doc["o"]:
-            outages[oid] = Outage(oid, ts(st), ts(rp), tk, ts(rs), scope, cause, cat, ts(cat_at), cat_by)
+        for oid, st, rp, tk, rs, scope, cause, cat, cat_at, cat_by, *reach in doc["o"]:
+            outages[oid] = Outage(oid, ts(st), ts(rp), tk, ts(rs), scope, cause, cat, ts(cat_at), cat_by,
+                                  tuple(_scope_from_json(r) for r in reach[0]) if reach else ())
         windows = {}
-        for mid, nt, sa, ea, by, ca in doc["m"]:
-            windows[mid] = MaintenanceWindow(mid, ts(nt), ts(sa), ts(ea), by, ts(ca))  # type: ignore[arg-type]
+        for mid, nt, sa, ea, by, ca, *where in doc["m"]:
+            windows[mid] = MaintenanceWindow(mid, ts(nt), ts(sa), ts(ea), by, ts(ca),  # type: ignore[arg-type]
+                                             *_scope_from_json(where))
         # 4 fields before refund_revision, 5 before refund_amount (a refund recorded then supersedes "0")
         emitted = {(row[0], row[1]): EmittedClose(*row) for row in doc["e"]}
         return cls(doc["s"], outages, windows, emitted)
+
+
+def _scope_json(components: Names | None, regions: Names | None) -> list[Any]:
+    """A record's scope fields for its JSON row: nothing for the whole service (rows stay as before)."""
+    return [] if components is None and regions is None else [components, regions]
+
+
+def _scope_from_json(where: list[Any]) -> tuple[Names | None, Names | None]:
+    if not where:
+        return None, None
+    components, regions = where
+    return (None if components is None else tuple(components)), (None if regions is None else tuple(regions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +352,10 @@ def _with_window(state: ServiceState, old: MaintenanceWindow | None, new: Mainte
 
 
 def outage_started(state: ServiceState, *, event_id: str, occurred_at: datetime, outage_id: str,
-                   scope: str | None = "all_users") -> Applied:
-    """`outage.started`: the provider's internal alert at `occurred_at`."""
+                   scope: str | None = "all_users", components: Iterable[str] | None = None,
+                   regions: Iterable[str] | None = None) -> Applied:
+    """`outage.started`: the provider's internal alert at `occurred_at`, for `components` in
+    `regions` (None: the whole service, every region)."""
     scope = scope or "all_users"
     if scope not in SCOPES:
         return Applied(state, (INVALID_FIELD, f"outage {outage_id}: scope must be one of {SCOPES}, got {scope!r}"))
@@ -275,7 +363,10 @@ def outage_started(state: ServiceState, *, event_id: str, occurred_at: datetime,
     old = state.outages.get(outage_id)
     base = old or Outage(outage_id)
     merged_scope = "all_users" if "all_users" in (base.scope, scope) else "partial"
-    new = replace(base, started_at=_earliest(base.started_at, at), scope=merged_scope)
+    reach = _join_reach((), ((_names(components), _names(regions)),))
+    if base.started_at is not None:  # an earlier outage.started stated what is down: join them
+        reach = _join_reach(base.reach or (WHOLE,), reach or (WHOLE,))
+    new = replace(base, started_at=_earliest(base.started_at, at), scope=merged_scope, reach=reach)
     return _with_outage(state, old, new)
 
 
@@ -318,7 +409,8 @@ def outage_classified(state: ServiceState, *, event_id: str, occurred_at: dateti
 
 
 def maintenance_scheduled(state: ServiceState, *, event_id: str, occurred_at: datetime, maintenance_id: str,
-                          starts_at: datetime, ends_at: datetime) -> Applied:
+                          starts_at: datetime, ends_at: datetime, components: Iterable[str] | None = None,
+                          regions: Iterable[str] | None = None) -> Applied:
     """`maintenance.scheduled`: notified at `occurred_at`; a later one for the same id reschedules it."""
     starts, ends, at = _utc(starts_at), _utc(ends_at), _utc(occurred_at)
     if ends <= starts:
@@ -327,7 +419,8 @@ def maintenance_scheduled(state: ServiceState, *, event_id: str, occurred_at: da
     old = state.maintenance.get(maintenance_id)
     if old is not None and (at, event_id) <= (old.notified_at, old.scheduled_by):
         return Applied(state)
-    new = MaintenanceWindow(maintenance_id, at, starts, ends, event_id, old.cancelled_at if old else None)
+    new = MaintenanceWindow(maintenance_id, at, starts, ends, event_id, old.cancelled_at if old else None,
+                            _names(components), _names(regions))
     return _with_window(state, old, new)
 
 
@@ -342,12 +435,13 @@ def maintenance_cancelled(state: ServiceState, *, event_id: str, occurred_at: da
     return _with_window(state, old, replace(old, cancelled_at=cancelled))
 
 
-_FOLD = {
-    "outage.started": (outage_started, ("outage_id", "scope")),
+_FOLD: dict[str, tuple[Callable[..., Applied], tuple[str, ...]]] = {
+    "outage.started": (outage_started, ("outage_id", "scope", "components", "regions")),
     "outage.reported": (outage_reported, ("outage_id", "ticket_id")),
     "outage.resolved": (outage_resolved, ("outage_id",)),
     "outage.classified": (outage_classified, ("outage_id", "cause", "category")),
-    "maintenance.scheduled": (maintenance_scheduled, ("maintenance_id", "starts_at", "ends_at")),
+    "maintenance.scheduled": (maintenance_scheduled, ("maintenance_id", "starts_at", "ends_at", "components",
+                                                      "regions")),
     "maintenance.cancelled": (maintenance_cancelled, ("maintenance_id",)),
 }
 MONITORING_TYPES = frozenset(_FOLD)
@@ -404,7 +498,7 @@ class OutageView:
     open: bool
     in_month_start: datetime
     in_month_end: datetime
-    status: str  # 'counted' | 'excluded' | 'partial'
+    status: str  # 'counted' | 'excluded' | 'partial' | 'out_of_scope' (SPEC §11: not the subscriber's)
 
     @property
     def in_month_minutes(self) -> Fraction:
@@ -428,7 +522,9 @@ class WindowView:
 
 @dataclass(frozen=True, slots=True)
 class MonthFigures:
-    """Exact figures of one calendar month (UTC) as known at `as_of`."""
+    """Exact figures of one calendar month (UTC) as known at `as_of`, for one subscriber's scope.
+    `total_minutes` and the sums cover `[in_force_start, in_force_end)`: the whole month, or the
+    part a contract starting in it is in force (SPEC §11)."""
 
     month: str
     start: datetime
@@ -441,6 +537,13 @@ class MonthFigures:
     segments: tuple[Segment, ...]
     outages: tuple[OutageView, ...]
     windows: tuple[WindowView, ...]
+    in_force_start: datetime | None = None  # None: the month's start
+    in_force_end: datetime | None = None  # None: the month's end
+
+    @property
+    def prorated(self) -> bool:
+        """Whether the figures cover only part of the month (the fee is prorated alike)."""
+        return self.in_force_start not in (None, self.start) or self.in_force_end not in (None, self.end)
 
 
 def scheduled_maintenance(windows: Iterable[MaintenanceWindow], month_start: datetime,
@@ -489,15 +592,21 @@ def _hours(h: Fraction) -> str:
     return str(h.numerator) if h.denominator == 1 else f"{float(h):.2f}"
 
 
-def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigures:
+def month_figures(state: ServiceState, month: str, as_of: datetime, scope: SubscriberScope | None = None,
+                  in_force: tuple[datetime | None, datetime | None] | None = None) -> MonthFigures:
     """Figures of `month` (YYYY-MM, UTC): unresolved outages count until `as_of`.
 
     For a month close pass the month's end (or anything later); for running figures, `now`.
+    `scope`: one subscriber's (outages and windows outside it are left out); None counts
+    every outage and window of the service. `in_force`: the contract's [from, until) (either
+    None: unbounded); only that part of the month counts, `total_minutes` included.
     """
     m_start, m_end = _month_bounds(month)
     as_of = _utc(as_of)
-    windows = scheduled_maintenance(state.maintenance.values(), m_start, m_end)
-    cover = sorted(p for v in windows for p in v.scheduled)
+    maintenance: Iterable[MaintenanceWindow] = state.maintenance.values()
+    if scope is not None:
+        maintenance = [w for w in maintenance if scope.covers(w.components, w.regions)]
+    windows = scheduled_maintenance(maintenance, m_start, m_end)
 
     views: list[OutageView] = []
     counted: list[tuple[datetime, datetime, Outage]] = []  # all_users outages clipped to the month
@@ -511,6 +620,8 @@ def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigu
             continue
         if o.effective_scope == "partial":
             status = "partial"
+        elif scope is not None and not scope.reached_by(o.reach):
+            status = "out_of_scope"
         else:
             status = "excluded" if o.excluded else "counted"
             counted.append((s, e, o))
@@ -555,16 +666,26 @@ def month_figures(state: ServiceState, month: str, as_of: datetime) -> MonthFigu
         else:
             segments.append(seg)
 
+    counted_from, counted_until = m_start, m_end
+    if in_force is not None:
+        counted_from = max(m_start, in_force[0]) if in_force[0] is not None else m_start
+        counted_until = min(m_end, in_force[1]) if in_force[1] is not None else m_end
+        counted_until = max(counted_from, counted_until)
+        if (counted_from, counted_until) != (m_start, m_end):
+            segments = [replace(seg, start=max(seg.start, counted_from), end=min(seg.end, counted_until))
+                        for seg in segments if seg.start < counted_until and seg.end > counted_from]
+
     def total(kind: str) -> Fraction:
         return sum((s.minutes for s in segments if s.kind == kind), Fraction(0))
 
     return MonthFigures(
         month=month, start=m_start, end=m_end, as_of=as_of,
-        total_minutes=minutes(m_end - m_start),
+        total_minutes=minutes(counted_until - counted_from),
         downtime_minutes=total("downtime"),
         excluded_minutes=total("excluded"),
         maintenance_minutes=total("maintenance"),
         segments=tuple(segments), outages=tuple(views), windows=windows,
+        in_force_start=counted_from, in_force_end=counted_until,
     )
 
 
@@ -573,7 +694,7 @@ def busy_spans(state: ServiceState, as_of: datetime) -> list[tuple[datetime, dat
     instants whose months have something to close."""
     spans = [(o.start, o.end(as_of)) for o in state.outages.values() if o.start is not None]
     spans += [(w.starts_at, w.ends_at) for w in state.maintenance.values()]
-    return sorted(s for s in spans if s[0] is not None and s[1] > s[0])  # type: ignore[misc]
+    return sorted(s for s in spans if s[0] is not None and s[1] > s[0])
 
 
 def prune(state: ServiceState, keep_from_month: str) -> ServiceState:

@@ -10,13 +10,15 @@ import heapq
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Collection, Protocol
+from typing import Any, Callable, Collection, Iterator, Mapping, Protocol
 
 from events.contract import ContractTerms
+from events.models import InputEvent
 from policies import downtime, uptime
 from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
 from policies.contracts import Contract, contract_from_event
+from policies.explain import Subscriber
 from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
 from policies.parking import MONITORING, TICKETS, Parking, creates_key, outage_key, ticket_key, window_key
@@ -110,11 +112,59 @@ class MemoryStore:
         self.services[state.service_id] = state
 
 
+class Subscribers(Mapping[str, tuple[str, ...]]):
+    """service_id -> the customers whose contract lists it, in customer order (SPEC §11). Kept as
+    sets, sorted only when read after a change: installing N contracts on one shared service
+    costs N, not N² (a sorted tuple rebuilt at every install)."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, set[str]] = {}
+        self._sorted: dict[str, tuple[str, ...]] = {}
+
+    def add(self, service_id: str, customer_id: str) -> None:
+        self._sets.setdefault(service_id, set()).add(customer_id)
+        self._sorted.pop(service_id, None)
+
+    def discard(self, service_id: str, customer_id: str) -> None:
+        customers = self._sets.get(service_id)
+        if customers is None:
+            return
+        customers.discard(customer_id)
+        self._sorted.pop(service_id, None)
+        if not customers:
+            del self._sets[service_id]
+
+    def __getitem__(self, service_id: str) -> tuple[str, ...]:
+        ordered = self._sorted.get(service_id)
+        if ordered is None:
+            ordered = self._sorted[service_id] = tuple(sorted(self._sets[service_id]))
+        return ordered
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sets)
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+    def __contains__(self, service_id: object) -> bool:
+        return service_id in self._sets
+
+
 @dataclass(frozen=True)
 class ContractEntry:
     terms: ContractTerms
     plan: ResolvedPlan
     start_month: str | None  # first month whose uptime this contract closes
+    # SPEC §11: the instant the contract came in force (its `effective_from`); the month it falls
+    # in counts only from it and its fee is prorated. None: whole months from `start_month`.
+    in_force_from: datetime | None = None
+
+    def service(self, service_id: str) -> Any:
+        return next(s for s in self.terms.services if s.service_id == service_id)
+
+    def scope(self, service_id: str) -> downtime.SubscriberScope:
+        svc = self.service(service_id)
+        return downtime.SubscriberScope.of(svc.components, svc.region)
 
 
 class Processor:
@@ -140,12 +190,17 @@ class Processor:
         # (customer, catalog version) -> the contract's plan under that version (SPEC §14); cleared
         # when a contract is installed
         self._versioned_plans: dict[tuple[str, str], ResolvedPlan] = {}
-        self.service_owner: dict[str, str] = {}  # service_id -> customer_id
+        # service_id -> the customers whose contract lists it, sorted (SPEC §11: shared services)
+        self.subscribers = Subscribers()
         self.ticket_now: datetime | None = None
         self.monitoring_now: datetime | None = None
         self.attainment = AttainmentBook(partition)
         self.parking = Parking(settings.parking_horizon)
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
+        # service -> the latest of its subscribers' next months to close: every closed month is before
+        # it, so an event affecting only instants from its start revises nothing (no scan of N closes)
+        self._service_next_close: dict[str, str] = {}
+        self._service_held: dict[str, str | None] = {}  # cache of `service_oldest_month_held`
         # Instant up to which month closes are known to be done (the next close instant);
         # reset when a contract arrives, since its months may need catching up.
         self._closes_checked_until: datetime | None = None
@@ -175,26 +230,26 @@ class Processor:
     def install(self, contract: Contract, at: datetime | None = None) -> None:
         """Install a validated contract. Its months close from `effective_from`, else from the
         month of `at` (a contract event's time), else from the first instant the processor sees."""
-        self._check_owners(contract)
         terms = contract.terms
         old = self.contracts.get(terms.customer_id)
         start = terms.effective_from or at or self.monitoring_now
         start_month = uptime.month_of(start) if start is not None else None
-        if old is not None and old.start_month is not None and (start_month is None or old.start_month < start_month):
+        in_force_from = terms.effective_from
+        if old is not None and old.start_month is not None and (start_month is None or old.start_month <= start_month):
+            # the earlier terms started first: their start stands (None: whole months, the widest)
+            earlier = (old.in_force_from, in_force_from)
+            in_force_from = None if None in earlier else min(earlier)  # type: ignore[type-var]
             start_month = old.start_month
-        self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month)
+        self.contracts[terms.customer_id] = ContractEntry(terms, contract.plan, start_month, in_force_from)
         self._versioned_plans.clear()
         self._closes_checked_until = None
         self._attainment_starts = None
-        for svc in terms.services:
-            self.service_owner[svc.service_id] = terms.customer_id
-
-    def _check_owners(self, contract: Contract) -> None:
-        terms = contract.terms
-        for svc in terms.services:
-            owner = self.service_owner.get(svc.service_id)
-            if owner is not None and owner != terms.customer_id:
-                raise Rejected("invalid_contract", f"service_id {svc.service_id!r} already belongs to customer {owner!r}")
+        self._service_held.clear()
+        listed = {svc.service_id for svc in terms.services}
+        for service_id in {svc.service_id for svc in old.terms.services} - listed if old is not None else ():
+            self.subscribers.discard(service_id, terms.customer_id)
+        for service_id in listed:
+            self.subscribers.add(service_id, terms.customer_id)
 
     def upsert_contract(self, contract: tuple[Contract, datetime] | Contract) -> list[Output]:
         """A contract from the contracts topic (or file): install it and catch its months up."""
@@ -242,7 +297,7 @@ class Processor:
 
     # ---- time -------------------------------------------------------------------------
     def _first_instant(self, t: datetime) -> None:
-        if self.now is None:
+        if self.ticket_now is None and self.monitoring_now is None:  # `now` is None (called per event: no property)
             for entry in list(self.contracts.values()):
                 if entry.start_month is None:  # contracts loaded before any time: start at the first instant
                     self.contracts[entry.terms.customer_id] = ContractEntry(entry.terms, entry.plan, uptime.month_of(t))
@@ -293,7 +348,7 @@ class Processor:
         return out
 
     # ---- events -----------------------------------------------------------------------
-    def apply(self, ev: Any, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
+    def apply(self, ev: InputEvent, not_after: datetime | None = None) -> tuple[list[Output], Rejected | None]:
         """Check the event, advance its half to the event's time, then apply it.
 
         `not_after` is the bound of SPEC §10 (stream: wall clock + max_future; replay: `--until`):
@@ -366,7 +421,7 @@ class Processor:
                                          f"{ev.ticket_id!r} was opened ({state.opened_at.isoformat()})")
             return None
         if t in downtime.MONITORING_TYPES:
-            if ev.service_id not in self.service_owner:
+            if ev.service_id not in self.subscribers:
                 raise Rejected("unknown_service", f"service_id {ev.service_id!r} is not in any contract")
             self._check_month_final(ev)
             missing = downtime.needs_entity(self.store.service(ev.service_id), t, {
@@ -379,7 +434,6 @@ class Processor:
                 contract = contract_from_event(ev, self.catalog)
             except ContractError as err:
                 raise Rejected("invalid_contract", str(err)) from None
-            self._check_owners(contract)
             self._checked_contract = (ev.event_id, contract)
             return None
         raise Rejected("unknown_type", f"type {t!r} is not an input event")
@@ -387,8 +441,7 @@ class Processor:
     def _check_month_final(self, ev: Any) -> None:
         """SPEC §10: a monitoring event dated in a month whose claim window is over (its state
         pruned: before the oldest month the service holds) would change a final month."""
-        customer_id = self.service_owner[ev.service_id]
-        held = self.oldest_month_held(customer_id, ev.service_id)
+        held = self.service_oldest_month_held(ev.service_id)
         if held is None:
             return
         at = ev.__dict__.get("starts_at") or ev.occurred_at
@@ -485,7 +538,6 @@ class Processor:
                 book.observe(o, state)
 
     def _apply_monitoring(self, ev: Any) -> list[Output]:
-        customer_id = self.service_owner[ev.service_id]
         store = self.store
         state = store.service(ev.service_id) or downtime.new_state(ev.service_id)
         applied = downtime.apply_event(state, ev.type, ev.model_dump())
@@ -493,13 +545,23 @@ class Processor:
             raise Rejected(*applied.error)
         state = applied.state
         out: list[Output] = []
-        entry = self.contracts[customer_id]
-        commitment = entry.plan.uptime_commitment_percent
         now = self.monitoring_now
-        if commitment is not None and now is not None:
-            for month in uptime.months_to_revise(state, customer_id, applied.affected_from):
-                state, closed_out = self._close_one(state, entry, ev.service_id, month, now)
-                out.extend(closed_out)
+        revise: dict[str, list[str]] = {}
+        horizon = self._service_next_close.get(ev.service_id)
+        if now is not None and applied.affected_from is not None and horizon is not None \
+                and applied.affected_from < uptime.month_bounds(horizon)[0]:
+            revise = uptime.closed_months_after(state, applied.affected_from)
+        if revise:
+            assert now is not None
+            cache = uptime.FiguresCache()  # one computation per distinct scope among the subscribers
+            state = uptime.owning_emitted(state)
+            for customer_id in self.subscribers[ev.service_id]:  # sorted: the same order in stream and replay
+                entry = self.contracts[customer_id]
+                if entry.plan.uptime_commitment_percent is None:
+                    continue
+                for month in revise.get(customer_id, ()):
+                    state, closed_out = self._close_one(state, entry, ev.service_id, month, now, cache)
+                    out.extend(closed_out)
         store.save_service(state)
         return out
 
@@ -511,29 +573,40 @@ class Processor:
         out: list[Output] = []
         delay = self.settings.month_close_delay
         self._closes_checked_until = uptime.close_instant(uptime.month_of(t - delay), delay)
-        for customer_id in sorted(self.contracts):
-            entry = self.contracts[customer_id]
-            if entry.plan.uptime_commitment_percent is None or entry.start_month is None:
+        # Service by service (SPEC §11): a shared service's months are computed once per distinct
+        # subscriber scope (`FiguresCache`) and closed for each subscriber in customer order.
+        for service_id in sorted(self.subscribers):
+            if not self.owns_service(service_id):
                 continue
-            for svc in entry.terms.services:
-                if not self.owns_service(svc.service_id):
+            state: downtime.ServiceState | None = None
+            cache = uptime.FiguresCache()
+            for customer_id in self.subscribers[service_id]:
+                entry = self.contracts[customer_id]
+                if entry.plan.uptime_commitment_percent is None or entry.start_month is None:
                     continue
-                key = (customer_id, svc.service_id)
+                key = (customer_id, service_id)
                 month = self._next_close.get(key, entry.start_month)
                 if uptime.close_instant(month, delay) >= t:
                     continue
-                state = self.store.service(svc.service_id) or downtime.new_state(svc.service_id)
-                state, month = self._close_service_months(state, entry, svc.service_id, month, t, out)
+                if state is None:
+                    state = uptime.owning_emitted(self.store.service(service_id) or downtime.new_state(service_id))
+                state, month = self._close_service_months(state, entry, service_id, month, t, out, cache)
                 self._next_close[key] = month
-                # Months whose claim window has passed can no longer change what was emitted:
-                # forget them, so a service's state and its month closes do not grow with history.
-                if self.settings.prune:
-                    state = downtime.prune(state, self._oldest_month_held(month))
-                self.store.save_service(state)
+                self._service_next_close[service_id] = max(month, self._service_next_close.get(service_id, month))
+            if state is None:
+                continue
+            # Months whose claim window has passed for every subscriber can no longer change what
+            # was emitted: forget them, so a service's state and its month closes do not grow with history.
+            self._service_held.pop(service_id, None)
+            held = self.service_oldest_month_held(service_id)
+            if held is not None:
+                state = downtime.prune(state, held)
+            self.store.save_service(state)
         return out
 
     def _close_service_months(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
-                              t: datetime, out: list[Output]) -> tuple[downtime.ServiceState, str]:
+                              t: datetime, out: list[Output],
+                              cache: uptime.FiguresCache) -> tuple[downtime.ServiceState, str]:
         """Close `service_id`'s months from `month` while their close instant is before `t`;
         return the state and the next month to close.
 
@@ -557,7 +630,8 @@ class Processor:
                     later = [uptime.month_of(a) for a, b in spans if a >= end]
                     month = min([first_kept, *later])
                     continue
-            state, closed_out = self._close_one(state, entry, service_id, month, uptime.close_instant(month, delay))
+            state, closed_out = self._close_one(state, entry, service_id, month, uptime.close_instant(month, delay),
+                                                cache)
             self.month_closes += 1
             out.extend(closed_out)
             month = uptime.next_month(month)
@@ -576,9 +650,33 @@ class Processor:
             return None
         return self._oldest_month_held(next_close)
 
+    def service_oldest_month_held(self, service_id: str) -> str | None:
+        """The oldest month a shared service's state still holds: the earliest over its
+        subscribers that have closed a month (one still behind keeps the older months)."""
+        if service_id in self._service_held:
+            return self._service_held[service_id]
+        held = [self.oldest_month_held(c, service_id) for c in self.subscribers.get(service_id, ())]
+        known = [m for m in held if m is not None]
+        oldest = self._service_held[service_id] = min(known) if known else None
+        return oldest
+
+    def subscriber_terms(self, service_id: str, month: str) -> list[Subscriber]:
+        """Every subscriber of `service_id` with the terms its figures for `month` use, in customer
+        order: the commitment of the catalog version in force at the month's start (SPEC §14)."""
+        start = uptime.month_bounds(month)[0]
+        subs = []
+        for customer_id in self.subscribers.get(service_id, ()):
+            entry = self.contracts[customer_id]
+            svc = entry.service(service_id)
+            subs.append(Subscriber(customer_id, self.plan_at(customer_id, start).uptime_commitment_percent,
+                                   svc.fee_per_month, svc.currency, entry.scope(service_id), (entry.in_force_from, None)))
+        return subs
+
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
-                   at: datetime) -> tuple[downtime.ServiceState, list[Output]]:
-        svc = next(s for s in entry.terms.services if s.service_id == service_id)
+                   at: datetime, cache: uptime.FiguresCache) -> tuple[downtime.ServiceState, list[Output]]:
+        """Close (or revise) `month` for one subscriber. `state` comes from `uptime.owning_emitted`:
+        the close is recorded in place."""
+        svc = entry.service(service_id)
         before = state.emitted.get((entry.terms.customer_id, month))
         # SPEC §14: a month is measured under the catalog version in force at its start
         month_plan = self._plan_under(entry, self.catalog.version_at(entry.plan.policy, uptime.month_bounds(month)[0]))
@@ -587,7 +685,8 @@ class Processor:
         state, closed, refund = uptime.close_and_record(
             state, customer_id=entry.terms.customer_id, month=month,
             commitment_percent=month_plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
-            currency=svc.currency)
+            currency=svc.currency, scope=entry.scope(service_id), in_force=(entry.in_force_from, None),
+            cache=cache, in_place=True)
         out: list[Output] = []
         customer_id = entry.terms.customer_id
         if closed is not None:
@@ -651,11 +750,11 @@ class Processor:
         monitoring = data.get("now_monitoring", data["now"])  # absent before the halves' clocks moved here
         self.monitoring_now = datetime.fromisoformat(monitoring) if monitoring else None
         self._next_close = {(c, s): m for c, s, m in data["close"]}
+        self._service_next_close = {}
+        self._service_held = {}
+        for (_c, s), m in self._next_close.items():
+            self._service_next_close[s] = max(m, self._service_next_close.get(s, m))
         self.parking.load(data.get("parked", []))
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None
-
-    def open_clocks(self) -> int:
-        tickets = getattr(self.store, "tickets", {})
-        return sum(1 for st in tickets.values() for s in st.slots if not s.done and s.pending)

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
-from policies.downtime import MonthFigures, ServiceState, month_figures, new_state
+from policies.downtime import MonthFigures, ServiceState, SubscriberScope, month_figures, new_state
 from policies.tickets import METRICS, REPLY, TicketState, standing_outcomes
 from policies.uptime import claim_deadline, close_month, last_revision, month_bounds, round_half_up
 
@@ -210,7 +210,8 @@ def ticket_section(tickets: Iterable[TicketState], plan_of: Callable[[TicketStat
 
 def service_month(state: ServiceState | None, service_id: str, *, customer_id: str, month: str,
                   commitment: Decimal, fee_per_month: Decimal | Fraction, currency: str, now: datetime,
-                  not_held: str | None = None) -> ServiceMonth:
+                  not_held: str | None = None, scope: SubscriberScope | None = None,
+                  in_force: tuple[datetime | None, datetime | None] | None = None) -> ServiceMonth:
     """The month's uptime and refund of one service, from the same functions as the month close.
 
     `not_held`: why the state cannot give the month's figures (pruned after its claim window, held
@@ -220,7 +221,7 @@ def service_month(state: ServiceState | None, service_id: str, *, customer_id: s
         return ServiceMonth(service_id, not_held, None, None, None, True, 0, claim_deadline(month))
     state = state or new_state(service_id)
     as_of = min(max(now, start), end)
-    figures = month_figures(state, month, as_of)
+    figures = month_figures(state, month, as_of, scope, in_force)  # the customer's scope and span (SPEC §11)
     closed, refund = close_month(figures, customer_id=customer_id, service_id=service_id,
                                  commitment_percent=commitment, fee_per_month=fee_per_month, currency=currency)
     return ServiceMonth(service_id, None, figures, closed, refund, as_of >= end,

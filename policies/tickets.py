@@ -15,21 +15,34 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import struct
 from array import array
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, met_retraction_event_id,
                         minutes_text, output_event_id as _hash_id, priority_notice_event_id)
+from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
 from policies.outputs import Output, Rejected, output_event_id
+
+if TYPE_CHECKING:
+    from events.models import Envelope, TicketEvent, TicketOpened
+    from policies.calendar import BusinessCalendar
+    from policies.catalog import ClockTarget, ResolvedPlan
 
 METRICS = ("first_response", "update", "resolution")
 _METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
 _KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET_RETRACTED = 1, 2, 3, 4, 5, 6
+_KINDS = frozenset((_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET_RETRACTED))
+# An output key (`OutputKey`) keeps the at-risk threshold index in 4 bits: at most 16 thresholds.
+_THRESHOLD_SLOTS = 16
+MAX_AT_RISK_THRESHOLDS = _THRESHOLD_SLOTS
 # A breach retracted and derived again later (e.g. a late pause moved its deadline) is a new
 # generation with its own event id; generations are kept in the high bits of the output key.
 _GENERATION = 1 << 40
+_CYCLE_SLOTS = _GENERATION // (_THRESHOLD_SLOTS * 8 * 2 * 4)
+_GENERATION_SLOTS = (1 << 63) // _GENERATION  # the keys live in a signed 64-bit array
 
 # History entry kinds (compact, one letter).
 OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED, CLOSED = "o", "p", "r", "s", "x", "y", "z"
@@ -41,41 +54,84 @@ def event_digest(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
 
 
-def content_digest(ev: Any) -> int:
+def content_digest(ev: Envelope) -> int:
     """A stable 64-bit digest of an input event's canonical content (its id included)."""
     return int.from_bytes(hashlib.blake2b(ev.__pydantic_serializer__.to_json(ev), digest_size=8).digest(), "big")
 
 
-def _output_key(kind: int, metric: str, binding: bool, cycle: int, fraction_index: int = 0) -> int:
-    return ((((cycle * 4 + _METRIC_CODE[metric]) * 2 + int(binding)) * 8 + kind) * 16) + fraction_index
+class OutputKey(NamedTuple):
+    """The identity of one output of a ticket, kept in `TicketState.emitted` as a packed int.
+
+    Fields (low bits first in the packed int): the at-risk threshold index (4 bits), the kind
+    (3 bits), binding (1 bit), the metric (2 bits), the cycle (30 bits; a notice's arrival
+    number), then the generation of a breach / met derived again after its cancellation. The
+    layout is the stored format: states written by earlier versions load unchanged. `pack`
+    refuses what the layout cannot hold instead of letting one field spill into the next.
+    """
+
+    kind: int
+    metric: str
+    binding: bool
+    cycle: int
+    threshold_index: int = 0
+    generation: int = 0
+
+    def pack(self) -> int:
+        if self.kind not in _KINDS:
+            raise ValueError(f"output key: unknown kind {self.kind}")
+        if not 0 <= self.threshold_index < _THRESHOLD_SLOTS:
+            raise ValueError(f"output key: threshold index {self.threshold_index} outside 0..{_THRESHOLD_SLOTS - 1}")
+        if not 0 <= self.cycle < _CYCLE_SLOTS:
+            raise ValueError(f"output key: cycle {self.cycle} outside 0..{_CYCLE_SLOTS - 1}")
+        if not 0 <= self.generation < _GENERATION_SLOTS:
+            raise ValueError(f"output key: generation {self.generation} outside 0..{_GENERATION_SLOTS - 1}")
+        base = ((self.cycle * 4 + _METRIC_CODE[self.metric]) * 2 + int(self.binding)) * 8 + self.kind
+        return self.generation * _GENERATION + base * _THRESHOLD_SLOTS + self.threshold_index
+
+    @classmethod
+    def unpack(cls, key: int) -> OutputKey:
+        if not 0 <= key < _GENERATION * _GENERATION_SLOTS:
+            raise ValueError(f"output key: {key} is not a packed output key")
+        generation, base = divmod(key, _GENERATION)
+        base, threshold_index = divmod(base, _THRESHOLD_SLOTS)
+        base, kind = divmod(base, 8)
+        base, binding = divmod(base, 2)
+        cycle, metric = divmod(base, 4)
+        return cls(kind, METRICS[metric], bool(binding), cycle, threshold_index, generation)
+
+
+def _output_key(kind: int, metric: str, binding: bool, cycle: int, threshold_index: int = 0) -> int:
+    return OutputKey(kind, metric, binding, cycle, threshold_index).pack()
+
+
+def _kind_of(key: int) -> int:
+    """The kind of a packed key whose threshold index is 0 (only at-risk keys have another)."""
+    return key // _THRESHOLD_SLOTS % 8 if key % _THRESHOLD_SLOTS == 0 else _KIND_AT_RISK
 
 
 def _is_breach_key(key: int) -> bool:
-    return key % 16 == 0 and (key // 16) % 8 == _KIND_BREACH
+    return _kind_of(key) == _KIND_BREACH
 
 
 def _retracted_key(breach_key: int) -> int:
-    return breach_key + (_KIND_RETRACTED - _KIND_BREACH) * 16
+    return breach_key + (_KIND_RETRACTED - _KIND_BREACH) * _THRESHOLD_SLOTS
 
 
 def _is_met_key(key: int) -> bool:
-    return key % 16 == 0 and (key // 16) % 8 == _KIND_MET
+    return _kind_of(key) == _KIND_MET
 
 
 def _cancel_key(key: int) -> int:
     """The key recording that the breach or met `key` was cancelled (retracted)."""
     if _is_breach_key(key):
         return _retracted_key(key)
-    return key + (_KIND_MET_RETRACTED - _KIND_MET) * 16
+    return key + (_KIND_MET_RETRACTED - _KIND_MET) * _THRESHOLD_SLOTS
 
 
 def _breach_of_key(key: int) -> tuple[str, bool, int, int]:
     """(metric, binding, cycle, generation) of a breach output key."""
-    generation, base = divmod(key, _GENERATION)
-    rest = base // 16 // 8
-    binding = bool(rest % 2)
-    rest //= 2
-    return METRICS[rest % 4], binding, rest // 4, generation
+    unpacked = OutputKey.unpack(key)
+    return unpacked.metric, unpacked.binding, unpacked.cycle, unpacked.generation
 
 
 def breach_identity(state: "TicketState", breach_id: str) -> tuple[str, bool, int] | None:
@@ -121,6 +177,9 @@ class Milestones:
 
     def __init__(self, thresholds: Sequence[float]):
         kept = sorted({Fraction(str(f)) for f in thresholds if 0 < f < 1})
+        if len(kept) > MAX_AT_RISK_THRESHOLDS:
+            raise ValueError(f"at most {MAX_AT_RISK_THRESHOLDS} at-risk thresholds (an output key holds the "
+                             f"threshold's index in 4 bits), got {len(kept)} distinct ones")
         self.thresholds = tuple(float(f) for f in kept)
         self.ratios = tuple((f.numerator, f.denominator) for f in kept)
         self.last = len(kept)
@@ -149,7 +208,7 @@ class Slot:
 
     __slots__ = ("metric", "binding", "target", "cycle", "start", "effective_from", "pending", "due", "fired", "done")
 
-    def __init__(self, metric: str, binding: bool, target: Any, cycle: int, start: datetime, effective_from: datetime):
+    def __init__(self, metric: str, binding: bool, target: ClockTarget, cycle: int, start: datetime, effective_from: datetime):
         self.metric = metric
         self.binding = binding
         self.target = target
@@ -188,7 +247,7 @@ class TicketState:
         self.history: list[tuple[datetime, int, str, str | None]] = []
         # Small per-ticket sets as arrays of 64-bit ints: a few bytes each instead of a set's
         # 200+ bytes; a ticket has tens of entries, so a linear `in` is cheap.
-        self.seen = array("Q")  # digests of the input event ids applied (idempotency)
+        self.seen = Digests()  # digests of the input event ids applied (idempotency)
         # (id digest, content digest) pairs, flat: a reused event_id with other content is a
         # conflicting duplicate (SPEC §10). Absent for events applied before it was kept.
         self.contents = array("Q")
@@ -221,13 +280,13 @@ class TicketState:
         self.advanced_to: datetime = self.opened_at
         self.derived = True  # False after from_json: the engine rebuilds the clocks on first use
 
-    def mark_seen(self, ev: Any) -> None:
+    def mark_seen(self, ev: Envelope) -> None:
         """Record an input event as applied: its id (idempotency) and its content (conflicts)."""
         digest = event_digest(ev.event_id)
         self.seen.append(digest)
         self.contents.extend((digest, content_digest(ev)))
 
-    def conflicts(self, ev: Any) -> bool:
+    def conflicts(self, ev: Envelope) -> bool:
         """Whether `ev` reuses the id of an applied event with other content."""
         digest = event_digest(ev.event_id)
         contents = self.contents
@@ -268,7 +327,7 @@ class TicketState:
         state = cls(data["t"], data["c"], data["v"], data["e"], datetime.fromisoformat(data["o"]))
         state.seq = data["q"]
         state.history = [(datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"]]
-        state.seen = array("Q", data["s"])
+        state.seen = Digests(data["s"])
         state.emitted = array("q", data["m"])
         state.outcome_ids = {k: v for k, v in data.get("g", ())}
         state.contents = array("Q", data.get("k", ()))
@@ -283,7 +342,7 @@ class TicketState:
 class _Clocks:
     """The fold itself, bound to one ticket, its resolved plan and the at-risk thresholds."""
 
-    def __init__(self, state: TicketState, plan: Any, milestones: Milestones):
+    def __init__(self, state: TicketState, plan: ResolvedPlan, milestones: Milestones):
         self.s = state
         self.plan = plan
         self.milestones = milestones
@@ -325,7 +384,7 @@ class _Clocks:
         if resolved:
             return True
         statuses = self.plan.pause_statuses.get(metric)
-        return bool(statuses) and status in statuses
+        return statuses is not None and status in statuses
 
     def _running_intervals(self, metric: str, start: datetime) -> list[tuple[datetime, datetime | None]]:
         """Unpaused intervals of `metric` since `start`; the last one may be open-ended (None)."""
@@ -351,7 +410,7 @@ class _Clocks:
         return intervals
 
     @staticmethod
-    def _cross(runs: list[tuple[datetime, datetime | None]], calendar: Any, need: timedelta) -> datetime | None:
+    def _cross(runs: list[tuple[datetime, datetime | None]], calendar: BusinessCalendar, need: timedelta) -> datetime | None:
         """The instant at which `need` of open time has run over `runs` (None if they end first)."""
         done = timedelta(0)
         for lo, hi in runs:
@@ -380,7 +439,8 @@ class _Clocks:
         if slot.due is None:
             # Paused: no deadline until the clock runs again. `due_at` (for a reply during the
             # pause) is the deadline the clock would have if it resumed now.
-            resume = max(slot.effective_from, runs[-1][1]) if runs else slot.effective_from
+            last_end = runs[-1][1] if runs else None
+            resume = max(slot.effective_from, last_end) if last_end is not None else slot.effective_from
             slot.due = self._cross(runs + [(resume, None)], slot.target.calendar, slot.target.duration)
             return
         if slot.metric == "resolution" and self.s.resolution_breached:
@@ -550,7 +610,7 @@ class _Clocks:
         slot.done = True
         slot.pending = []
 
-    def _update_targets(self) -> list[Any]:
+    def _update_targets(self) -> list[ClockTarget]:
         return [t for t in self.plan.targets(self.s.priority) if t.metric == "update"]
 
     def _start_updates(self, ts: datetime) -> None:
@@ -642,6 +702,55 @@ class _Clocks:
         self.advance(now)
 
 
+def _find_item(data: bytes, item: bytes) -> bool:
+    """Whether the 8 bytes `item` are one of the 64-bit items of `data` (found at a multiple of 8)."""
+    i = data.find(item)
+    while i % 8 and i != -1:
+        i = data.find(item, i + 1)
+    return i != -1
+
+
+if TYPE_CHECKING:
+    _IntArray = array[int]
+else:
+    _IntArray = array  # not subscriptable before Python 3.12
+
+
+class Digests(_IntArray):
+    """An array of 64-bit digests (`array("Q")`) whose `in` searches its bytes: a ticket's seen ids
+    are looked up two or three times per event, and `in` on a plain array makes a Python int of
+    every item it passes."""
+
+    __slots__ = ()
+    _PACK = struct.Struct("=Q").pack
+
+    def __new__(cls, items: Iterable[int] = ()) -> "Digests":
+        return super().__new__(cls, "Q", items)  # type: ignore[return-value]  # array.__new__ returns cls
+
+    def __contains__(self, value: object) -> bool:
+        if type(value) is not int or not 0 <= value < 1 << 64:
+            return super().__contains__(value)
+        return _find_item(self.tobytes(), self._PACK(value))
+
+
+class _EmittedKeys:
+    """`in` and `add` over a ticket's emitted-keys array without a Python int per key: the array's
+    bytes searched for the key's 8 bytes (at a multiple of 8), plus the keys added since."""
+
+    __slots__ = ("_bytes", "_added")
+    _PACK = struct.Struct("=q").pack  # the array's item format ('q', native order)
+
+    def __init__(self, emitted: "array[int]") -> None:
+        self._bytes = emitted.tobytes()
+        self._added: set[int] = set()
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._added or _find_item(self._bytes, self._PACK(key))
+
+    def add(self, key: int) -> None:
+        self._added.add(key)
+
+
 class TicketEngine:
     """Commands on tickets: each returns the outputs it caused. Pure; `now` is passed in."""
 
@@ -649,7 +758,7 @@ class TicketEngine:
         self.thresholds = tuple(thresholds)
         self.milestones = Milestones(self.thresholds)
 
-    def open(self, ev: Any, plan: Any, now: datetime) -> tuple[TicketState, list[Output]]:
+    def open(self, ev: TicketOpened, plan: ResolvedPlan, now: datetime) -> tuple[TicketState, list[Output]]:
         """Open a ticket (`ticket.opened`); the policy's priority rules apply in the fold."""
         priority = ev.priority.lower()
         self._check_priority(priority, plan)
@@ -667,12 +776,12 @@ class TicketEngine:
         return state, self._record(state, clocks)
 
     @staticmethod
-    def _check_priority(priority: str, plan: Any) -> None:
+    def _check_priority(priority: str, plan: ResolvedPlan) -> None:
         if priority not in plan.priorities:
             raise Rejected("invalid_field", f"priority {priority!r} is not a priority of policy {plan.policy} "
                                             f"(expected one of {', '.join(plan.priorities)})")
 
-    def _ensure_derived(self, state: TicketState, plan: Any) -> list[Output]:
+    def _ensure_derived(self, state: TicketState, plan: ResolvedPlan) -> list[Output]:
         """Rebuild the clocks of a state loaded from JSON, up to the time it had reached.
 
         Returns what the history derives but was never recorded as emitted (nothing, unless
@@ -683,7 +792,7 @@ class TicketEngine:
         clocks.rebuild(state.advanced_to)
         return self._record(state, clocks)
 
-    def apply(self, state: TicketState, ev: Any, plan: Any, now: datetime) -> list[Output]:
+    def apply(self, state: TicketState, ev: TicketEvent, plan: ResolvedPlan, now: datetime) -> list[Output]:
         """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time."""
         restored = self._ensure_derived(state, plan)
         digest = event_digest(ev.event_id)
@@ -708,7 +817,7 @@ class TicketEngine:
         clocks.advance(max(now, ts))
         return restored + self._record(state, clocks)
 
-    def advance(self, state: TicketState, plan: Any, now: datetime) -> list[Output]:
+    def advance(self, state: TicketState, plan: ResolvedPlan, now: datetime) -> list[Output]:
         """Move the ticket's time to `now`, firing what is due."""
         restored = self._ensure_derived(state, plan)
         clocks = _Clocks(state, plan, self.milestones)
@@ -726,9 +835,11 @@ class TicketEngine:
         if retract_at is None and not clocks.out:
             return []  # nothing derived, nothing to cancel: skip building the set of emitted keys
         fresh: list[Output] = []
-        emitted = state.emitted  # an int array (compact in memory); `seen` answers membership in O(1)
-        seen = set(emitted)      # (a long-open ticket has thousands of cadence outputs: `in` on the
-                                 # array made recording them quadratic)
+        emitted = state.emitted  # an int array (compact in memory); `seen` answers membership: a set for
+        # a rebuild (every key is looked up), else a byte search of the array (a long-open ticket has
+        # thousands of cadence outputs: `in` on the array, or a set of them per call, made recording
+        # them quadratic in Python objects)
+        seen: Any = set(emitted) if retract_at is not None else _EmittedKeys(emitted)
         outcome_ids = state.outcome_ids
 
         def emitted_add(key: int) -> None:
@@ -798,27 +909,24 @@ class TicketEngine:
         }
         return Output("sla.breach_retracted", at, state.ticket_id, output_event_id("sla.breach_retracted", breach_id), fields)
 
-    def _history_entry(self, ev: Any, plan: Any) -> tuple[str, str | None] | None:
+    def _history_entry(self, ev: TicketEvent, plan: ResolvedPlan) -> tuple[str, str | None] | None:
         """The compact history entry of a ticket event, or None when it changes no clock."""
-        t = ev.type
-        if t == "ticket.replied":
+        if isinstance(ev, TicketReplied):
             return (REPLY, None) if ev.author == "provider" and ev.public else None
-        if t == "ticket.priority_changed":
+        if isinstance(ev, TicketPriorityChanged):
             requested = ev.priority.lower()
             self._check_priority(requested, plan)
             return PRIORITY, _encode_priority_entry(ev.requested_by, requested, ev.event_id)
-        if t == "ticket.status_changed":
+        if isinstance(ev, TicketStatusChanged):
             return STATUS, ev.status
-        if t == "ticket.resolved":
-            return RESOLVED, None
-        if t == "ticket.reopened":
-            return REOPENED, None
-        if t == "ticket.closed":
-            return CLOSED, None
-        return None  # ticket.escalated carries no clock change
+        return _ENTRY_OF_TYPE.get(ev.type)  # ticket.escalated carries no clock change
 
 
-def describe_ticket(state: TicketState, plan: Any, now: datetime, thresholds: Sequence[float] = (0.5, 0.75, 0.9)) -> dict[str, Any]:
+_ENTRY_OF_TYPE: dict[str, tuple[str, str | None]] = {
+    "ticket.resolved": (RESOLVED, None), "ticket.reopened": (REOPENED, None), "ticket.closed": (CLOSED, None)}
+
+
+def describe_ticket(state: TicketState, plan: ResolvedPlan, now: datetime, thresholds: Sequence[float] = (0.5, 0.75, 0.9)) -> dict[str, Any]:
     """The ticket's clocks as JSON-able data for the query API (instants ISO UTC, minutes numbers)."""
     engine = TicketEngine(thresholds)
     engine._ensure_derived(state, plan)
@@ -861,5 +969,6 @@ def standing_outcomes(state: TicketState, plan: Any, now: datetime) -> tuple[lis
 
 
 def open_clock_count(states: Iterable[TicketState]) -> int:
-    """Number of clocks still running (for the open-clocks gauge)."""
+    """Number of clocks still running (the open-clocks gauge): not done, with a milestone ahead
+    (a paused clock has none). The one definition; the gauge and the benchmarks count with it."""
     return sum(1 for st in states for slot in st.slots if not slot.done and slot.pending)

@@ -21,8 +21,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
-from policies.downtime import EmittedClose, MonthFigures, ServiceState, _month_bounds, month_figures
+from policies.downtime import (EmittedClose, MonthFigures, ServiceState, SubscriberScope, _month_bounds, minutes,
+                               month_figures)
 
 UTC = timezone.utc
 CLAIM_WINDOW = timedelta(days=30)
@@ -96,12 +98,18 @@ def minutes_on_wire(m: Fraction | Decimal | int) -> Decimal:
 
 def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, commitment_percent: Decimal,
                 fee_per_month: Decimal | Fraction, currency: str,
-                revision: int = 1) -> tuple[dict, dict | None]:
-    """SPEC §4 fields of `uptime.month_closed` and, when the commitment is not met, of `refund.eligible`."""
+                revision: int = 1) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """SPEC §4 fields of `uptime.month_closed` and, when the commitment is not met, of `refund.eligible`.
+
+    A month the contract is in force for only part of (SPEC §11, figures with `in_force`) has
+    `total_minutes` = the minutes in force, and its fee is prorated by the same fraction: the
+    `monthly_fee` shown and refunded from is that part of the month's fee."""
     total = figures.total_minutes
     downtime = figures.downtime_minutes
     commitment = Fraction(commitment_percent)
-    uptime = round_half_up(100 - downtime / total * 100, 2)
+    # A month before the contract came in force (a report asked for it) has no minutes: nothing was
+    # down for this customer and no fee is due, so 100 % and met, never a division by zero.
+    uptime = round_half_up(100 - downtime / total * 100, 2) if total else round_half_up(100, 2)
     met = uptime >= commitment_percent
     closed = {
         "customer_id": customer_id,
@@ -118,7 +126,7 @@ def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, com
     }
     if met:
         return closed, None
-    fee = Fraction(fee_per_month)
+    fee = prorated_fee(figures, fee_per_month)
     threshold = total * (100 - commitment) / 100
     # With a commitment of more than 2 decimals the rounded uptime can miss it while the exact
     # downtime is still under the threshold; the excess (and refund) is then 0, never negative.
@@ -140,6 +148,38 @@ def close_month(figures: MonthFigures, *, customer_id: str, service_id: str, com
     return closed, refund_fields
 
 
+def prorated_fee(figures: MonthFigures, fee_per_month: Decimal | Fraction) -> Fraction:
+    """The month's fee for the minutes the contract is in force (SPEC §11): exact, rounded only on the wire."""
+    month_minutes = minutes(figures.end - figures.start)
+    return Fraction(fee_per_month) * figures.total_minutes / month_minutes
+
+
+class FiguresCache:
+    """A service-month's figures computed once per distinct subscriber scope and in-force span
+    (SPEC §11: the cost of a month close grows with services + customers, not customers x
+    outages). Valid while the service's outages and windows are the same objects: the fold
+    copies them on every change (`ServiceState` is never mutated), so a changed ledger misses."""
+
+    def __init__(self) -> None:
+        self._ledger: tuple[object, object] | None = None
+        self._figures: dict[tuple[str, str, datetime, SubscriberScope | None,
+                                  tuple[datetime | None, datetime | None] | None], MonthFigures] = {}
+        self.computed = 0  # month_figures calls: a work counter for tests and the benchmark
+
+    def get(self, state: ServiceState, month: str, as_of: datetime, scope: SubscriberScope | None = None,
+            in_force: tuple[datetime | None, datetime | None] | None = None) -> MonthFigures:
+        ledger = self._ledger
+        if ledger is None or ledger[0] is not state.outages or ledger[1] is not state.maintenance:
+            self._ledger = (state.outages, state.maintenance)
+            self._figures = {}
+        key = (state.service_id, month, as_of, scope, in_force)
+        figures = self._figures.get(key)
+        if figures is None:
+            figures = self._figures[key] = month_figures(state, month, as_of, scope, in_force)
+            self.computed += 1
+        return figures
+
+
 def _wire(v: object) -> object:
     if isinstance(v, Fraction):
         return str(minutes_on_wire(v))
@@ -150,7 +190,7 @@ def _wire(v: object) -> object:
     return v
 
 
-def fingerprint(closed: dict, refund: dict | None) -> str:
+def fingerprint(closed: dict[str, Any], refund: dict[str, Any] | None) -> str:
     """Hash of what a consumer can see of a close (wire-rounded values), revision excluded."""
     doc = [{k: _wire(v) for k, v in sorted(d.items()) if k != "revision"} if d is not None else None
            for d in (closed, refund)]
@@ -163,12 +203,22 @@ def last_revision(state: ServiceState, customer_id: str, month: str) -> int:
     return rec.revision if rec else 0
 
 
-def record_close(state: ServiceState, closed: dict, refund: dict | None) -> tuple[ServiceState, int | None]:
+def owning_emitted(state: ServiceState) -> ServiceState:
+    """A copy of `state` with an `emitted` dict of its own, for a batch of closes that records them
+    in place (`close_and_record(..., in_place=True)`): copying the map at every one of a shared
+    service's N subscribers' closes would cost N² (SPEC §11). Nothing else holds the copy, so the
+    states the store and earlier callers hold stay unchanged."""
+    return replace(state, emitted=dict(state.emitted))
+
+
+def record_close(state: ServiceState, closed: dict[str, Any], refund: dict[str, Any] | None,
+                 in_place: bool = False) -> tuple[ServiceState, int | None]:
     """Decide whether a (re)computed close must be emitted.
 
     Returns the new state and the revision to emit (1 at the first close, last + 1 when the
     wire-visible figures differ from the last emitted ones), or None when nothing changed.
     The caller stamps the returned revision into both dicts (see `close_and_record`).
+    `in_place`: `state` comes from `owning_emitted`; its map is written, not copied.
     """
     key = (closed["customer_id"], closed["month"])
     fp = fingerprint(closed, refund)
@@ -176,14 +226,34 @@ def record_close(state: ServiceState, closed: dict, refund: dict | None) -> tupl
     if rec is not None and rec.fingerprint == fp:
         return state, None
     revision = rec.revision + 1 if rec else 1
-    emitted = dict(state.emitted)
-    emitted[key] = EmittedClose(key[0], key[1], revision, fp, revision if refund is not None else 0,
+    emitted = state.emitted if in_place else dict(state.emitted)
+    emitted[key] = EmittedClose(key[0], key[1], revision, fp,  # type: ignore[index]
+                                revision if refund is not None else 0,
                                 str(refund["refund_amount"]) if refund is not None else "0")
-    return replace(state, emitted=emitted), revision
+    return (state if in_place else replace(state, emitted=emitted)), revision
 
 
 def is_closed(state: ServiceState, customer_id: str, month: str) -> bool:
     return (customer_id, month) in state.emitted
+
+
+def closed_months_after(state: ServiceState, affected_from: datetime | None) -> dict[str, list[str]]:
+    """customer_id -> its closed months (sorted) whose figures an event affecting instants >=
+    `affected_from` may change: `months_to_revise` for every subscriber of a shared service in
+    one pass over the emitted closes (not one pass per subscriber)."""
+    if affected_from is None:
+        return {}
+    ends: dict[str, bool] = {}
+    found: dict[str, list[str]] = {}
+    for c, m in state.emitted:
+        after = ends.get(m)
+        if after is None:
+            after = ends[m] = month_bounds(m)[1] > affected_from
+        if after:
+            found.setdefault(c, []).append(m)
+    for months in found.values():
+        months.sort()
+    return found
 
 
 def months_to_revise(state: ServiceState, customer_id: str, affected_from: datetime | None) -> list[str]:
@@ -194,18 +264,27 @@ def months_to_revise(state: ServiceState, customer_id: str, affected_from: datet
 
 
 def close_and_record(state: ServiceState, *, customer_id: str, month: str, commitment_percent: Decimal,
-                     fee_per_month: Decimal | Fraction, currency: str) -> tuple[ServiceState, dict | None, dict | None]:
+                     fee_per_month: Decimal | Fraction, currency: str, scope: SubscriberScope | None = None,
+                     in_force: tuple[datetime | None, datetime | None] | None = None,
+                     cache: FiguresCache | None = None,
+                     in_place: bool = False) -> tuple[ServiceState, dict[str, Any] | None, dict[str, Any] | None]:
     """Compute `month`'s close as of its end and return what to emit.
 
     Use it both at the first close (when time passes the close instant) and after a late
     event for each month of `months_to_revise`. Returns `(state, month_closed_fields or None,
     refund_fields or None)`; both None when the figures are unchanged since the last emission.
+    `scope` / `in_force`: the subscriber's (see `month_figures`); `cache` shares one figures
+    computation between the subscribers of a shared service.
     """
-    figures = month_figures(state, month, month_bounds(month)[1])
+    as_of = month_bounds(month)[1]
+    if cache is not None:
+        figures = cache.get(state, month, as_of, scope, in_force)
+    else:
+        figures = month_figures(state, month, as_of, scope, in_force)
     closed, refund = close_month(figures, customer_id=customer_id, service_id=state.service_id,
                                  commitment_percent=commitment_percent, fee_per_month=fee_per_month,
                                  currency=currency)
-    state, revision = record_close(state, closed, refund)
+    state, revision = record_close(state, closed, refund, in_place)
     if revision is None:
         return state, None, None
     closed["revision"] = revision

@@ -25,7 +25,7 @@ from aiokafka.partitioner import murmur2
 
 from events.codec import Reason
 from streams import kafka_config
-from streams.broker import bootstrap_servers, create_topics
+from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
@@ -379,9 +379,6 @@ class StreamWorker:
         self.stores: dict[int, PartitionStore] = {}
         self.contracts: dict[str, Any] = {}  # customer_id -> Contract, this worker's view
         self.contracts_version = 0  # bumped on every contract change (caches keyed on it)
-        # service_id -> the customer whose accepted contract first named it (never released, as in
-        # `Processor.install`): a contract claiming another customer's service is refused.
-        self.service_owner: dict[str, str] = {}
         n = settings.partitions
         # Keys as bytes, never decoded: a producer's key is not ours to trust, and a key that is not
         # UTF-8 (key_type=str) made Faust's decode fail and the topic's agent stop receiving records
@@ -761,7 +758,6 @@ class StreamWorker:
             try:
                 decoded = self.core.decode(message.value)
                 customer_id, contract = self.core.contract_of(decoded)
-                self._check_contract(customer_id, contract)
             except Exception as exc:
                 await self.dead_letter(message, _reason(exc))
                 continue
@@ -779,18 +775,6 @@ class StreamWorker:
             # by every worker at every start, and one that raises there would stop them all.
             self.backend.set("contracts", 0, customer_id, message.value.decode("utf-8"))
         await self.commit_batch()
-
-    def _service_ids(self, contract: Any) -> list[str]:
-        terms = getattr(contract[0] if isinstance(contract, tuple) else contract, "terms", None)
-        return [svc.service_id for svc in getattr(terms, "services", ())]
-
-    def _check_contract(self, customer_id: str, contract: Any) -> None:
-        """Refuse a contract that claims a service another customer holds (what `Processor.install`
-        refuses in replay), before any processor sees it. Raises ValueError `invalid_contract: ...`."""
-        for service_id in self._service_ids(contract):
-            owner = self.service_owner.get(service_id)
-            if owner is not None and owner != customer_id:
-                raise ValueError(f"invalid_contract: service_id {service_id!r} already belongs to customer {owner!r}")
 
     async def _upsert_contract(self, customer_id: str, contract: Any) -> None:
         """Install in every processor, all or nothing: if one raises, the contract is taken back
@@ -814,8 +798,6 @@ class StreamWorker:
             for partition in list(self.processors):
                 self._drop_processor(partition)
             raise
-        for service_id in self._service_ids(contract):
-            self.service_owner.setdefault(service_id, customer_id)
         await self._send_prepared(prepared)
 
     async def _on_contract_changelog(self, event: Any) -> None:
@@ -827,7 +809,6 @@ class StreamWorker:
             return
         try:
             customer_id, contract = self.core.contract_of(self.core.decode(raw))
-            self._check_contract(customer_id, contract)
         except Exception as exc:  # validated before it was written; a newer core may disagree
             self.contract_rejections += 1
             log.warning("stored contract at offset %s not installed: %s", event.message.offset, _reason(exc))
@@ -950,7 +931,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     `faust_options` override Faust settings (tests).
     """
     if core is None:
-        from streams.core_adapter import RealCore  # not written yet: phase 2
+        from streams.core_adapter import RealCore
 
         core = RealCore(settings)
     options: dict[str, Any] = dict(

@@ -5,6 +5,7 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 REPLAY_EPILOG = """\
 inputs:
@@ -41,6 +42,12 @@ def _is_month(text: str) -> bool:
     return re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text) is not None
 
 
+def _jobs(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 64, got {text!r}")
+    return int(text)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from policies.catalog import ContractError
     from streams.replay import replay_file
@@ -54,27 +61,35 @@ def _cmd_replay(args: argparse.Namespace) -> int:
               "are dead letters (future_timestamp)", file=sys.stderr)
     try:
         replay_file(args.events, args.contracts, args.until, sys.stdout.buffer,
-                    progress=None if args.quiet else sys.stderr, bound=bound)
+                    progress=None if args.quiet else sys.stderr, bound=bound, jobs=args.jobs)
     except (ContractError, OSError) as err:
         print(f"slaproc replay: {err}", file=sys.stderr)
         return 2
     return 0
 
 
-def _cmd_explain_month(args: argparse.Namespace) -> int:
-    from policies.catalog import ContractError
-    from streams.explain import explain_month_from_files
+def _month_command(command: str, args: argparse.Namespace, produce: Any) -> int:
+    """explain-month and report: check the month, load `--catalog`, then `produce(catalog)` (the
+    text), each expected failure one line on stderr and exit 2."""
+    from policies.catalog import CatalogError, ContractError, load_catalog
 
     if not _is_month(args.month):
-        print(f"slaproc explain-month: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
+        print(f"slaproc {command}: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
         return 2
     try:
-        text = explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month)
-    except (ContractError, OSError, LookupError, ValueError) as err:
-        print(f"slaproc explain-month: {err}", file=sys.stderr)
+        produce(load_catalog(args.catalog) if args.catalog else None)
+    except (CatalogError, ContractError, OSError, LookupError, ValueError) as err:
+        print(f"slaproc {command}: {err}", file=sys.stderr)
         return 2
-    print(text)
     return 0
+
+
+def _cmd_explain_month(args: argparse.Namespace) -> int:
+    from streams.explain import explain_month_from_files
+
+    def produce(catalog: Any) -> None:
+        print(explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month, catalog))
+    return _month_command("explain-month", args, produce)
 
 
 def _cmd_whatif(args: argparse.Namespace) -> int:
@@ -121,25 +136,17 @@ def _add_whatif(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from policies.catalog import CatalogError, ContractError, load_catalog
     from streams.report import RENDERERS
     from streams.report.build import report_from_files
 
-    if not _is_month(args.month):
-        print(f"slaproc report: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
-        return 2
-    try:
-        catalog = load_catalog(args.catalog) if args.catalog else None
+    def produce(catalog: Any) -> None:
         text = RENDERERS[args.format](report_from_files(args.events, args.contracts, args.customer, args.month,
                                                         args.until, catalog))
         if args.out is None:
             sys.stdout.write(text)
         else:
             args.out.write_text(text, encoding="utf-8")
-    except (CatalogError, ContractError, OSError, LookupError, ValueError) as err:
-        print(f"slaproc report: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return _month_command("report", args, produce)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -235,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-future", type=float, default=3600.0, metavar="SECONDS",
                    help="without --until: events more than this ahead of the wall clock are dead letters "
                         "(future_timestamp); default 3600")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="split the file by customer across N processes; the same output as --jobs 1 "
+                        "(replayed in one process where customers' outcomes depend on each other's time)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_replay)
 
@@ -250,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("month", help="YYYY-MM (UTC calendar month)")
     p.add_argument("events", type=Path, metavar="EVENTS.jsonl")
     p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
+    p.add_argument("--catalog", type=Path, metavar="DIR",
+                   help="catalog directory with every published version (default: the packaged one); the month "
+                        "is measured under the version in force at its start (SPEC §14)")
     p.set_defaults(func=_cmd_explain_month)
 
     p = sub.add_parser("report", help="one customer's month for an account manager: HTML, CSV or JSON",

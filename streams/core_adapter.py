@@ -16,15 +16,13 @@ from typing import Any, Callable, Collection
 
 from events.codec import ALL_REASONS, DeadLetterReason, dead_letter_event, decode
 from events.models import DeadLetter
-from policies.attainment import PARTIAL
-from policies.attainment import report as attainment_report
+from policies.attainment import PARTIAL, add_partial
 from policies.catalog import Catalog, ContractError, default_catalog
 from policies.contracts import Contract, contract_from_event
-from policies import downtime
 from policies.downtime import ServiceState
 from policies.outputs import Output
 from policies.processor import Processor, Settings
-from policies.tickets import TicketState
+from policies.tickets import TicketState, open_clock_count
 from streams.store import PartitionStore
 from streams.wire import to_bytes
 
@@ -173,7 +171,7 @@ class PartitionProcessor:
         self.partition_store.commit()
 
     def open_clocks(self) -> int:
-        return sum(1 for st in self.store.tickets.values() for s in st.slots if not s.done and s.pending)
+        return open_clock_count(self.store.tickets.values())
 
 
 class RealCore:
@@ -231,12 +229,7 @@ class RealCore:
 
     def attainment_report(self, parts: dict[str, list], partial: Output, partitions: int) -> Output | None:
         """The quarter's report once every partition's counts are in (`parts`: partition -> [measured, met, at])."""
-        if len(parts) < partitions:
-            return None
-        f = partial.fields
-        return attainment_report(f["customer_id"], f["quarter"],
-                                 max(datetime.fromisoformat(at) for _, _, at in parts.values()),
-                                 sum(m for m, _, _ in parts.values()), sum(n for _, n, _ in parts.values()))
+        return add_partial(parts, partial, partitions)
 
     def output_type(self, output: Any) -> str:
         return output.type

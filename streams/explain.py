@@ -8,15 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from policies import downtime, uptime
-from policies.catalog import default_catalog
+from policies.catalog import Catalog, default_catalog
 from policies.contracts import load_contracts_yaml
 from policies.explain import explain_month
 from policies.processor import Settings
 from streams.replay import Replayer
 
 
-def explain_month_from_files(events: Path, contracts: Path, customer_id: str, service_id: str, month: str) -> str:
-    catalog = default_catalog()
+def explain_month_from_files(events: Path, contracts: Path, customer_id: str, service_id: str, month: str,
+                             catalog: Catalog | None = None) -> str:
+    catalog = catalog or default_catalog()
     replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
     with events.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -31,14 +32,20 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
     service = next((s for s in entry.terms.services if s.service_id == service_id), None)
     if service is None:
         raise LookupError(f"service {service_id!r} is not contracted by {customer_id!r}")
-    commitment = entry.plan.uptime_commitment_percent
+    start, _ = uptime.month_bounds(month)  # validates YYYY-MM
+    plan = proc.plan_at(customer_id, start)  # SPEC §14: the catalog version in force at the month's start
+    commitment = plan.uptime_commitment_percent
     if commitment is None:
-        raise LookupError(f"{customer_id!r} ({entry.plan.policy}/{entry.plan.plan}) has no uptime commitment")
-    uptime.month_bounds(month)  # validates YYYY-MM
+        raise LookupError(f"{customer_id!r} ({plan.policy}/{plan.plan}, catalog {plan.policy_version}) "
+                          f"has no uptime commitment in {month}")
     state = proc.store.service(service_id) or downtime.new_state(service_id)
     fee = service.fee_per_month
     billing = (f"{service.monthly_fee} {service.currency}/month" if service.monthly_fee is not None
                else f"{service.annual_fee} {service.currency}/year = {fee:.2f} {service.currency}/month")
-    describe = (f"{customer_id}: {entry.plan.policy} {entry.plan.plan} (catalog {entry.plan.policy_version}), "
+    describe = (f"{customer_id}: {plan.policy} {plan.plan} (catalog {plan.policy_version}), "
                 f"uptime commitment {commitment} %, fee {billing}")
-    return explain_month(state, month, commitment, fee, service.currency, describe, customer_id=customer_id)
+    others = len(proc.subscribers.get(service_id, ())) - 1
+    if others:
+        describe += f"; service shared with {others} other customer{'s' if others > 1 else ''}"
+    return explain_month(state, month, commitment, fee, service.currency, describe, customer_id=customer_id,
+                         scope=entry.scope(service_id), in_force=(entry.in_force_from, None))

@@ -472,7 +472,7 @@ def aiokafka_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
 
 
 def _servers(broker_url: str) -> str:
-    from streams.broker import bootstrap_servers
+    from streams.kafka_admin import bootstrap_servers
 
     return bootstrap_servers(broker_url)
 

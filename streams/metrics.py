@@ -15,6 +15,7 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, H
 
 from policies.catalog import Catalog
 from policies.outputs import Output
+from policies.tickets import open_clock_count
 
 _FIRST_RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 432000, float("inf"))
 
@@ -64,8 +65,16 @@ class Metrics:
         self.parked = Gauge("slaproc_parked_events",
                             "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
                             "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
-        self.uptime = Gauge("slaproc_uptime_percent", "Uptime of the last closed month per service",
-                            ["service_id", "month"], registry=r)
+        self.uptime = Gauge("slaproc_uptime_percent", "Uptime of a closed month per service: the lowest among "
+                            "the service's subscribers (SPEC §11: each has its own scope)", ["service_id", "month"],
+                            registry=r)
+        self.subscribers_not_met = Gauge("slaproc_service_subscribers_not_met",
+                                         "Subscribers of a service whose last close of the month missed the "
+                                         "commitment", ["service_id", "month"], registry=r)
+        # (service_id, month) -> customer_id -> (uptime, met) of its last close: the two gauges above
+        # are aggregates over customers, who never become labels. Bounded: MONTHS_KEPT months a service.
+        self._closes: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
+        self._seen_months: set[tuple[str, str]] = set()  # service-months given a first close out of `_closes`
         self.attainment = Gauge("slaproc_attainment_ratio", "Quarterly first-response attainment (0..1)",
                                 ["provider", "quarter"], registry=r)
         self.ticks = Counter("slaproc_ticks", "Ticks applied by this worker's partitions", registry=r)
@@ -110,6 +119,36 @@ class Metrics:
         self.refund_withdrawals.labels(currency)
         return currency
 
+    MONTHS_KEPT = 3  # months a service whose per-customer closes are kept (those a late event can revise)
+
+    def _month_closed(self, service_id: str, month: str, customer_id: str, uptime: float, met: bool,
+                      revision: int) -> None:
+        """Fold one close into the service-month gauges. The per-customer closes of the newest
+        MONTHS_KEPT months of a service are kept, so a revision replaces its customer's figure; an
+        older month (a backfill of history, closed subscriber by subscriber) takes first closes
+        monotonically (lowest uptime, one more below the commitment). Its gauges stay, as before."""
+        key = (service_id, month)
+        closes = self._closes.get(key)
+        if closes is None:
+            months = sorted({m for s, m in self._closes if s == service_id} | {month})
+            if month in months[-self.MONTHS_KEPT:]:
+                closes = self._closes[key] = {}
+                for old in months[:-self.MONTHS_KEPT]:
+                    if self._closes.pop((service_id, old), None) is not None:
+                        self._seen_months.add((service_id, old))
+        if closes is not None:
+            closes[customer_id] = (uptime, met)
+            self.uptime.labels(service_id, month).set(min(u for u, _ in closes.values()))
+            self.subscribers_not_met.labels(service_id, month).set(sum(1 for _, m in closes.values() if not m))
+            return
+        if revision != 1:
+            return  # a revision of a month no longer kept: cannot happen after the state's pruning
+        gauge, not_met = self.uptime.labels(service_id, month), self.subscribers_not_met.labels(service_id, month)
+        first = (service_id, month) not in self._seen_months
+        self._seen_months.add((service_id, month))
+        gauge.set(uptime if first else min(gauge._value.get(), uptime))
+        not_met.inc(0 if met else 1)
+
     def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None) -> None:
         """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs."""
         for out in outputs:
@@ -129,7 +168,8 @@ class Metrics:
                 self.retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
             elif t == "uptime.month_closed":
                 self.month_closes.labels((provider_of or {}).get(f["customer_id"], "unknown")).inc()
-                self.uptime.labels(f["service_id"], f["month"]).set(float(f["uptime_percent"]))
+                self._month_closed(f["service_id"], f["month"], f["customer_id"], float(f["uptime_percent"]),
+                                   bool(f["met"]), int(f.get("revision", 1)))
             elif t == "sla.met_retracted":
                 self.met_retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
             elif t == "refund.eligible":
@@ -211,7 +251,7 @@ def refresh(metrics: Metrics, worker: Any) -> None:
     providers = {cid: value[0].policy for cid, value in (worker.contracts or {}).items()}
     for proc in list(worker.processors.values()):
         for state in list(proc.store.tickets.values()):
-            n = sum(1 for s in state.slots if not s.done and s.pending)
+            n = open_clock_count((state,))
             if n:
                 provider = providers.get(state.customer_id, "unknown")
                 counts[provider] = counts.get(provider, 0) + n

@@ -101,8 +101,7 @@ class _Checker:
         from policies.catalog import default_catalog
 
         self.catalog = default_catalog()
-        self.customers: dict[str, int] = {}  # customer_id -> line
-        self.services: dict[str, tuple[str, int]] = {}  # service_id -> (customer_id, line)
+        self.customers: dict[str, int] = {}  # customer_id -> line (service ids may be shared: SPEC §11)
 
     def check(self, raw: bytes, line: int) -> Entry | Reject:
         from events.codec import DeadLetterReason, decode
@@ -120,14 +119,7 @@ class _Checker:
             customer = event.customer_id
             if customer in self.customers:
                 return Reject(line, f"duplicate: customer_id {customer!r} already on line {self.customers[customer]}")
-            for service in event.services:
-                owner = self.services.get(service.service_id)
-                if owner is not None and owner[0] != customer:
-                    return Reject(line, f"duplicate: service_id {service.service_id!r} already belongs to customer "
-                                        f"{owner[0]!r} (line {owner[1]})")
             self.customers[customer] = line
-            for service in event.services:
-                self.services.setdefault(service.service_id, (customer, line))
         key = getattr(event, key_field, None)
         if not key:
             return Reject(line, f"missing_field: {key_field} (the message key of {topic})")

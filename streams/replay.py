@@ -14,6 +14,7 @@ never the end of the run.
 """
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from policies.catalog import Catalog, default_catalog
 from policies.contracts import (Contract, ContractError, contract_from_event, contract_warnings,
                                 load_contracts_yaml)
 from policies.outputs import Output, Rejected
-from policies.processor import Processor, Settings
+from policies import uptime
+from policies.downtime import MONITORING_TYPES
+from policies.processor import TICKET_TYPES, Processor, Settings
 from streams.wire import to_bytes
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -42,6 +45,8 @@ class ReplayResult:
     lines: int = 0
     events: int = 0
     dead_letters: int = 0
+    jobs: int = 1  # processes that replayed the file (`replay_file(jobs=N)` may fall back to one)
+    jobs_cpu: tuple[float, ...] = ()  # CPU seconds of each of those processes (benchmarks)
 
     def sorted_lines(self) -> list[bytes]:
         self.records.sort(key=lambda r: (r[0], r[1], r[2]))
@@ -57,22 +62,29 @@ class Replayer:
         for contract in contracts:
             self.processor.install(contract)
         self.result = ReplayResult()
-        self._pending: list[tuple[bool, datetime, str, int, bytes, str, int | None]] = []
-        self._undated: list[tuple[str, bytes, DeadLetterReason]] = []
+        self._pending: list[tuple[Any, ...]] = []
+        self._undated: list[tuple[str, bytes, DeadLetterReason, int]] = []
+        self._job: _Job | None = None  # one of `replay_file(jobs=N)`'s processes (see `_run_job`)
+        self._seq = 0  # added to each record's index: the rank of the line being applied, shifted (jobs)
 
     def _add(self, outputs: list[Output]) -> None:
         records = self.result.records
+        if self._job is not None:
+            outputs = self._job.keep(outputs, records)
+        seq = self._seq
         for out in outputs:
-            records.append((out.occurred_at, out.key, len(records), to_bytes(out)))
+            records.append((out.occurred_at, out.key, seq | len(records), to_bytes(out)))
 
     def _dead_letter(self, source: str, raw: bytes, reason: DeadLetterReason, at: datetime | None = None) -> None:
         """`at`: the rejected event's own time (a line that did not decode: the time replay reached)."""
         if at is None:
-            self._undated.append((source, raw, reason))
+            self._undated.append((source, raw, reason, self._undated_seq()))
             return
         event = dead_letter_event(source, raw, reason, at)
         records = self.result.records
-        records.append((at, "", len(records), encode(event)))
+        if self._job is not None and not self._job.keep_dead_letter(records, self._seq):
+            return
+        records.append((at, "", self._seq | len(records), encode(event)))
         self.result.dead_letters += 1
 
     def feed_line(self, raw: bytes, source: str, lineno: int | None = None) -> None:
@@ -107,7 +119,7 @@ class Replayer:
         if rejected is not None:
             # at the event's own time (order-independent); beyond the bound, at the time reached (it
             # moves nothing; the bound may be the wall clock, which must not show in the output)
-            at = (self.processor.now or EPOCH) if rejected.reason == "future_timestamp" else event.occurred_at
+            at = (self._reached() or EPOCH) if rejected.reason == "future_timestamp" else event.occurred_at
             self._dead_letter(source, raw, DeadLetterReason(rejected.reason, rejected.message), at)
 
     def _configure(self, event: Any, raw: bytes, source: str) -> None:
@@ -133,41 +145,75 @@ class Replayer:
         sources: dict[int, tuple[bytes, str]] = {}  # parked events -> their line (for an orphan dead letter)
         parking = self.processor.parking
         pop = pending.pop
+        job = self._job
         while pending:
-            *_key, raw, source, lineno = pop()
+            line = pop()
+            raw, source, lineno = line[-3:]
             if lineno is not None:
                 source = f"{source}:{lineno}"
+            if job is not None:
+                self._seq = line[0] << 32  # the line's rank in the whole file
             event = decode(raw, source)
             if isinstance(event, DeadLetterReason):
                 self._dead_letter(source, raw, event)
                 continue
             self.result.events += 1
             if event.type == "contract.upserted":
+                if job is not None:
+                    job.in_contract = True  # every job applies it: its dead letter is written once
                 self._configure(event, raw, source)
+                if job is not None:
+                    job.in_contract = False
                 continue
+            if job is not None:
+                job.before(self.processor, event, bound)
             parked = parking.parked
             self._apply(event, raw, source, bound)
             if parking.parked != parked:
                 sources[id(event)] = (raw, source)
-        end = until if until is not None else self.processor.now
+            if job is not None:
+                job.after(self.processor, event)
+        if job is not None:
+            job.synchronise(self.processor)
+            job.finish(self.processor)
+            self._seq = (job.lines + 1) << 32
+        end = until if until is not None else self._reached()
         if end is not None:
             self._add(self.processor.advance_to(end))
+        if job is not None:
+            self._seq = (job.lines + 2) << 32
         # the batch is over: what is still parked waits for an entity that will not come
         for key, event in parking.drain():
             raw, source = sources.get(id(event), (b"", f"parked:{event.event_id}"))
             self._dead_letter(source, raw, DeadLetterReason("orphan", parking.orphan_message(key, event)),
                               event.occurred_at)
         undated, self._undated = self._undated, []
-        for source, raw, reason in undated:
+        for source, raw, reason, seq in undated:
+            if job is not None:
+                self._seq = seq
             self._dead_letter(source, raw, reason, self.processor.now or EPOCH)
         return self.result
 
+    def _undated_seq(self) -> int:
+        """Jobs: where `--jobs 1` writes a line that fails to decode while applied (last, at the time
+        reached, after the lines that failed when read: `_run_job`), in the order applied."""
+        job = self._job
+        return 0 if job is None else (job.lines + 3 + (1 << 40) + (self._seq >> 32)) << 32
 
-def _quick_key(raw: bytes) -> tuple[bool, datetime, str] | None:
+    def _reached(self) -> datetime | None:
+        """The time the replay has reached (of the whole file when this is one of several jobs)."""
+        if self._job is not None and self._job.reached is not None:
+            return self._job.reached
+        return self.processor.now
+
+
+def _quick_key(raw: bytes, fields: dict[str, Any] | None = None) -> tuple[bool, datetime, str] | None:
     """(not a contract, occurred_at in UTC, event_id) of a line by a plain JSON parse, None when
-    not plainly there."""
+    not plainly there. `fields`: the parsed object is put in it (`--jobs` routes by it)."""
     try:
         obj = from_json(raw)
+        if fields is not None and isinstance(obj, dict):
+            fields.update(obj)
         at = datetime.fromisoformat(obj["occurred_at"])
         event_id = obj["event_id"]
         if at.tzinfo is None or type(event_id) is not str or type(obj.get("type")) is not str:
@@ -179,19 +225,28 @@ def _quick_key(raw: bytes) -> tuple[bool, datetime, str] | None:
 
 def replay_file(events: Path, contracts: Path, until: datetime | None, out: BinaryIO,
                 progress: TextIO | None = sys.stderr, settings: Settings = Settings(),
-                bound: datetime | None = None, catalog: Catalog | None = None) -> ReplayResult:
+                bound: datetime | None = None, catalog: Catalog | None = None, jobs: int = 1) -> ReplayResult:
     """Replay `events` under `contracts` and write the derived events to `out` as JSON lines.
 
     `bound` (SPEC §10): events after it are `future_timestamp` dead letters; default `until`.
     The CLI passes the wall clock + max_future when there is no `--until`. `catalog`: default the
-    packaged one."""
+    packaged one. `jobs` > 1: the file split by customer across that many processes, the same
+    output (see `_Job`)."""
     catalog = catalog or default_catalog()
     loaded = load_contracts_yaml(contracts, catalog)
     for warning in contract_warnings(c.terms for c in loaded):  # shown even with -q: not progress
         sys.stderr.write(f"slaproc replay: warning: {warning}\n")
+    started = time.monotonic()
+    if jobs > 1:
+        done = _replay_jobs(events, loaded, catalog, until, bound if bound is not None else until, settings, jobs)
+        if done is not None:
+            return _write(out, done[0], done[1], progress, started, f" ({jobs} jobs)")
+        if progress is not None:
+            progress.write("replay: --jobs: the customers' outcomes depend on each other's time here "
+                           "(an event left parked, or the first month); replaying in one process\n")
     replayer = Replayer(loaded, catalog, settings)
     name = events.name
-    started = last = time.monotonic()
+    last = time.monotonic()
     size = events.stat().st_size
     with events.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -205,11 +260,242 @@ def replay_file(events: Path, contracts: Path, until: datetime | None, out: Bina
                 progress.write(f"replay: {lineno:,} lines ({fh.tell() * 100 // max(size, 1)} %), {rate:,.0f} lines/s\n")
                 progress.flush()
     result = replayer.finish(until, bound)
-    for line in result.sorted_lines():
+    return _write(out, result.sorted_lines(), result, progress, started, "")
+
+
+def _write(out: BinaryIO, lines: list[bytes], result: ReplayResult, progress: TextIO | None, started: float,
+           how: str) -> ReplayResult:
+    for line in lines:
         out.write(line)
         out.write(b"\n")
     out.flush()
     if progress is not None and result.lines >= 50_000:
         progress.write(f"replay: done, {result.lines:,} lines, {result.dead_letters:,} dead letters, "
-                       f"{len(result.records):,} outputs in {time.monotonic() - started:.1f} s\n")
+                       f"{len(lines):,} outputs in {time.monotonic() - started:.1f} s{how}\n")
     return result
+
+
+# --------------------------------------------------------------------------- --jobs N
+#
+# The file is split by customer: a ticket's lines go with the customer of its `ticket.opened`, a
+# service's monitoring lines with the customer owning the service, contract lines to every job
+# (each job knows every contract, so ownership checks are the same; a job writes only the outputs
+# of its own customers, and a contract line's dead letter only in job 0). The parent reads every
+# line once for its sort key and its customer, ranks the lines in the order `--jobs 1` applies
+# them, and each job applies its lines in that order. Each output record is sorted by
+# (occurred_at, key, rank of the line that derived it, index), so the merged file is `--jobs 1`'s.
+#
+# What couples customers is the processor's time, which `--jobs 1` moves with every customer's
+# events: the jobs agree on it where an output shows it (the first instant, which starts the
+# contracts' months; the time reached, which dates `future_timestamp` dead letters and is the end
+# without `--until`). Where the outcome could still differ — an event taken out of parking (in
+# one process it may have expired first), or two dead letters of different jobs at the same
+# instant not ordered by their lines — the parent replays the file in one process instead.
+
+
+class _Job:
+    """One job's side of `replay_file(jobs=N)`: the agreements with the parent, the output filter."""
+
+    def __init__(self, index: int, lines: int, owners: dict[str, int], start: datetime | None, conn: Any):
+        self.index = index
+        self.lines = lines                  # lines of the whole file (the ranks are below it)
+        self.owners = owners                # customer_id -> job
+        self.start = start                  # the first instant `--jobs 1` would see (see `before`)
+        self.conn = conn
+        self.reached: datetime | None = None
+        self.synchronised = False
+        self.first_move: datetime | None = None
+        self.in_contract = False
+        self.unranked: list[int] = []       # records whose order is not the order of their lines
+        self.unparked = False
+
+    def keep(self, outputs: list[Output], records: list) -> list[Output]:
+        kept = []
+        for out in outputs:
+            customer = out.fields.get("customer_id") if out.key else None
+            if customer is not None and self.owners.get(customer, 0) != self.index:
+                continue  # another job's customer (this job closes every customer's months)
+            if customer is None and self.in_contract and self.index != 0:
+                continue
+            if not out.key:
+                self.unranked.append(len(records) + len(kept))
+            kept.append(out)
+        return kept
+
+    def keep_dead_letter(self, records: list, seq: int) -> bool:
+        if self.in_contract and self.index != 0:
+            return False
+        if (self.lines + 1) << 32 <= seq < (self.lines + 3) << 32:  # the orphans left parked at the end
+            self.unranked.append(len(records))
+        return True
+
+    def before(self, processor: Processor, event: Any, bound: datetime | None) -> None:
+        if processor.now is None and self.start is not None:
+            processor._first_instant(self.start)  # contracts start at the file's first instant, not this job's
+        if bound is not None and event.occurred_at > bound:
+            self.synchronise(processor)
+
+    def after(self, processor: Processor, event: Any) -> None:
+        if self.first_move is None and processor.now is not None:
+            self.first_move = processor.now
+
+    def synchronise(self, processor: Processor) -> None:
+        """Once, when the lines within the bound are applied: the time every job reached, the latest."""
+        if not self.synchronised:
+            self.synchronised = True
+            self.conn.send(processor.now)
+            self.reached = self.conn.recv()
+
+    def finish(self, processor: Processor) -> None:
+        parking = processor.parking
+        waiting = sum(len(events) for events in parking.events.values())
+        self.unparked = parking.parked - parking.expired - waiting > 0
+
+
+def _run_job(index: int, lines: list[tuple[int, bytes, int]], unreadable: list[tuple[int, bytes]], total: int,
+             name: str, contracts: list[Contract], catalog: Catalog, settings: Settings, until: datetime | None,
+             bound: datetime | None, owners: dict[str, int], start: datetime | None, conn: Any) -> None:
+    """A job's process: its lines (rank, raw, line number) applied in rank order; the records back."""
+    replayer = Replayer(contracts, catalog, settings)
+    job = replayer._job = _Job(index, total, owners, start, conn)
+    replayer._pending = [(rank, raw, name, lineno) for rank, raw, lineno in lines]
+    replayer.result.lines = len(lines) + len(unreadable)
+    for lineno, raw in unreadable:  # job 0: the lines that do not decode, in file order, written first of the last
+        source = f"{name}:{lineno}"
+        reason = decode(raw, source)
+        assert isinstance(reason, DeadLetterReason)
+        replayer._undated.append((source, raw, reason, (total + 3 + lineno) << 32))
+    result = replayer.finish(until, bound)
+    conn.send((result.records, job.unranked, job.unparked, job.first_move, result.events, result.dead_letters,
+               time.process_time()))
+    conn.close()
+
+
+def _facts(raw: bytes) -> tuple[tuple[bool, datetime, str] | None, dict[str, Any], bool]:
+    """A line's sort key as `feed_line` reads it (None: it is dead-lettered when read), its routing
+    fields, and whether every job applies it (a contract line that decodes)."""
+    fields: dict[str, Any] = {}
+    key = _quick_key(raw, fields)
+    if key is not None:
+        if key[0]:
+            return key, fields, False
+        event = decode(raw)  # a contract line: every job gets it if it decodes, else job 0 (its dead letter)
+        return key, fields, not isinstance(event, DeadLetterReason)
+    event = decode(raw)
+    if isinstance(event, DeadLetterReason):
+        return None, {}, False
+    key = (event.type != "contract.upserted", event.occurred_at, event.event_id)
+    return key, event.__dict__, not key[0]
+
+
+def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, until: datetime | None,
+                 bound: datetime | None, settings: Settings, jobs: int
+                 ) -> tuple[list[bytes], ReplayResult] | None:
+    """The sorted output lines of the file replayed by `jobs` processes, or None where one process must
+    replay it (see the note above `_Job`)."""
+    import multiprocessing
+
+    name = events.name
+    keyed: list[tuple[tuple[bool, datetime, str, int], bytes, dict[str, Any]]] = []
+    everywhere: set[int] = set()  # line numbers of the contract lines every job applies
+    unreadable: list[tuple[int, bytes]] = []
+    with events.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            key, fields, every_job = _facts(raw)
+            if key is None:
+                unreadable.append((lineno, raw))
+                continue
+            keyed.append(((*key, lineno), raw, fields))
+            if every_job:
+                everywhere.add(lineno)
+    keyed.sort(key=lambda k: k[0])
+    total = len(keyed)
+    # Who owns what: services from the contracts (file, then contract lines in order), tickets from
+    # their first ticket.opened; a customer's lines all go to one job.
+    service_owner = {svc.service_id: c.customer_id for c in contracts for svc in c.services}
+    ticket_owner: dict[str, str] = {}
+    customer_of: list[str | None] = []
+    for key, _raw, fields in keyed:
+        customer = None
+        if not key[0]:
+            for svc in fields.get("services") or ():
+                sid = svc.get("service_id") if isinstance(svc, dict) else getattr(svc, "service_id", None)
+                if isinstance(sid, str):
+                    service_owner.setdefault(sid, fields.get("customer_id"))
+        elif fields.get("type") in MONITORING_TYPES and isinstance(fields.get("service_id"), str):
+            customer = service_owner.get(fields["service_id"])
+        elif fields.get("type") in TICKET_TYPES and isinstance(fields.get("ticket_id"), str):
+            ticket = fields["ticket_id"]
+            if fields.get("type") == "ticket.opened" and isinstance(fields.get("customer_id"), str):
+                ticket_owner.setdefault(ticket, fields["customer_id"])
+        customer_of.append(customer)
+    load: dict[str, int] = {}
+    for i, (key, _raw, fields) in enumerate(keyed):
+        if customer_of[i] is None and fields.get("type") in TICKET_TYPES and isinstance(fields.get("ticket_id"), str):
+            customer_of[i] = ticket_owner.get(fields["ticket_id"], "\x00ticket:" + fields["ticket_id"])
+        if customer_of[i] is not None:
+            load[customer_of[i]] = load.get(customer_of[i], 0) + 1
+    for c in contracts:
+        load.setdefault(c.customer_id, 0)
+    owners: dict[str, int] = {}
+    sizes = [0] * jobs
+    for customer, count in sorted(load.items(), key=lambda kv: (-kv[1], kv[0])):  # largest first, least loaded job
+        job = min(range(jobs), key=lambda j: (sizes[j], j))
+        owners[customer] = job
+        sizes[job] += count
+    per_job: list[list[tuple[int, bytes, int]]] = [[] for _ in range(jobs)]
+    for rank, (key, raw, _fields) in enumerate(keyed):
+        if key[3] in everywhere:
+            for lines in per_job:
+                lines.append((rank, raw, key[3]))
+        else:
+            per_job[owners.get(customer_of[rank], 0) if customer_of[rank] is not None else 0].append((rank, raw, key[3]))
+    start = next((k[1] for k, _r, _f in keyed if k[0] and (bound is None or k[1] <= bound)), None)
+    contract_count = len(everywhere)  # every job counts them
+    del keyed, customer_of
+
+    context = multiprocessing.get_context("fork")  # the lines and contracts are inherited, not copied
+    gc.freeze()  # ... and the jobs' collector leaves them alone (no scan, no copy-on-write of their pages)
+    pipes, processes = [], []
+    for index in range(jobs):
+        parent, child = context.Pipe()
+        process = context.Process(target=_run_job, daemon=True, args=(
+            index, per_job[index], unreadable if index == 0 else [], total, name, contracts, catalog, settings,
+            until, bound, owners, start, child))
+        process.start()
+        child.close()
+        pipes.append(parent)
+        processes.append(process)
+    del per_job
+    try:
+        reached = [conn.recv() for conn in pipes]
+        known = [t for t in reached if t is not None]
+        for conn in pipes:
+            conn.send(max(known) if known else None)
+        results = [conn.recv() for conn in pipes]
+    except (EOFError, OSError):  # a job died (its error is on stderr): the file is replayed in one process
+        for process in processes:
+            process.kill()
+        return None
+    finally:
+        for process in processes:
+            process.join()
+        gc.unfreeze()
+    first = [r[3] for r in results if r[3] is not None]
+    if any(r[2] for r in results):
+        return None  # an event taken out of parking: in one process it might have expired first
+    if start is not None and (not first or uptime.month_of(min(first)) != uptime.month_of(start)):
+        return None  # the contracts' first month would differ
+    merged = [(r[0], r[1], r[2], index, n) for index, result in enumerate(results) for n, r in enumerate(result[0])]
+    merged.sort(key=lambda m: (m[0], m[1], m[2]))
+    unranked = {(index, n) for index, result in enumerate(results) for n in result[1]}
+    for a, b in zip(merged, merged[1:]):
+        if a[3] != b[3] and a[0] == b[0] and a[1] == b[1] and ((a[3], a[4]) in unranked or (b[3], b[4]) in unranked):
+            return None  # same instant and key, from two jobs, not ordered by their lines
+    summary = ReplayResult(lines=total + len(unreadable), dead_letters=sum(r[5] for r in results),
+                           events=sum(r[4] for r in results) - (jobs - 1) * contract_count, jobs=jobs,
+                           jobs_cpu=tuple(r[6] for r in results))
+    return [results[m[3]][0][m[4]][3] for m in merged], summary

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from policies.tickets import MAX_AT_RISK_THRESHOLDS
 from streams.kafka_config import KafkaConfigError, KafkaSettings
 
 __all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS"]
@@ -108,6 +109,9 @@ class WorkerSettings:
             problems.append("SLAPROC_BROKER_HEARTBEAT_INTERVAL: must be > 0 and below the session timeout")
         if any(not 0 < t < 1 for t in self.at_risk_thresholds):
             problems.append("SLAPROC_AT_RISK_THRESHOLDS: each must be strictly between 0 and 1")
+        if len(set(self.at_risk_thresholds)) > MAX_AT_RISK_THRESHOLDS:
+            problems.append(f"SLAPROC_AT_RISK_THRESHOLDS: at most {MAX_AT_RISK_THRESHOLDS} distinct thresholds, "
+                            f"got {len(set(self.at_risk_thresholds))}")
         if self.replication_factor < 1:
             problems.append(f"SLAPROC_REPLICATION_FACTOR: must be >= 1, got {self.replication_factor}")
         if not self.store.startswith("memory:"):

@@ -9,6 +9,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from policies import downtime, uptime
+from policies.explain import service_month
 from policies.tickets import describe_ticket
 from streams.app import MONITORING_EVENTS, TICKET_EVENTS, partition_for_key
 from streams.report.build import report_from_worker
@@ -77,10 +78,10 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
             return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)
         proc = worker.processors.get(partition_for_key(service_id, partitions))
         side = getattr(proc, "monitoring", None) or getattr(proc, "core", None)  # services' half, its own time
-        customer_id = side.service_owner.get(service_id) if side is not None else None
-        if customer_id is None:
+        subscribers = side.subscriber_terms(service_id, month) if side is not None else []
+        if not subscribers:
             return web.json({"error": f"service {service_id!r} is unknown"}, status=404)
-        oldest = side.oldest_month_held(customer_id, service_id)
+        oldest = side.service_oldest_month_held(service_id)
         if oldest is not None and month < oldest:
             # Pruned once its claim window passed (Processor._close_months): the figures that stand
             # are the uptime.month_closed already emitted, not what is left of the state.
@@ -88,14 +89,8 @@ def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
                                       "its figures are in the emitted uptime.month_closed"}, status=404)
         state = proc.store.service(service_id) or downtime.new_state(service_id)
         as_of = min(max(_now(side), start), end)
-        fig = downtime.month_figures(state, month, as_of)
-        return web.json({
-            "service_id": service_id, "customer_id": customer_id, "month": month, "as_of": as_of.isoformat(),
-            "total_minutes": float(fig.total_minutes), "downtime_minutes": float(fig.downtime_minutes),
-            "excluded_minutes": float(fig.excluded_minutes), "maintenance_minutes": float(fig.maintenance_minutes),
-            "closed": uptime.is_closed(state, customer_id, month),
-            "revision": uptime.last_revision(state, customer_id, month),
-        })
+        # SPEC §11: the whole service's figures, then every subscriber's (its scope, commitment, close)
+        return web.json(service_month(state, month, as_of, subscribers))
 
     @app.page("/customers/{customer_id}/months/{month}/report")
     async def report_view(web: Any, request: Any, customer_id: str, month: str) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 from events import models
 from events.codec import encode
+from events.ids import minutes_text
 from policies.outputs import Output
 
 MODEL_BY_TYPE: dict[str, type] = {
@@ -62,8 +63,9 @@ def _number(value: Decimal | float) -> str:
 
 
 def _minutes(value: Fraction) -> str:
-    exact = _plain(value) if isinstance(value, Fraction) else Decimal(value)
-    return _number(exact.quantize(_QUANTUM, rounding=ROUND_HALF_UP))
+    if type(value) is Fraction:
+        return minutes_text(value)  # the same text as the met's event id hashes (integer arithmetic)
+    return _number(Decimal(value).quantize(_QUANTUM, rounding=ROUND_HALF_UP))
 
 
 def _clock_output(out: Output) -> bytes:

@@ -231,6 +231,11 @@ def uptime_refunds() -> dict:
         panel("timeseries", "Uptime % over time", [target(
             f"service_id_month:slaproc_uptime_percent:min{{{sm}}}", "{{service_id}} {{month}}")],
             width=12, height=10, **uptime_thresholds),
+        panel("table", "Subscribers below their commitment per service and month", [target(
+            f"max by (service_id, month) (slaproc_service_subscribers_not_met{{{sm}}})", instant=True, table=True)],
+            width=12, height=8, thresholds=[(None, "green"), (1, "red")],
+            description="Shared services (SPEC §11): how many customers of the service missed their own "
+                        "commitment in the month (the uptime above is the lowest among them)."),
         panel("timeseries", "Month closes per day", [target(
             f"provider:slaproc_month_closes:increase1d{{{P}}}", "{{provider}}")],
             description="uptime.month_closed events (revisions included)."),

@@ -63,7 +63,7 @@ async def serve(settings: GatewaySettings, mapping, stop: asyncio.Event) -> None
     from aiohttp import web
 
     from streams import kafka_config
-    from streams.broker import create_topics
+    from streams.kafka_admin import create_topics
     from streams.gateway.mapping import CONTRACTS, MONITORING_EVENTS, RAW_WEBHOOKS, TICKET_EVENTS
     from streams.gateway.server import Gateway, KafkaSink, build_app
 

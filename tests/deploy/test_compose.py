@@ -160,7 +160,7 @@ def test_create_topics_script_creates_what_topics_yml_lists(tmp_path: Path) -> N
     creates = [c.split() for c in calls if c.startswith("kafka-topics.sh") and "--create" in c]
     assert len(creates) == len(TOPICS["topics"])
     for topic, argv in zip(TOPICS["topics"], creates):
-        def flag(name: str) -> list[str]:
+        def flag(name: str, argv: list[str] = argv) -> list[str]:
             return [argv[i + 1] for i, a in enumerate(argv) if a == name]
         assert flag("--topic") == ["stg." + topic["name"]]
         assert flag("--partitions") == [str(topic["partitions"])]

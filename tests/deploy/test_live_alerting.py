@@ -7,7 +7,6 @@ are the real files, with only the webhook URLs pointed at the test's receiver.
 """
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Iterator
 from pathlib import Path

@@ -55,7 +55,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.harness import WorkerProcess, contract_events, produce
+from streams.testing.harness import WorkerProcess, contract_events, produce
 from tests.deploy.conftest import REPO
 from tests.deploy.promql import TARGET_LABELS, metric_names, selector_labels
 from tests.deploy.servers import (WebhookReceiver, free_port, query, run_alertmanager, run_prometheus,

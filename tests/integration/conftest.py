@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.testing.broker import EmbeddedBroker
 
 
 def pytest_collection_modifyitems(config, items):

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.broker import EmbeddedBroker, _die_with_parent, _free_port
+from streams.testing.broker import EmbeddedBroker, _die_with_parent, _free_port
 
 HOST = "localhost"  # the name in the server certificate; 127.0.0.1 is then a "wrong hostname"
 

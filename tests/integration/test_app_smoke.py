@@ -20,7 +20,7 @@ from faust.types import TP
 
 from streams.app import (CONTRACTS, DEAD_LETTER, MONITORING_EVENTS, REFUNDS, BREACHES,
                          TICKET_EVENTS, build_app, partition_for_key)
-from streams.broker import bootstrap_servers
+from streams.testing.broker import bootstrap_servers
 from streams.settings import SettingsError, WorkerSettings
 from streams.ticks import encode_tick
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.broker import BrokerError, EmbeddedBroker, bootstrap_servers, create_topics
+from streams.testing.broker import BrokerError, EmbeddedBroker, bootstrap_servers, create_topics
 
 pytestmark = pytest.mark.broker
 
@@ -69,7 +68,7 @@ def test_sync_context_manager_stops_on_exception():
         with EmbeddedBroker() as broker:
             pid = broker.pid
             assert _process_group_alive(pid)
-            1 / 0
+            1 / 0  # noqa: B018 - the error that must not leak the broker
     assert not _process_group_alive(pid)
 
 
@@ -133,7 +132,7 @@ def test_broker_dies_with_a_killed_parent():
     import sys
     import time
 
-    code = ("from streams.broker import EmbeddedBroker\n"
+    code = ("from streams.testing.broker import EmbeddedBroker\n"
             "import time\n"
             "b = EmbeddedBroker().start()\n"
             "print(b.pid, flush=True)\n"

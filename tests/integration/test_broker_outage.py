@@ -30,8 +30,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bench.generate import generate, write_workload
-from streams.broker import EmbeddedBroker, _free_port
-from streams.harness import metric_sum, produce, scrape, tick_until_at, wait_until
+from streams.testing.broker import EmbeddedBroker, _free_port
+from streams.testing.harness import metric_sum, produce, scrape, tick_until_at, wait_until
 from tests.integration.netsupport import TcpProxy
 from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, collect_at_least, diff,
                                                          events_in, load_contracts, new_app, replay_outputs,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import collect, produce, tick_until_at, wait_until
+from streams.testing.harness import collect, produce, tick_until_at, wait_until
 from tests.integration.test_stream_equals_replay import LATENESS, PARTITIONS, load_contracts, new_app
 
 pytestmark = pytest.mark.broker

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from streams.demo import Trickle, backfill_month, demo_traffic, find_contracts_yaml
-from streams.harness import free_port
+from streams.testing.harness import free_port
 from streams.replay import Replayer
 
 REPO = Path(__file__).resolve().parents[2]

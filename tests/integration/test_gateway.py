@@ -20,8 +20,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from streams.app import partition_for_key
-from streams.broker import bootstrap_servers
-from streams.gateway.process import GatewayProcess
+from streams.testing.broker import bootstrap_servers
+from streams.testing.gateway_process import GatewayProcess
 
 pytestmark = pytest.mark.broker
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from streams.gateway.process import GatewayProcess
+from streams.testing.gateway_process import GatewayProcess
 from tests.deploy.conftest import require_binary
 from tests.deploy.servers import http_json, run_alertmanager
 from tests.integration.test_gateway import FIXTURES, MAPPING, SECRETS, consume

@@ -29,8 +29,8 @@ import aiohttp
 import pytest
 
 from streams.cli import main as slaproc
-from streams.gateway.process import GatewayProcess
-from streams.harness import collect, net_outcome
+from streams.testing.gateway_process import GatewayProcess
+from streams.testing.harness import collect, net_outcome
 from tests.integration.test_gateway import FIXTURES, MAPPING, SECRETS, auth, fixture, post, zendesk_headers
 from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, load_contracts, new_app,
                                                          replay_outputs, run_until_final)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import REPO
+from streams.testing.harness import REPO
 from tests.integration.netsupport import make_pki, tls_broker
 
 pytestmark = pytest.mark.broker

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from bench.generate import generate, write_workload
-from streams.harness import REPO, Workers, metric_sum, scrape, tick_until_at, wait_until
+from streams.testing.harness import REPO, Workers, metric_sum, scrape, tick_until_at, wait_until
 from streams.kafka_config import KafkaSettings, preflight
 from tests.integration.netsupport import make_pki, tls_broker
 from tests.integration.test_stream_equals_replay import collect_at_least, replay_outputs
@@ -248,7 +248,7 @@ def test_gateway_over_tls_sends_what_it_acknowledges(tls, pki, tmp_path):
 
     from aiokafka import AIOKafkaConsumer
 
-    from streams.gateway.process import GatewayProcess
+    from streams.testing.gateway_process import GatewayProcess
     from streams.kafka_config import consumer_kwargs
 
     prefix = f"gwtls{uuid.uuid4().hex[:6]}."

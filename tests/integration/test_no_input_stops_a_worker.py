@@ -1,7 +1,7 @@
 """Issue 18: no input can stop a worker (stream mode, real core, embedded broker).
 
 Each test is one defect found by fault injection: a contract that claims another customer's
-service, record timestamps out of datetime's range, an event whose processing raises, an agent
+service (since issue 12 a shared service, simply accepted), record timestamps out of datetime's range, an event whose processing raises, an agent
 that crashes, a broker that refuses connections, a month written with non-ASCII digits. The
 traffic is dated in a fixed past (February 2026) and the workers get no ticks, so nothing here
 depends on the wall clock.
@@ -21,8 +21,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.app import CONTRACTS, DEAD_LETTER_REASONS, TICKET_EVENTS, partition_for_key
-from streams.broker import bootstrap_servers, create_topics
-from streams.harness import collect, free_port, metric_sum, scrape, wait_until
+from streams.testing.broker import bootstrap_servers, create_topics
+from streams.testing.harness import collect, metric_sum, scrape, wait_until
 from tests.integration.test_stream_equals_replay import PARTITIONS, new_app
 
 pytestmark = pytest.mark.broker
@@ -90,46 +90,46 @@ def _events_in(url: str, kind: str) -> float:
 # --- item 1 (and 7, 11b) -------------------------------------------------------------------
 
 @pytest.mark.xfail(strict=False, reason="OPEN DEFECT: passed at 11:38 on 2026-12-03, fails since ~12:10 the same day with 'T-A1 applied not reached within 60 s', also with the previous streams/app.py: a time- or environment-dependent cause not yet found (session note)")
-def test_contract_claiming_another_customers_service_is_dead_lettered_and_poisons_no_restart(broker_url, tmp_path):
+def test_a_contract_naming_another_customers_service_shares_it_and_survives_a_restart(broker_url, tmp_path):
+    """Issue 18 found that such a contract took workers down; issue 12 (SPEC §11) makes it a shared service."""
     app = new_app(tmp_path, broker_url)
-    thief = {**VP, "event_id": "contract-thief", "customer_id": "thief"}  # claims vp-api, owned by vp
+    second = {**VP, "event_id": "contract-second", "customer_id": "second"}  # also lists vp-api
     contracts = app.prefix + CONTRACTS
     tickets = app.prefix + TICKET_EVENTS
     try:
         first = app.start()
         asyncio.run(_send(broker_url, contracts, [(b"vp", json.dumps(VP).encode(), None),
-                                                  (b"thief", json.dumps(thief).encode(), None)]))
-        wait_until(lambda: _reason_labels(first.url).get("invalid_contract") == 1, 60, what="the thief dead-lettered")
+                                                  (b"second", json.dumps(second).encode(), None)]))
+        wait_until(lambda: metric_sum(scrape(first.url), "slaproc_contracts") == 2, 60, what="both contracts installed")
         asyncio.run(_send(broker_url, tickets, [(b"T-A1", _opened("T-A1", "2026-02-02T15:00:00Z"), None)]))
         wait_until(lambda: _get(first.url + "/tickets/T-A1")[0] == 200, 60, what="T-A1 applied")
         labels_first = _reason_labels(first.url)
         first.stop()
-        # A restart replays the global contracts table: the refused contract is not in it.
-        second = app.start()
+        # A restart replays the global contracts table: both contracts are in it.
+        restarted = app.start()
         asyncio.run(_send(broker_url, tickets, [(b"T-A2", _opened("T-A2", "2026-02-02T16:00:00Z"), None)]))
-        wait_until(lambda: _get(second.url + "/tickets/T-A2")[0] == 200, 90, what="T-A2 applied after the restart")
-        wait_until(lambda: _get(second.url + "/ready")[0] == 200, 30, what="second worker ready")
-        month = _get(second.url + "/services/vp-api/months/2026-02")
-        full_width = _get(second.url + "/services/vp-api/months/" + urllib.parse.quote("２０２６-０２"))
-        thief_ticket = _get(second.url + "/tickets/T-A1")
-        dead = _dead_letters(broker_url, app.prefix, 1)
-        alive = second.process.poll() is None
+        wait_until(lambda: _get(restarted.url + "/tickets/T-A2")[0] == 200, 90, what="T-A2 applied after the restart")
+        wait_until(lambda: _get(restarted.url + "/ready")[0] == 200, 30, what="restarted worker ready")
+        month = _get(restarted.url + "/services/vp-api/months/2026-02")
+        full_width = _get(restarted.url + "/services/vp-api/months/" + urllib.parse.quote("２０２６-０２"))
+        first_ticket = _get(restarted.url + "/tickets/T-A1")
+        contracts_after = metric_sum(scrape(restarted.url), "slaproc_contracts")
+        alive = restarted.process.poll() is None
     finally:
         app.stop_all()
-    assert [(d["reason"], json.loads(d["raw"])["customer_id"]) for d in dead] == [("invalid_contract", "thief")]
-    assert "vp-api" in dead[0]["error"] and "already belongs to customer 'vp'" in dead[0]["error"]
-    assert labels_first.get("invalid_contract") == 1 and set(labels_first) <= DEAD_LETTER_REASONS
-    assert month[0] == 200 and month[1]["customer_id"] == "vp"
+    assert "invalid_contract" not in labels_first and set(labels_first) <= DEAD_LETTER_REASONS
+    assert contracts_after == 2
+    assert month[0] == 200 and [c["customer_id"] for c in month[1]["customers"]] == ["second", "vp"]
     assert full_width[0] == 404, full_width  # item 11b: ASCII digits only
-    assert thief_ticket[0] == 200 and alive
+    assert first_ticket[0] == 200 and alive
 
 
 def test_a_bad_contract_already_in_the_global_table_poisons_no_partition(broker_url, tmp_path):
-    """A global contracts table written by an older version holds a contract that claims another
-    customer's service: every worker replays it at start. It is logged and left out; tickets of
-    the rightful owner are processed."""
+    """A global contracts table written by an older version holds a contract this version refuses
+    (a service listed twice): every worker replays it at start. It is logged and left out;
+    tickets of the other customers are processed."""
     app = new_app(tmp_path, broker_url)
-    thief = {**VP, "event_id": "contract-thief", "customer_id": "thief"}
+    thief = {**VP, "event_id": "contract-thief", "customer_id": "thief", "services": VP["services"] * 2}
     changelog = f"{app.app_id}-contracts-changelog"
     asyncio.run(create_topics(broker_url, [changelog], 1))  # a global table's changelog: one partition, one order
     asyncio.run(create_topics(broker_url, [app.prefix + TICKET_EVENTS], PARTITIONS))
@@ -146,7 +146,7 @@ def test_a_bad_contract_already_in_the_global_table_poisons_no_partition(broker_
     finally:
         app.stop_all()
     assert contracts == 1
-    assert "stored contract" in log and "not installed" in log and "already belongs to customer 'vp'" in log, log[-2000:]
+    assert "stored contract" in log and "not installed" in log and "duplicate service_id 'vp-api'" in log, log[-2000:]
 
 
 # --- item 2 -------------------------------------------------------------------------------
@@ -271,8 +271,8 @@ def test_broker_outage_is_reported_not_ready_and_logged_quietly(tmp_path):
     """The worker's broker goes away (connections refused): the worker stays up and live, turns
     not ready, reports connectivity 0 and no lag series (not a lag of 0), and its log does not
     flood (aiokafka alone wrote ~115 lines/s). A broker of its own: the session's must stay up."""
-    from streams.broker import EmbeddedBroker
-    from streams.harness import Workers
+    from streams.testing.broker import EmbeddedBroker
+    from streams.testing.harness import Workers
 
     broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
     broker.start()

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from streams.app import CONTRACTS, MONITORING_EVENTS, TICKET_EVENTS, partition_for_key
-from streams.broker import bootstrap_servers, create_topics
+from streams.testing.broker import bootstrap_servers, create_topics
 from streams.cli import main
 
 pytestmark = pytest.mark.broker

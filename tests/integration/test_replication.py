@@ -15,8 +15,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.app import build_app
-from streams.broker import bootstrap_servers, create_topics
-from streams.harness import REPO, WorkerProcess, wait_until
+from streams.testing.broker import bootstrap_servers, create_topics
+from streams.testing.harness import REPO, WorkerProcess, wait_until
 from streams.store import STATE_TABLES
 from tests.integration.test_app_smoke import FakeCore, _settings, running
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import produce, wait_until
+from streams.testing.harness import produce, wait_until
 from tests.golden_support import Scenario
 from tests.integration.test_stream_equals_replay import LATENESS, events_in, load_contracts, new_app, run_until_final
 

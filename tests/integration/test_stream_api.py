@@ -12,7 +12,7 @@ import pytest
 from bench.generate import generate, write_workload
 from policies.uptime import month_bounds
 from streams.app import partition_for_key
-from streams.harness import metric_sum, partition_times, produce, scrape, wait_until
+from streams.testing.harness import metric_sum, partition_times, produce, scrape, wait_until
 from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, events_in, load_contracts, new_app,
                                                          replay_outputs, run_until_final)
 

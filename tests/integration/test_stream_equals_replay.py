@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from bench.generate import generate, write_workload
-from streams.harness import (Workers, collect, contract_events, metric_sum, net_outcome, produce, scrape,
+from streams.testing.harness import (Workers, collect, contract_events, metric_sum, net_outcome, produce, scrape,
                              tick_until_at, wait_until)
 from streams.replay import replay_file
 from tests.golden_support import scenarios

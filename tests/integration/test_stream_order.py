@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from streams.harness import produce
+from streams.testing.harness import produce
 from tests.integration.test_stream_equals_replay import (collect_at_least, load_contracts, net_size, new_app,
                                                          run_until_final)
 from tests.net_outcome import net_outcome

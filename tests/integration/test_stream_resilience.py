@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from streams.harness import collect, metric_sum, produce, scrape, wait_until
+from streams.testing.harness import collect, metric_sum, produce, scrape, wait_until
 from tests.integration.test_stream_equals_replay import (QUIET, collect_at_least, diff, events_in, load_contracts,
                                                          new_app, run_until_final, split_dead_letters)
 
@@ -91,7 +91,7 @@ def test_second_worker_mid_stream_equals_replay(broker_url, tmp_path, mix):
 def test_bad_input_on_the_wire_is_dead_lettered_and_the_worker_goes_on(broker_url, tmp_path, mix):
     from aiokafka import AIOKafkaProducer
 
-    from streams.broker import bootstrap_servers
+    from streams.testing.broker import bootstrap_servers
 
     contracts = [e for e in __import__("yaml").safe_load(mix["contracts"].read_text())["contracts"]
                  if e["policy"] == "neural-magic"][:1]

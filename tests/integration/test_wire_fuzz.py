@@ -6,7 +6,8 @@ Bad records are built to be bad whatever happens to them (never a random flip th
 valid event): broken values (truncated JSON, invalid UTF-8, not an object, missing or mistyped
 fields, naive or out-of-range timestamps, unknown types and schema versions, deep nesting,
 oversized, empty, tombstones), decodable events for tickets, customers and services that do not
-exist, and broken contracts (one claims a good customer's service). Keys, headers and record
+exist, and broken contracts (one lists a good customer's service twice; since issue 12 another
+customer naming it merely shares it). Keys, headers and record
 timestamps are fuzzed on bad and good records alike (a good event with junk headers or a year-10000
 record timestamp is still good). A decodable bad event is dated at the last good instant of its
 topic, so whatever it does to a partition's time, the good events after it do anyway.
@@ -29,11 +30,11 @@ from aiokafka import AIOKafkaProducer
 
 from bench.generate import generate, write_workload
 from streams.app import CONTRACTS, DEAD_LETTER_REASONS, MONITORING_EVENTS, TICKET_EVENTS
-from streams.broker import bootstrap_servers
-from streams.harness import contract_events, metric_sum, net_outcome, route, scrape, wait_until
+from streams.testing.broker import bootstrap_servers
+from streams.testing.harness import contract_events, metric_sum, net_outcome, route, scrape, wait_until
 from tests.integration.test_no_input_stops_a_worker import _get
-from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, collect_at_least, load_contracts,
-                                                         net_size, new_app, replay_outputs, run_until_final,
+from tests.integration.test_stream_equals_replay import (LATENESS, collect_at_least, load_contracts, net_size,
+                                                         new_app, replay_outputs, run_until_final,
                                                          split_dead_letters)
 
 pytestmark = pytest.mark.broker
@@ -113,8 +114,10 @@ def _bad_contract(rng: random.Random, good: dict[str, Any], with_services: list[
                   n: int) -> bytes | None:
     cid = f"FUZZ-C-{n}"
     kind = rng.randrange(7)
-    if kind == 0 and with_services:  # claims a good customer's service (only that makes it bad)
-        return json.dumps({**rng.choice(with_services), "event_id": f"fuzz-{n}", "customer_id": cid}).encode()
+    if kind == 0 and with_services:  # lists a good customer's service twice (only that makes it bad)
+        terms = rng.choice(with_services)
+        return json.dumps({**terms, "event_id": f"fuzz-{n}", "customer_id": cid,
+                           "services": [terms["services"][0]] * 2}).encode()
     if kind == 0:
         kind = 1
     if kind == 1:

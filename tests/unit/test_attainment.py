@@ -7,8 +7,10 @@ quarter's end + 1 h once no ticket of the quarter still waits for its first resp
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
-from policies.attainment import BREACH, WAITING, AttainmentBook
+from policies.attainment import BREACH, PARTIAL, WAITING, AttainmentBook, add_partial
+from policies.outputs import Output
 from policies.processor import MemoryStore, Processor, Settings
 from policies.tickets import TicketState
 from tests.support import CATALOG, Run, at, closed, contracts, opened, reply
@@ -234,3 +236,22 @@ def test_ticket_json_round_trips_the_attainment_marks():
     assert "w" not in json.loads(state.to_json())     # unmarked tickets keep their old JSON
     state.attainment = WAITING | BREACH
     assert TicketState.from_json(state.to_json()).attainment == WAITING | BREACH
+
+
+def test_partials_of_every_partition_sum_to_one_report_and_a_redelivered_one_counts_once():
+    # Stream mode: each partition sends its quarter's counts; the attainment agent folds them with
+    # `add_partial` into the quarter's stored parts (JSON as in its table) and reports once all are in.
+    closing = datetime(2026, 4, 1, 1, tzinfo=timezone.utc)
+
+    def partial(partition: int, measured: int, met: int, late: int = 0) -> Output:
+        return Output(PARTIAL, closing + timedelta(minutes=late), "acme", f"p{partition}",
+                      {"customer_id": "acme", "quarter": "2026-Q1", "partition": partition,
+                       "measured": measured, "met": met})
+
+    parts: dict = {}
+    assert add_partial(parts, partial(0, 3, 2), 2) is None
+    assert add_partial(parts, partial(0, 3, 2), 2) is None  # redelivered: overwrites its own entry
+    report = add_partial(parts, partial(1, 5, 5, late=7), 2)
+    assert report is not None and report.type == "sla.attainment_reported"
+    assert (report.fields["measured"], report.fields["met"], str(report.fields["attainment_percent"])) == (8, 7, "87.50")
+    assert report.occurred_at == closing + timedelta(minutes=7)  # the last partition's instant

@@ -7,7 +7,6 @@ plus one dead letter. Work is counted (month closes computed), never timed.
 """
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 
 from events.codec import ALL_REASONS, DeadLetterReason, Reason, decode
 from policies.processor import Processor, Settings
-from streams.replay import Replayer, replay_file
-from tests.support import CATALOG, Run, contracts, decoded, opened, reply, wire
+from streams.replay import Replayer
+from tests.support import CATALOG, Run, contracts, decoded, opened, wire
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 UNTIL = datetime(2026, 5, 15, tzinfo=timezone.utc)
@@ -114,7 +113,7 @@ def test_a_rejected_event_moves_no_time():
     run.feed(decoded(wire("contract.upserted", "2026-06-03T15:00:00Z", customer_id="rs2", policy="rescale",
                           plan="production", edition="enterprise")))  # order-form targets missing
     run.feed(decoded(wire("contract.upserted", "2026-06-03T15:00:00Z", customer_id="other", policy="vectorize",
-                          plan="pro", services=[{"service_id": "vp-api", "monthly_fee": "1", "currency": "USD"}])))
+                          plan="pro", services=[{"service_id": "vp-api", "monthly_fee": "1", "currency": "USD"}] * 2)))
     assert [r.reason for r in run.rejected] == ["unknown_customer", "duplicate_ticket", "invalid_field",
                                                 "invalid_contract", "invalid_contract"]
     assert run.proc.now == before

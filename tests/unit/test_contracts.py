@@ -231,13 +231,32 @@ def test_duplicate_customer_id(tmp_path, catalog):
     assert "contracts[2] (customer_id='acme'): customer_id: duplicate customer_id 'acme' (also contracts[0])" in message
 
 
-def test_duplicate_service_id_across_customers(tmp_path, catalog):
+def test_customers_share_a_service_each_with_its_own_terms_and_scope(tmp_path, catalog):
+    """SPEC §11: a service_id in several contracts is a shared service, not a duplicate."""
+    contracts = load_contracts_yaml(write(tmp_path, """
+        contracts:
+          - {customer_id: acme, policy: vectorize, plan: pro, services: [{service_id: api, monthly_fee: "100", currency: USD}]}
+          - customer_id: beta
+            policy: vectorize
+            plan: enterprise
+            overrides: {uptime_commitment_percent: "99.9"}
+            services:
+              - {service_id: api, annual_fee: "12000", currency: EUR, components: [search, ingest], region: eu-west}
+    """), catalog)
+    assert [c.customer_id for c in contracts] == ["acme", "beta"]
+    acme, beta = (c.services[0] for c in contracts)
+    assert acme.service_id == beta.service_id == "api"
+    assert (acme.components, acme.region) == (None, None)
+    assert (beta.components, beta.region, beta.currency) == (("search", "ingest"), "eu-west", "EUR")
+
+
+def test_an_empty_component_list_is_refused(tmp_path, catalog):
     message = rejection(tmp_path, catalog, """
         contracts:
-          - {customer_id: acme, policy: vectorize, plan: pro, services: [{service_id: api, monthly_fee: "1", currency: USD}]}
-          - {customer_id: beta, policy: vectorize, plan: pro, services: [{service_id: api, monthly_fee: "1", currency: USD}]}
+          - {customer_id: acme, policy: vectorize, plan: pro,
+             services: [{service_id: api, monthly_fee: "1", currency: USD, components: []}]}
     """)
-    assert "contracts[1] (customer_id='beta'): services[0].service_id: duplicate service_id 'api' (also in contracts[0])" in message
+    assert "services[0].components" in message
 
 
 def test_duplicate_service_id_within_a_contract(tmp_path, catalog):

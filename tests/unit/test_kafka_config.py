@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import shutil
 import ssl
 import subprocess

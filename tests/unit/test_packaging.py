@@ -24,7 +24,7 @@ def test_missing_broker_package_names_the_extra(monkeypatch) -> None:
 
     import pytest
 
-    from streams.broker import BrokerError, tansu_binary
+    from streams.testing.broker import BrokerError, tansu_binary
 
     real_import = builtins.__import__
 

@@ -266,9 +266,10 @@ def test_contract_missing_an_order_form_value_is_rejected(raw, field):
     assert reasons(run)[1] == "unknown_customer"
 
 
-def test_a_service_cannot_move_to_another_customer():
+def test_a_second_customer_listing_a_service_shares_it():
+    """Issue 12 (was issue 18's `invalid_contract`): another contract naming vp-api subscribes to it."""
     run = Run("vp")
-    raw = dict(CONTRACTS["vp"], customer_id="thief")
+    raw = dict(CONTRACTS["vp"], customer_id="second")
     run.feed(decoded(wire("contract.upserted", "2026-02-02T09:00:00Z", **raw)))
-    assert reasons(run) == ["invalid_contract"]
-    assert "vp-api" in run.rejected[0].message
+    assert reasons(run) == []
+    assert run.proc.subscribers["vp-api"] == ("second", "vp")

@@ -12,6 +12,9 @@ import json
 import pytest
 
 from events import ids
+from tests.support import (
+    Run, brief, change, escalated, opened, plan, reopened, reply, resolved, status,
+)
 
 
 def outcome_id(o: dict) -> str:
@@ -23,9 +26,6 @@ def outcome_id(o: dict) -> str:
     return ids.clock_outcome_event_id(o["type"], o["ticket_id"], o["metric"], o["binding"], o["cycle"],
                                       iso(o["occurred_at"]), iso(o["due_at"]), o["priority"], iso(o["started_at"]),
                                       elapsed)
-from tests.support import (
-    Run, brief, change, escalated, opened, plan, reopened, reply, resolved, status,
-)
 
 NM_VERSION = "2026.11.1"
 
@@ -719,6 +719,30 @@ def test_late_reply_exactly_at_due_retracts():
     run = _nm_critical_breached()
     out = run.feed(reply("L1", "2026-02-03T15:30:00Z"))
     assert sorted(o["type"] for o in out) == ["sla.breach_retracted", "sla.met"]
+
+
+def _evenly_spread(count: int) -> tuple[float, ...]:
+    """`count` distinct at-risk thresholds: 1/(count+1), 2/(count+1), ..."""
+    return tuple(i / (count + 1) for i in range(1, count + 1))
+
+
+def test_late_reply_retracts_the_breach_with_the_most_thresholds_an_output_key_holds():
+    # 16 thresholds: every at-risk index (0..15) has its own output key, distinct from the
+    # breach's retraction key, so the late reply retracts the breach as with 3 thresholds.
+    run = _nm_critical_breached(thresholds=_evenly_spread(16))
+    assert len(run.of("sla.at_risk")) == 16
+    out = run.feed(reply("L1", "2026-02-03T15:20:00Z"))
+    assert sorted(o["type"] for o in out) == ["sla.breach_retracted", "sla.met"]
+
+
+def test_more_at_risk_thresholds_than_an_output_key_holds_are_rejected():
+    # Issue 17: with 17 thresholds the 17th at-risk output had the key of the breach's retraction,
+    # so a late reply before the deadline emitted `sla.met` without `sla.breach_retracted`.
+    # Such a list is refused when the core is built, before any ticket is folded.
+    with pytest.raises(ValueError, match="at most 16 at-risk thresholds"):
+        Run("nm", thresholds=_evenly_spread(17))
+    # The same threshold twice counts once (the clocks keep distinct thresholds).
+    assert len(Run("nm", thresholds=_evenly_spread(16) * 2).proc.tickets.milestones.thresholds) == 16
 
 
 @pytest.mark.parametrize("late", [

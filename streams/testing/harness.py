@@ -19,10 +19,10 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.app import CONTRACTS, MONITORING_EVENTS, OUTPUT_TOPICS, TICKET_EVENTS
-from streams.broker import _die_with_parent
+from streams.testing.broker import _die_with_parent
 from streams.kafka_config import KafkaSettings, consumer_kwargs, producer_kwargs
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

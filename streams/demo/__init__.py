@@ -48,7 +48,7 @@ from typing import Any, Iterator, TextIO
 import yaml
 
 UTC = timezone.utc
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_WEB_PORT = 6066
 TICK_INTERVAL_SECONDS = 1.0
 ALLOWED_LATENESS_SECONDS = 2.0
@@ -400,7 +400,7 @@ class Display:
         kind = str(o.get("type", "?"))
         self.seen[kind] = self.seen.get(kind, 0) + 1
         subject, details = describe(o)
-        stamp = datetime.now().strftime("%H:%M:%S")
+        stamp = datetime.now().strftime("%H:%M:%S")  # noqa: DTZ005 - the watcher's local wall clock, for display
         label = self._paint(_COLORS.get(kind, ""), f"{kind:<31}")
         print(f"{stamp}  {label} {subject:<22} {details}", file=self.stream, flush=True)
 
@@ -420,7 +420,7 @@ def _port_free(port: int) -> bool:
 
 
 def choose_web_port(requested: int | None, environ: dict[str, str]) -> int:
-    from streams.harness import free_port
+    from streams.testing.harness import free_port
 
     if requested is not None:
         return requested
@@ -452,7 +452,7 @@ def _events_in(text: str, types: set[str]) -> float:
 async def _create_topics(settings: Any) -> None:
     from streams import kafka_config
     from streams.app import CONTRACTS, INPUT_TOPICS, OUTPUT_TOPICS
-    from streams.broker import create_topics
+    from streams.kafka_admin import create_topics
 
     # The layout the worker declares itself (streams.app.StreamWorker.declare_topics), with the
     # same connection check and replication factor (capped at the broker count; SPEC §12).
@@ -466,7 +466,7 @@ async def _create_topics(settings: Any) -> None:
 
 
 class _Producer:
-    """Routes raw lines to their input topics and keys (streams.harness.route)."""
+    """Routes raw lines to their input topics and keys (streams.testing.harness.route)."""
 
     def __init__(self, broker_url: str, prefix: str, kafka: Any = None) -> None:
         from aiokafka import AIOKafkaProducer
@@ -480,7 +480,7 @@ class _Producer:
         await self.producer.start()
 
     async def send(self, lines: list[bytes]) -> None:
-        from streams.harness import route
+        from streams.testing.harness import route
 
         futures = []
         for line in lines:
@@ -540,7 +540,7 @@ def _start_worker(worker: Any) -> None:
     """Start the worker process like WorkerProcess.start, plus: it dies with the demo
     (PR_SET_PDEATHSIG), so even a kill -9 of the demo leaves no worker behind.
     Called from the main thread: the death signal follows the thread that spawned it."""
-    from streams.broker import _die_with_parent
+    from streams.testing.broker import _die_with_parent
 
     log = open(worker.log_path, "ab")
     try:
@@ -654,7 +654,7 @@ class Demo:
             if not self.options.feed_only and not os.environ.get("SLAPROC_PARTITIONS", "").strip():
                 settings = settings.replace(partitions=DEMO_PARTITIONS)
             if not external:
-                from streams.broker import EmbeddedBroker
+                from streams.testing.broker import EmbeddedBroker
 
                 self.workdir = Path(tempfile.mkdtemp(prefix="slaproc-demo-"))
                 self.broker = EmbeddedBroker(log_path=self.workdir / "broker.log")
@@ -679,7 +679,7 @@ class Demo:
             if self.options.feed_only:
                 return await self._feed_only(producer, traffic)
 
-            from streams.harness import WorkerProcess
+            from streams.testing.harness import WorkerProcess
 
             if self.workdir is None:
                 self.workdir = Path(tempfile.mkdtemp(prefix="slaproc-demo-"))

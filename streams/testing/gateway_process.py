@@ -11,8 +11,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import _die_with_parent
-from streams.harness import free_port
+from streams.testing.broker import _die_with_parent
+from streams.testing.harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
