@@ -18,18 +18,24 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
 from aiokafka.partitioner import murmur2
 
 from events.codec import Reason
-from streams import kafka_config
+from streams import compat, kafka_config
 from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
 from streams.ticks import CaughtUpTracker, decode_tick, encode_tick, tick_target
+
+if TYPE_CHECKING:  # the core's types, for the Core port; the app imports the core lazily (build_app)
+    from events.models import DeadLetter, InputEvent
+    from policies.contracts import Contract
+    from policies.outputs import Output
+    from streams.core_adapter import PartitionProcessor
 
 __all__ = [
     "CONTRACTS", "TICKET_EVENTS", "MONITORING_EVENTS", "INPUT_TOPICS", "OUTPUT_TOPICS",
@@ -67,33 +73,44 @@ OUTPUT_ROUTES: dict[str, tuple[str, str | None]] = {
 
 
 class Core(Protocol):
-    """What the shell needs from the pure core (adapter over events/ and policies/)."""
+    """What the shell needs from the pure core: `streams.core_adapter.RealCore` over events/ and
+    policies/ (tests put fakes in its place). Outputs the shell routes are the core's `Output`
+    records and the codec's `DeadLetter`."""
 
-    def decode(self, raw: bytes | None) -> Any:
-        """Bytes of one input message -> input event. Raises ValueError (message = reason)."""
+    def decode(self, raw: bytes | None) -> InputEvent:
+        """Bytes of one input message -> input event. Raises ValueError ("<reason>: <message>")."""
 
-    def contract_of(self, event: Any) -> tuple[str, Any]:
-        """A decoded contract.upserted -> (customer_id, Contract). Raises ValueError."""
+    def contract_of(self, event: InputEvent) -> tuple[str, tuple[Contract, datetime]]:
+        """A decoded contract.upserted -> (customer_id, (Contract, its occurred_at)). Raises ValueError."""
 
-    def contract_key(self, contract: Any) -> str:
-        """The contracts table's key of a Contract from `contract_of`: one per customer and
+    def contract_key(self, contract: tuple[Contract, datetime]) -> str:
+        """The contracts table's key of a contract from `contract_of`: one per customer and
         effective_from (SPEC §14), sorting as the effective_froms do. Optional: a core without
         contract histories keys by customer_id."""
 
-    def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> Any:
-        """A Processor (upsert_contract / apply / advance_to / now) over `store`."""
+    def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> PartitionProcessor:
+        """The partition's processor over `store` (apply / advance_to / upsert_contract / now)."""
 
-    def encode(self, output: Any) -> bytes:
+    def encode(self, output: Output | DeadLetter) -> bytes:
         """An output event -> UTF-8 JSON bytes."""
 
-    def output_type(self, output: Any) -> str: ...
+    def encode_internal(self, output: Output) -> bytes:
+        """An `attainment.partial` -> the internal topic's bytes."""
 
-    def output_field(self, output: Any, name: str) -> str | None: ...
+    def decode_internal(self, raw: bytes) -> Output:
+        """The internal topic's bytes -> the `attainment.partial`."""
 
-    def event_type(self, event: Any) -> str:
+    def attainment_report(self, parts: dict[str, list[Any]], partial: Output, partitions: int) -> Output | None:
+        """Fold one partition's partial into its quarter; the report once every partition's are in."""
+
+    def output_type(self, output: Output | DeadLetter) -> str: ...
+
+    def output_field(self, output: Output | DeadLetter, name: str) -> str | None: ...
+
+    def event_type(self, event: InputEvent) -> str:
         """Input event type (metrics label)."""
 
-    def dead_letter(self, source: dict, raw: bytes | None, error: str) -> Any:
+    def dead_letter(self, source: dict[str, Any], raw: bytes | None, error: str) -> DeadLetter:
         """The dead_letter output for a rejected message."""
 
 
@@ -210,7 +227,7 @@ class OffsetsProbe:
         self._consumer: Any = None
         self._lock = asyncio.Lock()
 
-    async def _client(self) -> Any:
+    async def _started_consumer(self) -> Any:
         if self._consumer is None:
             self._consumer = await start_offsets_consumer(self.servers, **self.security)
         return self._consumer
@@ -219,7 +236,7 @@ class OffsetsProbe:
         from aiokafka import TopicPartition
 
         async with self._lock:
-            client = await self._client()
+            client = await self._started_consumer()
             asked = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
             ends = await client.end_offsets(list(asked))
             fixed = await correct_end_offsets(client, ends)
@@ -229,7 +246,7 @@ class OffsetsProbe:
         from aiokafka import TopicPartition
 
         async with self._lock:
-            client = await self._client()
+            client = await self._started_consumer()
             asked = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
             return {asked[ktp]: offset for ktp, offset in (await client.beginning_offsets(list(asked))).items()}
 
@@ -248,36 +265,31 @@ def _tracker(app: faust.App, input_topics: list[str], probe: OffsetsProbe | None
     still unread, and those events were then judged late (breaches fired and retracted). The
     end is taken as the largest of: ListOffsets (corrected, `correct_end_offsets`; asked by
     `OffsetsProbe` when given, else through Faust's consumer) and
-    one past the last offset Faust handed to the agents (`consumer._read_offset`, not public
+    one past the last offset Faust handed to the agents (`compat.read_offset`, not public
     API) when that offset is past the commit: a message fetched but not yet processed keeps
     the partition behind.
     """
-    base = CaughtUpTracker.for_app(app, input_topics)
     consumer_of = lambda: app.consumer  # noqa: E731 (the consumer exists only once the app runs)
 
     async def highwaters(*tps: Any) -> dict[Any, int | None]:
         consumer = consumer_of()
         ends = dict(await (probe.ends(*tps) if probe is not None else consumer.highwaters(*tps)))
-        read = getattr(consumer, "_read_offset", {})
-        committed = getattr(consumer, "_committed_offset", {})
         out: dict[Any, int | None] = {}
         for tp in tps:
             candidates = [ends.get(tp)]
-            last_read = read.get(tp) if hasattr(read, "get") else None
+            last_read = compat.read_offset(consumer, tp)
             # After a seek (assignment, rebalance, restart) Faust sets `_read_offset` to the
             # committed offset, i.e. the *next* offset to read, not one read: taking it + 1 kept
             # a fully processed partition "behind" for good (ticks skipped, time frozen) until
             # a new event arrived. So only an offset past the commit counts as read.
-            if last_read is not None and last_read > (committed.get(tp) or 0):
+            if last_read is not None and last_read > (compat.committed_offset(consumer, tp) or 0):
                 candidates.append(last_read + 1)
             known = [c for c in candidates if c is not None]
             out[tp] = max(known) if known else None
         return out
 
-    base._highwaters = highwaters
-    if probe is not None:
-        base._earliest = probe.earliest
-    return base
+    return CaughtUpTracker.for_app(app, input_topics, highwaters=highwaters,
+                                   earliest=probe.earliest if probe is not None else None)
 
 
 def _correct_tansu_end_offsets() -> None:
@@ -292,60 +304,10 @@ def _correct_tansu_end_offsets() -> None:
     a separate consumer and takes one past the last offset returned. On Apache Kafka the
     answer is already right and the fetch returns just the last record.
     """
-    from aiokafka import TopicPartition
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-    from faust.types import TP
+    async def start_probe(servers: str, conf: Any) -> Any:
+        return await start_offsets_consumer(servers, **kafka_config.faust_conf_security(conf))
 
-    if getattr(AIOKafkaConsumerThread, "_slaproc_end_offsets", False):
-        return
-    original = AIOKafkaConsumerThread._highwaters
-
-    async def _highwaters(self: Any, partitions: Any) -> Any:
-        ends = dict(await original(self, partitions))
-        probe = getattr(self, "_slaproc_probe", None)
-        if probe is None:
-            servers = self._ensure_consumer()._client._bootstrap_servers
-            probe = self._slaproc_probe = await start_offsets_consumer(servers, **kafka_config.faust_conf_security(self.app.conf))
-        fixed = await correct_end_offsets(probe, {TopicPartition(tp.topic, tp.partition): end
-                                                  for tp, end in ends.items()})
-        return {TP(tp.topic, tp.partition): end for tp, end in fixed.items()}
-
-    AIOKafkaConsumerThread._highwaters = _highwaters
-    AIOKafkaConsumerThread._slaproc_end_offsets = True
-
-
-def _seek_uncommitted_to_reset_position() -> None:
-    """Make Faust's "seek back to committed" also cover partitions nothing was committed for.
-
-    Faust drops records it fetched while its flow was stopped (a rebalance, table recovery, a
-    generation change) and relies on `perform_seek()` -> aiokafka `seek_to_committed()` to read
-    them again. That call seeks only partitions whose committed offset is > 0: a partition never
-    committed keeps the position past the dropped records, and they are never processed. Seen
-    after a `kill -9`: the restarted worker started the attainment topic at its end and two
-    customers' quarterly partials were lost for good. Here such a partition is sought to the
-    position `consumer_auto_offset_reset` names ("earliest" for slaproc), which is what a fresh
-    consumer would read from. Records already processed come again (at-least-once; the core is
-    idempotent). Idempotent, process-wide.
-    """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    if getattr(AIOKafkaConsumerThread, "_slaproc_seek_uncommitted", False):
-        return
-
-    async def _seek(consumer: Any, reset: str) -> Any:
-        committed = await consumer.seek_to_committed()
-        uncommitted = [tp for tp, offset in committed.items() if not offset]  # None, or 0
-        if uncommitted and reset == "earliest":
-            await consumer.seek_to_beginning(*uncommitted)
-        elif uncommitted and reset == "latest":
-            await consumer.seek_to_end(*uncommitted)
-        return committed
-
-    async def seek_to_committed(self: Any) -> Any:
-        return await self.call_thread(_seek, self._ensure_consumer(), self.app.conf.consumer_auto_offset_reset)
-
-    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed
-    AIOKafkaConsumerThread._slaproc_seek_uncommitted = True
+    compat.correct_end_offsets_with(start_probe, correct_end_offsets)
 
 
 class SlaprocApp(faust.App):
@@ -665,7 +627,7 @@ class StreamWorker:
         tps = sorted((tp for tp in consumer.assignment() if tp.topic in inputs), key=lambda tp: (tp.topic, tp.partition))
         if not tps:
             return {}
-        positions, ends = await self.tracker._offsets(tps)
+        positions, ends = await self.tracker.offsets(tps)
         return {tp: max(0, ends[tp] - positions[tp]) for tp in tps
                 if ends.get(tp) is not None and positions.get(tp) is not None}
 
@@ -926,8 +888,6 @@ class StreamWorker:
             parts = json.loads(stored) if stored else {}
             if parts.get("reported"):
                 return
-            parts[str(partial.fields["partition"])] = [partial.fields["measured"], partial.fields["met"],
-                                                       partial.occurred_at.isoformat()]
             report = self.core.attainment_report(parts, partial, self.settings.partitions)
             prepared = self._prepare([report] if report is not None else [])
         except Exception:  # an internal topic: only workers write it; anything else is ignored
@@ -968,6 +928,9 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
         # Faust's 2.8 s by default. 1 s was tried for issue 18 item 10 and made the second-worker
         # rebalance test fail in 3 of 7 runs (0 of 8 at 2.8 s); see docs/stream.md.
         broker_commit_interval=settings.commit_interval,
+        # Static membership (KIP-345): a restarted worker with the same id takes its partitions
+        # back at once instead of waiting for its old session to expire (docs/stream.md).
+        consumer_group_instance_id=settings.group_instance_id or None,
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         web_bind=settings.web_host,
@@ -977,7 +940,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     options.update(kafka_config.faust_app_kwargs(settings.kafka))  # TLS/SASL (SPEC §12)
     options.update(faust_options)
     _correct_tansu_end_offsets()
-    _seek_uncommitted_to_reset_position()
+    compat.seek_uncommitted_to_reset_position()
     app = SlaprocApp(settings.app_id, **options)
     worker = StreamWorker(app, settings, core, observer)
     app.slaproc = worker
