@@ -283,13 +283,15 @@ class Processor:
         last of its history whose effective_from is at or before `at`; before the first, the first.
         Raises Rejected (unknown_customer) when the customer has no contract."""
         entry = self._contract(customer_id)
-        history = self.histories.get(customer_id, ())
-        chosen = history[0] if history else None
+        history = self.histories.get(customer_id)
+        if not history or len(history) == 1:
+            return entry
+        chosen = history[0]
         for later in history[1:]:
             if later.effective_from is None or later.effective_from > at:
                 break
             chosen = later
-        if chosen is None or chosen is history[-1]:
+        if chosen is history[-1]:
             return entry
         return replace(entry, terms=chosen.terms, plan=chosen.plan)
 
