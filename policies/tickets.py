@@ -933,12 +933,7 @@ class TicketEngine:
         if _is_breach_key(key):
             return cls._retraction(state, key, at)
         if _is_notice_key(key):
-            notice_id = state.outcome_ids[key]
-            fields = {"notice_event_id": notice_id, "ticket_id": state.ticket_id,
-                      "customer_id": state.customer_id,  # not on the wire: for metrics
-                      "reason": f"a late event changed what the ticket's priority history decides ({why})"}
-            return Output("ticket.priority_notice_retracted", at, state.ticket_id,
-                          notice_retraction_event_id(state.ticket_id, notice_id), fields)
+            return cls._notice_retraction(state, key, at, why)
         metric, binding, cycle, _generation = _breach_of_key(key)
         met_id = outcome_id(state, key)
         fields = {
@@ -947,6 +942,14 @@ class TicketEngine:
             "reason": f"a late event shows the {metric} target (cycle {cycle}) was not met as reported ({why})",
         }
         return Output("sla.met_retracted", at, state.ticket_id, met_retraction_event_id(met_id), fields)
+
+    @staticmethod
+    def _notice_retraction(state: TicketState, key: int, at: datetime, why: str) -> Output:
+        notice_id = state.outcome_ids[key]
+        fields = {"notice_event_id": notice_id, "ticket_id": state.ticket_id,
+                  "reason": f"a late event shows this notice does not hold at its instant ({why})"}
+        return Output("ticket.priority_notice_retracted", at, state.ticket_id,
+                      notice_retraction_event_id(state.ticket_id, notice_id), fields)
 
     @staticmethod
     def _retraction(state: TicketState, breach_key: int, at: datetime) -> Output:
