@@ -224,7 +224,9 @@ async def measure(progress: Callable[[], Any], target: int, pid: int, broker_pid
 async def _partitions(consumer: Any, topic: str) -> set[int]:
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
-        await consumer._client.force_metadata_update()
+        from streams.compat import force_metadata_update
+
+        await force_metadata_update(consumer)
         partitions = consumer.partitions_for_topic(topic)
     return partitions or set()
 

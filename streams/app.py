@@ -24,7 +24,7 @@ import faust
 from aiokafka.partitioner import murmur2
 
 from events.codec import Reason
-from streams import kafka_config
+from streams import compat, kafka_config
 from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
 from streams.settings import WorkerSettings
@@ -206,7 +206,7 @@ class OffsetsProbe:
         self._consumer: Any = None
         self._lock = asyncio.Lock()
 
-    async def _client(self) -> Any:
+    async def _started_consumer(self) -> Any:
         if self._consumer is None:
             self._consumer = await start_offsets_consumer(self.servers, **self.security)
         return self._consumer
@@ -215,7 +215,7 @@ class OffsetsProbe:
         from aiokafka import TopicPartition
 
         async with self._lock:
-            client = await self._client()
+            client = await self._started_consumer()
             asked = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
             ends = await client.end_offsets(list(asked))
             fixed = await correct_end_offsets(client, ends)
@@ -225,7 +225,7 @@ class OffsetsProbe:
         from aiokafka import TopicPartition
 
         async with self._lock:
-            client = await self._client()
+            client = await self._started_consumer()
             asked = {TopicPartition(tp.topic, tp.partition): tp for tp in tps}
             return {asked[ktp]: offset for ktp, offset in (await client.beginning_offsets(list(asked))).items()}
 
@@ -244,36 +244,31 @@ def _tracker(app: faust.App, input_topics: list[str], probe: OffsetsProbe | None
     still unread, and those events were then judged late (breaches fired and retracted). The
     end is taken as the largest of: ListOffsets (corrected, `correct_end_offsets`; asked by
     `OffsetsProbe` when given, else through Faust's consumer) and
-    one past the last offset Faust handed to the agents (`consumer._read_offset`, not public
+    one past the last offset Faust handed to the agents (`compat.read_offset`, not public
     API) when that offset is past the commit: a message fetched but not yet processed keeps
     the partition behind.
     """
-    base = CaughtUpTracker.for_app(app, input_topics)
     consumer_of = lambda: app.consumer  # noqa: E731 (the consumer exists only once the app runs)
 
     async def highwaters(*tps: Any) -> dict[Any, int | None]:
         consumer = consumer_of()
         ends = dict(await (probe.ends(*tps) if probe is not None else consumer.highwaters(*tps)))
-        read = getattr(consumer, "_read_offset", {})
-        committed = getattr(consumer, "_committed_offset", {})
         out: dict[Any, int | None] = {}
         for tp in tps:
             candidates = [ends.get(tp)]
-            last_read = read.get(tp) if hasattr(read, "get") else None
+            last_read = compat.read_offset(consumer, tp)
             # After a seek (assignment, rebalance, restart) Faust sets `_read_offset` to the
             # committed offset, i.e. the *next* offset to read, not one read: taking it + 1 kept
             # a fully processed partition "behind" for good (ticks skipped, time frozen) until
             # a new event arrived. So only an offset past the commit counts as read.
-            if last_read is not None and last_read > (committed.get(tp) or 0):
+            if last_read is not None and last_read > (compat.committed_offset(consumer, tp) or 0):
                 candidates.append(last_read + 1)
             known = [c for c in candidates if c is not None]
             out[tp] = max(known) if known else None
         return out
 
-    base._highwaters = highwaters
-    if probe is not None:
-        base._earliest = probe.earliest
-    return base
+    return CaughtUpTracker.for_app(app, input_topics, highwaters=highwaters,
+                                   earliest=probe.earliest if probe is not None else None)
 
 
 def _correct_tansu_end_offsets() -> None:
@@ -288,60 +283,10 @@ def _correct_tansu_end_offsets() -> None:
     a separate consumer and takes one past the last offset returned. On Apache Kafka the
     answer is already right and the fetch returns just the last record.
     """
-    from aiokafka import TopicPartition
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-    from faust.types import TP
+    async def start_probe(servers: str, conf: Any) -> Any:
+        return await start_offsets_consumer(servers, **kafka_config.faust_conf_security(conf))
 
-    if getattr(AIOKafkaConsumerThread, "_slaproc_end_offsets", False):
-        return
-    original = AIOKafkaConsumerThread._highwaters
-
-    async def _highwaters(self: Any, partitions: Any) -> Any:
-        ends = dict(await original(self, partitions))
-        probe = getattr(self, "_slaproc_probe", None)
-        if probe is None:
-            servers = self._ensure_consumer()._client._bootstrap_servers
-            probe = self._slaproc_probe = await start_offsets_consumer(servers, **kafka_config.faust_conf_security(self.app.conf))
-        fixed = await correct_end_offsets(probe, {TopicPartition(tp.topic, tp.partition): end
-                                                  for tp, end in ends.items()})
-        return {TP(tp.topic, tp.partition): end for tp, end in fixed.items()}
-
-    AIOKafkaConsumerThread._highwaters = _highwaters
-    AIOKafkaConsumerThread._slaproc_end_offsets = True
-
-
-def _seek_uncommitted_to_reset_position() -> None:
-    """Make Faust's "seek back to committed" also cover partitions nothing was committed for.
-
-    Faust drops records it fetched while its flow was stopped (a rebalance, table recovery, a
-    generation change) and relies on `perform_seek()` -> aiokafka `seek_to_committed()` to read
-    them again. That call seeks only partitions whose committed offset is > 0: a partition never
-    committed keeps the position past the dropped records, and they are never processed. Seen
-    after a `kill -9`: the restarted worker started the attainment topic at its end and two
-    customers' quarterly partials were lost for good. Here such a partition is sought to the
-    position `consumer_auto_offset_reset` names ("earliest" for slaproc), which is what a fresh
-    consumer would read from. Records already processed come again (at-least-once; the core is
-    idempotent). Idempotent, process-wide.
-    """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    if getattr(AIOKafkaConsumerThread, "_slaproc_seek_uncommitted", False):
-        return
-
-    async def _seek(consumer: Any, reset: str) -> Any:
-        committed = await consumer.seek_to_committed()
-        uncommitted = [tp for tp, offset in committed.items() if not offset]  # None, or 0
-        if uncommitted and reset == "earliest":
-            await consumer.seek_to_beginning(*uncommitted)
-        elif uncommitted and reset == "latest":
-            await consumer.seek_to_end(*uncommitted)
-        return committed
-
-    async def seek_to_committed(self: Any) -> Any:
-        return await self.call_thread(_seek, self._ensure_consumer(), self.app.conf.consumer_auto_offset_reset)
-
-    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed
-    AIOKafkaConsumerThread._slaproc_seek_uncommitted = True
+    compat.correct_end_offsets_with(start_probe, correct_end_offsets)
 
 
 class SlaprocApp(faust.App):
@@ -658,7 +603,7 @@ class StreamWorker:
         tps = sorted((tp for tp in consumer.assignment() if tp.topic in inputs), key=lambda tp: (tp.topic, tp.partition))
         if not tps:
             return {}
-        positions, ends = await self.tracker._offsets(tps)
+        positions, ends = await self.tracker.offsets(tps)
         return {tp: max(0, ends[tp] - positions[tp]) for tp in tps
                 if ends.get(tp) is not None and positions.get(tp) is not None}
 
@@ -910,8 +855,6 @@ class StreamWorker:
             parts = json.loads(stored) if stored else {}
             if parts.get("reported"):
                 return
-            parts[str(partial.fields["partition"])] = [partial.fields["measured"], partial.fields["met"],
-                                                       partial.occurred_at.isoformat()]
             report = self.core.attainment_report(parts, partial, self.settings.partitions)
             prepared = self._prepare([report] if report is not None else [])
         except Exception:  # an internal topic: only workers write it; anything else is ignored
@@ -952,6 +895,9 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
         # Faust's 2.8 s by default. 1 s was tried for issue 18 item 10 and made the second-worker
         # rebalance test fail in 3 of 7 runs (0 of 8 at 2.8 s); see docs/stream.md.
         broker_commit_interval=settings.commit_interval,
+        # Static membership (KIP-345): a restarted worker with the same id takes its partitions
+        # back at once instead of waiting for its old session to expire (docs/stream.md).
+        consumer_group_instance_id=settings.group_instance_id or None,
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         web_bind=settings.web_host,
@@ -961,7 +907,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     options.update(kafka_config.faust_app_kwargs(settings.kafka))  # TLS/SASL (SPEC §12)
     options.update(faust_options)
     _correct_tansu_end_offsets()
-    _seek_uncommitted_to_reset_position()
+    compat.seek_uncommitted_to_reset_position()
     app = SlaprocApp(settings.app_id, **options)
     worker = StreamWorker(app, settings, core, observer)
     app.slaproc = worker

@@ -5,6 +5,7 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 REPLAY_EPILOG = """\
 inputs:
@@ -67,21 +68,28 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_explain_month(args: argparse.Namespace) -> int:
+def _month_command(command: str, args: argparse.Namespace, produce: Any) -> int:
+    """explain-month and report: check the month, load `--catalog`, then `produce(catalog)` (the
+    text), each expected failure one line on stderr and exit 2."""
     from policies.catalog import CatalogError, ContractError, load_catalog
-    from streams.explain import explain_month_from_files
 
     if not _is_month(args.month):
-        print(f"slaproc explain-month: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
+        print(f"slaproc {command}: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
         return 2
     try:
-        catalog = load_catalog(args.catalog) if args.catalog else None
-        text = explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month, catalog)
+        produce(load_catalog(args.catalog) if args.catalog else None)
     except (CatalogError, ContractError, OSError, LookupError, ValueError) as err:
-        print(f"slaproc explain-month: {err}", file=sys.stderr)
+        print(f"slaproc {command}: {err}", file=sys.stderr)
         return 2
-    print(text)
     return 0
+
+
+def _cmd_explain_month(args: argparse.Namespace) -> int:
+    from streams.explain import explain_month_from_files
+
+    def produce(catalog: Any) -> None:
+        print(explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month, catalog))
+    return _month_command("explain-month", args, produce)
 
 
 def _cmd_whatif(args: argparse.Namespace) -> int:
@@ -128,25 +136,17 @@ def _add_whatif(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from policies.catalog import CatalogError, ContractError, load_catalog
     from streams.report import RENDERERS
     from streams.report.build import report_from_files
 
-    if not _is_month(args.month):
-        print(f"slaproc report: {args.month!r} is not a month; write YYYY-MM, e.g. 2026-04", file=sys.stderr)
-        return 2
-    try:
-        catalog = load_catalog(args.catalog) if args.catalog else None
+    def produce(catalog: Any) -> None:
         text = RENDERERS[args.format](report_from_files(args.events, args.contracts, args.customer, args.month,
                                                         args.until, catalog))
         if args.out is None:
             sys.stdout.write(text)
         else:
             args.out.write_text(text, encoding="utf-8")
-    except (CatalogError, ContractError, OSError, LookupError, ValueError) as err:
-        print(f"slaproc report: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return _month_command("report", args, produce)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:

@@ -73,6 +73,7 @@ class WorkerSettings:
     max_future: float = 3600.0                  # SLAPROC_MAX_FUTURE (s): events further ahead of the wall clock are dead letters (SPEC §10)
     health_interval: float = 2.0                # SLAPROC_HEALTH_INTERVAL (s): broker check, lag, readiness
     commit_interval: float = 2.8                # SLAPROC_COMMIT_INTERVAL (s): consumer offsets committed this often (Faust's default)
+    group_instance_id: str = ""                 # SLAPROC_GROUP_INSTANCE_ID: static group membership (docs/operations.md); "" = dynamic
     create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: declare input/output topics at start
     at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)  # SLAPROC_AT_RISK_THRESHOLDS "0.5,0.75,0.9"
     log_level: str = "info"                     # SLAPROC_LOG_LEVEL
@@ -185,6 +186,7 @@ _PARSERS: dict[str, Any] = {
     "max_future": parse_duration,
     "health_interval": parse_duration,
     "commit_interval": parse_duration,
+    "group_instance_id": str.strip,
     "create_topics": _parse_bool,
     "at_risk_thresholds": _parse_floats,
     "log_level": str.strip,

@@ -14,7 +14,7 @@ time, as in replay.
 "Processed" is tracked by the shell itself (`CaughtUpTracker.processed`), not taken
 from the consumer's fetch position, because fetched events may still sit unprocessed in
 an agent's buffer. Before anything was processed since the assignment, the baseline is
-the group's committed offset (Faust keeps it in `consumer._committed_offset` after its
+the group's committed offset (Faust keeps it in a private field, `compat.committed_offset`, after its
 seek-to-committed on assignment) or, with no commit yet, the partition's earliest offset
 (auto_offset_reset=earliest). High-water marks come from `consumer.highwaters(*tps)`
 (aiokafka `end_offsets`, one ListOffsets request; the cached `highwater(tp)` from the
@@ -87,18 +87,22 @@ class CaughtUpTracker:
         self._next: dict[Any, int] = {}
 
     @classmethod
-    def for_app(cls, app: Any, input_topics: Iterable[str]) -> "CaughtUpTracker":
+    def for_app(cls, app: Any, input_topics: Iterable[str],
+                highwaters: Callable[..., Awaitable[Mapping[Any, int]]] | None = None,
+                earliest: Callable[..., Awaitable[Mapping[Any, int]]] | None = None) -> "CaughtUpTracker":
+        """Wired to the app's consumer; `highwaters` / `earliest` replace its offset requests."""
         from faust.types import TP
+
+        from streams import compat
 
         def committed(tp: Any) -> int | None:
             # Not public API: filled by Faust's perform_seek() on assignment and by commits.
-            offsets = getattr(app.consumer, "_committed_offset", {})
-            return offsets.get(tp)
+            return compat.committed_offset(app.consumer, tp)
 
         return cls(input_topics,
-                   highwaters=lambda *tps: app.consumer.highwaters(*tps),
+                   highwaters=highwaters or (lambda *tps: app.consumer.highwaters(*tps)),
                    committed=committed,
-                   earliest=lambda *tps: app.consumer.earliest_offsets(*tps),
+                   earliest=earliest or (lambda *tps: app.consumer.earliest_offsets(*tps)),
                    make_tp=TP)
 
     def processed(self, tp: Any, offset: int) -> None:
@@ -121,7 +125,7 @@ class CaughtUpTracker:
         tps = [tp for p in partitions for tp in self.tps_for(p)]
         if not tps:
             return {p: True for p in partitions}
-        positions, highwaters = await self._offsets(tps)
+        positions, highwaters = await self.offsets(tps)
         result = {}
         for p in partitions:
             own = self.tps_for(p)
@@ -145,7 +149,7 @@ class CaughtUpTracker:
                 positions[tp] = earliest.get(tp)
         return positions
 
-    async def _offsets(self, tps: list[Any]) -> tuple[dict[Any, int | None], dict[Any, int | None]]:
+    async def offsets(self, tps: list[Any]) -> tuple[dict[Any, int | None], dict[Any, int | None]]:
         """(next offset to process, high-water mark) of each topic-partition."""
         highwaters = await self._highwaters(*tps)
         return await self._positions(tps), highwaters
@@ -153,7 +157,7 @@ class CaughtUpTracker:
     async def describe(self, partition: int) -> dict[str, tuple[int | None, int | None]]:
         """topic-partition -> (next offset to process, high-water mark): why a partition is behind."""
         tps = self.tps_for(partition)
-        positions, highwaters = await self._offsets(tps)
+        positions, highwaters = await self.offsets(tps)
         return {f"{tp.topic}[{tp.partition}]": (positions.get(tp), highwaters.get(tp)) for tp in tps}
 
     async def caught_up(self, partition: int) -> bool:

@@ -21,6 +21,9 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar=var,
                            help=f"env {var} (default {default})")
     add_kafka_flags(parser)
+    parser.add_argument("--allow-untested-versions", action="store_true",
+                        help="start even if faust-streaming/aiokafka/mode-streaming are not the tested versions "
+                             "(env SLAPROC_ALLOW_UNTESTED_VERSIONS=1; docs/operations.md)")
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
@@ -144,9 +147,31 @@ async def _stop_failed(worker: Any, exc: BaseException) -> None:
         starting.cancel()
 
 
+def check_library_versions(args: argparse.Namespace, environ: dict[str, str] | None = None) -> bool:
+    """False (after saying why on stderr) when the Faust/aiokafka versions are not the tested ones
+    (streams/compat.py reads their private API) and no override was given; with the override, a
+    warning and True."""
+    from streams import compat
+
+    env = os.environ if environ is None else environ
+    allow = bool(getattr(args, "allow_untested_versions", False)) or env.get(compat.ALLOW_UNTESTED_ENV) == "1"
+    try:
+        problems = compat.require_tested_versions(allow)
+    except compat.UntestedVersionError as err:
+        for problem in err.problems:
+            print(f"slaproc worker: {problem}", file=sys.stderr)
+        return False
+    for problem in problems:
+        print(f"slaproc worker: warning: {problem.split(';')[0]}; starting anyway ({compat.ALLOW_UNTESTED_ENV})",
+              file=sys.stderr)
+    return True
+
+
 def run_worker(args: argparse.Namespace) -> int:
     from streams.kafka_config import KafkaConfigError
 
+    if not check_library_versions(args):
+        return 2
     try:
         settings = settings_from(args)
         settings = check_cluster(settings)

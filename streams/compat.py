@@ -1,0 +1,155 @@
+"""Every use of a private Faust or aiokafka API, in one place, for the versions it was read from.
+
+The shell needs four things Faust and aiokafka do not offer publicly. Each is here with why and the
+upstream issue it works around; nothing else in `streams/` or `bench/` reads a private attribute of
+those libraries or patches one of their classes (`tests/unit/test_compat.py` greps for it).
+
+| use | why | upstream |
+|---|---|---|
+| `consumer._committed_offset` (`committed_offset`) | the caught-up check needs the offset Faust sought to on assignment without a round trip; `Consumer` has no public getter | faust-streaming/faust#318 (commit bookkeeping after rebalances) |
+| `consumer._read_offset` (`read_offset`) | a record fetched but not yet processed must keep a partition "behind" (ticks skipped) | faust-streaming/faust#221 (prefetched records after a rebalance) |
+| `AIOKafkaConsumerThread._highwaters` patched (`correct_end_offsets_with`) | Tansu answers ListOffsets(latest) with the last *batch*'s base offset + 1; Faust's table recovery stopped short of a changelog's last batch (`ConsistencyError`) | Tansu (tansu-io/tansu), no issue found; kpn/kstreams#126 is the same symptom on another client |
+| `AIOKafkaConsumerThread.seek_to_committed` patched (`seek_uncommitted_to_reset_position`) | aiokafka's seek-to-committed skips partitions with no commit, so records Faust dropped during a rebalance were never read again | faust-streaming/faust#216 (records skipped around a rebalance) |
+| `consumer._client.force_metadata_update()` (`force_metadata_update`) | the benchmark waits for a topic created a moment ago to be known | aiokafka has no public metadata refresh on a consumer |
+
+`check_versions()` compares the installed versions with `TESTED`; `slaproc worker` refuses to start
+on any other version unless `SLAPROC_ALLOW_UNTESTED_VERSIONS=1` (docs/operations.md), because a
+private attribute that moved fails silently (a `getattr` default, a patch of a method no longer
+called), not loudly.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+__all__ = ["TESTED", "ALLOW_UNTESTED_ENV", "UntestedVersionError", "check_versions", "require_tested_versions",
+           "committed_offset", "read_offset", "correct_end_offsets_with", "seek_uncommitted_to_reset_position",
+           "force_metadata_update"]
+
+#: Distribution -> the exact version the private uses below were read from and tested with
+#: (the pins of pyproject.toml and constraints.txt).
+TESTED: Mapping[str, str] = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
+
+#: Set to 1 to start on untested versions anyway (a warning instead of an exit).
+ALLOW_UNTESTED_ENV = "SLAPROC_ALLOW_UNTESTED_VERSIONS"
+
+
+class UntestedVersionError(RuntimeError):
+    """Installed Faust/aiokafka versions differ from `TESTED`; `problems` has one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def check_versions(installed: Callable[[str], str] = importlib.metadata.version) -> list[str]:
+    """One line per distribution whose installed version is not the tested one (or is missing)."""
+    problems = []
+    for dist, tested in TESTED.items():
+        try:
+            version = installed(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        if version != tested:
+            problems.append(f"{dist} {version or '(not installed)'} is installed, slaproc is tested with {tested} "
+                            f"only (streams/compat.py uses its private API); install the pinned version "
+                            f"(constraints.txt) or set {ALLOW_UNTESTED_ENV}=1 to start anyway")
+    return problems
+
+
+def require_tested_versions(allow_untested: bool = False,
+                            installed: Callable[[str], str] = importlib.metadata.version) -> list[str]:
+    """Raise UntestedVersionError on an untested version, unless `allow_untested` (then the
+    problems are returned, for a warning)."""
+    problems = check_versions(installed)
+    if problems and not allow_untested:
+        raise UntestedVersionError(problems)
+    return problems
+
+
+# --- reads of Faust's consumer bookkeeping --------------------------------------------------
+
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """The offset Faust last committed or sought to on assignment for `tp` (None: none known).
+    `Consumer._committed_offset`, filled by `perform_seek()` and by commits."""
+    return getattr(consumer, "_committed_offset", {}).get(tp)
+
+
+def read_offset(consumer: Any, tp: Any) -> int | None:
+    """The offset of the last record Faust handed to a stream for `tp`; after a seek it is the
+    committed offset, the next one to read (`Consumer._read_offset`)."""
+    offsets = getattr(consumer, "_read_offset", {})
+    return offsets.get(tp) if hasattr(offsets, "get") else None
+
+
+# --- patches of Faust's aiokafka consumer thread ---------------------------------------------
+
+def correct_end_offsets_with(start_probe: Callable[[str, Any], Awaitable[Any]],
+                             correct: Callable[[Any, dict[Any, int | None]], Awaitable[dict[Any, int | None]]],
+                             ) -> None:
+    """Make Faust's `highwaters()` (ListOffsets latest; table recovery reads changelogs up to it)
+    pass its answer through `correct(probe, ends)` (aiokafka TopicPartition keys), `probe` being a
+    consumer of its own started once per consumer thread by `start_probe(bootstrap_servers, conf)`.
+    Idempotent, process-wide."""
+    from aiokafka import TopicPartition
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.types import TP
+
+    from streams.kafka_admin import bootstrap_servers
+
+    if getattr(AIOKafkaConsumerThread, "_slaproc_end_offsets", False):
+        return
+    original = AIOKafkaConsumerThread._highwaters
+
+    async def _highwaters(self: Any, partitions: Any) -> Any:
+        ends = dict(await original(self, partitions))
+        probe = getattr(self, "_slaproc_probe", None)
+        if probe is None:
+            servers = bootstrap_servers(",".join(str(url) for url in self.app.conf.broker))
+            probe = self._slaproc_probe = await start_probe(servers, self.app.conf)
+        fixed = await correct(probe, {TopicPartition(tp.topic, tp.partition): end for tp, end in ends.items()})
+        return {TP(tp.topic, tp.partition): end for tp, end in fixed.items()}
+
+    AIOKafkaConsumerThread._highwaters = _highwaters
+    AIOKafkaConsumerThread._slaproc_end_offsets = True
+
+
+def seek_uncommitted_to_reset_position() -> None:
+    """Make Faust's "seek back to committed" also cover partitions nothing was committed for.
+
+    Faust drops records it fetched while its flow was stopped (a rebalance, table recovery, a
+    generation change) and relies on `perform_seek()` -> aiokafka `seek_to_committed()` to read
+    them again. That call seeks only partitions whose committed offset is > 0: a partition never
+    committed keeps the position past the dropped records, and they are never processed. Seen
+    after a `kill -9`: the restarted worker started the attainment topic at its end and two
+    customers' quarterly partials were lost for good. Here such a partition is sought to the
+    position `consumer_auto_offset_reset` names ("earliest" for slaproc), which is what a fresh
+    consumer would read from. Idempotent, process-wide.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(AIOKafkaConsumerThread, "_slaproc_seek_uncommitted", False):
+        return
+
+    async def _seek(consumer: Any, reset: str) -> Any:
+        committed = await consumer.seek_to_committed()
+        uncommitted = [tp for tp, offset in committed.items() if not offset]  # None, or 0
+        if uncommitted and reset == "earliest":
+            await consumer.seek_to_beginning(*uncommitted)
+        elif uncommitted and reset == "latest":
+            await consumer.seek_to_end(*uncommitted)
+        return committed
+
+    async def seek_to_committed(self: Any) -> Any:
+        return await self.call_thread(_seek, self._ensure_consumer(), self.app.conf.consumer_auto_offset_reset)
+
+    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed
+    AIOKafkaConsumerThread._slaproc_seek_uncommitted = True
+
+
+# --- aiokafka ------------------------------------------------------------------------------
+
+async def force_metadata_update(consumer: Any) -> None:
+    """Refresh an aiokafka consumer's cluster metadata now (`consumer._client`)."""
+    await consumer._client.force_metadata_update()

@@ -1,0 +1,74 @@
+"""Issue 18 item 10: a worker killed again and again in the middle of a backfill loses nothing.
+
+Four `kill -9`s of the same worker (static group membership, `SLAPROC_GROUP_INSTANCE_ID`): one
+during its start (table recovery, group join), three right after the incarnation committed
+progress of its own. Each incarnation must commit progress (the group's committed input offsets
+grow), and once the last one is through the backfill, the outputs equal replay's (repeats
+byte-identical). Kills are driven by observed progress, not by a clock: on Tansu a restart is
+ready only ~8 s after its start at best (docs/stream.md, "Short-lived workers"), so a fixed short
+kill period would test the broker, not the worker.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.app import MONITORING_EVENTS, TICKET_EVENTS
+from streams.kafka_admin import bootstrap_servers
+from streams.testing.harness import collect, produce, wait_until
+from tests.integration.test_stream_equals_replay import (PARTITIONS, events_in, load_contracts, mix,  # noqa: F401
+                                                         new_app, run_until_final)
+from tests.integration.test_stream_resilience import assert_equals_replay
+
+pytestmark = pytest.mark.broker
+UTC = timezone.utc
+
+
+async def _committed(broker_url: str, group: str, topics: list[str]) -> int:
+    """Sum of the group's committed offsets over the input partitions (0 where none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        total = 0
+        for topic in topics:
+            for partition in range(PARTITIONS):
+                total += await consumer.committed(TopicPartition(topic, partition)) or 0
+        return total
+    finally:
+        await consumer.stop()
+
+
+def test_a_worker_killed_four_times_mid_backfill_keeps_its_progress_and_equals_replay(broker_url, tmp_path, mix):
+    app = new_app(tmp_path, broker_url, extra_env={"SLAPROC_GROUP_INSTANCE_ID": "worker-a"})
+    inputs = [app.prefix + TICKET_EVENTS, app.prefix + MONITORING_EVENTS]
+    committed = lambda: asyncio.run(_committed(broker_url, app.app_id, inputs))  # noqa: E731
+    progress: list[int] = []
+    try:
+        worker = app.start()
+        asyncio.run(load_contracts(app, mix["contracts"], [worker.url]))
+        asyncio.run(produce(broker_url, app.prefix, mix["lines"]))
+        time.sleep(2)
+        worker.kill()  # during its start: group join, table recovery of the contracts
+        for _ in range(3):
+            before = committed()
+            worker = app.start()
+            wait_until(lambda before=before: committed() > before, 120, every=0.3, what="this incarnation commits progress")
+            progress.append(committed() - before)
+            worker.kill()  # right after its first commit: what it processed since is done again
+        final = app.start()
+        at = datetime.now(UTC).replace(microsecond=0)
+        run_until_final(app, [final], at)
+        left_for_the_last = events_in([final.url])
+        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, raw=True))
+    finally:
+        app.stop_all()
+    outputs, repeats = assert_equals_replay(stream, mix, at)
+    print(f"\ncommitted per killed incarnation: {progress}; the last one processed {left_for_the_last:.0f} "
+          f"of {len(mix['lines'])} events; {outputs} outputs, {repeats} repeats")
+    assert all(p > 0 for p in progress)
+    assert left_for_the_last < len(mix["lines"]), "the killed incarnations kept nothing"
