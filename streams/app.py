@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -30,6 +30,12 @@ from streams.health import Health, broker_reachable
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
 from streams.ticks import CaughtUpTracker, decode_tick, encode_tick, tick_target
+
+if TYPE_CHECKING:  # the core's types, for the Core port; the app imports the core lazily (build_app)
+    from events.models import DeadLetter, InputEvent
+    from policies.contracts import Contract
+    from policies.outputs import Output
+    from streams.core_adapter import PartitionProcessor
 
 __all__ = [
     "CONTRACTS", "TICKET_EVENTS", "MONITORING_EVENTS", "INPUT_TOPICS", "OUTPUT_TOPICS",
@@ -68,28 +74,39 @@ OUTPUT_ROUTES: dict[str, tuple[str, str | None]] = {
 
 
 class Core(Protocol):
-    """What the shell needs from the pure core (adapter over events/ and policies/)."""
+    """What the shell needs from the pure core: `streams.core_adapter.RealCore` over events/ and
+    policies/ (tests put fakes in its place). Outputs the shell routes are the core's `Output`
+    records and the codec's `DeadLetter`."""
 
-    def decode(self, raw: bytes | None) -> Any:
-        """Bytes of one input message -> input event. Raises ValueError (message = reason)."""
+    def decode(self, raw: bytes | None) -> InputEvent:
+        """Bytes of one input message -> input event. Raises ValueError ("<reason>: <message>")."""
 
-    def contract_of(self, event: Any) -> tuple[str, Any]:
-        """A decoded contract.upserted -> (customer_id, Contract). Raises ValueError."""
+    def contract_of(self, event: InputEvent) -> tuple[str, tuple[Contract, datetime]]:
+        """A decoded contract.upserted -> (customer_id, (Contract, its occurred_at)). Raises ValueError."""
 
-    def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> Any:
-        """A Processor (upsert_contract / apply / advance_to / now) over `store`."""
+    def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> PartitionProcessor:
+        """The partition's processor over `store` (apply / advance_to / upsert_contract / now)."""
 
-    def encode(self, output: Any) -> bytes:
+    def encode(self, output: Output | DeadLetter) -> bytes:
         """An output event -> UTF-8 JSON bytes."""
 
-    def output_type(self, output: Any) -> str: ...
+    def encode_internal(self, output: Output) -> bytes:
+        """An `attainment.partial` -> the internal topic's bytes."""
 
-    def output_field(self, output: Any, name: str) -> str | None: ...
+    def decode_internal(self, raw: bytes) -> Output:
+        """The internal topic's bytes -> the `attainment.partial`."""
 
-    def event_type(self, event: Any) -> str:
+    def attainment_report(self, parts: dict[str, list[Any]], partial: Output, partitions: int) -> Output | None:
+        """Fold one partition's partial into its quarter; the report once every partition's are in."""
+
+    def output_type(self, output: Output | DeadLetter) -> str: ...
+
+    def output_field(self, output: Output | DeadLetter, name: str) -> str | None: ...
+
+    def event_type(self, event: InputEvent) -> str:
         """Input event type (metrics label)."""
 
-    def dead_letter(self, source: dict, raw: bytes | None, error: str) -> Any:
+    def dead_letter(self, source: dict[str, Any], raw: bytes | None, error: str) -> DeadLetter:
         """The dead_letter output for a rejected message."""
 
 

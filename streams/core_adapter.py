@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection
 
 from events.codec import ALL_REASONS, DeadLetterReason, dead_letter_event, decode
-from events.models import DeadLetter
+from events.models import DeadLetter, InputEvent
 from policies.attainment import PARTIAL, add_partial
 from policies.catalog import Catalog, ContractError, default_catalog
 from policies.contracts import Contract, contract_from_event
@@ -185,7 +185,7 @@ class RealCore:
         self.clock: Callable[[], datetime] = _wall_clock  # tests pin it
         self.processors: dict[int, PartitionProcessor] = {}
 
-    def decode(self, raw: bytes | None) -> Any:
+    def decode(self, raw: bytes | None) -> InputEvent:
         if raw is None:
             raise ValueError("invalid_json: empty message (a tombstone) is not an event")
         result = decode(raw)
@@ -193,7 +193,7 @@ class RealCore:
             raise ValueError(f"{result.code}: {result.message}")
         return result
 
-    def contract_of(self, event: Any) -> tuple[str, tuple[Contract, datetime]]:
+    def contract_of(self, event: InputEvent) -> tuple[str, tuple[Contract, datetime]]:
         if event.type != "contract.upserted":
             raise ValueError(f"unknown_type: {event.type!r} on the contracts topic (expected contract.upserted)")
         try:
@@ -210,7 +210,7 @@ class RealCore:
         self.processors[store.partition] = proc
         return proc
 
-    def encode(self, output: Any) -> bytes:
+    def encode(self, output: Output | DeadLetter) -> bytes:
         if isinstance(output, DeadLetter):
             from events.codec import encode
 
@@ -227,24 +227,24 @@ class RealCore:
         at = datetime.fromisoformat(data.pop("occurred_at"))
         return Output(PARTIAL, at, data["customer_id"], data.pop("event_id"), data)
 
-    def attainment_report(self, parts: dict[str, list], partial: Output, partitions: int) -> Output | None:
+    def attainment_report(self, parts: dict[str, list[Any]], partial: Output, partitions: int) -> Output | None:
         """The quarter's report once every partition's counts are in (`parts`: partition -> [measured, met, at])."""
         return add_partial(parts, partial, partitions)
 
-    def output_type(self, output: Any) -> str:
+    def output_type(self, output: Output | DeadLetter) -> str:
         return output.type
 
-    def output_field(self, output: Any, name: str) -> str | None:
+    def output_field(self, output: Output | DeadLetter, name: str) -> str | None:
         if isinstance(output, Output):
             value = output.fields.get(name)
         else:
             value = getattr(output, name, None)
         return None if value is None else str(value)
 
-    def event_type(self, event: Any) -> str:
+    def event_type(self, event: InputEvent) -> str:
         return event.type
 
-    def dead_letter(self, source: dict, raw: bytes | None, error: str) -> DeadLetter:
+    def dead_letter(self, source: dict[str, Any], raw: bytes | None, error: str) -> DeadLetter:
         code, _, message = error.partition(": ")
         if not message or code not in ALL_REASONS:
             code, message = "rejected", error

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,16 @@ def session_broker():
 def broker_url():
     """Faust-style URL (`kafka://host:port`) of the broker the tests use."""
     yield from session_broker()
+
+
+@pytest.fixture(scope="session")
+def mix(tmp_path_factory) -> dict[str, Any]:
+    """The 20k-event generated mix with its tick instant `at` (the session's start, to the second)
+    and replay's outputs until then (test_stream_equals_replay.generated_mix): one for the session,
+    shared by the stream-equals-replay, arrival-order and resilience tests."""
+    from tests.integration.test_stream_equals_replay import generated_mix
+
+    return generated_mix(tmp_path_factory.mktemp("mix"), datetime.now(timezone.utc).replace(microsecond=0))
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ pytestmark = pytest.mark.broker
 PARTITIONS = 3
 LATENESS = 30.0  # the worker's default SLAPROC_ALLOWED_LATENESS
 NO_TIMER = 3600.0  # tick interval: the leader's timer never fires during a test
+QUIET = 1.0  # s without a new output after the expected count was read: extra outputs (repeats) still arrive
 UTC = timezone.utc
 
 
@@ -95,17 +96,33 @@ def events_in(urls: list[str]) -> float:
     return sum(metric_sum(scrape(u), "slaproc_events_in_total") for u in urls)
 
 
-@pytest.fixture(scope="module")
-def mix(tmp_path_factory) -> dict[str, Any]:
-    """A generated in-time-order mix of 20k events over March-May 2026 (a backfill)."""
+def generated_mix(out_dir: Path, at: datetime) -> dict[str, Any]:
+    """A generated in-time-order mix of 20k events over March-May 2026 (a backfill), the instant `at`
+    the tests using it tick their workers to, and replay's outputs until `at - allowed lateness`.
+    One mix for the session (the `mix` fixture of conftest.py): the stream tests comparing with it
+    share one replay (a replay of the mix takes seconds; the outputs depend only on the file and `at`)."""
     work = generate(events=20_000, tickets=2_000, seed=7)
-    paths = write_workload(work, tmp_path_factory.mktemp("mix"))
+    paths = write_workload(work, out_dir)
     lines = paths["events"].read_bytes().splitlines()
-    return {"contracts": paths["contracts"], "events": paths["events"], "lines": lines, "meta": work.meta}
+    return {"contracts": paths["contracts"], "events": paths["events"], "lines": lines, "meta": work.meta,
+            "at": at, "replay": replay_outputs(paths["events"], paths["contracts"], at - timedelta(seconds=LATENESS))}
 
 
 def run_until_final(app: Workers, workers: list[Any], at: datetime) -> float:
     return asyncio.run(tick_until_at(app.broker_url, app.app_id, PARTITIONS, at, LATENESS, workers))
+
+
+def collect_at_least(broker_url: str, prefix: str, expect: int, **kwargs: Any) -> list[bytes]:
+    """The raw outputs, read until at least `expect` came (replay's count: the stream has as many, or
+    more with at-least-once repeats) and then nothing new for QUIET s. Waiting for the count instead
+    of a long quiet spell: a slow first fetch cannot end the read early, and a short stream fails."""
+    return asyncio.run(collect(broker_url, prefix, quiet_for=QUIET, expect=expect, raw=True, **kwargs))
+
+
+def net_size(net: dict[str, dict[Any, Any]]) -> int:
+    """How many distinct outputs a net outcome is made of (each of its entries is one): the least a
+    stream with that net outcome holds."""
+    return sum(len(part) for part in net.values())
 
 
 # --- generated mix: raw outputs equal -------------------------------------------------------
@@ -116,13 +133,12 @@ def test_generated_mix_raw_outputs_equal_replay(broker_url, tmp_path, mix):
         worker = app.start()
         asyncio.run(load_contracts(app, mix["contracts"], [worker.url]))
         asyncio.run(produce(broker_url, app.prefix, mix["lines"]))
-        at = datetime.now(UTC).replace(microsecond=0)
-        waited = run_until_final(app, [worker], at)
-        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, raw=True))
+        waited = run_until_final(app, [worker], mix["at"])
+        replay = mix["replay"]
+        stream = collect_at_least(broker_url, app.prefix, len(replay))
         metrics = scrape(worker.url)
     finally:
         app.stop_all()
-    replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
     (tmp_path / "stream.jsonl").write_bytes(b"\n".join(stream) + b"\n")  # for a failure's post-mortem
     (tmp_path / "replay.jsonl").write_bytes(b"\n".join(replay) + b"\n")
     s_out, s_dead = split_dead_letters(stream)
@@ -225,12 +241,13 @@ def test_golden_scenarios_net_outcome_equals_replay(broker_url, tmp_path):
         asyncio.run(produce(broker_url, app.prefix, lines))
         at = datetime.now(UTC).replace(microsecond=0)
         run_until_final(app, [worker], at)
-        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, raw=True))
+        replay = replay_outputs(events, contracts, at - timedelta(seconds=LATENESS))
+        r_net = net_outcome(json.loads(x) for x in replay)
+        r_dead_count = sum(split_dead_letters(replay)[1].values())
+        stream = collect_at_least(broker_url, app.prefix, net_size(r_net) + r_dead_count)
     finally:
         app.stop_all()
-    replay = replay_outputs(events, contracts, at - timedelta(seconds=LATENESS))
     s_net = net_outcome(json.loads(x) for x in stream)
-    r_net = net_outcome(json.loads(x) for x in replay)
     counts = {k: len(v) for k, v in r_net.items()}
     print(f"\ngolden: {len(lines)} lines of {len(scenarios())} scenarios; replay net outcome {counts}")
     assert counts["standing_breaches"] > 20 and counts["met"] > 20 and counts["months"] > 20

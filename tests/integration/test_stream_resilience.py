@@ -11,17 +11,14 @@ import asyncio
 import json
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from streams.testing.harness import collect, metric_sum, produce, scrape, wait_until
-from tests.integration.test_stream_equals_replay import (LATENESS, diff, events_in, load_contracts, mix,  # noqa: F401
-                                                         new_app, replay_outputs, run_until_final,
-                                                         split_dead_letters)
+from tests.integration.test_stream_equals_replay import (QUIET, collect_at_least, diff, events_in, load_contracts,
+                                                         new_app, run_until_final, split_dead_letters)
 
 pytestmark = pytest.mark.broker
-UTC = timezone.utc
 
 
 def check_repeats_identical(stream: list[bytes]) -> Counter:
@@ -35,11 +32,10 @@ def check_repeats_identical(stream: list[bytes]) -> Counter:
     return counts
 
 
-def assert_equals_replay(stream: list[bytes], mix: dict, at: datetime) -> tuple[int, int]:
+def assert_equals_replay(stream: list[bytes], replay: list[bytes]) -> tuple[int, int]:
     """Distinct outputs equal replay's (dead letters by reason and raw); returns (outputs, repeats)."""
     counts = check_repeats_identical(stream)
     distinct = list({json.loads(raw)["event_id"]: raw for raw in stream}.values())
-    replay = replay_outputs(mix["events"], mix["contracts"], at - timedelta(seconds=LATENESS))
     s_out, s_dead = split_dead_letters(distinct)
     r_out, r_dead = split_dead_letters(replay)
     assert s_out == r_out, diff(s_out, r_out)
@@ -58,12 +54,11 @@ def test_kill_9_mid_stream_and_restart_equals_replay(broker_url, tmp_path, mix):
         first.kill()  # kill -9: no flush, no commit, no LeaveGroup
         restarted_at = time.monotonic()
         second = app.start()
-        at = datetime.now(UTC).replace(microsecond=0)
-        waited = run_until_final(app, [second], at)
-        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, raw=True))
+        waited = run_until_final(app, [second], mix["at"])
+        stream = collect_at_least(broker_url, app.prefix, len(mix["replay"]))
     finally:
         app.stop_all()
-    outputs, repeats = assert_equals_replay(stream, mix, at)
+    outputs, repeats = assert_equals_replay(stream, mix["replay"])
     print(f"\nkill -9 after {processed_before:.0f} events; restart caught up and ticked after "
           f"{time.monotonic() - restarted_at:.1f} s ({waited:.1f} s of ticking); {outputs} outputs, {repeats} repeats")
     assert processed_before < len(mix["lines"]), "the worker finished before the kill: nothing was tested"
@@ -79,15 +74,14 @@ def test_second_worker_mid_stream_equals_replay(broker_url, tmp_path, mix):
         processed_before = events_in([first.url])
         second = app.start()
         # the second worker joins and takes partitions (it then reports a partition time)
-        at = datetime.now(UTC).replace(microsecond=0)
-        waited = run_until_final(app, [first, second], at)
+        waited = run_until_final(app, [first, second], mix["at"])
         owned = {url: metric_sum(scrape(url), "slaproc_rebalances_total") for url in (first.url, second.url)}
         times_second = [name for (name, labels), _ in scrape(second.url).items()
                         if name == "slaproc_partition_time_seconds"]
-        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, raw=True))
+        stream = collect_at_least(broker_url, app.prefix, len(mix["replay"]))
     finally:
         app.stop_all()
-    outputs, repeats = assert_equals_replay(stream, mix, at)
+    outputs, repeats = assert_equals_replay(stream, mix["replay"])
     print(f"\nsecond worker joined after {processed_before:.0f} events; all partitions final after {waited:.1f} s; "
           f"{outputs} outputs, {repeats} repeats; rebalances seen {owned}")
     assert processed_before < len(mix["lines"]), "the first worker finished before the second joined"
@@ -140,7 +134,7 @@ def test_bad_input_on_the_wire_is_dead_lettered_and_the_worker_goes_on(broker_ur
         worker = app.start()
         asyncio.run(load_contracts(app, small, [worker.url]))
         asyncio.run(send_all())
-        outputs = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, expect=len(bad) + 1, timeout=90))
+        outputs = asyncio.run(collect(broker_url, app.prefix, quiet_for=QUIET, expect=len(bad) + 1, timeout=90))
         alive = worker.process.poll() is None
         dead_metric = metric_sum(scrape(worker.url), "slaproc_dead_letters_total")
     finally:
