@@ -104,6 +104,11 @@ def priority_notice_event_id(event_type: str, ticket_id: str, source_event_id: s
     return output_event_id(event_type, ticket_id, source_event_id)
 
 
+def notice_retraction_event_id(ticket_id: str, notice_event_id: str) -> str:
+    """`ticket.priority_notice_retracted`: the ticket and the notice it cancels."""
+    return output_event_id("ticket.priority_notice_retracted", ticket_id, notice_event_id)
+
+
 def attainment_event_id(customer_id: str, quarter: str) -> str:
     return output_event_id("sla.attainment_reported", customer_id, quarter)
 

@@ -491,6 +491,20 @@ class SlaMetRetracted(_Output):
         return ids.met_retraction_event_id(self.met_event_id)
 
 
+class PriorityNoticeRetracted(_Output):
+    """A priority notice emitted earlier no longer holds (SPEC §10): a late event changed what the
+    ticket's history derives at that instant (e.g. the provider had already set the requested
+    priority). `notice_event_id` is the id of the notice it cancels."""
+
+    type: Literal["ticket.priority_notice_retracted"] = "ticket.priority_notice_retracted"
+    notice_event_id: EventId
+    ticket_id: Identifier
+    reason: str
+
+    def expected_event_id(self) -> str:
+        return ids.notice_retraction_event_id(self.ticket_id, self.notice_event_id)
+
+
 class _PriorityNotice(_Output):
     ticket_id: Identifier
 
@@ -616,6 +630,7 @@ OutputEvent = Annotated[
         SlaAtRisk,
         PriorityChangeRejected,
         PriorityAdjusted,
+        PriorityNoticeRetracted,
         AttainmentReported,
         UptimeMonthClosed,
         RefundEligible,
@@ -664,6 +679,7 @@ __all__ = [
     "Percent",
     "PriorityAdjusted",
     "PriorityChangeRejected",
+    "PriorityNoticeRetracted",
     "RAW_TEXT_LIMIT",
     "RefundEligible",
     "RefundWithdrawn",

@@ -22,7 +22,8 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, met_retraction_event_id,
-                        minutes_text, output_event_id as _hash_id, priority_notice_event_id)
+                        minutes_text, notice_retraction_event_id, output_event_id as _hash_id,
+                        priority_notice_event_id)
 from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
 from policies.outputs import Output, Rejected, output_event_id
 
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 METRICS = ("first_response", "update", "resolution")
 _METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
 _KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET_RETRACTED = 1, 2, 3, 4, 5, 6
-_KINDS = frozenset((_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET_RETRACTED))
+_KIND_NOTICE_RETRACTED = 7
+_KINDS = frozenset((_KIND_BREACH, _KIND_MET, _KIND_AT_RISK, _KIND_RETRACTED, _KIND_NOTICE, _KIND_MET_RETRACTED,
+                    _KIND_NOTICE_RETRACTED))
 # An output key (`OutputKey`) keeps the at-risk threshold index in 4 bits: at most 16 thresholds.
 _THRESHOLD_SLOTS = 16
 MAX_AT_RISK_THRESHOLDS = _THRESHOLD_SLOTS
@@ -121,10 +124,21 @@ def _is_met_key(key: int) -> bool:
     return _kind_of(key) == _KIND_MET
 
 
+def _is_notice_key(key: int) -> bool:
+    return _kind_of(key) == _KIND_NOTICE
+
+
+def _is_cancellable_key(key: int) -> bool:
+    """Outputs a rebuild may cancel (SPEC §10): breaches, mets and priority notices."""
+    return _kind_of(key) in (_KIND_BREACH, _KIND_MET, _KIND_NOTICE)
+
+
 def _cancel_key(key: int) -> int:
-    """The key recording that the breach or met `key` was cancelled (retracted)."""
+    """The key recording that the breach, met or notice `key` was cancelled (retracted)."""
     if _is_breach_key(key):
         return _retracted_key(key)
+    if _is_notice_key(key):
+        return key + (_KIND_NOTICE_RETRACTED - _KIND_NOTICE) * _THRESHOLD_SLOTS
     return key + (_KIND_MET_RETRACTED - _KIND_MET) * _THRESHOLD_SLOTS
 
 
@@ -232,7 +246,8 @@ class TicketState:
 
     __slots__ = (
         "ticket_id", "customer_id", "policy_version", "environment", "opened_at",
-        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "contents", "closed_at", "purge_at",
+        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "notice_contents", "contents", "closed_at",
+        "purge_at",
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
         "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived", "closed",
@@ -259,6 +274,9 @@ class TicketState:
         self.emitted = array("q")  # keys of the outputs emitted
         # breach / met key -> its event id (content-addressed; absent in states written before)
         self.outcome_ids: dict[int, str] = {}
+        # notice key -> the fingerprint of what the notice said (a rejection's `kept` depends on the
+        # priority at its instant, so the same id can be derived with other content after a late event)
+        self.notice_contents: dict[int, str] = {}
         self.seq = 0
         # Bits owned by `policies.attainment.AttainmentBook`: how this ticket is counted in its
         # customer's quarter (waiting for an outcome, holding a counted breach). Kept here, not in
@@ -314,6 +332,7 @@ class TicketState:
             "h": [[ts.isoformat(), seq, kind, value] for ts, seq, kind, value in self.history],
             "s": sorted(self.seen), "m": sorted(self.emitted),
             **({"g": sorted(self.outcome_ids.items())} if self.outcome_ids else {}),
+            **({"n": sorted(self.notice_contents.items())} if self.notice_contents else {}),
             **({"k": list(self.contents)} if self.contents else {}),
             **({"z": [self.closed_at.isoformat(), self.purge_at.isoformat()]}
                if self.closed_at is not None and self.purge_at is not None else {}),
@@ -330,6 +349,7 @@ class TicketState:
         state.seen = Digests(data["s"])
         state.emitted = array("q", data["m"])
         state.outcome_ids = {k: v for k, v in data.get("g", ())}
+        state.notice_contents = {k: v for k, v in data.get("n", ())}
         state.contents = array("Q", data.get("k", ()))
         if "z" in data:
             state.closed_at, state.purge_at = (datetime.fromisoformat(x) for x in data["z"])
@@ -348,6 +368,7 @@ class _Clocks:
         self.milestones = milestones
         self.out: list[Output] = []
         self.out_keys: list[int] = []
+        self.notice_contents: dict[int, str] = {}  # derived notice key -> fingerprint of its content
 
     # ---- time -------------------------------------------------------------------------
     def advance(self, t: datetime) -> None:
@@ -587,9 +608,14 @@ class _Clocks:
         return priority
 
     def _notice(self, type_: str, ts: datetime, seq: int, event_id: str, fields: dict[str, Any]) -> None:
-        self.out.append(Output(type_, ts, self.s.ticket_id, priority_notice_event_id(type_, self.s.ticket_id, event_id),
-                               fields))
-        self.out_keys.append(_output_key(_KIND_NOTICE, "first_response", False, seq))
+        """A notice about the input at arrival number `seq`; its id names the input (in-order ids are
+        unchanged), its fingerprint what it says, so a rebuild can tell it changed (SPEC §10)."""
+        notice_id = priority_notice_event_id(type_, self.s.ticket_id, event_id)
+        key = _output_key(_KIND_NOTICE, "first_response", False, seq)
+        self.out.append(Output(type_, ts, self.s.ticket_id, notice_id, fields))
+        self.out_keys.append(key)
+        self.notice_contents[key] = _hash_id(notice_id, ts.astimezone(UTC).isoformat(),
+                                             json.dumps(fields, sort_keys=True, default=str))
 
     def _adjusted(self, ts: datetime, seq: int, event_id: str, requested: str, effective: str) -> None:
         self._notice("ticket.priority_adjusted", ts, seq, event_id, {
@@ -697,6 +723,7 @@ class _Clocks:
         s.derived = True
         self.out = []
         self.out_keys = []
+        self.notice_contents = {}
         for ts, seq, kind, value in sorted(s.history, key=_fold_order):
             self.step(ts, kind, value, seq)
         self.advance(now)
@@ -828,10 +855,11 @@ class TicketEngine:
     def _record(self, state: TicketState, clocks: _Clocks, retract_at: datetime | None = None) -> list[Output]:
         """Keep the outputs not emitted before; on a rebuild, cancel what is no longer derived.
 
-        Breaches and mets (SPEC §10, every correction cancels what it corrects): one no longer
-        derived is retracted (`sla.breach_retracted` / `sla.met_retracted`); one derived again
-        after its retraction, or derived with other content (a late priority change moved its
-        deadline), cancels the standing one and comes as a new generation with its own id."""
+        Breaches, mets and priority notices (SPEC §10, every correction cancels what it corrects):
+        one no longer derived is retracted (`sla.breach_retracted` / `sla.met_retracted` /
+        `ticket.priority_notice_retracted`); one derived again after its retraction, or derived
+        with other content (a late priority change moved its deadline, or changed the priority a
+        rejection keeps), cancels the standing one and comes as a new generation with its own id."""
         if retract_at is None and not clocks.out:
             return []  # nothing derived, nothing to cancel: skip building the set of emitted keys
         fresh: list[Output] = []
@@ -841,20 +869,26 @@ class TicketEngine:
         # them quadratic in Python objects)
         seen: Any = set(emitted) if retract_at is not None else _EmittedKeys(emitted)
         outcome_ids = state.outcome_ids
+        notice_contents = clocks.notice_contents
 
         def emitted_add(key: int) -> None:
             emitted.append(key)
             seen.add(key)
 
+        def keep_outcome(key: int, event_id: str, derived_key: int) -> None:
+            emitted_add(key)
+            outcome_ids[key] = event_id
+            if derived_key in notice_contents:
+                state.notice_contents[key] = notice_contents[derived_key]
+
         for key, out in zip(clocks.out_keys, clocks.out):
-            if not (_is_breach_key(key) or _is_met_key(key)):
+            if not _is_cancellable_key(key):
                 if key not in seen:
                     emitted_add(key)
                     fresh.append(out)
                 continue
             if key not in seen:
-                emitted_add(key)
-                outcome_ids[key] = out.event_id
+                keep_outcome(key, out.event_id, key)
                 fresh.append(out)
                 continue
             generation = 0
@@ -862,9 +896,8 @@ class TicketEngine:
                 generation += 1
             current = key + generation * _GENERATION
             standing = _cancel_key(current) not in seen
-            current_id = outcome_ids.get(current)
-            if standing and (current_id is None or current_id == out.event_id):
-                continue  # the same outcome, still standing (or a state from before ids were kept)
+            if standing and self._same_outcome(state, current, out.event_id, notice_contents.get(key)):
+                continue
             if standing:  # derived with other content (another instant or deadline): cancel the standing one
                 emitted_add(_cancel_key(current))
                 fresh.append(self._cancellation(state, current, retract_at or out.occurred_at, "it changed"))
@@ -872,22 +905,35 @@ class TicketEngine:
             event_id = out.event_id
             if any(outcome_ids.get(key + g * _GENERATION) == event_id for g in range(generation + 1)):
                 event_id = _hash_id(event_id, f"generation-{generation + 1}")  # the same outcome, cancelled before
-            emitted_add(new)
-            outcome_ids[new] = event_id
+            keep_outcome(new, event_id, key)
             fresh.append(out._replace(event_id=event_id))
         if retract_at is not None:
             derived = set(clocks.out_keys)
             for key in sorted(emitted):
-                if ((_is_breach_key(key) or _is_met_key(key)) and key % _GENERATION not in derived
-                        and _cancel_key(key) not in seen):
+                if (_is_cancellable_key(key) and key % _GENERATION not in derived and _cancel_key(key) not in seen
+                        and (key in outcome_ids or not _is_notice_key(key))):  # a notice's id is kept since SPEC §10
                     emitted_add(_cancel_key(key))
                     fresh.append(self._cancellation(state, key, retract_at, "no longer derived"))
         return fresh
+
+    @staticmethod
+    def _same_outcome(state: TicketState, key: int, event_id: str, notice_content: str | None) -> bool:
+        """Whether the standing output `key` is the one derived again (id, and a notice's content).
+        A state from before ids (or notice contents) were kept counts as the same. A generation
+        whose id was taken by an earlier one carries the id hashed with its generation."""
+        standing_id = state.outcome_ids.get(key)
+        if standing_id is not None and standing_id != event_id and (
+                standing_id != _hash_id(event_id, f"generation-{key // _GENERATION}")):
+            return False
+        standing_content = state.notice_contents.get(key)
+        return standing_content is None or notice_content is None or standing_content == notice_content
 
     @classmethod
     def _cancellation(cls, state: TicketState, key: int, at: datetime, why: str) -> Output:
         if _is_breach_key(key):
             return cls._retraction(state, key, at)
+        if _is_notice_key(key):
+            return cls._notice_retraction(state, key, at, why)
         metric, binding, cycle, _generation = _breach_of_key(key)
         met_id = outcome_id(state, key)
         fields = {
@@ -896,6 +942,14 @@ class TicketEngine:
             "reason": f"a late event shows the {metric} target (cycle {cycle}) was not met as reported ({why})",
         }
         return Output("sla.met_retracted", at, state.ticket_id, met_retraction_event_id(met_id), fields)
+
+    @staticmethod
+    def _notice_retraction(state: TicketState, key: int, at: datetime, why: str) -> Output:
+        notice_id = state.outcome_ids[key]
+        fields = {"notice_event_id": notice_id, "ticket_id": state.ticket_id,
+                  "reason": f"a late event shows this notice does not hold at its instant ({why})"}
+        return Output("ticket.priority_notice_retracted", at, state.ticket_id,
+                      notice_retraction_event_id(state.ticket_id, notice_id), fields)
 
     @staticmethod
     def _retraction(state: TicketState, breach_key: int, at: datetime) -> Output:

@@ -63,6 +63,7 @@ OUTPUT_ROUTES: dict[str, tuple[str, str | None]] = {
     "sla.at_risk": (WARNINGS, "ticket_id"),
     "ticket.priority_change_rejected": (NOTICES, "ticket_id"),
     "ticket.priority_adjusted": (NOTICES, "ticket_id"),
+    "ticket.priority_notice_retracted": (NOTICES, "ticket_id"),  # SPEC §10
     "sla.attainment_reported": (NOTICES, "customer_id"),
     "uptime.month_closed": (REFUNDS, "customer_id"),
     "refund.eligible": (REFUNDS, "customer_id"),

@@ -29,6 +29,7 @@ MODEL_BY_TYPE: dict[str, type] = {
     "refund.eligible": models.RefundEligible,
     "refund.withdrawn": models.RefundWithdrawn,
     "sla.met_retracted": models.SlaMetRetracted,
+    "ticket.priority_notice_retracted": models.PriorityNoticeRetracted,
     "dead_letter": models.DeadLetter,
 }
 _QUANTUM = Decimal("0.0001")

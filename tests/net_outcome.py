@@ -2,7 +2,8 @@
 
 - standing breaches: `sla.breached` not retracted by a `sla.breach_retracted`;
 - `sla.met` not retracted by a `sla.met_retracted`;
-- notices (`ticket.priority_*`, `sla.attainment_reported`);
+- notices (`ticket.priority_change_rejected`, `ticket.priority_adjusted`,
+  `sla.attainment_reported`) not retracted by a `ticket.priority_notice_retracted`;
 - per customer x service x month, the figures of the highest `uptime.month_closed` revision;
 - per customer x service x month, the standing refund: the `refund.eligible` of the highest
   revision, unless a `refund.withdrawn` of a higher revision withdrew it.
@@ -32,9 +33,10 @@ def net_outcome(outputs: Iterable[Any]) -> dict[str, Any]:
     rows = _load(outputs)
     retracted = {o["breach_event_id"] for o in rows if o["type"] == "sla.breach_retracted"}
     met_retracted = {o["met_event_id"] for o in rows if o["type"] == "sla.met_retracted"}
+    notices_retracted = {o["notice_event_id"] for o in rows if o["type"] == "ticket.priority_notice_retracted"}
     breaches = {o["event_id"]: o for o in rows if o["type"] == "sla.breached" and o["event_id"] not in retracted}
     met = {o["event_id"]: o for o in rows if o["type"] == "sla.met" and o["event_id"] not in met_retracted}
-    notices = {o["event_id"]: o for o in rows if o["type"] in NOTICES}
+    notices = {o["event_id"]: o for o in rows if o["type"] in NOTICES and o["event_id"] not in notices_retracted}
     months: dict[tuple, dict] = {}
     refunds: dict[tuple, dict] = {}
     withdrawn: dict[tuple, int] = {}

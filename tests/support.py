@@ -169,7 +169,7 @@ def as_wire(out: Output) -> dict[str, Any]:
 
 TICKET_OUTPUT_TYPES = frozenset({
     "sla.breached", "sla.met", "sla.at_risk", "sla.breach_retracted", "sla.met_retracted",
-    "ticket.priority_change_rejected", "ticket.priority_adjusted",
+    "ticket.priority_change_rejected", "ticket.priority_adjusted", "ticket.priority_notice_retracted",
 })
 
 

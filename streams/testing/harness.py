@@ -172,8 +172,9 @@ def net_outcome(outputs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     standing = {i: o for i, o in by_id.items() if o["type"] == "sla.breached" and i not in retracted}
     met_retracted = {o["met_event_id"] for o in outputs if o["type"] == "sla.met_retracted"}  # SPEC §10
     met = {i: o for i, o in by_id.items() if o["type"] == "sla.met" and i not in met_retracted}
-    notices = {i: o for i, o in by_id.items()
-               if o["type"] in ("ticket.priority_change_rejected", "ticket.priority_adjusted", "sla.attainment_reported")}
+    notices_retracted = {o["notice_event_id"] for o in outputs if o["type"] == "ticket.priority_notice_retracted"}
+    notices = {i: o for i, o in by_id.items() if i not in notices_retracted
+               and o["type"] in ("ticket.priority_change_rejected", "ticket.priority_adjusted", "sla.attainment_reported")}
     months: dict[tuple[str, str, str], dict[str, Any]] = {}
     refunds: dict[tuple[str, str, str], dict[str, Any]] = {}
     for o in sorted(outputs, key=lambda o: o.get("revision", 0)):

@@ -26,6 +26,7 @@ from events.models import (
     RefundWithdrawn,
     SlaMetRetracted,
     PriorityChangeRejected,
+    PriorityNoticeRetracted,
     RefundEligible,
     SlaAtRisk,
     SlaBreached,
@@ -325,7 +326,7 @@ def test_type_tables_match_the_unions():
     assert set(OUTPUT_MODELS) == {
         "sla.breached", "sla.met", "sla.breach_retracted", "sla.at_risk", "ticket.priority_change_rejected",
         "ticket.priority_adjusted", "sla.attainment_reported", "uptime.month_closed", "refund.eligible", "dead_letter",
-        "sla.met_retracted", "refund.withdrawn",  # SPEC §10
+        "sla.met_retracted", "refund.withdrawn", "ticket.priority_notice_retracted",  # SPEC §10
     }
     assert len(INPUT_MODELS) == 15
     for event_type, model in INPUT_MODELS.items():
@@ -358,6 +359,8 @@ def test_every_output_round_trips_through_its_wire_form(model, request):
             source_event_id="i", occurred_at=APRIL, ticket_id="T", requested="critical", kept="high", reason="r"),
         PriorityAdjusted: lambda: PriorityAdjusted.create(
             source_event_id="i", occurred_at=APRIL, ticket_id="T", requested="urgent", effective="normal", reason="r"),
+        PriorityNoticeRetracted: lambda: PriorityNoticeRetracted.create(
+            occurred_at=APRIL, notice_event_id="sla-n", ticket_id="T", reason="the provider had set it already"),
         AttainmentReported: lambda: AttainmentReported.create(
             occurred_at=APRIL, customer_id="c", quarter="2026-Q2", metric="first_response", measured=3, met=2,
             attainment_percent=Decimal(200) / 3),

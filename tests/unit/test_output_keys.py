@@ -30,7 +30,7 @@ def test_unpack_inverts_pack(kind, metric, binding, cycle, index, generation):
 @pytest.mark.parametrize("key, problem", [
     (OutputKey(AT_RISK, "first_response", True, 1, 16), "threshold index 16"),
     (OutputKey(AT_RISK, "first_response", True, 1, -1), "threshold index -1"),
-    (OutputKey(7, "first_response", True, 1), "unknown kind 7"),
+    (OutputKey(0, "first_response", True, 1), "unknown kind 0"),  # 1-7 are taken
     (OutputKey(BREACH, "update", True, 2 ** 30), "cycle"),
     (OutputKey(BREACH, "update", True, 1, 0, 2 ** 23), "generation"),
 ])
