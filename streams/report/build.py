@@ -64,7 +64,7 @@ def month_report(*, core: Processor, customer_id: str, month: str, entry: Contra
                  now: datetime, notes: tuple[str, ...] = ()) -> MonthReport:
     """Assemble the report from core state. `core` answers which catalog version applies (SPEC §14:
     a ticket under the version it was opened under, the month under the one in force at its start);
-    `services`: service_id -> its ServiceState (None: nothing happened to it; absent: not held
+    `entry`: the customer's terms in force at the month's start (`Processor.contract_at`); `services`: service_id -> its ServiceState (None: nothing happened to it; absent: not held
     here); `held_from`: service_id -> the oldest month its state still holds (None: all)."""
     start, end = month_bounds(month)  # validates YYYY-MM
     plan = core.plan_at(customer_id, start)
@@ -101,9 +101,9 @@ def report_from_files(events: Path, contracts: Path, customer_id: str, month: st
                 replayer.feed_line(raw, events.name, lineno)
     replayer.finish(until)
     proc = replayer.processor
-    entry = proc.contracts.get(customer_id)
-    if entry is None:
+    if customer_id not in proc.contracts:
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")
+    entry = proc.contract_at(customer_id, month_bounds(month)[0])  # SPEC §14: the terms at the month's start
     services = {s.service_id: store.service(s.service_id) for s in entry.terms.services}
     return month_report(core=proc, customer_id=customer_id, month=month, entry=entry, tickets=store.all_tickets(),
                         services=services, held_from={}, now=proc.now or EPOCH)
@@ -134,11 +134,12 @@ def report_from_worker(processors: dict[int, Any], partitions: int, customer_id:
     (`streams.core_adapter.PartitionProcessor`), `owner_of(key)` the partition of a key.
 
     Raises LookupError when the customer has no contract here."""
-    month_bounds(month)
+    start, _ = month_bounds(month)
     procs = list(processors.values())
-    entry = next((p.core.contracts[customer_id] for p in procs if customer_id in p.core.contracts), None)
-    if entry is None:
+    core = next((p.core for p in procs if customer_id in p.core.contracts), None)
+    if core is None:
         raise LookupError(f"customer {customer_id!r} has no contract on this worker")
+    entry = core.contract_at(customer_id, start)  # SPEC §14: the terms in force at the month's start
     times = [p.core.now for p in procs if p.core.now is not None]
     now = min(times) if times else EPOCH  # the slowest partition: no clock is judged ahead of its time
     notes = []
@@ -156,7 +157,6 @@ def report_from_worker(processors: dict[int, Any], partitions: int, customer_id:
             continue
         services[svc.service_id] = proc.store.service(svc.service_id)
         held_from[svc.service_id] = proc.core.oldest_month_held(customer_id, svc.service_id)
-    core = next(p.core for p in procs if customer_id in p.core.contracts)
     return month_report(core=core, customer_id=customer_id, month=month, entry=entry,
                         tickets=_held_tickets(procs, customer_id), services=services, held_from=held_from,
                         now=now, notes=tuple(notes))
