@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.app import MONITORING_EVENTS, TICKET_EVENTS
 from streams.kafka_admin import bootstrap_servers
-from streams.testing.harness import collect, produce, wait_until
-from tests.integration.test_stream_equals_replay import (PARTITIONS, events_in, load_contracts, mix,  # noqa: F401
+from streams.testing.harness import produce, wait_until
+from tests.integration.test_stream_equals_replay import (PARTITIONS, collect_at_least, events_in, load_contracts,
                                                          new_app, run_until_final)
 from tests.integration.test_stream_resilience import assert_equals_replay
 
 pytestmark = pytest.mark.broker
-UTC = timezone.utc
 
 
 async def _committed(broker_url: str, group: str, topics: list[str]) -> int:
@@ -61,13 +59,12 @@ def test_a_worker_killed_four_times_mid_backfill_keeps_its_progress_and_equals_r
             progress.append(committed() - before)
             worker.kill()  # right after its first commit: what it processed since is done again
         final = app.start()
-        at = datetime.now(UTC).replace(microsecond=0)
-        run_until_final(app, [final], at)
+        run_until_final(app, [final], mix["at"])  # the session mix's tick instant, as its replay
         left_for_the_last = events_in([final.url])
-        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=3, raw=True))
+        stream = collect_at_least(broker_url, app.prefix, len(mix["replay"]))
     finally:
         app.stop_all()
-    outputs, repeats = assert_equals_replay(stream, mix, at)
+    outputs, repeats = assert_equals_replay(stream, mix["replay"])
     print(f"\ncommitted per killed incarnation: {progress}; the last one processed {left_for_the_last:.0f} "
           f"of {len(mix['lines'])} events; {outputs} outputs, {repeats} repeats")
     assert all(p > 0 for p in progress)
