@@ -162,6 +162,10 @@ class ContractEntry:
     def service(self, service_id: str) -> Any:
         return next(s for s in self.terms.services if s.service_id == service_id)
 
+    def find_service(self, service_id: str) -> Any | None:
+        """The terms' entry for `service_id`, or None when these terms do not list it."""
+        return next((s for s in self.terms.services if s.service_id == service_id), None)
+
     def scope(self, service_id: str) -> downtime.SubscriberScope:
         svc = self.service(service_id)
         return downtime.SubscriberScope.of(svc.components, svc.region)
@@ -715,7 +719,7 @@ class Processor:
         subs = []
         for customer_id in self.subscribers.get(service_id, ()):
             entry = self.contract_at(customer_id, start)
-            svc = next((s for s in entry.terms.services if s.service_id == service_id), None)
+            svc = entry.find_service(service_id)
             if svc is None:
                 continue  # the terms in force at the month's start do not list the service
             subs.append(Subscriber(customer_id, self.plan_at(customer_id, start).uptime_commitment_percent,
@@ -727,22 +731,22 @@ class Processor:
         """Close (or revise) `month` for one subscriber. `state` comes from `uptime.owning_emitted`:
         the close is recorded in place. The month is measured under the customer's terms in force
         at its start (SPEC §14); terms that do not list the service close nothing for it."""
-        entry = self.contract_at(entry.terms.customer_id, uptime.month_bounds(month)[0])
-        svc = next((s for s in entry.terms.services if s.service_id == service_id), None)
+        customer_id = entry.terms.customer_id
+        start = uptime.month_bounds(month)[0]
+        entry = self.contract_at(customer_id, start)
+        svc = entry.find_service(service_id)
         if svc is None:
             return state, []
-        before = state.emitted.get((entry.terms.customer_id, month))
-        # SPEC §14: a month is measured under the catalog version in force at its start
-        month_plan = self._plan_under(entry, self.catalog.version_at(entry.plan.policy, uptime.month_bounds(month)[0]))
+        before = state.emitted.get((customer_id, month))
+        month_plan = self.plan_at(customer_id, start)  # the catalog version in force at its start, too
         if month_plan.uptime_commitment_percent is None:
             return state, []  # that version makes no uptime commitment: nothing to close
         state, closed, refund = uptime.close_and_record(
-            state, customer_id=entry.terms.customer_id, month=month,
+            state, customer_id=customer_id, month=month,
             commitment_percent=month_plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
             currency=svc.currency, scope=entry.scope(service_id), in_force=(entry.in_force_from, None),
             cache=cache, in_place=True)
         out: list[Output] = []
-        customer_id = entry.terms.customer_id
         if closed is not None:
             rev = str(closed["revision"])
             out.append(Output("uptime.month_closed", at, customer_id,

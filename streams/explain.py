@@ -30,7 +30,7 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")
     start, _ = uptime.month_bounds(month)  # validates YYYY-MM
     entry = proc.contract_at(customer_id, start)  # SPEC §14: the terms in force at the month's start
-    service = next((s for s in entry.terms.services if s.service_id == service_id), None)
+    service = entry.find_service(service_id)
     if service is None:
         raise LookupError(f"service {service_id!r} is not contracted by {customer_id!r} in {month}")
     plan = proc.plan_at(customer_id, start)  # SPEC §14: the catalog version in force at the month's start
