@@ -19,11 +19,7 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
                              catalog: Catalog | None = None) -> str:
     catalog = catalog or default_catalog()
     replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
-    with events.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            raw = raw.rstrip(b"\r\n")
-            if raw.strip():
-                replayer.feed_line(raw, f"{events.name}:{lineno}")
+    replayer.feed_file(events)
     replayer.finish(None)
     proc = replayer.processor
     if customer_id not in proc.contracts:

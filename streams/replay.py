@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, TextIO
+from typing import Any, BinaryIO, Callable, Iterable, TextIO
 
 from pydantic_core import from_json
 
@@ -86,6 +86,24 @@ class Replayer:
             return
         records.append((at, "", self._seq | len(records), encode(event)))
         self.result.dead_letters += 1
+
+    def feed_file(self, events: Path, progress: Callable[[int, int], None] | None = None,
+                  every: int = 50_000) -> None:
+        """`feed_line` for every non-blank line of `events` (line ends stripped, source
+        `name:lineno`). `progress(lines read, percent of the file)` every `every` lines, at most
+        once per 2 s (long files: the reader is told the run is alive)."""
+        name = events.name
+        size = max(events.stat().st_size, 1)
+        last = time.monotonic()
+        with events.open("rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                raw = raw.rstrip(b"\r\n")
+                if not raw.strip():
+                    continue
+                self.feed_line(raw, name, lineno)
+                if progress is not None and lineno % every == 0 and time.monotonic() - last > 2:
+                    last = time.monotonic()
+                    progress(lineno, fh.tell() * 100 // size)
 
     def feed_line(self, raw: bytes, source: str, lineno: int | None = None) -> None:
         """Read one line's sort key; the line waits for `finish` (a file is a batch, applied sorted).
@@ -245,20 +263,13 @@ def replay_file(events: Path, contracts: Path, until: datetime | None, out: Bina
             progress.write("replay: --jobs: the customers' outcomes depend on each other's time here "
                            "(an event left parked, or the first month); replaying in one process\n")
     replayer = Replayer(loaded, catalog, settings)
-    name = events.name
-    last = time.monotonic()
-    size = events.stat().st_size
-    with events.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            replayer.feed_line(raw, name, lineno)
-            if progress is not None and lineno % 50_000 == 0 and time.monotonic() - last > 2:
-                last = time.monotonic()
-                rate = lineno / (last - started)
-                progress.write(f"replay: {lineno:,} lines ({fh.tell() * 100 // max(size, 1)} %), {rate:,.0f} lines/s\n")
-                progress.flush()
+
+    def report(lines: int, percent: int) -> None:
+        assert progress is not None
+        rate = lines / (time.monotonic() - started)
+        progress.write(f"replay: {lines:,} lines ({percent} %), {rate:,.0f} lines/s\n")
+        progress.flush()
+    replayer.feed_file(events, report if progress is not None else None)
     result = replayer.finish(until, bound)
     return _write(out, result.sorted_lines(), result, progress, started, "")
 

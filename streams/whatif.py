@@ -234,18 +234,13 @@ def replay_both(events: Path, a: Side, b: Side, until: datetime | None, bound: d
 
 def _replay_side(events: Path, name: str, replayer: Replayer, until: datetime | None, bound: datetime | None,
                  progress: TextIO | None) -> Outcome:
-    started = last = time.monotonic()
-    size = max(events.stat().st_size, 1)
-    with events.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            replayer.feed_line(raw, events.name, lineno)
-            if progress is not None and lineno % _PROGRESS_EVERY == 0 and time.monotonic() - last > 2:
-                last = time.monotonic()
-                progress.write(f"whatif: side {name}: read {lineno:,} lines ({fh.tell() * 100 // size} %)\n")
-                progress.flush()
+    started = time.monotonic()
+
+    def report(lines: int, percent: int) -> None:
+        assert progress is not None
+        progress.write(f"whatif: side {name}: read {lines:,} lines ({percent} %)\n")
+        progress.flush()
+    replayer.feed_file(events, report if progress is not None else None, _PROGRESS_EVERY)
     if progress is not None and replayer.result.lines >= _PROGRESS_EVERY:
         progress.write(f"whatif: side {name}: applying {replayer.result.lines:,} lines\n")
         progress.flush()

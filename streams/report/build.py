@@ -94,11 +94,7 @@ def report_from_files(events: Path, contracts: Path, customer_id: str, month: st
     catalog = catalog or default_catalog()
     replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
     store = replayer.processor.store = RetainingStore()
-    with events.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            raw = raw.rstrip(b"\r\n")
-            if raw.strip():
-                replayer.feed_line(raw, events.name, lineno)
+    replayer.feed_file(events)
     replayer.finish(until)
     proc = replayer.processor
     if customer_id not in proc.contracts:
