@@ -406,6 +406,9 @@ class StreamWorker:
         #: Called with the exception when the worker must stop (`fail`); `slaproc worker` sets it
         #: to stop the process with a non-zero exit. The default crashes the Faust app.
         self.on_fatal: Callable[[BaseException], Any] | None = None
+        #: Called with {partition: its applied writes} after each unit's state is applied, and with
+        #: {} after a rebalance; the query API publishes its snapshot there (streams/web.py).
+        self.on_commit: Callable[[dict[int, dict[tuple[str, str], str | None]]], Any] = lambda committed: None
         self.tracker = _tracker(app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)],
                                 self.offsets)
 
@@ -517,8 +520,8 @@ class StreamWorker:
         records = await self.backend.send_queued()
         if records:
             await asyncio.gather(*records)
-        for store in stores:
-            store.apply_staged()
+        committed = {store.partition: store.apply_staged() for store in stores}
+        self.on_commit(committed)  # the query API's snapshot (streams.snapshot), between two awaits
         self._key_writes = await self.backend.send_queued()  # on their way; awaited by the next unit
 
     async def _take_unacknowledged_writes(self) -> list[Any]:
@@ -1002,6 +1005,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         worker.health.started = True
+        worker.on_commit({})  # the query routes changed
 
     @app.timer(settings.tick_interval, on_leader=True)
     async def leader_tick() -> None:
@@ -1011,6 +1015,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         await worker.settle_key_writes()
         worker.forget_partitions(revoked)
+        worker.on_commit({})
         worker.observer.rebalance()
 
     return app

@@ -265,16 +265,18 @@ class PartitionStore:
         self._wal_chunks = len(pieces)
         return True
 
-    def apply_staged(self) -> None:
-        """Phase 2: write the staged keys themselves (after their write-ahead record is on the broker)."""
+    def apply_staged(self) -> dict[tuple[str, str], str | None]:
+        """Phase 2: write the staged keys themselves (after their write-ahead record is on the broker).
+        Returns the writes ({(table, key): value}; None deleted), which the query API's snapshot takes."""
         backend, partition = self.backend, self.partition
-        for (table, key), value in self._staged.items():
+        applied, self._staged = self._staged, {}
+        for (table, key), value in applied.items():
             backend.set(table, partition, key, value)
-        self._staged.clear()
         # Chunks an older, longer record left behind: dropped only now, the new record is complete.
         for i in range(self._wal_chunks, self._wal_stale):
             backend.set("misc", partition, self._wal_key(i), None)
         self._wal_stale = self._wal_chunks
+        return applied
 
     def commit(self) -> None:
         """Both phases at once (backends whose writes are synchronous: tests, benchmarks)."""

@@ -1,106 +1,203 @@
-"""HTTP views on the worker's web port: /metrics and the query API (routed to the key's owner)."""
+"""HTTP views on the worker's web port: /metrics, /health, /ready and the query API (a ticket and a
+service month routed to the key's owner; the month report from this worker's state).
+
+Served by `streams.api_server.ApiServer` in a thread of its own, from the snapshot the processing
+loop publishes after each unit of work (`streams.snapshot`): a query never runs on the processing
+loop and never sees half of a unit. The views are plain functions of a snapshot's read-only
+processors, so they answer what the live processors held at that commit.
+"""
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
-import faust
+from faust.utils import json as faust_json  # the encoder Faust's web views used: the same bytes
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from policies import downtime, uptime
 from policies.explain import service_month
 from policies.tickets import describe_ticket
+from streams.api_server import ROUTED_HEADER, Answer, ApiServer, same_url
 from streams.app import MONITORING_EVENTS, TICKET_EVENTS, partition_for_key
 from streams.report.build import report_from_worker
 from streams.report.html import render_html
+from streams.snapshot import Replica, SnapshotPublisher
 
 
 #: A month in a URL: ASCII digits only (`int()` and `\d` also take other scripts' digits, so
 #: `/months/２０２６-０３` used to answer 200 with the figures of 2026-03).
 _MONTH = re.compile(r"[0-9]{4}-[0-9]{2}", re.ASCII)
+METRICS_REFRESH_EVERY = 1.0  # seconds: the scrape-time gauges are at most this old
 
 
 def _now(proc: Any) -> datetime:
     return proc.now or datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def register_views(app: faust.App, worker: Any, metrics: Any) -> None:
-    """Attach the views to `app` (call before the app starts)."""
-    # Routed by the input topics: their keys are the raw UTF-8 ids, hashed as producers do
-    # (murmur2 = partition_for_key), and input partition p has the same owner as the state of p.
-    # Not `table_route`: Faust gives a str-keyed table the JSON key serializer, so it hashes
-    # '"T1"' (with the quotes) and sends the request to a worker that does not hold the key.
-    tickets = worker.route_topics[TICKET_EVENTS]
-    services = worker.route_topics[MONITORING_EVENTS]
-    partitions = worker.settings.partitions
+def json_answer(value: Any, status: int = 200) -> Answer:
+    text = faust_json.dumps(value)
+    return Answer(status, text if isinstance(text, bytes) else text.encode("utf-8"))
 
-    @app.page("/metrics")
-    async def metrics_view(web: Any, request: Any) -> Any:
-        metrics.refresh(worker)
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    def _health(web: Any, ok: bool, reasons: list[str]) -> Any:
-        return web.json({"status": "ok" if ok else "fail", "reasons": reasons}, status=200 if ok else 503)
+def _error(message: str, status: int = 404) -> Answer:
+    return json_answer({"error": message}, status=status)
 
-    @app.page("/health")
-    async def health_view(web: Any, request: Any) -> Any:
-        """Liveness: 503 once an agent crashed (the worker is stopping with a non-zero exit)."""
-        return _health(web, *worker.health.live())
 
-    @app.page("/ready")
-    async def ready_view(web: Any, request: Any) -> Any:
-        """Readiness: 503 while starting, after an agent crashed, or while the broker is unreachable."""
-        return _health(web, *worker.health.ready())
+def ticket_answer(proc: Any, ticket_id: str, thresholds: Any) -> Answer:
+    """GET /tickets/{id} on the partition's processor (None: not held here)."""
+    state = proc.store.ticket(ticket_id) if proc is not None else None
+    if state is None:
+        closed = proc is not None and proc.store.closed_digests(ticket_id) is not None
+        return _error(f"ticket {ticket_id!r} is {'closed' if closed else 'unknown'}")
+    entry = proc.core.contracts.get(state.customer_id)
+    if entry is None:
+        return _error(f"customer {state.customer_id!r} has no contract")
+    return json_answer(describe_ticket(state, proc.core.ticket_plan(state), _now(proc.core), thresholds))
 
-    @app.page("/tickets/{ticket_id}")
-    @app.topic_route(topic=tickets, match_info="ticket_id")
-    async def ticket_view(web: Any, request: Any, ticket_id: str) -> Any:
-        proc = worker.processors.get(partition_for_key(ticket_id, partitions))
-        state = proc.store.ticket(ticket_id) if proc is not None else None
-        if state is None:
-            closed = proc is not None and proc.store.closed_digests(ticket_id) is not None
-            return web.json({"error": f"ticket {ticket_id!r} is {'closed' if closed else 'unknown'}"}, status=404)
-        entry = proc.core.contracts.get(state.customer_id)
-        if entry is None:
-            return web.json({"error": f"customer {state.customer_id!r} has no contract"}, status=404)
-        return web.json(describe_ticket(state, proc.core.ticket_plan(state), _now(proc.core),
-                                        proc.core.settings.at_risk_thresholds))
 
-    @app.page("/services/{service_id}/months/{month}")
-    @app.topic_route(topic=services, match_info="service_id")
-    async def month_view(web: Any, request: Any, service_id: str, month: str) -> Any:
+def month_of(month: str) -> tuple[datetime, datetime] | None:
+    """The month's bounds, None unless `month` is YYYY-MM in ASCII digits."""
+    try:
+        if not _MONTH.fullmatch(month):
+            raise ValueError(month)
+        return uptime.month_bounds(month)
+    except ValueError:
+        return None
+
+
+def month_answer(proc: Any, service_id: str, month: str) -> Answer:
+    """GET /services/{id}/months/{YYYY-MM} on the service's partition's processor (None: not held)."""
+    bounds = month_of(month)
+    if bounds is None:
+        return _error(f"{month!r} is not a month (YYYY-MM)")
+    start, end = bounds
+    side = getattr(proc, "monitoring", None) or getattr(proc, "core", None)  # services' half, its own time
+    subscribers = side.subscriber_terms(service_id, month) if side is not None else []
+    if not subscribers:
+        return _error(f"service {service_id!r} is unknown")
+    oldest = side.service_oldest_month_held(service_id)
+    if oldest is not None and month < oldest:
+        # Pruned once its claim window passed (Processor._close_months): the figures that stand
+        # are the uptime.month_closed already emitted, not what is left of the state.
+        return _error(f"month {month} of service {service_id!r} is closed and no longer held; "
+                      "its figures are in the emitted uptime.month_closed")
+    state = proc.store.service(service_id) or downtime.new_state(service_id)
+    as_of = min(max(_now(side), start), end)
+    # SPEC §11: the whole service's figures, then every subscriber's (its scope, commitment, close)
+    return json_answer(service_month(state, month, as_of, subscribers))
+
+
+def report_answer(processors: dict[int, Any], partitions: int, customer_id: str, month: str) -> Answer:
+    """SPEC §15: the customer's month report (HTML) from this worker's state; the page says
+    what it does not hold (other workers' partitions, pruned months, forgotten tickets)."""
+    if not _MONTH.fullmatch(month) or not "01" <= month[5:] <= "12":
+        return _error(f"{month!r} is not a month (YYYY-MM)")
+    try:
+        report = report_from_worker(processors, partitions, customer_id, month,
+                                    lambda key: partition_for_key(key, partitions))
+    except LookupError as err:
+        return _error(str(err))
+    return Answer(200, render_html(report).encode("utf-8"), content_type="text/html")
+
+
+def health_answer(ok: bool, reasons: list[str]) -> Answer:
+    return json_answer({"status": "ok" if ok else "fail", "reasons": reasons}, status=200 if ok else 503)
+
+
+def _routes(app: Any, topics: list[str]) -> Callable[[], dict[str, dict[int, str]]]:
+    """Which worker owns each partition of the routed input topics, from the group's assignment
+    (Faust's public router metadata: URL -> topic -> partitions)."""
+    def routes() -> dict[str, dict[int, str]]:
+        metadata = app.router.external_topics_metadata()
+        return {topic: {p: url for url, tps in metadata.items() for p in tps.get(topic, ())} for topic in topics}
+    return routes
+
+
+def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
+    """Publish snapshots from `worker`'s commits and serve the views from them in an `ApiServer`
+    on the web port, started with the app (Faust's own web server is not used: `web_enabled`
+    is off in the Faust app, see `streams.worker.build_worker_app`)."""
+    settings = worker.settings
+    partitions = settings.partitions
+    tickets_topic = settings.topic(TICKET_EVENTS)
+    services_topic = settings.topic(MONITORING_EVENTS)
+    publisher = SnapshotPublisher(_routes(app, [tickets_topic, services_topic]))
+    worker.on_commit = lambda committed: publisher.publish(worker, committed)
+    core = worker.core
+    replica = Replica(core.catalog, core.core_settings, partitions, partition_for_key)
+    thresholds = core.core_settings.at_risk_thresholds
+    own_url = str(app.conf.canonical_url)
+    server = ApiServer(settings.web_host, settings.web_port)
+
+    async def answer_routed(request: Any, topic: str, key: str, answer: Callable[[Any], Answer]) -> Any:
+        """Answer from the key's partition here, or forward to the worker that owns it (a request
+        another worker forwarded is answered here, whatever the routes say: no request loops)."""
+        snapshot = publisher.current
+        partition = partition_for_key(key, partitions)
+        owner = snapshot.routes.get(topic, {}).get(partition)
+        if owner is not None and not same_url(owner, own_url) and ROUTED_HEADER not in request.headers:
+            return await server.forward(request, owner)
+        return answer(replica.processor(snapshot, partition))
+
+    def ticket_view(request: Any) -> Any:
+        ticket_id = request.match_info["ticket_id"]
+        return answer_routed(request, tickets_topic, ticket_id,
+                             lambda proc: ticket_answer(proc, ticket_id, thresholds))
+
+    def month_view(request: Any) -> Any:
+        service_id, month = request.match_info["service_id"], request.match_info["month"]
+        if month_of(month) is None:
+            return _error(f"{month!r} is not a month (YYYY-MM)")
+        return answer_routed(request, services_topic, service_id, lambda proc: month_answer(proc, service_id, month))
+
+    def report_view(request: Any) -> Answer:
+        snapshot = publisher.current
+        return report_answer(replica.processors(snapshot), partitions, request.match_info["customer_id"],
+                             request.match_info["month"])
+
+    refreshed = {"at": float("-inf"), "pending": None}
+
+    async def metrics_view(request: Any) -> Answer:
+        # The scrape-time gauges read the live processors: computed on the processing loop, at
+        # most once every METRICS_REFRESH_EVERY seconds; concurrent scrapes share one refresh.
+        now = time.monotonic()
+        pending = refreshed["pending"]
+        if pending is None and now - refreshed["at"] >= METRICS_REFRESH_EVERY:
+            refreshed["at"] = now
+            pending = refreshed["pending"] = asyncio.ensure_future(
+                server.call_on_processing_loop(lambda: metrics.refresh(worker)))
+        if pending is not None:
+            try:
+                await asyncio.shield(pending)
+            except Exception:  # noqa: BLE001 - the counters still render; the gauges are older
+                pass
+            finally:
+                if refreshed["pending"] is pending and pending.done():
+                    refreshed["pending"] = None
+        return Answer(200, generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0],
+                      charset=None)
+
+    server.add("/metrics", metrics_view)
+    server.add("/health", lambda request: health_answer(*worker.health.live()))  # 503 once an agent crashed
+    # 503 while starting, after an agent crashed, or while the broker is unreachable
+    server.add("/ready", lambda request: health_answer(*worker.health.ready()))
+    server.add("/tickets/{ticket_id}", ticket_view)
+    server.add("/services/{service_id}/months/{month}", month_view)
+    server.add("/customers/{customer_id}/months/{month}/report", report_view)
+
+    @app.task
+    async def query_api() -> None:
+        server.start()
+        publisher.publish(worker, {})
         try:
-            if not _MONTH.fullmatch(month):
-                raise ValueError(month)
-            start, end = uptime.month_bounds(month)
-        except ValueError:
-            return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)
-        proc = worker.processors.get(partition_for_key(service_id, partitions))
-        side = getattr(proc, "monitoring", None) or getattr(proc, "core", None)  # services' half, its own time
-        subscribers = side.subscriber_terms(service_id, month) if side is not None else []
-        if not subscribers:
-            return web.json({"error": f"service {service_id!r} is unknown"}, status=404)
-        oldest = side.service_oldest_month_held(service_id)
-        if oldest is not None and month < oldest:
-            # Pruned once its claim window passed (Processor._close_months): the figures that stand
-            # are the uptime.month_closed already emitted, not what is left of the state.
-            return web.json({"error": f"month {month} of service {service_id!r} is closed and no longer held; "
-                                      "its figures are in the emitted uptime.month_closed"}, status=404)
-        state = proc.store.service(service_id) or downtime.new_state(service_id)
-        as_of = min(max(_now(side), start), end)
-        # SPEC §11: the whole service's figures, then every subscriber's (its scope, commitment, close)
-        return web.json(service_month(state, month, as_of, subscribers))
+            await asyncio.Event().wait()  # until the app stops (its tasks are cancelled)
+        finally:
+            server.stop()
 
-    @app.page("/customers/{customer_id}/months/{month}/report")
-    async def report_view(web: Any, request: Any, customer_id: str, month: str) -> Any:
-        """SPEC §15: the customer's month report (HTML) from this worker's state; the page says
-        what it does not hold (other workers' partitions, pruned months, forgotten tickets)."""
-        if not _MONTH.fullmatch(month) or not "01" <= month[5:] <= "12":
-            return web.json({"error": f"{month!r} is not a month (YYYY-MM)"}, status=404)
-        try:
-            report = report_from_worker(worker.processors, partitions, customer_id, month,
-                                        lambda key: partition_for_key(key, partitions))
-        except LookupError as err:
-            return web.json({"error": str(err)}, status=404)
-        return web.html(render_html(report))
+    worker.api = server
+    worker.snapshots = publisher
+    return server
+

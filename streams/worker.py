@@ -116,10 +116,12 @@ def build_worker_app(settings: WorkerSettings, **faust_options: Any) -> Any:
     metrics = Metrics()
     metrics.zero_catalog(catalog)
     observer = MetricsObserver(metrics)
-    app = build_app(settings, core, observer, **faust_options)
+    # Faust's web server off: the views are served from a thread of their own (streams/web.py).
+    app = build_app(settings, core, observer, **{"web_enabled": False, **faust_options})
     observer.worker = app.slaproc
     app.slaproc.metrics = metrics
-    register_views(app, app.slaproc, metrics)
+    if settings.web_enabled:
+        register_views(app, app.slaproc, metrics)
     return app
 
 

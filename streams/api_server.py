@@ -1,0 +1,289 @@
+"""The worker's HTTP server in a thread of its own (its own asyncio loop), so that queries never
+take the processing loop's time (issue 18 item 4: 2,000 requests in flight on the processing loop
+cut processing from 1651 to 336 events/s).
+
+What keeps the processing loop's share (docs/operations.md, "Query API"):
+- The views read the published snapshot (`streams.snapshot`), never the live processors.
+- `CpuPacer`: the API thread sleeps whenever it has used more than `cpu_share` of the wall time
+  since its last pause (`time.thread_time`, this thread's own CPU). Threads share one GIL: a
+  thread that is always runnable takes about half of it from the processing thread; a paced one
+  takes at most its share, whatever the clients do.
+- `_Admission`: at most `max_connections` open connections; one more is answered at once with a
+  canned `503` + `Retry-After` and closed, without parsing HTTP or running a view. The probes
+  and the scrape (`/health`, `/ready`, `/metrics`) are let through over the limit.
+- `/metrics` asks the processing loop to refresh the scrape-time gauges at most once every
+  `metrics_refresh_every` seconds (concurrent scrapes share one refresh), and renders the
+  registry in this thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+__all__ = ["Answer", "ApiServer", "CpuPacer", "ROUTED_HEADER"]
+
+log = logging.getLogger(__name__)
+
+#: Set on a request one worker forwards to the key's owner: the owner answers it itself, even if
+#: its routes (read at another instant of a rebalance) name a third worker; no request loops.
+ROUTED_HEADER = "X-Slaproc-Routed"
+#: Paths answered above the connection limit: cheap, and what probes and Prometheus need.
+EXEMPT_PATHS = (b"/health", b"/ready", b"/metrics")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, built without any web framework (the views are plain functions)."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    charset: str | None = "utf-8"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _overloaded_bytes(retry_after: int) -> bytes:
+    body = json.dumps({"error": "the query API is at its connection limit; retry later"}).encode()
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+            + f"Retry-After: {retry_after}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body)
+
+
+class CpuPacer:
+    """Keep a thread's CPU at most `share` of the wall time: `pace()` (called by that thread between
+    two requests) sleeps as long as needed once it is over. Counts what it held back."""
+
+    def __init__(self, share: float, window: float = 0.05, *, clock: Callable[[], float] = time.monotonic,
+                 cpu: Callable[[], float] = time.thread_time, sleep: Callable[[float], None] = time.sleep) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"CPU share must be in (0, 1], not {share}")
+        self.share, self.window = share, window
+        self.clock, self.cpu, self.sleep = clock, cpu, sleep
+        self.slept = 0.0  # seconds paused in all
+        self._t0, self._cpu0 = clock(), cpu()
+
+    def pace(self) -> None:
+        if self.share >= 1:
+            return
+        elapsed = self.clock() - self._t0
+        used = self.cpu() - self._cpu0
+        if used > self.share * elapsed:
+            pause = min(used / self.share - elapsed, 1.0)
+            self.sleep(pause)
+            self.slept += pause
+        elif elapsed < self.window:
+            return
+        self._t0, self._cpu0 = self.clock(), self.cpu()
+
+
+class _Admission(asyncio.Protocol):
+    """The aiohttp connection protocol behind a connection limit (see the module docstring)."""
+
+    def __init__(self, server: "ApiServer") -> None:
+        self.server = server
+        self.inner: Any = None
+        self.transport: Any = None
+        self.head = b""
+        self.counted = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        if self.server.open_connections < self.server.max_connections:
+            self._admit(b"")
+
+    def _admit(self, data: bytes) -> None:
+        self.server.open_connections += 1
+        self.counted = True
+        self.inner = self.server._protocol_factory()
+        self.inner.connection_made(self.transport)
+        if data:
+            self.inner.data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+            return
+        self.head += data
+        if b"\n" not in self.head and len(self.head) < 4096:
+            return
+        line = self.head.split(b"\n", 1)[0]
+        parts = line.split(b" ")
+        path = parts[1].split(b"?", 1)[0] if len(parts) > 1 else b""
+        if path in EXEMPT_PATHS:
+            self._admit(self.head)
+            return
+        self.server.rejected += 1
+        self.transport.write(self.server._overloaded)
+        self.transport.close()
+        self.server.pacer.pace()
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.server.open_connections -= 1
+            self.counted = False
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiServer:
+    """HTTP on (`host`, `port`) from a daemon thread with its own event loop.
+
+    `add(path, view)`: `view(request)` returns an `Answer` (or a coroutine of one); call before
+    `start()`. `forward(request, owner_url)` proxies a request to another worker (a view returns
+    its result). `call_on_processing_loop(fn)` runs `fn()` on the loop that called `start()`."""
+
+    def __init__(self, host: str, port: int, *, max_connections: int = 256, cpu_share: float = 0.15,
+                 retry_after: int = 1, forward_timeout: float = 10.0) -> None:
+        self.host, self.port = host, port
+        self.max_connections = max_connections
+        self.pacer = CpuPacer(cpu_share)
+        self.retry_after = retry_after
+        self.forward_timeout = forward_timeout
+        self._overloaded = _overloaded_bytes(retry_after)
+        self._views: list[tuple[str, Callable[[web.Request], Any]]] = []
+        self.open_connections = 0
+        self.rejected = 0  # connections answered 503 at the limit
+        self.answered = 0  # requests answered by a view
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.processing_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._startup_error: BaseException | None = None
+        self._protocol_factory: Callable[[], Any] = lambda: None
+        self._client: ClientSession | None = None
+
+    def add(self, path: str, view: Callable[[web.Request], Any]) -> None:
+        self._views.append((path, view))
+
+    # --- lifecycle -------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the thread and wait until the port is bound (raises what binding raised)."""
+        try:
+            self.processing_loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.processing_loop = None
+        self._thread = threading.Thread(target=self._run, name="slaproc-api", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"the query API did not start within {timeout:.0f} s")
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, stopped = self.loop, self._stopped
+        if loop is not None and stopped is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stopped.set)
+            except RuntimeError:  # the loop already closed
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        loop = self.loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        runner = None
+        server = None
+        try:
+            app = web.Application(middlewares=[self._middleware])
+            for path, view in self._views:
+                app.router.add_get(path, self._handler(view))
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            self._protocol_factory = runner.server
+            server = await asyncio.get_running_loop().create_server(
+                lambda: _Admission(self), self.host, self.port, reuse_address=True, backlog=1024)
+            self._client = ClientSession(timeout=ClientTimeout(total=self.forward_timeout))
+        except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
+            self._startup_error = exc
+            self._ready.set()
+            if runner is not None:
+                await runner.cleanup()
+            return
+        self._ready.set()
+        try:
+            await self._stopped.wait()
+        finally:
+            server.close()
+            await self._client.close()
+            await runner.cleanup()
+
+    # --- requests --------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        finally:
+            self.answered += 1
+            self.pacer.pace()
+
+    def _handler(self, view: Callable[[web.Request], Any]) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            answer = view(request)
+            if asyncio.iscoroutine(answer):
+                answer = await answer
+            if isinstance(answer, web.StreamResponse):
+                return answer
+            return web.Response(body=answer.body, status=answer.status, content_type=answer.content_type,
+                                charset=answer.charset, headers=dict(answer.headers))
+        return handle
+
+    async def forward(self, request: web.Request, owner_url: str) -> web.Response:
+        """The owner's answer to this request, as it gave it (status, content type, body)."""
+        assert self._client is not None
+        url = owner_url.rstrip("/") + request.path_qs
+        async with self._client.get(url, headers={ROUTED_HEADER: "1"}) as response:
+            return web.Response(text=await response.text(), status=response.status,
+                                content_type=response.content_type)
+
+    async def call_on_processing_loop(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Run `fn()` (synchronous, short) on the processing loop between two of its steps."""
+        loop = self.processing_loop
+        if loop is None or loop.is_closed():
+            return fn()
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting API thread
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return await asyncio.wait_for(asyncio.wrap_future(done), timeout)
+
+
+def same_url(a: str, b: str) -> bool:
+    """Whether two worker URLs name the same server (host and port, as Faust's router compares)."""
+    x, y = urlsplit(a), urlsplit(b)
+    return ((x.hostname or "") == (y.hostname or "")) and (x.port or 80) == (y.port or 80)
