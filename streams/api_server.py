@@ -4,10 +4,11 @@ cut processing from 1651 to 336 events/s).
 
 What keeps the processing loop's share (docs/operations.md, "Query API"):
 - The views read the published snapshot (`streams.snapshot`), never the live processors.
-- `CpuPacer`: the API thread sleeps whenever it has used more than `cpu_share` of the wall time
-  since its last pause (`time.thread_time`, this thread's own CPU). Threads share one GIL: a
-  thread that is always runnable takes about half of it from the processing thread; a paced one
-  takes at most its share, whatever the clients do.
+- `CpuPacer`: the API thread sleeps whenever it has used more than `cpu_share` of the process's
+  CPU since its last pause (`time.thread_time` / `time.process_time`; `cpu_share` of the wall time
+  while processing is idle). Threads share one GIL: a thread that is always runnable takes about
+  half of it from the processing thread; a paced one takes at most its share, whatever the
+  clients do.
 - `_Admission`: at most `max_connections` open connections; one more is answered at once with a
   canned `503` + `Retry-After` and closed, without parsing HTTP or running a view. The probes
   and the scrape (`/health`, `/ready`, `/metrics`) are let through over the limit.
@@ -59,30 +60,46 @@ def _overloaded_bytes(retry_after: int) -> bytes:
 
 
 class CpuPacer:
-    """Keep a thread's CPU at most `share` of the wall time: `pace()` (called by that thread between
-    two requests) sleeps as long as needed once it is over. Counts what it held back."""
+    """Keep a thread's CPU to a share of what the process gets: `pace()` (called by that thread
+    between two requests) sleeps as long as needed once it is over. Counts what it held back.
 
-    def __init__(self, share: float, window: float = 0.05, *, clock: Callable[[], float] = time.monotonic,
-                 cpu: Callable[[], float] = time.thread_time, sleep: Callable[[float], None] = time.sleep) -> None:
+    While the process's other threads (the processing loop) are busy, the thread may use at most
+    `share` of the process's CPU; the cap follows what the machine gives the process (on shared
+    cores a cap in wall time would leave it a larger part). While they are idle (below `busy` of
+    the wall time), it may use `share` of the wall time."""
+
+    def __init__(self, share: float, window: float = 0.05, busy: float = 0.1, *,
+                 clock: Callable[[], float] = time.monotonic, cpu: Callable[[], float] = time.thread_time,
+                 process_cpu: Callable[[], float] = time.process_time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"CPU share must be in (0, 1], not {share}")
-        self.share, self.window = share, window
-        self.clock, self.cpu, self.sleep = clock, cpu, sleep
+        self.share, self.window, self.busy = share, window, busy
+        self.clock, self.cpu, self.process_cpu, self.sleep = clock, cpu, process_cpu, sleep
         self.slept = 0.0  # seconds paused in all
-        self._t0, self._cpu0 = clock(), cpu()
+        self._start()
+
+    def _start(self) -> None:
+        self._t0, self._cpu0, self._process0 = self.clock(), self.cpu(), self.process_cpu()
 
     def pace(self) -> None:
         if self.share >= 1:
             return
         elapsed = self.clock() - self._t0
         used = self.cpu() - self._cpu0
-        if used > self.share * elapsed:
-            pause = min(used / self.share - elapsed, 1.0)
+        others = max(0.0, self.process_cpu() - self._process0 - used)
+        if others >= self.busy * elapsed and elapsed > 0:
+            growth = self.share / (1 - self.share) * others / elapsed  # budget seconds per second
+        else:
+            growth = self.share
+        budget = growth * elapsed
+        if used > budget:
+            pause = min((used - budget) / growth, 1.0)
             self.sleep(pause)
             self.slept += pause
         elif elapsed < self.window:
             return
-        self._t0, self._cpu0 = self.clock(), self.cpu()
+        self._start()
 
 
 class _Admission(asyncio.Protocol):

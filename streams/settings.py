@@ -60,9 +60,11 @@ class WorkerSettings:
     allowed_lateness: float = 30.0              # SLAPROC_ALLOWED_LATENESS (s): tick moves time to wall - this
     data_dir: Path = Path("./slaproc-data")     # SLAPROC_DATA_DIR: Faust's datadir (table stores)
     store: str = "memory://"                    # SLAPROC_STORE: Faust table store URL
-    web_enabled: bool = True                    # SLAPROC_WEB_ENABLED: /metrics and Faust's web views
+    web_enabled: bool = True                    # SLAPROC_WEB_ENABLED: /metrics, probes, query API
     web_host: str = "127.0.0.1"                 # SLAPROC_WEB_HOST (0.0.0.0 in a container)
     web_port: int = 6066                        # SLAPROC_WEB_PORT
+    api_cpu_share: float = 0.15                 # SLAPROC_API_CPU_SHARE: most of the wall time the query API's thread may compute
+    api_max_connections: int = 256              # SLAPROC_API_MAX_CONNECTIONS: more get 503 + Retry-After
     batch_size: int = 500                       # SLAPROC_BATCH_SIZE: events per stream.take batch
     batch_within: float = 0.2                   # SLAPROC_BATCH_WITHIN (s): max wait to fill a batch
     # Consumer-group timings. Faust's defaults make a group join take 30 s or more on
@@ -96,6 +98,10 @@ class WorkerSettings:
             problems.append(f"SLAPROC_ALLOWED_LATENESS: must be >= 0 s, got {self.allowed_lateness}")
         if not 0 <= self.web_port <= 65535:
             problems.append(f"SLAPROC_WEB_PORT: not a port: {self.web_port}")
+        if not 0 < self.api_cpu_share <= 1:
+            problems.append(f"SLAPROC_API_CPU_SHARE: must be > 0 and <= 1, got {self.api_cpu_share}")
+        if self.api_max_connections < 1:
+            problems.append(f"SLAPROC_API_MAX_CONNECTIONS: must be >= 1, got {self.api_max_connections}")
         if self.batch_size < 1:
             problems.append(f"SLAPROC_BATCH_SIZE: must be >= 1, got {self.batch_size}")
         if self.batch_within <= 0:
@@ -178,6 +184,8 @@ _PARSERS: dict[str, Any] = {
     "web_enabled": _parse_bool,
     "web_host": str.strip,
     "web_port": int,
+    "api_cpu_share": float,
+    "api_max_connections": int,
     "batch_size": int,
     "batch_within": parse_duration,
     "broker_session_timeout": parse_duration,

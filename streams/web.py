@@ -130,7 +130,8 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
     replica = Replica(core.catalog, core.core_settings, partitions, partition_for_key)
     thresholds = core.core_settings.at_risk_thresholds
     own_url = str(app.conf.canonical_url)
-    server = ApiServer(settings.web_host, settings.web_port)
+    server = ApiServer(settings.web_host, settings.web_port, max_connections=settings.api_max_connections,
+                       cpu_share=settings.api_cpu_share)
 
     async def answer_routed(request: Any, topic: str, key: str, answer: Callable[[Any], Answer]) -> Any:
         """Answer from the key's partition here, or forward to the worker that owns it (a request

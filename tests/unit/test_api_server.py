@@ -1,0 +1,113 @@
+"""The query API's server (streams.api_server): its own thread, its connection limit, its CPU pacing."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from streams.api_server import Answer, ApiServer, CpuPacer
+from streams.testing.harness import free_port
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0  # the paced thread's
+        self.others = 0.0  # the process's other threads'
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.wall += seconds
+
+    def pacer(self, share: float) -> CpuPacer:
+        return CpuPacer(share, window=0.05, clock=lambda: self.wall, cpu=lambda: self.cpu,
+                        process_cpu=lambda: self.cpu + self.others, sleep=self.sleep)
+
+
+def test_with_processing_idle_the_pacer_keeps_the_thread_to_its_share_of_the_wall_time():
+    t = FakeTime()
+    pacer = t.pacer(0.2)
+    t.wall += 0.1
+    t.cpu += 0.01  # 10 % of the time: no pause
+    pacer.pace()
+    assert t.slept == []
+    t.wall += 0.01
+    t.cpu += 0.01  # 0.01 s of CPU in 0.01 s: at 20 %, it must have taken 0.05 s
+    pacer.pace()
+    assert t.slept == [pytest.approx(0.04)]
+    assert pacer.slept == pytest.approx(0.04)
+
+
+def test_with_processing_busy_the_pacer_keeps_the_thread_to_its_share_of_the_process_cpu():
+    t = FakeTime()
+    pacer = t.pacer(0.2)
+    # a machine that gives the process half a core: processing got 0.04 s in 0.1 s, the thread 0.02 s
+    t.wall += 0.1
+    t.others += 0.04
+    t.cpu += 0.02
+    pacer.pace()
+    # 20 % of the process's CPU = 0.25 x the others' 0.04 s = 0.01 s; 0.01 s over, at 0.1 s of budget a second
+    assert t.slept == [pytest.approx(0.1)]
+    t.wall += 0.1
+    t.others += 0.08
+    t.cpu += 0.02  # 0.02 of 0.1 s: 20 % of the process's CPU, no pause
+    pacer.pace()
+    assert t.slept == [pytest.approx(0.1)]
+
+
+def test_the_pacer_refuses_a_share_out_of_range():
+    with pytest.raises(ValueError):
+        CpuPacer(0.0)
+
+
+def _get(url: str) -> tuple[int, dict, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), json.loads(err.read() or b"{}")
+
+
+def test_over_the_connection_limit_a_query_gets_503_with_retry_after_and_a_probe_still_passes():
+    server = ApiServer("127.0.0.1", free_port(), max_connections=1, cpu_share=1.0)
+    server.add("/health", lambda request: Answer(200, b'{"status":"ok"}'))
+    server.add("/tickets/{ticket_id}", lambda request: Answer(200, b'{"ticket":true}'))
+    server.start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)  # takes the one slot
+        _wait(lambda: server.open_connections == 1)
+        status, headers, body = _get(url + "/tickets/T1")
+        assert status == 503 and headers["Retry-After"] == "1" and "limit" in body["error"]
+        assert server.rejected == 1 and server.answered == 0  # refused before any view ran
+        assert _get(url + "/health") == (200, _get(url + "/health")[1], {"status": "ok"})  # probes pass
+        idle.close()
+        _wait(lambda: server.open_connections == 0)
+        status, _, body = _get(url + "/tickets/T1")
+        assert (status, body) == (200, {"ticket": True})
+    finally:
+        server.stop()
+    with pytest.raises(OSError):  # stopped: the port is closed
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+
+
+def _wait(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_a_port_in_use_fails_start():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = ApiServer("127.0.0.1", taken.getsockname()[1])
+        server.add("/health", lambda request: Answer(200, b"{}"))
+        with pytest.raises(OSError):
+            server.start()
