@@ -139,8 +139,12 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
         snapshot = publisher.current
         partition = partition_for_key(key, partitions)
         owner = snapshot.routes.get(topic, {}).get(partition)
-        if owner is not None and not same_url(owner, own_url) and ROUTED_HEADER not in request.headers:
-            return await server.forward(request, owner)
+        if ROUTED_HEADER not in request.headers:
+            if owner is None:  # no assignment yet (starting, rebalancing): what Faust's router answered
+                return Answer(503, json_answer({"error": "Service unavailable. Try again later."}).body,
+                              headers={"Retry-After": str(server.retry_after)})
+            if not same_url(owner, own_url):
+                return await server.forward(request, owner)
         return answer(replica.processor(snapshot, partition))
 
     def ticket_view(request: Any) -> Any:
