@@ -28,12 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench.stream import (ROOT, GroupOffsets, _kill_started, _stop, _track, cpu_seconds, decodable, machine, measure,
-                          percentile, worker_progress)
+                          percentile, read_contracts, worker_progress)
 
 TARGET_RATIO = 0.8  # flooded / quiet events/s ("within ~20 %")
 
@@ -52,15 +52,7 @@ async def _worker_round(broker: Any, lines: list[bytes], contracts: list[bytes],
     await produce(broker.url, prefix, contracts)
     common = dict(partitions=partitions, app_id=app_id, data_dir=log_dir / label, tick_interval=3600.0,
                   log_path=log_dir / f"{label}.log", extra_env=env)
-    first = _track(WorkerProcess(broker.url, prefix, **common).start())
-    try:
-        started = time.monotonic()
-        while worker_progress(first.url)[1] < len(contracts):
-            if time.monotonic() - started > 120 or first.process.poll() is not None:
-                raise RuntimeError(f"worker did not read the contracts (see {common['log_path']})")
-            await asyncio.sleep(0.5)
-    finally:
-        first.stop()
+    await read_contracts(WorkerProcess(broker.url, prefix, **common), len(contracts))
     await produce(broker.url, prefix, lines)
     worker = _track(WorkerProcess(broker.url, prefix, **common).start())
     client = None
@@ -260,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     res = asyncio.run(run(args))
     print(table(res))
     res["machine"] = machine()
-    res["measured_at"] = datetime.now().isoformat(timespec="seconds")
+    res["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if args.json is not None:
         args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
     return 0

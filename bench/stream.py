@@ -345,16 +345,7 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
     common = dict(partitions=partitions, app_id=app_id, data_dir=data_dir, tick_interval=WINDOW_TICK_INTERVAL_S,
                   extra_env={"SLAPROC_ALLOWED_LATENESS": str(ALLOWED_LATENESS_S)},
                   log_path=log_dir / f"slaproc-r{round_no}.log")
-    first = _track(WorkerProcess(broker.url, prefix, **common).start())
-    try:
-        started = time.monotonic()
-        while worker_progress(first.url)[1] < len(contracts):
-            if time.monotonic() - started > 120 or first.process.poll() is not None:
-                raise RuntimeError(f"worker did not read the contracts (see {common['log_path']})")
-            await asyncio.sleep(0.5)
-        result["contracts_seconds"] = time.monotonic() - started
-    finally:
-        first.stop()
+    result["contracts_seconds"] = await read_contracts(WorkerProcess(broker.url, prefix, **common), len(contracts))
     await produce(broker.url, prefix, lines)
     worker = _track(WorkerProcess(broker.url, prefix, **common).start())
     try:
@@ -391,6 +382,20 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
         print(f"  catch-up: {c['seconds']:.1f} s for {c['span_days_max']:.1f} days, {c['outputs']:,} outputs",
               file=sys.stderr, flush=True)
     return result
+
+
+async def read_contracts(first: Any, count: int, timeout: float = 120.0) -> float:
+    """Start the worker `first`, wait until it has counted `count` contracts, stop it; the seconds taken."""
+    _track(first.start())
+    try:
+        started = time.monotonic()
+        while worker_progress(first.url)[1] < count:
+            if time.monotonic() - started > timeout or first.process.poll() is not None:
+                raise RuntimeError(f"worker did not read the contracts (see {first.log_path})")
+            await asyncio.sleep(0.5)
+        return time.monotonic() - started
+    finally:
+        first.stop()
 
 
 _COUNTED_OUTPUTS = ("slaproc_breaches_total", "slaproc_met_total", "slaproc_at_risk_total",

@@ -22,9 +22,14 @@ def test_a_published_view_never_changes_and_folds_its_delta_into_a_new_base():
     assert dict(second.items()) == {"a": "10", "c": "3"}
 
 
-def _worker(backend: DictTableBackend, stores: dict[int, PartitionStore]) -> SimpleNamespace:
-    return SimpleNamespace(processors={p: object() for p in stores}, backend=backend, contracts_version=0,
-                           contract_terms={})
+def _published() -> tuple[DictTableBackend, PartitionStore, SimpleNamespace, SnapshotPublisher]:
+    """A worker holding partition 0 over in-memory tables, and a publisher that published it once."""
+    backend = DictTableBackend()
+    store = PartitionStore(backend, 0)
+    worker = SimpleNamespace(processors={0: object()}, backend=backend, contracts_version=0, contract_terms={})
+    publisher = SnapshotPublisher()
+    publisher.publish(worker, {})
+    return backend, store, worker, publisher
 
 
 def _unit(store: PartitionStore, k: int) -> dict:
@@ -37,11 +42,7 @@ def _unit(store: PartitionStore, k: int) -> dict:
 
 
 def test_a_reader_never_sees_part_of_a_unit():
-    backend = DictTableBackend()
-    store = PartitionStore(backend, 0)
-    worker = _worker(backend, {0: store})
-    publisher = SnapshotPublisher()
-    publisher.publish(worker, {})
+    backend, store, worker, publisher = _published()
     units = 1000
     seen: list[tuple[str | None, str | None, str | None]] = []
     mixed: list[tuple] = []
@@ -72,11 +73,7 @@ def test_a_reader_never_sees_part_of_a_unit():
 
 
 def test_the_write_ahead_chunks_and_the_due_index_stay_out_and_a_new_processor_rebuilds_the_views():
-    backend = DictTableBackend()
-    store = PartitionStore(backend, 0)
-    worker = _worker(backend, {0: store})
-    publisher = SnapshotPublisher()
-    publisher.publish(worker, {})
+    backend, store, worker, publisher = _published()
     store.schedule("T1", None)
     first = publisher.publish(worker, {0: _unit(store, 1)})
     assert not any(k.startswith("wal\x1f") for k, _ in first.tables["misc"].items())
