@@ -3,8 +3,9 @@ the processing loop at the end of every unit of work and read by the API thread.
 
 - `TableView`: one state table (tickets, services, misc) as of a commit. Never changed once
   published: a new commit makes a new view that shares the unchanged part (a base dict plus a
-  delta of the keys written since; the delta is folded into a new base once it outgrows an
-  eighth of it, so a commit costs O(keys written), amortised, not O(table)).
+  delta of the keys written since; once the delta outgrows an eighth of the base, the base is
+  copied again from the table, so a commit costs O(keys written), amortised, not O(table)). The
+  base holds the table's own value objects: the views cost a key index, not a copy of the state.
 - `Snapshot`: the views, the partitions held (each with the version of its state), the
   contracts, the query routes (which worker owns which input partition). Published by
   replacing one attribute (`SnapshotPublisher.current`): a reader takes the reference once and
@@ -28,6 +29,18 @@ _WAL_PREFIX = "wal\x1f"
 _MISSING = object()
 
 
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
+
+
+def stored(backend: Any, table: str) -> "TableView":
+    """The table as it stands, as a view whose base shares the stored values (bytes in a Faust
+    table, decoded when read): a copy of the key index only, not of the state."""
+    t = backend.tables[table]
+    data = getattr(t, "data", t)  # a Faust table's store, or a plain dict
+    return TableView(dict(data.items()))
+
+
 class TableView:
     """A table as of one commit: `base` overridden by `delta` (a None value: deleted)."""
 
@@ -39,13 +52,13 @@ class TableView:
 
     def get(self, key: str) -> str | None:
         value = self._delta.get(key, _MISSING)
-        return self._base.get(key) if value is _MISSING else value  # type: ignore[return-value]
+        return _text(self._base.get(key) if value is _MISSING else value)  # type: ignore[arg-type]
 
     def items(self) -> Iterator[tuple[str, str]]:
         delta = self._delta
         for key, value in self._base.items():
-            if key not in delta:
-                yield key, value
+            if key not in delta and value is not None:
+                yield key, _text(value)  # type: ignore[misc]
         for key, value in delta.items():
             if value is not None:
                 yield key, value
@@ -53,14 +66,16 @@ class TableView:
     def __len__(self) -> int:
         return sum(1 for _ in self.items())
 
-    def with_writes(self, writes: Mapping[str, str | None]) -> "TableView":
-        """A new view with `writes` applied; this one is left as it is."""
+    def with_writes(self, writes: Mapping[str, str | None], fold: Callable[[], "TableView"]) -> "TableView":
+        """A new view with `writes` applied; this one is left as it is. Once the delta outgrows an
+        eighth of the base, the view is `fold()` instead: the table as it now stands (the caller's
+        own copy, sharing the stored values with the table, so the views never hold a second copy
+        of the state)."""
         if not writes:
             return self
         delta = {**self._delta, **writes}
         if len(delta) > max(1024, len(self._base) // 8):
-            base = {**self._base, **delta}
-            return TableView({k: v for k, v in base.items() if v is not None})
+            return fold()
         return TableView(self._base, delta)
 
 
@@ -97,7 +112,7 @@ class SnapshotPublisher:
         holders = tuple(sorted((p, id(proc)) for p, proc in worker.processors.items()))
         if holders != self._holders:
             self._holders = holders
-            tables = {name: TableView(dict(worker.backend.items(name))) for name in READ_TABLES}
+            tables = {name: stored(worker.backend, name) for name in READ_TABLES}
             partitions = {p: old.version + 1 for p, _ in holders}
         else:
             tables = dict(old.tables)
@@ -110,7 +125,7 @@ class SnapshotPublisher:
                     if table in tables and not key.startswith(_WAL_PREFIX):
                         by_table.setdefault(table, {})[key] = value
             for table, writes in by_table.items():
-                tables[table] = tables[table].with_writes(writes)
+                tables[table] = tables[table].with_writes(writes, lambda t=table: stored(worker.backend, t))
         contracts, contracts_version = old.contracts, old.contracts_version
         if worker.contracts_version != contracts_version:
             contracts = {c: dict(terms) for c, terms in worker.contract_terms.items()}

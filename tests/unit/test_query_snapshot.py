@@ -9,16 +9,30 @@ from streams.store import DictTableBackend, PartitionStore
 
 
 def test_a_published_view_never_changes_and_folds_its_delta_into_a_new_base():
-    first = TableView({"a": "1", "b": "2"})
-    second = first.with_writes({"a": "10", "c": "3", "b": None})
+    table = {"a": "1", "b": "2"}
+    first = TableView(dict(table))
+
+    def fold() -> TableView:
+        return TableView(dict(table))
+
+    def write(view: TableView, writes: dict) -> TableView:
+        for k, v in writes.items():  # the table moves on, as the worker's does
+            if v is None:
+                table.pop(k, None)
+            else:
+                table[k] = v
+        return view.with_writes(writes, fold)
+
+    second = write(first, {"a": "10", "c": "3", "b": None})
     assert dict(first.items()) == {"a": "1", "b": "2"}
     assert dict(second.items()) == {"a": "10", "c": "3"}
     assert second.get("b") is None and second.get("a") == "10"
     view = second
-    for i in range(3000):  # past the fold threshold: the content stays, the delta is emptied
-        view = view.with_writes({f"k{i}": str(i)})
+    for i in range(3000):  # past the fold threshold: the view is the table again, the delta empty
+        view = write(view, {f"k{i}": str(i)})
     assert view.get("k2999") == "2999" and view.get("a") == "10" and view.get("b") is None
-    assert len(view) == 3002
+    assert len(view) == 3002 and len(view._base) > 1024  # folded: the base is the table as it stood
+    assert TableView({"x": b"bytes"}).get("x") == "bytes"  # a Faust table's stored bytes, read as text
     assert dict(second.items()) == {"a": "10", "c": "3"}
 
 
