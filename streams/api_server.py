@@ -172,7 +172,7 @@ class ApiServer:
     `start()`. `forward(request, owner_url)` proxies a request to another worker (a view returns
     its result). `call_on_processing_loop(fn)` runs `fn()` on the loop that called `start()`."""
 
-    def __init__(self, host: str, port: int, *, max_connections: int = 256, cpu_share: float = 0.15,
+    def __init__(self, host: str, port: int, *, max_connections: int = 64, cpu_share: float = 0.15,
                  retry_after: int = 1, forward_timeout: float = 10.0) -> None:
         self.host, self.port = host, port
         self.max_connections = max_connections

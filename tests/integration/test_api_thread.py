@@ -56,7 +56,10 @@ async def test_a_held_query_stops_neither_events_nor_ticks(broker_url, topic_pre
     asker = threading.Thread(target=ask, daemon=True)
     try:
         async with running(app):
-            await produce(broker_url, topic_prefix, [*contract_lines([entry]), _opened("A1", customer, opened_at)])
+            await produce(broker_url, topic_prefix, contract_lines([entry]))
+            # the contract first (a ticket of a customer without one is parked, SPEC §10)
+            assert await _wait_for(lambda: customer in worker.contracts, 60)
+            await produce(broker_url, topic_prefix, [_opened("A1", customer, opened_at)])
             assert await _wait_for(lambda: worker.snapshots.current.tables["tickets"].get("A1") is not None, 60)
             asker.start()
             assert await asyncio.to_thread(held.wait, 30), "the request reached the ticket view"
