@@ -9,9 +9,10 @@ What keeps the processing loop's share (docs/operations.md, "Query API"):
   while processing is idle). Threads share one GIL: a thread that is always runnable takes about
   half of it from the processing thread; a paced one takes at most its share, whatever the
   clients do.
-- `_Admission`: at most `max_connections` open connections; one more is answered at once with a
-  canned `503` + `Retry-After` and closed, without parsing HTTP or running a view. The probes
-  and the scrape (`/health`, `/ready`, `/metrics`) are let through over the limit.
+- `_Admission`: reads a connection's first line itself. The probes (`/health`, `/ready`) are
+  answered there at once, ahead of the requests waiting for a view. Past `max_connections` open
+  connections, a query is answered `503` + `Retry-After` and closed, without running a view;
+  the scrape (`/metrics`) is let through over the limit.
 - `/metrics` asks the processing loop to refresh the scrape-time gauges at most once every
   `metrics_refresh_every` seconds (concurrent scrapes share one refresh), and renders the
   registry in this thread.
@@ -25,6 +26,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -52,11 +54,18 @@ class Answer:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def _response_bytes(answer: Answer) -> bytes:
+    """A whole HTTP/1.1 response that closes its connection (the answers given without aiohttp)."""
+    content_type = answer.content_type + (f"; charset={answer.charset}" if answer.charset else "")
+    head = [f"HTTP/1.1 {answer.status} {HTTPStatus(answer.status).phrase}", f"Content-Type: {content_type}",
+            *(f"{k}: {v}" for k, v in answer.headers.items()), f"Content-Length: {len(answer.body)}",
+            "Connection: close"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + answer.body
+
+
 def _overloaded_bytes(retry_after: int) -> bytes:
     body = json.dumps({"error": "the query API is at its connection limit; retry later"}).encode()
-    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-            + f"Retry-After: {retry_after}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body)
+    return _response_bytes(Answer(503, body, headers={"Retry-After": str(retry_after)}))
 
 
 class CpuPacer:
@@ -114,16 +123,13 @@ class _Admission(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        if self.server.open_connections < self.server.max_connections:
-            self._admit(b"")
 
     def _admit(self, data: bytes) -> None:
         self.server.open_connections += 1
         self.counted = True
         self.inner = self.server._protocol_factory()
         self.inner.connection_made(self.transport)
-        if data:
-            self.inner.data_received(data)
+        self.inner.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         if self.inner is not None:
@@ -132,15 +138,18 @@ class _Admission(asyncio.Protocol):
         self.head += data
         if b"\n" not in self.head and len(self.head) < 4096:
             return
-        line = self.head.split(b"\n", 1)[0]
-        parts = line.split(b" ")
+        parts = self.head.split(b"\n", 1)[0].split(b" ")
         path = parts[1].split(b"?", 1)[0] if len(parts) > 1 else b""
-        if path in EXEMPT_PATHS:
+        probe = self.server._probes.get(path) if parts[0] == b"GET" else None
+        if probe is not None:  # answered here, ahead of the requests waiting for a view
+            self.transport.write(_response_bytes(probe()))
+            self.transport.close()
+        elif self.server.open_connections < self.server.max_connections or path in EXEMPT_PATHS:
             self._admit(self.head)
-            return
-        self.server.rejected += 1
-        self.transport.write(self.server._overloaded)
-        self.transport.close()
+        else:
+            self.server.rejected += 1
+            self.transport.write(self.server._overloaded)
+            self.transport.close()
         self.server.pacer.pace()
 
     def eof_received(self) -> bool | None:
@@ -172,6 +181,8 @@ class ApiServer:
     `start()`. `forward(request, owner_url)` proxies a request to another worker (a view returns
     its result). `call_on_processing_loop(fn)` runs `fn()` on the loop that called `start()`."""
 
+    SHUTDOWN_TIMEOUT = 2.0  # seconds a request in progress may take to finish when the worker stops
+
     def __init__(self, host: str, port: int, *, max_connections: int = 64, cpu_share: float = 0.15,
                  retry_after: int = 1, forward_timeout: float = 10.0) -> None:
         self.host, self.port = host, port
@@ -181,6 +192,7 @@ class ApiServer:
         self.forward_timeout = forward_timeout
         self._overloaded = _overloaded_bytes(retry_after)
         self._views: list[tuple[str, Callable[[web.Request], Any]]] = []
+        self._probes: dict[bytes, Callable[[], Answer]] = {}
         self.open_connections = 0
         self.rejected = 0  # connections answered 503 at the limit
         self.answered = 0  # requests answered by a view
@@ -195,6 +207,13 @@ class ApiServer:
 
     def add(self, path: str, view: Callable[[web.Request], Any]) -> None:
         self._views.append((path, view))
+
+    def add_probe(self, path: str, answer: Callable[[], Answer]) -> None:
+        """A GET `path` answered as soon as its first line is read, before the connection limit and
+        ahead of the requests waiting for a view (liveness and readiness: a flood of queries must
+        not fail them); `answer()` must be cheap. Also served as a view (a keep-alive connection)."""
+        self._probes[path.encode()] = answer
+        self.add(path, lambda request: answer())
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -235,7 +254,7 @@ class ApiServer:
             app = web.Application(middlewares=[self._middleware])
             for path, view in self._views:
                 app.router.add_get(path, self._handler(view))
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=self.SHUTDOWN_TIMEOUT)
             await runner.setup()
             self._protocol_factory = runner.server
             server = await asyncio.get_running_loop().create_server(

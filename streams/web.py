@@ -186,9 +186,9 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
                       charset=None)
 
     server.add("/metrics", metrics_view)
-    server.add("/health", lambda request: health_answer(*worker.health.live()))  # 503 once an agent crashed
+    server.add_probe("/health", lambda: health_answer(*worker.health.live()))  # 503 once an agent crashed
     # 503 while starting, after an agent crashed, or while the broker is unreachable
-    server.add("/ready", lambda request: health_answer(*worker.health.ready()))
+    server.add_probe("/ready", lambda: health_answer(*worker.health.ready()))
     server.add("/tickets/{ticket_id}", ticket_view)
     server.add("/services/{service_id}/months/{month}", month_view)
     server.add("/customers/{customer_id}/months/{month}/report", report_view)
@@ -200,7 +200,8 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
         try:
             await asyncio.Event().wait()  # until the app stops (its tasks are cancelled)
         finally:
-            server.stop()
+            # joined from another thread: the processing loop goes on stopping meanwhile
+            await asyncio.get_running_loop().run_in_executor(None, server.stop)
 
     worker.api = server
     worker.snapshots = publisher

@@ -75,17 +75,20 @@ def _get(url: str) -> tuple[int, dict, dict]:
 
 def test_over_the_connection_limit_a_query_gets_503_with_retry_after_and_a_probe_still_passes():
     server = ApiServer("127.0.0.1", free_port(), max_connections=1, cpu_share=1.0)
-    server.add("/health", lambda request: Answer(200, b'{"status":"ok"}'))
+    server.add_probe("/health", lambda: Answer(200, b'{"status":"ok"}'))
     server.add("/tickets/{ticket_id}", lambda request: Answer(200, b'{"ticket":true}'))
     server.start()
     url = f"http://127.0.0.1:{server.port}"
     try:
-        idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)  # takes the one slot
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        idle.sendall(b"GET /tickets/T0 HTTP/1.1\r\nHost: x\r\n")  # a request not finished: takes the one slot
         _wait(lambda: server.open_connections == 1)
         status, headers, body = _get(url + "/tickets/T1")
         assert status == 503 and headers["Retry-After"] == "1" and "limit" in body["error"]
         assert server.rejected == 1 and server.answered == 0  # refused before any view ran
-        assert _get(url + "/health") == (200, _get(url + "/health")[1], {"status": "ok"})  # probes pass
+        status, headers, body = _get(url + "/health")  # a probe is answered over the limit, without aiohttp
+        assert (status, body) == (200, {"status": "ok"}) and headers["Content-Type"] == "application/json; charset=utf-8"
+        assert server.answered == 0
         idle.close()
         _wait(lambda: server.open_connections == 0)
         status, _, body = _get(url + "/tickets/T1")
@@ -108,6 +111,6 @@ def test_a_port_in_use_fails_start():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         server = ApiServer("127.0.0.1", taken.getsockname()[1])
-        server.add("/health", lambda request: Answer(200, b"{}"))
+        server.add_probe("/health", lambda: Answer(200, b"{}"))
         with pytest.raises(OSError):
             server.start()
