@@ -195,7 +195,11 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
 
     @app.task
     async def query_api() -> None:
-        server.start()
+        try:
+            server.start()
+        except Exception as exc:  # the port is taken, say: the worker stops, as when Faust's web failed
+            await worker.fail("the query API could not start", exc)
+            return
         publisher.publish(worker, {})
         try:
             await asyncio.Event().wait()  # until the app stops (its tasks are cancelled)
