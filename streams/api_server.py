@@ -256,6 +256,7 @@ class ApiServer:
                 app.router.add_get(path, self._handler(view))
             runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=self.SHUTDOWN_TIMEOUT)
             await runner.setup()
+            assert runner.server is not None  # set up above
             self._protocol_factory = runner.server
             server = await asyncio.get_running_loop().create_server(
                 lambda: _Admission(self), self.host, self.port, reuse_address=True, backlog=1024)

@@ -19,6 +19,7 @@ the processing loop at the end of every unit of work and read by the API thread.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterator, Mapping
 
 __all__ = ["TableView", "Snapshot", "SnapshotPublisher", "Replica", "READ_TABLES"]
@@ -56,9 +57,10 @@ class TableView:
 
     def items(self) -> Iterator[tuple[str, str]]:
         delta = self._delta
-        for key, value in self._base.items():
-            if key not in delta and value is not None:
-                yield key, _text(value)  # type: ignore[misc]
+        for key, stored_value in self._base.items():
+            text = _text(stored_value) if key not in delta else None
+            if text is not None:
+                yield key, text
         for key, value in delta.items():
             if value is not None:
                 yield key, value
@@ -124,8 +126,8 @@ class SnapshotPublisher:
                 for (table, key), value in writes.items():
                     if table in tables and not key.startswith(_WAL_PREFIX):
                         by_table.setdefault(table, {})[key] = value
-            for table, writes in by_table.items():
-                tables[table] = tables[table].with_writes(writes, lambda t=table: stored(worker.backend, t))
+            for table, table_writes in by_table.items():
+                tables[table] = tables[table].with_writes(table_writes, partial(stored, worker.backend, table))
         contracts, contracts_version = old.contracts, old.contracts_version
         if worker.contracts_version != contracts_version:
             contracts = {c: dict(terms) for c, terms in worker.contract_terms.items()}
@@ -221,7 +223,7 @@ class Replica:
 
         self.builds += 1
         n, owner_of = self.partitions, self.owner_of
-        proc = PartitionProcessor(self.catalog, _SnapshotPartition(self.backend, partition),
+        proc = PartitionProcessor(self.catalog, _SnapshotPartition(self.backend, partition),  # type: ignore[arg-type]
                                   lambda service_id: owner_of(service_id, n) == partition, self.core_settings)
         for terms in snapshot.contracts.values():
             for contract, at in terms.values():
