@@ -63,7 +63,7 @@ class WorkerSettings:
     web_enabled: bool = True                    # SLAPROC_WEB_ENABLED: /metrics, probes, query API
     web_host: str = "127.0.0.1"                 # SLAPROC_WEB_HOST (0.0.0.0 in a container)
     web_port: int = 6066                        # SLAPROC_WEB_PORT
-    api_cpu_share: float = 0.15                 # SLAPROC_API_CPU_SHARE: most of the wall time the query API's thread may compute
+    api_cpu_share: float = 0.15                 # SLAPROC_API_CPU_SHARE: of the process's CPU, the most the query API thread takes
     api_max_connections: int = 64               # SLAPROC_API_MAX_CONNECTIONS: more get 503 + Retry-After
     batch_size: int = 500                       # SLAPROC_BATCH_SIZE: events per stream.take batch
     batch_within: float = 0.2                   # SLAPROC_BATCH_WITHIN (s): max wait to fill a batch

@@ -269,9 +269,10 @@ class PartitionStore:
         """Phase 2: write the staged keys themselves (after their write-ahead record is on the broker).
         Returns the writes ({(table, key): value}; None deleted), which the query API's snapshot takes."""
         backend, partition = self.backend, self.partition
-        applied, self._staged = self._staged, {}
+        applied = self._staged
         for (table, key), value in applied.items():
             backend.set(table, partition, key, value)
+        self._staged = {}  # a new dict: `applied` is handed to the caller as it is
         # Chunks an older, longer record left behind: dropped only now, the new record is complete.
         for i in range(self._wal_chunks, self._wal_stale):
             backend.set("misc", partition, self._wal_key(i), None)
