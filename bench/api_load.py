@@ -14,7 +14,7 @@ is answered 503 waits the `Retry-After` it was given (unless `--ignore-retry-aft
 again. Progress = the group's committed offsets on the input topics (`bench.stream.measure`:
 first commit seen to all of them, CPU of the worker from /proc over the same window). Latency =
 send to end of body at the client, for the answers of a view (200, 404) and for the 503s apart;
-answers counted by status.
+answers counted by status; and a probe's view: `/health` on a new connection once a second.
 
 The client runs on the same machine (2 CPUs shared with the broker and the worker): its own CPU
 is part of what the flooded round pays.
@@ -141,8 +141,8 @@ def table(res: dict[str, Any]) -> str:
            f"flood: {res['concurrency']:,} requests in flight"
            + (" (503 retried at once)" if res["ignore_retry_after"] else " (503: after Retry-After)"), "",
            "| round | quiet events/s | flooded events/s | ratio | worker CPU s quiet / flooded | client CPU s "
-           "| answers (status: n) | answered (200, 404): p50 / p99 s, per s | 503: p50 / p99 s |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| answers (status: n) | answered (200, 404): p50 / p99 s, per s | 503: p50 / p99 s | /health p50 / max s |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rounds"]:
         q, f = r["quiet"], r["flooded"]
         c = f.get("client") or {}
@@ -153,7 +153,8 @@ def table(res: dict[str, Any]) -> str:
                    f"{f.get('client_cpu_seconds') or 0:.1f} | {statuses} | "
                    f"{c.get('p50', float('nan')):.3f} / {c.get('p99', float('nan')):.3f}, "
                    f"{c.get('answers_per_second', 0):,.1f} | "
-                   f"{c.get('p50_503', float('nan')):.3f} / {c.get('p99_503', float('nan')):.3f} |")
+                   f"{c.get('p50_503', float('nan')):.3f} / {c.get('p99_503', float('nan')):.3f} | "
+                   f"{c.get('health_p50', float('nan')):.3f} / {c.get('health_max', float('nan')):.3f} |")
     met = all(r["ratio"] is not None and r["ratio"] >= TARGET_RATIO for r in res["rounds"])
     out.append("")
     out.append(f"Target flooded / quiet >= {TARGET_RATIO}: {'met' if met else 'NOT met'}")
@@ -206,8 +207,26 @@ async def flood(args: argparse.Namespace) -> dict[str, Any]:
                 except asyncio.TimeoutError:
                     pass
 
+    probes: list[float] = []
+
+    async def probe() -> None:  # what a liveness probe sees: a new connection a second to /health
+        while not stop.is_set():
+            t0 = time.monotonic()
+            try:
+                async with ClientSession(timeout=ClientTimeout(total=60)) as own:
+                    async with own.get(args.url + "/health") as response:
+                        await response.read()
+                probes.append(time.monotonic() - t0)
+            except Exception:  # noqa: BLE001 - a probe that failed: counted as its time out
+                probes.append(60.0)
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+
     async with ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=120)) as session:
         tasks = [asyncio.ensure_future(one_client(session, rng.random())) for _ in range(args.concurrency)]
+        tasks.append(asyncio.ensure_future(probe()))
         await stop.wait()
         for task in tasks:
             task.cancel()
@@ -217,7 +236,8 @@ async def flood(args: argparse.Namespace) -> dict[str, Any]:
     res = {"statuses": statuses, "errors": errors, "seconds": seconds,
            "answers_per_second": len(latencies) / seconds if seconds > 0 else 0.0,
            "p50": percentile(latencies, 50) if latencies else nan, "p99": percentile(latencies, 99) if latencies else nan,
-           "p50_503": percentile(refused, 50) if refused else nan, "p99_503": percentile(refused, 99) if refused else nan}
+           "p50_503": percentile(refused, 50) if refused else nan, "p99_503": percentile(refused, 99) if refused else nan,
+           "health_p50": percentile(probes, 50) if probes else nan, "health_max": max(probes) if probes else nan}
     Path(args.out).write_text(json.dumps(res))
     return res
 
