@@ -4,11 +4,12 @@ cut processing from 1651 to 336 events/s).
 
 What keeps the processing loop's share (docs/operations.md, "Query API"):
 - The views read the published snapshot (`streams.snapshot`), never the live processors.
-- `CpuPacer`: the API thread sleeps whenever it has used more than `cpu_share` of the process's
-  CPU since its last pause (`time.thread_time` / `time.process_time`; `cpu_share` of the wall time
-  while processing is idle). Threads share one GIL: a thread that is always runnable takes about
-  half of it from the processing thread; a paced one takes at most its share, whatever the
-  clients do.
+- `CpuPacer`: the views run one at a time, each once the API thread is back within
+  `cpu_share` of the process's CPU (`time.thread_time` / `time.process_time`; `cpu_share` of the
+  wall time while processing is idle); they wait on the loop. Threads share one GIL: a thread
+  that is always runnable takes about half of it from the processing thread. The cheap paths
+  (probes, refusals) are not paced, so they are answered at once; their CPU leaves the views
+  less of the share (a client that ignores `Retry-After` is refused as fast as it asks).
 - `_Admission`: reads a connection's first line itself. The probes (`/health`, `/ready`) are
   answered there at once, ahead of the requests waiting for a view. Past `max_connections` open
   connections, a query is answered `503` + `Retry-After` and closed, without running a view;
@@ -92,8 +93,21 @@ class CpuPacer:
         self._t0, self._cpu0, self._process0 = self.clock(), self.cpu(), self.process_cpu()
 
     def pace(self) -> None:
+        """Sleep (this thread) as long as `pause()` says."""
+        pause = self.pause()
+        if pause > 0:
+            self.sleep(pause)
+            self.paused(pause)
+
+    def paused(self, seconds: float) -> None:
+        """The thread has paused `seconds` (slept, or awaited on its loop): a new window starts."""
+        self.slept += seconds
+        self._start()
+
+    def pause(self) -> float:
+        """Seconds to pause before using more CPU (0: none; a new window starts when it is over)."""
         if self.share >= 1:
-            return
+            return 0.0
         elapsed = self.clock() - self._t0
         used = self.cpu() - self._cpu0
         others = max(0.0, self.process_cpu() - self._process0 - used)
@@ -103,12 +117,10 @@ class CpuPacer:
             growth = self.share
         budget = growth * elapsed
         if used > budget:
-            pause = min((used - budget) / growth, 1.0)
-            self.sleep(pause)
-            self.slept += pause
-        elif elapsed < self.window:
-            return
-        self._start()
+            return min((used - budget) / growth, 1.0)
+        if elapsed >= self.window:
+            self._start()
+        return 0.0
 
 
 class _Admission(asyncio.Protocol):
@@ -150,7 +162,6 @@ class _Admission(asyncio.Protocol):
             self.server.rejected += 1
             self.transport.write(self.server._overloaded)
             self.transport.close()
-        self.server.pacer.pace()
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received() if self.inner is not None else None
@@ -193,6 +204,7 @@ class ApiServer:
         self._overloaded = _overloaded_bytes(retry_after)
         self._views: list[tuple[str, Callable[[web.Request], Any]]] = []
         self._probes: dict[bytes, Callable[[], Answer]] = {}
+        self._view_turn = asyncio.Lock()  # bound to the server's loop at its first use
         self.open_connections = 0
         self.rejected = 0  # connections answered 503 at the limit
         self.answered = 0  # requests answered by a view
@@ -278,11 +290,19 @@ class ApiServer:
     # --- requests --------------------------------------------------------------
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        finally:
-            self.answered += 1
-            self.pacer.pace()
+        """Views one at a time, each once the thread is back within its CPU share. The wait is
+        on the loop, not a sleep of the thread: meanwhile the loop still accepts connections,
+        answers the probes and refuses what is past the limit (their CPU counts in the share,
+        and leaves the views less of it)."""
+        async with self._view_turn:
+            pause = self.pacer.pause()
+            if pause > 0:
+                await asyncio.sleep(pause)
+                self.pacer.paused(pause)
+            try:
+                return await handler(request)
+            finally:
+                self.answered += 1
 
     def _handler(self, view: Callable[[web.Request], Any]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
