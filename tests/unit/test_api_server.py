@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -114,3 +115,33 @@ def test_a_port_in_use_fails_start():
         server.add_probe("/health", lambda: Answer(200, b"{}"))
         with pytest.raises(OSError):
             server.start()
+
+
+def test_a_probe_is_answered_while_views_wait_for_their_cpu_share():
+    def burn(request):
+        end = time.thread_time() + 0.1  # 0.1 s of CPU: at a 1 % share, the next view waits (1 s at most)
+        while time.thread_time() < end:
+            pass
+        return Answer(200, b'{"burnt":true}')
+
+    server = ApiServer("127.0.0.1", free_port(), cpu_share=0.01)
+    server.add("/burn", burn)
+    server.add_probe("/health", lambda: Answer(200, b'{"status":"ok"}'))
+    server.start()
+    url = f"http://127.0.0.1:{server.port}"
+    order: list[str] = []
+    try:
+        assert _get(url + "/burn")[0] == 200
+        order.append("burn")
+        waiting = [threading.Thread(target=lambda: (_get(url + "/burn"), order.append("burn"))) for _ in range(2)]
+        for thread in waiting:
+            thread.start()
+        time.sleep(0.2)  # both views are in, waiting for their turn and their share
+        assert _get(url + "/health")[0] == 200
+        order.append("health")
+        for thread in waiting:
+            thread.join(20)
+    finally:
+        server.stop()
+    assert order == ["burn", "health", "burn", "burn"], order  # the probe did not wait for the views
+    assert server.pacer.slept > 0  # the views did wait
