@@ -78,16 +78,17 @@ class CpuPacer:
     cores a cap in wall time would leave it a larger part). While they are idle (below `busy` of
     the wall time), it may use `share` of the wall time."""
 
-    def __init__(self, share: float, window: float = 0.05, busy: float = 0.1, *,
+    def __init__(self, share: float, window: float = 0.05, busy: float = 0.1, max_pause: float = 1.0, *,
                  clock: Callable[[], float] = time.monotonic, cpu: Callable[[], float] = time.thread_time,
                  process_cpu: Callable[[], float] = time.process_time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"CPU share must be in (0, 1], not {share}")
-        self.share, self.window, self.busy = share, window, busy
+        self.share, self.window, self.busy, self.max_pause = share, window, busy, max_pause
         self.clock, self.cpu, self.process_cpu, self.sleep = clock, cpu, process_cpu, sleep
         self.slept = 0.0  # seconds paused in all
-        self._start()
+        self._t0: float | None = None  # the first `pause()` starts the first window, in the paced thread
+
 
     def _start(self) -> None:
         self._t0, self._cpu0, self._process0 = self.clock(), self.cpu(), self.process_cpu()
@@ -108,6 +109,9 @@ class CpuPacer:
         """Seconds to pause before using more CPU (0: none; a new window starts when it is over)."""
         if self.share >= 1:
             return 0.0
+        if self._t0 is None:  # thread_time is per thread: measured from the paced thread only
+            self._start()
+            return 0.0
         elapsed = self.clock() - self._t0
         used = self.cpu() - self._cpu0
         others = max(0.0, self.process_cpu() - self._process0 - used)
@@ -117,7 +121,7 @@ class CpuPacer:
             growth = self.share
         budget = growth * elapsed
         if used > budget:
-            return min((used - budget) / growth, 1.0)
+            return min((used - budget) / growth, self.max_pause)
         if elapsed >= self.window:
             self._start()
         return 0.0
