@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.generate import generate, write_workload
+from bench.stream import decodable
 from streams.kafka_admin import bootstrap_servers
 from streams.testing.broker import EmbeddedBroker
 from streams.testing.harness import WorkerProcess, contract_events, metric_sum, produce, scrape, wait_until
 
-_LINE_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+_LINE_TIME = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")  # after any terminal escapes
 PARTITIONS = 3
 NO_TIMER = 3600.0
 
@@ -44,7 +45,7 @@ def _log_times(log: Path, since: int) -> dict[str, float]:
             for key, text in (("restoring", "Restoring state from changelog topics"),
                               ("complete", "Recovery complete")):
                 if text in line and key not in found:
-                    match = _LINE_TIME.match(line.lstrip("\x1b[?25hl"))
+                    match = _LINE_TIME.search(line)
                     if match:
                         found[key] = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
     return found
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp_path = Path(tmp)
         paths = write_workload(work, tmp_path)
         lines = paths["events"].read_bytes().splitlines()
+        countable = decodable(lines)  # what the worker counts in slaproc_events_in_total
         contracts = [json.dumps(e).encode() for e in contract_events(paths["contracts"])]
         modes = {"memory": None, "persisted": tmp_path / "state"}
         workers = {}
@@ -87,8 +89,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             w = _worker(broker.url, mode, tmp_path, state_dir)
             workers[mode] = w.start()
             asyncio.run(produce(broker.url, w.prefix, contracts))
+            wait_until(lambda w=w: _applied(w) >= len(contracts), 300, what=f"{mode}: contracts consumed")
             asyncio.run(produce(broker.url, w.prefix, lines))
-            wait_until(lambda w=w: _applied(w) >= len(lines), 900, every=1, what=f"{mode}: backfill processed")
+            wait_until(lambda w=w: _applied(w) >= len(contracts) + countable, 900, every=1, what=f"{mode}: backfill processed")
             time.sleep(4)  # a commit interval: the input offsets and the last changelog writes are in
         for mode in modes:
             out[f"{mode}_changelog_records"] = asyncio.run(_changelog_records(broker.url, workers[mode].app_id))

@@ -4,9 +4,11 @@ The same worker (static membership, one `SLAPROC_STATE_DIR`) is killed with kill
 interval after each start, in the middle of the session's 20k-event backfill. With persisted
 tables (streams/state_dir.py) a restart reads only the changelog's tail, so every incarnation
 commits input progress before its kill, the last one finishes the backfill, and the net outcome
-equals replay's. With tables in memory a restart rebuilds them from the whole changelog (~1,000 records/s
-on Tansu) and an incarnation killed this soon commits nothing once the history has grown
-(docs/stream.md, "Short-lived workers"; docs/benchmarks.md has both side by side).
+equals replay's (measured: offsets committed per incarnation 3924, 1480, 2128, 4937; the last one
+applied 7,525 of the 20,000 events). With tables in memory (this test without SLAPROC_STATE_DIR) a
+restart rebuilds them from the whole changelog (~1,000 records/s on Tansu) and it fails: 5980,
+1655, 552, then 0 committed (the 4th incarnation was still recovering when killed).
+docs/stream.md, "Short-lived workers"; docs/benchmarks.md, "Restart recovery".
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def _persisted_rows(state_dir: Path, app_id: str) -> int:
 
 
 @pytest.mark.broker
-def test_a_worker_killed_every_few_seconds_finishes_the_backfill_and_equals_replay(broker_url, tmp_path, mix):
+def test_a_worker_killed_every_few_seconds_finishes_the_backfill_with_replays_net_outcome(broker_url, tmp_path, mix):
     state_dir = tmp_path / "state"
     app = new_app(tmp_path, broker_url, extra_env={"SLAPROC_GROUP_INSTANCE_ID": "worker-a",
                                                    "SLAPROC_STATE_DIR": str(state_dir)})
@@ -75,7 +77,7 @@ def test_a_worker_killed_every_few_seconds_finishes_the_backfill_and_equals_repl
     rows = _persisted_rows(state_dir, app.app_id)
     print(f"\nper killed incarnation (events applied, input offsets committed): {lives}; the last one applied "
           f"{left_for_the_last:.0f} of {len(mix['lines'])} events; {len(stream)} outputs read; {rows} rows persisted")
-    assert all(progress > 0 for _, progress in lives[1:]), f"an incarnation committed nothing: {lives}"
+    assert all(progress > 0 for _, progress in lives), f"an incarnation committed nothing: {lives}"
     assert left_for_the_last < len(mix["lines"]), "the killed incarnations kept nothing"
     assert rows > 0
     # The net outcome (SPEC §5), not the raw outputs: kill -9s mid-backfill can still leave transient
