@@ -123,8 +123,8 @@ class WorkerSettings:
         if not self.store.startswith("memory:"):
             # Tried: Faust's RocksDB store asserts an event context on every write, and the state
             # backend (streams/store.py) writes outside one, so the agents crash on the first contract.
-            problems.append(f"SLAPROC_STORE: {self.store!r} is not supported; use memory:// (state is "
-                            f"rebuilt from the changelog topics at start)")
+            problems.append(f"SLAPROC_STORE: {self.store!r} is not supported; use memory:// (to keep the tables "
+                            f"across restarts, set SLAPROC_STATE_DIR)")
         if problems:
             raise SettingsError("; ".join(problems))
 
