@@ -5,10 +5,11 @@ interval after each start, while the session's 20k-event backfill arrives (a fif
 each start). With persisted
 tables (streams/state_dir.py) a restart reads only the changelog's tail, so every incarnation
 commits input progress before its kill, the last one finishes the backfill, and the net outcome
-equals replay's (measured: offsets committed per incarnation 3924, 1480, 2128, 4937; the last one
-applied 7,525 of the 20,000 events). With tables in memory (this test without SLAPROC_STATE_DIR) a
-restart rebuilds them from the whole changelog (~1,000 records/s on Tansu) and it fails: 5980,
-1655, 552, then 0 committed (the 4th incarnation was still recovering when killed).
+equals replay's (measured on 2 shared, busy cores: input offsets committed per incarnation 4000,
+2155, 2348, 587; the last one applied 10,902 of the 20,000 events). With tables in memory (this
+test without SLAPROC_STATE_DIR) a restart rebuilds them from the whole changelog (~1,000 records/s
+on Tansu) and the test fails: 672, 0, 47, 2718 committed (the second incarnation was still
+recovering when killed), the last one applied 16,551.
 docs/stream.md, "Short-lived workers"; docs/benchmarks.md, "Restart recovery".
 """
 from __future__ import annotations
