@@ -47,7 +47,8 @@ def _log_times(log: Path, since: int) -> dict[str, float]:
                 if text in line and key not in found:
                     match = _LINE_TIME.search(line)
                     if match:
-                        found[key] = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                        # the log's local time, as the process's start (time.time()) is compared with it
+                        found[key] = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").astimezone().timestamp()
     return found
 
 

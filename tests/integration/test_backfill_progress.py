@@ -2,8 +2,8 @@
 
 The same worker (static membership, one `SLAPROC_STATE_DIR`) is killed with kill -9 at a fixed
 interval after each start, while the session's 20k-event backfill arrives (a fifth of it with
-each start). With persisted
-tables (streams/state_dir.py) a restart reads only the changelog's tail, so every incarnation
+each start). With persisted tables (streams/state_dir.py) a restart reads only the changelog's
+tail, so every incarnation
 commits input progress before its kill, the last one finishes the backfill, and the net outcome
 equals replay's (measured on 2 shared, busy cores: input offsets committed per incarnation 4000,
 2155, 2348, 587; the last one applied 10,902 of the 20,000 events). With tables in memory (this
