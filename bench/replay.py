@@ -275,6 +275,37 @@ def _memory_in_child(work: Path) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def use_pure_python() -> None:
+    """Import the plain-Python core even where `make compiled` left its `.so` files: a finder ahead
+    of the default ones loads `events.*` / `policies.*` from their `.py` (the compiled and the pure
+    build measured side by side, from one checkout). Call before the core is imported."""
+    import importlib.machinery
+    import importlib.util
+
+    class _SourceFirst(importlib.machinery.PathFinder):
+        @classmethod
+        def find_spec(cls, fullname, path=None, target=None):
+            if fullname.partition(".")[0] not in ("events", "policies") or path is None:
+                return None
+            for entry in path:
+                source = Path(entry) / (fullname.rpartition(".")[2] + ".py")
+                if source.is_file():
+                    return importlib.util.spec_from_file_location(fullname, source)
+            return None
+
+    loaded = [name for name in sys.modules if name.partition(".")[0] in ("events", "policies") and "." in name]
+    if loaded:
+        raise RuntimeError(f"use_pure_python() after the core was imported: {loaded[:3]}")
+    sys.meta_path.insert(0, _SourceFirst)
+
+
+def compiled_modules() -> list[str]:
+    """The core modules running compiled in this process (mypyc `.so`), sorted."""
+    return sorted(name for name, module in sys.modules.items()
+                  if name.partition(".")[0] in ("events", "policies")
+                  and getattr(module, "__file__", "") and not module.__file__.endswith(".py"))
+
+
 def machine() -> str:
     return (f"{platform.python_implementation()} {platform.python_version()} on {platform.system()} "
             f"{platform.machine()}, {os.cpu_count()} CPUs")
@@ -346,9 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
     parser.add_argument("--profile", action="store_true", help="also cProfile a replay and print the top 25")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--pure", action="store_true",
+                        help="run the plain-Python core even where the compiled build (make compiled) exists")
     parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.pure:
+        use_pure_python()
     if args.memory_probe is not None:
         print(json.dumps(memory_probe(args.memory_probe)))
         return 0
