@@ -233,7 +233,10 @@ class BusinessCalendar:
             raise ValueError("holiday_categories must not be empty")
 
         regions: list[tuple[str, str | None]] = []
-        for region in holiday_regions:
+        # The loops below take each item as Any: a malformed one is the ValueError / TypeError
+        # written here, also in the compiled build (which would check a typed loop variable first).
+        regions_given: Iterable[Any] = holiday_regions
+        for region in regions_given:
             try:
                 country, subdivision = region
             except (TypeError, ValueError) as exc:
@@ -256,7 +259,8 @@ class BusinessCalendar:
                 )
 
         extra: set[date] = set()
-        for d in extra_closed_dates:
+        dates_given: Iterable[Any] = extra_closed_dates
+        for d in dates_given:
             # datetime is a subclass of date; a datetime here is almost surely a mistake.
             if isinstance(d, datetime) or not isinstance(d, date):
                 raise TypeError(f"extra_closed_dates must hold dates, got {d!r}")
@@ -299,7 +303,8 @@ class BusinessCalendar:
         weekly: Iterable[tuple[int, int, int]],
     ) -> tuple[tuple[tuple[int, int], ...], ...]:
         per_day: list[list[tuple[int, int]]] = [[] for _ in range(7)]
-        for item in weekly:
+        items: Iterable[Any] = weekly
+        for item in items:
             try:
                 weekday, start, end = item
             except (TypeError, ValueError) as exc:
