@@ -24,9 +24,10 @@ COMPILED     := build/compiled.stamp
 
 $(COMPILED): $(STAMP) $(CORE_SOURCES)
 	@mkdir -p build; if command -v $${CC:-cc} >/dev/null 2>&1; then \
-	  echo "compiling the core (mypyc; a few minutes the first time)"; \
-	  $(BIN)/python setup_compiled.py -q build_ext --inplace >build/compiled.log 2>&1 \
+	  echo "compiling the core (mypyc, then the C compiler: a few minutes)"; \
+	  $(BIN)/python setup_compiled.py -q build_ext --inplace --force >build/compiled.log 2>&1 \
 	    || { cat build/compiled.log >&2; echo "make compiled failed (log above); 'make pure' runs the plain-Python core" >&2; exit 1; }; \
+	  ls policies/_compiled__mypyc.*.so >/dev/null 2>&1 || { echo "make compiled wrote no policies/_compiled__mypyc.*.so" >&2; exit 1; }; \
 	else \
 	  echo "no C compiler ($${CC:-cc}): the core runs as plain Python"; \
 	  rm -f events/*.so policies/*.so; \

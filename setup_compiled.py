@@ -1,5 +1,6 @@
 """The compiled build of the hot core modules (mypyc): `make compiled` runs
-`python setup_compiled.py build_ext --inplace`, which writes a `.so` next to each module below.
+`python setup_compiled.py build_ext --inplace --force` (forced: an extension it finds up to date in
+build/ would not be copied back after `make pure`), which writes a `.so` next to each module below.
 
 Python imports an extension module before the `.py` of the same name, so with the `.so` present
 the compiled code runs; without it (no C compiler, `make pure`) the plain-Python modules run,
