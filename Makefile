@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint replay schemas bench clean lock
+.PHONY: run test lint replay schemas bench clean lock compiled pure
 
 # constraints.txt pins every package of the install (direct and transitive), so every
 # machine gets the same versions (holiday data included): same input, same output.
@@ -13,6 +13,31 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# The compiled build of the hot core modules (mypyc, listed in setup_compiled.py): a .so next to
+# each .py, which Python imports first. Built by every target that runs the core when a C compiler
+# exists; without one the plain-Python modules run (they are the reference: same outputs, byte for
+# byte). Rebuilt when any core source changes (mypyc compiles against the types of its imports).
+# `make pure` removes the .so files (the plain-Python core until the next build).
+CORE_SOURCES := $(wildcard events/*.py policies/*.py) setup_compiled.py
+COMPILED     := build/compiled.stamp
+
+$(COMPILED): $(STAMP) $(CORE_SOURCES)
+	@mkdir -p build; if command -v $${CC:-cc} >/dev/null 2>&1; then \
+	  echo "compiling the core (mypyc, then the C compiler: a few minutes)"; \
+	  $(BIN)/python setup_compiled.py -q build_ext --inplace --force >build/compiled.log 2>&1 \
+	    || { cat build/compiled.log >&2; echo "make compiled failed (log above); 'make pure' runs the plain-Python core" >&2; exit 1; }; \
+	  ls policies/_compiled__mypyc.*.so >/dev/null 2>&1 || { echo "make compiled wrote no policies/_compiled__mypyc.*.so" >&2; exit 1; }; \
+	else \
+	  echo "no C compiler ($${CC:-cc}): the core runs as plain Python"; \
+	  rm -f events/*.so policies/*.so; \
+	fi
+	touch $(COMPILED)
+
+compiled: $(COMPILED)
+
+pure:
+	rm -f events/*.so policies/*.so $(COMPILED)
 
 # Re-resolve the pins from pyproject.toml in a throwaway venv (after changing a dependency).
 lock:
@@ -26,15 +51,19 @@ lock:
 
 # The demo (embedded broker, worker, live outputs); Ctrl-C stops all of it.
 # Flags through DEMO_ARGS, e.g. make run DEMO_ARGS="--duration 60".
-run: $(STAMP)
+run: $(STAMP) $(COMPILED)
 	$(BIN)/slaproc demo $(DEMO_ARGS)
 
-replay: $(STAMP)
+replay: $(STAMP) $(COMPILED)
 	$(BIN)/slaproc replay samples/events.jsonl --contracts samples/contracts.yaml --until 2026-05-01T02:00:00Z
 
 # Everything: the static checks first (seconds), then the tests.
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The suite runs what a user gets: the compiled core where it builds (a prerequisite of its own,
+# next to the `test:` line above).
+test: $(COMPILED)
 
 # ruff (bug-finding rules, no formatting) on the tree; mypy --strict on events/ and policies/.
 # The configuration of both is in pyproject.toml.
@@ -45,8 +74,9 @@ lint: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m events.schema --write
 
-bench: $(STAMP)
+bench: $(STAMP) $(COMPILED)
 	$(BIN)/python -m bench.replay
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+	rm -f events/*.so policies/*.so
