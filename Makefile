@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The compiled build of the hot core modules (mypyc, listed in setup_compiled.py): a .so next to
-# each .py, which Python imports first. Built by every target that runs the core when a C compiler
-# exists; without one the plain-Python modules run (they are the reference: same outputs, byte for
-# byte). Rebuilt when any core source changes (mypyc compiles against the types of its imports).
-# `make pure` removes the .so files (the plain-Python core until the next build).
+# each .py, which Python imports first. OPT-IN: measured ~1.2 x on the fold and no gain on a whole
+# replay (docs/benchmarks.md, "Compiled core"), for minutes of build and a stale .so running old
+# rules if a source changes without a rebuild; so no target builds it by itself. The plain-Python
+# modules are what a user gets and the reference (same outputs, byte for byte; .ci/run tests the
+# core on both). `make pure` removes the .so files.
 CORE_SOURCES := $(wildcard events/*.py policies/*.py) setup_compiled.py
 COMPILED     := build/compiled.stamp
 
@@ -51,19 +52,15 @@ lock:
 
 # The demo (embedded broker, worker, live outputs); Ctrl-C stops all of it.
 # Flags through DEMO_ARGS, e.g. make run DEMO_ARGS="--duration 60".
-run: $(STAMP) $(COMPILED)
+run: $(STAMP)
 	$(BIN)/slaproc demo $(DEMO_ARGS)
 
-replay: $(STAMP) $(COMPILED)
+replay: $(STAMP)
 	$(BIN)/slaproc replay samples/events.jsonl --contracts samples/contracts.yaml --until 2026-05-01T02:00:00Z
 
 # Everything: the static checks first (seconds), then the tests.
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
-
-# The suite runs what a user gets: the compiled core where it builds (a prerequisite of its own,
-# next to the `test:` line above).
-test: $(COMPILED)
 
 # ruff (bug-finding rules, no formatting) on the tree; mypy --strict on events/ and policies/.
 # The configuration of both is in pyproject.toml.
@@ -74,7 +71,7 @@ lint: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m events.schema --write
 
-bench: $(STAMP) $(COMPILED)
+bench: $(STAMP)
 	$(BIN)/python -m bench.replay
 
 clean:
