@@ -210,6 +210,8 @@ async def correct_end_offsets(probe: Any, ends: dict[Any, int | None], wait: flo
             # probe was reset to the end. Nothing to correct; do not wait out the deadline.
             if await probe.position(tp) >= ends[tp]:
                 pending.discard(tp)
+    if pending:  # left as the broker said: on Tansu possibly short of the last batch
+        log.warning("end offsets of %s not corrected within %.1f s", sorted(str(tp) for tp in pending), wait)
     return ends
 
 
@@ -952,6 +954,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     options.update(faust_options)
     _correct_tansu_end_offsets()
     compat.seek_uncommitted_to_reset_position()
+    compat.fetch_only_active_partitions()
     app = SlaprocApp(settings.app_id, **options)
     app.slaproc_state_dir = state_dir
     worker = StreamWorker(app, settings, core, observer)
