@@ -1,4 +1,11 @@
-"""Suite-wide pytest configuration: how `make test` spreads the tests over pytest-xdist workers.
+"""Suite-wide pytest configuration: the session's broker, and how `make test` spreads the tests over
+pytest-xdist workers.
+
+One embedded Tansu broker per test session (memory storage, free loopback port) for the
+integration and the deploy tests alike, unless SLAPROC_TEST_BROKER names an external broker.
+SLAPROC_SKIP_BROKER_TESTS=1 is the only way to skip the tests marked `broker`; a broker that
+fails to start is a test failure. Tests isolate themselves with unique topic prefixes and app ids
+(the `topic_prefix` fixture of tests/integration/conftest.py, `new_app` of the stream tests).
 
 `make test` runs the suite on two xdist workers with `--dist loadgroup`: most integration and
 deploy tests wait on brokers, workers and Prometheus (I/O, not CPU), so two of them overlap on a
@@ -12,7 +19,12 @@ without xdist ignores the mark).
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
+
+from streams.testing.broker import EmbeddedBroker
 
 #: Fixture scopes that outlive one test.
 _SHARED_SCOPES = ("module", "class", "package")
@@ -46,7 +58,28 @@ def xdist_group_of(item: pytest.Item) -> str | None:
 # tryfirst: xdist's own hook turns the marks into work units, so the marks must be on first.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_broker = os.environ.get("SLAPROC_SKIP_BROKER_TESTS") == "1"
     for item in items:
+        if skip_broker and "broker" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="SLAPROC_SKIP_BROKER_TESTS=1"))
         group = xdist_group_of(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """Faust-style URL (`kafka://host:port`) of the broker the tests use: SLAPROC_TEST_BROKER, or an
+    embedded Tansu broker of this session (of this xdist worker), stopped at its end."""
+    if os.environ.get("SLAPROC_SKIP_BROKER_TESTS") == "1":
+        pytest.skip("SLAPROC_SKIP_BROKER_TESTS=1")
+    external = os.environ.get("SLAPROC_TEST_BROKER")
+    if external:
+        yield external
+        return
+    broker = EmbeddedBroker()
+    broker.start()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()
