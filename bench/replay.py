@@ -275,6 +275,93 @@ def _memory_in_child(work: Path) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def use_pure_python() -> None:
+    """Import the plain-Python core even where `make compiled` left its `.so` files: a finder ahead
+    of the default ones loads `events.*` / `policies.*` from their `.py` (the compiled and the pure
+    build measured side by side, from one checkout). Call before the core is imported."""
+    import importlib.machinery
+    import importlib.util
+
+    class _SourceFirst(importlib.machinery.PathFinder):
+        @classmethod
+        def find_spec(cls, fullname, path=None, target=None):
+            if fullname.partition(".")[0] not in ("events", "policies") or path is None:
+                return None
+            for entry in path:
+                source = Path(entry) / (fullname.rpartition(".")[2] + ".py")
+                if source.is_file():
+                    return importlib.util.spec_from_file_location(fullname, source)
+            return None
+
+    loaded = [name for name in sys.modules if name.partition(".")[0] in ("events", "policies") and "." in name]
+    if loaded:
+        raise RuntimeError(f"use_pure_python() after the core was imported: {loaded[:3]}")
+    sys.meta_path.insert(0, _SourceFirst)
+
+
+def compiled_modules() -> list[str]:
+    """The core modules running compiled in this process (mypyc `.so`), sorted."""
+    return sorted(name for name, module in sys.modules.items()
+                  if name.partition(".")[0] in ("events", "policies")
+                  and getattr(module, "__file__", "") and not module.__file__.endswith(".py"))
+
+
+#: A child process timing one engine's replay of a workload (side by side): the engine's own
+#: `bench.replay` functions, from its checkout; CPU counted from after the contracts load.
+_ENGINE_RUN = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import bench.replay as br
+if sys.argv[3] == "pure":
+    br.use_pure_python()
+loaded = br._load
+mark = {}
+def _load(path):
+    replayer = loaded(path)
+    mark["cpu"] = time.process_time()
+    return replayer
+br._load = _load
+figures = br.replay_timed(br.Path(sys.argv[2]), progress=False)
+figures["cpu_seconds"] = time.process_time() - mark["cpu"]
+print(json.dumps(figures, default=str))
+"""
+
+
+def side_by_side(work: Path, engines: list[str], rounds: int) -> dict[str, Any]:
+    """Each engine's replay of `work` in a process of its own, `rounds` times, interleaved (so the
+    machine's load falls on all alike), next to the json.loads baseline measured once per round.
+    An engine is `compiled` (this checkout as built), `pure` (this checkout, plain-Python core) or
+    the path of another checkout (e.g. `git worktree add /tmp/w59 59ff423`). Best of the rounds."""
+    runs: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
+    bases = []
+    for round_ in range(rounds):
+        bases.append(baseline(work / "events.jsonl", 1))
+        for engine in engines:
+            tree = str(ROOT) if engine in ("compiled", "pure") else engine
+            done = subprocess.run([sys.executable, "-c", _ENGINE_RUN, tree, str(work), engine], check=True,
+                                  cwd=tree, stdout=subprocess.PIPE, text=True)
+            runs[engine].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"  round {round_ + 1} {engine}: {runs[engine][-1]['seconds']:.1f} s "
+                  f"(cpu {runs[engine][-1]['cpu_seconds']:.1f} s)", file=sys.stderr, flush=True)
+    return {"baseline": bases, "runs": runs, "load": os.getloadavg()}
+
+
+def side_by_side_table(meta: dict[str, Any], figures: dict[str, Any]) -> str:
+    base = min(figures["baseline"], key=lambda b: b["seconds"])
+    out = [f"workload: {meta['events']:,} lines, {meta['tickets']:,} tickets, {meta['customers']:,} customers; "
+           f"baseline (read + json.loads) {base['rate']:,.0f} lines/s ({base['seconds']:.2f} s), "
+           f"load average at the end {figures['load'][0]:.1f}", "",
+           "| engine | replay wall, best (all rounds) | CPU, best | lines/s | replay / baseline | outputs |",
+           "|---|---|---|---|---|---|"]
+    for engine, runs in figures["runs"].items():
+        best = min(runs, key=lambda r: r["seconds"])
+        cpu = min(r["cpu_seconds"] for r in runs)
+        every = ", ".join(f"{r['seconds']:.1f}" for r in runs)
+        out.append(f"| {engine} | {best['seconds']:.1f} s ({every}) | "
+                   f"{cpu:.1f} s | {best['rate']:,.0f} | {best['rate'] / base['rate'] * 100:.1f} % | {best['outputs']:,} |")
+    return "\n".join(out)
+
+
 def machine() -> str:
     return (f"{platform.python_implementation()} {platform.python_version()} on {platform.system()} "
             f"{platform.machine()}, {os.cpu_count()} CPUs")
@@ -346,9 +433,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
     parser.add_argument("--profile", action="store_true", help="also cProfile a replay and print the top 25")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--engines", nargs="+", metavar="ENGINE",
+                        help="only the replay, side by side: compiled, pure, or the path of another checkout")
+    parser.add_argument("--rounds", type=int, default=2, help="--engines: runs of each engine, interleaved")
+    parser.add_argument("--pure", action="store_true",
+                        help="run the plain-Python core even where the compiled build (make compiled) exists")
     parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.pure:
+        use_pure_python()
     if args.memory_probe is not None:
         print(json.dumps(memory_probe(args.memory_probe)))
         return 0
@@ -357,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     work = named_workload(args.workload, args.events, args.tickets, args.seed, args.late_fraction)
     meta = json.loads((work / "meta.json").read_text())
     print(f"workload {work} ({meta['events']:,} lines)", file=sys.stderr, flush=True)
+    if args.engines:
+        print(side_by_side_table(meta, side_by_side(work, args.engines, args.rounds)))
+        return 0
     base = baseline(work / "events.jsonl", args.repeat)
     base["repeat"] = args.repeat
     print(f"baseline {base['rate']:,.0f} lines/s", file=sys.stderr, flush=True)

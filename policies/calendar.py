@@ -233,7 +233,10 @@ class BusinessCalendar:
             raise ValueError("holiday_categories must not be empty")
 
         regions: list[tuple[str, str | None]] = []
-        for region in holiday_regions:
+        # The loops below take each item as Any: a malformed one is the ValueError / TypeError
+        # written here, also in the compiled build (which would check a typed loop variable first).
+        regions_given: Iterable[Any] = holiday_regions
+        for region in regions_given:
             try:
                 country, subdivision = region
             except (TypeError, ValueError) as exc:
@@ -256,30 +259,32 @@ class BusinessCalendar:
                 )
 
         extra: set[date] = set()
-        for d in extra_closed_dates:
+        dates_given: Iterable[Any] = extra_closed_dates
+        for d in dates_given:
             # datetime is a subclass of date; a datetime here is almost surely a mistake.
             if isinstance(d, datetime) or not isinstance(d, date):
                 raise TypeError(f"extra_closed_dates must hold dates, got {d!r}")
             extra.add(d)
 
-        set_ = object.__setattr__
-        set_(self, "_timezone", timezone)
-        set_(self, "_zone", zone)
-        set_(self, "_by_weekday", by_weekday)
-        set_(
+        # `object.__setattr__` spelled out at each call (not a local alias): the compiled build
+        # (mypyc) turns exactly this form into a direct slot write past the immutability guard.
+        object.__setattr__(self, "_timezone", timezone)
+        object.__setattr__(self, "_zone", zone)
+        object.__setattr__(self, "_by_weekday", by_weekday)
+        object.__setattr__(
             self,
             "_weekly",
             tuple((wd, s, e) for wd, spans in enumerate(by_weekday) for s, e in spans),
         )
-        set_(self, "_day_length", day_length)
-        set_(self, "_regions", tuple(regions))
-        set_(self, "_holiday_timezone", holiday_tz_key)
-        set_(self, "_holiday_zone", holiday_zone)
-        set_(self, "_categories", categories)
-        set_(self, "_region_categories", region_categories)
-        set_(self, "_extra_closed", frozenset(extra))
+        object.__setattr__(self, "_day_length", day_length)
+        object.__setattr__(self, "_regions", tuple(regions))
+        object.__setattr__(self, "_holiday_timezone", holiday_tz_key)
+        object.__setattr__(self, "_holiday_zone", holiday_zone)
+        object.__setattr__(self, "_categories", categories)
+        object.__setattr__(self, "_region_categories", region_categories)
+        object.__setattr__(self, "_extra_closed", frozenset(extra))
         full_week = all(spans == ((0, MINUTES_PER_DAY),) for spans in by_weekday)
-        set_(self, "_always_open", full_week and not regions and not extra)
+        object.__setattr__(self, "_always_open", full_week and not regions and not extra)
         key = (
             timezone,
             self._weekly,
@@ -289,16 +294,17 @@ class BusinessCalendar:
             categories if regions else None,
             frozenset(extra),
         )
-        set_(self, "_key", key)
-        set_(self, "_hash", hash(key))
-        set_(self, "_cache", _shared_cache(key))
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))
+        object.__setattr__(self, "_cache", _shared_cache(key))
 
     @staticmethod
     def _normalise_weekly(
         weekly: Iterable[tuple[int, int, int]],
     ) -> tuple[tuple[tuple[int, int], ...], ...]:
         per_day: list[list[tuple[int, int]]] = [[] for _ in range(7)]
-        for item in weekly:
+        items: Iterable[Any] = weekly
+        for item in items:
             try:
                 weekday, start, end = item
             except (TypeError, ValueError) as exc:

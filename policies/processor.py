@@ -6,9 +6,8 @@ given to `advance_to`; it never goes backwards (SPEC §5).
 """
 from __future__ import annotations
 
-import heapq
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection, Iterator, Mapping, Protocol
 
@@ -19,6 +18,7 @@ from policies.attainment import AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
 from policies.contracts import BEGINNING, Contract, contract_from_event
 from policies.explain import Subscriber
+from policies.memory_store import MemoryStore
 from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
 from policies.parking import MONITORING, TICKETS, Parking, creates_key, outage_key, ticket_key, window_key
@@ -62,54 +62,6 @@ class Store(Protocol):
     def due_tickets(self, t: datetime) -> list[str]: ...
     def service(self, service_id: str) -> downtime.ServiceState | None: ...
     def save_service(self, state: downtime.ServiceState) -> None: ...
-
-
-@dataclass
-class MemoryStore:
-    """In-memory store with a due-index (a heap of (wake, ticket_id), stale entries skipped)."""
-
-    tickets: dict[str, TicketState] = field(default_factory=dict)
-    closed: dict[str, Collection[int]] = field(default_factory=dict)
-    services: dict[str, downtime.ServiceState] = field(default_factory=dict)
-    _heap: list[tuple[datetime, str]] = field(default_factory=list)
-    _wake: dict[str, datetime] = field(default_factory=dict)
-
-    def ticket(self, ticket_id: str) -> TicketState | None:
-        return self.tickets.get(ticket_id)
-
-    def save_ticket(self, state: TicketState) -> None:
-        self.tickets[state.ticket_id] = state
-        wake = state.next_wake
-        if wake is None:
-            self._wake.pop(state.ticket_id, None)
-        elif self._wake.get(state.ticket_id) != wake:
-            self._wake[state.ticket_id] = wake
-            heapq.heappush(self._heap, (wake, state.ticket_id))
-
-    def close_ticket(self, state: TicketState) -> None:
-        self.tickets.pop(state.ticket_id, None)
-        self._wake.pop(state.ticket_id, None)
-        self.closed[state.ticket_id] = state.seen
-
-    def closed_digests(self, ticket_id: str) -> Collection[int] | None:
-        return self.closed.get(ticket_id)
-
-    def due_tickets(self, t: datetime) -> list[str]:
-        """Tickets with a milestone strictly before `t`, each once, earliest first."""
-        due: list[str] = []
-        heap = self._heap
-        while heap and heap[0][0] < t:
-            wake, ticket_id = heapq.heappop(heap)
-            if self._wake.get(ticket_id) == wake:
-                del self._wake[ticket_id]
-                due.append(ticket_id)
-        return due
-
-    def service(self, service_id: str) -> downtime.ServiceState | None:
-        return self.services.get(service_id)
-
-    def save_service(self, state: downtime.ServiceState) -> None:
-        self.services[state.service_id] = state
 
 
 class Subscribers(Mapping[str, tuple[str, ...]]):

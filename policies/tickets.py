@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import struct
 from array import array
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
@@ -25,6 +24,7 @@ from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, m
                         minutes_text, notice_retraction_event_id, output_event_id as _hash_id,
                         priority_notice_event_id)
 from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
+from policies.digests import Digests, _EmittedKeys
 from policies.outputs import Output, Rejected, output_event_id
 
 if TYPE_CHECKING:
@@ -727,55 +727,6 @@ class _Clocks:
         for ts, seq, kind, value in sorted(s.history, key=_fold_order):
             self.step(ts, kind, value, seq)
         self.advance(now)
-
-
-def _find_item(data: bytes, item: bytes) -> bool:
-    """Whether the 8 bytes `item` are one of the 64-bit items of `data` (found at a multiple of 8)."""
-    i = data.find(item)
-    while i % 8 and i != -1:
-        i = data.find(item, i + 1)
-    return i != -1
-
-
-if TYPE_CHECKING:
-    _IntArray = array[int]
-else:
-    _IntArray = array  # not subscriptable before Python 3.12
-
-
-class Digests(_IntArray):
-    """An array of 64-bit digests (`array("Q")`) whose `in` searches its bytes: a ticket's seen ids
-    are looked up two or three times per event, and `in` on a plain array makes a Python int of
-    every item it passes."""
-
-    __slots__ = ()
-    _PACK = struct.Struct("=Q").pack
-
-    def __new__(cls, items: Iterable[int] = ()) -> "Digests":
-        return super().__new__(cls, "Q", items)  # type: ignore[return-value]  # array.__new__ returns cls
-
-    def __contains__(self, value: object) -> bool:
-        if type(value) is not int or not 0 <= value < 1 << 64:
-            return super().__contains__(value)
-        return _find_item(self.tobytes(), self._PACK(value))
-
-
-class _EmittedKeys:
-    """`in` and `add` over a ticket's emitted-keys array without a Python int per key: the array's
-    bytes searched for the key's 8 bytes (at a multiple of 8), plus the keys added since."""
-
-    __slots__ = ("_bytes", "_added")
-    _PACK = struct.Struct("=q").pack  # the array's item format ('q', native order)
-
-    def __init__(self, emitted: "array[int]") -> None:
-        self._bytes = emitted.tobytes()
-        self._added: set[int] = set()
-
-    def __contains__(self, key: int) -> bool:
-        return key in self._added or _find_item(self._bytes, self._PACK(key))
-
-    def add(self, key: int) -> None:
-        self._added.add(key)
 
 
 class TicketEngine:

@@ -1,6 +1,6 @@
 """Every use of a private Faust or aiokafka API, in one place, for the versions it was read from.
 
-The shell needs four things Faust and aiokafka do not offer publicly. Each is here with why and the
+The shell needs five things Faust and aiokafka do not offer publicly. Each is here with why and the
 upstream issue it works around; nothing else in `streams/` or `bench/` reads a private attribute of
 those libraries or patches one of their classes (`tests/unit/test_compat.py` greps for it).
 
@@ -10,6 +10,7 @@ those libraries or patches one of their classes (`tests/unit/test_compat.py` gre
 | `consumer._read_offset` (`read_offset`) | a record fetched but not yet processed must keep a partition "behind" (ticks skipped) | faust-streaming/faust#221 (prefetched records after a rebalance) |
 | `AIOKafkaConsumerThread._highwaters` patched (`correct_end_offsets_with`) | Tansu answers ListOffsets(latest) with the last *batch*'s base offset + 1; Faust's table recovery stopped short of a changelog's last batch (`ConsistencyError`) | Tansu (tansu-io/tansu), no issue found; kpn/kstreams#126 is the same symptom on another client |
 | `AIOKafkaConsumerThread.seek_to_committed` patched (`seek_uncommitted_to_reset_position`) | aiokafka's seek-to-committed skips partitions with no commit, so records Faust dropped during a rebalance were never read again | faust-streaming/faust#216 (records skipped around a rebalance) |
+| `AIOKafkaConsumerThread._fetch_records` patched (`fetch_only_active_partitions`) | Faust passes its live set of active partitions to aiokafka's `fetched_records()`, which reads an empty set as "all": paused input partitions were drained during table recovery and a record from their end could reach an agent before Faust's seek back to the committed offset (kill -9 divergence) | none found; faust-streaming/faust#216 is the same family (records around a rebalance) |
 | `consumer._client.force_metadata_update()` (`force_metadata_update`) | the benchmark waits for a topic created a moment ago to be known | aiokafka has no public metadata refresh on a consumer |
 
 `check_versions()` compares the installed versions with `TESTED`; `slaproc worker` refuses to start
@@ -25,7 +26,7 @@ from typing import Any
 
 __all__ = ["TESTED", "ALLOW_UNTESTED_ENV", "UntestedVersionError", "check_versions", "require_tested_versions",
            "committed_offset", "read_offset", "correct_end_offsets_with", "seek_uncommitted_to_reset_position",
-           "force_metadata_update"]
+           "fetch_only_active_partitions", "force_metadata_update"]
 
 #: Distribution -> the exact version the private uses below were read from and tested with
 #: (the pins of pyproject.toml and constraints.txt).
@@ -146,6 +147,45 @@ def seek_uncommitted_to_reset_position() -> None:
 
     AIOKafkaConsumerThread.seek_to_committed = seek_to_committed
     AIOKafkaConsumerThread._slaproc_seek_uncommitted = True
+
+
+def fetch_only_active_partitions() -> None:
+    """Make Faust's fetch drain only the partitions that are active when the fetch runs, and none
+    when none is.
+
+    Faust pauses a worker's input partitions while it recovers its tables (only the changelog
+    partitions are active then) and hands aiokafka its *live* set of active partitions, from
+    another thread. When that set is empty at the moment aiokafka reads it (between the end of
+    the changelog reading and the resumption of the inputs), aiokafka's `fetched_records()` takes
+    the empty set for "every partition": it drained the paused input partitions to their end,
+    Faust dropped those records, and its seek back to the committed offsets comes only *after*
+    the inputs are resumed. A record drained from far ahead could therefore still reach an
+    agent before that seek, ahead of the records before it. Seen after a `kill -9`: the
+    restarted worker applied the last batch's first event of a partition (May 31) first, then
+    the partition again from its committed offset (April 2), every later event judged late
+    (31,328 outputs replay does not have). A worker log shows the drain: its seek to the
+    committed offsets moved the input positions back from their ends (6820 -> 1789).
+
+    Here the fetch takes a copy of the active set when it runs and, when that copy is empty,
+    returns nothing. A paused partition then keeps its position until it is resumed (its
+    committed offset after an assignment), so what reaches an agent comes in offset order.
+    Idempotent, process-wide.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(AIOKafkaConsumerThread, "_slaproc_fetch_active", False):
+        return
+    original = AIOKafkaConsumerThread._fetch_records
+
+    async def _fetch_records(self: Any, consumer: Any, active_partitions: Any, timeout: float | None = None,
+                             max_records: int | None = None) -> Any:
+        active = None if active_partitions is None else set(active_partitions)  # None: a client-only app
+        if active is not None and not active:
+            return {}
+        return await original(self, consumer, active, timeout=timeout, max_records=max_records)
+
+    AIOKafkaConsumerThread._fetch_records = _fetch_records
+    AIOKafkaConsumerThread._slaproc_fetch_active = True
 
 
 # --- aiokafka ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ seconds (float); the env accepts `30`, `30s`, `500ms`, `2m`, `1h`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,7 +60,11 @@ class WorkerSettings:
     tick_interval: float = 5.0                  # SLAPROC_TICK_INTERVAL (s): leader's tick period
     allowed_lateness: float = 30.0              # SLAPROC_ALLOWED_LATENESS (s): tick moves time to wall - this
     data_dir: Path = Path("./slaproc-data")     # SLAPROC_DATA_DIR: Faust's datadir (table stores)
-    store: str = "memory://"                    # SLAPROC_STORE: Faust table store URL
+    store: str = "memory://"                    # SLAPROC_STORE: Faust table store URL (memory:// only; see state_dir)
+    # SLAPROC_STATE_DIR: persisted tables (streams/state_dir.py); a restart reads only the changelog's
+    # tail. One directory per worker process (locked). None: tables in memory, rebuilt from the whole
+    # changelog at every start (tests, the demo).
+    state_dir: Path | None = None
     web_enabled: bool = True                    # SLAPROC_WEB_ENABLED: /metrics and Faust's web views
     web_host: str = "127.0.0.1"                 # SLAPROC_WEB_HOST (0.0.0.0 in a container)
     web_port: int = 6066                        # SLAPROC_WEB_PORT
@@ -118,8 +123,8 @@ class WorkerSettings:
         if not self.store.startswith("memory:"):
             # Tried: Faust's RocksDB store asserts an event context on every write, and the state
             # backend (streams/store.py) writes outside one, so the agents crash on the first contract.
-            problems.append(f"SLAPROC_STORE: {self.store!r} is not supported; use memory:// (state is "
-                            f"rebuilt from the changelog topics at start)")
+            problems.append(f"SLAPROC_STORE: {self.store!r} is not supported; use memory:// (to keep the tables "
+                            f"across restarts, set SLAPROC_STATE_DIR)")
         if problems:
             raise SettingsError("; ".join(problems))
 
@@ -138,7 +143,7 @@ class WorkerSettings:
         Unset or empty variables keep the defaults. Raises SettingsError naming the variable.
         """
         values: dict[str, Any] = {}
-        problems = []
+        problems = _misspelt(environ)
         for name, var in ENV_VARS.items():
             raw = environ.get(var)
             if raw is None or raw.strip() == "":
@@ -162,6 +167,25 @@ class WorkerSettings:
         return cls(**values)
 
 
+#: SLAPROC_* variables that are not worker settings (other commands, tests, the version check).
+_OTHER_PREFIXES = ("SLAPROC_KAFKA_", "SLAPROC_GATEWAY_", "SLAPROC_TEST_", "SLAPROC_SKIP_")
+_OTHER_VARS = frozenset({"SLAPROC_ALLOW_UNTESTED_VERSIONS", "SLAPROC_NO_BROWSER"})
+
+
+def _misspelt(environ: Mapping[str, str]) -> list[str]:
+    """A SLAPROC_ variable that is no setting but nearly one (SLAPROC_STATEDIR): an error, not a
+    silent default (a worker meant to persist its tables would run without them)."""
+    known = sorted(ENV_VARS.values())
+    problems = []
+    for var in sorted(environ):
+        if (var.startswith("SLAPROC_") and var not in ENV_VARS.values() and var not in _OTHER_VARS
+                and not var.startswith(_OTHER_PREFIXES)):
+            close = difflib.get_close_matches(var, known, n=1, cutoff=0.8)
+            if close:
+                problems.append(f"{var}: unknown setting; did you mean {close[0]}?")
+    return problems
+
+
 #: field name -> environment variable
 ENV_VARS: dict[str, str] = {f.name: "SLAPROC_" + f.name.upper() for f in dataclasses.fields(WorkerSettings)
                              if f.name != "kafka"}  # kafka: many SLAPROC_KAFKA_* variables
@@ -175,6 +199,7 @@ _PARSERS: dict[str, Any] = {
     "allowed_lateness": parse_duration,
     "data_dir": Path,
     "store": str.strip,
+    "state_dir": lambda text: Path(text.strip()),
     "web_enabled": _parse_bool,
     "web_host": str.strip,
     "web_port": int,

@@ -22,6 +22,7 @@ rewritten whole on each change.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -167,8 +168,13 @@ class FaustTableBackend:
                 continue
             # The key as JSON: what Faust's recovery decodes for a str-keyed table (its codec's
             # own encoding differs at most in escapes, which decode to the same str).
-            futures.append(await producer.send(t.changelog_topic.get_topic_name(), json.dumps(key).encode(),
-                                               value, partition, None, None))
+            future = await producer.send(t.changelog_topic.get_topic_name(), json.dumps(key).encode(),
+                                         value, partition, None, None)
+            # A persisted table (streams/state_dir.py) keeps a record once the broker has it, not before.
+            acknowledged = getattr(t.data, "changelog_acknowledged", None)
+            if acknowledged is not None:
+                future.add_done_callback(functools.partial(acknowledged, partition, key, value))
+            futures.append(future)
         return futures
 
     def items(self, table: str) -> Iterator[tuple[str, str]]:

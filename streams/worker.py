@@ -181,7 +181,11 @@ def run_worker(args: argparse.Namespace) -> int:
         return 2
     from faust.worker import Worker
 
-    app = build_worker_app(settings)
+    try:
+        app = build_worker_app(settings)
+    except SettingsError as err:  # SLAPROC_STATE_DIR held by another worker (streams/state_dir.py)
+        print(f"slaproc worker: {err}", file=sys.stderr)
+        return 2
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     app.slaproc.on_fatal = lambda exc: _stop_failed(worker, exc)
     quiet_kafka_client_logs()

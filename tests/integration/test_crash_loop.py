@@ -41,10 +41,6 @@ async def _committed(broker_url: str, group: str, topics: list[str]) -> int:
         await consumer.stop()
 
 
-@pytest.mark.xfail(strict=False, reason="QUARANTINED, OPEN DEFECT (session note 2026-12-03): 1 run in 3 the stream "
-                   "carries ~10 transient outputs replay does not (a met then its retraction, a breach retracted, "
-                   "at-risks) after the kill -9s: the same class as the kill -9 divergence in the note; the cause "
-                   "is not found. Remove this mark when it is.")
 def test_a_worker_killed_four_times_mid_backfill_keeps_its_progress_and_equals_replay(broker_url, tmp_path, mix):
     app = new_app(tmp_path, broker_url, extra_env={"SLAPROC_GROUP_INSTANCE_ID": "worker-a"})
     inputs = [app.prefix + TICKET_EVENTS, app.prefix + MONITORING_EVENTS]
@@ -68,7 +64,7 @@ def test_a_worker_killed_four_times_mid_backfill_keeps_its_progress_and_equals_r
         stream = collect_at_least(broker_url, app.prefix, len(mix["replay"]))
     finally:
         app.stop_all()
-    outputs, repeats = assert_equals_replay(stream, mix["replay"])
+    outputs, repeats = assert_equals_replay(stream, mix["replay"], keep=tmp_path)
     print(f"\ncommitted per killed incarnation: {progress}; the last one processed {left_for_the_last:.0f} "
           f"of {len(mix['lines'])} events; {outputs} outputs, {repeats} repeats")
     assert all(p > 0 for p in progress)

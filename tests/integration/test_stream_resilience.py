@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -32,13 +33,45 @@ def check_repeats_identical(stream: list[bytes]) -> Counter:
     return counts
 
 
-def assert_equals_replay(stream: list[bytes], replay: list[bytes]) -> tuple[int, int]:
-    """Distinct outputs equal replay's (dead letters by reason and raw); returns (outputs, repeats)."""
+def _entity(output: dict) -> str:
+    return output.get("ticket_id") or output.get("customer_id") or output.get("service_id") or "?"
+
+
+def first_divergences(stream: list[bytes], replay: list[bytes], limit: int = 6) -> str:
+    """Per entity (ticket, else customer) whose outputs differ, in the stream's order: the first
+    output where the two sides part, then the next few of each side (what a post-mortem needs
+    first: which event was applied twice, lost or out of order)."""
+    def by_entity(lines: list[bytes]) -> dict[str, list[tuple[str, str, str]]]:
+        out: dict[str, list[tuple[str, str, str]]] = {}
+        for line in lines:
+            data = json.loads(line)
+            if data["type"] == "dead_letter":
+                continue
+            out.setdefault(_entity(data), []).append((data["occurred_at"], data["type"], line.decode()[:300]))
+        return out
+
+    s_by, r_by = by_entity(stream), by_entity(replay)
+    parts = []
+    differing = sorted(k for k in s_by.keys() | r_by.keys() if s_by.get(k) != r_by.get(k))
+    for key in differing[:limit]:
+        s, r = s_by.get(key, []), r_by.get(key, [])
+        i = next((i for i, (a, b) in enumerate(zip(s, r)) if a != b), min(len(s), len(r)))
+        parts.append(f"{key}: {len(s)} outputs in the stream, {len(r)} in replay; they part at #{i}")
+        parts += [f"    S {x[2]}" for x in s[i:i + 3]] + [f"    R {x[2]}" for x in r[i:i + 3]]
+    return f"{len(differing)} entities differ: {differing[:20]}\n" + "\n".join(parts)
+
+
+def assert_equals_replay(stream: list[bytes], replay: list[bytes], keep: Path | None = None) -> tuple[int, int]:
+    """Distinct outputs equal replay's (dead letters by reason and raw); returns (outputs, repeats).
+    `keep`: a directory where both sides are written (stream.jsonl, replay.jsonl) for a post-mortem."""
+    if keep is not None:
+        (keep / "stream.jsonl").write_bytes(b"\n".join(stream) + b"\n")
+        (keep / "replay.jsonl").write_bytes(b"\n".join(replay) + b"\n")
     counts = check_repeats_identical(stream)
     distinct = list({json.loads(raw)["event_id"]: raw for raw in stream}.values())
     s_out, s_dead = split_dead_letters(distinct)
     r_out, r_dead = split_dead_letters(replay)
-    assert s_out == r_out, diff(s_out, r_out)
+    assert s_out == r_out, diff(s_out, r_out) + "\n" + first_divergences(distinct, replay)
     assert set(s_dead) == set(r_dead), diff(Counter(set(s_dead)), Counter(set(r_dead)))
     return len(distinct), sum(n - 1 for n in counts.values())
 
@@ -58,7 +91,7 @@ def test_kill_9_mid_stream_and_restart_equals_replay(broker_url, tmp_path, mix):
         stream = collect_at_least(broker_url, app.prefix, len(mix["replay"]))
     finally:
         app.stop_all()
-    outputs, repeats = assert_equals_replay(stream, mix["replay"])
+    outputs, repeats = assert_equals_replay(stream, mix["replay"], keep=tmp_path)
     print(f"\nkill -9 after {processed_before:.0f} events; restart caught up and ticked after "
           f"{time.monotonic() - restarted_at:.1f} s ({waited:.1f} s of ticking); {outputs} outputs, {repeats} repeats")
     assert processed_before < len(mix["lines"]), "the worker finished before the kill: nothing was tested"

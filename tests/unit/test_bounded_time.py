@@ -134,12 +134,21 @@ def test_stream_bound_future_timestamp_moves_nothing():
 def test_replay_turns_an_exception_into_a_dead_letter(monkeypatch):
     rep = Replayer(contracts("nm"), CATALOG, Settings(at_risk_thresholds=()))
 
-    def boom(ev):
-        raise OverflowError("date value out of range")
+    class Exploding:
+        """The processor with a bug in `apply` (a wrapper: the compiled build's methods cannot be patched)."""
+
+        def __init__(self, inner):
+            self._inner = inner
+
+        def apply(self, ev, not_after=None):
+            raise OverflowError("date value out of range")
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
 
     rep.feed_line(json.dumps(wire("ticket.opened", "2026-02-03T15:00:00Z", ticket_id="T1", customer_id="nm",
                                   priority="critical")).encode(), "f:1")
-    monkeypatch.setattr(rep.processor, "_apply", boom)
+    monkeypatch.setattr(rep, "processor", Exploding(rep.processor))
     out = [json.loads(b) for b in rep.finish(None).sorted_lines()]
     assert [(o["type"], o["reason"]) for o in out] == [("dead_letter", "rejected")]
 

@@ -1,0 +1,60 @@
+"""Small per-ticket sets of 64-bit digests kept as arrays, with a membership test that does
+not make a Python int per item.
+
+A module of its own because `Digests` subclasses `array`, which a compiled (mypyc) class cannot:
+`policies/tickets.py` is compiled by `make compiled`, this module stays plain Python.
+"""
+from __future__ import annotations
+
+import struct
+from array import array
+from typing import TYPE_CHECKING, Iterable
+
+
+def _find_item(data: bytes, item: bytes) -> bool:
+    """Whether the 8 bytes `item` are one of the 64-bit items of `data` (found at a multiple of 8)."""
+    i = data.find(item)
+    while i % 8 and i != -1:
+        i = data.find(item, i + 1)
+    return i != -1
+
+
+if TYPE_CHECKING:
+    _IntArray = array[int]
+else:
+    _IntArray = array  # not subscriptable before Python 3.12
+
+
+class Digests(_IntArray):
+    """An array of 64-bit digests (`array("Q")`) whose `in` searches its bytes: a ticket's seen ids
+    are looked up two or three times per event, and `in` on a plain array makes a Python int of
+    every item it passes."""
+
+    __slots__ = ()
+    _PACK = struct.Struct("=Q").pack
+
+    def __new__(cls, items: Iterable[int] = ()) -> "Digests":
+        return super().__new__(cls, "Q", items)  # type: ignore[return-value]  # array.__new__ returns cls
+
+    def __contains__(self, value: object) -> bool:
+        if type(value) is not int or not 0 <= value < 1 << 64:
+            return super().__contains__(value)
+        return _find_item(self.tobytes(), self._PACK(value))
+
+
+class _EmittedKeys:
+    """`in` and `add` over a ticket's emitted-keys array without a Python int per key: the array's
+    bytes searched for the key's 8 bytes (at a multiple of 8), plus the keys added since."""
+
+    __slots__ = ("_bytes", "_added")
+    _PACK = struct.Struct("=q").pack  # the array's item format ('q', native order)
+
+    def __init__(self, emitted: "array[int]") -> None:
+        self._bytes = emitted.tobytes()
+        self._added: set[int] = set()
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._added or _find_item(self._bytes, self._PACK(key))
+
+    def add(self, key: int) -> None:
+        self._added.add(key)
