@@ -5,15 +5,14 @@ The Prometheus tools are system packages (CI installs `prometheus` and
 missing, unless SLAPROC_SKIP_PROMETHEUS_TESTS=1 says to skip them.
 
 Tests marked `broker` (the live worker test) get the session's embedded Tansu broker
-from `broker_url`, the same fixture as tests/integration/conftest.py (re-declared here
-so tests/deploy runs on its own); SLAPROC_TEST_BROKER names an external broker instead,
-and SLAPROC_SKIP_BROKER_TESTS=1 is the only way to skip them.
+from `broker_url` (tests/conftest.py), the one the integration tests use;
+SLAPROC_TEST_BROKER names an external broker instead, and SLAPROC_SKIP_BROKER_TESTS=1 is
+the only way to skip them.
 """
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,21 +57,3 @@ def prometheus_bin() -> str:
 @pytest.fixture(scope="session")
 def alertmanager_bin() -> str:
     return require_binary("prometheus-alertmanager", "alertmanager")  # Debian's name first
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("SLAPROC_SKIP_BROKER_TESTS") == "1":
-        skip = pytest.mark.skip(reason="SLAPROC_SKIP_BROKER_TESTS=1")
-        for item in items:
-            if "broker" in item.keywords:
-                item.add_marker(skip)
-
-
-@pytest.fixture(scope="session")
-def broker_url() -> Iterator[str]:
-    """Faust-style URL (`kafka://host:port`) of the broker: embedded Tansu, or SLAPROC_TEST_BROKER."""
-    if os.environ.get("SLAPROC_SKIP_BROKER_TESTS") == "1":
-        pytest.skip("SLAPROC_SKIP_BROKER_TESTS=1")
-    from tests.integration.conftest import session_broker
-
-    yield from session_broker()

@@ -1,50 +1,12 @@
-"""Fixtures for tests that need a Kafka-protocol broker.
-
-One embedded Tansu broker per test session (memory storage, free loopback port),
-unless SLAPROC_TEST_BROKER names an external broker. SLAPROC_SKIP_BROKER_TESTS=1 is
-the only way to skip these tests; a broker that fails to start is a test failure.
-Tests isolate themselves with a unique topic prefix (`topic_prefix` fixture).
-"""
+"""Fixtures of the integration tests; the session's broker (`broker_url`) is in tests/conftest.py."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-
-from streams.testing.broker import EmbeddedBroker
-
-
-def pytest_collection_modifyitems(config, items):
-    if os.environ.get("SLAPROC_SKIP_BROKER_TESTS") == "1":
-        skip = pytest.mark.skip(reason="SLAPROC_SKIP_BROKER_TESTS=1")
-        for item in items:
-            if "broker" in item.keywords:
-                item.add_marker(skip)
-
-
-def session_broker():
-    """Yield the URL of SLAPROC_TEST_BROKER, or of an embedded Tansu broker stopped afterwards
-    (shared by the integration and deploy broker fixtures)."""
-    external = os.environ.get("SLAPROC_TEST_BROKER")
-    if external:
-        yield external
-        return
-    broker = EmbeddedBroker()
-    broker.start()
-    try:
-        yield broker.url
-    finally:
-        broker.stop()
-
-
-@pytest.fixture(scope="session")
-def broker_url():
-    """Faust-style URL (`kafka://host:port`) of the broker the tests use."""
-    yield from session_broker()
 
 
 @pytest.fixture(scope="session")
