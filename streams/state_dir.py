@@ -38,6 +38,7 @@ worker with `StateDirInUse`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -139,9 +140,7 @@ class StateDir:
             offsets[partition] = max(offset, offsets.get(partition, offset))
         if not offsets:
             return
-        db = self.db
-        db.execute("BEGIN")
-        try:
+        with self.transaction() as db:
             db.executemany("DELETE FROM rows WHERE topic = ? AND partition = ? AND key = ?",
                            [(topic, p, k) for (p, k), v in final.items() if v is None])
             db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?)",
@@ -149,6 +148,22 @@ class StateDir:
             db.executemany("INSERT INTO offsets VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
                            "DO UPDATE SET last_offset = max(last_offset, excluded.last_offset)",
                            [(topic, p, o) for p, o in offsets.items()])
+
+    def forget(self, topic: str) -> None:
+        """Drop a changelog topic's rows and offsets, together: offsets left without their rows
+        would make recovery skip records the file no longer holds."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM rows WHERE topic = ?", (topic,))
+            db.execute("DELETE FROM offsets WHERE topic = ?", (topic,))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction (the connection is in autocommit mode): committed if the block
+        returns, rolled back if it or the commit raises."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            yield db
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -259,8 +274,7 @@ class PersistedStore(memory.Store):
 
     def reset_state(self) -> None:
         """Faust asks this when the local state cannot be trusted: forget every partition's rows."""
-        self.state_dir.db.execute("DELETE FROM rows WHERE topic = ?", (self.topic,))
-        self.state_dir.db.execute("DELETE FROM offsets WHERE topic = ?", (self.topic,))
+        self.state_dir.forget(self.topic)
 
 
 def _text_key(key: Any, table: str) -> str:

@@ -174,3 +174,22 @@ def test_only_acknowledged_records_reach_the_file_with_their_offset(tmp_path):
         assert reopened.offset(tp.topic, 0) is None
     finally:
         reopened.close()
+
+
+def test_a_reset_forgets_rows_and_offsets_together(tmp_path):
+    state = StateDir.open(tmp_path, "persist-reset")
+    try:
+        state.write("t-changelog", [(0, "A", b"a", 3), (1, "B", b"b", 5)])
+        state.write("other-changelog", [(0, "C", b"c", 1)])
+        # A transaction that fails half-way changes nothing: the rows' delete is rolled back.
+        with pytest.raises(sqlite3.OperationalError):
+            with state.transaction() as db:
+                db.execute("DELETE FROM rows WHERE topic = ?", ("t-changelog",))
+                db.execute("DELETE FROM no_such_table")
+        assert dict(state.rows("t-changelog", 0)) == {"A": b"a"} and state.offset("t-changelog", 1) == 5
+        state.forget("t-changelog")
+        assert [state.offset("t-changelog", p) for p in (0, 1)] == [None, None]
+        assert list(state.rows("t-changelog", 0)) == [] and list(state.rows("t-changelog", 1)) == []
+        assert state.offset("other-changelog", 0) == 1 and dict(state.rows("other-changelog", 0)) == {"C": b"c"}
+    finally:
+        state.close()
