@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Iterator, Mapping
 
+from streams.store import WAL_PREFIX, entity_key, meta_key
+
 __all__ = ["TableView", "Snapshot", "SnapshotPublisher", "Replica", "READ_TABLES"]
 
 #: The tables the query API reads (the due index and the write-ahead chunks are the processor's own).
 READ_TABLES = ("tickets", "services", "misc")
-_WAL_PREFIX = "wal\x1f"
 _MISSING = object()
 
 
@@ -34,12 +35,17 @@ def _text(value: str | bytes | None) -> str | None:
     return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
 
 
+def _read(key: str) -> bool:
+    """Whether the query API reads the key (the write-ahead chunks are the processor's own)."""
+    return not key.startswith(WAL_PREFIX)
+
+
 def stored(backend: Any, table: str) -> "TableView":
     """The table as it stands, as a view whose base shares the stored values (bytes in a Faust
     table, decoded when read): a copy of the key index only, not of the state."""
     t = backend.tables[table]
     data = getattr(t, "data", t)  # a Faust table's store, or a plain dict
-    return TableView(dict(data.items()))
+    return TableView({key: value for key, value in data.items() if _read(key)})
 
 
 class TableView:
@@ -124,7 +130,7 @@ class SnapshotPublisher:
                 if writes:
                     partitions[partition] = old.version + 1
                 for (table, key), value in writes.items():
-                    if table in tables and not key.startswith(_WAL_PREFIX):
+                    if table in tables and _read(key):
                         by_table.setdefault(table, {})[key] = value
             for table, table_writes in by_table.items():
                 tables[table] = tables[table].with_writes(table_writes, partial(stored, worker.backend, table))
@@ -169,10 +175,10 @@ class _SnapshotPartition:
         return self.backend.get("services", service_id)
 
     def get(self, kind: str, key: str) -> str | None:
-        return self.backend.get("misc", f"{kind}\x1f{key}")
+        return self.backend.get("misc", entity_key(kind, key))
 
     def get_meta(self, name: str) -> str | None:
-        return self.backend.get("misc", f"meta\x1f{self.partition}\x1f{name}")
+        return self.backend.get("misc", meta_key(self.partition, name))
 
     def _read_only(self, *args: Any) -> Any:
         raise TypeError("a snapshot is read-only")

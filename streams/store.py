@@ -31,11 +31,24 @@ from typing import Any, Protocol
 
 __all__ = [
     "DueIndex", "TableBackend", "DictTableBackend", "FaustTableBackend",
-    "PartitionStore", "STATE_TABLES",
+    "PartitionStore", "STATE_TABLES", "WAL_PREFIX", "entity_key", "meta_key",
 ]
 
 #: Faust table names (also the changelog topic suffixes).
 STATE_TABLES = ("tickets", "services", "misc", "due")
+
+#: Keys of the `misc` table (`PartitionStore`; the query API's snapshot reads them too):
+#: write-ahead chunks `wal<US><partition><US><i>`, other entity kinds `<kind><US><key>`, a
+#: partition's own values `meta<US><partition><US><name>` (US: the ASCII unit separator).
+WAL_PREFIX = "wal\x1f"
+
+
+def entity_key(kind: str, key: str) -> str:
+    return f"{kind}\x1f{key}"
+
+
+def meta_key(partition: int, name: str) -> str:
+    return f"meta\x1f{partition}\x1f{name}"
 
 
 class DueIndex:
@@ -231,7 +244,7 @@ class PartitionStore:
 
     # --- staging and the write-ahead record -------------------------------------
     def _wal_key(self, i: int) -> str:
-        return f"wal\x1f{self.partition}\x1f{i}"
+        return f"{WAL_PREFIX}{self.partition}\x1f{i}"
 
     def _get(self, table: str, key: str) -> str | None:
         staged = self._staged.get((table, key), _ABSENT)
@@ -344,17 +357,17 @@ class PartitionStore:
 
     def get(self, kind: str, key: str) -> Any:
         """Any other entity kind (e.g. 'customer'), in the `misc` table."""
-        return self._load(kind, self._get("misc", f"{kind}\x1f{key}"))
+        return self._load(kind, self._get("misc", entity_key(kind, key)))
 
     def put(self, kind: str, key: str, state: Any) -> None:
-        self._put("misc", f"{kind}\x1f{key}", state)
+        self._put("misc", entity_key(kind, key), state)
 
     def get_meta(self, name: str) -> str | None:
         """Per-partition value (e.g. the partition's time)."""
-        return self._get("misc", f"meta\x1f{self.partition}\x1f{name}")
+        return self._get("misc", meta_key(self.partition, name))
 
     def put_meta(self, name: str, value: str | None) -> None:
-        self._put("misc", f"meta\x1f{self.partition}\x1f{name}", value)
+        self._put("misc", meta_key(self.partition, name), value)
 
     # --- due index ----------------------------------------------------------
     def schedule(self, key: str, wake: datetime | None) -> None:
