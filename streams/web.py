@@ -93,7 +93,7 @@ def month_answer(proc: Any, service_id: str, month: str) -> Answer:
 def report_answer(processors: dict[int, Any], partitions: int, customer_id: str, month: str) -> Answer:
     """SPEC §15: the customer's month report (HTML) from this worker's state; the page says
     what it does not hold (other workers' partitions, pruned months, forgotten tickets)."""
-    if not _MONTH.fullmatch(month) or not "01" <= month[5:] <= "12":
+    if month_of(month) is None:
         return _error(f"{month!r} is not a month (YYYY-MM)")
     try:
         report = report_from_worker(processors, partitions, customer_id, month,
