@@ -89,7 +89,6 @@ class CpuPacer:
         self.slept = 0.0  # seconds paused in all
         self._t0: float | None = None  # the first `pause()` starts the first window, in the paced thread
 
-
     def _start(self) -> None:
         self._t0, self._cpu0, self._process0 = self.clock(), self.cpu(), self.process_cpu()
 

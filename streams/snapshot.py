@@ -202,7 +202,6 @@ class Replica:
         # processor whose partition did not change since it was built reads the same values of its
         # own keys from any later snapshot, and a report's scan of the tickets reads one snapshot.
         self.backend = _SnapshotTables(Snapshot().tables)
-        self.builds = 0  # processors built (a work counter for tests and the bench)
 
     def processor(self, snapshot: Snapshot, partition: int) -> Any:
         """The partition's processor as of `snapshot`; None when the worker does not hold it.
@@ -227,7 +226,6 @@ class Replica:
     def _build(self, snapshot: Snapshot, partition: int) -> Any:
         from streams.core_adapter import PartitionProcessor
 
-        self.builds += 1
         n, owner_of = self.partitions, self.owner_of
         proc = PartitionProcessor(self.catalog, _SnapshotPartition(self.backend, partition),  # type: ignore[arg-type]
                                   lambda service_id: owner_of(service_id, n) == partition, self.core_settings)
