@@ -219,9 +219,9 @@ def guard_commits() -> None:
     the last offset read, so that a record missing at c itself is seen as skipped too.
     A record handed out and then dropped unprocessed (a rebalance clears the agents' queues)
     holds the commit until the next assignment's seek reads it again, and so does a record a
-    stream skipped: `ack` counts no record acked while the flow control is suspended or from an
-    earlier generation (a record processed then is read again after the seek and processed
-    twice, which the core ignores: at least once). Idempotent, process-wide.
+    stream skipped: `ack` does not count a record no stream took to process (`Message.tracked`,
+    set by the stream past its skip check) acked while the flow control is suspended or from an
+    earlier generation. Idempotent, process-wide.
     """
     from faust.transport.consumer import Consumer
     from faust.types import TP
@@ -290,8 +290,9 @@ def guard_commits() -> None:
 
     def ack(self: Any, message: Any) -> bool:
         app = self.app
-        generation = getattr(message, "generation_id", None)
-        if app.flow_control.is_active() and generation in (None, app.consumer_generation_id):
+        stale = getattr(message, "generation_id", None) not in (None, app.consumer_generation_id)
+        skipped = not message.tracked and (stale or not app.flow_control.is_active())
+        if not skipped:  # a stream tracks a record when it takes it to process it
             return bool(counted_ack(self, message))
         with ack_lock:  # Faust's ack without the offset bookkeeping: done with, not processed
             if message.acked:

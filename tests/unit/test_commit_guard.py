@@ -31,7 +31,7 @@ import pytest
 from intervaltree import IntervalTree
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP
-from faust.types.tuples import Message
+from faust.types.tuples import ConsumerMessage, Message
 
 from streams import compat
 
@@ -95,6 +95,7 @@ class Worker:
         return {INPUT: self.broker_committed}
 
     async def _deliver(self, message: Message) -> None:
+        message.incref()  # the conductor, for the one agent reading the topic
         self.delivered.append(message)
 
     @staticmethod
@@ -114,8 +115,8 @@ class Worker:
 
         async def getmany(timeout: float):
             for offset in offsets:
-                yield INPUT, Message(INPUT.topic, INPUT.partition, offset, 0.0, 0, None, b"k", b"v", None,
-                                     generation_id=self.consumer.app.consumer_generation_id)
+                yield INPUT, ConsumerMessage(INPUT.topic, INPUT.partition, offset, 0.0, 0, None, b"k", b"v", None,
+                                             generation_id=self.consumer.app.consumer_generation_id)
             stopped.done = True
 
         self.consumer.getmany = getmany
@@ -124,11 +125,24 @@ class Worker:
         return [m.offset for m in self.delivered[before:]]
 
     def process(self, *offsets: int) -> None:
-        """The agents processed these delivered records (a stream acks once its body is done),
-        or skipped them (it acks those at once)."""
+        """The agent's stream takes these delivered records from its queue and acks them once
+        processed, or skips them and acks them at once (`Stream.__aiter__`: while the flow
+        control is suspended, or a record fetched in an earlier generation; a record it does
+        process is tracked first)."""
+        app = self.consumer.app
         for message in [m for m in self.delivered if m.offset in offsets]:
-            self.consumer.unacked.add(message)  # taken from its queue (`Stream.__aiter__`)
-            self.consumer.ack(message)
+            if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
+                message.tracked = True
+                self.consumer.unacked.add(message)
+            message.ack(self.consumer)
+
+    def take(self, *offsets: int) -> list[Message]:
+        """The stream takes these records to process them (a batch); `Message.ack` them later."""
+        taken = [m for m in self.delivered if m.offset in offsets]
+        for message in taken:
+            message.tracked = True
+            self.consumer.unacked.add(message)
+        return taken
 
     def seek_back(self) -> None:
         """Faust's seek to the committed offsets (after a table recovery, a rebalance, a fetch
@@ -260,3 +274,33 @@ def test_a_record_a_stream_skipped_is_not_counted_as_processed(rebalance):
     assert worker.fetch(104) == [104]
     worker.process(104)
     assert worker.commit() == 105
+
+
+def test_a_batch_processed_while_a_rebalance_begins_is_counted():
+    # the agent's batch was taken before the flow control was suspended and is acked after
+    # (Faust waits for it before its last commit of the revoked partitions)
+    worker = Worker(committed=100)
+    worker.fetch(*range(100, 110))
+    batch = worker.take(*range(100, 110))
+    worker.consumer.app.flow_control.active = False
+    for message in batch:
+        message.ack(worker.consumer)
+    assert worker.commit() == 110
+
+
+def test_the_last_commit_of_a_revoked_partition_does_not_pass_a_skipped_record():
+    # A revocation: Faust suspends the flow control, clears the agents' queues, forgets its
+    # bookkeeping of the revoked partitions (`Consumer.on_partitions_revoked`) and commits what
+    # the agents ack meanwhile. Record 104 reaches the cleared queue afterwards (its conductor was
+    # waiting for the producer); the stream skips it and acks it. With no committed offset known
+    # any more, Faust would commit 105 for the worker that takes the partition over.
+    worker = Worker(committed=100)
+    worker.fetch(*range(100, 105))
+    worker.process(*range(100, 104))
+    assert worker.commit() == 104
+    worker.consumer.app.flow_control.active = False
+    for bookkeeping in ("_gap", "_acked", "_acked_index", "_read_offset", "_committed_offset"):
+        getattr(worker.consumer, bookkeeping).pop(INPUT, None)
+    worker.process(104)  # skipped
+    worker.commit()
+    assert worker.committed == 104
