@@ -196,9 +196,9 @@ def guard_commits() -> None:
 
     The rule: commit = 1 + the highest offset h such that every offset in [committed, h] was
     acknowledged by the agents or has no record in the topic (the broker skipped it: compaction,
-    transaction markers). Faust 0.15.3 (`Consumer._new_offset`, `_add_gap`, `perform_seek`)
-    breaks it three ways, each a way to lose an event when the partition then moves to another
-    worker, which starts at the commit (docs/stream.md, "Framework facts"):
+    transaction markers). Faust 0.15.3 (`Consumer._new_offset`, `_add_gap`, `perform_seek`,
+    `ack`) breaks it in these ways, each a way to lose an event when the partition then moves to
+    another worker, which starts at the commit (docs/stream.md, "Framework facts"):
 
     - `_new_offset` gives up only when the lowest acked offset is *more than one* past the
       committed offset c: with c handed out and never acked, c+1... acked, it commits past c;
