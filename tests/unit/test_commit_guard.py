@@ -4,7 +4,7 @@ The lost `sla.met` of `test_second_worker_mid_stream_equals_replay` (docs/stream
 facts"): a commit past an offset whose event was never processed, followed by a rebalance that
 moves the partition to the other worker, loses that event for good (the other worker starts at
 the commit). Faust 0.15.3 decides the offset to commit from its acked offsets and its "gaps"
-(`Consumer._new_offset`), and three things there let it pass an unprocessed offset:
+(`Consumer._new_offset`), and these let it pass an unprocessed offset:
 
 - `_new_offset` returns nothing only if the lowest acked offset is *more than one* past the
   committed offset: with N committed and never acked, N+1... acked, it commits past N;
@@ -12,13 +12,14 @@ the commit). Faust 0.15.3 decides the offset to commit from its acked offsets an
   after read offset r, and a seek back to the committed offset c sets r to c: records c..k
   already handed to the agents become a "gap" when the rest of a fetch made before the seek
   (k+1...) arrives, and a gap counts as done whether those records were processed or not;
-- that gap also includes o itself, the record arriving, before any agent has seen it.
+- a stream acks the records it skips (flow control suspended, earlier generation) unprocessed.
 
 These tests drive Faust's own `Consumer` bookkeeping: its real reading loop (`_drain_messages`,
-where gaps are found), `ack`, `perform_seek` and the commit decision
+where gaps are found), `Message.ack` -> `Consumer.ack`, `perform_seek` and the commit decision
 (`_filter_committable_offsets`, the offsets `force_commit` sends), around a broker that is a
-list of records per offset. The only rule under test is the commit rule; nothing here imitates
-it. Without the guard, each `unprocessed` test commits past the offset it names.
+list of records per offset and a stream reduced to its skip-or-track rule. Without the guard,
+the 7 cases that name an unprocessed record commit past it; the others check that the guard
+neither holds the commit on offsets the broker skipped nor forgets processed records.
 """
 from __future__ import annotations
 
