@@ -459,8 +459,8 @@ def record_key(event_type: str, fields: Mapping[str, Any]) -> str:
     """The record (outage or window) a monitoring event is about: the key of its memory of
     applied events in `ServiceState.applied`."""
     if event_type.startswith("maintenance."):
-        return "m:" + fields["maintenance_id"]
-    return "o:" + fields["outage_id"]
+        return "m:" + str(fields["maintenance_id"])
+    return "o:" + str(fields["outage_id"])
 
 
 def applied_content(state: ServiceState | None, key: str, event_digest: int) -> int | None:
