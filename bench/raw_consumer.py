@@ -20,7 +20,7 @@ What a worker that bypasses Faust's stream for its inputs would do per unit of w
 - and the batch's offsets committed (`consumer.commit`), once per batch.
 
 What it leaves out, i.e. what the Faust worker adds for fault tolerance and operations and what a
-production worker built this way would have to write by hand (docs/decisions.md, "Raw consumer"):
+production worker built this way would have to write by hand (docs/decisions.md, "Stream worker throughput"):
 no table recovery (the state starts empty: the bench's group is new), no rebalance handling
 (processors are never dropped, key writes never settled before a hand-over), no caught-up check
 on ticks (a tick moves its partition at once: the bench sends one only after the backlog is
