@@ -8,9 +8,11 @@ new state. Every field of a record is merged as a join (earliest start / report,
 latest resolution, last-writer-wins by `(occurred_at, event_id)` for classification
 and scheduling), so the fold is
 
-- idempotent: applying the same event twice leaves the state unchanged, which is why
-  no event ids are stored here (the processor's envelope-level de-duplication of
-  SPEC §2 stays the first line of defence);
+- idempotent: applying the same event twice leaves the state unchanged (the figures
+  never depend on event ids). The state still remembers, per outage and per window, a
+  digest of each applied event's id and content (`ServiceState.applied`), so the
+  processor can tell a re-sent event (ignored, SPEC §2) from a reused id with other
+  content (`conflicting_duplicate`, SPEC §10); that memory is pruned with its record;
 - order-independent once an outage / window exists: the figures do not depend on the
   order in which the events were applied (late events are simply folded in).
 
@@ -248,6 +250,9 @@ class ServiceState:
     outages: Mapping[str, Outage] = field(default_factory=dict)
     maintenance: Mapping[str, MaintenanceWindow] = field(default_factory=dict)
     emitted: Mapping[tuple[str, str], EmittedClose] = field(default_factory=dict)
+    # SPEC §10 conflicting duplicates: per record (`record_key`), the (id digest, content digest)
+    # of every event applied to it. Not part of the figures; pruned with the record.
+    applied: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     # --- serialisation (compact JSON; instants as UTC ISO strings) ---
     def to_json(self) -> str:
@@ -271,6 +276,8 @@ class ServiceState:
                    *([e.refund_revision, e.refund_amount] if e.refund_revision else [])]
                   for _, e in sorted(self.emitted.items())],
         }
+        if self.applied:  # absent in rows written before SPEC §10's memory (and when empty)
+            doc["a"] = [[key, [list(pair) for pair in pairs]] for key, pairs in sorted(self.applied.items())]
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -291,7 +298,8 @@ class ServiceState:
                                              *_scope_from_json(where))
         # 4 fields before refund_revision, 5 before refund_amount (a refund recorded then supersedes "0")
         emitted = {(row[0], row[1]): EmittedClose(*row) for row in doc["e"]}
-        return cls(doc["s"], outages, windows, emitted)
+        applied = {key: tuple((e, c) for e, c in pairs) for key, pairs in doc.get("a", ())}
+        return cls(doc["s"], outages, windows, emitted, applied)
 
 
 def _scope_json(components: Names | None, regions: Names | None) -> list[Any]:
@@ -445,6 +453,35 @@ _FOLD: dict[str, tuple[Callable[..., Applied], tuple[str, ...]]] = {
     "maintenance.cancelled": (maintenance_cancelled, ("maintenance_id",)),
 }
 MONITORING_TYPES = frozenset(_FOLD)
+
+
+def record_key(event_type: str, fields: Mapping[str, Any]) -> str:
+    """The record (outage or window) a monitoring event is about: the key of its memory of
+    applied events in `ServiceState.applied`."""
+    if event_type.startswith("maintenance."):
+        return "m:" + str(fields["maintenance_id"])
+    return "o:" + str(fields["outage_id"])
+
+
+def applied_content(state: ServiceState | None, key: str, event_digest: int) -> int | None:
+    """The content digest of the event with id digest `event_digest` applied to record `key`,
+    None when no such event was applied (or it was applied before the memory existed)."""
+    if state is None:
+        return None
+    for digest, content in state.applied.get(key, ()):
+        if digest == event_digest:
+            return content
+    return None
+
+
+def remember(state: ServiceState, key: str, event_digest: int, content_digest: int) -> ServiceState:
+    """`state` that remembers an applied event (id and content digests) of record `key`."""
+    pairs = state.applied.get(key, ())
+    if any(digest == event_digest for digest, _ in pairs):
+        return state
+    applied = dict(state.applied)
+    applied[key] = (*pairs, (event_digest, content_digest))
+    return replace(state, applied=applied)
 
 
 def needs_entity(state: ServiceState | None, event_type: str, fields: Mapping[str, Any]) -> str | None:
@@ -709,4 +746,6 @@ def prune(state: ServiceState, keep_from_month: str) -> ServiceState:
     outages = {k: o for k, o in state.outages.items() if o.resolved_at is None or o.resolved_at > cut}
     windows = {k: w for k, w in state.maintenance.items() if w.ends_at > cut}
     emitted = {k: e for k, e in state.emitted.items() if _month_bounds(e.month)[1] > cut}
-    return replace(state, outages=outages, maintenance=windows, emitted=emitted)
+    applied = {k: pairs for k, pairs in state.applied.items()
+               if (outages if k.startswith("o:") else windows).get(k[2:]) is not None}
+    return replace(state, outages=outages, maintenance=windows, emitted=emitted, applied=applied)

@@ -22,7 +22,7 @@ from policies.memory_store import MemoryStore
 from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
 from policies.parking import MONITORING, TICKETS, Parking, creates_key, outage_key, ticket_key, window_key
-from policies.tickets import TicketEngine, TicketState, event_digest
+from policies.tickets import TicketEngine, TicketState, content_digest, event_digest
 
 UTC = timezone.utc
 _MICROSECOND = timedelta(microseconds=1)
@@ -364,7 +364,10 @@ class Processor:
             return [], rejected
         if parked is not None:
             if parked is not _DUPLICATE:
-                self.parking.park(parked, ev)
+                waiting = self.parking.park(parked, ev)
+                if waiting is not None and content_digest(waiting) != content_digest(ev):
+                    return [], Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} is parked (its entity "
+                                                                 "does not exist yet) with other content; the first stands")
             return [], None
         half = self._half(ev.type)
         out = self._advance_tickets(ev.occurred_at) if half == TICKETS else []
@@ -424,8 +427,15 @@ class Processor:
             if ev.service_id not in self.subscribers:
                 raise Rejected("unknown_service", f"service_id {ev.service_id!r} is not in any contract")
             self._check_month_final(ev)
-            missing = downtime.needs_entity(self.store.service(ev.service_id), t, {
-                "outage_id": ev.__dict__.get("outage_id"), "maintenance_id": ev.__dict__.get("maintenance_id")})
+            service = self.store.service(ev.service_id)
+            fields = ev.__dict__
+            content = downtime.applied_content(service, downtime.record_key(t, fields), event_digest(ev.event_id))
+            if content is not None:
+                if content != content_digest(ev):
+                    raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to service "
+                                                            f"{ev.service_id!r} with other content; the first stands")
+                return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
+            missing = downtime.needs_entity(service, t, fields)
             if missing is None:
                 return None
             return (window_key if t.startswith("maintenance.") else outage_key)(ev.service_id, missing)
@@ -540,10 +550,12 @@ class Processor:
     def _apply_monitoring(self, ev: Any) -> list[Output]:
         store = self.store
         state = store.service(ev.service_id) or downtime.new_state(ev.service_id)
-        applied = downtime.apply_event(state, ev.type, ev.model_dump())
+        fields = ev.model_dump()
+        applied = downtime.apply_event(state, ev.type, fields)
         if applied.error is not None:
             raise Rejected(*applied.error)
-        state = applied.state
+        state = downtime.remember(applied.state, downtime.record_key(ev.type, fields), event_digest(ev.event_id),
+                                  content_digest(ev))
         out: list[Output] = []
         now = self.monitoring_now
         revise: dict[str, list[str]] = {}

@@ -959,6 +959,8 @@ def describe_ticket(state: TicketState, plan: ResolvedPlan, now: datetime, thres
     return {"ticket_id": state.ticket_id, "customer_id": state.customer_id, "policy": plan.policy,
             "plan": plan.plan, "policy_version": state.policy_version, "priority": state.priority,
             "opened_at": state.opened_at.isoformat(), "resolved": state.resolved,
+            # a closed ticket is kept (no clock runs) until its close + the parking horizon
+            "closed_at": state.closed_at.isoformat() if state.closed_at is not None else None,
             "as_of": max(now, state.advanced_to).isoformat(), "clocks": described, "breaches": breaches}
 
 

@@ -4,7 +4,8 @@ cut processing from 1651 to 336 events/s).
 
 What keeps the processing loop's share (docs/operations.md, "Query API"):
 - The views read the published snapshot (`streams.snapshot`), never the live processors.
-- `CpuPacer`: the views run one at a time, each once the API thread is back within
+- `CpuPacer`: the answers computed here (`ApiServer.paced`: a view's local work, never a wait
+  for another worker or for the processing loop) run one at a time, each once the API thread is back within
   `cpu_share` of the process's CPU (`time.thread_time` / `time.process_time`; `cpu_share` of the
   wall time while processing is idle); they wait on the loop. Threads share one GIL: a thread
   that is always runnable takes about half of it from the processing thread. The cheap paths
@@ -13,7 +14,13 @@ What keeps the processing loop's share (docs/operations.md, "Query API"):
 - `_Admission`: reads a connection's first line itself. The probes (`/health`, `/ready`) are
   answered there at once, ahead of the requests waiting for a view. Past `max_connections` open
   connections, a query is answered `503` + `Retry-After` and closed, without running a view;
-  the scrape (`/metrics`) is let through over the limit.
+  the scrape (`/metrics`) is let through over the limit. A connection that has not sent its
+  first line within `first_line_timeout` is closed, and at most `max_connections` x 4 may be
+  waiting for theirs (silent clients must not take every file descriptor); an idle keep-alive
+  connection is closed after `keepalive_timeout` (it holds one of the `max_connections`).
+- `forward`: a query for a key another worker owns is forwarded there outside the pacing (two
+  workers forwarding to each other must not wait on each other); an owner that does not answer
+  gives `503` + `Retry-After`, as a rebalance does.
 - `/metrics` asks the processing loop to refresh the scrape-time gauges at most once every
   `metrics_refresh_every` seconds (concurrent scrapes share one refresh), and renders the
   registry in this thread.
@@ -31,7 +38,7 @@ from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 __all__ = ["Answer", "ApiServer", "CpuPacer", "ROUTED_HEADER"]
 
@@ -135,9 +142,34 @@ class _Admission(asyncio.Protocol):
         self.transport: Any = None
         self.head = b""
         self.counted = False
+        self.waiting = False  # counted in `server.waiting_connections` (no first line yet)
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        server = self.server
+        if server.waiting_connections >= server.max_connections * 4:
+            server.rejected += 1
+            transport.write(server._overloaded)
+            transport.close()
+            return
+        server.waiting_connections += 1
+        self.waiting = True
+        self.timer = asyncio.get_running_loop().call_later(server.first_line_timeout, self._silent)
+
+    def _silent(self) -> None:
+        """No first line in time: closed (it would hold a file descriptor for ever)."""
+        self.timer = None
+        self.server.silent_closed += 1
+        self.transport.close()
+
+    def _first_line_read(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.waiting:
+            self.waiting = False
+            self.server.waiting_connections -= 1
 
     def _admit(self, data: bytes) -> None:
         self.server.open_connections += 1
@@ -150,9 +182,12 @@ class _Admission(asyncio.Protocol):
         if self.inner is not None:
             self.inner.data_received(data)
             return
+        if self.transport.is_closing():
+            return
         self.head += data
         if b"\n" not in self.head and len(self.head) < 4096:
             return
+        self._first_line_read()
         parts = self.head.split(b"\n", 1)[0].split(b" ")
         path = parts[1].split(b"?", 1)[0] if len(parts) > 1 else b""
         probe = self.server._probes.get(path) if parts[0] == b"GET" else None
@@ -170,6 +205,7 @@ class _Admission(asyncio.Protocol):
         return self.inner.eof_received() if self.inner is not None else None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._first_line_read()
         if self.counted:
             self.server.open_connections -= 1
             self.counted = False
@@ -198,9 +234,14 @@ class ApiServer:
     SHUTDOWN_TIMEOUT = 2.0  # seconds a request in progress may take to finish when the worker stops
 
     def __init__(self, host: str, port: int, *, max_connections: int = 64, cpu_share: float = 0.15,
-                 retry_after: int = 1, forward_timeout: float = 10.0) -> None:
+                 retry_after: int = 1, forward_timeout: float = 10.0, first_line_timeout: float = 10.0,
+                 keepalive_timeout: float = 5.0) -> None:
         self.host, self.port = host, port
         self.max_connections = max_connections
+        self.first_line_timeout = first_line_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.waiting_connections = 0  # connected, first line not read yet
+        self.silent_closed = 0  # connections closed for sending no first line in time
         self.pacer = CpuPacer(cpu_share)
         self.retry_after = retry_after
         self.forward_timeout = forward_timeout
@@ -266,10 +307,11 @@ class ApiServer:
         runner = None
         server = None
         try:
-            app = web.Application(middlewares=[self._middleware])
+            app = web.Application()
             for path, view in self._views:
                 app.router.add_get(path, self._handler(view))
-            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=self.SHUTDOWN_TIMEOUT)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=self.SHUTDOWN_TIMEOUT,
+                                   keepalive_timeout=self.keepalive_timeout)
             await runner.setup()
             assert runner.server is not None  # set up above
             self._protocol_factory = runner.server
@@ -291,40 +333,52 @@ class ApiServer:
             await runner.cleanup()
 
     # --- requests --------------------------------------------------------------
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Views one at a time, each once the thread is back within its CPU share. The wait is
-        on the loop, not a sleep of the thread: meanwhile the loop still accepts connections,
-        answers the probes and refuses what is past the limit (their CPU counts in the share,
-        and leaves the views less of it)."""
+    async def paced(self, compute: Callable[[], Answer]) -> Answer:
+        """`compute()` (a view's local work: synchronous, CPU only) one at a time, once the thread is
+        back within its CPU share. The wait is on the loop, not a sleep of the thread: meanwhile the
+        loop still accepts connections, answers the probes, forwards and refuses what is past the
+        limit (their CPU counts in the share, and leaves the views less of it). Never call it around
+        an await on another worker or on the processing loop: a paced view waiting for a worker
+        whose paced view waits for this one would hold both."""
         async with self._view_turn:
             pause = self.pacer.pause()
             if pause > 0:
                 await asyncio.sleep(pause)
                 self.pacer.paused(pause)
-            try:
-                return await handler(request)
-            finally:
-                self.answered += 1
+            return compute()
 
     def _handler(self, view: Callable[[web.Request], Any]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
-            answer = view(request)
-            if asyncio.iscoroutine(answer):
-                answer = await answer
+            try:
+                answer = view(request)
+                if asyncio.iscoroutine(answer):
+                    answer = await answer
+            finally:
+                self.answered += 1
             if isinstance(answer, web.StreamResponse):
                 return answer
             return web.Response(body=answer.body, status=answer.status, content_type=answer.content_type,
                                 charset=answer.charset, headers=dict(answer.headers))
         return handle
 
-    async def forward(self, request: web.Request, owner_url: str) -> web.Response:
-        """The owner's answer to this request, as it gave it (status, content type, body)."""
+    def unavailable(self, message: str) -> Answer:
+        """503 + Retry-After: the answer exists, but not here and not now (rebalance, recovery)."""
+        return Answer(503, json.dumps({"error": message}).encode(), headers={"Retry-After": str(self.retry_after)})
+
+    async def forward(self, request: web.Request, owner_url: str) -> web.Response | Answer:
+        """The owner's answer to this request, as it gave it (status, content type, body, its
+        Retry-After); 503 + Retry-After when the owner does not answer in time."""
         assert self._client is not None
         url = owner_url.rstrip("/") + request.path_qs
-        async with self._client.get(url, headers={ROUTED_HEADER: "1"}) as response:
-            return web.Response(text=await response.text(), status=response.status,
-                                content_type=response.content_type)
+        try:
+            async with self._client.get(url, headers={ROUTED_HEADER: "1"}) as response:
+                retry = response.headers.get("Retry-After")
+                return web.Response(text=await response.text(), status=response.status,
+                                    content_type=response.content_type,
+                                    headers={"Retry-After": retry} if retry is not None else None)
+        except (ClientError, asyncio.TimeoutError) as exc:
+            return self.unavailable(f"the worker that holds this key ({owner_url}) did not answer "
+                                    f"({type(exc).__name__}); try again later")
 
     async def call_on_processing_loop(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Run `fn()` (synchronous, short) on the processing loop between two of its steps."""

@@ -92,6 +92,10 @@ class Metrics:
         self.contracts = Gauge("slaproc_contracts", "Contracts installed on this worker", registry=r)
         self.ready = Gauge("slaproc_ready", "1 if the worker is ready (/ready answers 200), else 0", registry=r)
         self.rebalances = Counter("slaproc_rebalances", "Partition assignments seen", registry=r)
+        self.state_dir_failed = Gauge("slaproc_state_dir_failed",
+                                      "1 if a write to SLAPROC_STATE_DIR failed (tables in memory only since; "
+                                      "a restart reads more of the changelogs), else 0; absent without a state dir",
+                                      registry=r)
         self.processing = Histogram("slaproc_processing_seconds", "Wall time to process one batch", registry=r)
 
     def refresh(self, worker: Any) -> None:
@@ -259,6 +263,9 @@ def refresh(metrics: Metrics, worker: Any) -> None:
         metrics.open_clocks.labels(provider).set(counts.get(provider, 0))
     metrics.parked.set(sum(len(getattr(getattr(proc, "core", None), "parking", ())) for proc in
                            list(worker.processors.values())))
+    state_dir = getattr(getattr(worker, "app", None), "slaproc_state_dir", None)
+    if state_dir is not None:
+        metrics.state_dir_failed.set(0.0 if state_dir.failed is None else 1.0)
     _set_consumer_lag(metrics, worker)
 
 

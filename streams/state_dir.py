@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -51,6 +52,8 @@ from faust.stores import memory
 from streams.settings import SettingsError
 
 __all__ = ["STORE_URL", "StateDir", "StateDirInUse", "PersistedStore"]
+
+log = logging.getLogger(__name__)
 
 #: The Faust store URL of `PersistedStore` (entry point `faust.stores` in pyproject.toml).
 STORE_URL = "slaproc-state://"
@@ -81,6 +84,10 @@ class StateDir:
         self.db = db
         self._pending: dict[str, list[Record]] = {}
         self._flush_scheduled = False
+        #: Set when a write failed (disk full, I/O error): the file keeps the prefix it held, no
+        #: later write is tried (one after a lost one would move the offset past it), and the
+        #: worker goes on with its tables in memory; the next start reads the rest from the changelog.
+        self.failed: str | None = None
 
     @classmethod
     def open(cls, path: Path, app_id: str) -> "StateDir":
@@ -107,10 +114,16 @@ class StateDir:
         # Autocommit mode; every write below is one explicit transaction. WAL + synchronous=NORMAL:
         # a committed transaction survives the process being killed (it is in the OS's hands);
         # only a machine crash can lose the last ones, which the changelog still has.
-        db = sqlite3.connect(path / f"{app_id}.sqlite3", isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        file = path / f"{app_id}.sqlite3"
+        try:
+            db = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            lock.close()
+            raise SettingsError(f"SLAPROC_STATE_DIR: {file} cannot be used ({exc}); deleting it is safe: the next "
+                                f"start rebuilds it from the changelogs") from exc
         return cls(path, lock, db)
 
     def close(self) -> None:
@@ -132,7 +145,22 @@ class StateDir:
     # --- writes --------------------------------------------------------------
     def write(self, topic: str, records: Iterable[Record]) -> None:
         """Apply changelog records (in changelog order) and move each partition's offset, in one
-        transaction. Within a batch only a key's last record counts, as on the changelog."""
+        transaction. Within a batch only a key's last record counts, as on the changelog.
+
+        Never raises: a failed write leaves the file as it was (the transaction is rolled back)
+        and stops every later one (`failed`), so the file stays a prefix of the changelog."""
+        if self.failed is not None:
+            return
+        try:
+            self._write(topic, records)
+        except (sqlite3.Error, OSError) as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.critical("SLAPROC_STATE_DIR %s: writing %s failed (%s); the worker goes on with its tables in "
+                         "memory and writes nothing more there: the file keeps what it held, and the next start "
+                         "reads the rest from the changelog. Free the space or fix the volume, then restart.",
+                         self.path, topic, self.failed)
+
+    def _write(self, topic: str, records: Iterable[Record]) -> None:
         final: dict[tuple[int, str], bytes | None] = {}
         offsets: dict[int, int] = {}
         for partition, key, value, offset in records:
@@ -166,7 +194,8 @@ class StateDir:
             yield db
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL): keep the first error
+                db.execute("ROLLBACK")
             raise
 
     def acknowledged(self, topic: str, record: Record) -> None:

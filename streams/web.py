@@ -116,6 +116,23 @@ def _routes(app: Any, topics: list[str]) -> Callable[[], dict[str, dict[int, str
     return routes
 
 
+def route(snapshot: Any, replica: Replica, topic: str, partition: int, routed: bool,
+          own_url: str) -> tuple[str, Any]:
+    """Where a query for `topic`'s `partition` is answered: ("forward", owner URL), ("unavailable",
+    why: a 503 + Retry-After) or ("local", the partition's processor as of `snapshot`). A request
+    another worker forwarded (`routed`) is answered here whatever the routes say: no request loops."""
+    if not routed:
+        owner = snapshot.routes.get(topic, {}).get(partition)
+        if owner is None:  # no assignment yet (starting, rebalancing): what Faust's router answered
+            return "unavailable", "Service unavailable. Try again later."
+        if not same_url(owner, own_url):
+            return "forward", owner
+    proc = replica.processor(snapshot, partition)
+    if proc is None:  # assigned here, not recovered yet (no processor before its first unit): not "unknown"
+        return "unavailable", f"partition {partition} of {topic} is being taken over by this worker; try again later"
+    return "local", proc
+
+
 def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
     """Publish snapshots from `worker`'s commits and serve the views from them in an `ApiServer`
     on the web port, started with the app (Faust's own web server is not used: `web_enabled`
@@ -137,15 +154,13 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
         """Answer from the key's partition here, or forward to the worker that owns it (a request
         another worker forwarded is answered here, whatever the routes say: no request loops)."""
         snapshot = publisher.current
-        partition = partition_for_key(key, partitions)
-        owner = snapshot.routes.get(topic, {}).get(partition)
-        if ROUTED_HEADER not in request.headers:
-            if owner is None:  # no assignment yet (starting, rebalancing): what Faust's router answered
-                return Answer(503, json_answer({"error": "Service unavailable. Try again later."}).body,
-                              headers={"Retry-After": str(server.retry_after)})
-            if not same_url(owner, own_url):
-                return await server.forward(request, owner)
-        return answer(replica.processor(snapshot, partition))
+        where, found = route(snapshot, replica, topic, partition_for_key(key, partitions),
+                             ROUTED_HEADER in request.headers, own_url)
+        if where == "forward":
+            return await server.forward(request, found)  # not paced: it waits for the owner
+        if where == "unavailable":
+            return server.unavailable(found)
+        return await server.paced(lambda: answer(found))
 
     def ticket_view(request: Any) -> Any:
         ticket_id = request.match_info["ticket_id"]
@@ -158,10 +173,10 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
             return _error(f"{month!r} is not a month (YYYY-MM)")
         return answer_routed(request, services_topic, service_id, lambda proc: month_answer(proc, service_id, month))
 
-    def report_view(request: Any) -> Answer:
+    async def report_view(request: Any) -> Answer:
         snapshot = publisher.current
-        return report_answer(replica.processors(snapshot), partitions, request.match_info["customer_id"],
-                             request.match_info["month"])
+        return await server.paced(lambda: report_answer(replica.processors(snapshot), partitions,
+                                                        request.match_info["customer_id"], request.match_info["month"]))
 
     refreshed = {"at": float("-inf"), "pending": None}
 
@@ -182,8 +197,8 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
             finally:
                 if refreshed["pending"] is pending and pending.done():
                     refreshed["pending"] = None
-        return Answer(200, generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0],
-                      charset=None)
+        return await server.paced(lambda: Answer(200, generate_latest(metrics.registry),
+                                                 content_type=CONTENT_TYPE_LATEST.split(";")[0], charset=None))
 
     server.add("/metrics", metrics_view)
     server.add_probe("/health", lambda: health_answer(*worker.health.live()))  # 503 once an agent crashed

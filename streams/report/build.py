@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from policies.contracts import load_contracts_yaml
 from policies.catalog import Catalog, ResolvedPlan, default_catalog
@@ -105,9 +105,11 @@ def report_from_files(events: Path, contracts: Path, customer_id: str, month: st
                         services=services, held_from={}, now=proc.now or EPOCH)
 
 
-def _held_tickets(processors: Iterable[Any], customer_id: str) -> list[TicketState]:
+def _held_tickets(processors: Iterable[Any], customer_id: str, held: Callable[[str], bool]) -> list[TicketState]:
     """The customer's tickets in the tables of this worker's partitions (the in-memory state where
-    a processor has it loaded: it may be newer than the table). A closed ticket's tombstone is skipped."""
+    a processor has it loaded: it may be newer than the table). A closed ticket's tombstone is skipped.
+    `held(ticket_id)`: whether its partition is one of the processors' (the table also holds the
+    standby partitions' tickets, replicated from another worker and possibly behind it)."""
     marker = f'"c":{json.dumps(customer_id)}'
     found: dict[str, TicketState] = {}
     seen_tables: set[int] = set()
@@ -117,7 +119,7 @@ def _held_tickets(processors: Iterable[Any], customer_id: str) -> list[TicketSta
             continue  # one table serves every partition of this worker
         seen_tables.add(id(backend))
         for ticket_id, raw in backend.items("tickets"):
-            if marker in raw and not raw.startswith('{"closed":'):
+            if marker in raw and not raw.startswith('{"closed":') and held(ticket_id):
                 found[ticket_id] = TicketState.from_json(raw)
     for proc in processors:
         found.update({k: s for k, s in proc.store.tickets.items() if s.customer_id == customer_id})
@@ -154,5 +156,6 @@ def report_from_worker(processors: dict[int, Any], partitions: int, customer_id:
         services[svc.service_id] = proc.store.service(svc.service_id)
         held_from[svc.service_id] = proc.core.oldest_month_held(customer_id, svc.service_id)
     return month_report(core=core, customer_id=customer_id, month=month, entry=entry,
-                        tickets=_held_tickets(procs, customer_id), services=services, held_from=held_from,
+                        tickets=_held_tickets(procs, customer_id, lambda key: owner_of(key) in processors),
+                        services=services, held_from=held_from,
                         now=now, notes=tuple(notes))

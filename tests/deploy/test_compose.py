@@ -186,3 +186,31 @@ def test_dockerfile_installs_the_package_and_runs_the_worker() -> None:
     assert 'CMD ["slaproc", "worker"]' in text
     for line in re.findall(r"^COPY (\S+)", text, re.M):
         assert (REPO / line).exists(), f"Dockerfile copies missing {line}"
+
+
+def _interpolated(env: dict[str, str]) -> dict[str, str]:
+    """Compose's `${VAR:-default}` with nothing set in the shell: the default."""
+    return {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)) for k, v in env.items()}
+
+
+def test_workers_settings_parse_and_each_keeps_its_tables_on_its_own_volume() -> None:
+    """Every worker's environment is accepted by the worker (typos stop it at start), and each
+    worker persists its tables (SLAPROC_STATE_DIR) on a named volume of its own, under a static
+    member id of its own: two workers on one directory or one id would fence each other."""
+    from streams.settings import WorkerSettings
+
+    workers = sorted(n for n in SERVICES if n.startswith("worker-"))
+    assert len(workers) >= 2
+    state_volumes, member_ids = [], []
+    for name in workers:
+        settings = WorkerSettings.from_env(_interpolated(SERVICES[name]["environment"]))
+        assert settings.state_dir is not None, f"{name}: SLAPROC_STATE_DIR unset (every restart re-reads the changelogs)"
+        mounts = [m.split(":") for m in SERVICES[name]["volumes"]]
+        [volume] = [src for src, target, *_ in mounts
+                    if settings.state_dir == Path(target) or Path(target) in settings.state_dir.parents]
+        assert volume in COMPOSE["volumes"], f"{name}: the state dir is not on a named volume"
+        state_volumes.append(volume)
+        assert settings.group_instance_id, name
+        member_ids.append(settings.group_instance_id)
+    assert len(set(state_volumes)) == len(workers), f"workers share a state volume: {state_volumes}"
+    assert len(set(member_ids)) == len(workers), f"workers share a group instance id: {member_ids}"

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from streams.api_server import Answer, ApiServer, CpuPacer
+from streams.api_server import ROUTED_HEADER, Answer, ApiServer, CpuPacer
 from streams.testing.harness import free_port
 
 
@@ -128,7 +128,7 @@ def test_a_probe_is_answered_while_views_wait_for_their_cpu_share():
 
     server = ApiServer("127.0.0.1", free_port(), cpu_share=0.01)
     server.pacer.max_pause = 5.0  # a margin no scheduling delay of a busy machine reaches
-    server.add("/burn", burn)
+    server.add("/burn", lambda request: server.paced(lambda: burn(request)))
     server.add_probe("/health", lambda: Answer(200, b'{"status":"ok"}'))
     server.start()
     url = f"http://127.0.0.1:{server.port}"
@@ -146,3 +146,75 @@ def test_a_probe_is_answered_while_views_wait_for_their_cpu_share():
         server.stop()
     assert order == ["burn", "health", "burn"], order  # the probe did not wait for the view
     assert server.pacer.slept > 0  # the views did wait
+
+
+def _worker_pair(**options):
+    """Two servers whose `/k/{key}` forwards to the other one (its paced local answer when the
+    request was forwarded), as two workers do for keys the other holds."""
+    servers = [ApiServer("127.0.0.1", free_port(), cpu_share=1.0, **options) for _ in range(2)]
+    for me, other in ((servers[0], servers[1]), (servers[1], servers[0])):
+        def view(request, me=me, other=other):
+            if ROUTED_HEADER in request.headers:
+                return me.paced(lambda: (time.sleep(0.3), Answer(200, json.dumps({"at": me.port}).encode()))[1])
+            return me.forward(request, f"http://127.0.0.1:{other.port}")
+        me.add("/k/{key}", view)
+    for server in servers:
+        server.start()
+    return servers
+
+
+def test_two_workers_forwarding_to_each_other_do_not_wait_on_each_other():
+    """A forward is not paced: with the pacing held across it, A waiting for B's answer while B
+    waits for A's held both until the forward timed out (10 s, then 504 on both)."""
+    a, b = _worker_pair(forward_timeout=5.0)
+    answers: dict[str, tuple] = {}
+    try:
+        threads = [threading.Thread(target=lambda s=s: answers.update({s.port: _get(f"http://127.0.0.1:{s.port}/k/x")}))
+                   for s in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        a.stop()
+        b.stop()
+    assert answers[a.port][0] == answers[b.port][0] == 200
+    assert answers[a.port][2] == {"at": b.port} and answers[b.port][2] == {"at": a.port}
+
+
+def test_an_owner_that_does_not_answer_gives_503_with_retry_after():
+    server = ApiServer("127.0.0.1", free_port(), cpu_share=1.0, forward_timeout=2.0)
+    gone = free_port()  # nothing listens there
+    server.add("/k/{key}", lambda request: server.forward(request, f"http://127.0.0.1:{gone}"))
+    server.start()
+    try:
+        status, headers, body = _get(f"http://127.0.0.1:{server.port}/k/x")
+    finally:
+        server.stop()
+    assert status == 503 and headers["Retry-After"] == "1" and str(gone) in body["error"]
+
+
+def test_silent_connections_are_closed_and_bounded_and_idle_keep_alives_let_their_slot_go():
+    server = ApiServer("127.0.0.1", free_port(), max_connections=1, cpu_share=1.0, first_line_timeout=0.5,
+                       keepalive_timeout=0.5)
+    server.add("/tickets/{ticket_id}", lambda request: Answer(200, b'{"ticket":true}'))
+    server.start()
+    silent = []
+    try:
+        silent = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(4)]
+        _wait(lambda: server.waiting_connections == 4)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as fifth:  # past 4 x max_connections
+            assert fifth.recv(100).startswith(b"HTTP/1.1 503")
+        for conn in silent:
+            assert conn.recv(100) == b""  # closed by the server, no first line came
+        assert server.silent_closed == 4 and server.waiting_connections == 0
+        kept = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        kept.sendall(b"GET /tickets/T1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in kept.recv(1000)
+        assert server.open_connections == 1  # a keep-alive connection holds the one slot ...
+        _wait(lambda: server.open_connections == 0)  # ... until it has been idle keepalive_timeout
+        kept.close()
+    finally:
+        for conn in silent:
+            conn.close()
+        server.stop()

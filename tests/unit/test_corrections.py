@@ -85,3 +85,75 @@ def test_a_reply_dated_before_its_ticket_is_an_orphan_whatever_the_order():
         dead = [o["reason"] for o in out if o["type"] == "dead_letter"] + [r.reason for r in rejected]
         assert dead == ["orphan"], order
         assert [o["type"] for o in out if o["type"].startswith("sla.")] == ["sla.breached"], order
+
+
+def test_a_monitoring_event_id_reused_with_other_content_is_a_conflicting_duplicate_and_the_first_stands():
+    # SPEC §10. Outage A from 10:00 to 15:00 on April 10: 300 min > 216, refund 1.94 USD (as above). The
+    # same id "s1" re-sent with a start at 06:00 would make it 540 min (the earliest start wins the fold).
+    proc = _proc()
+    out, rejected = _feed(proc,
+                          wire("outage.started", "2026-04-10T10:00:00Z", "s1", service_id="vp-api", outage_id="A"),
+                          wire("outage.resolved", "2026-04-10T15:00:00Z", "r1", service_id="vp-api", outage_id="A"),
+                          wire("maintenance.scheduled", "2026-04-01T09:00:00Z", "m1", service_id="vp-api",
+                               maintenance_id="W", starts_at="2026-04-20T01:00:00Z", ends_at="2026-04-20T02:00:00Z"))
+    assert rejected == []
+    again, rejected = _feed(proc,
+                            wire("outage.resolved", "2026-04-10T15:00:00Z", "r1", service_id="vp-api", outage_id="A"))
+    assert (again, rejected) == ([], [])  # a re-sent event is ignored
+    for conflicting in (
+            wire("outage.started", "2026-04-10T06:00:00Z", "s1", service_id="vp-api", outage_id="A"),
+            wire("outage.resolved", "2026-04-10T18:00:00Z", "r1", service_id="vp-api", outage_id="A"),
+            wire("maintenance.scheduled", "2026-04-01T09:00:00Z", "m1", service_id="vp-api", maintenance_id="W",
+                 starts_at="2026-04-10T09:00:00Z", ends_at="2026-04-10T16:00:00Z")):
+        more, rejected = _feed(proc, conflicting)
+        assert more == [] and [r.reason for r in rejected] == ["conflicting_duplicate"], conflicting
+        assert "'s1'" in rejected[0].message or "'r1'" in rejected[0].message or "'m1'" in rejected[0].message
+    out += [as_wire(x) for x in proc.advance_to(datetime(2026, 5, 3, tzinfo=timezone.utc))]
+    month = net_outcome(out)["months"][("vp", "vp-api", "2026-04")]
+    assert month["downtime_minutes"] == 300 and month["met"] is False
+    refund = next(o for o in out if o["type"] == "refund.eligible" and o["month"] == "2026-04")
+    assert refund["refund_amount"] == "1.94"
+
+
+def test_the_memory_of_applied_monitoring_events_survives_a_restart_and_is_pruned_with_its_record():
+    from policies import downtime
+
+    state = downtime.new_state("svc")
+    for event_type, fields in (("outage.started", {"outage_id": "A", "occurred_at": datetime(2026, 4, 10, 10, tzinfo=timezone.utc)}),
+                               ("outage.resolved", {"outage_id": "A", "occurred_at": datetime(2026, 4, 10, 15, tzinfo=timezone.utc)}),
+                               ("outage.started", {"outage_id": "B", "occurred_at": datetime(2026, 6, 2, 10, tzinfo=timezone.utc)})):
+        fields = {"event_id": f"{event_type}-{fields['outage_id']}", **fields}
+        applied = downtime.apply_event(state, event_type, fields)
+        state = downtime.remember(applied.state, downtime.record_key(event_type, fields), len(state.applied) + 1,
+                                  100 + len(state.applied))
+    restored = downtime.ServiceState.from_json(state.to_json())
+    assert restored == state and downtime.applied_content(restored, "o:A", 1) == 100
+    assert downtime.applied_content(restored, "o:A", 7) is None and downtime.applied_content(None, "o:A", 1) is None
+    # A row written before the memory existed (no "a") reads as no memory: such an event is folded as before.
+    old_row = state.to_json().rsplit(',"a":', 1)[0] + "}"
+    assert downtime.ServiceState.from_json(old_row).applied == {}
+    pruned = downtime.prune(state, "2026-05")  # A was resolved in April: gone, with what it remembered
+    assert set(pruned.outages) == {"B"} and set(pruned.applied) == {"o:B"}
+
+
+def test_a_parked_event_id_reused_with_other_content_is_a_conflicting_duplicate():
+    """SPEC §10 while an event waits for its entity: a resolve (or a reply) that arrived before its
+    outage (ticket) parks; the same id with other content is dead-lettered, not silently dropped,
+    and the first is what applies when the entity appears."""
+    proc = _proc()
+    for first, conflicting in (
+            (wire("outage.resolved", "2026-04-10T15:00:00Z", "r1", service_id="vp-api", outage_id="A"),
+             wire("outage.resolved", "2026-04-10T20:00:00Z", "r1", service_id="vp-api", outage_id="A")),
+            (wire("ticket.replied", "2026-02-03T15:10:00Z", "p1", ticket_id="T9", author="provider"),
+             wire("ticket.replied", "2026-02-03T17:10:00Z", "p1", ticket_id="T9", author="provider"))):
+        assert _feed(proc, first) == ([], [])  # parked
+        assert _feed(proc, first) == ([], [])  # re-sent: parked once, silently
+        out, rejected = _feed(proc, conflicting)
+        assert out == [] and [r.reason for r in rejected] == ["conflicting_duplicate"]
+        assert "parked" in rejected[0].message
+    _feed(proc, wire("outage.started", "2026-04-10T10:00:00Z", service_id="vp-api", outage_id="A"))
+    out = [as_wire(x) for x in proc.advance_to(datetime(2026, 5, 3, tzinfo=timezone.utc))]
+    month = net_outcome(out)["months"][("vp", "vp-api", "2026-04")]
+    assert month["downtime_minutes"] == 300  # 10:00-15:00, the first resolve; the conflicting one said 20:00
+    orphans = [o for o in out if o["type"] == "dead_letter" and o["reason"] == "orphan"]
+    assert len(orphans) == 1 and "p1" in orphans[0]["source"]  # the reply, once: its ticket never came

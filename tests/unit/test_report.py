@@ -254,6 +254,15 @@ def test_the_worker_page_has_the_figures_of_the_file(report):
                                  lambda key: partition_for_key(key, partitions))
     (svc,) = partial.services
     assert svc.figures is None and svc.not_held == "its partition is held by another worker"
+    # the table also holds the other partitions' tickets (a standby replica): not this worker's figures
+    opened = [json.loads(line) for line in (GOLDEN / "events.jsonl").read_text().splitlines()]
+    tickets = {e["ticket_id"] for e in opened if e["type"] == "ticket.opened" and e["customer_id"] == "vz-report"}
+    dropped = partition_for_key(min(tickets), partitions)
+    held = {t for t in tickets if partition_for_key(t, partitions) != dropped}
+    without = report_from_worker({p: proc for p, proc in procs.items() if p != dropped}, partitions, "vz-report",
+                                 "2026-04", lambda key: partition_for_key(key, partitions))
+    assert worker_doc["tickets"]["submitted"] == len(tickets) > len(held)
+    assert json.loads(render_json(without))["tickets"]["submitted"] == len(held)
     assert any(f"holds {partitions - 1} of {partitions} partitions" in n for n in partial.notes)
     with pytest.raises(LookupError):
         report_from_worker(procs, partitions, "nobody", "2026-04", lambda key: partition_for_key(key, partitions))

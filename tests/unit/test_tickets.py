@@ -1388,3 +1388,23 @@ def test_events_at_the_same_instant_fold_the_same_whatever_their_arrival(pair):
             "met": sorted(o["event_id"] for o in run.of("sla.met")
                           if o["event_id"] not in {r["met_event_id"] for r in run.of("sla.met_retracted")})})
     assert nets[0] == nets[1]
+
+
+def test_the_ticket_view_says_when_a_kept_ticket_was_closed():
+    """A closed ticket stays in the store until its close + the parking horizon (late events);
+    the query view says it is closed instead of showing a ticket with no clocks as if open."""
+    from policies.processor import Processor, Settings
+    from policies.tickets import describe_ticket
+    from tests.support import CATALOG, at, contracts, decoded, wire
+
+    proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+    for c in contracts("nm"):
+        proc.install(c)
+    proc.apply(decoded(wire("ticket.opened", "2026-02-03T15:00:00Z", ticket_id="T1", customer_id="nm", priority="high")))
+    state = proc.store.ticket("T1")
+    assert describe_ticket(state, proc.ticket_plan(state), at("2026-02-03T15:05:00Z"))["closed_at"] is None
+    proc.apply(decoded(wire("ticket.closed", "2026-02-03T17:00:00Z", ticket_id="T1")))
+    state = proc.store.ticket("T1")
+    assert state is not None  # kept for late events
+    view = describe_ticket(state, proc.ticket_plan(state), at("2026-02-03T18:00:00Z"))
+    assert view["closed_at"] == "2026-02-03T17:00:00+00:00"
