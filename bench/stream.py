@@ -3,7 +3,8 @@
     python -m bench.stream throughput [--events 200000 --tickets 20000 --rounds 1]
     python -m bench.stream timers [--sizes 1000,200000 --due-per-tick 10 --ticks 50]
     python -m bench.stream latency [--deadlines 300 --spread 60 --tick-interval 1 --lateness 1]
-    python -m bench.stream throughput --profile   # + py-spy hotspots of both consumers (pip install py-spy)
+    python -m bench.stream throughput --profile   # + py-spy hotspots of the consumers (pip install py-spy)
+    python -m bench.stream throughput --raw changelog,memory   # raw consumer variants (default: changelog)
 
 - throughput: one embedded Tansu broker; per round, back to back, (1) the bare agent of
   `bench.bare_agent` (Faust, counts events per key in a Table) and (2) the slaproc worker
@@ -17,7 +18,11 @@
   and the poll that saw all of them, divided by the time between those polls. CPU seconds of
   the consumer and of the broker over the same window come from /proc/<pid>/stat. The
   consumers' own counts (bare agent: `/progress/`, worker: `slaproc_events_in_total`) are
-  read once at the end, as a check.
+  read once at the end, as a check. Then (3) `bench.raw_consumer`: the core behind a plain
+  aiokafka consumer, no Faust (what a worker bypassing Faust's stream would gain), measured the
+  same way on its own copy of the topics; after its window one tick moves it to the workload's
+  `until`, and its outputs are compared with `slaproc replay`'s to the same instant (distinct
+  event ids; dead letters by reason and raw bytes), so its rate counts only if its work is whole.
 - timers: in-process (no broker), what a tick costs the worker: a `RealCore` partition
   processor over `PartitionStore(DictTableBackend())` (the worker's store without Faust)
   with N open tickets whose deadlines are days away, plus `due-per-tick` x `ticks`
@@ -44,6 +49,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -221,6 +227,14 @@ async def measure(progress: Callable[[], Any], target: int, pid: int, broker_pid
             "broker_cpu_seconds": last[3] - first[3]}
 
 
+async def measure_group(servers: str, group: str, topics: list[str], pid: int, broker_pid: int | None, *,
+                        poll: float, timeout: float, alive: Callable[[], bool]) -> dict[str, Any]:
+    """`measure` of a consumer by its group's committed offsets on `topics`, up to their end offsets."""
+    async with GroupOffsets(servers, group, topics) as offsets:
+        end = await offsets.end()
+        return await measure(offsets.committed, end, pid, broker_pid, poll=poll, timeout=timeout, alive=alive)
+
+
 async def _partitions(consumer: Any, topic: str) -> set[int]:
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
@@ -296,7 +310,9 @@ def hotspots(collapsed: Path, top: int = 25) -> str:
 
 async def throughput_round(broker: Any, lines: list[bytes], contracts: list[bytes], n_decodable: int, *,
                            partitions: int, round_no: int, log_dir: Path, poll: float, timeout: float,
-                           profile: bool = False, workload_end: datetime | None = None) -> dict[str, Any]:
+                           profile: bool = False, workload_end: datetime | None = None,
+                           raw_variants: Iterable[bool] = (True,), reference: dict[str, Any] | None = None
+                           ) -> dict[str, Any]:
     from streams.app import CONTRACTS, MONITORING_EVENTS, TICKET_EVENTS
     from streams.testing.broker import create_topics
     from streams.testing.harness import WorkerProcess, free_port, produce
@@ -321,10 +337,8 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
     try:
         print(f"round {round_no}: bare agent on {len(lines):,} lines", file=sys.stderr, flush=True)
         profiler = Profiler(bare.pid, log_dir / f"bare-r{round_no}.collapsed") if profile else None
-        async with GroupOffsets(servers, app_id, [prefix + t for t in inputs]) as offsets:
-            end = await offsets.end()
-            base = await measure(offsets.committed, end, bare.pid, broker.pid, poll=poll,
-                                 timeout=timeout, alive=lambda: bare.poll() is None)
+        base = await measure_group(servers, app_id, [prefix + t for t in inputs], bare.pid, broker.pid, poll=poll,
+                                   timeout=timeout, alive=lambda: bare.poll() is None)
         if profiler is not None:
             base["profile"] = profiler.stop()
         base["counted_by_agent"] = bare_progress(url)
@@ -353,10 +367,8 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
               file=sys.stderr, flush=True)
         profiler = Profiler(worker.process.pid, log_dir / f"slaproc-r{round_no}.collapsed") if profile else None
         # Not /metrics: rendering it costs the worker ~40 ms a scrape (py-spy: 16 % of its samples at 4 polls/s).
-        async with GroupOffsets(servers, app_id, [prefix + t for t in inputs]) as offsets:
-            end = await offsets.end()
-            work = await measure(offsets.committed, end, worker.process.pid, broker.pid, poll=poll,
-                                 timeout=timeout, alive=lambda: worker.process.poll() is None)
+        work = await measure_group(servers, app_id, [prefix + t for t in inputs], worker.process.pid, broker.pid,
+                                   poll=poll, timeout=timeout, alive=lambda: worker.process.poll() is None)
         if profiler is not None:
             work["profile"] = profiler.stop()
         from streams.testing.harness import metric_sum, scrape
@@ -381,7 +393,128 @@ async def throughput_round(broker: Any, lines: list[bytes], contracts: list[byte
         c = result["catch_up"]
         print(f"  catch-up: {c['seconds']:.1f} s for {c['span_days_max']:.1f} days, {c['outputs']:,} outputs",
               file=sys.stderr, flush=True)
+
+    # (3) the core behind a plain aiokafka consumer (bench.raw_consumer), one run per variant
+    for changelog in raw_variants:
+        key = raw_key(changelog)
+        raw = await raw_round(broker, lines, contracts, partitions=partitions, round_no=round_no, log_dir=log_dir,
+                              poll=poll, timeout=timeout, changelog=changelog, reference=reference, until=workload_end,
+                              profile=profile)
+        result[key] = raw
+        if base.get("complete") and raw.get("complete"):
+            raw["ratio"] = raw["rate"] / base["rate"]
+        check = raw.get("check", {})
+        print(f"  {RAW_NAMES[key]}: {raw.get('rate', 0):,.0f} events/s, ratio {raw.get('ratio', float('nan')):.3f}"
+              f"{'; outputs equal replay' if check.get('equal') else '; outputs checked: ' + str(check or 'no')}",
+              file=sys.stderr, flush=True)
     return result
+
+
+RAW_NAMES = {"raw": "raw aiokafka consumer", "raw_memory": "raw aiokafka consumer, state in memory"}
+
+
+def raw_key(changelog: bool) -> str:
+    return "raw" if changelog else "raw_memory"
+
+
+async def raw_round(broker: Any, lines: list[bytes], contracts: list[bytes], *, partitions: int, round_no: int,
+                    log_dir: Path, poll: float, timeout: float, changelog: bool = True,
+                    reference: dict[str, Any] | None = None, until: datetime | None = None,
+                    profile: bool = False) -> dict[str, Any]:
+    """`bench.raw_consumer` on the same backlog: contracts and events produced before it starts, rate
+    and CPU from its group's committed offsets (`measure_group`); then, with a `reference` (replay's
+    outputs up to `until`), one tick at `until + lateness` and its outputs compared with replay's."""
+    from streams.app import CONTRACTS, MONITORING_EVENTS, TICKET_EVENTS
+    from streams.testing.broker import create_topics
+    from streams.testing.harness import produce
+
+    inputs = [TICKET_EVENTS, MONITORING_EVENTS]
+    key = raw_key(changelog)
+    prefix, app_id = f"r{round_no}.{key}.", f"bench-{key}-r{round_no}"
+    await create_topics(broker.url, [prefix + CONTRACTS], partitions, {"cleanup.policy": "compact"})
+    await create_topics(broker.url, [prefix + t for t in inputs], partitions)
+    await produce(broker.url, prefix, contracts)
+    await produce(broker.url, prefix, lines)
+    stats = log_dir / f"{key}-r{round_no}.json"
+    cmd = [sys.executable, "-m", "bench.raw_consumer", "--broker", broker.url, "--prefix", prefix, "--app-id", app_id,
+           "--partitions", str(partitions), "--lateness", str(ALLOWED_LATENESS_S), "--stats", str(stats)]
+    log = open(log_dir / f"{key}-r{round_no}.log", "ab")
+    raw = _track(subprocess.Popen(cmd + ([] if changelog else ["--no-changelog"]), cwd=ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        print(f"round {round_no}: {RAW_NAMES[key]} on {len(lines):,} lines", file=sys.stderr, flush=True)
+        profiler = Profiler(raw.pid, log_dir / f"{key}-r{round_no}.collapsed") if profile else None
+        result = await measure_group(broker.bootstrap_servers, app_id, [prefix + t for t in inputs], raw.pid,
+                                     broker.pid, poll=poll, timeout=timeout, alive=lambda: raw.poll() is None)
+        if profiler is not None:
+            result["profile"] = profiler.stop()
+        if result.get("complete") and reference is not None and until is not None:
+            result["check"] = await check_against_replay(broker.url, prefix, app_id, partitions, until, reference)
+    finally:
+        _stop(raw)
+        log.close()
+    if stats.exists():
+        result["counts"] = json.loads(stats.read_text())
+        result["counted_by_raw"] = result["counts"].get("events", 0) + result["counts"].get("dead_letters", 0)
+    return result
+
+
+def output_identity(lines: Iterable[bytes]) -> dict[str, Any]:
+    """What a stream's outputs are compared with replay's by: the distinct event ids of every output
+    but the dead letters, and the dead letters as (reason, raw) counts (their `source` and
+    `occurred_at` name a file line in replay, a topic offset and a record time in a stream)."""
+    ids: set[str] = set()
+    dead: Counter[tuple[str, str]] = Counter()
+    for line in lines:
+        data = json.loads(line)
+        if data["type"] == "dead_letter":
+            dead[(data["reason"], data["raw"])] += 1
+        else:
+            ids.add(data["event_id"])
+    return {"ids": ids, "dead_letters": dead}
+
+
+def replay_reference(events: Path, contracts: Path, until: datetime) -> dict[str, Any]:
+    """`output_identity` of `slaproc replay` over the workload up to `until`, with `at_batch_end`: the
+    dead letters replay writes only because its batch is over, which a stream writes later.
+
+    Those are the events still parked at `until` (an event for an entity that never came, less than
+    the parking horizon old): replay drains them as `orphan`s at the end of the file, a stream keeps
+    them parked until their horizon passes (SPEC §10), i.e. after `until`."""
+    import io
+
+    from policies.processor import Settings
+    from streams.replay import replay_file
+
+    out = io.BytesIO()
+    replay_file(events, contracts, until, out, progress=None)
+    lines = out.getvalue().splitlines()
+    reference = output_identity(lines)
+    horizon_start = until - Settings().parking_horizon
+    reference["at_batch_end"] = Counter(
+        (d["reason"], d["raw"]) for d in map(json.loads, lines) if d["type"] == "dead_letter"
+        and d["reason"] == "orphan" and datetime.fromisoformat(d["occurred_at"].replace("Z", "+00:00")) >= horizon_start)
+    return reference
+
+
+async def check_against_replay(broker_url: str, prefix: str, app_id: str, partitions: int, until: datetime,
+                               reference: dict[str, Any], timeout: float = 180.0) -> dict[str, Any]:
+    """Tick every partition to `until` (a tick at `until + lateness`), read the output topics until
+    replay's count of distinct outputs is there and nothing new came for 2 s, and compare."""
+    from streams.testing.harness import collect, send_ticks
+
+    await send_ticks(broker_url, app_id, partitions, until + timedelta(seconds=ALLOWED_LATENESS_S))
+    dead_letters = reference["dead_letters"] - reference.get("at_batch_end", Counter())
+    expect = len(reference["ids"]) + sum(dead_letters.values())
+    got = output_identity(await collect(broker_url, prefix, quiet_for=2.0, timeout=timeout, expect=expect,
+                                        raw=True, distinct=True))
+    ids, want = got["ids"], reference["ids"]
+    return {"replay_outputs": len(want), "stream_outputs": len(ids), "only_in_stream": len(ids - want),
+            "only_in_replay": len(want - ids), "replay_dead_letters": sum(reference["dead_letters"].values()),
+            "replay_at_batch_end": sum(reference.get("at_batch_end", Counter()).values()),
+            "stream_dead_letters": sum(got["dead_letters"].values()),
+            "dead_letters_equal": got["dead_letters"] == dead_letters,
+            "equal": ids == want and got["dead_letters"] == dead_letters}
 
 
 async def read_contracts(first: Any, count: int, timeout: float = 120.0) -> float:
@@ -469,13 +602,20 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
     n_decodable = decodable(lines)
     until = datetime.fromisoformat(meta["until"].replace("Z", "+00:00")) if meta.get("until") else None
     log_dir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+    raw_variants = [v == "changelog" for v in args.raw.split(",") if v in ("changelog", "memory")]
+    reference = None
+    if raw_variants and until is not None and not args.no_check:
+        print(f"replay of the workload up to {meta['until']} (the raw consumer's outputs are compared with it)",
+              file=sys.stderr, flush=True)
+        reference = replay_reference(work / "events.jsonl", work / "contracts.yaml", until)
     rounds = []
     async with EmbeddedBroker(log_path=log_dir / "broker.log") as broker:
         for r in range(args.rounds):
             rounds.append(await throughput_round(broker, lines, contracts, n_decodable, partitions=args.partitions,
                                                  round_no=r + 1, log_dir=log_dir, poll=args.poll,
                                                  timeout=args.timeout, profile=args.profile,
-                                                 workload_end=until))
+                                                 workload_end=until, raw_variants=raw_variants,
+                                                 reference=reference))
     return {"workload": meta, "workload_dir": str(work), "lines": len(lines), "decodable": n_decodable,
             "contracts": len(contracts), "partitions": args.partitions, "rounds": rounds, "logs": str(log_dir)}
 
@@ -489,20 +629,39 @@ def throughput_table(res: dict[str, Any]) -> str:
            "| round | consumer | events/s | window (committed offsets) | CPU (consumer) | CPU / event | "
            "CPU (broker) | counted by the consumer | ratio |",
            "|---|---|---|---|---|---|---|---|---|"]
+    contenders = (("bare Faust agent", "baseline"), ("slaproc worker", "slaproc"),
+                  *((name, key) for key, name in RAW_NAMES.items()))
     for r in res["rounds"]:
-        for name, key in (("bare Faust agent", "baseline"), ("slaproc worker", "slaproc")):
+        for name, key in contenders:
+            if key not in r:
+                continue
             m = r[key]
             if not m.get("complete"):
                 out.append(f"| {r['round']} | {name} | incomplete ({m.get('events_seen', 0):,.0f} of "
                            f"{m['target']:,}) | | | | | | |")
                 continue
-            counted = m.get("counted_by_agent", m.get("counted_by_worker"))
-            ratio = f"**{r['ratio']:.2f}**" if key == "slaproc" and "ratio" in r else ""
+            counted = m.get("counted_by_agent", m.get("counted_by_worker", m.get("counted_by_raw")))
+            ratio = r.get("ratio") if key == "slaproc" else m.get("ratio")
+            ratio = f"**{ratio:.2f}**" if ratio is not None and key != "baseline" else ""
             out.append(f"| {r['round']} | {name} | {m['rate']:,.0f} | {m['window_events']:,.0f} ev in "
                        f"{m['window_seconds']:.1f} s | {m['cpu_seconds']:.1f} s "
                        f"({m['cpu_seconds'] / max(m['window_seconds'], 1e-9) * 100:.0f} %) | "
                        f"{m['cpu_seconds'] / max(m['window_events'], 1) * 1e6:.0f} µs | {m['broker_cpu_seconds']:.1f} s | "
                        f"{'n/a' if counted is None else f'{counted:,.0f}'} | {ratio} |")
+    checks = [(r["round"], RAW_NAMES[key], r[key]["check"]) for r in res["rounds"] for key in RAW_NAMES
+              if "check" in r.get(key, {})]
+    if checks:
+        out += ["", "Outputs of the raw consumer after one tick to the workload's `until`, against `slaproc replay` "
+                "to the same instant: distinct event ids (dead letters by reason and raw bytes).", "",
+                "| round | consumer | replay outputs | stream outputs | only in stream | only in replay | "
+                "dead letters: replay (of which at its batch end*) / stream | equal |", "|---|---|---|---|---|---|---|---|"]
+        for round_no, name, c in checks:
+            out.append(f"| {round_no} | {name} | {c['replay_outputs']:,} | {c['stream_outputs']:,} | "
+                       f"{c['only_in_stream']:,} | {c['only_in_replay']:,} | {c['replay_dead_letters']:,} "
+                       f"({c.get('replay_at_batch_end', 0):,}) / {c['stream_dead_letters']:,} | "
+                       f"{'**yes**' if c['equal'] else '**NO**'} |")
+        out += ["", "\\* events still parked at `until` (less than the parking horizon old): replay writes them as "
+                "`orphan`s because its batch is over, a stream once their horizon passes; left out of `equal`."]
     catch = [r for r in res["rounds"] if "catch_up" in r]
     if catch:
         out += ["", "Catch-up after the backlog (slaproc worker): ticks at the wall clock every 1 s until every "
@@ -729,7 +888,12 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--poll", type=float, default=0.5, help="committed-offset poll period (s)")
     tp.add_argument("--timeout", type=float, default=900, help="per consumer (s)")
     tp.add_argument("--profile", action="store_true",
-                    help="sample both consumers with py-spy (dev-only tool) and print their hotspots")
+                    help="sample the consumers with py-spy (dev-only tool) and print their hotspots")
+    tp.add_argument("--raw", default="changelog",
+                    help="raw aiokafka consumer variants after the worker, comma-separated: changelog (state "
+                         "written as the worker writes it), memory (state in memory only); none: no raw consumer")
+    tp.add_argument("--no-check", action="store_true",
+                    help="do not compare the raw consumer's outputs with replay's (saves a replay of the workload)")
     tm = sub.add_parser("timers")
     tm.add_argument("--sizes", default="1000,200000")
     tm.add_argument("--backgrounds", default="neural-magic,rescale",
@@ -766,8 +930,8 @@ def main(argv: list[str] | None = None) -> int:
         res = asyncio.run(throughput(args))
         print(throughput_table(res))
         for r in res["rounds"]:
-            for key in ("baseline", "slaproc"):
-                if "profile" in r[key]:
+            for key in ("baseline", "slaproc", *RAW_NAMES):
+                if "profile" in r.get(key, {}):
                     print(f"\n### py-spy, round {r['round']}, {key}\n\n```\n{r[key]['profile']}\n```")
     elif args.command == "timers":
         res = timers(args)

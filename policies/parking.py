@@ -73,15 +73,20 @@ class Parking:
     def __len__(self) -> int:
         return sum(len(v) for v in self.events.values())
 
-    def park(self, key: str, ev: Any) -> None:
+    def park(self, key: str, ev: Any) -> Any:
+        """Park `ev` under `key`; None, or the event already parked there with the same id (a
+        redelivery parks once: the caller tells a re-sent event from a conflicting one)."""
         waiting = self.events.setdefault(key, [])
-        if all(p.event_id != ev.event_id for p in waiting):  # a redelivery parks once
-            waiting.append(ev)
-            self.parked += 1
-            self.dirty = True
-            expiry = ev.occurred_at + self.horizon
-            if self._next_expiry is None or expiry < self._next_expiry:
-                self._next_expiry = expiry
+        for parked in waiting:
+            if parked.event_id == ev.event_id:
+                return parked
+        waiting.append(ev)
+        self.parked += 1
+        self.dirty = True
+        expiry = ev.occurred_at + self.horizon
+        if self._next_expiry is None or expiry < self._next_expiry:
+            self._next_expiry = expiry
+        return None
 
     def take(self, key: str) -> list[Any]:
         waiting = self.events.pop(key, [])

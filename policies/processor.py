@@ -364,7 +364,10 @@ class Processor:
             return [], rejected
         if parked is not None:
             if parked is not _DUPLICATE:
-                self.parking.park(parked, ev)
+                waiting = self.parking.park(parked, ev)
+                if waiting is not None and content_digest(waiting) != content_digest(ev):
+                    return [], Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} is parked (its entity "
+                                                                 "does not exist yet) with other content; the first stands")
             return [], None
         half = self._half(ev.type)
         out = self._advance_tickets(ev.occurred_at) if half == TICKETS else []

@@ -134,3 +134,26 @@ def test_the_memory_of_applied_monitoring_events_survives_a_restart_and_is_prune
     assert downtime.ServiceState.from_json(old_row).applied == {}
     pruned = downtime.prune(state, "2026-05")  # A was resolved in April: gone, with what it remembered
     assert set(pruned.outages) == {"B"} and set(pruned.applied) == {"o:B"}
+
+
+def test_a_parked_event_id_reused_with_other_content_is_a_conflicting_duplicate():
+    """SPEC §10 while an event waits for its entity: a resolve (or a reply) that arrived before its
+    outage (ticket) parks; the same id with other content is dead-lettered, not silently dropped,
+    and the first is what applies when the entity appears."""
+    proc = _proc()
+    for first, conflicting in (
+            (wire("outage.resolved", "2026-04-10T15:00:00Z", "r1", service_id="vp-api", outage_id="A"),
+             wire("outage.resolved", "2026-04-10T20:00:00Z", "r1", service_id="vp-api", outage_id="A")),
+            (wire("ticket.replied", "2026-02-03T15:10:00Z", "p1", ticket_id="T9", author="provider"),
+             wire("ticket.replied", "2026-02-03T17:10:00Z", "p1", ticket_id="T9", author="provider"))):
+        assert _feed(proc, first) == ([], [])  # parked
+        assert _feed(proc, first) == ([], [])  # re-sent: parked once, silently
+        out, rejected = _feed(proc, conflicting)
+        assert out == [] and [r.reason for r in rejected] == ["conflicting_duplicate"]
+        assert "parked" in rejected[0].message
+    _feed(proc, wire("outage.started", "2026-04-10T10:00:00Z", service_id="vp-api", outage_id="A"))
+    out = [as_wire(x) for x in proc.advance_to(datetime(2026, 5, 3, tzinfo=timezone.utc))]
+    month = net_outcome(out)["months"][("vp", "vp-api", "2026-04")]
+    assert month["downtime_minutes"] == 300  # 10:00-15:00, the first resolve; the conflicting one said 20:00
+    orphans = [o for o in out if o["type"] == "dead_letter" and o["reason"] == "orphan"]
+    assert len(orphans) == 1 and "p1" in orphans[0]["source"]  # the reply, once: its ticket never came
