@@ -958,6 +958,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     _correct_tansu_end_offsets()
     compat.seek_uncommitted_to_reset_position()
     compat.fetch_only_active_partitions()
+    compat.guard_commits()  # never commit past an input record no agent processed
     app = SlaprocApp(settings.app_id, **options)
     app.slaproc_state_dir = state_dir
     worker = StreamWorker(app, settings, core, observer)

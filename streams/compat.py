@@ -1,6 +1,6 @@
 """Every use of a private Faust or aiokafka API, in one place, for the versions it was read from.
 
-The shell needs five things Faust and aiokafka do not offer publicly. Each is here with why and the
+The shell needs six things Faust and aiokafka do not offer publicly. Each is here with why and the
 upstream issue it works around; nothing else in `streams/` or `bench/` reads a private attribute of
 those libraries or patches one of their classes (`tests/unit/test_compat.py` greps for it).
 
@@ -11,6 +11,7 @@ those libraries or patches one of their classes (`tests/unit/test_compat.py` gre
 | `AIOKafkaConsumerThread._highwaters` patched (`correct_end_offsets_with`) | Tansu answers ListOffsets(latest) with the last *batch*'s base offset + 1; Faust's table recovery stopped short of a changelog's last batch (`ConsistencyError`) | Tansu (tansu-io/tansu), no issue found; kpn/kstreams#126 is the same symptom on another client |
 | `AIOKafkaConsumerThread.seek_to_committed` patched (`seek_uncommitted_to_reset_position`) | aiokafka's seek-to-committed skips partitions with no commit, so records Faust dropped during a rebalance were never read again | faust-streaming/faust#216 (records skipped around a rebalance) |
 | `AIOKafkaConsumerThread._fetch_records` patched (`fetch_only_active_partitions`) | Faust passes its live set of active partitions to aiokafka's `fetched_records()`, which reads an empty set as "all": paused input partitions were drained during table recovery and a record from their end could reach an agent before Faust's seek back to the committed offset (kill -9 divergence) | none found; faust-streaming/faust#216 is the same family (records around a rebalance) |
+| `Consumer._new_offset`, `_add_gap`, `perform_seek`, `ack` patched (`guard_commits`) | Faust's commit arithmetic could commit past a record no agent processed (a one-off check, gaps made by a seek back, records a stream skipped); a rebalance then lost that event (`test_second_worker_mid_stream_equals_replay`) | faust-streaming/faust#606 (wrong offset commit in case of gaps, open); the skipped records' acks came with faust-streaming/faust#223 |
 | `consumer._client.force_metadata_update()` (`force_metadata_update`) | the benchmark waits for a topic created a moment ago to be known | aiokafka has no public metadata refresh on a consumer |
 
 `check_versions()` compares the installed versions with `TESTED`; `slaproc worker` refuses to start
@@ -26,7 +27,7 @@ from typing import Any
 
 __all__ = ["TESTED", "ALLOW_UNTESTED_ENV", "UntestedVersionError", "check_versions", "require_tested_versions",
            "committed_offset", "read_offset", "correct_end_offsets_with", "seek_uncommitted_to_reset_position",
-           "fetch_only_active_partitions", "force_metadata_update"]
+           "fetch_only_active_partitions", "guard_commits", "force_metadata_update"]
 
 #: Distribution -> the exact version the private uses below were read from and tested with
 #: (the pins of pyproject.toml and constraints.txt).
@@ -78,8 +79,8 @@ def committed_offset(consumer: Any, tp: Any) -> int | None:
 
 
 def read_offset(consumer: Any, tp: Any) -> int | None:
-    """The offset of the last record Faust handed to a stream for `tp`; after a seek it is the
-    committed offset, the next one to read (`Consumer._read_offset`)."""
+    """The offset of the last record Faust handed to a stream for `tp` (`Consumer._read_offset`);
+    after a seek to the committed offset c it is c - 1 (`guard_commits`; Faust alone sets c)."""
     offsets = getattr(consumer, "_read_offset", {})
     return offsets.get(tp) if hasattr(offsets, "get") else None
 
@@ -188,8 +189,129 @@ def fetch_only_active_partitions() -> None:
     AIOKafkaConsumerThread._slaproc_fetch_active = True
 
 
+# --- the offset Faust commits ---------------------------------------------------------------
+
+def guard_commits() -> None:
+    """Make the offset Faust commits for a partition never pass a record that no agent processed.
+
+    The rule: commit = 1 + the highest offset h such that every offset in [committed, h] was
+    acknowledged by the agents or has no record in the topic (the broker skipped it: compaction,
+    transaction markers). Faust 0.15.3 (`Consumer._new_offset`, `_add_gap`, `perform_seek`,
+    `ack`) breaks it in these ways, each a way to lose an event when the partition then moves to
+    another worker, which starts at the commit (docs/stream.md, "Framework facts"):
+
+    - `_new_offset` gives up only when the lowest acked offset is *more than one* past the
+      committed offset c: with c handed out and never acked, c+1... acked, it commits past c;
+    - its reading loop takes a jump from its read offset r to a record o as offsets r+1..o that
+      the broker skipped (a "gap", counted as done), o itself included although no agent has
+      seen it yet; and `perform_seek` sets r back to c, so when the rest of a fetch made before
+      the seek arrives (k+1...), records c+1..k already handed to the agents, processed or not,
+      become a gap;
+    - a stream acks the records it skips without processing them (`Stream.__aiter__`: a record
+      taken from an agent's queue while Faust's flow control is suspended for a rebalance, or
+      fetched in an earlier generation), so they count as processed too. One can reach a
+      queue just after the rebalance cleared it (its conductor was awaiting the producer).
+
+    Here `_new_offset` walks from the committed offset over acked and skipped offsets and stops
+    at the first other one, and a gap holds only offsets no record was handed out for: not the
+    arriving record, not offsets at or below the highest one handed out before a seek moved
+    the read offset back (remembered by `perform_seek`), which sets the read offset to c - 1,
+    the last offset read, so that a record missing at c itself is seen as skipped too.
+    A record handed out and then dropped unprocessed (a rebalance clears the agents' queues)
+    holds the commit until the next assignment's seek reads it again, and so does a record a
+    stream skipped: `ack` does not count a record no stream took to process (`Message.tracked`,
+    set by the stream past its skip check) acked while the flow control is suspended or from an
+    earlier generation. Idempotent, process-wide.
+    """
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+    from faust.types.tuples import ack_lock
+    from mode.utils.futures import notify
+
+    if getattr(Consumer, "_slaproc_commit_guard", False):
+        return
+    counted_ack = Consumer.ack
+
+    def handed_out_before_seek(consumer: Any) -> dict[Any, int]:
+        return consumer.__dict__.setdefault("_slaproc_handed_out_before_seek", {})
+
+    async def perform_seek(self: Any) -> None:
+        handed_out = handed_out_before_seek(self)
+        for tp, offset in (await self.seek_to_committed()).items():
+            tp = TP(tp.topic, tp.partition)
+            last_read = self._read_offset.get(tp)
+            if last_read is None:  # a new assignment: nothing of it handed out yet
+                handed_out.pop(tp, None)
+            highest = max(handed_out.get(tp, -1), -1 if last_read is None else last_read)
+            if offset is not None and offset >= 0 and highest >= offset:
+                handed_out[tp] = highest
+            else:
+                handed_out.pop(tp, None)
+            # Faust: the committed offset (the next one to read); here the last one read
+            self._read_offset[tp] = None if offset is None or offset < 0 else offset - 1
+            if offset is not None:
+                self._committed_offset[tp] = offset or None  # as Faust: 0 is "none"
+
+    async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+        # called when record `offset_to` arrives after read offset `offset_from - 1`
+        first = offset_from
+        committed = self._committed_offset[tp]
+        if committed is not None:
+            first = max(first, committed)
+        handed_out = handed_out_before_seek(self).get(tp)
+        if handed_out is not None:
+            first = max(first, handed_out + 1)
+        if first < offset_to:
+            gaps = self._gap[tp]
+            gaps.addi(first, offset_to)  # [first, offset_to): the arriving record is not skipped
+            gaps.merge_overlaps()
+
+    def _new_offset(self: Any, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        with ack_lock:  # acks may come from another thread (Faust's public Event.ack)
+            done, skipped = self._acked_index[tp], self._gap[tp]
+            committed = self._committed_offset[tp]
+            start = offset = min(acked) if committed is None else committed
+            while True:
+                if offset in done:
+                    offset += 1
+                elif spans := skipped.at(offset):
+                    offset = max(span.end for span in spans)
+                else:
+                    break
+            if offset == start:
+                return None
+            acked[:] = [o for o in acked if o >= offset]
+            done.difference_update([o for o in done if o < offset])
+            skipped.chop(0, offset)
+            return offset
+
+    def ack(self: Any, message: Any) -> bool:
+        app = self.app
+        stale = getattr(message, "generation_id", None) not in (None, app.consumer_generation_id)
+        skipped = not message.tracked and (stale or not app.flow_control.is_active())
+        if not skipped:  # a stream tracks a record when it takes it to process it
+            return bool(counted_ack(self, message))
+        with ack_lock:  # Faust's ack without the offset bookkeeping: done with, not processed
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
+            return False
+
+    Consumer.ack = ack
+    Consumer.perform_seek = perform_seek
+    Consumer._add_gap = _add_gap
+    Consumer._new_offset = _new_offset
+    Consumer._slaproc_commit_guard = True
+
+
 # --- aiokafka ------------------------------------------------------------------------------
 
 async def force_metadata_update(consumer: Any) -> None:
     """Refresh an aiokafka consumer's cluster metadata now (`consumer._client`)."""
     await consumer._client.force_metadata_update()
+
