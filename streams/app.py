@@ -281,10 +281,11 @@ def _tracker(app: faust.App, input_topics: list[str], probe: OffsetsProbe | None
         for tp in tps:
             candidates = [ends.get(tp)]
             last_read = compat.read_offset(consumer, tp)
-            # After a seek (assignment, rebalance, restart) Faust sets `_read_offset` to the
-            # committed offset, i.e. the *next* offset to read, not one read: taking it + 1 kept
-            # a fully processed partition "behind" for good (ticks skipped, time frozen) until
-            # a new event arrived. So only an offset past the commit counts as read.
+            # After a seek (assignment, rebalance, restart) Faust alone sets `_read_offset` to the
+            # committed offset c, the *next* offset to read, not one read (`compat.guard_commits`
+            # sets c - 1, the last one read): taking Faust's c + 1 kept a fully processed partition
+            # "behind" for good (ticks skipped, time frozen) until a new event arrived. So only an
+            # offset past the commit counts as read (right with either).
             if last_read is not None and last_read > (compat.committed_offset(consumer, tp) or 0):
                 candidates.append(last_read + 1)
             known = [c for c in candidates if c is not None]
