@@ -101,11 +101,12 @@ class _Checker:
         from policies.catalog import default_catalog
 
         self.catalog = default_catalog()
-        self.customers: dict[str, int] = {}  # customer_id -> line (service ids may be shared: SPEC §11)
+        # a customer's terms -> line: one per effective_from (SPEC §14; service ids may be shared: SPEC §11)
+        self.terms: dict[str, int] = {}
 
     def check(self, raw: bytes, line: int) -> Entry | Reject:
         from events.codec import DeadLetterReason, decode
-        from policies.contracts import ContractError, contract_from_event
+        from policies.contracts import ContractError, contract_from_event, history_key
 
         event = decode(raw)
         if isinstance(event, DeadLetterReason):
@@ -113,13 +114,17 @@ class _Checker:
         topic, key_field = _route(event)
         if topic == CONTRACTS:
             try:
-                contract_from_event(event, self.catalog)
+                terms = history_key(contract_from_event(event, self.catalog))
             except ContractError as err:
                 return Reject(line, f"invalid_contract: {err}")
-            customer = event.customer_id
-            if customer in self.customers:
-                return Reject(line, f"duplicate: customer_id {customer!r} already on line {self.customers[customer]}")
-            self.customers[customer] = line
+            if terms in self.terms:
+                since = f" with effective_from {event.effective_from.isoformat()}" if event.effective_from else ""
+                return Reject(line, f"duplicate: customer_id {event.customer_id!r}{since} already on line "
+                                    f"{self.terms[terms]}")
+            self.terms[terms] = line
+            # Keyed by the terms, not the customer: sla.contracts is compacted, and one key per customer
+            # would keep only its last terms of a history (SPEC §14; the worker's table uses this key).
+            return Entry(line, topic, terms.encode("utf-8"), raw)
         key = getattr(event, key_field, None)
         if not key:
             return Reject(line, f"missing_field: {key_field} (the message key of {topic})")

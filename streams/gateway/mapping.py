@@ -17,6 +17,7 @@ webhook gives the same ids and the worker drops the copy:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from typing import Any
 
 from events.codec import DeadLetterReason, decode
+from policies.catalog import ContractError
+from policies.contracts import contract_from_event, history_key
 from streams.gateway.config import AlertmanagerMapping, JiraMapping, Mapping, ZendeskMapping
 
 __all__ = ["SOURCES", "NativeEvent", "Conversion", "Unmappable", "convert", "convert_native", "parse_body",
@@ -402,6 +405,12 @@ def _jira_created(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
 def _jira_updated(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping, out: Conversion) -> JiraResult:
     occurred = _from_millis(payload.get("timestamp"), "timestamp")
     changelog = payload.get("changelog")
+    event_type = payload.get("issue_event_type_name")
+    if changelog is None and isinstance(event_type, str) and event_type.startswith("issue_comment"):
+        # "Issue updated" fires for every comment too (issue_commented, ..._edited, ..._deleted), with
+        # the comment and no changelog: the reply is mapped from the `comment_created` webhook
+        out.ignored.append(f"jira:issue_updated ({event_type}): a comment; comment_created maps it")
+        return "comment-update", occurred, []
     if not isinstance(changelog, dict) or not isinstance(changelog.get("items"), list):
         raise Unmappable("changelog.items: missing; without the changelog the change (and the previous "
                          "value) is unknown: use a Jira webhook, not an automation rule's issue payload")
@@ -460,6 +469,13 @@ _JIRA_HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], JiraMapping,
 _ROUTES = {"contract.upserted": (CONTRACTS, "customer_id")}
 
 
+@functools.lru_cache(maxsize=1)
+def _catalog() -> Any:
+    from policies.catalog import default_catalog
+
+    return default_catalog()
+
+
 def convert_native(body: bytes) -> Conversion:
     """One JSON object or JSON lines of native events, each checked by the codec; Unmappable names
     every rejected line (nothing of the body is sent then)."""
@@ -480,6 +496,14 @@ def convert_native(body: bytes) -> Conversion:
             problems.append(f"line {number}: {checked}")
             continue
         kind = checked.type
+        if kind == "contract.upserted":  # as `slaproc publish` checks it: the worker would dead-letter it
+            try:
+                key = history_key(contract_from_event(checked, _catalog()))
+            except ContractError as err:
+                problems.append(f"line {number}: invalid_contract: {err}")
+                continue
+            out.events.append(NativeEvent(CONTRACTS, key, bytes(line), kind, checked.event_id))
+            continue
         topic, key_field = _ROUTES.get(kind) or (
             (MONITORING_EVENTS, "service_id") if kind.startswith(("outage.", "maintenance."))
             else (TICKET_EVENTS, "ticket_id"))

@@ -33,7 +33,7 @@ __all__ = ["Record", "Sink", "KafkaSink", "GatewayMetrics", "build_app", "ENDPOI
 log = logging.getLogger("slaproc.gateway")
 
 ENDPOINT_SOURCES = ("events", "alertmanager", "zendesk", "jira")
-OUTCOMES = ("accepted", "bad_request", "unmappable", "unauthorized", "too_large", "disabled", "unavailable")
+OUTCOMES = ("accepted", "bad_request", "unmappable", "unauthorized", "too_large", "disabled", "unavailable", "error")
 _SECRET_OF = {"events": "events_token", "alertmanager": "alertmanager_token", "zendesk": "zendesk_secret",
               "jira": "jira_token"}
 
@@ -100,14 +100,19 @@ class GatewayMetrics:
                 self.requests.labels(source, outcome)
 
 
-def _answer(status: int, outcome: str, **body: Any) -> web.Response:
-    return web.json_response({"outcome": outcome, **body}, status=status)
+#: Seconds a sender is asked to wait before retrying a 503. Under 60: Zendesk retries a 503 only
+#: with a Retry-After below a minute (its webhook retry rules); Jira and Alertmanager retry 5xx anyway.
+RETRY_AFTER_SECONDS = 10
+
+
+def _answer(status: int, outcome: str, headers: dict[str, str] | None = None, **body: Any) -> web.Response:
+    return web.json_response({"outcome": outcome, **body}, status=status, headers=headers)
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, outcome: str, reason: str) -> None:
+    def __init__(self, status: int, outcome: str, reason: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(reason)
-        self.status, self.outcome, self.reason = status, outcome, reason
+        self.status, self.outcome, self.reason, self.headers = status, outcome, reason, headers
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -117,7 +122,8 @@ def _bearer(request: web.Request) -> str | None:
 
 
 def _same(a: str | None, b: str) -> bool:
-    return a is not None and hmac.compare_digest(a.encode(), b.encode())
+    # surrogateescape: a header that is not UTF-8 (aiohttp decodes headers as such) is a mismatch, not a 500
+    return a is not None and hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode())
 
 
 def _zendesk_timestamp(text: str) -> float | None:
@@ -191,7 +197,7 @@ class Gateway:
     def handler(self, source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             started = time.perf_counter()
-            outcome = "accepted"
+            outcome = "error"  # until an answer says otherwise (an unexpected exception is no acceptance)
             try:
                 outcome, response = await self._handle(source, request)
                 return response
@@ -199,7 +205,7 @@ class Gateway:
                 outcome = refused.outcome
                 if refused.status in (401, 413):  # the sender never sees our side: say it here
                     log.info("%s: %d from %s: %s", source, refused.status, request.remote, refused.reason)
-                return _answer(refused.status, refused.outcome, reason=refused.reason)
+                return _answer(refused.status, refused.outcome, refused.headers, reason=refused.reason)
             finally:
                 self.metrics.requests.labels(source, outcome).inc()
                 self.metrics.latency.labels(source).observe(time.perf_counter() - started)
@@ -249,7 +255,8 @@ class Gateway:
             await asyncio.wait_for(self.sink.send_all(records), self.settings.send_timeout)
         except Exception as exc:  # any broker failure: the sender must retry
             log.error("%s: broker did not acknowledge %d record(s): %s", source, len(records), exc)
-            raise _Refused(503, "unavailable", "the broker did not acknowledge the events; retry") from None
+            raise _Refused(503, "unavailable", "the broker did not acknowledge the events; retry",
+                           {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
     # ------------------------------------------------------------------ other views
 

@@ -71,28 +71,42 @@ contracts:
     policy: neptune
     plan: basic
     timezone: UTC
+    effective_from: 2026-01-01T00:00:00Z
+  - customer_id: acme
+    policy: vectorize
+    plan: pro
+    services:
+      - {service_id: acme-api, monthly_fee: "1500.00", currency: USD}
+    effective_from: 2026-04-01T00:00:00Z
 """
 
 
-def test_publish_contracts_validates_reports_lines_and_keys_by_customer(broker_url, topics, tmp_path, capsys):
+def test_publish_contracts_validates_reports_lines_and_keys_by_customer_and_terms(broker_url, topics, tmp_path,
+                                                                                  capsys):
+    """One record per terms of a customer (SPEC §14: a history), keyed `customer_id[@effective_from]`
+    as the worker's contracts table is: on the compacted topic a key per customer would keep only
+    its last terms. The same customer and effective_from twice is the error."""
     path = tmp_path / "contracts.yaml"
     path.write_text(CONTRACTS_YAML)
     args = ["publish", "contracts", str(path), "--broker", broker_url, "--topic-prefix", topics, "--occurred-at", AT]
     assert main(args) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"{path}:8: invalid_contract: ") and "platinum" in err[0]
-    assert err[1] == f"{path}:15: duplicate: customer_id 'acme' already on line 2"
-    assert err[-1].startswith("slaproc publish: 2 sent: 2 to " + topics + "sla.contracts; 2 rejected")
-    records = read_topic(broker_url, topics + CONTRACTS, 2)
-    assert sorted(r.key for r in records) == [b"acme", b"globex"]
+    assert err[1] == (f"{path}:15: duplicate: customer_id 'acme' with effective_from 2026-01-01T00:00:00+00:00 "
+                      "already on line 2")
+    assert err[-1].startswith("slaproc publish: 3 sent: 3 to " + topics + "sla.contracts; 2 rejected")
+    records = read_topic(broker_url, topics + CONTRACTS, 3)
+    assert sorted(r.key for r in records) == [b"acme@2026-01-01T00:00:00+00:00", b"acme@2026-04-01T00:00:00+00:00",
+                                              b"globex"]
     for r in records:
         assert r.partition == partition_for_key(r.key.decode(), PARTITIONS)
         value = json.loads(r.value)
-        assert value["type"] == "contract.upserted" and value["customer_id"] == r.key.decode()
-        assert value["occurred_at"] == AT and value["event_id"].startswith(f"contract-{r.key.decode()}-")
+        customer = r.key.decode().partition("@")[0]
+        assert value["type"] == "contract.upserted" and value["customer_id"] == customer
+        assert value["occurred_at"] == AT and value["event_id"].startswith(f"contract-{customer}-")
     # re-publishing the same file sends the same events (the same ids): safe
     assert main(args + ["-q"]) == 1
-    again = read_topic(broker_url, topics + CONTRACTS, 4)
+    again = read_topic(broker_url, topics + CONTRACTS, 6)
     first_ids = [json.loads(r.value)["event_id"] for r in records]
     assert sorted(json.loads(r.value)["event_id"] for r in again) == sorted(first_ids * 2)
 

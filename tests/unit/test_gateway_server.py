@@ -193,9 +193,52 @@ async def test_broker_failure_or_timeout_gets_503_so_the_sender_retries(client, 
     sink.fail = RuntimeError("KafkaTimeoutError")
     r = await client.post("/v1/alertmanager", data=body, headers=bearer(SECRETS["alertmanager_token"]))
     assert r.status == 503 and (await r.json())["outcome"] == "unavailable"
+    # Zendesk retries a 503 only with a Retry-After under a minute (its webhook retry rules)
+    assert 0 < int(r.headers["Retry-After"]) < 60
     sink.fail, sink.delay = None, 1.0     # over the 0.5 s send timeout
     r = await client.post("/v1/alertmanager", data=body, headers=bearer(SECRETS["alertmanager_token"]))
-    assert r.status == 503
+    assert r.status == 503 and 0 < int(r.headers["Retry-After"]) < 60
+
+
+async def test_a_signature_header_that_is_not_utf8_is_a_401_not_a_500(client, sink):
+    body = fixture("zendesk_ticket_created.json")
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"POST /v1/zendesk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 b"X-Zendesk-Webhook-Signature: \xff\xfe\r\n"  # raw bytes, not UTF-8 (a client sends what it likes)
+                 + f"X-Zendesk-Webhook-Signature-Timestamp: {ZD_STAMP}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                 + body)
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"401" and sink.records == []
+    m = await metrics(client)
+    assert m.get(("slaproc_gateway_requests_total", (("outcome", "accepted"), ("source", "zendesk")))) == 0
+
+
+async def test_a_jira_comment_sent_as_issue_updated_is_ignored_not_unmappable(client, sink):
+    """Jira's "Issue updated" webhook fires for each comment too (no changelog); the reply comes
+    from comment_created: a 422 per comment would flood the unmappable count."""
+    payload = json.loads(fixture("jira_issue_created.json"))
+    payload.update(webhookEvent="jira:issue_updated", issue_event_type_name="issue_commented",
+                   comment={"id": "10001", "body": "hello"})
+    r = await client.post(f"/v1/jira?token={SECRETS['jira_token']}", data=json.dumps(payload).encode())
+    assert r.status == 200, await r.text()
+    answer = await r.json()
+    assert answer["events"] == [] and "comment_created maps it" in answer["ignored"][0]
+    payload.pop("issue_event_type_name")  # an update without a changelog that is no comment: still unmappable
+    r = await client.post(f"/v1/jira?token={SECRETS['jira_token']}", data=json.dumps(payload).encode())
+    assert r.status == 422 and "changelog" in (await r.json())["reason"]
+
+
+async def test_native_contracts_are_checked_and_keyed_by_their_terms(client, sink):
+    contract = {"event_id": "c1", "type": "contract.upserted", "occurred_at": "2026-03-01T00:00:00Z",
+                "customer_id": "acme", "policy": "neptune", "plan": "basic", "timezone": "UTC",
+                "effective_from": "2026-04-01T00:00:00Z"}
+    r = await client.post("/v1/events", data=json.dumps(contract).encode(), headers=bearer(SECRETS["events_token"]))
+    assert r.status == 200, await r.text()
+    assert [(x.topic, x.key) for x in sink.records[1:]] == [("p.sla.contracts", b"acme@2026-04-01T00:00:00+00:00")]
+    bad = {**contract, "event_id": "c2", "plan": "platinum"}  # the worker would dead-letter it as invalid_contract
+    r = await client.post("/v1/events", data=json.dumps(bad).encode(), headers=bearer(SECRETS["events_token"]))
+    assert r.status == 422 and "invalid_contract" in (await r.json())["reason"] and "platinum" in (await r.json())["reason"]
 
 
 async def test_an_endpoint_without_its_secret_or_mapping_section_is_off_and_says_why(sink):
