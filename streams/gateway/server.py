@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from events.models import INPUT_MODELS
@@ -99,6 +100,9 @@ class GatewayMetrics:
             for outcome in OUTCOMES:
                 self.requests.labels(source, outcome)
 
+
+#: Seconds a request's body may take to arrive (a slow sender holds a connection and a buffer).
+BODY_READ_TIMEOUT = 30
 
 #: Seconds a sender is asked to wait before retrying a 503. Under 60: Zendesk retries a 503 only
 #: with a Retry-After below a minute (its webhook retry rules); Jira and Alertmanager retry 5xx anyway.
@@ -188,9 +192,12 @@ class Gateway:
         if request.content_length is not None and request.content_length > limit:
             raise _Refused(413, "too_large", f"body of {request.content_length} bytes is over the limit of {limit}")
         try:
-            return await request.read()
+            # a body trickled in slowly holds a connection and up to `limit` bytes: bounded in time
+            return await asyncio.wait_for(request.read(), BODY_READ_TIMEOUT)
         except web.HTTPRequestEntityTooLarge:
             raise _Refused(413, "too_large", f"body is over the limit of {limit} bytes") from None
+        except asyncio.TimeoutError:
+            raise _Refused(408, "bad_request", f"the body did not arrive within {BODY_READ_TIMEOUT} s") from None
 
     # ------------------------------------------------------------------ requests
 
@@ -253,6 +260,11 @@ class Gateway:
         records += [Record(self.settings.topic(e.topic), e.key.encode(), e.value) for e in conversion.events]
         try:
             await asyncio.wait_for(self.sink.send_all(records), self.settings.send_timeout)
+        except MessageSizeTooLargeError:  # no retry will fit it: a 503 would make the sender retry for ever
+            log.error("%s: the broker refuses a record of this body as too large (its message.max.bytes): 413",
+                      source)
+            raise _Refused(413, "too_large", "the broker refuses a body this large (its message.max.bytes); "
+                                             "split it or raise the topic's max.message.bytes") from None
         except Exception as exc:  # any broker failure: the sender must retry
             log.error("%s: broker did not acknowledge %d record(s): %s", source, len(records), exc)
             raise _Refused(503, "unavailable", "the broker did not acknowledge the events; retry",

@@ -295,3 +295,24 @@ def test_settings_from_env_files_and_typos(tmp_path):
         GatewaySettings.from_env({"SLAPROC_GATEWAY_EVENTS_TOKEN": "short"})
     with pytest.raises(SettingsError, match="SLAPROC_GATEWAY_PORT"):
         GatewaySettings.from_env({"SLAPROC_GATEWAY_PORT": "http"})
+
+
+async def test_a_body_the_broker_refuses_as_too_large_is_a_413_not_a_503_retried_for_ever(client, sink):
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    sink.fail = MessageSizeTooLargeError()
+    r = await client.post("/v1/alertmanager", data=fixture("alertmanager_firing.json"),
+                          headers=bearer(SECRETS["alertmanager_token"]))
+    assert r.status == 413 and (await r.json())["outcome"] == "too_large"
+
+
+async def test_a_body_that_trickles_in_is_given_up_after_the_read_timeout(client, sink, monkeypatch):
+    import streams.gateway.server as server
+
+    monkeypatch.setattr(server, "BODY_READ_TIMEOUT", 0.3)
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000\r\n"
+                 b"Authorization: Bearer " + SECRETS["events_token"].encode() + b"\r\n\r\n{\"event_id\"")
+    status_line = await asyncio.wait_for(reader.readline(), 10)  # the rest never comes
+    writer.close()
+    assert status_line.split()[1] == b"408" and sink.records == []
