@@ -72,12 +72,9 @@ contracts:
     plan: basic
     timezone: UTC
     effective_from: 2026-01-01T00:00:00Z
-  - customer_id: acme
-    policy: vectorize
-    plan: pro
-    services:
-      - {service_id: acme-api, monthly_fee: "1500.00", currency: USD}
-    effective_from: 2026-04-01T00:00:00Z
+  # the same customer's next terms (SPEC §14): a history, not a duplicate
+  - {customer_id: acme, policy: vectorize, plan: pro, effective_from: 2026-04-01T00:00:00Z,
+     services: [{service_id: acme-api, monthly_fee: "1500.00", currency: USD}]}
 """
 
 
