@@ -146,6 +146,56 @@ def _bounded(event: InputEvent | DeadLetterReason) -> InputEvent | DeadLetterRea
 
 
 def _decode(raw: bytes | str, max_bytes: int) -> InputEvent | DeadLetterReason:
+    if type(raw) is bytes and len(raw) <= max_bytes:
+        event = _decode_plain(raw)
+        if event is not None:
+            return event
+    return _decode_full(raw, max_bytes)
+
+
+# The one-pass path: most lines are a plain ticket or monitoring event, which pydantic can
+# validate straight from the bytes (`model_validate_json`, one parse in Rust) instead of a
+# parse to a dict and a validation of the dict: ~0.8 of the time per event. It is taken only
+# where it cannot differ from the full path, which decides everything else and names the
+# problem: no `\u` escape, `NaN` or `Infinity` anywhere (the full parse refuses the last two,
+# pydantic's JSON mode would ignore them in an unknown field), a `schema_version` absent or
+# written once as the current version's digits (pydantic would read 1.0, "1" or true as 1;
+# the full path dead-letters them), and the model named by a `"type"` found in the bytes
+# validating the whole line (its `type` is a Literal, so a "type" found elsewhere in the line
+# fails and goes the full way). Duplicate keys: both parsers keep the last. A test holds the
+# two paths equal over the samples, the golden scenarios and lines built to tell them apart.
+_PLAIN_TYPE = re.compile(rb'"type"\s*:\s*"([a-z]+\.[a-z_]+)"')
+_PLAIN_VERSION = re.compile(rb'"schema_version"\s*:\s*([0-9]+)\s*[,}]')
+_ONE_PASS_VALIDATORS = {name: model.__pydantic_validator__ for name, model in INPUT_MODELS.items()
+                        if name != "contract.upserted"}
+_NOT_PLAIN = re.compile(rb"\\u|NaN|Infinity")
+
+
+def _decode_plain(raw: bytes) -> InputEvent | None:
+    """The event of a plain line in one pass, None when the line is not plain or not valid."""
+    if _NOT_PLAIN.search(raw) is not None:
+        return None
+    found = _PLAIN_TYPE.search(raw)
+    if found is None:
+        return None
+    event_type = found.group(1).decode()
+    validator = _ONE_PASS_VALIDATORS.get(event_type)
+    if validator is None:
+        return None
+    versions = raw.count(b'"schema_version"')
+    if versions:
+        version = _PLAIN_VERSION.search(raw)
+        if versions != 1 or version is None or int(version.group(1)) != CURRENT_VERSION[event_type]:
+            return None
+    elif CURRENT_VERSION[event_type] != 1:
+        return None  # absent means version 1, which an upcaster brings to the current one
+    try:
+        return validator.validate_json(raw)  # type: ignore[no-any-return]
+    except ValidationError:
+        return None
+
+
+def _decode_full(raw: bytes | str, max_bytes: int) -> InputEvent | DeadLetterReason:
     if isinstance(raw, str):
         try:
             size = len(raw) if raw.isascii() else len(raw.encode("utf-8"))
