@@ -1,6 +1,7 @@
 """`slaproc gateway`: webhooks in, native events on the input topics (SPEC §13).
 
-Per request: bounded body (413) -> signature / token (401) -> mapping (400 not JSON, 422
+Per request: token, or a signature's headers (401) -> bounded body (413, 408) -> the
+signature over the body (401) -> mapping (400 not JSON, 422
 unmappable) -> the raw body on `<prefix>sla.raw-webhooks` (key = source) and the events on
 their input topics (keys as SPEC §1) -> 200 only once the broker acknowledged every record;
 503 if it did not within the send timeout (the sender retries; event ids dedupe). An
@@ -156,36 +157,47 @@ class Gateway:
             return f"endpoint not configured: the mapping file (SLAPROC_GATEWAY_MAPPING) has no {source} section"
         return None
 
-    def _authenticate(self, source: str, request: web.Request, body: bytes) -> None:
+    def _check_credentials(self, source: str, request: web.Request) -> bool:
+        """What the headers alone can tell, before the body is read (an unauthenticated sender must
+        not make the gateway take in a body of up to max_body_bytes): a token is checked here, a
+        signature's headers and timestamp too. True when a signature over the body is still to be
+        checked (`_check_signature`)."""
         s = self.settings
         if source == "zendesk":
             signature = request.headers.get("X-Zendesk-Webhook-Signature")
             stamp = request.headers.get("X-Zendesk-Webhook-Signature-Timestamp")
             if not signature or not stamp:
                 raise _Refused(401, "unauthorized", "missing X-Zendesk-Webhook-Signature or -Timestamp header")
-            expected = base64.b64encode(hmac.new(s.zendesk_secret.encode(), stamp.encode() + body,
-                                                 hashlib.sha256).digest()).decode()
-            if not _same(signature.strip(), expected):
-                raise _Refused(401, "unauthorized", "bad signature")
             if s.zendesk_max_skew:
                 when = _zendesk_timestamp(stamp)
                 if when is None or abs(self.clock() - when) > s.zendesk_max_skew:
                     raise _Refused(401, "unauthorized",
                                    f"signature timestamp {stamp!r} is more than {s.zendesk_max_skew:g} s from now")
-            return
+            return True
         token = getattr(s, _SECRET_OF[source])
         if source == "jira":
-            hub = request.headers.get("X-Hub-Signature")
-            if hub:  # Jira Cloud webhooks registered with a secret sign the body
-                expected = "sha256=" + hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
-                if _same(hub.strip(), expected):
-                    return
-                raise _Refused(401, "unauthorized", "bad X-Hub-Signature")
+            if request.headers.get("X-Hub-Signature"):  # Jira Cloud webhooks registered with a secret sign the body
+                return True
             if _same(request.query.get("token"), token) or _same(_bearer(request), token):
-                return
+                return False
             raise _Refused(401, "unauthorized", "missing or wrong token (Authorization: Bearer, ?token= or X-Hub-Signature)")
         if not _same(_bearer(request), token):
             raise _Refused(401, "unauthorized", "missing or wrong bearer token")
+        return False
+
+    def _check_signature(self, source: str, request: web.Request, body: bytes) -> None:
+        """The signature over the body, for the senders `_check_credentials` says sign it."""
+        s = self.settings
+        if source == "zendesk":
+            stamp = request.headers["X-Zendesk-Webhook-Signature-Timestamp"]
+            expected = base64.b64encode(hmac.new(s.zendesk_secret.encode(), stamp.encode() + body,
+                                                 hashlib.sha256).digest()).decode()
+            if not _same(request.headers["X-Zendesk-Webhook-Signature"].strip(), expected):
+                raise _Refused(401, "unauthorized", "bad signature")
+            return
+        expected = "sha256=" + hmac.new(s.jira_token.encode(), body, hashlib.sha256).hexdigest()
+        if not _same(request.headers["X-Hub-Signature"].strip(), expected):
+            raise _Refused(401, "unauthorized", "bad X-Hub-Signature")
 
     async def _body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -222,8 +234,10 @@ class Gateway:
         disabled = self._disabled_reason(source)
         if disabled:
             raise _Refused(404, "disabled", disabled)
+        signed = self._check_credentials(source, request)
         body = await self._body(request)
-        self._authenticate(source, request, body)
+        if signed:
+            self._check_signature(source, request, body)
         received = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat().replace("+00:00", "Z")
         try:
             try:

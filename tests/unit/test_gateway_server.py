@@ -214,6 +214,27 @@ async def test_a_signature_header_that_is_not_utf8_is_a_401_not_a_500(client, si
     assert m.get(("slaproc_gateway_requests_total", (("outcome", "accepted"), ("source", "zendesk")))) == 0
 
 
+@pytest.mark.parametrize("path, headers", [
+    ("/v1/alertmanager", "Authorization: Bearer wrong-token-0123456789\r\n"),
+    ("/v1/events", ""),
+    ("/v1/jira?token=wrong-token-0123456789", ""),
+    ("/v1/zendesk", "X-Zendesk-Webhook-Signature: c2ln\r\n"),  # no timestamp header
+    ("/v1/zendesk", "X-Zendesk-Webhook-Signature: c2ln\r\nX-Zendesk-Webhook-Signature-Timestamp: 2020-01-01T00:00:00Z\r\n"),
+])
+async def test_a_sender_without_credentials_is_refused_before_its_body_is_read(client, sink, path, headers):
+    """The token (or a signature's headers and timestamp) is checked on the headers: an
+    unauthenticated sender announcing a large body gets its 401 at once, without the gateway
+    waiting for (and buffering) the body. Before, it waited for the body (here it never comes:
+    the 30 s body timeout)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}"
+                 f"Content-Length: 900000\r\n\r\n".encode() + b"{")
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status_line.split()[1] == b"401" and sink.records == []
+
+
 async def test_a_jira_comment_sent_as_issue_updated_is_ignored_not_unmappable(client, sink):
     """Jira's "Issue updated" webhook fires for each comment too (no changelog); the reply comes
     from comment_created: a 422 per comment would flood the unmappable count."""
