@@ -60,7 +60,7 @@ replay: $(STAMP)
 
 # Everything: the static checks first (seconds), then the tests.
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist load $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal $(PYTEST_ARGS)
 
 # ruff (bug-finding rules, no formatting) on the tree; mypy --strict on events/ and policies/.
 # The configuration of both is in pyproject.toml.

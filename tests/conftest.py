@@ -6,7 +6,7 @@ SLAPROC_SKIP_BROKER_TESTS=1 is the only way to skip the tests marked `broker`; a
 fails to start is a test failure. Tests isolate themselves with unique topic prefixes and app ids
 (the `topic_prefix` fixture of tests/integration/conftest.py, `new_app` of the stream tests).
 
-`make test` runs the suite on two pytest-xdist processes (`-n 2 --dist load`): most integration
+`make test` runs the suite on two pytest-xdist processes (`-n 2 --dist worksteal`): most integration
 and deploy tests wait on brokers, workers and Prometheus (I/O, not CPU), so two of them overlap
 on a 2-core machine. Each xdist process is a session of its own, with its own broker, its own
 temporary directory and its own session fixtures (the 20k `mix` is made once per process);
