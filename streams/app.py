@@ -976,6 +976,9 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # before any await: the batch Faust's take_events acks as its loop is torn down
+                # must not be committed (compat.hold_commits)
+                compat.hold_commits(app.consumer)
                 await worker.fail(f"agent {name} crashed", exc)
         agent.__name__ = body.__name__
         return agent

@@ -11,7 +11,7 @@ those libraries or patches one of their classes (`tests/unit/test_compat.py` gre
 | `AIOKafkaConsumerThread._highwaters` patched (`correct_end_offsets_with`) | Tansu answers ListOffsets(latest) with the last *batch*'s base offset + 1; Faust's table recovery stopped short of a changelog's last batch (`ConsistencyError`) | Tansu (tansu-io/tansu), no issue found; kpn/kstreams#126 is the same symptom on another client |
 | `AIOKafkaConsumerThread.seek_to_committed` patched (`seek_uncommitted_to_reset_position`) | aiokafka's seek-to-committed skips partitions with no commit, so records Faust dropped during a rebalance were never read again | faust-streaming/faust#216 (records skipped around a rebalance) |
 | `AIOKafkaConsumerThread._fetch_records` patched (`fetch_only_active_partitions`) | Faust passes its live set of active partitions to aiokafka's `fetched_records()`, which reads an empty set as "all": paused input partitions were drained during table recovery and a record from their end could reach an agent before Faust's seek back to the committed offset (kill -9 divergence) | none found; faust-streaming/faust#216 is the same family (records around a rebalance) |
-| `Consumer._new_offset`, `_add_gap`, `perform_seek`, `ack` patched (`guard_commits`) | Faust's commit arithmetic could commit past a record no agent processed (a one-off check, gaps made by a seek back, records a stream skipped); a rebalance then lost that event (`test_second_worker_mid_stream_equals_replay`) | faust-streaming/faust#606 (wrong offset commit in case of gaps, open); the skipped records' acks came with faust-streaming/faust#223 |
+| `Consumer._new_offset`, `_add_gap`, `perform_seek`, `ack`, `_drain_messages` patched, `_read_offset` replaced (`guard_commits`, `hold_commits`) | Faust's commit arithmetic could commit past a record no agent processed (a one-off check, gaps made by a seek back, records a stream skipped); a rebalance then lost that event (`test_second_worker_mid_stream_equals_replay`) | faust-streaming/faust#606 (wrong offset commit in case of gaps, open); the skipped records' acks came with faust-streaming/faust#223 |
 | `consumer._client.force_metadata_update()` (`force_metadata_update`) | the benchmark waits for a topic created a moment ago to be known | aiokafka has no public metadata refresh on a consumer |
 
 `check_versions()` compares the installed versions with `TESTED`; `slaproc worker` refuses to start
@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = ["TESTED", "ALLOW_UNTESTED_ENV", "UntestedVersionError", "check_versions", "require_tested_versions",
            "committed_offset", "read_offset", "correct_end_offsets_with", "seek_uncommitted_to_reset_position",
-           "fetch_only_active_partitions", "guard_commits", "force_metadata_update"]
+           "fetch_only_active_partitions", "guard_commits", "hold_commits", "force_metadata_update"]
 
 #: Distribution -> the exact version the private uses below were read from and tested with
 #: (the pins of pyproject.toml and constraints.txt).
@@ -259,7 +259,11 @@ def guard_commits() -> None:
         if committed is not None:
             first = max(first, committed)
         handed_out = handed_out_before_seek(self).get(tp)
-        if handed_out is not None:
+        if handed_out is not None and offset_to > handed_out:
+            # the tail of a fetch made before the seek (every record of it is above the highest
+            # handed out): the records it jumps over may wait unprocessed in a queue. A jump of
+            # the re-read itself (below that record) is a real gap: clipping it too held the
+            # commit at a transaction marker or compacted offset until the next rebalance
             first = max(first, handed_out + 1)
         if first < offset_to:
             gaps = self._gap[tp]
@@ -268,7 +272,7 @@ def guard_commits() -> None:
 
     def _new_offset(self: Any, tp: Any) -> int | None:
         acked = self._acked[tp]
-        if not acked:
+        if not acked or self.__dict__.get("_slaproc_commits_held"):
             return None
         with ack_lock:  # acks may come from another thread (Faust's public Event.ack)
             done, skipped = self._acked_index[tp], self._gap[tp]
@@ -302,11 +306,56 @@ def guard_commits() -> None:
             notify(self._waiting_for_ack)
             return False
 
+    drain_messages = Consumer._drain_messages
+
+    async def _drain_messages(self: Any, fetcher: Any) -> None:
+        if not isinstance(self._read_offset, _ReadOffsets):  # before the loop binds its methods
+            self._read_offset = _ReadOffsets(self._read_offset)
+        await drain_messages(self, fetcher)
+
     Consumer.ack = ack
+    Consumer._drain_messages = _drain_messages
     Consumer.perform_seek = perform_seek
     Consumer._add_gap = _add_gap
     Consumer._new_offset = _new_offset
     Consumer._slaproc_commit_guard = True
+
+
+class _ReadOffsetZero(int):
+    """Read offset 0 that is true: Faust's reading loop records a jump only `if gap > 1 and
+    r_offset`, so after record 0 (or a seek to committed offset 1, read offset 0) a jump over
+    offsets with no record (a transaction marker, a compacted record) was never recorded and the
+    guarded commit stopped there for good."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+_READ_OFFSET_ZERO = _ReadOffsetZero(0)
+
+
+class _ReadOffsets(dict[Any, Any]):
+    """`Consumer._read_offset` (a `defaultdict(lambda: None)` in Faust) whose 0 is true."""
+
+    def __init__(self, offsets: Mapping[Any, Any] = {}) -> None:  # noqa: B006 (read only)
+        super().__init__()
+        for tp, offset in offsets.items():
+            self[tp] = offset
+
+    def __missing__(self, tp: Any) -> None:
+        return None
+
+    def __setitem__(self, tp: Any, offset: Any) -> None:
+        super().__setitem__(tp, _READ_OFFSET_ZERO if type(offset) is int and offset == 0 else offset)
+
+
+def hold_commits(consumer: Any) -> None:
+    """From now on, commit nothing more for this consumer (the worker is stopping on an agent's
+    exception): Faust's `take_events` acks a batch in its `finally` when the agent's loop is torn
+    down, so a batch whose processing failed would count as processed, and the next commit (the
+    periodic one, or the one of the stop) would pass records whose outputs never went out. The
+    restart reads them again from the last commit. Needs `guard_commits`."""
+    consumer.__dict__["_slaproc_commits_held"] = True
 
 
 # --- aiokafka ------------------------------------------------------------------------------

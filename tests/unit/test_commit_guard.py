@@ -19,7 +19,11 @@ where gaps are found), `Message.ack` -> `Consumer.ack`, `perform_seek` and the c
 (`_filter_committable_offsets`, the offsets `force_commit` sends), around a broker that is a
 list of records per offset and a stream reduced to its skip-or-track rule. Without the guard,
 the 7 cases that name an unprocessed record commit past it; the others check that the guard
-neither holds the commit on offsets the broker skipped nor forgets processed records.
+neither holds the commit on offsets the broker skipped nor forgets processed records. The cases
+after "from the review of 2026-12-04" each fail with the rule or fix they name removed. What this
+harness models is Faust's pure-Python stream path (`Message.ack` -> `Consumer.ack`); the Cython
+iterator production runs never acks a skipped record and counts processed ones without
+`Consumer.ack`, which is why the rules live in `_new_offset` and `_add_gap`.
 """
 from __future__ import annotations
 
@@ -305,3 +309,77 @@ def test_the_last_commit_of_a_revoked_partition_does_not_pass_a_skipped_record()
     worker.process(104)  # skipped
     worker.commit()
     assert worker.committed == 104
+
+
+# --- from the review of 2026-12-04 ----------------------------------------------------------
+
+def test_the_first_record_after_a_broker_gap_is_not_passed_unprocessed():
+    # the arriving record is not part of the gap it ends: 110 arrives after 104, is never
+    # processed, and 111 is: the commit stays at 110
+    worker = Worker(committed=100)
+    assert worker.fetch(*range(100, 105), 110, 111) == [*range(100, 105), 110, 111]
+    worker.process(*range(100, 105), 111)
+    worker.commit()
+    worker.commit()
+    assert worker.committed == 110
+
+
+def test_one_record_handed_out_before_a_seek_back_is_not_passed():
+    # only the committed record itself was handed out before the seek; the rest of that fetch
+    # (101..103) arrives after it and is processed: 100 still waits in a queue
+    worker = Worker(committed=100)
+    assert worker.fetch(100) == [100]
+    worker.seek_back()
+    assert worker.fetch(101, 102, 103) == [101, 102, 103]
+    worker.process(101, 102, 103)
+    worker.commit()
+    assert worker.committed == 100
+
+
+@pytest.mark.parametrize("committed, offsets", [(1, (2, 3, 4)), (None, (0, 2, 3, 4))])
+def test_a_gap_after_read_offset_zero_does_not_stop_the_commit(committed, offsets):
+    # Faust's reading loop tests the read offset for truth: after record 0, or after a seek to
+    # committed offset 1 (read offset 0), a jump over offset 1 (a transaction marker, a record
+    # compacted away) was never recorded and the commit stopped at 1 for good
+    worker = Worker(committed=committed)
+    assert worker.fetch(*offsets) == list(offsets)
+    worker.process(*offsets)
+    worker.commit()
+    worker.commit()
+    assert worker.committed == 5
+
+
+def test_a_broker_gap_in_the_reread_after_a_revocation_does_not_hold_the_commit():
+    # 103 has no record (a transaction marker). A revocation pops Faust's bookkeeping, then the
+    # reading loop's record in flight sets the read offset to 106 after the pop; the assignment's
+    # seek goes back to 100 and the re-read jumps 102 -> 104: a real gap, below the highest record
+    # handed out before the seek. Clipped as if it were the tail of the old fetch, it held the
+    # commit at 103 until the next rebalance.
+    worker = Worker(committed=100)
+    worker.fetch(100, 101, 102, 104, 105, 106)
+    for bookkeeping in ("_gap", "_acked", "_acked_index", "_read_offset", "_committed_offset"):
+        getattr(worker.consumer, bookkeeping).pop(INPUT, None)
+    worker.consumer._read_offset[INPUT] = 106  # the record in flight, set after the pop
+    worker.delivered.clear()  # the queues, cleared by the revocation
+    worker.seek_back()  # the next assignment
+    assert worker.fetch(100, 101, 102, 104, 105, 106, 107, 108) == [100, 101, 102, 104, 105, 106, 107, 108]
+    worker.process(100, 101, 102, 104, 105, 106, 107, 108)
+    worker.commit()
+    worker.commit()
+    assert worker.committed == 109
+
+
+def test_held_commits_do_not_pass_a_batch_acked_as_its_failed_agent_is_torn_down():
+    # the agent raised on a batch (e.g. the producer refused its outputs); Faust's take_events
+    # acks the batch in its finally when the loop is torn down; the worker is stopping and holds
+    # its commits (compat.hold_commits, called by the agent's supervisor before any await)
+    worker = Worker(committed=100)
+    worker.fetch(*range(100, 110))
+    worker.process(*range(100, 105))
+    assert worker.commit() == 105
+    batch = worker.take(*range(105, 110))
+    compat.hold_commits(worker.consumer)
+    for message in batch:
+        message.ack(worker.consumer)
+    assert worker.commit() is None
+    assert worker.committed == 105
