@@ -584,7 +584,11 @@ class Processor:
             return []  # no month ended since the last check: nothing to close
         out: list[Output] = []
         delay = self.settings.month_close_delay
-        self._closes_checked_until = uptime.close_instant(uptime.month_of(t - delay), delay)
+        # the earliest close instant at or after `t` (a month closes once time passes its close
+        # instant): of the month before the one `t - delay` falls in when `t` is exactly a close
+        # instant. With month_of(t - delay) a `t` landing exactly on April's close (May 1 01:00)
+        # moved the check past May's close, and April stayed open until June 1 01:00 had passed.
+        self._closes_checked_until = uptime.close_instant(uptime.month_of(t - delay - _MICROSECOND), delay)
         # Service by service (SPEC §11): a shared service's months are computed once per distinct
         # subscriber scope (`FiguresCache`) and closed for each subscriber in customer order.
         for service_id in sorted(self.subscribers):
