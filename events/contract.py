@@ -6,6 +6,7 @@ present is decided against the policy catalog in `policies/contracts.py`.
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, Literal
 
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator,
@@ -81,11 +82,13 @@ class ContractService(_Frozen):
         return self
 
     @property
-    def fee_per_month(self) -> Decimal:
+    def fee_per_month(self) -> Decimal | Fraction:
+        """The monthly fee, or exactly a twelfth of the annual one (a Fraction: `annual_fee / 12` in
+        Decimal is rounded to 28 digits, and a refund that is exactly half a cent then rounded down)."""
         if self.monthly_fee is not None:
             return self.monthly_fee
         assert self.annual_fee is not None  # exactly one of the two (_exactly_one_fee)
-        return self.annual_fee / 12
+        return Fraction(self.annual_fee) / 12
 
 
 class ContractTerms(_Frozen):

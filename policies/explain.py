@@ -24,7 +24,7 @@ class Subscriber:
 
     customer_id: str
     commitment: Decimal | None  # None: the customer's plan has no uptime commitment
-    fee_per_month: Decimal
+    fee_per_month: Decimal | Fraction
     currency: str
     scope: SubscriberScope | None = None
     in_force: tuple[datetime | None, datetime | None] | None = None
@@ -151,7 +151,7 @@ def explain_month(state: ServiceState, month: str, commitment: Decimal, fee: Dec
             f"{_m(refund['excess_minutes'])}",
             f"  refund = {minutes_on_wire(refund['excess_minutes'])} / {minutes_on_wire(total)} x "
             f"{refund['monthly_fee']} {currency}"
-            + (f" (= {fee} x {minutes_on_wire(total)} / {minutes_on_wire(minutes(end - start))} in force)"
+            + (f" (= {fee if isinstance(fee, Decimal) else round_half_up(fee, 6)} x {minutes_on_wire(total)} / {minutes_on_wire(minutes(end - start))} in force)"
                if fig.prorated else "")
             + f" = {round_half_up(raw, 6)}"
             + (f" -> capped at the monthly fee {refund['monthly_fee']}" if capped else "")

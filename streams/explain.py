@@ -37,7 +37,7 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
     state = proc.store.service(service_id) or downtime.new_state(service_id)
     fee = service.fee_per_month
     billing = (f"{service.monthly_fee} {service.currency}/month" if service.monthly_fee is not None
-               else f"{service.annual_fee} {service.currency}/year = {fee:.2f} {service.currency}/month")
+               else f"{service.annual_fee} {service.currency}/year = {uptime.round_half_up(fee, 2)} {service.currency}/month")
     describe = (f"{customer_id}: {plan.policy} {plan.plan} (catalog {plan.policy_version}), "
                 f"uptime commitment {commitment} %, fee {billing}")
     others = len(proc.subscribers.get(service_id, ())) - 1

@@ -165,3 +165,20 @@ def test_explain_met_month_has_no_refund_lines():
 def test_commitment_is_shown_with_two_decimals(commitment, expected):
     closed, _ = close(new_state("s"), "2026-04", commitment=commitment)
     assert closed["commitment_percent"] == Decimal(expected) and closed["uptime_percent"] == Decimal("100.00")
+
+
+def test_an_annual_fee_is_a_twelfth_exactly_so_a_half_cent_rounds_up():
+    # Review of 2026-12-04: ContractService.fee_per_month was annual_fee / 12 in Decimal (28 digits,
+    # 83.33333333333333333333333333), so a refund of exactly half a cent was rounded down.
+    # June 2026: 43,200 min; 280.8 min down (10:00:00-14:40:48) at 99.5 %: uptime 99.35 (not met),
+    # threshold 216, excess 64.8; refund = 64.8 / 43,200 x 1000 / 12 = 0.125 exactly -> 0.13 half-up.
+    from events.contract import ContractService
+
+    service = ContractService(service_id="s", annual_fee=Decimal("1000.00"), currency="USD")
+    assert service.fee_per_month == Fraction(1000, 12)
+    s = state_with_outages((at(2026, 6, 3, 10), datetime(2026, 6, 3, 14, 40, 48, tzinfo=UTC)))
+    f = month_figures(s, "2026-06", at(2026, 7, 1))
+    closed, refund = close_month(f, customer_id="c", service_id="s", commitment_percent=Decimal("99.5"),
+                                 fee_per_month=service.fee_per_month, currency="USD")
+    assert closed["uptime_percent"] == Decimal("99.35") and refund["excess_minutes"] == Fraction(324, 5)
+    assert refund["monthly_fee"] == Decimal("83.33") and refund["refund_amount"] == Decimal("0.13")
