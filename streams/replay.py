@@ -304,6 +304,39 @@ def _write(out: BinaryIO, lines: list[bytes], result: ReplayResult, progress: Te
 # instant not ordered by their lines — the parent replays the file in one process instead.
 
 
+class _CustomerGroups:
+    """Customers joined by the services they share (union-find); a group is named by its least
+    customer id, so the split does not depend on the order the contracts were read in."""
+
+    def __init__(self) -> None:
+        self._parent: dict[str, str] = {}
+        self._first_subscriber: dict[str, str] = {}
+
+    def group_of(self, customer: str) -> str:
+        parent = self._parent
+        root = customer
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while customer != root:  # path compression
+            parent[customer], customer = root, parent.get(customer, customer)
+        return root
+
+    def subscribe(self, service_id: str, customer: str) -> None:
+        first = self._first_subscriber.setdefault(service_id, customer)
+        a, b = self.group_of(first), self.group_of(customer)
+        if a != b:
+            low, high = (a, b) if a < b else (b, a)
+            self._parent[high] = low
+        self._parent.setdefault(customer, customer)
+
+    def owner_of_service(self, service_id: str) -> str | None:
+        first = self._first_subscriber.get(service_id)
+        return None if first is None else self.group_of(first)
+
+    def members(self) -> list[tuple[str, str]]:
+        return [(customer, self.group_of(customer)) for customer in list(self._parent)]
+
+
 class _Job:
     """One job's side of `replay_file(jobs=N)`: the agreements with the parent, the output filter."""
 
@@ -424,24 +457,33 @@ def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, unti
                 everywhere.add(lineno)
     keyed.sort(key=lambda k: k[0])
     total = len(keyed)
-    # Who owns what: services from the contracts (file, then contract lines in order), tickets from
-    # their first ticket.opened; a customer's lines all go to one job.
-    service_owner = {svc.service_id: c.customer_id for c in contracts for svc in c.services}
+    # Who owns what: services from the contracts (file, then contract lines), tickets from their
+    # first ticket.opened; a customer's lines all go to one job. Customers that list the same service
+    # (SPEC §11, shared services) are one group, owned by one job: a service's monitoring lines go to
+    # that job, whose ledger then closes every subscriber's months (split, a subscriber in another
+    # job closed its months from an empty ledger: 0 min and no refund).
+    groups = _CustomerGroups()
+    for c in contracts:
+        for svc in c.services:
+            groups.subscribe(svc.service_id, c.customer_id)
+    for key, _raw, fields in keyed:
+        if not key[0] and isinstance(fields.get("customer_id"), str):
+            for svc in fields.get("services") or ():
+                sid = svc.get("service_id") if isinstance(svc, dict) else getattr(svc, "service_id", None)
+                if isinstance(sid, str):
+                    groups.subscribe(sid, fields["customer_id"])
     ticket_owner: dict[str, str] = {}
     customer_of: list[str | None] = []
     for key, _raw, fields in keyed:
         customer = None
         if not key[0]:
-            for svc in fields.get("services") or ():
-                sid = svc.get("service_id") if isinstance(svc, dict) else getattr(svc, "service_id", None)
-                if isinstance(sid, str):
-                    service_owner.setdefault(sid, fields.get("customer_id"))
+            pass
         elif fields.get("type") in MONITORING_TYPES and isinstance(fields.get("service_id"), str):
-            customer = service_owner.get(fields["service_id"])
+            customer = groups.owner_of_service(fields["service_id"])
         elif fields.get("type") in TICKET_TYPES and isinstance(fields.get("ticket_id"), str):
             ticket = fields["ticket_id"]
             if fields.get("type") == "ticket.opened" and isinstance(fields.get("customer_id"), str):
-                ticket_owner.setdefault(ticket, fields["customer_id"])
+                ticket_owner.setdefault(ticket, groups.group_of(fields["customer_id"]))
         customer_of.append(customer)
     load: dict[str, int] = {}
     for i, (key, _raw, fields) in enumerate(keyed):
@@ -450,13 +492,16 @@ def _replay_jobs(events: Path, contracts: list[Contract], catalog: Catalog, unti
         if customer_of[i] is not None:
             load[customer_of[i]] = load.get(customer_of[i], 0) + 1
     for c in contracts:
-        load.setdefault(c.customer_id, 0)
+        load.setdefault(groups.group_of(c.customer_id), 0)
     owners: dict[str, int] = {}
     sizes = [0] * jobs
     for customer, count in sorted(load.items(), key=lambda kv: (-kv[1], kv[0])):  # largest first, least loaded job
         job = min(range(jobs), key=lambda j: (sizes[j], j))
         owners[customer] = job
         sizes[job] += count
+    for customer, group in groups.members():  # every member of a group where the group is
+        if group in owners:
+            owners[customer] = owners[group]
     per_job: list[list[tuple[int, bytes, int]]] = [[] for _ in range(jobs)]
     for rank, (key, raw, _fields) in enumerate(keyed):
         if key[3] in everywhere:

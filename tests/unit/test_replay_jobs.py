@@ -99,3 +99,33 @@ def test_contract_lines_and_bad_lines(tmp_path: Path) -> None:
     out = assert_jobs_agree(events, SAMPLES / "contracts.yaml", UNTIL)
     dead = [json.loads(line) for line in out.splitlines() if b'"dead_letter"' in line]
     assert len({d["source"] for d in dead}) == len(dead) >= 3  # each bad line once, not once per job
+
+
+GOLDEN = Path(__file__).resolve().parents[2] / "tests" / "golden"
+
+
+@pytest.mark.parametrize("scenario", ["shared_two_commitments", "shared_component_outage", "shared_regional_outage",
+                                      "shared_contract_starts_mid_month"])
+def test_customers_sharing_a_service_are_replayed_in_one_job(scenario: str) -> None:
+    # Review of 2026-12-04 (wrong money): the split kept one customer per service, so a shared
+    # service's monitoring lines reached only that customer's job; the other subscribers closed
+    # their months from an empty ledger (0 min, 100.00 %, no refund) under --jobs 2.
+    import yaml
+
+    until = datetime.fromisoformat(yaml.safe_load((GOLDEN / scenario / "options.yaml").read_text())["until"])
+    assert_jobs_agree(GOLDEN / scenario / "events.jsonl", GOLDEN / scenario / "contracts.yaml", until)
+
+
+def test_customers_joined_through_a_chain_of_shared_services_are_one_group() -> None:
+    from streams.replay import _CustomerGroups
+
+    groups = _CustomerGroups()
+    groups.subscribe("s1", "c")
+    groups.subscribe("s2", "a")
+    groups.subscribe("s1", "b")
+    groups.subscribe("s2", "b")  # a - b - c through s2 and s1
+    groups.subscribe("s3", "z")
+    assert {groups.group_of(c) for c in "abc"} == {"a"}
+    assert groups.group_of("z") == "z" and groups.group_of("unknown") == "unknown"
+    assert groups.owner_of_service("s1") == groups.owner_of_service("s2") == "a"
+    assert groups.owner_of_service("none") is None
