@@ -20,6 +20,7 @@ from itertools import permutations
 from hypothesis import given, settings, strategies as st
 
 from policies.downtime import ServiceState, apply_event, month_figures, new_state
+from policies.explain import explain_month
 from policies.uptime import close_month
 
 UTC = timezone.utc
@@ -211,3 +212,11 @@ def test_the_notice_is_the_same_in_every_arrival_order(events, rnd):
     assert a == b
     assert ServiceState.from_json(a.to_json()) == a
     assert a.maintenance["W1"].notified_at == base + timedelta(hours=expected_notice(events))
+
+
+def test_explain_month_shows_the_first_notice_and_the_reminder():
+    text = explain_month(fold([sched("m1", NOTIFIED), sched("m2", REMINDER), *OUTAGE]), "2026-04",
+                         Decimal("99.5"), Decimal("1000.00"), "USD", "c1")
+    assert ("notified 2026-04-07 10:00:00Z (72 h notice, re-sent unchanged 1x, last 2026-04-09 10:00:00Z)"
+            in text)
+    assert "MET" in text
