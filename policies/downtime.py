@@ -30,8 +30,11 @@ Counting rules (decisions on SPEC §8 and the Vectorize seed, see `month_figures
   Maintenance, else downtime; covered only by excluded outages -> excluded. Hence
   downtime + maintenance + excluded = the union of all all_users outages in the month,
   and excluded_minutes never overlaps counted downtime.
-- Scheduled Maintenance: a window notified (the `occurred_at` of its latest
-  `maintenance.scheduled`) at least 48 h before its start. The monthly 4 h allowance is
+- Scheduled Maintenance: a window notified at least 48 h before its start (the Vectorize
+  seed: "maintenance windows notified at least 48 hours in advance"). The notice runs from the
+  first `maintenance.scheduled` that gave the window its current times and scope: a reminder
+  (the same window re-sent) keeps it, a reschedule or a reinstatement after a cancellation
+  restarts it (`maintenance_scheduled`). The monthly 4 h allowance is
   consumed by the windows' own length (the seed: "maintenance windows ... totaling no
   more than 4 hours per calendar month"), whether or not anything went down in them,
   chronologically in order of start (overlapping windows consume their union once); a
@@ -194,18 +197,59 @@ class Outage:
         return self.resolved_at if self.resolved_at is not None else as_of
 
 
+Mark = tuple[datetime, str]  # (occurred_at, event_id) of one `maintenance.scheduled`
+# What restarted a window's notice: the mark of a `maintenance.scheduled` with other times or
+# scope, or (instant, None) for a cancellation (it comes after every schedule of its instant).
+Break = tuple[datetime, str | None]
+
+
+def _pos(mark: Break) -> tuple[datetime, int, str]:
+    """Order of schedules and cancellations of one window: (occurred_at, event_id) among
+    schedules; a cancellation after every schedule of the same instant (as `cancelled`)."""
+    at, event_id = mark
+    return (at, 1, "") if event_id is None else (at, 0, event_id)
+
+
+def _later(a: Break | None, b: Break) -> Break:
+    return b if a is None or _pos(b) > _pos(a) else a
+
+
+def _after(run: tuple[Mark, ...], broken_at: Break | None) -> tuple[Mark, ...]:
+    return run if broken_at is None else tuple(m for m in run if _pos(m) > _pos(broken_at))
+
+
 @dataclass(frozen=True, slots=True)
 class MaintenanceWindow:
-    """A maintenance window; `notified_at` is the occurred_at of its latest `maintenance.scheduled`."""
+    """A maintenance window, as its winning (latest) `maintenance.scheduled` says.
+
+    Notice (`notified_at`) is measured from the first `maintenance.scheduled` of `run`: the
+    schedules with the winner's times and scope since the last one that changed them or the
+    last cancellation (`broken_at`). A reminder (the same window re-sent) keeps the notice; a
+    reschedule restarts it. Kept as a join of the event set, so every arrival order gives the
+    same window (see `maintenance_scheduled`)."""
 
     maintenance_id: str
-    notified_at: datetime
+    scheduled_at: datetime  # occurred_at of the winning `maintenance.scheduled`
     starts_at: datetime
     ends_at: datetime
     scheduled_by: str  # event_id of the winning `maintenance.scheduled` (tie-break)
-    cancelled_at: datetime | None = None
+    cancelled_at: datetime | None = None  # the latest cancellation (cancels the window if >= scheduled_at)
     components: Names | None = None  # SPEC §11: None = the whole service
     regions: Names | None = None  # None = every region
+    # (occurred_at, event_id) of each schedule of the current notice, in order; the winner last
+    run: tuple[Mark, ...] = ()
+    broken_at: Break | None = None  # the latest schedule of other content / cancellation before the winner
+    cancels: tuple[datetime, ...] = ()  # cancellations at or after `scheduled_at`, in order
+
+    @property
+    def notified_at(self) -> datetime:
+        """When the customer was first told of this window as it stands (SPEC §8's notice)."""
+        return self.run[0][0] if self.run else self.scheduled_at
+
+    @property
+    def content(self) -> tuple[datetime, datetime, Names | None, Names | None]:
+        """What a re-sent `maintenance.scheduled` must repeat to keep the notice: times and scope."""
+        return self.starts_at, self.ends_at, self.components, self.regions
 
     @property
     def notice(self) -> timedelta:
@@ -218,7 +262,7 @@ class MaintenanceWindow:
 
     @property
     def cancelled(self) -> bool:
-        return self.cancelled_at is not None and self.cancelled_at >= self.notified_at
+        return self.cancelled_at is not None and self.cancelled_at >= self.scheduled_at
 
     def effective(self) -> tuple[datetime, datetime] | None:
         """The interval the window really occupies, None when cancelled before it began."""
@@ -268,8 +312,8 @@ class ServiceState:
                 for o in sorted(self.outages.values(), key=lambda o: o.outage_id)
             ],
             "m": [
-                [w.maintenance_id, ts(w.notified_at), ts(w.starts_at), ts(w.ends_at), w.scheduled_by,
-                 ts(w.cancelled_at), *_scope_json(w.components, w.regions)]
+                [w.maintenance_id, ts(w.scheduled_at), ts(w.starts_at), ts(w.ends_at), w.scheduled_by,
+                 ts(w.cancelled_at), *_window_tail(w, ts)]
                 for w in sorted(self.maintenance.values(), key=lambda w: w.maintenance_id)
             ],
             "e": [[e.customer_id, e.month, e.revision, e.fingerprint,
@@ -293,9 +337,19 @@ class ServiceState:
             outages[oid] = Outage(oid, ts(st), ts(rp), tk, ts(rs), scope, cause, cat, ts(cat_at), cat_by,
                                   tuple(_scope_from_json(r) for r in reach[0]) if reach else ())
         windows = {}
-        for mid, nt, sa, ea, by, ca, *where in doc["m"]:
-            windows[mid] = MaintenanceWindow(mid, ts(nt), ts(sa), ts(ea), by, ts(ca),  # type: ignore[arg-type]
-                                             *_scope_from_json(where))
+        for mid, at, sa, ea, by, ca, *tail in doc["m"]:
+            # [components, regions] when scoped, and then the notice's run when not the row's own
+            where, notice = (tail[:2], tail[2]) if len(tail) == 3 else (tail, None)
+            scheduled_at, cancelled_at = ts(at), ts(ca)
+            assert scheduled_at is not None
+            if notice is None:
+                run, broken_at, cancels = _plain_notice(scheduled_at, by, cancelled_at)
+            else:
+                run = tuple((ts(t), e) for t, e in notice[0])  # type: ignore[misc]
+                broken_at = None if notice[1] is None else (ts(notice[1][0]), notice[1][1])  # type: ignore[assignment]
+                cancels = tuple(ts(t) for t in notice[2])  # type: ignore[misc]
+            windows[mid] = MaintenanceWindow(mid, scheduled_at, ts(sa), ts(ea), by, cancelled_at,  # type: ignore[arg-type]
+                                             *_scope_from_json(where), run=run, broken_at=broken_at, cancels=cancels)
         # 4 fields before refund_revision, 5 before refund_amount (a refund recorded then supersedes "0")
         emitted = {(row[0], row[1]): EmittedClose(*row) for row in doc["e"]}
         applied = {key: tuple((e, c) for e, c in pairs) for key, pairs in doc.get("a", ())}
@@ -305,6 +359,29 @@ class ServiceState:
 def _scope_json(components: Names | None, regions: Names | None) -> list[Any]:
     """A record's scope fields for its JSON row: nothing for the whole service (rows stay as before)."""
     return [] if components is None and regions is None else [components, regions]
+
+
+def _plain_notice(scheduled_at: datetime, scheduled_by: str, cancelled_at: datetime | None
+                  ) -> tuple[tuple[Mark, ...], Break | None, tuple[datetime, ...]]:
+    """The notice fields of a window known from one `maintenance.scheduled` (and its latest
+    cancellation): what a state row without them means (rows written before they existed, and
+    every window never re-sent, so those rows stay as they were)."""
+    if cancelled_at is None:
+        return ((scheduled_at, scheduled_by),), None, ()
+    if cancelled_at >= scheduled_at:
+        return ((scheduled_at, scheduled_by),), None, (cancelled_at,)
+    return ((scheduled_at, scheduled_by),), (cancelled_at, None), ()
+
+
+def _window_tail(w: MaintenanceWindow, ts: Callable[[datetime | None], str | None]) -> list[Any]:
+    """A window's JSON row after its cancellation: the scope fields (nothing for the whole service),
+    then, only when they are not `_plain_notice`'s, the notice's run, `broken_at` and `cancels`."""
+    if (w.run, w.broken_at, w.cancels) == _plain_notice(w.scheduled_at, w.scheduled_by, w.cancelled_at):
+        return _scope_json(w.components, w.regions)
+    notice = [[[ts(t), e] for t, e in w.run],
+              None if w.broken_at is None else [ts(w.broken_at[0]), w.broken_at[1]],
+              [ts(t) for t in w.cancels]]
+    return [w.components, w.regions, notice]
 
 
 def _scope_from_json(where: list[Any]) -> tuple[Names | None, Names | None]:
@@ -419,28 +496,63 @@ def outage_classified(state: ServiceState, *, event_id: str, occurred_at: dateti
 def maintenance_scheduled(state: ServiceState, *, event_id: str, occurred_at: datetime, maintenance_id: str,
                           starts_at: datetime, ends_at: datetime, components: Iterable[str] | None = None,
                           regions: Iterable[str] | None = None) -> Applied:
-    """`maintenance.scheduled`: notified at `occurred_at`; a later one for the same id reschedules it."""
+    """`maintenance.scheduled`: notified at `occurred_at`; a later one for the same id reschedules it.
+
+    The latest (by `occurred_at`, `event_id`) gives the window's times and scope. Notice (SPEC §8,
+    the Vectorize seed: "maintenance windows notified at least 48 hours in advance") is measured
+    from the earliest schedule of the run that ends with the latest: the schedules with the same
+    times and scope, back to the last one with other times or scope or the last cancellation
+    before the latest (`broken_at`). So a reminder (the same window re-sent, a new event_id) keeps
+    the notice the customer already had; a reschedule, or a reinstatement after a cancellation,
+    restarts it from that event (decisions.md "Uptime"). The window keeps the run's marks and
+    `broken_at`, so a late event finds its place: every arrival order gives the same window.
+    """
     starts, ends, at = _utc(starts_at), _utc(ends_at), _utc(occurred_at)
     if ends <= starts:
         return Applied(state, (INVALID_WINDOW, f"maintenance {maintenance_id!r}: ends_at {ends.isoformat()} "
                                                f"is not after starts_at {starts.isoformat()}"))
+    mark: Mark = (at, event_id)
+    comps, regs = _names(components), _names(regions)
     old = state.maintenance.get(maintenance_id)
-    if old is not None and (at, event_id) <= (old.notified_at, old.scheduled_by):
-        return Applied(state)
-    new = MaintenanceWindow(maintenance_id, at, starts, ends, event_id, old.cancelled_at if old else None,
-                            _names(components), _names(regions))
+    if old is None:
+        return _with_window(state, None, MaintenanceWindow(maintenance_id, at, starts, ends, event_id, None,
+                                                           comps, regs, run=(mark,)))
+    if mark in old.run or (old.broken_at is not None and _pos(mark) <= _pos(old.broken_at)):
+        return Applied(state)  # applied already, or before what restarted the notice: changes nothing
+    same = (starts, ends, comps, regs) == old.content
+    if mark > (old.scheduled_at, old.scheduled_by):  # the new winner
+        broken = old.broken_at
+        passed = [c for c in old.cancels if c < at]  # cancelled the old winner, before this one
+        if passed:
+            broken = _later(broken, (passed[-1], None))
+        if not same:  # a reschedule: the old winner (the latest of the run) had other times or scope
+            broken = _later(broken, old.run[-1])
+        new = MaintenanceWindow(maintenance_id, at, starts, ends, event_id, old.cancelled_at, comps, regs,
+                                run=(*_after(old.run, broken), mark), broken_at=broken,
+                                cancels=tuple(c for c in old.cancels if c >= at))
+    elif same:  # an earlier schedule of the same window, arrived late: part of the run
+        new = replace(old, run=tuple(sorted((*old.run, mark))))
+    else:  # an earlier schedule with other times or scope, arrived late: the notice restarts after it
+        new = replace(old, run=_after(old.run, mark), broken_at=mark)
     return _with_window(state, old, new)
 
 
 def maintenance_cancelled(state: ServiceState, *, event_id: str, occurred_at: datetime,
                           maintenance_id: str) -> Applied:
-    """`maintenance.cancelled` at `occurred_at` (the latest cancellation is kept)."""
+    """`maintenance.cancelled` at `occurred_at` (the latest cancellation is kept). One at or after
+    the winning schedule cancels the window; an earlier one (a reinstated window) restarts its notice."""
     old = state.maintenance.get(maintenance_id)
     if old is None:
         return Applied(state, (UNKNOWN_MAINTENANCE, f"maintenance.cancelled for unknown window {maintenance_id!r}"))
     at = _utc(occurred_at)
     cancelled = at if old.cancelled_at is None else max(old.cancelled_at, at)
-    return _with_window(state, old, replace(old, cancelled_at=cancelled))
+    if at >= old.scheduled_at:
+        new = replace(old, cancelled_at=cancelled, cancels=tuple(sorted({*old.cancels, at})))
+    elif old.broken_at is None or _pos((at, None)) > _pos(old.broken_at):
+        new = replace(old, cancelled_at=cancelled, run=_after(old.run, (at, None)), broken_at=(at, None))
+    else:
+        new = replace(old, cancelled_at=cancelled)
+    return _with_window(state, old, new)
 
 
 _FOLD: dict[str, tuple[Callable[..., Applied], tuple[str, ...]]] = {

@@ -80,6 +80,8 @@ def _window_lines(fig: MonthFigures) -> list[str]:
         notice_s = f"{notice.numerator}" if notice.denominator == 1 else f"{float(notice):.2f}"
         parts = ", ".join(f"{_t(s)} - {_t(e)}" for s, e in v.scheduled) or "none"
         cancelled = f", cancelled {_t(w.cancelled_at)}" if w.cancelled and w.cancelled_at is not None else ""
+        if len(w.run) > 1:  # reminders keep the first notice (decisions.md "Uptime")
+            cancelled = f", re-sent unchanged {len(w.run) - 1}x, last {_t(w.scheduled_at)}{cancelled}"
         lines.append(f"  - maintenance {w.maintenance_id}{_scope_text(w.components, w.regions)}: "
                      f"{_t(v.in_month_start)} - {_t(v.in_month_end)}, "
                      f"notified {_t(w.notified_at)} ({notice_s} h notice{cancelled}); scheduled part: {parts} "
