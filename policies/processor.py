@@ -613,7 +613,12 @@ class Processor:
                 if entry.start_month is None or not self._commits_uptime(customer_id):
                     continue
                 key = (customer_id, service_id)
-                month = self._next_close.get(key, entry.start_month)
+                month = self._next_close.get(key)
+                if month is None:
+                    # its first close: not before the months the service's state still holds (a new
+                    # subscriber of a shared service; what came before was pruned after its claim window)
+                    held = self.service_oldest_month_held(service_id)
+                    month = entry.start_month if held is None else max(entry.start_month, held)
                 if uptime.close_instant(month, delay) >= t:
                     continue
                 if state is None:

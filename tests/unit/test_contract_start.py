@@ -206,3 +206,30 @@ def test_replay_jobs_start_the_months_at_the_files_first_instant(events, contrac
     assert outputs[0] == outputs[1]
     customer = "c6" if "c6" in outputs[0].decode() else "c4"
     assert "2026-04" in months([json.loads(line) for line in outputs[0].splitlines()], customer)
+
+
+def test_a_new_subscriber_closes_no_month_the_shared_service_already_forgot():
+    """In the stream a new customer's undated terms start at the partition's first instant, which
+    may be before the months a shared service's state still holds: after `a` closed January to
+    May, the service keeps April on (a month's claim window is 30 days), February's outage is
+    forgotten. `b`, added 2026-06-01, closes April and May, not January to March from what is left
+    (February would have read 0 downtime, met: figures for a month whose data is gone)."""
+    def sub(customer: str) -> dict:
+        return {"customer_id": customer, "policy": "vectorize", "plan": "pro",
+                "services": [{"service_id": "shared", "monthly_fee": "1000.00", "currency": "USD"}]}
+    proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+    proc.install(parse_contracts({"contracts": [sub("a")]}, CATALOG)[0])
+    closed = proc.advance_to(at("2026-01-01T00:00:00Z"))
+    for obj in (wire("outage.started", "2026-02-10T10:00:00Z", "f1", service_id="shared", outage_id="F"),
+                wire("outage.resolved", "2026-02-10T15:00:00Z", "f2", service_id="shared", outage_id="F")):
+        emitted, rejected = proc.apply(decoded(obj))
+        assert rejected is None
+        closed += emitted
+    closed_a = [as_wire(o) for o in closed + proc.advance_to(at("2026-06-01T02:00:00Z"))]
+    assert sorted(months(closed_a, "a")) == ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05"]
+    # February: 28 days, 40,320 min; 300 min down: 99.2559... -> 99.26 < 99.50; threshold 201.6 min,
+    # excess 98.4 min, refund 98.4 / 40,320 x 1,000 = 2.4404... -> 2.44
+    assert {m: r[4] for m, r in refunds(closed_a, "a").items()} == {"2026-02": "2.44"}
+    assert proc.service_oldest_month_held("shared") == "2026-04"
+    out = proc.upsert_contract((parse_contracts({"contracts": [sub("b")]}, CATALOG)[0], at("2026-06-01T02:00:00Z")))
+    assert sorted(months([as_wire(o) for o in out], "b")) == ["2026-04", "2026-05"]
