@@ -155,6 +155,9 @@ class Processor:
         self.subscribers = Subscribers()
         self.ticket_now: datetime | None = None
         self.monitoring_now: datetime | None = None
+        # the first instant this processor saw (kept in its snapshot): customers with undated terms
+        # start there (docs/decisions.md, "Contract history")
+        self.first_instant: datetime | None = None
         self.attainment = AttainmentBook(partition)
         self.parking = Parking(settings.parking_horizon)
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
@@ -189,21 +192,16 @@ class Processor:
 
     # ---- contracts --------------------------------------------------------------------
     def install(self, contract: Contract, at: datetime | None = None) -> None:
-        """Install a validated contract. Its months close from `effective_from`, else from the
-        month of `at` (a contract event's time), else from the first instant the processor sees."""
+        """Install a validated contract. The customer's months close from the earliest
+        `effective_from` of its history; when its history has undated terms (they sort first and
+        apply from the start), from the month of the first instant the processor sees, whatever
+        order the terms arrive in and whenever they were recorded. `at` (a contract event's time)
+        is not a start: a contract recorded today for a backfill of last month still applies to
+        last month (docs/decisions.md, "Contract history")."""
         terms = contract.terms
-        old = self.contracts.get(terms.customer_id)
         old_listed = self._services_listed(terms.customer_id)
-        latest = self._add_to_history(contract)[-1]
-        start = terms.effective_from or at or self.monitoring_now
-        start_month = uptime.month_of(start) if start is not None else None
-        in_force_from = terms.effective_from
-        if old is not None and old.start_month is not None and (start_month is None or old.start_month <= start_month):
-            # the earlier terms started first: their start stands (None: whole months, the widest)
-            earlier = (old.in_force_from, in_force_from)
-            in_force_from = None if None in earlier else min(earlier)  # type: ignore[type-var]
-            start_month = old.start_month
-        self.contracts[terms.customer_id] = ContractEntry(latest.terms, latest.plan, start_month, in_force_from)
+        history = self._add_to_history(contract)
+        self.contracts[terms.customer_id] = self._entry(history)
         self._versioned_plans.clear()
         self._closes_checked_until = None
         self._attainment_starts = None
@@ -213,6 +211,17 @@ class Processor:
             self.subscribers.discard(service_id, terms.customer_id)
         for service_id in listed:
             self.subscribers.add(service_id, terms.customer_id)
+
+    def _entry(self, history: list[Contract]) -> ContractEntry:
+        """The customer's entry: its latest terms, with the first month and instant of the whole
+        history. The history is in effective_from order with undated terms first, so its first
+        terms give the start: undated ones start at the first instant (None before it: whole
+        months, `in_force_from` None), dated ones at their effective_from (SPEC §11 proration)."""
+        latest, first = history[-1], history[0].effective_from
+        if first is None:
+            start_month = uptime.month_of(self.first_instant) if self.first_instant is not None else None
+            return ContractEntry(latest.terms, latest.plan, start_month, None)
+        return ContractEntry(latest.terms, latest.plan, uptime.month_of(first), first)
 
     def _add_to_history(self, contract: Contract) -> list[Contract]:
         """Put `contract` in its customer's history: it replaces the terms with the same
@@ -297,11 +306,18 @@ class Processor:
 
     # ---- time -------------------------------------------------------------------------
     def _first_instant(self, t: datetime) -> None:
-        if self.ticket_now is None and self.monitoring_now is None:  # `now` is None (called per event: no property)
-            for entry in list(self.contracts.values()):
-                if entry.start_month is None:  # contracts loaded before any time: start at the first instant
-                    self.contracts[entry.terms.customer_id] = ContractEntry(entry.terms, entry.plan, uptime.month_of(t))
-                    self._attainment_starts = None
+        # `now` is None (called per event: no property); once set, the first instant stays (replay
+        # --jobs sets the file's before a job's own first event)
+        if self.first_instant is None and self.ticket_now is None and self.monitoring_now is None:
+            self._set_first_instant(t)
+
+    def _set_first_instant(self, t: datetime) -> None:
+        """The first instant the processor sees: where customers with undated terms start."""
+        self.first_instant = t
+        for customer_id, history in self.histories.items():
+            if history[0].effective_from is None:
+                self.contracts[customer_id] = self._entry(history)
+                self._attainment_starts = None
 
     def advance_to(self, t: datetime) -> list[Output]:
         """A tick: move both halves to `t` (never backwards) and fire everything due before it."""
@@ -601,7 +617,12 @@ class Processor:
                 if entry.start_month is None or not self._commits_uptime(customer_id):
                     continue
                 key = (customer_id, service_id)
-                month = self._next_close.get(key, entry.start_month)
+                month = self._next_close.get(key)
+                if month is None:
+                    # its first close: not before the months the service's state still holds (a new
+                    # subscriber of a shared service; what came before was pruned after its claim window)
+                    held = self.service_oldest_month_held(service_id)
+                    month = entry.start_month if held is None else max(entry.start_month, held)
                 if uptime.close_instant(month, delay) >= t:
                     continue
                 if state is None:
@@ -762,6 +783,7 @@ class Processor:
         head = json.dumps({
             "now": self.ticket_now.isoformat() if self.ticket_now else None,
             "now_monitoring": self.monitoring_now.isoformat() if self.monitoring_now else None,
+            "first": self.first_instant.isoformat() if self.first_instant else None,
             "close": sorted([c, s, m] for (c, s), m in self._next_close.items()),
             "parked": self.parking.to_json(),
         }, separators=(",", ":"))
@@ -784,3 +806,11 @@ class Processor:
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None
+        first = data.get("first")
+        if first is not None:
+            self._set_first_instant(datetime.fromisoformat(first))
+        elif (reached := self.slowest_now) is not None:
+            # written before the first instant was kept: the start of the oldest month still to close,
+            # else the time reached (an undated contract installed later starts no later than that)
+            pending = [uptime.month_bounds(m)[0] for m in self._next_close.values()]
+            self._set_first_instant(min([*pending, reached]))

@@ -5,10 +5,12 @@ A file is a batch: its lines are decoded, then the events are applied sorted by
 order the file has. `contract.upserted` lines come first (in that order among
 themselves) and move no time: contracts are configuration, installed as the stream's
 contracts agent installs them from their own topic, whatever their timestamps say
-(a contract recorded today for a backfill of last month still applies to last month). Events after the bound (`--until`, else the wall clock +
-`max_future`, read by the CLI) are `future_timestamp` dead letters. Time then
-advances to `--until` (or to the latest event applied). The derived events are
-written ordered by `occurred_at`, then by key, then in the order they were derived —
+(a contract recorded today for a backfill of last month still applies to last month:
+terms start at their `effective_from`, undated ones at the file's first instant, never at
+the line's record time; docs/decisions.md, "Contract history"). Events after the bound
+(`--until`, else the wall clock + `max_future`, read by the CLI) are `future_timestamp`
+dead letters. Time then advances to `--until` (or to the latest event applied). The
+derived events are written ordered by `occurred_at`, then by key, then in the order they were derived —
 byte-identical across runs. An exception on one event is a dead letter (`rejected`),
 never the end of the run.
 """
