@@ -130,8 +130,20 @@ json_values = st.recursive(
     max_leaves=6)
 
 
+def json_object_lines() -> list[bytes]:
+    """The shipped lines that are JSON objects (the samples keep a few broken lines on purpose)."""
+    objects = []
+    for raw in shipped_lines():
+        try:
+            if isinstance(json.loads(raw), dict):
+                objects.append(raw)
+        except ValueError:
+            continue
+    return objects[:400]
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(shipped_lines()[:400]), st.dictionaries(st.sampled_from(
+@given(st.sampled_from(json_object_lines()), st.dictionaries(st.sampled_from(
     ["event_id", "type", "occurred_at", "schema_version", "ticket_id", "service_id", "outage_id", "priority",
      "author", "public", "status", "starts_at", "ends_at", "components", "scope", "x"]), json_values, max_size=3),
     st.booleans())
