@@ -171,6 +171,9 @@ class Processor:
         self._attainment_starts: dict[str, str] | None = None  # Rescale customers -> first month
         self._attainment_json: str | None = None  # cache of the serialised attainment book
         self._checked_contract: tuple[str, Contract] | None = None  # `_check` -> `_apply` of a contract event
+        # A ticket opened late with events parked for it: its own clocks move with its events only
+        # (each applied at its own time) until the last parked one, then to the half's time (`_unpark`).
+        self._held_ticket: str | None = None
         self.month_closes = 0  # months closed (emitted or skipped as empty): a work counter for tests
 
     @property
@@ -478,19 +481,49 @@ class Processor:
                                           f"({uptime.claim_deadline(month).isoformat()})")
 
     def _unpark(self, ev: Any) -> list[Output]:
-        """The events parked for the entity `ev` created, applied in (occurred_at, event_id) order."""
+        """The events parked for the entity `ev` created, applied in (occurred_at, event_id) order.
+
+        A ticket's parked events are applied at their own times before the ticket's clocks move to
+        the half's time: judged at that time first, a ticket opened late (its reply parked, the
+        partition hours ahead) fired a breach its parked reply then turned into a met and a
+        retraction, a page the sorted order never gives (`_apply_ticket` holds its clocks)."""
         if not self.parking:
             return []
         key = creates_key(ev)
         if key is None:
             return []
+        waiting = self.parking.take(key)
+        if not waiting:
+            return []
         out: list[Output] = []
-        for parked in self.parking.take(key):
-            more, rejected = self.apply(parked)
-            out.extend(more)
-            if rejected is not None:
-                out.append(self.parking.dead_letter(parked, rejected.reason, rejected.message,
-                                                    self.now or parked.occurred_at))
+        held = ev.type == "ticket.opened"
+        if held:
+            self._held_ticket = ev.ticket_id
+        try:
+            for parked in waiting:
+                more, rejected = self.apply(parked)
+                out.extend(more)
+                if rejected is not None:
+                    out.append(self.parking.dead_letter(parked, rejected.reason, rejected.message,
+                                                        self.now or parked.occurred_at))
+        finally:
+            if held:
+                self._held_ticket = None
+        if held:
+            out.extend(self._release_ticket(ev.ticket_id))
+        return out
+
+    def _release_ticket(self, ticket_id: str) -> list[Output]:
+        """Move a ticket held while its parked events were applied to the tickets' time."""
+        state = self.store.ticket(ticket_id)
+        if state is None or state.purge_at is not None or self.ticket_now is None:
+            return []
+        plan = self.ticket_plan(state)
+        out = self.tickets.advance(state, plan, self.ticket_now)
+        self._observe(out, plan, state)
+        self.store.save_ticket(state)
+        if plan.attainment_quarterly:
+            out += self._close_quarters(self.ticket_now)
         return out
 
     def _apply(self, ev: Any) -> list[Output]:
@@ -517,6 +550,9 @@ class Processor:
         store = self.store
         state = store.ticket(ev.ticket_id)
         now = self.ticket_now if self.ticket_now is not None else ev.occurred_at
+        if ev.ticket_id == self._held_ticket or (ev.type == "ticket.opened" and self.parking
+                                                 and ticket_key(ev.ticket_id) in self.parking.events):
+            now = ev.occurred_at  # its parked events come next, each at its own time (`_unpark`)
         if ev.type == "ticket.opened":
             if state is not None or store.closed_digests(ev.ticket_id) is not None:
                 seen = state.seen if state is not None else store.closed_digests(ev.ticket_id)
