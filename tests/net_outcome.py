@@ -75,7 +75,14 @@ def notice_diff(stream: Iterable[Any], replay: Iterable[Any], inputs: Iterable[A
 
     tickets = sorted({owner(s_notices.get(k) or r_notices[k]) for k in differing}, key=str)
     kinds = NOTICES + ("ticket.priority_notice_retracted",)
-    in_rows = _load(inputs)
+    in_rows = []
+    for line in inputs:  # the mix has malformed lines too (dead letters)
+        try:
+            row = json.loads(line) if isinstance(line, (bytes, str)) else line
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            in_rows.append(row)
     lines = [f"{len(differing)} notice(s) differ, on {len(tickets)} ticket(s)"]
     for ticket in tickets[:limit]:
         lines.append(f"ticket {ticket}: notices only in stream {sorted(k for k in differing if k in s_notices and owner(s_notices[k]) == ticket)}, "
