@@ -959,6 +959,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
     _correct_tansu_end_offsets()
     compat.seek_uncommitted_to_reset_position()
     compat.fetch_only_active_partitions()
+    compat.seek_before_resuming_streams()  # no input record reaches an agent before the seek
     compat.guard_commits()  # never commit past an input record no agent processed
     app = SlaprocApp(settings.app_id, **options)
     app.slaproc_state_dir = state_dir

@@ -1,6 +1,6 @@
 """Every use of a private Faust or aiokafka API, in one place, for the versions it was read from.
 
-The shell needs six things Faust and aiokafka do not offer publicly. Each is here with why and the
+The shell needs seven things Faust and aiokafka do not offer publicly. Each is here with why and the
 upstream issue it works around; nothing else in `streams/` or `bench/` reads a private attribute of
 those libraries or patches one of their classes (`tests/unit/test_compat.py` greps for it).
 
@@ -12,6 +12,7 @@ those libraries or patches one of their classes (`tests/unit/test_compat.py` gre
 | `AIOKafkaConsumerThread.seek_to_committed` patched (`seek_uncommitted_to_reset_position`) | aiokafka's seek-to-committed skips partitions with no commit, so records Faust dropped during a rebalance were never read again | faust-streaming/faust#216 (records skipped around a rebalance) |
 | `AIOKafkaConsumerThread._fetch_records` patched (`fetch_only_active_partitions`) | Faust passes its live set of active partitions to aiokafka's `fetched_records()`, which reads an empty set as "all": paused input partitions were drained during table recovery and a record from their end could reach an agent before Faust's seek back to the committed offset (kill -9 divergence) | none found; faust-streaming/faust#216 is the same family (records around a rebalance) |
 | `Consumer._new_offset`, `_add_gap`, `perform_seek`, `ack`, `_drain_messages` patched, `_read_offset` replaced (`guard_commits`, `hold_commits`) | Faust's commit arithmetic could commit past a record no agent processed (a one-off check, gaps made by a seek back, records a stream skipped); a rebalance then lost that event (`test_second_worker_mid_stream_equals_replay`) | faust-streaming/faust#606 (wrong offset commit in case of gaps, open); the skipped records' acks came with faust-streaming/faust#223 |
+| `Recovery.on_recovery_completed`, `Recovery._resume_streams` wrapped (`seek_before_resuming_streams`) | both resume the input partitions, then seek them to the committed offsets through the consumer thread, which waits behind the fetch long-poll (~0.9 s after a short recovery, as with `SLAPROC_STATE_DIR`): the agents processed the records fetched meanwhile, the ones in flight at the seek were dropped and the stream went on after them, so the next incarnation read them late (kill -9 divergence, `test_a_worker_killed_every_few_seconds_finishes_the_backfill_with_replays_net_outcome`) | none found; faust-streaming/faust#216 is the same family |
 | `consumer._client.force_metadata_update()` (`force_metadata_update`) | the benchmark waits for a topic created a moment ago to be known | aiokafka has no public metadata refresh on a consumer |
 
 `check_versions()` compares the installed versions with `TESTED`; `slaproc worker` refuses to start
@@ -27,7 +28,8 @@ from typing import Any
 
 __all__ = ["TESTED", "ALLOW_UNTESTED_ENV", "UntestedVersionError", "check_versions", "require_tested_versions",
            "committed_offset", "read_offset", "correct_end_offsets_with", "seek_uncommitted_to_reset_position",
-           "fetch_only_active_partitions", "guard_commits", "hold_commits", "force_metadata_update"]
+           "fetch_only_active_partitions", "seek_before_resuming_streams", "guard_commits", "hold_commits",
+           "force_metadata_update"]
 
 #: Distribution -> the exact version the private uses below were read from and tested with
 #: (the pins of pyproject.toml and constraints.txt).
@@ -187,6 +189,64 @@ def fetch_only_active_partitions() -> None:
 
     AIOKafkaConsumerThread._fetch_records = _fetch_records
     AIOKafkaConsumerThread._slaproc_fetch_active = True
+
+
+def seek_before_resuming_streams() -> None:
+    """Make Faust seek the input partitions to their committed offsets *before* it resumes them
+    at the end of a table recovery, not after.
+
+    `Recovery.on_recovery_completed` and `Recovery._resume_streams` call
+    `consumer.resume_partitions(inputs)` and then await `consumer.perform_seek()`. The seek goes
+    through the consumer thread's method queue and waits behind its fetch long-poll (measured
+    0.9 s after a recovery that read almost nothing: a state directory). Meanwhile the fetcher
+    hands the resumed inputs' records to the agents (the flow is already active), the records in
+    flight when the seek lands are dropped, and the stream goes on *after* them: 17 records per
+    partition were never processed by that incarnation, the commit guard held its commits at the
+    first of them (1,577 of 3,947 events committed), and the next incarnation applied them after
+    their successors, as late events (`ticket_closed` and `orphan` dead letters, a quarter's
+    attainment already reported, update cycles renumbered). Seen in 4 of 11 runs of
+    `test_a_worker_killed_every_few_seconds_finishes_the_backfill_with_replays_net_outcome`, and
+    with the seek delayed 1.5 s in every restarted incarnation; none with this patch.
+
+    Here, while either method runs, `resume_partitions` only notes the partitions, and
+    `perform_seek` seeks first and resumes them after: a paused partition is not fetched
+    (`fetch_only_active_partitions`), so no record reaches an agent before the seek. Idempotent,
+    process-wide.
+    """
+    from faust.tables.recovery import Recovery
+
+    if getattr(Recovery, "_slaproc_seek_first", False):
+        return
+
+    def wrap(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            consumer = self.app.consumer
+            deferred: list[Any] = []
+            resume, seek = consumer.resume_partitions, consumer.perform_seek
+
+            def resume_after_the_seek(tps: Any) -> None:
+                deferred.append(set(tps))
+
+            async def seek_then_resume() -> None:
+                try:
+                    await seek()
+                finally:
+                    while deferred:
+                        resume(deferred.pop(0))
+
+            consumer.resume_partitions, consumer.perform_seek = resume_after_the_seek, seek_then_resume
+            try:
+                return await original(self, *args, **kwargs)
+            finally:
+                consumer.__dict__.pop("resume_partitions", None)
+                consumer.__dict__.pop("perform_seek", None)
+                while deferred:  # no seek came (an empty assignment): resume as Faust would have
+                    resume(deferred.pop(0))
+        return method
+
+    Recovery.on_recovery_completed = wrap(Recovery.on_recovery_completed)
+    Recovery._resume_streams = wrap(Recovery._resume_streams)
+    Recovery._slaproc_seek_first = True
 
 
 # --- the offset Faust commits ---------------------------------------------------------------

@@ -60,3 +60,35 @@ def net_outcome(outputs: Iterable[Any]) -> dict[str, Any]:
         "months": {k: strip(v) for k, v in months.items()},
         "refunds": {k: strip(v) for k, v in standing.items()},
     }
+
+
+def notice_diff(stream: Iterable[Any], replay: Iterable[Any], inputs: Iterable[Any] = (), limit: int = 10) -> str:
+    """For a net outcome whose notices differ: per ticket with a standing notice on one side only, its
+    notices and retractions on each side (S stream, R replay) and, given the input lines, its input
+    events (I), so a failure names the ticket and shows where the two sides part."""
+    s_rows, r_rows = _load(stream), _load(replay)
+    s_notices, r_notices = net_outcome(s_rows)["notices"], net_outcome(r_rows)["notices"]
+    differing = {k for k in s_notices.keys() ^ r_notices.keys()}
+    differing |= {k for k in s_notices.keys() & r_notices.keys() if s_notices[k] != r_notices[k]}
+    def owner(o: dict) -> Any:  # an attainment report is a customer's, not a ticket's
+        return o.get("ticket_id", o.get("customer_id"))
+
+    tickets = sorted({owner(s_notices.get(k) or r_notices[k]) for k in differing}, key=str)
+    kinds = NOTICES + ("ticket.priority_notice_retracted",)
+    in_rows = []
+    for line in inputs:  # the mix has malformed lines too (dead letters)
+        try:
+            row = json.loads(line) if isinstance(line, (bytes, str)) else line
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            in_rows.append(row)
+    lines = [f"{len(differing)} notice(s) differ, on {len(tickets)} ticket(s)"]
+    for ticket in tickets[:limit]:
+        lines.append(f"ticket {ticket}: notices only in stream {sorted(k for k in differing if k in s_notices and owner(s_notices[k]) == ticket)}, "
+                     f"only in replay {sorted(k for k in differing if k in r_notices and owner(r_notices[k]) == ticket)}")
+        for tag, rows in (("S", s_rows), ("R", r_rows)):
+            lines += [f"  {tag} " + json.dumps(o, sort_keys=True) for o in rows
+                      if o["type"] in kinds and owner(o) == ticket]
+        lines += ["  I " + json.dumps(o, sort_keys=True) for o in in_rows if owner(o) == ticket]
+    return "\n".join(lines)

@@ -31,7 +31,7 @@ from streams.testing.harness import WorkerProcess, produce, wait_until
 from tests.integration.test_crash_loop import _committed
 from tests.integration.test_stream_equals_replay import (collect_at_least, events_in, load_contracts, new_app,
                                                          run_until_final)
-from tests.net_outcome import net_outcome
+from tests.net_outcome import net_outcome, notice_diff
 
 KILLS = 4
 # s from a start to its kill -9: Python and Faust import (~1.2 s), group join (JoinGroup + SyncGroup: 6 s on
@@ -92,7 +92,15 @@ def test_a_worker_killed_every_few_seconds_finishes_the_backfill_with_replays_ne
     # The net outcome (SPEC §5), not the raw outputs: kill -9s mid-backfill can still leave transient
     # outputs replay does not have (the open defect quarantined in test_crash_loop.py), with tables in
     # memory as with persisted ones.
-    assert net_outcome(json.loads(x) for x in stream) == net_outcome(json.loads(x) for x in mix["replay"])
+    s_net, r_net = net_outcome(json.loads(x) for x in stream), net_outcome(json.loads(x) for x in mix["replay"])
+    if s_net != r_net:  # for a failure's post-mortem: both sides' outputs, and the tickets whose notices differ
+        (tmp_path / "stream.jsonl").write_bytes(b"\n".join(stream) + b"\n")
+        (tmp_path / "replay.jsonl").write_bytes(b"\n".join(mix["replay"]) + b"\n")
+        print(f"outputs in {tmp_path}/stream.jsonl and replay.jsonl; parts differing: "
+              f"{[part for part in r_net if s_net[part] != r_net[part]]}")
+        if s_net["notices"] != r_net["notices"]:
+            print(notice_diff(stream, mix["replay"], lines))
+    assert s_net == r_net
 
 
 @pytest.mark.broker
