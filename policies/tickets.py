@@ -642,10 +642,14 @@ class _Clocks:
     def _start_updates(self, ts: datetime) -> None:
         s = self.s
         s.slots = [slot for slot in s.slots if slot.metric != "update"]
+        # The updates have started (a provider public reply, a reopen) whatever the priority: one
+        # without timed updates (Neptune Basic critical) runs no cycle, and a change to a priority
+        # with a cadence starts cycle 1 at the change (`_change_priority`). Review 2026-12-04 F2: set
+        # only with a target, an answered critical ticket lowered to high never got a cadence.
+        s.update_started = True
         targets = self._update_targets()
         if not targets:
             return
-        s.update_started = True
         s.update_cycle += 1
         for target in targets:
             slot = Slot("update", target.binding, target, s.update_cycle, ts, ts)
