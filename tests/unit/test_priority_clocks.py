@@ -100,3 +100,74 @@ def test_f2_net_outcome_does_not_depend_on_arrival_order():
             run.until("2026-03-04T12:00:00Z")
         run.until("2026-03-09T12:00:00Z")
         assert net_outcome(run.outputs) == expected, [e.event_id for e in order]
+
+
+# =========================================================================== F3
+
+
+def _f3_run(change_at: str, thresholds=()) -> Run:
+    run = Run("nb", thresholds=thresholds)
+    run.feed(opened("T1", "nb", "medium", "2026-03-02T09:00:00Z", event_id="o1"),
+             change("T1", "high", "customer", change_at, event_id="p1"))
+    run.until("2026-03-11T00:00:00Z")
+    return run
+
+
+# Medium objective: 6 bd = 48 bh from Mon 03-02 09:00Z (UTC, no holidays): Mon..Fri = 40 bh,
+# + 8 bh Mon 03-09 -> 03-09 17:00Z. High commitment: 3 bd = 24 bh: Mon, Tue, Wed -> Wed 03-04 17:00Z.
+MEDIUM_BREACH = ("sla.breached", "2026-03-09T17:00:00Z", "first_response", False, 1, "medium",
+                 "2026-03-02T09:00:00Z", "2026-03-09T17:00:00Z")
+
+
+def test_raise_to_binding_after_the_objective_breached_breaches_the_commitment_at_the_change():
+    # Raised Tue 03-10 10:00Z, after the objective fired (03-09 17:00Z): high's deadline (03-04 17:00Z)
+    # has passed -> SPEC §6 "the breach occurs at the change": binding breach at 03-10 10:00Z.
+    run = _f3_run("2026-03-10T10:00:00Z")
+    assert [brief(o) for o in run.outputs] == [
+        MEDIUM_BREACH,
+        ("sla.breached", "2026-03-10T10:00:00Z", "first_response", True, 1, "high",
+         "2026-03-02T09:00:00Z", "2026-03-04T17:00:00Z"),
+    ]
+    assert run.outputs[1]["target"] == {"amount": 3, "unit": "days", "clock": "business"}
+
+
+def test_raise_before_or_after_the_objective_fires_gives_the_same_binding_breach_but_its_instant():
+    # The review's b (raised Mon 03-09 10:00Z, before the objective's 17:00Z) already gave the binding
+    # breach at its change; a (03-10 10:00Z) now gives it too. Both with at-risk warnings on: the
+    # cycle's warnings already given as the objective's are not repeated (b: 0.9 = 43.2 bh -> Mon
+    # 03-09 12:12Z had not fired at 10:00Z, so it fires at the change, as before).
+    before = _f3_run("2026-03-09T10:00:00Z", thresholds=(0.5, 0.75, 0.9))
+    after = _f3_run("2026-03-10T10:00:00Z", thresholds=(0.5, 0.75, 0.9))
+    binding = [(o["type"], o["occurred_at"], o["due_at"], o.get("threshold"))
+               for run in (before, after) for o in run.outputs if o["binding"]]
+    assert binding == [
+        ("sla.at_risk", "2026-03-09T10:00:00Z", "2026-03-04T17:00:00Z", 0.9),
+        ("sla.breached", "2026-03-09T10:00:00Z", "2026-03-04T17:00:00Z", None),
+        ("sla.breached", "2026-03-10T10:00:00Z", "2026-03-04T17:00:00Z", None),
+    ]
+
+
+def test_a_binding_breach_is_not_repeated_by_lowering_and_raising_again():
+    # High opened Mon 03-02 09:00Z: binding breach Wed 03-04 17:00Z. Lowered to medium Thu 03-05
+    # 10:00Z: the clock stays done (the breach stands; no objective breach Mon 03-09 17:00Z).
+    # Raised again Tue 03-10 10:00Z: the commitment already breached, nothing new, nothing retracted.
+    run = Run("nb", thresholds=())
+    run.feed(opened("T3", "nb", "high", "2026-03-02T09:00:00Z"),
+             change("T3", "medium", "provider", "2026-03-05T10:00:00Z"),
+             change("T3", "high", "provider", "2026-03-10T10:00:00Z"),
+             reply("T3", "2026-03-10T11:00:00Z"))
+    run.until("2026-03-11T00:00:00Z")
+    assert [brief(o) for o in run.outputs] == [
+        ("sla.breached", "2026-03-04T17:00:00Z", "first_response", True, 1, "high",
+         "2026-03-02T09:00:00Z", "2026-03-04T17:00:00Z")]
+
+
+def test_f3_net_outcome_does_not_depend_on_arrival_order():
+    # The raise arriving late (after time reached 03-10 12:00Z) rebuilds the clocks: the same net outcome.
+    reference = _f3_run("2026-03-10T10:00:00Z")
+    run = Run("nb", thresholds=())
+    run.feed(opened("T1", "nb", "medium", "2026-03-02T09:00:00Z", event_id="o1"))
+    run.until("2026-03-10T12:00:00Z")
+    run.feed(change("T1", "high", "customer", "2026-03-10T10:00:00Z", event_id="p1"))
+    run.until("2026-03-11T00:00:00Z")
+    assert net_outcome(run.outputs) == net_outcome(reference.outputs)
