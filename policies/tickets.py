@@ -220,7 +220,8 @@ def _minutes(d: timedelta) -> Fraction:
 class Slot:
     """One running clock: a (metric, binding) target in its current cycle."""
 
-    __slots__ = ("metric", "binding", "target", "cycle", "start", "effective_from", "pending", "due", "fired", "done")
+    __slots__ = ("metric", "binding", "target", "cycle", "start", "effective_from", "pending", "due", "fired", "done",
+                 "binding_breached")
 
     def __init__(self, metric: str, binding: bool, target: ClockTarget, cycle: int, start: datetime, effective_from: datetime):
         self.metric = metric
@@ -235,6 +236,9 @@ class Slot:
         self.due: datetime | None = None
         self.fired = 0  # bit mask of the at-risk thresholds fired in this cycle
         self.done = False
+        # A breach of this clock was emitted while it was binding (set at a priority change that makes
+        # it non-binding): a raise back to binding does not judge it again (`_Clocks._change_priority`).
+        self.binding_breached = False
 
 
 class TicketState:
@@ -642,10 +646,14 @@ class _Clocks:
     def _start_updates(self, ts: datetime) -> None:
         s = self.s
         s.slots = [slot for slot in s.slots if slot.metric != "update"]
+        # The updates have started (a provider public reply, a reopen) whatever the priority: one
+        # without timed updates (Neptune Basic critical) runs no cycle, and a change to a priority
+        # with a cadence starts cycle 1 at the change (`_change_priority`). Review 2026-12-04 F2: set
+        # only with a target, an answered critical ticket lowered to high never got a cadence.
+        s.update_started = True
         targets = self._update_targets()
         if not targets:
             return
-        s.update_started = True
         s.update_cycle += 1
         for target in targets:
             slot = Slot("update", target.binding, target, s.update_cycle, ts, ts)
@@ -694,9 +702,20 @@ class _Clocks:
                 remaining.remove(slot)
                 targets.remove(target)
                 kept.append(slot)
+                # A first response finished by a breach (done without a reply) while binding
+                # remembers it, so that a later raise back to a binding target does not breach again.
+                breached = slot.metric == "first_response" and slot.done and not s.first_response_done
+                if breached and slot.binding:
+                    slot.binding_breached = True
+                judge = breached and target.binding and not slot.binding and not slot.binding_breached
                 slot.binding = target.binding
                 slot.target = target
-                if not slot.done:
+                if not slot.done or judge:
+                    # Review 2026-12-04 F3: a clock finished by a non-binding breach (the objective)
+                    # is judged again against the binding target it now has; if that deadline has
+                    # passed, the breach occurs at the change (SPEC §6). At-risk warnings already
+                    # given in this cycle are not repeated (`fired` is kept).
+                    slot.done = False
                     slot.effective_from = ts
                     self._schedule(slot)
         s.slots = kept
