@@ -396,8 +396,13 @@ class _Clocks:
         self._emit(_KIND_BREACH, "sla.breached", at, slot, 0, {})
         if slot.metric == "update":
             # SPEC §6: a missed cycle breaches once; the next cycle is due one cadence after the missed deadline.
+            # The next cycle starts when the breach occurs (`at`): at the deadline when the cadence simply
+            # elapsed; at the change when a change in the folded history (a priority raise, a resume)
+            # puts the deadline already behind it (`at` > `crossing`). Starting it at the passed deadline
+            # would give cycles that were never due under any priority in force, overdue at birth: a
+            # burst of breaches at the change (docs/decisions.md, "Time and clocks").
             self.s.update_cycle = max(self.s.update_cycle, slot.cycle + 1)
-            self._restart(slot, slot.cycle + 1, crossing, at)
+            self._restart(slot, slot.cycle + 1, at, at)
         else:
             if slot.metric == "resolution":
                 self.s.resolution_breached = True

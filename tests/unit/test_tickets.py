@@ -1335,6 +1335,100 @@ def test_priority_change_keeps_the_update_cycle_start_when_binding_is_unchanged(
          "2026-02-02T11:00:00Z", "2026-02-02T13:00:00Z")]
 
 
+# Review clock.md F4: a raise that puts the open update cycle's deadline behind the change breaches that
+# cycle once, at the change, and the next cycle starts at the change (SPEC §6 "the breach occurs at the
+# change"), not at the passed deadline: cycles born overdue fired a burst of breaches at one instant.
+# nx (UTC, business hours 09:00-17:00Z Mon-Fri). Medium opened and answered Mon 2026-02-02 09:00Z: FR met,
+# update cycle 1 from 09:00Z, medium cadence 2 bd = 16 bh -> Tue 17:00Z (not binding). Raised to critical
+# at 18:00Z: 2 h calendar from the cycle's start 09:00Z -> due 11:00Z, passed 7 h before the change.
+# Before the fix: cycles 2, 3, 4 started at 11:00, 13:00, 15:00Z (due 13:00, 15:00, 17:00Z), all passed
+# at 18:00Z -> four breaches at 18:00Z (cycle 5 due 18:00Z exactly, not passed).
+
+def _raise_after_cadence(run: Run, *, late: bool = False) -> list[dict]:
+    events = [opened("F4", "nx", "medium", "2026-02-02T09:00:00Z", event_id="f4-open"),
+              reply("F4", "2026-02-02T09:00:00Z", event_id="f4-reply")]
+    raise_ = change("F4", "critical", "customer", "2026-02-02T18:00:00Z", event_id="f4-raise")
+    if late:  # the ticket's time reaches 19:00Z before the 18:00Z raise arrives: a rebuild
+        out = run.feed(*events) + run.until("2026-02-02T19:00:00Z") + run.feed(raise_)
+    else:
+        out = run.feed(*events, raise_)
+    return out + run.until("2026-02-02T22:00:01Z")
+
+
+def test_raise_past_the_update_deadline_breaches_once_and_starts_the_next_cycle_at_the_change():
+    run = Run("nx", thresholds=())
+    out = _raise_after_cadence(run)
+    assert [brief(o) for o in out if o["metric"] == "update"] == [
+        # cycle 1 (09:00Z + 2 h = 11:00Z, passed): one breach, at the change
+        ("sla.breached", "2026-02-02T18:00:00Z", "update", True, 1, "critical",
+         "2026-02-02T09:00:00Z", "2026-02-02T11:00:00Z"),
+        # cycle 2 from the change 18:00Z: due 20:00Z; silence -> it elapses, breached at its deadline
+        ("sla.breached", "2026-02-02T20:00:00Z", "update", True, 2, "critical",
+         "2026-02-02T18:00:00Z", "2026-02-02T20:00:00Z"),
+        # an ordinary elapse: cycle 3 starts at cycle 2's deadline 20:00Z -> due 22:00Z
+        ("sla.breached", "2026-02-02T22:00:00Z", "update", True, 3, "critical",
+         "2026-02-02T20:00:00Z", "2026-02-02T22:00:00Z"),
+    ]
+    assert all(o["event_id"] == outcome_id(o) for o in out if o["type"] == "sla.breached")
+
+
+def test_raise_past_the_update_deadline_fires_no_burst_of_at_risk_warnings():
+    # Thresholds 0.5 / 0.75 / 0.9. Cycle 1 under medium (16 bh from Mon 09:00Z): 0.5 = 8 bh -> Mon 17:00Z,
+    # fired before the raise. Under critical (120 min from 09:00Z): 0.75 -> 10:30Z and 0.9 -> 10:48Z,
+    # passed -> at the change 18:00Z, then the breach. Cycle 2 (18:00Z -> 20:00Z): 19:00, 19:30, 19:48Z.
+    # Before the fix: 2 + 3 x 4 (cycles 2-5) = 14 warnings at 18:00Z.
+    run = Run("nx")
+    out = [o for o in _raise_after_cadence(run) if o["metric"] == "update" and o["occurred_at"] <= "2026-02-02T20:00:00Z"]
+    assert [(o["type"], o["occurred_at"], o["cycle"], o.get("threshold")) for o in out] == [
+        ("sla.at_risk", "2026-02-02T17:00:00Z", 1, 0.5),
+        ("sla.at_risk", "2026-02-02T18:00:00Z", 1, 0.75),
+        ("sla.at_risk", "2026-02-02T18:00:00Z", 1, 0.9),
+        ("sla.breached", "2026-02-02T18:00:00Z", 1, None),
+        ("sla.at_risk", "2026-02-02T19:00:00Z", 2, 0.5),
+        ("sla.at_risk", "2026-02-02T19:30:00Z", 2, 0.75),
+        ("sla.at_risk", "2026-02-02T19:48:00Z", 2, 0.9),
+        ("sla.breached", "2026-02-02T20:00:00Z", 2, None),
+    ]
+
+
+def test_late_raise_past_the_update_deadline_has_the_in_order_net_outcome():
+    # The same raise arriving after the ticket's time reached 19:00Z is folded at 18:00Z from the
+    # history (the rule reads only the folded instants, not the arrival): the same standing breaches,
+    # ids and content included, as the in-order run.
+    from tests.net_outcome import net_outcome
+    in_order = net_outcome(_raise_after_cadence(Run("nx", thresholds=())))
+    late = net_outcome(_raise_after_cadence(Run("nx", thresholds=()), late=True))
+    assert late["breaches"] == in_order["breaches"] and late["met"] == in_order["met"]
+    assert sorted((o["cycle"], o["started_at"]) for o in late["breaches"].values() if o["metric"] == "update") == [
+        (1, "2026-02-02T09:00:00Z"), (2, "2026-02-02T18:00:00Z"), (3, "2026-02-02T20:00:00Z")]
+
+
+def test_raise_during_a_pause_past_the_update_deadline_starts_the_next_cycle_at_the_change():
+    # nx with a contract pause of `update` while waiting_on_customer. Medium opened Mon 2026-02-02 09:00Z,
+    # answered 10:00Z: update cycle 1 from 10:00Z. Paused 14:00Z (4 h run). Raised to critical at 15:00Z,
+    # still paused: 2 h calendar of run time from 10:00Z -> 12:00Z, passed -> breach at the change 15:00Z.
+    # Cycle 2 starts at 15:00Z, paused until 16:00Z, then 2 h -> due 18:00Z.
+    # Before the fix: cycle 2 started at 12:00Z, ran 12:00-14:00Z -> due 14:00Z, also breached at 15:00Z,
+    # and cycle 3 (from 14:00Z, paused to 16:00Z) due 18:00Z.
+    from policies.contracts import parse_contracts
+    from tests.support import CATALOG, CONTRACTS
+    terms = dict(CONTRACTS["nx"], customer_id="nxp",
+                 overrides={"pause": {"statuses": ["waiting_on_customer"], "metrics": ["update"]}})
+    run = Run(thresholds=())
+    run.proc.install(parse_contracts({"contracts": [terms]}, CATALOG, source="tests")[0])
+    out = run.feed(opened("F5", "nxp", "medium", "2026-02-02T09:00:00Z"), reply("F5", "2026-02-02T10:00:00Z"),
+                   status("F5", "waiting_on_customer", "2026-02-02T14:00:00Z"),
+                   change("F5", "critical", "provider", "2026-02-02T15:00:00Z"),
+                   status("F5", "open", "2026-02-02T16:00:00Z"))
+    out += run.until("2026-02-02T18:00:01Z")
+    assert [brief(o) for o in out if o["metric"] == "update"] == [
+        ("sla.breached", "2026-02-02T15:00:00Z", "update", True, 1, "critical",
+         "2026-02-02T10:00:00Z", "2026-02-02T12:00:00Z"),
+        ("sla.breached", "2026-02-02T18:00:00Z", "update", True, 2, "critical",
+         "2026-02-02T15:00:00Z", "2026-02-02T18:00:00Z"),
+    ]
+
+
 def test_vectorize_starter_non_production_ticket_produces_no_notice():
     run = Run("vs")
     run.feed(opened("S2", "vs", "urgent", "2026-02-03T13:00:00Z", environment="non_production"),
