@@ -167,12 +167,62 @@ def outcome_id(state: "TicketState", key: int) -> str:
                                                                       generation)
 
 
-def _fold_order(entry: tuple[datetime, int, str, str | None]) -> tuple[datetime, str, str, int]:
-    """The order a ticket's history is folded in: by instant, then (SPEC §10: not by arrival) by kind
-    in the order open, priority, reply, status, resolved, reopened, closed (their letters), then
-    by value (a priority entry holds its event id); arrival (`seq`) only between equal entries."""
+def _entry_event_id(kind: str, value: str | None) -> str | None:
+    """The input event id a history entry holds, None for an entry written before entries held one.
+
+    Values: open `priority|id`, priority `by|priority|id`, status `status|id` (before: `status`),
+    reply / resolved / reopened / closed `id` (before: None)."""
+    if kind == PRIORITY:
+        return (value or "||").split("|", 2)[2]
+    if kind == OPEN or kind == STATUS:
+        if value is None or "|" not in value:
+            return None
+        return value.partition("|")[2]
+    return value
+
+
+def _is_legacy_entry(entry: tuple[datetime, int, str, str | None]) -> bool:
+    """An entry of a state written before history entries held their event id (a status, reply,
+    resolved, reopened or closed entry without one)."""
+    kind = entry[2]
+    return kind != OPEN and kind != PRIORITY and _entry_event_id(kind, entry[3]) is None
+
+
+_RANK_OPEN, _RANK_CUSTOMER_PRIORITY, _RANK_EVENT, _RANK_CLOSED = 0, 1, 2, 3
+
+
+def _fold_order(entry: tuple[datetime, int, str, str | None]) -> tuple[datetime, int, str, int]:
+    """The order a ticket's history is folded in: SPEC §10's (`occurred_at`, `event_id`), except at
+    one instant: `ticket.opened` first (the ticket exists from it, and the processor applies events
+    dated at the open), then the customer's priority requests (judged against the priority before
+    the instant: a rejection's `kept` does not depend on which of the provider's same-instant
+    changes arrived before it, see docs/decisions.md), then the rest by id, `ticket.closed` last
+    (events dated at the close still apply, only later ones are `ticket_closed`); arrival (`seq`)
+    only between entries of one id."""
+    ts, seq, kind, value = entry
+    if kind == OPEN:
+        rank = _RANK_OPEN
+    elif kind == CLOSED:
+        rank = _RANK_CLOSED
+    elif kind == PRIORITY and value is not None and value.startswith("c|"):
+        rank = _RANK_CUSTOMER_PRIORITY
+    else:
+        rank = _RANK_EVENT
+    return ts, rank, _entry_event_id(kind, value) or "", seq
+
+
+def _legacy_fold_order(entry: tuple[datetime, int, str, str | None]) -> tuple[datetime, str, str, int]:
+    """The order before entries held their event id (by kind letter, then value), kept for the
+    histories of states written then, so that their rebuild after an upgrade derives what their
+    fold derived (no outputs changed by a restart)."""
     ts, seq, kind, value = entry
     return ts, kind, value or "", seq
+
+
+def fold_key(history: Sequence[tuple[datetime, int, str, str | None]]) -> Any:
+    """The sort key of a ticket's history: `_fold_order`, or `_legacy_fold_order` for a history with
+    an entry written before entries held their event id."""
+    return _legacy_fold_order if any(_is_legacy_entry(h) for h in history) else _fold_order
 
 
 def _encode_priority_entry(requested_by: str, priority: str, event_id: str) -> str:
@@ -583,7 +633,7 @@ class _Clocks:
                     self._adjusted(ts, seq, event_id, requested, effective)
                 self._change_priority(ts, effective)
         elif kind == STATUS:
-            self._set_status(ts, value or "open", s.resolved)
+            self._set_status(ts, (value or "open").partition("|")[0], s.resolved)
         elif kind == RESOLVED:
             if s.resolved:
                 return
@@ -748,7 +798,7 @@ class _Clocks:
         self.out = []
         self.out_keys = []
         self.notice_contents = {}
-        for ts, seq, kind, value in sorted(s.history, key=_fold_order):
+        for ts, seq, kind, value in sorted(s.history, key=fold_key(s.history)):
             self.step(ts, kind, value, seq)
         self.advance(now)
 
@@ -811,13 +861,23 @@ class TicketEngine:
         state.history.append((ts, seq, kind, value))
         state.seq += 1
         clocks = _Clocks(state, plan, self.milestones)
-        if ts < state.advanced_to or (ts == state.advanced_to and any(
-                _fold_order(h) > _fold_order(state.history[-1]) for h in state.history if h[0] == ts)):
+        if ts < state.advanced_to or (ts == state.advanced_to and self._folds_before(state, ts)):
             clocks.rebuild(max(now, state.advanced_to))
             return restored + self._record(state, clocks, retract_at=max(now, state.advanced_to))
         clocks.step(ts, kind, value, seq)
         clocks.advance(max(now, ts))
         return restored + self._record(state, clocks)
+
+    @staticmethod
+    def _folds_before(state: TicketState, ts: datetime) -> bool:
+        """Whether the entry just appended (at the ticket's instant `ts`) folds before one already
+        applied at `ts`: then the clocks are rebuilt, as for a late event."""
+        same = [h for h in state.history if h[0] == ts]
+        if len(same) < 2:
+            return False
+        key = fold_key(state.history)
+        last = key(state.history[-1])
+        return any(key(h) > last for h in same)
 
     def advance(self, state: TicketState, plan: ResolvedPlan, now: datetime) -> list[Output]:
         """Move the ticket's time to `now`, firing what is due."""
@@ -940,19 +1000,20 @@ class TicketEngine:
 
     def _history_entry(self, ev: TicketEvent, plan: ResolvedPlan) -> tuple[str, str | None] | None:
         """The compact history entry of a ticket event, or None when it changes no clock."""
+        # Each entry holds its event id: entries of one instant fold in id order (`_fold_order`).
         if isinstance(ev, TicketReplied):
-            return (REPLY, None) if ev.author == "provider" and ev.public else None
+            return (REPLY, ev.event_id) if ev.author == "provider" and ev.public else None
         if isinstance(ev, TicketPriorityChanged):
             requested = ev.priority.lower()
             self._check_priority(requested, plan)
             return PRIORITY, _encode_priority_entry(ev.requested_by, requested, ev.event_id)
         if isinstance(ev, TicketStatusChanged):
-            return STATUS, ev.status
-        return _ENTRY_OF_TYPE.get(ev.type)  # ticket.escalated carries no clock change
+            return STATUS, f"{ev.status}|{ev.event_id}"
+        kind = _KIND_OF_TYPE.get(ev.type)  # ticket.escalated carries no clock change
+        return None if kind is None else (kind, ev.event_id)
 
 
-_ENTRY_OF_TYPE: dict[str, tuple[str, str | None]] = {
-    "ticket.resolved": (RESOLVED, None), "ticket.reopened": (REOPENED, None), "ticket.closed": (CLOSED, None)}
+_KIND_OF_TYPE: dict[str, str] = {"ticket.resolved": RESOLVED, "ticket.reopened": REOPENED, "ticket.closed": CLOSED}
 
 
 def describe_ticket(state: TicketState, plan: ResolvedPlan, now: datetime, thresholds: Sequence[float] = (0.5, 0.75, 0.9)) -> dict[str, Any]:
