@@ -137,6 +137,7 @@ class AttainmentBook:
                     self.measured[key] = self.measured.get(key, 0) - 1
                     self.met[key] = self.met.get(key, 0) - 1
                     self.dirty = True
+                    self._waits_again(state, key)
             return
         if out.type not in ("sla.met", "sla.breached") or f["metric"] != "first_response" or not f["binding"]:
             return
@@ -162,6 +163,7 @@ class AttainmentBook:
                 key = ticket_key(state)
                 if not self._reported(key):
                     self.measured[key] -= 1
+                    self._waits_again(state, key)
                 self.dirty = True
                 return
         if self.legacy_breaches:
@@ -169,6 +171,19 @@ class AttainmentBook:
             if counted is not None:
                 self.measured[counted] -= 1
                 self.dirty = True
+
+    def _waits_again(self, state: Any, key: Key) -> None:
+        """After a counted outcome was retracted: the ticket holds its quarter again while its binding
+        first-response clock still runs (review F6: a breach retracted by a late pause left the
+        quarter free, and it was reported without the ticket's later `sla.met`). `state` is the
+        ticket after the whole event: if the retraction came with a new outcome, its clock is done."""
+        if state.attainment & WAITING or state.first_response_done or state.closed_at is not None:
+            return
+        if any(s.metric == "first_response" and s.binding and not s.done for s in state.slots):
+            state.attainment |= WAITING
+            self.waiting[key] = self.waiting.get(key, 0) + 1
+            self._next_due = None
+            self.dirty = True
 
     def _reported(self, key: Key) -> bool:
         """Whether the quarter's report (or partial) was emitted: reports go in quarter order."""

@@ -13,7 +13,7 @@ from policies.attainment import BREACH, PARTIAL, WAITING, AttainmentBook, add_pa
 from policies.outputs import Output
 from policies.processor import MemoryStore, Processor, Settings
 from policies.tickets import TicketState
-from tests.support import CATALOG, Run, at, closed, contracts, opened, reply
+from tests.support import CATALOG, Run, at, closed, contracts, opened, reply, status
 
 
 def reports(run: Run) -> list[tuple[str, int, int, str | None, str]]:
@@ -255,3 +255,44 @@ def test_partials_of_every_partition_sum_to_one_report_and_a_redelivered_one_cou
     assert report is not None and report.type == "sla.attainment_reported"
     assert (report.fields["measured"], report.fields["met"], str(report.fields["attainment_percent"])) == (8, 7, "87.50")
     assert report.occurred_at == closing + timedelta(minutes=7)  # the last partition's instant
+
+
+# ====================================================================== retracted breach (review clock.md F6)
+
+
+def _f6_events() -> list:
+    # `rsp` normal = 8 business hours, 24x5 UTC. Opened Tue 03-31 10:00Z; paused 12:00Z (2 h);
+    # resumed Wed 04-01 10:00Z; reply 12:00Z: 2 h + 2 h = 4 h < 8 h, met.
+    return [opened("T", "rsp", "normal", "2026-03-31T10:00:00Z"),
+            status("T", "waiting_on_customer", "2026-03-31T12:00:00Z", event_id="s1"),
+            status("T", "open", "2026-04-01T10:00:00Z", event_id="s2"),
+            reply("T", "2026-04-01T12:00:00Z", event_id="r")]
+
+
+def test_a_retracted_breach_puts_its_ticket_back_among_those_waiting():
+    # Review F6. Sorted: Q1 waits for T's outcome (met 04-01 12:00Z) and reports 1 of 1, dated 12:00Z.
+    # Stream, pause late: a tick to 19:00Z fires the breach due 18:00Z (8 h unpaused); the pause then
+    # retracts it. Before: T no longer waited, Q1 reported at 04-01T01:00Z with 0 measured (same
+    # event id as the sorted run's 1-of-1 report).
+    expected = [("2026-Q1", 1, 1, "100.00", "2026-04-01T12:00:00Z")]
+    sorted_run = Run("rsp", thresholds=())
+    sorted_run.feed(*_f6_events())
+    sorted_run.until("2026-04-02T00:00:00Z")
+    assert [r for r in reports(sorted_run) if r[0] == "2026-Q1"] == expected
+
+    late = Run("rsp", thresholds=())
+    o, s1, s2, r = _f6_events()
+    late.feed(o)
+    late.until("2026-03-31T19:00:00Z")
+    assert late.of("sla.breached", metric="first_response")
+    late.feed(s1)
+    assert late.of("sla.breach_retracted")
+    assert late.proc.store.ticket("T").attainment == WAITING
+    late.until("2026-04-01T01:30:00Z")
+    assert [r for r in reports(late) if r[0] == "2026-Q1"] == []      # T waits again
+    late.feed(s2, r)
+    late.until("2026-04-02T00:00:00Z")
+    assert [r for r in reports(late) if r[0] == "2026-Q1"] == expected
+    q1 = [o for o in late.other_outputs if o["type"] == "sla.attainment_reported" and o["quarter"] == "2026-Q1"]
+    ref = [o for o in sorted_run.other_outputs if o["type"] == "sla.attainment_reported" and o["quarter"] == "2026-Q1"]
+    assert q1 == ref                                                   # same id, same content
