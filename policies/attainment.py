@@ -8,10 +8,16 @@ outputs themselves, so a retracted breach stops counting and the late `sla.met` 
 retracted it counts instead.
 
 The report for a quarter is emitted once time has passed the quarter's end plus a delay
-AND every ticket submitted in the quarter has an outcome (or its clock stopped without
-one: resolved or closed before any reply). Its `occurred_at` is the later of the two
-instants, so it does not depend on when the processor happened to look. A ticket
-submitted on the quarter's last evening is thus counted in its own quarter.
+(`quarter_close_delay`, 1 h) AND every ticket submitted in the quarter has an outcome (or
+its clock stopped without one: resolved or closed before any reply); its `occurred_at` is
+the later of the two instants. A ticket submitted on the quarter's last evening is thus
+counted in its own quarter. The wait is bounded: once time passes the quarter's end plus
+`OUTCOME_WAIT` (7 days) the report is emitted, dated at that bound, and the tickets
+still without an outcome are not measured (a clock paused for ever, an abandoned ticket).
+An outcome dated after the bound never counts, whenever it is derived, and nothing is kept
+for a reported quarter. Every instant is an event's or a deadline's, never the moment the
+processor happened to look, so any arrival order reaches the sorted order's report. The
+bound is shorter than a quarter: a later quarter never waits for an earlier one.
 """
 from __future__ import annotations
 
@@ -26,6 +32,10 @@ from policies.tickets import breach_identity
 UTC = timezone.utc
 PARTIAL = "attainment.partial"  # internal (stream mode): one partition's counts, summed by `add_partial`
 Key = tuple[str, str]  # (customer, quarter)
+
+
+# How long after its end a quarter waits for its tickets' first-response outcomes (see above).
+OUTCOME_WAIT = timedelta(days=7)
 
 
 def quarter_of(t: datetime) -> str:
@@ -73,8 +83,11 @@ class AttainmentBook:
     record instead, which `add_partial` sums over all partitions.
     """
 
-    def __init__(self, partition: int | None = None) -> None:
+    def __init__(self, partition: int | None = None, wait: timedelta = OUTCOME_WAIT) -> None:
+        if not timedelta(0) <= wait < timedelta(days=85):
+            raise ValueError(f"attainment outcome wait {wait} must be under a quarter (85 days)")
         self.partition = partition
+        self.wait = wait  # a quarter waits for outcomes until its end + `wait` at most
         self.measured: dict[Key, int] = {}
         self.met: dict[Key, int] = {}
         self.last: dict[Key, datetime] = {}  # latest outcome instant
@@ -93,8 +106,10 @@ class AttainmentBook:
         """A ticket with a binding first-response clock was opened: its quarter waits for its outcome."""
         if state.attainment & WAITING:
             return
-        state.attainment |= WAITING
         key = ticket_key(state)
+        if self._reported(key):
+            return  # a late `ticket.opened`: its quarter was reported without it
+        state.attainment |= WAITING
         self.dirty = True
         self.waiting[key] = self.waiting.get(key, 0) + 1
 
@@ -120,9 +135,11 @@ class AttainmentBook:
         else:
             return
         self.dirty = True
-        self.waiting[key] -= 1
-        if not self.waiting[key]:
-            del self.waiting[key]
+        left = self.waiting.get(key, 0) - 1  # absent: the quarter was reported at its bound
+        if left > 0:
+            self.waiting[key] = left
+        else:
+            self.waiting.pop(key, None)
 
     def observe(self, out: Output, state: Any) -> None:
         """Count a clock output of `state`'s ticket (met / breached / retracted)."""
@@ -137,10 +154,18 @@ class AttainmentBook:
                     self.measured[key] = self.measured.get(key, 0) - 1
                     self.met[key] = self.met.get(key, 0) - 1
                     self.dirty = True
+                    self._waits_again(state, key)
             return
         if out.type not in ("sla.met", "sla.breached") or f["metric"] != "first_response" or not f["binding"]:
             return
         key = (f["customer_id"], quarter_of(f["started_at"]))
+        if self._reported(key):
+            self.stopped(state)  # counts nothing: the quarter's report stands
+            return
+        if out.occurred_at > quarter_bounds(key[1])[1] + self.wait:
+            # After the bound (a deadline fired in the same advance that closes the quarter): not
+            # counted, and the ticket still holds the quarter, which is reported at its bound.
+            return
         self.stopped(state)
         self.dirty = True
         self.measured[key] = self.measured.get(key, 0) + 1
@@ -162,6 +187,7 @@ class AttainmentBook:
                 key = ticket_key(state)
                 if not self._reported(key):
                     self.measured[key] -= 1
+                    self._waits_again(state, key)
                 self.dirty = True
                 return
         if self.legacy_breaches:
@@ -170,13 +196,27 @@ class AttainmentBook:
                 self.measured[counted] -= 1
                 self.dirty = True
 
+    def _waits_again(self, state: Any, key: Key) -> None:
+        """After a counted outcome was retracted: the ticket holds its quarter again while its binding
+        first-response clock still runs (review F6: a breach retracted by a late pause left the
+        quarter free, and it was reported without the ticket's later `sla.met`). `state` is the
+        ticket after the whole event: if the retraction came with a new outcome, its clock is done."""
+        if state.attainment & WAITING or state.first_response_done or state.closed_at is not None:
+            return
+        if any(s.metric == "first_response" and s.binding and not s.done for s in state.slots):
+            state.attainment |= WAITING
+            self.waiting[key] = self.waiting.get(key, 0) + 1
+            self._next_due = None
+            self.dirty = True
+
     def _reported(self, key: Key) -> bool:
         """Whether the quarter's report (or partial) was emitted: reports go in quarter order."""
         upcoming = self.next_report.get(key[0])
         return upcoming is not None and key[1] < upcoming
 
     def close_due(self, t: datetime, delay: timedelta, start_months: dict[str, str]) -> list[Output]:
-        """Reports for the quarters ended (+ `delay`) before `t` with no ticket still waiting."""
+        """Reports for the quarters ended (+ `delay`) before `t` with no ticket still waiting, and for
+        those whose bound (end + `self.wait`) is before `t`, waiting tickets or not."""
         if self._next_due is not None and t <= self._next_due and len(start_months) == self._customers:
             return []  # no quarter can be due yet: keep the per-event cost O(1)
         waiting = self.waiting
@@ -185,8 +225,17 @@ class AttainmentBook:
         for customer_id, start_month in sorted(start_months.items()):
             quarter = self.next_report.get(customer_id) or quarter_of(
                 datetime(int(start_month[:4]), int(start_month[5:7]), 1, tzinfo=UTC))
-            while quarter_bounds(quarter)[1] + delay < t and (customer_id, quarter) not in waiting:
-                out.append(self._report(customer_id, quarter, quarter_bounds(quarter)[1] + delay))
+            while True:
+                end = quarter_bounds(quarter)[1]
+                if end + delay < t and (customer_id, quarter) not in waiting:
+                    out.append(self._report(customer_id, quarter, end + delay))
+                elif end + self.wait < t:
+                    # Its bound passed: the tickets still waiting are not measured (they stay
+                    # marked; `stopped` / `observe` then count nothing for a reported quarter).
+                    waiting.pop((customer_id, quarter), None)
+                    out.append(self._report(customer_id, quarter, end + self.wait))
+                else:
+                    break
                 self.dirty = True
                 quarter = next_quarter(quarter)
             if self.next_report.get(customer_id) != quarter:
@@ -194,7 +243,7 @@ class AttainmentBook:
                 self.dirty = True
             due = quarter_bounds(quarter)[1] + delay
             if due < t:
-                due = t  # due but blocked by a waiting ticket: look again on the next event
+                due = t  # due but blocked by a waiting ticket: look again on the next event (until its bound)
             next_due = due if next_due is None or due < next_due else next_due
         self._next_due = next_due
         self._customers = len(start_months)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Collection, Iterator, Mapping, Protocol
 from events.contract import ContractTerms
 from events.models import InputEvent
 from policies import downtime, uptime
-from policies.attainment import AttainmentBook
+from policies.attainment import OUTCOME_WAIT, AttainmentBook
 from policies.catalog import Catalog, ContractError, ResolvedPlan
 from policies.contracts import BEGINNING, Contract, contract_from_event
 from policies.explain import Subscriber
@@ -44,6 +44,8 @@ class Settings:
     at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)
     month_close_delay: timedelta = timedelta(hours=1)
     quarter_close_delay: timedelta = timedelta(hours=1)
+    # A quarter's report waits for its tickets' first-response outcomes until its end + this at most.
+    quarter_outcome_wait: timedelta = OUTCOME_WAIT
     parking_horizon: timedelta = timedelta(days=7)  # SPEC §10: parked events expire to `orphan` after it
     # Bounded time: empty months whose claim deadline was over this long before the close are skipped.
     empty_month_backfill: timedelta = timedelta(days=366)
@@ -158,7 +160,7 @@ class Processor:
         # the first instant this processor saw (kept in its snapshot): customers with undated terms
         # start there (docs/decisions.md, "Contract history")
         self.first_instant: datetime | None = None
-        self.attainment = AttainmentBook(partition)
+        self.attainment = AttainmentBook(partition, settings.quarter_outcome_wait)
         self.parking = Parking(settings.parking_horizon)
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
         # service -> the latest of its subscribers' next months to close: every closed month is before

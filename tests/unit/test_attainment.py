@@ -2,7 +2,8 @@
 
 Contract `rs` of `tests/support.py`: Rescale production, urgent first response 1 business
 hour (24x7 for urgent), high 4 hours; quarters of the UTC calendar year, reported at the
-quarter's end + 1 h once no ticket of the quarter still waits for its first response.
+quarter's end + 1 h once no ticket of the quarter still waits for its first response, and at
+the latest at the quarter's end + 7 days (`quarter_outcome_wait`), without the tickets still waiting.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from policies.attainment import BREACH, PARTIAL, WAITING, AttainmentBook, add_pa
 from policies.outputs import Output
 from policies.processor import MemoryStore, Processor, Settings
 from policies.tickets import TicketState
-from tests.support import CATALOG, Run, at, closed, contracts, opened, reply
+from tests.support import CATALOG, Run, at, closed, contracts, opened, reply, status
 
 
 def reports(run: Run) -> list[tuple[str, int, int, str | None, str]]:
@@ -122,8 +123,10 @@ def test_a_retraction_after_the_quarter_was_reported_changes_no_count_of_it():
     run.feed(reply("T1", "2026-03-31T20:30:00Z"))                     # late: retraction + met
     assert [o["type"] for o in run.outputs[-2:]] == ["sla.met", "sla.breach_retracted"]
     book = run.proc.attainment
-    # Only the late `sla.met` counts for the reported quarter; the retraction takes nothing off.
-    assert (book.measured, book.met) == ({("rs", "2026-Q1"): 1}, {("rs", "2026-Q1"): 1})
+    # Nothing counts for the reported quarter any more: the retraction takes nothing off, and the
+    # late `sla.met` is not kept (it was kept before, in counts no report would ever read).
+    assert (book.measured, book.met, book.waiting) == ({}, {}, {})
+    assert [r[0] for r in reports(run)] == ["2026-Q1"]
 
 
 # ====================================================================== persistence
@@ -255,3 +258,97 @@ def test_partials_of_every_partition_sum_to_one_report_and_a_redelivered_one_cou
     assert report is not None and report.type == "sla.attainment_reported"
     assert (report.fields["measured"], report.fields["met"], str(report.fields["attainment_percent"])) == (8, 7, "87.50")
     assert report.occurred_at == closing + timedelta(minutes=7)  # the last partition's instant
+
+
+# ====================================================================== bounded wait (review clock.md F5)
+
+
+def test_an_abandoned_paused_ticket_holds_its_quarter_only_until_the_wait_bound():
+    # Review F5 (input t4, on `rsp`: Rescale 24x5 UTC, waiting_on_customer pauses first_response).
+    # High = 4 business hours. T1 opened 08-04 10:00Z, answered 11:00Z: met. T2 opened 08-05
+    # 10:00Z, set waiting_on_customer at 10:30Z and never resumed: 30 min elapsed, no outcome.
+    # T3 opened 08-06 10:00Z, no reply: breached at 14:00Z. Before: no report at all, for ever.
+    # Rule: Q3 waits for T2 until its end + 7 days (2026-10-08T00:00Z), then reports without it:
+    # measured 2 (T1, T3), met 1 -> 50.00 %. Q4 (no ticket) at its end + 1 h, measured 0.
+    run = Run("rsp", thresholds=())
+    run.feed(opened("T1", "rsp", "high", "2026-08-04T10:00:00Z"), reply("T1", "2026-08-04T11:00:00Z"),
+             opened("T2", "rsp", "high", "2026-08-05T10:00:00Z"),
+             status("T2", "waiting_on_customer", "2026-08-05T10:30:00Z"),
+             opened("T3", "rsp", "high", "2026-08-06T10:00:00Z"))
+    run.until("2026-10-07T23:59:00Z")
+    assert [r for r in reports(run) if r[0] >= "2026-Q3"] == []     # still within the bound
+    run.until("2027-03-01T00:00:00Z")
+    assert [r for r in reports(run) if r[0] >= "2026-Q3"] == [
+        ("2026-Q3", 2, 1, "50.00", "2026-10-08T00:00:00Z"),
+        ("2026-Q4", 0, 0, None, "2027-01-01T01:00:00Z")]
+    assert run.proc.attainment.waiting == {}                          # T2 no longer counted anywhere
+    # T2 answered after the report: its quarter is not re-opened, nothing is kept for it.
+    run.feed(status("T2", "open", "2027-03-01T10:00:00Z"), reply("T2", "2027-03-01T10:10:00Z"))
+    run.until("2027-03-02T00:00:00Z")
+    assert [r[0] for r in reports(run)].count("2026-Q3") == 1
+    assert ("rsp", "2026-Q3") not in run.proc.attainment.measured
+    assert run.proc.store.ticket("T2").attainment == 0
+
+
+def test_an_outcome_after_the_wait_bound_is_not_counted_whatever_the_ticks():
+    # `rsp` low = 1 business day (24x5 UTC: 24 business hours). T1 opened Thu 2026-12-31 12:00Z,
+    # paused at 13:00Z (1 h elapsed), resumed Mon 2027-01-11 00:00Z: 23 h left, breach at
+    # 01-11T23:00Z, after Q4's bound (2027-01-08T00:00Z). One replay-like jump to 02-01 (the breach
+    # fires in the same advance as the quarter close) and daily ticks must give the same report:
+    # Q4 at the bound, T1 not measured (0 of 0).
+    events = [opened("T1", "rsp", "low", "2026-12-31T12:00:00Z"),
+              status("T1", "waiting_on_customer", "2026-12-31T13:00:00Z"),
+              status("T1", "open", "2027-01-11T00:00:00Z")]
+    jump, ticked = Run("rsp", thresholds=()), Run("rsp", thresholds=())
+    jump.feed(*events)
+    jump.until("2027-02-01T00:00:00Z")
+    ticked.feed(*events[:2])
+    for day in range(1, 11):
+        ticked.until(f"2027-01-{day:02d}T12:00:00Z")
+    ticked.feed(events[2])
+    ticked.until("2027-02-01T00:00:00Z")
+    expected = [("2026-Q4", 0, 0, None, "2027-01-08T00:00:00Z")]
+    assert [r for r in reports(jump) if r[0] == "2026-Q4"] == expected
+    assert [r for r in reports(ticked) if r[0] == "2026-Q4"] == expected
+    assert jump.of("sla.breached", metric="first_response") and ticked.of("sla.breached", metric="first_response")
+
+
+# ====================================================================== retracted breach (review clock.md F6)
+
+
+def _f6_events() -> list:
+    # `rsp` normal = 8 business hours, 24x5 UTC. Opened Tue 03-31 10:00Z; paused 12:00Z (2 h);
+    # resumed Wed 04-01 10:00Z; reply 12:00Z: 2 h + 2 h = 4 h < 8 h, met.
+    return [opened("T", "rsp", "normal", "2026-03-31T10:00:00Z"),
+            status("T", "waiting_on_customer", "2026-03-31T12:00:00Z", event_id="s1"),
+            status("T", "open", "2026-04-01T10:00:00Z", event_id="s2"),
+            reply("T", "2026-04-01T12:00:00Z", event_id="r")]
+
+
+def test_a_retracted_breach_puts_its_ticket_back_among_those_waiting():
+    # Review F6. Sorted: Q1 waits for T's outcome (met 04-01 12:00Z) and reports 1 of 1, dated 12:00Z.
+    # Stream, pause late: a tick to 19:00Z fires the breach due 18:00Z (8 h unpaused); the pause then
+    # retracts it. Before: T no longer waited, Q1 reported at 04-01T01:00Z with 0 measured (same
+    # event id as the sorted run's 1-of-1 report).
+    expected = [("2026-Q1", 1, 1, "100.00", "2026-04-01T12:00:00Z")]
+    sorted_run = Run("rsp", thresholds=())
+    sorted_run.feed(*_f6_events())
+    sorted_run.until("2026-04-02T00:00:00Z")
+    assert [r for r in reports(sorted_run) if r[0] == "2026-Q1"] == expected
+
+    late = Run("rsp", thresholds=())
+    o, s1, s2, r = _f6_events()
+    late.feed(o)
+    late.until("2026-03-31T19:00:00Z")
+    assert late.of("sla.breached", metric="first_response")
+    late.feed(s1)
+    assert late.of("sla.breach_retracted")
+    assert late.proc.store.ticket("T").attainment == WAITING
+    late.until("2026-04-01T01:30:00Z")
+    assert [r for r in reports(late) if r[0] == "2026-Q1"] == []      # T waits again
+    late.feed(s2, r)
+    late.until("2026-04-02T00:00:00Z")
+    assert [r for r in reports(late) if r[0] == "2026-Q1"] == expected
+    q1 = [o for o in late.other_outputs if o["type"] == "sla.attainment_reported" and o["quarter"] == "2026-Q1"]
+    ref = [o for o in sorted_run.other_outputs if o["type"] == "sla.attainment_reported" and o["quarter"] == "2026-Q1"]
+    assert q1 == ref                                                   # same id, same content

@@ -200,6 +200,34 @@ def _arrived(arrivals) -> tuple[dict, list]:
     return net_outcome(json.loads(to_bytes(o)) for o in out), rejected
 
 
+def _reports(outcome: dict) -> dict:
+    return {k: v for k, v in outcome["notices"].items() if v["type"] == "sla.attainment_reported"}
+
+
+def test_a_late_pause_that_retracts_a_breach_gives_the_sorted_attainment_report():
+    """Review clock.md F6 (`rsp`: Rescale 24x5 UTC, waiting_on_customer pauses first_response): normal
+    (8 business hours) opened 03-31 10:00Z, paused 12:00Z, resumed 04-01 10:00Z, answered 12:00Z:
+    2 h + 2 h = 4 h, met. Sorted: Q1 reports 1 measured, 1 met (100.00), dated 04-01 12:00Z. With the
+    pause arriving after a tick to 19:00Z (breach at 18:00Z, then its retraction) the Q1 report had
+    the same id with 0 measured (null), dated 04-01 01:00Z. Every order below now gives the sorted one."""
+    events = [decoded(e) for e in (
+        wire("ticket.opened", "2026-03-31T10:00:00Z", "o", ticket_id="T", customer_id="rsp", priority="normal"),
+        wire("ticket.status_changed", "2026-03-31T12:00:00Z", "s1", ticket_id="T", status="waiting_on_customer"),
+        wire("ticket.status_changed", "2026-04-01T10:00:00Z", "s2", ticket_id="T", status="open"),
+        wire("ticket.replied", "2026-04-01T12:00:00Z", "r", ticket_id="T", author="provider"))]
+    reference = _reports(_reference(events))
+    q1 = [r for r in reference.values() if r["customer_id"] == "rsp" and r["quarter"] == "2026-Q1"]
+    assert [(r["measured"], r["met"], r["attainment_percent"], r["occurred_at"]) for r in q1] == [
+        (1, 1, "100.00", "2026-04-01T12:00:00Z")]
+    o, s1, s2, r = events
+    late_pause = [(o, None), (s1, datetime(2026, 3, 31, 19, tzinfo=UTC)),
+                  (s2, datetime(2026, 4, 1, 1, 30, tzinfo=UTC)), (r, None)]
+    rng = random.Random(7)
+    for arrivals in (late_pause, per_topic(events, rng), per_entity(events, rng), delayed(events, rng)):
+        outcome, _rejected = _arrived(arrivals)
+        assert _reports(outcome) == reference
+
+
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(scenarios())
 def test_every_arrival_order_gives_the_sorted_net_outcome(scenario):
@@ -212,6 +240,7 @@ def test_every_arrival_order_gives_the_sorted_net_outcome(scenario):
         for part in ("breaches", "met", "months", "refunds"):
             assert outcome[part] == reference[part], (name, part)
         assert sorted(outcome["notices"]) == sorted(reference["notices"]), name
+        assert _reports(outcome) == _reports(reference), name  # attainment reports: same ids, same figures
 
 
 def test_the_shipped_sample_in_any_of_the_orders_gives_its_sorted_net_outcome():
