@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("events", type=Path, metavar="EVENTS.jsonl")
     p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
     p.add_argument("--until", type=_instant, metavar="TS",
-                   help="advance time to this instant at the end: fires the deadlines and closes (month end + 1 h, quarter end + 1 h) strictly before it")
+                   help="advance time to this instant at the end: fires the deadlines and closes strictly before it (a month at its end + 1 h; a quarter's attainment at its end + 1 h, or when its last ticket has a first-response outcome, at the latest its end + 7 days)")
     p.add_argument("--max-future", type=float, default=3600.0, metavar="SECONDS",
                    help="without --until: events more than this ahead of the wall clock are dead letters "
                         "(future_timestamp); default 3600")
