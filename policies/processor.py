@@ -348,11 +348,7 @@ class Processor:
                 else:
                     store.save_ticket(state)
                 continue
-            plan = self.ticket_plan(state)
-            emitted = self.tickets.advance(state, plan, t)
-            self._observe(emitted, plan, state)
-            store.save_ticket(state)
-            out.extend(emitted)
+            out.extend(self._advance_ticket(state, t))
         out.extend(self._close_quarters(t))
         out.extend(self.parking.expire(TICKETS, t))
         if len(out) > 1:
@@ -520,13 +516,18 @@ class Processor:
         state = self.store.ticket(ticket_id)
         if state is None or state.purge_at is not None or self.ticket_now is None:
             return []
-        plan = self.ticket_plan(state)
-        out = self.tickets.advance(state, plan, self.ticket_now)
-        self._observe(out, plan, state)
-        self.store.save_ticket(state)
-        if plan.attainment_quarterly:
+        out = self._advance_ticket(state, self.ticket_now)
+        if self.ticket_plan(state).attainment_quarterly:
             out += self._close_quarters(self.ticket_now)
         return out
+
+    def _advance_ticket(self, state: TicketState, t: datetime) -> list[Output]:
+        """Move one open ticket's clocks to `t`, count its outcomes, and store it."""
+        plan = self.ticket_plan(state)
+        emitted = self.tickets.advance(state, plan, t)
+        self._observe(emitted, plan, state)
+        self.store.save_ticket(state)
+        return emitted
 
     def _apply(self, ev: Any) -> list[Output]:
         t = ev.type
