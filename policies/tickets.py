@@ -18,6 +18,7 @@ import json
 from array import array
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
+from sys import intern
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, met_retraction_event_id,
@@ -25,6 +26,7 @@ from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, m
                         priority_notice_event_id)
 from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
 from policies.digests import Digests, _EmittedKeys
+from policies.compact import History, IdMap
 from policies.outputs import Output, Rejected, output_event_id
 
 if TYPE_CHECKING:
@@ -219,7 +221,7 @@ def _legacy_fold_order(entry: tuple[datetime, int, str, str | None]) -> tuple[da
     return ts, kind, value or "", seq
 
 
-def fold_key(history: Sequence[tuple[datetime, int, str, str | None]]) -> Any:
+def fold_key(history: Iterable[tuple[datetime, int, str, str | None]]) -> Any:
     """The sort key of a ticket's history: `_fold_order`, or `_legacy_fold_order` for a history with
     an entry written before entries held their event id."""
     return _legacy_fold_order if any(_is_legacy_entry(h) for h in history) else _fold_order
@@ -313,7 +315,8 @@ class TicketState:
         self.policy_version = policy_version
         self.environment = environment
         self.opened_at = opened_at
-        self.history: list[tuple[datetime, int, str, str | None]] = []
+        # (occurred_at, seq, kind, value) entries, packed (`policies.compact.History`: ~30 bytes an entry)
+        self.history = History()
         # Small per-ticket sets as arrays of 64-bit ints: a few bytes each instead of a set's
         # 200+ bytes; a ticket has tens of entries, so a linear `in` is cheap.
         self.seen = Digests()  # digests of the input event ids applied (idempotency)
@@ -327,10 +330,10 @@ class TicketState:
         self.purge_at: datetime | None = None
         self.emitted = array("q")  # keys of the outputs emitted
         # breach / met key -> its event id (content-addressed; absent in states written before)
-        self.outcome_ids: dict[int, str] = {}
+        self.outcome_ids = IdMap()
         # notice key -> the fingerprint of what the notice said (a rejection's `kept` depends on the
         # priority at its instant, so the same id can be derived with other content after a late event)
-        self.notice_contents: dict[int, str] = {}
+        self.notice_contents = IdMap()
         self.seq = 0
         # Bits owned by `policies.attainment.AttainmentBook`: how this ticket is counted in its
         # customer's quarter (waiting for an outcome, holding a counted breach). Kept here, not in
@@ -399,11 +402,11 @@ class TicketState:
         data = json.loads(text)
         state = cls(data["t"], data["c"], data["v"], data["e"], datetime.fromisoformat(data["o"]))
         state.seq = data["q"]
-        state.history = [(datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"]]
+        state.history = History((datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"])
         state.seen = Digests(data["s"])
         state.emitted = array("q", data["m"])
-        state.outcome_ids = {k: v for k, v in data.get("g", ())}
-        state.notice_contents = {k: v for k, v in data.get("n", ())}
+        state.outcome_ids = IdMap((k, v) for k, v in data.get("g", ()))
+        state.notice_contents = IdMap((k, v) for k, v in data.get("n", ()))
         state.contents = array("Q", data.get("k", ()))
         if "z" in data:
             state.closed_at, state.purge_at = (datetime.fromisoformat(x) for x in data["z"])
@@ -602,7 +605,7 @@ class _Clocks:
             return
         if kind == OPEN:
             requested, _, event_id = (value or "").partition("|")
-            s.priority = self._non_production_rule(requested)
+            s.priority = intern(self._non_production_rule(requested))  # one string per priority, not per ticket
             if s.priority != requested:
                 self._adjusted(ts, seq, event_id, requested, s.priority)
             s.status_history = [(ts, "open", False)]
@@ -633,7 +636,7 @@ class _Clocks:
                     self._adjusted(ts, seq, event_id, requested, effective)
                 self._change_priority(ts, effective)
         elif kind == STATUS:
-            self._set_status(ts, (value or "open").partition("|")[0], s.resolved)
+            self._set_status(ts, intern((value or "open").partition("|")[0]), s.resolved)
         elif kind == RESOLVED:
             if s.resolved:
                 return
@@ -742,7 +745,7 @@ class _Clocks:
         s = self.s
         if priority == s.priority:
             return
-        s.priority = priority
+        s.priority = intern(priority)  # one string per priority, not per ticket
         targets = list(self.plan.targets(priority))
         remaining = list(s.slots)
         kept: list[Slot] = []

@@ -1,0 +1,187 @@
+"""Compact containers for the per-ticket state that grows with a ticket's events.
+
+An open ticket's history was a list of `(datetime, seq, kind, value)` tuples, about 195 bytes an
+entry (tuple 72, datetime 48, value string ~70), and its output ids a dict of `sla-` strings, about
+400 bytes for one or two ids. With the event id kept in every history entry (the `(occurred_at,
+event_id)` fold order of SPEC §10), a quick bench workload's open ticket took 3.0 KB, over the 2 KB
+target of docs/benchmarks.md. These keep the same entries in one `bytearray` each:
+
+- `History`: per entry 15 bytes of head (instant as epoch microseconds, seq, kind letter, value
+  length) and the value's UTF-8 bytes. Iterating gives the tuples back, equal to the ones appended.
+- `IdMap`: int key -> `sla-` + 32 hex digits id (every id the core derives, `events.ids.output_event_id`),
+  24 bytes per key; any other string is kept in a dict beside it, so nothing is lost.
+
+Plain Python (not in the compiled build's list): `bytes.find` does the searching in C.
+"""
+from __future__ import annotations
+
+import re
+import struct
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Iterator
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+Entry = tuple[datetime, int, str, "str | None"]
+
+# instant (µs since the epoch, UTC), seq, kind (one ASCII letter), value length (_NONE: no value)
+_HEAD = struct.Struct("<qIcH")
+_NONE = 0xFFFF
+
+
+class History:
+    """A ticket's history entries `(occurred_at, seq, kind, value)` in arrival order, packed.
+
+    Instants come back as UTC datetimes equal to the ones appended (the core holds every instant in
+    UTC); a value of 65,535 UTF-8 bytes or more is refused (event ids are at most 128 characters)."""
+
+    __slots__ = ("_data", "_count", "_last")
+
+    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+        self._data = bytearray()
+        self._count = 0
+        self._last = 0  # offset of the last entry
+        for entry in entries:
+            self.append(entry)
+
+    def append(self, entry: Entry) -> None:
+        ts, seq, kind, value = entry
+        raw = b"" if value is None else value.encode("utf-8")
+        if len(raw) >= _NONE:
+            raise ValueError(f"history value of {len(raw)} bytes (at most {_NONE - 1})")
+        data = self._data
+        self._last = len(data)
+        data += _HEAD.pack((ts - _EPOCH) // _MICROSECOND, seq, kind.encode("ascii"),
+                           _NONE if value is None else len(raw))
+        data += raw
+        self._count += 1
+
+    def _entry_at(self, offset: int) -> tuple[Entry, int]:
+        data = self._data
+        micros, seq, kind, size = _HEAD.unpack_from(data, offset)
+        start = offset + _HEAD.size
+        if size == _NONE:
+            value, end = None, start
+        else:
+            end = start + size
+            value = data[start:end].decode("utf-8")
+        return (_EPOCH + timedelta(microseconds=micros), seq, kind.decode("ascii"), value), end
+
+    def __iter__(self) -> Iterator[Entry]:
+        offset, end = 0, len(self._data)
+        while offset < end:
+            entry, offset = self._entry_at(offset)
+            yield entry
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __getitem__(self, index: int) -> Entry:
+        if index == -1 and self._count:
+            return self._entry_at(self._last)[0]
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, History):
+            return self._data == other._data
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"History({list(self)!r})"
+
+
+_ID = re.compile(r"sla-[0-9a-f]{32}")
+_KEY = struct.Struct("<q")
+_RECORD = _KEY.size + 16
+
+
+class IdMap:
+    """int key -> output event id: `sla-` ids as 24-byte records (key, 16 digest bytes) in one
+    bytearray, any other id in a dict. Keys are unique: setting a key again replaces its id."""
+
+    __slots__ = ("_data", "_other")
+
+    def __init__(self, items: Iterable[tuple[int, str]] = ()) -> None:
+        self._data: bytes | bytearray = b""  # a bytearray from the first record (most maps stay empty)
+        self._other: dict[int, str] | None = None
+        for key, value in items:
+            self[key] = value
+
+    def _find(self, key: int) -> int:
+        """The offset of `key`'s record, -1 when absent."""
+        data, packed = self._data, _KEY.pack(key)
+        i = data.find(packed)
+        while i != -1 and i % _RECORD:
+            i = data.find(packed, i + 1)
+        return i
+
+    def get(self, key: int, default: str | None = None) -> str | None:
+        i = self._find(key)
+        if i != -1:
+            return "sla-" + self._data[i + _KEY.size:i + _RECORD].hex()
+        if self._other is not None:
+            return self._other.get(key, default)
+        return default
+
+    def __getitem__(self, key: int) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, int):
+            return False
+        return self._find(key) != -1 or (self._other is not None and key in self._other)
+
+    def __setitem__(self, key: int, value: str) -> None:
+        i = self._find(key)
+        if _ID.fullmatch(value):
+            if self._other is not None:
+                self._other.pop(key, None)
+            record = _KEY.pack(key) + bytes.fromhex(value[4:])
+            data = self._data if isinstance(self._data, bytearray) else bytearray(self._data)
+            if i == -1:
+                data += record
+            else:
+                data[i:i + _RECORD] = record
+            self._data = data
+            return
+        if i != -1:
+            assert isinstance(self._data, bytearray)  # a record was found: it was written
+            del self._data[i:i + _RECORD]
+        if self._other is None:
+            self._other = {}
+        self._other[key] = value
+
+    def items(self) -> list[tuple[int, str]]:
+        data = self._data
+        out = [(_KEY.unpack_from(data, i)[0], "sla-" + data[i + _KEY.size:i + _RECORD].hex())
+               for i in range(0, len(data), _RECORD)]
+        if self._other:
+            out.extend(self._other.items())
+        return out
+
+    def __len__(self) -> int:
+        return len(self._data) // _RECORD + (len(self._other) if self._other else 0)
+
+    def __bool__(self) -> bool:
+        return bool(self._data) or bool(self._other)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (IdMap, dict)):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"IdMap({dict(self.items())!r})"
