@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from policies.outputs import Output, output_event_id
 from policies.tickets import breach_identity
@@ -55,6 +55,38 @@ def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
 def next_quarter(quarter: str) -> str:
     year, q = int(quarter[:4]), int(quarter[-1])
     return f"{year + 1}-Q1" if q == 4 else f"{year}-Q{q + 1}"
+
+
+# Quarters in which a customer's terms have quarterly attainment: (first, last) inclusive, last None
+# while the terms are the customer's latest; sorted and disjoint.
+Spans = tuple[tuple[str, "str | None"], ...]
+
+
+def attainment_spans(terms: Sequence[tuple[datetime | None, datetime | None, bool]]) -> Spans:
+    """The quarters to report for one customer, from its terms in effective order: (in force from,
+    in force until (exclusive, None: open), has quarterly attainment). A quarter is reported when
+    such terms were in force at any instant of it: Rescale terms until 2026-05-15 report 2026-Q2
+    (with the tickets opened under them), Rescale terms from 2026-08-01 start at 2026-Q3."""
+    spans: list[tuple[str, str | None]] = []
+    for start, until, quarterly in terms:
+        if not quarterly or start is None or (until is not None and until <= start):
+            continue
+        first = quarter_of(start)
+        last = None if until is None else quarter_of(until - timedelta(microseconds=1))
+        previous_last = spans[-1][1] if spans else None
+        if previous_last is not None and first <= next_quarter(previous_last):
+            first = spans.pop()[0]  # adjacent or overlapping quarters: one span
+        spans.append((first, last))
+    return tuple(spans)
+
+
+def _first_covered(spans: Spans, quarter: str) -> str | None:
+    """The first quarter at or after `quarter` inside a span; None after the last span."""
+    for first, last in spans:
+        if last is not None and quarter > last:
+            continue
+        return quarter if quarter > first else first
+    return None
 
 
 # Bits of `TicketState.attainment`: the per-ticket half of the book.
@@ -100,7 +132,7 @@ class AttainmentBook:
         self.legacy_breaches: dict[str, Key] = {}  # breach event id -> key
         self._next_due: datetime | None = None  # earliest instant a report may be due (cache)
         self.dirty = False  # changed since the owner last serialised it
-        self._customers = 0
+        self._quarters: Mapping[str, Spans] | None = None  # the spans `_next_due` was computed for
 
     def opened(self, state: Any) -> None:
         """A ticket with a binding first-response clock was opened: its quarter waits for its outcome."""
@@ -214,18 +246,25 @@ class AttainmentBook:
         upcoming = self.next_report.get(key[0])
         return upcoming is not None and key[1] < upcoming
 
-    def close_due(self, t: datetime, delay: timedelta, start_months: dict[str, str]) -> list[Output]:
+    def close_due(self, t: datetime, delay: timedelta, quarters: Mapping[str, Spans]) -> list[Output]:
         """Reports for the quarters ended (+ `delay`) before `t` with no ticket still waiting, and for
-        those whose bound (end + `self.wait`) is before `t`, waiting tickets or not."""
-        if self._next_due is not None and t <= self._next_due and len(start_months) == self._customers:
+        those whose bound (end + `self.wait`) is before `t`, waiting tickets or not. `quarters`: per
+        customer, the spans of quarters in which terms with quarterly attainment were in force
+        (`attainment_spans`); a quarter outside them gets no report (SPEC §14: the earlier terms stay
+        for what happened before a change, and only those)."""
+        if self._next_due is not None and t <= self._next_due and quarters is self._quarters:
             return []  # no quarter can be due yet: keep the per-event cost O(1)
         waiting = self.waiting
         out: list[Output] = []
         next_due: datetime | None = None
-        for customer_id, start_month in sorted(start_months.items()):
-            quarter = self.next_report.get(customer_id) or quarter_of(
-                datetime(int(start_month[:4]), int(start_month[5:7]), 1, tzinfo=UTC))
+        for customer_id, spans in sorted(quarters.items()):
+            quarter: str | None = self.next_report.get(customer_id) or spans[0][0]
             while True:
+                assert quarter is not None
+                covered = _first_covered(spans, quarter)
+                if covered is None:
+                    break  # past the last span: nothing more to report for this customer
+                quarter = covered  # skips the quarters between spans
                 end = quarter_bounds(quarter)[1]
                 if end + delay < t and (customer_id, quarter) not in waiting:
                     out.append(self._report(customer_id, quarter, end + delay))
@@ -241,12 +280,14 @@ class AttainmentBook:
             if self.next_report.get(customer_id) != quarter:
                 self.next_report[customer_id] = quarter
                 self.dirty = True
+            if covered is None:
+                continue
             due = quarter_bounds(quarter)[1] + delay
             if due < t:
                 due = t  # due but blocked by a waiting ticket: look again on the next event (until its bound)
             next_due = due if next_due is None or due < next_due else next_due
         self._next_due = next_due
-        self._customers = len(start_months)
+        self._quarters = quarters
         return out
 
     def _report(self, customer_id: str, quarter: str, due: datetime) -> Output:

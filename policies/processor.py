@@ -14,7 +14,7 @@ from typing import Any, Callable, Collection, Iterator, Mapping, Protocol
 from events.contract import ContractTerms
 from events.models import InputEvent
 from policies import downtime, uptime
-from policies.attainment import OUTCOME_WAIT, AttainmentBook
+from policies.attainment import OUTCOME_WAIT, AttainmentBook, Spans, attainment_spans
 from policies.catalog import Catalog, ContractError, ResolvedPlan
 from policies.contracts import BEGINNING, Contract, contract_from_event
 from policies.explain import Subscriber
@@ -170,7 +170,7 @@ class Processor:
         # Instant up to which month closes are known to be done (the next close instant);
         # reset when a contract arrives, since its months may need catching up.
         self._closes_checked_until: datetime | None = None
-        self._attainment_starts: dict[str, str] | None = None  # Rescale customers -> first month
+        self._attainment_quarters: dict[str, Spans] | None = None  # Rescale customers -> quarters to report
         self._attainment_json: str | None = None  # cache of the serialised attainment book
         self._checked_contract: tuple[str, Contract] | None = None  # `_check` -> `_apply` of a contract event
         # A ticket opened late with events parked for it: its own clocks move with its events only
@@ -209,7 +209,7 @@ class Processor:
         self.contracts[terms.customer_id] = self._entry(history)
         self._versioned_plans.clear()
         self._closes_checked_until = None
-        self._attainment_starts = None
+        self._attainment_quarters = None
         self._service_held.clear()
         listed = self._services_listed(terms.customer_id)
         for service_id in old_listed - listed:
@@ -322,7 +322,7 @@ class Processor:
         for customer_id, history in self.histories.items():
             if history[0].effective_from is None:
                 self.contracts[customer_id] = self._entry(history)
-                self._attainment_starts = None
+                self._attainment_quarters = None
 
     def advance_to(self, t: datetime) -> list[Output]:
         """A tick: move both halves to `t` (never backwards) and fire everything due before it."""
@@ -801,14 +801,32 @@ class Processor:
         return state, out
 
     def _close_quarters(self, t: datetime) -> list[Output]:
-        starts = self._attainment_starts
-        if starts is None:  # recomputed only when a contract changes
-            starts = self._attainment_starts = {
-                c: e.start_month for c, e in sorted(self.contracts.items())
-                if e.plan.attainment_quarterly and e.start_month}
-        if not starts:
+        quarters = self._attainment_quarters
+        if quarters is None:  # recomputed only when a contract (or the first instant) changes
+            quarters = self._attainment_quarters = self._quarters_to_report()
+        if not quarters:
             return []
-        return self.attainment.close_due(t, self.settings.quarter_close_delay, starts)
+        return self.attainment.close_due(t, self.settings.quarter_close_delay, quarters)
+
+    def _quarters_to_report(self) -> dict[str, Spans]:
+        """Per customer, the quarters in which terms with quarterly attainment (Rescale) were in
+        force, from its whole history (SPEC §14: terms replaced by a later effective_from still
+        hold for what happened before it; review F8: the latest terms alone lost a Rescale
+        quarter after a move to Vectorize, and reported quarters before a move to Rescale).
+        Undated first terms start at the first instant's month, as its months do (`_entry`)."""
+        out: dict[str, Spans] = {}
+        for customer_id, history in sorted(self.histories.items()):
+            start_month = self.contracts[customer_id].start_month
+            undated_start = None if start_month is None else datetime(
+                int(start_month[:4]), int(start_month[5:7]), 1, tzinfo=timezone.utc)
+            terms = [(c.effective_from or undated_start,
+                      history[i + 1].effective_from if i + 1 < len(history) else None,
+                      c.plan.attainment_quarterly)
+                     for i, c in enumerate(history)]
+            spans = attainment_spans(terms)
+            if spans:
+                out[customer_id] = spans
+        return out
 
     # ---- persistence of the processor's own state (stream mode) -----------------------
     def snapshot(self) -> str:
