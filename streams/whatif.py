@@ -57,7 +57,10 @@ output (--format):
          month), change (appears | disappears | moves | changes), its identity, and the
          figures of each side under "a" and "b" (null where that side has none)
   csv    one row per changed figure: kind, change, customer_id, subject, metric, period,
-         field, a, b
+         field, a, b; a month's refund is one figure, amount and currency (field refund:
+         1.94 USD -> 1.94 EUR is a change; 0.00 where no refund stands); then each side's
+         totals as rows of kind total (subject breaches, attainment, months, refunds; field
+         standing, measured, met, attainment_percent, closed, or the refund's currency)
 
 example:
   slaproc whatif samples/events.jsonl --contracts samples/contracts.yaml \\
@@ -140,7 +143,9 @@ def _percent(part: int, whole: int) -> str | None:
 # --- the comparison -----------------------------------------------------------------------
 
 _BREACH_FIELDS = ("customer_id", "priority", "policy_version", "due_at", "target")
-_MONTH_COMPARED = ("uptime_percent", "met", "refund_amount")  # SPEC §14: uptime, met and refund
+# SPEC §14: uptime, met and refund; a refund is an amount in a currency (review F3: 1.94 USD -> 1.94 EUR
+# is a change, shown as one figure `refund` in text and CSV)
+_MONTH_COMPARED = ("uptime_percent", "met", "refund_amount", "currency")
 
 
 def _breach_side(o: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -257,7 +262,7 @@ def render(report: dict[str, Any], fmt: Format) -> str:
     if fmt == "json":
         return json.dumps(report, indent=2, sort_keys=True) + "\n"
     if fmt == "csv":
-        return _csv(report["changes"])
+        return _csv(report)
     return _text(report)
 
 
@@ -273,16 +278,40 @@ def _subject(c: dict[str, Any]) -> tuple[str, str, str]:
 
 def _figure_rows(c: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(field, a, b) per figure that differs (a breach: its deadline, or its presence)."""
-    a, b = c["a"] or {}, c["b"] or {}
+    a, b = _flat(c["kind"], c["a"]), _flat(c["kind"], c["b"])
     if c["kind"] == "breach":  # its deadline; the catalog version too when both sides have the breach
         fields: tuple[str, ...] = ("due_at", "policy_version") if a and b else ("due_at",)
     else:
-        fields = tuple(sorted((a.keys() | b.keys()) - {"currency"}))
+        fields = tuple(sorted(a.keys() | b.keys()))
     rows = []
     for name in fields:
         va, vb = a.get(name), b.get(name)
         if va != vb:
             rows.append((name, _cell(va), _cell(vb)))
+    return rows
+
+
+def _flat(kind: str, side: dict[str, Any] | None) -> dict[str, Any]:
+    """One side's figures as the flat formats show them: a month's refund is one figure, the
+    amount with its currency (`1.94 USD`; `0.00` when no refund stands)."""
+    if not side:
+        return {}
+    if kind != "month":
+        return side
+    flat = {k: v for k, v in side.items() if k not in ("refund_amount", "currency")}
+    flat["refund"] = f"{side['refund_amount']} {side['currency']}" if side["currency"] else side["refund_amount"]
+    return flat
+
+
+def _total_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(subject, field, a, b): each side's totals (SPEC §14: breaches, attainment, refunds per
+    currency), for the CSV's `kind=total` rows."""
+    at = summary["attainment"]
+    rows = [("breaches", "standing", str(summary["breaches"]["a"]), str(summary["breaches"]["b"]))]
+    rows += [("attainment", name, _cell(at["a"][name]), _cell(at["b"][name]))
+             for name in ("measured", "met", "attainment_percent")]
+    rows.append(("months", "closed", str(summary["months"]["a"]), str(summary["months"]["b"])))
+    rows += [("refunds", currency, r["a"], r["b"]) for currency, r in summary["refunds"].items()]
     return rows
 
 
@@ -293,14 +322,16 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _csv(changes: list[dict[str, Any]]) -> str:
+def _csv(report: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["kind", "change", "customer_id", "subject", "metric", "period", "field", "a", "b"])
-    for c in changes:
+    for c in report["changes"]:
         subject, metric, period = _subject(c)
         for name, va, vb in _figure_rows(c):
             writer.writerow([c["kind"], c["change"], c["customer_id"], subject, metric, period, name, va, vb])
+    for subject, name, va, vb in _total_rows(report["summary"]):
+        writer.writerow(["total", "", "", subject, "", "", name, va, vb])
     return buf.getvalue()
 
 
