@@ -30,6 +30,7 @@ from typing import Any, Iterable, Literal, TextIO
 from policies.catalog import Catalog
 from policies.contracts import contract_warnings, load_contracts_yaml
 from policies.processor import Settings
+from policies.report import target_text
 from streams.replay import Replayer
 
 Format = Literal["text", "json", "csv"]
@@ -55,7 +56,8 @@ output (--format):
   text   a summary, then one line per change (default)
   json   {"summary": {...}, "changes": [...]}; each change has kind (breach | attainment |
          month), change (appears | disappears | moves | changes), its identity, and the
-         figures of each side under "a" and "b" (null where that side has none)
+         figures of each side under "a" and "b" (null where that side has none);
+         summary.breaches counts each change (appear, disappear, move, change)
   csv    one row per changed figure: kind, change, customer_id, subject, metric, period,
          field, a, b; a month's refund is one figure, amount and currency (field refund:
          1.94 USD -> 1.94 EUR is a change; 0.00 where no refund stands); then each side's
@@ -202,7 +204,8 @@ def _summary(a: Outcome, b: Outcome, changes: list[dict[str, Any]]) -> dict[str,
                for currency in sorted(ra.keys() | rb.keys())}
     return {
         "breaches": {"a": len(a.breaches), "b": len(b.breaches), "appear": breach_changes.count("appears"),
-                     "disappear": breach_changes.count("disappears"), "move": breach_changes.count("moves")},
+                     "disappear": breach_changes.count("disappears"), "move": breach_changes.count("moves"),
+                     "change": breach_changes.count("changes")},
         "attainment": {"a": a.attainment_total(), "b": b.attainment_total(),
                        "changed": sum(1 for c in changes if c["kind"] == "attainment")},
         "months": {"a": len(a.months), "b": len(b.months),
@@ -279,8 +282,8 @@ def _subject(c: dict[str, Any]) -> tuple[str, str, str]:
 def _figure_rows(c: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(field, a, b) per figure that differs (a breach: its deadline, or its presence)."""
     a, b = _flat(c["kind"], c["a"]), _flat(c["kind"], c["b"])
-    if c["kind"] == "breach":  # its deadline; the catalog version too when both sides have the breach
-        fields: tuple[str, ...] = ("due_at", "policy_version") if a and b else ("due_at",)
+    if c["kind"] == "breach":  # its deadline; when both sides have the breach, what else differs (review F5)
+        fields: tuple[str, ...] = ("due_at", "policy_version", "priority", "target") if a and b else ("due_at",)
     else:
         fields = tuple(sorted(a.keys() | b.keys()))
     rows = []
@@ -296,6 +299,8 @@ def _flat(kind: str, side: dict[str, Any] | None) -> dict[str, Any]:
     amount with its currency (`1.94 USD`; `0.00` when no refund stands)."""
     if not side:
         return {}
+    if kind == "breach":  # the target in the report's words (`12 business hours`)
+        return {**side, "target": target_text(side["target"])}
     if kind != "month":
         return side
     flat = {k: v for k, v in side.items() if k not in ("refund_amount", "currency")}
@@ -339,7 +344,7 @@ def _text(report: dict[str, Any]) -> str:
     s = report["summary"]
     br, at = s["breaches"], s["attainment"]
     lines = [f"breaches standing: {br['a']} -> {br['b']} ({br['appear']} appear, {br['disappear']} disappear, "
-             f"{br['move']} move)",
+             f"{br['move']} move, {br['change']} change)",
              f"attainment: {at['a']['met']}/{at['a']['measured']} ({at['a']['attainment_percent'] or '-'} %) -> "
              f"{at['b']['met']}/{at['b']['measured']} ({at['b']['attainment_percent'] or '-'} %), "
              f"customer quarters changed: {at['changed']}",

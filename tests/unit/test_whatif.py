@@ -43,7 +43,7 @@ def test_renegotiated_samples_give_the_hand_checked_difference():
     """
     report = _samples_report()
     s = report["summary"]
-    assert s["breaches"] == {"a": 11, "b": 9, "appear": 0, "disappear": 2, "move": 0}
+    assert s["breaches"] == {"a": 11, "b": 9, "appear": 0, "disappear": 2, "move": 0, "change": 0}
     assert s["refunds"] == {"USD": {"a": "8.29", "b": "4.57", "change": "-3.72"}}
     assert s["attainment"]["a"]["met"] == 3 and s["attainment"]["b"]["met"] == 5
     assert s["attainment"]["changed"] == 1
@@ -68,7 +68,7 @@ def test_a_catalog_version_compared_with_the_packaged_catalog():
     a, b = replay_both(GOLDEN / "events.jsonl", Side(GOLDEN / "contracts.yaml", default_catalog()),
                        Side(GOLDEN / "contracts.yaml", load_catalog(GOLDEN / "catalog")), until, None, progress=None)
     report = compare(a, b)
-    assert report["summary"]["breaches"] == {"a": 1, "b": 3, "appear": 2, "disappear": 0, "move": 0}
+    assert report["summary"]["breaches"] == {"a": 1, "b": 3, "appear": 2, "disappear": 0, "move": 0, "change": 1}
     # NMV-6's breach stands on both sides at the same deadline, measured under v2 on side B
     assert [(c["ticket_id"], c["change"], c["b"]["policy_version"], c["b"]["due_at"])
             for c in report["changes"]] == [("NMV-3", "appears", "2026.11.2", "2026-10-21T15:00:00Z"),
@@ -119,7 +119,7 @@ def test_cli_csv_has_one_row_per_changed_figure(capsys):
 
 def test_cli_text_starts_with_the_totals(capsys):
     text = _cli(capsys)
-    assert text.splitlines()[0] == "breaches standing: 11 -> 9 (0 appear, 2 disappear, 0 move)"
+    assert text.splitlines()[0] == "breaches standing: 11 -> 9 (0 appear, 2 disappear, 0 move, 0 change)"
     assert "refunds USD: 8.29 -> 4.57 (-3.72)" in text
 
 
@@ -228,12 +228,10 @@ def test_f5_a_breach_whose_target_changes_but_not_its_deadline_is_shown_and_coun
     assert change["change"] == "changes" and change["a"]["due_at"] == change["b"]["due_at"] == "2026-04-15T12:00:00Z"
     assert data["summary"]["breaches"]["change"] == 1
     breach_rows = [(r["change"], r["field"], r["a"], r["b"]) for r in rows if r["kind"] == "breach"]
-    assert breach_rows == [("changes", "target", '{"amount": 12, "clock": "business", "unit": "hours"}',
-                            '{"amount": 1, "clock": "business", "unit": "days"}')]
+    assert breach_rows == [("changes", "target", "12 business hours", "1 business day")]
     assert text.splitlines()[0].startswith("breaches standing: 2 -> 2 (0 appear, 0 disappear, 0 move, 1 change")
     line = next(x for x in text.splitlines() if "A1" in x)
-    assert line.endswith('target {"amount": 12, "clock": "business", "unit": "hours"} -> '
-                         '{"amount": 1, "clock": "business", "unit": "days"}')
+    assert line == "  breach changes: vz A1 first_response commitment cycle 1: target 12 business hours -> 1 business day"
 
 
 _SW_PRO = """contracts:
