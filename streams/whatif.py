@@ -55,14 +55,20 @@ sides:
 output (--format):
   text   a summary, then one line per change (default)
   json   {"summary": {...}, "changes": [...]}; each change has kind (breach | attainment |
-         month), change (appears | disappears | moves | changes), its identity, and the
-         figures of each side under "a" and "b" (null where that side has none);
-         summary.breaches counts each change (appear, disappear, move, change)
+         month), change (appears | disappears | moves | changes | rejected), its identity,
+         and the figures of each side under "a" and "b" (null where that side has none);
+         a breach also has "rejected": {"a", "b"} (the reason, error and source of a line of
+         its ticket dead-lettered on that side only; null if none) - change "rejected" when
+         the side without the breach could not measure the ticket (unknown customer,
+         priority ...): not a breach avoided; summary.breaches counts each change, and
+         summary.dead_letters = {a, b, only_a, only_b} (lines rejected per side)
   csv    one row per changed figure: kind, change, customer_id, subject, metric, period,
          field, a, b; a month's refund is one figure, amount and currency (field refund:
          1.94 USD -> 1.94 EUR is a change; 0.00 where no refund stands); then each side's
          totals as rows of kind total (subject breaches, attainment, months, refunds; field
-         standing, measured, met, attainment_percent, closed, or the refund's currency)
+         standing, measured, met, attainment_percent, closed, or the refund's currency;
+         subject dead_letters, field count and only_this_side); a rejected line is a row
+         of field rejected ("reason: error")
 
 example:
   slaproc whatif samples/events.jsonl --contracts samples/contracts.yaml \\
@@ -85,6 +91,10 @@ class Outcome:
     attainment: dict[QuarterKey, dict[str, Any]] = field(default_factory=dict)
     months: dict[MonthKey, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[MonthKey, dict[str, Any]] = field(default_factory=dict)
+    # `dead_letter` outputs by source (`events.jsonl:12`, the same line on both sides), and the
+    # sources rejected per ticket (the rejected line's `ticket_id`, when it reads as JSON)
+    dead_letters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected_tickets: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, records: Iterable[dict[str, Any]]) -> "Outcome":
@@ -97,6 +107,11 @@ class Outcome:
             kind = o["type"]
             if kind == "sla.breached":
                 breaches[o["event_id"]] = o
+            elif kind == "dead_letter":
+                out.dead_letters[o["source"]] = o
+                ticket_id = _ticket_of(o["raw"])
+                if ticket_id is not None:
+                    out.rejected_tickets.setdefault(ticket_id, []).append(o["source"])
             elif kind == "sla.breach_retracted":
                 retracted.add(o["breach_event_id"])
             elif kind == "sla.attainment_reported":
@@ -136,6 +151,17 @@ class Outcome:
                 "currency": refund["currency"] if refund else None}
 
 
+def _ticket_of(raw: str) -> str | None:
+    """The `ticket_id` of a rejected line, if it is a JSON object with one (a line cut at the
+    dead letter's size limit, or not JSON, has none)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    ticket_id = data.get("ticket_id") if isinstance(data, dict) else None
+    return ticket_id if isinstance(ticket_id, str) else None
+
+
 def _percent(part: int, whole: int) -> str | None:
     if whole == 0:
         return None
@@ -172,9 +198,13 @@ def compare(a: Outcome, b: Outcome) -> dict[str, Any]:
         ticket_id, metric, binding, cycle = key
         customer = (bb or ba or {})["customer_id"]
         moved = ba is not None and bb is not None and ba["due_at"] != bb["due_at"]
-        changes.append({"kind": "breach", "change": _change(ba, bb, moved), "customer_id": customer,
+        change = _change(ba, bb, moved)
+        rejected = {"a": _rejected(a, b, ticket_id), "b": _rejected(b, a, ticket_id)}
+        if (ba is None and rejected["a"]) or (bb is None and rejected["b"]):
+            change = "rejected"  # that side could not measure the ticket (review F6), not a breach avoided
+        changes.append({"kind": "breach", "change": change, "customer_id": customer,
                         "ticket_id": ticket_id, "metric": metric, "binding": binding, "cycle": cycle,
-                        "a": ba, "b": bb})
+                        "a": ba, "b": bb, "rejected": rejected if rejected["a"] or rejected["b"] else None})
     for qkey in sorted(a.attainment.keys() | b.attainment.keys()):
         qa, qb = (_attainment_side(side.attainment.get(qkey)) for side in (a, b))
         if qa != qb:
@@ -191,6 +221,16 @@ def compare(a: Outcome, b: Outcome) -> dict[str, Any]:
     return {"summary": _summary(a, b, changes), "changes": changes}
 
 
+def _rejected(side: Outcome, other: Outcome, ticket_id: str) -> dict[str, Any] | None:
+    """The first of `ticket_id`'s lines that `side` dead-lettered and `other` did not:
+    `{"reason", "error", "source"}`, or None."""
+    for source in side.rejected_tickets.get(ticket_id, ()):
+        if source not in other.dead_letters:
+            o = side.dead_letters[source]
+            return {"reason": o["reason"], "error": o["error"], "source": source}
+    return None
+
+
 def _attainment_side(o: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if o is None else {k: o[k] for k in ("measured", "met", "attainment_percent")}
 
@@ -205,12 +245,15 @@ def _summary(a: Outcome, b: Outcome, changes: list[dict[str, Any]]) -> dict[str,
     return {
         "breaches": {"a": len(a.breaches), "b": len(b.breaches), "appear": breach_changes.count("appears"),
                      "disappear": breach_changes.count("disappears"), "move": breach_changes.count("moves"),
-                     "change": breach_changes.count("changes")},
+                     "change": breach_changes.count("changes"), "rejected": breach_changes.count("rejected")},
         "attainment": {"a": a.attainment_total(), "b": b.attainment_total(),
                        "changed": sum(1 for c in changes if c["kind"] == "attainment")},
         "months": {"a": len(a.months), "b": len(b.months),
                    "changed": sum(1 for c in changes if c["kind"] == "month")},
         "refunds": refunds,
+        "dead_letters": {"a": len(a.dead_letters), "b": len(b.dead_letters),
+                         "only_a": len(a.dead_letters.keys() - b.dead_letters.keys()),
+                         "only_b": len(b.dead_letters.keys() - a.dead_letters.keys())},
     }
 
 
@@ -291,6 +334,10 @@ def _figure_rows(c: dict[str, Any]) -> list[tuple[str, str, str]]:
         va, vb = a.get(name), b.get(name)
         if va != vb:
             rows.append((name, _cell(va), _cell(vb)))
+    rejected = c.get("rejected")
+    if rejected:  # the line of this ticket one side dead-lettered (review F6)
+        ra, rb = (f"{r['reason']}: {r['error']}" if r else "" for r in (rejected["a"], rejected["b"]))
+        rows.append(("rejected", ra, rb))
     return rows
 
 
@@ -317,6 +364,9 @@ def _total_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
              for name in ("measured", "met", "attainment_percent")]
     rows.append(("months", "closed", str(summary["months"]["a"]), str(summary["months"]["b"])))
     rows += [("refunds", currency, r["a"], r["b"]) for currency, r in summary["refunds"].items()]
+    dl = summary["dead_letters"]
+    rows += [("dead_letters", "count", str(dl["a"]), str(dl["b"])),
+             ("dead_letters", "only_this_side", str(dl["only_a"]), str(dl["only_b"]))]
     return rows
 
 
@@ -344,11 +394,13 @@ def _text(report: dict[str, Any]) -> str:
     s = report["summary"]
     br, at = s["breaches"], s["attainment"]
     lines = [f"breaches standing: {br['a']} -> {br['b']} ({br['appear']} appear, {br['disappear']} disappear, "
-             f"{br['move']} move, {br['change']} change)",
+             f"{br['move']} move, {br['change']} change, {br['rejected']} rejected)",
              f"attainment: {at['a']['met']}/{at['a']['measured']} ({at['a']['attainment_percent'] or '-'} %) -> "
              f"{at['b']['met']}/{at['b']['measured']} ({at['b']['attainment_percent'] or '-'} %), "
              f"customer quarters changed: {at['changed']}",
-             f"months closed: {s['months']['a']} -> {s['months']['b']}, changed: {s['months']['changed']}"]
+             f"months closed: {s['months']['a']} -> {s['months']['b']}, changed: {s['months']['changed']}",
+             f"dead letters: {s['dead_letters']['a']} -> {s['dead_letters']['b']} "
+             f"({s['dead_letters']['only_a']} on A only, {s['dead_letters']['only_b']} on B only)"]
     for currency, r in s["refunds"].items():
         lines.append(f"refunds {currency}: {r['a']} -> {r['b']} ({r['change']})")
     if not report["changes"]:
