@@ -22,14 +22,15 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Iterable, Literal, TextIO
 
 from policies.catalog import Catalog
 from policies.contracts import contract_warnings, load_contracts_yaml
-from policies.processor import Settings
+from policies.attainment import quarter_bounds
+from policies.processor import Processor, Settings
 from policies.report import target_text
 from streams.replay import Replayer
 
@@ -55,12 +56,15 @@ sides:
 output (--format):
   text   a summary, then one line per change (default)
   json   {"summary": {...}, "changes": [...]}; each change has kind (breach | attainment |
-         month), change (appears | disappears | moves | changes | rejected), its identity,
+         month), change (appears | disappears | moves | changes | rejected | pending), its identity,
          and the figures of each side under "a" and "b" (null where that side has none);
          a breach also has "rejected": {"a", "b"} (the reason, error and source of a line of
          its ticket dead-lettered on that side only; null if none) - change "rejected" when
          the side without the breach could not measure the ticket (unknown customer,
-         priority ...): not a breach avoided; summary.breaches counts each change, and
+         priority ...): not a breach avoided; a breach or customer quarter missing on a
+         side that still has it open at --until (clock running: "pending": {"due_at"};
+         quarter not reported yet: {"waiting_until"} or {"reports_at"}) is change
+         "pending", not gone; summary.breaches counts each change, and
          summary.dead_letters = {a, b, only_a, only_b} (lines rejected per side)
   csv    one row per changed figure: kind, change, customer_id, subject, metric, period,
          field, a, b; a month's refund is one figure, amount and currency (field refund:
@@ -68,7 +72,7 @@ output (--format):
          totals as rows of kind total (subject breaches, attainment, months, refunds; field
          standing, measured, met, attainment_percent, closed, or the refund's currency;
          subject dead_letters, field count and only_this_side); a rejected line is a row
-         of field rejected ("reason: error")
+         of field rejected ("reason: error"), a pending side a row of field pending
 
 example:
   slaproc whatif samples/events.jsonl --contracts samples/contracts.yaml \\
@@ -95,6 +99,10 @@ class Outcome:
     # sources rejected per ticket (the rejected line's `ticket_id`, when it reads as JSON)
     dead_letters: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected_tickets: dict[str, list[str]] = field(default_factory=dict)
+    # What is still open at the bound (review F9): clocks running (their deadline is after it, or
+    # they are paused) and customer quarters not reported yet, from the processor's end state
+    pending_clocks: dict[BreachKey, dict[str, Any]] = field(default_factory=dict)
+    pending_quarters: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, records: Iterable[dict[str, Any]]) -> "Outcome":
@@ -130,6 +138,34 @@ class Outcome:
         out.refunds = {k: r for k, r in out.refunds.items() if withdrawn.get(k, 0) < r["revision"]}
         return out
 
+    def note_pending(self, processor: Processor) -> None:
+        """Record what `processor` (a finished replay) still has open: each running clock
+        (ticket x metric x binding x cycle: its deadline, None while paused) and, per
+        customer with quarterly attainment, the first quarter not reported yet (its report
+        is due at end + the close delay, or waits for outcomes until end + the outcome wait)."""
+        tickets = getattr(processor.store, "tickets", {})  # replay's in-memory store
+        for ticket_id, state in tickets.items():
+            for slot in state.slots:
+                if not slot.done:
+                    self.pending_clocks[(ticket_id, slot.metric, slot.binding, slot.cycle)] = {
+                        "due_at": _z(slot.due) if slot.due is not None else None}
+        book = processor.attainment
+        for customer_id, quarter in book.next_report.items():
+            end = quarter_bounds(quarter)[1]
+            if (customer_id, quarter) in book.waiting:
+                self.pending_quarters[customer_id] = (quarter, {"waiting_until": _z(end + book.wait)})
+            else:
+                self.pending_quarters[customer_id] = (quarter, {
+                    "reports_at": _z(end + processor.settings.quarter_close_delay)})
+
+    def quarter_pending(self, customer_id: str, quarter: str) -> dict[str, Any] | None:
+        """Why `quarter` has no report yet on this side, if it is still to come: the first
+        quarter not reported yet (its bound), or a later one (reported after that one)."""
+        first = self.pending_quarters.get(customer_id)
+        if first is None or quarter < first[0]:
+            return None
+        return first[1] if quarter == first[0] else {"after_quarter": first[0]}
+
     def refund_totals(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
         for r in self.refunds.values():
@@ -149,6 +185,11 @@ class Outcome:
         return {"uptime_percent": month["uptime_percent"], "commitment_percent": month["commitment_percent"],
                 "met": month["met"], "refund_amount": refund["refund_amount"] if refund else "0.00",
                 "currency": refund["currency"] if refund else None}
+
+
+def _z(t: datetime) -> str:
+    """An instant as on the wire (`2026-07-01T23:00:00Z`)."""
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _ticket_of(raw: str) -> str | None:
@@ -200,17 +241,26 @@ def compare(a: Outcome, b: Outcome) -> dict[str, Any]:
         moved = ba is not None and bb is not None and ba["due_at"] != bb["due_at"]
         change = _change(ba, bb, moved)
         rejected = {"a": _rejected(a, b, ticket_id), "b": _rejected(b, a, ticket_id)}
+        pending = {"a": a.pending_clocks.get(key) if ba is None else None,
+                   "b": b.pending_clocks.get(key) if bb is None else None}
         if (ba is None and rejected["a"]) or (bb is None and rejected["b"]):
             change = "rejected"  # that side could not measure the ticket (review F6), not a breach avoided
+        elif pending["a"] or pending["b"]:
+            change = "pending"  # that side's clock still runs at the bound (review F9): not decided yet
         changes.append({"kind": "breach", "change": change, "customer_id": customer,
                         "ticket_id": ticket_id, "metric": metric, "binding": binding, "cycle": cycle,
-                        "a": ba, "b": bb, "rejected": rejected if rejected["a"] or rejected["b"] else None})
+                        "a": ba, "b": bb, "rejected": rejected if rejected["a"] or rejected["b"] else None,
+                        "pending": pending if pending["a"] or pending["b"] else None})
     for qkey in sorted(a.attainment.keys() | b.attainment.keys()):
         qa, qb = (_attainment_side(side.attainment.get(qkey)) for side in (a, b))
         if qa != qb:
             customer, quarter, metric = qkey
-            changes.append({"kind": "attainment", "change": _change(qa, qb, moved=False), "customer_id": customer,
-                            "quarter": quarter, "metric": metric, "a": qa, "b": qb})
+            qpending = {"a": a.quarter_pending(customer, quarter) if qa is None else None,
+                        "b": b.quarter_pending(customer, quarter) if qb is None else None}
+            change = "pending" if qpending["a"] or qpending["b"] else _change(qa, qb, moved=False)
+            changes.append({"kind": "attainment", "change": change, "customer_id": customer,
+                            "quarter": quarter, "metric": metric, "a": qa, "b": qb,
+                            "pending": qpending if change == "pending" else None})
     for mkey in sorted(a.months.keys() | b.months.keys()):
         ma, mb = a.month_figures(mkey), b.month_figures(mkey)
         if ma is not None and mb is not None and all(ma[f] == mb[f] for f in _MONTH_COMPARED):
@@ -245,9 +295,11 @@ def _summary(a: Outcome, b: Outcome, changes: list[dict[str, Any]]) -> dict[str,
     return {
         "breaches": {"a": len(a.breaches), "b": len(b.breaches), "appear": breach_changes.count("appears"),
                      "disappear": breach_changes.count("disappears"), "move": breach_changes.count("moves"),
-                     "change": breach_changes.count("changes"), "rejected": breach_changes.count("rejected")},
+                     "change": breach_changes.count("changes"), "rejected": breach_changes.count("rejected"),
+                     "pending": breach_changes.count("pending")},
         "attainment": {"a": a.attainment_total(), "b": b.attainment_total(),
-                       "changed": sum(1 for c in changes if c["kind"] == "attainment")},
+                       "changed": sum(1 for c in changes if c["kind"] == "attainment"),
+                       "pending": sum(1 for c in changes if c["kind"] == "attainment" and c["change"] == "pending")},
         "months": {"a": len(a.months), "b": len(b.months),
                    "changed": sum(1 for c in changes if c["kind"] == "month")},
         "refunds": refunds,
@@ -296,10 +348,12 @@ def _replay_side(events: Path, name: str, replayer: Replayer, until: datetime | 
         progress.write(f"whatif: side {name}: applying {replayer.result.lines:,} lines\n")
         progress.flush()
     result = replayer.finish(until, bound)
+    outcome = Outcome.of(json.loads(line) for line in result.sorted_lines())
+    outcome.note_pending(replayer.processor)
     if progress is not None and result.lines >= _PROGRESS_EVERY:
         progress.write(f"whatif: side {name}: {len(result.records):,} outputs in {time.monotonic() - started:.1f} s\n")
         progress.flush()
-    return Outcome.of(json.loads(line) for line in result.sorted_lines())
+    return outcome
 
 
 # --- formats ------------------------------------------------------------------------------
@@ -338,7 +392,22 @@ def _figure_rows(c: dict[str, Any]) -> list[tuple[str, str, str]]:
     if rejected:  # the line of this ticket one side dead-lettered (review F6)
         ra, rb = (f"{r['reason']}: {r['error']}" if r else "" for r in (rejected["a"], rejected["b"]))
         rows.append(("rejected", ra, rb))
+    pending = c.get("pending")
+    if pending:  # what that side still has open at the bound (review F9)
+        rows.append(("pending", _pending_cell(pending["a"]), _pending_cell(pending["b"])))
     return rows
+
+
+def _pending_cell(why: dict[str, Any] | None) -> str:
+    if not why:
+        return ""
+    if "due_at" in why:
+        return f"running, due {why['due_at']}" if why["due_at"] else "running, paused"
+    if "waiting_until" in why:
+        return f"waiting for outcomes, at most until {why['waiting_until']}"
+    if "reports_at" in why:
+        return f"not reported yet, due {why['reports_at']}"
+    return f"not reported yet, after {why['after_quarter']}"
 
 
 def _flat(kind: str, side: dict[str, Any] | None) -> dict[str, Any]:
@@ -394,10 +463,10 @@ def _text(report: dict[str, Any]) -> str:
     s = report["summary"]
     br, at = s["breaches"], s["attainment"]
     lines = [f"breaches standing: {br['a']} -> {br['b']} ({br['appear']} appear, {br['disappear']} disappear, "
-             f"{br['move']} move, {br['change']} change, {br['rejected']} rejected)",
+             f"{br['move']} move, {br['change']} change, {br['rejected']} rejected, {br['pending']} pending)",
              f"attainment: {at['a']['met']}/{at['a']['measured']} ({at['a']['attainment_percent'] or '-'} %) -> "
              f"{at['b']['met']}/{at['b']['measured']} ({at['b']['attainment_percent'] or '-'} %), "
-             f"customer quarters changed: {at['changed']}",
+             f"customer quarters changed: {at['changed']} ({at['pending']} pending)",
              f"months closed: {s['months']['a']} -> {s['months']['b']}, changed: {s['months']['changed']}",
              f"dead letters: {s['dead_letters']['a']} -> {s['dead_letters']['b']} "
              f"({s['dead_letters']['only_a']} on A only, {s['dead_letters']['only_b']} on B only)"]

@@ -44,7 +44,7 @@ def test_renegotiated_samples_give_the_hand_checked_difference():
     report = _samples_report()
     s = report["summary"]
     assert s["breaches"] == {"a": 11, "b": 9, "appear": 0, "disappear": 2, "move": 0, "change": 0,
-                                   "rejected": 0}
+                                   "rejected": 0, "pending": 0}
     assert s["refunds"] == {"USD": {"a": "8.29", "b": "4.57", "change": "-3.72"}}
     assert s["attainment"]["a"]["met"] == 3 and s["attainment"]["b"]["met"] == 5
     assert s["attainment"]["changed"] == 1
@@ -70,7 +70,7 @@ def test_a_catalog_version_compared_with_the_packaged_catalog():
                        Side(GOLDEN / "contracts.yaml", load_catalog(GOLDEN / "catalog")), until, None, progress=None)
     report = compare(a, b)
     assert report["summary"]["breaches"] == {"a": 1, "b": 3, "appear": 2, "disappear": 0, "move": 0, "change": 1,
-                                                 "rejected": 0}
+                                                 "rejected": 0, "pending": 0}
     # NMV-6's breach stands on both sides at the same deadline, measured under v2 on side B
     assert [(c["ticket_id"], c["change"], c["b"]["policy_version"], c["b"]["due_at"])
             for c in report["changes"]] == [("NMV-3", "appears", "2026.11.2", "2026-10-21T15:00:00Z"),
@@ -121,7 +121,7 @@ def test_cli_csv_has_one_row_per_changed_figure(capsys):
 
 def test_cli_text_starts_with_the_totals(capsys):
     text = _cli(capsys)
-    assert text.splitlines()[0] == "breaches standing: 11 -> 9 (0 appear, 2 disappear, 0 move, 0 change, 0 rejected)"
+    assert text.splitlines()[0] == "breaches standing: 11 -> 9 (0 appear, 2 disappear, 0 move, 0 change, 0 rejected, 0 pending)"
     assert "refunds USD: 8.29 -> 4.57 (-3.72)" in text
 
 
