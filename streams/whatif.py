@@ -12,7 +12,11 @@ correction is applied):
 - per customer × service × month, the highest `uptime.month_closed` revision (uptime, met)
   and the refund standing for it (the highest `refund.eligible` revision, unless a
   `refund.withdrawn` of a later revision withdrew it);
-- totals: breaches, attainment (met ÷ measured over every report), refunds per currency.
+- totals: breaches, attainment (met ÷ measured over every report), refunds per currency;
+- the `dead_letter`s of each side (by source line): a breach missing on the side that
+  rejected a line of its ticket is `rejected`, not gone (review F6);
+- what each side still has open at the bound (running clocks, quarters not reported yet,
+  from its processor's end state): a breach or quarter missing there is `pending` (F9).
 """
 from __future__ import annotations
 
@@ -53,26 +57,35 @@ sides:
   --catalog DIR            side A's catalog directory (default: the packaged catalog)
   --versus-catalog DIR2    side B's catalog directory (default: side A's)
 
+changes (per ticket x metric x binding x cycle, customer x quarter, customer x service x month):
+  appears, disappears   only one side has it
+  moves                 a breach at another deadline
+  changes               other figures (a breach's target, priority or catalog version; a
+                        month's uptime, met or refund - amount and currency: 1.94 USD ->
+                        1.94 EUR is a change)
+  rejected              a breach missing on the side that dead-lettered a line of its
+                        ticket (unknown customer, priority its policy lacks): not avoided,
+                        not measured
+  pending               missing on a side that still has it open at --until (its clock
+                        runs, or the quarter's report waits: end + 1 h, outcomes up to
+                        end + 7 days): not decided yet
+
 output (--format):
-  text   a summary, then one line per change (default)
+  text   a summary (counts per change, dead letters per side, totals), then one line per change
   json   {"summary": {...}, "changes": [...]}; each change has kind (breach | attainment |
-         month), change (appears | disappears | moves | changes | rejected | pending), its identity,
-         and the figures of each side under "a" and "b" (null where that side has none);
-         a breach also has "rejected": {"a", "b"} (the reason, error and source of a line of
-         its ticket dead-lettered on that side only; null if none) - change "rejected" when
-         the side without the breach could not measure the ticket (unknown customer,
-         priority ...): not a breach avoided; a breach or customer quarter missing on a
-         side that still has it open at --until (clock running: "pending": {"due_at"};
-         quarter not reported yet: {"waiting_until"} or {"reports_at"}) is change
-         "pending", not gone; summary.breaches counts each change, and
-         summary.dead_letters = {a, b, only_a, only_b} (lines rejected per side)
+         month), change, its identity, and the figures of each side under "a" and "b"
+         (null where that side has none); a breach also has "rejected" {"a", "b"} (reason,
+         error, source of its ticket's line dead-lettered on that side only) and
+         "pending" {"a", "b"} ({"due_at"}, null due_at while paused), an attainment change
+         "pending" ({"waiting_until"} | {"reports_at"} | {"after_quarter"}), null if none;
+         summary.breaches counts appear, disappear, move, change, rejected, pending;
+         summary.dead_letters is {a, b, only_a, only_b}
   csv    one row per changed figure: kind, change, customer_id, subject, metric, period,
-         field, a, b; a month's refund is one figure, amount and currency (field refund:
-         1.94 USD -> 1.94 EUR is a change; 0.00 where no refund stands); then each side's
-         totals as rows of kind total (subject breaches, attainment, months, refunds; field
-         standing, measured, met, attainment_percent, closed, or the refund's currency;
-         subject dead_letters, field count and only_this_side); a rejected line is a row
-         of field rejected ("reason: error"), a pending side a row of field pending
+         field, a, b (a refund is one figure, field refund: "1.94 USD", "0.00" if none;
+         fields rejected and pending give the reason); then each side's totals, rows of
+         kind total: subject breaches (field standing), attainment (measured, met,
+         attainment_percent), months (closed), refunds (field = currency), dead_letters
+         (count, only_this_side)
 
 example:
   slaproc whatif samples/events.jsonl --contracts samples/contracts.yaml \\

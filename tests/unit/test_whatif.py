@@ -145,6 +145,8 @@ def test_help_explains_both_sides():
     help_text = build_parser()._subparsers._group_actions[0].choices["whatif"].format_help()
     for flag in ("--contracts", "--versus", "--catalog", "--versus-catalog", "--until", "--format"):
         assert flag in help_text
+    for change in ("appears", "disappears", "moves", "changes", "rejected", "pending", "kind total"):
+        assert change in " ".join(help_text.split())
 
 
 # --- review 2026-12-04 (F3, F5, F6, F9): inputs inline ---------------------------------------
