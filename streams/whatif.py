@@ -112,6 +112,7 @@ class Outcome:
     # sources rejected per ticket (the rejected line's `ticket_id`, when it reads as JSON)
     dead_letters: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected_tickets: dict[str, list[str]] = field(default_factory=dict)
+    measured_tickets: set[str] = field(default_factory=set)  # tickets with an output, or open at the end
     # What is still open at the bound (review F9): clocks running (their deadline is after it, or
     # they are paused) and customer quarters not reported yet, from the processor's end state
     pending_clocks: dict[BreachKey, dict[str, Any]] = field(default_factory=dict)
@@ -126,6 +127,8 @@ class Outcome:
         withdrawn: dict[MonthKey, int] = {}
         for o in records:
             kind = o["type"]
+            if "ticket_id" in o:
+                out.measured_tickets.add(o["ticket_id"])
             if kind == "sla.breached":
                 breaches[o["event_id"]] = o
             elif kind == "dead_letter":
@@ -158,6 +161,7 @@ class Outcome:
         is due at end + the close delay, or waits for outcomes until end + the outcome wait)."""
         tickets = getattr(processor.store, "tickets", {})  # replay's in-memory store
         for ticket_id, state in tickets.items():
+            self.measured_tickets.add(ticket_id)
             for slot in state.slots:
                 if not slot.done:
                     self.pending_clocks[(ticket_id, slot.metric, slot.binding, slot.cycle)] = {
@@ -256,7 +260,8 @@ def compare(a: Outcome, b: Outcome) -> dict[str, Any]:
         rejected = {"a": _rejected(a, b, ticket_id), "b": _rejected(b, a, ticket_id)}
         pending = {"a": a.pending_clocks.get(key) if ba is None else None,
                    "b": b.pending_clocks.get(key) if bb is None else None}
-        if (ba is None and rejected["a"]) or (bb is None and rejected["b"]):
+        if ((ba is None and rejected["a"] and ticket_id not in a.measured_tickets)
+                or (bb is None and rejected["b"] and ticket_id not in b.measured_tickets)):
             change = "rejected"  # that side could not measure the ticket (review F6), not a breach avoided
         elif pending["a"] or pending["b"]:
             change = "pending"  # that side's clock still runs at the bound (review F9): not decided yet

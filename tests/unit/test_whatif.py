@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -222,9 +223,9 @@ _VZ_1BD = _VZ.replace("    effective_from", """    overrides:
 
 def test_f5_a_breach_whose_target_changes_but_not_its_deadline_is_shown_and_counted(tmp_path, capsys):
     """Review F5. A1 urgent opened Tue 2026-04-14 12:00Z = 08:00 EDT (Vectorize: business hours
-    08:00-20:00 New York, 12 h a day). Commitment: A 12 business hours, B 1 business day (= 12 h):
-    both due Wed 2026-04-15 08:00 EDT = 12:00Z, no reply -> breached on both sides at the same
-    deadline, another target. Before: an empty text line, no CSV row, not counted in the summary."""
+    07:00-19:00 New York, a business day = 12 h). Commitment: A 12 business hours = 11 h on Tue
+    + 1 h from Wed 07:00; B 1 business day = 12 h: both due Wed 2026-04-15 08:00 EDT = 12:00Z,
+    no reply -> breached on both sides at the same deadline, another target. Before: an empty text line, no CSV row, not counted in the summary."""
     data, rows, text = _all_formats(tmp_path, capsys, '{"event_id":"a1o","type":"ticket.opened",'
                                     '"occurred_at":"2026-04-14T12:00:00Z","ticket_id":"A1","customer_id":"vz",'
                                     '"priority":"urgent"}\n', _VZ, _VZ_1BD, "2026-04-20T00:00:00Z")
@@ -267,8 +268,9 @@ _SW_NEPTUNE = """contracts:
 def test_f6_a_ticket_rejected_on_one_side_is_rejected_not_a_breach_that_disappears(tmp_path, capsys):
     """Review F6. T5 urgent for `sw`: Vectorize Pro on A, Neptune Basic on B (no `urgent` priority:
     dead letter invalid_field); T4 for `onlya`, a customer only A has (B: dead letter
-    unknown_customer). On A both open Tue 2026-04-14 12:00Z = 08:00 EDT with no reply: urgent
-    objective 4 bh -> 16:00Z, commitment 12 bh -> Wed 12:00Z, 2 breaches each = 4 on A, 0 on B.
+    unknown_customer). On A both open Tue 2026-04-14 12:00Z = 08:00 EDT (07:00-19:00) with no
+    reply: urgent objective 4 bh -> 12:00 EDT = 16:00Z, commitment 12 bh -> Wed 08:00 EDT =
+    12:00Z, 2 breaches each = 4 on A, 0 on B.
     Before: 4 breaches "disappear", no dead letter mentioned."""
     events = "".join(
         f'{{"event_id":"{t}o","type":"ticket.opened","occurred_at":"2026-04-14T12:00:00Z","ticket_id":"{t}",'
@@ -334,3 +336,48 @@ def test_f9_a_quarter_and_a_clock_still_open_at_until_are_pending_not_gone(tmp_p
     assert "breach pending: rs R1 first_response commitment cycle 1" in text
     assert "attainment pending: rs first_response 2026-Q2" in text
     assert "disappears" not in text
+
+
+def test_f6_a_catalog_version_without_a_priority_rejects_tickets_on_side_b(tmp_path):
+    """Review F6 with catalogs. Side B's catalog adds vectorize 2026.11.2 from 2026-04-15 without
+    `low`. Vectorize Pro: 07:00-19:00 New York, business day = 12 h; low 2 bd / 2 bd, high 12 bh.
+    - L1 low opened Tue 2026-04-14 (before the version): 2026.11.1 on both sides, same outcome.
+    - L2 low opened Thu 2026-04-16 12:00Z = 08:00 EDT: A due 2 bd = 11 h Thu + 12 h Fri + 1 h Mon
+      = Mon 2026-04-20 08:00 EDT = 12:00Z (objective and commitment); B: `low` is no priority of
+      2026.11.2 -> the opening is a dead letter, the ticket is not measured: `rejected`, 2.
+    - L3 high opened Thu 08:00 EDT, provider lowers it to low at 13:00Z: A measures it as low,
+      due Mon 12:00Z; B rejects the priority change and keeps high: 12 bh -> Fri 2026-04-17
+      08:00 EDT = 12:00Z. Measured on both sides: the 2 breaches move, the rejection shown.
+    Before: L2's breaches "disappear", no dead letter anywhere."""
+    import yaml
+    catalog_dir = tmp_path / "catalog"
+    shutil.copytree(ROOT / "policies" / "catalog", catalog_dir)
+    policy = yaml.safe_load((catalog_dir / "vectorize.yaml").read_text())
+    policy.update(catalog_version="2026.11.2", effective_from="2026-04-15T00:00:00Z",
+                  priorities=[p for p in policy["priorities"] if p != "low"])
+    for plan in policy["plans"].values():
+        plan["targets"].pop("low", None)
+    (catalog_dir / "vectorize@2026.11.2.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+    (tmp_path / "vz.yaml").write_text(_VZ)
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in [
+        {"event_id": "l1", "type": "ticket.opened", "occurred_at": "2026-04-14T12:00:00Z", "ticket_id": "L1",
+         "customer_id": "vz", "priority": "low"},
+        {"event_id": "l2", "type": "ticket.opened", "occurred_at": "2026-04-16T12:00:00Z", "ticket_id": "L2",
+         "customer_id": "vz", "priority": "low"},
+        {"event_id": "l3", "type": "ticket.opened", "occurred_at": "2026-04-16T12:00:00Z", "ticket_id": "L3",
+         "customer_id": "vz", "priority": "high"},
+        {"event_id": "l3p", "type": "ticket.priority_changed", "occurred_at": "2026-04-16T13:00:00Z",
+         "ticket_id": "L3", "priority": "low", "requested_by": "provider"}]))
+    a, b = replay_both(tmp_path / "events.jsonl", Side(tmp_path / "vz.yaml", default_catalog()),
+                       Side(tmp_path / "vz.yaml", load_catalog(catalog_dir)),
+                       datetime(2026, 4, 30, tzinfo=timezone.utc), None, progress=None)
+    report = compare(a, b)
+    s = report["summary"]
+    assert (s["breaches"]["rejected"], s["breaches"]["move"], s["breaches"]["disappear"]) == (2, 2, 0)
+    assert s["dead_letters"] == {"a": 0, "b": 2, "only_a": 0, "only_b": 2}
+    got = [(c["ticket_id"], c["binding"], c["change"], (c["a"] or {}).get("due_at"), (c["b"] or {}).get("due_at"),
+            c["rejected"]["b"]["reason"]) for c in report["changes"]]
+    assert got == [("L2", False, "rejected", "2026-04-20T12:00:00Z", None, "invalid_field"),
+                   ("L2", True, "rejected", "2026-04-20T12:00:00Z", None, "invalid_field"),
+                   ("L3", False, "moves", "2026-04-20T12:00:00Z", "2026-04-17T12:00:00Z", "invalid_field"),
+                   ("L3", True, "moves", "2026-04-20T12:00:00Z", "2026-04-17T12:00:00Z", "invalid_field")]
