@@ -82,34 +82,42 @@ async def _committed_offsets(broker_url: str, group: str, topics: list[str]) -> 
         await consumer.stop()
 
 
-def _applied(path: Path) -> tuple[str | None, list[tuple[str, int, int]]]:
-    """What an applied_offsets_worker wrote: the `streams` package it imported, and the input
-    (topic, partition, offset)s it applied, in order."""
-    module, applied = None, []
+def _recorded(path: Path) -> tuple[str | None, list[tuple[str, str, int, int]]]:
+    """What an applied_offsets_worker wrote: the `streams` package it imported, and in order the
+    ("applied" or "commit", topic, partition, offset)s: an input record applied, an offset commit sent."""
+    module, entries = None, []
     for line in path.read_bytes().splitlines() if path.exists() else []:
         try:
             entry = json.loads(line)
         except ValueError:  # a line cut by the kill -9 (its batch was never acknowledged)
             continue
         module = entry.get("streams", module)
-        applied += [(topic, partition, offset) for topic, partition, offset in entry.get("applied", ())]
-    return module, applied
+        for kind in ("applied", "commit"):
+            entries += [(kind, topic, partition, offset) for topic, partition, offset in entry.get(kind, ())]
+    return module, entries
 
 
-def offset_problems(started_at: Mapping[TP, int], applied: Iterable[tuple[str, int, int]],
+def offset_problems(started_at: Mapping[TP, int], recorded: Iterable[tuple[str, str, int, int]],
                     ended_at: Mapping[TP, int]) -> list[str]:
     """What is wrong with one incarnation's input offsets, per partition: `started_at` the group's
-    committed offsets when it started, `applied` the offsets it applied in order, `ended_at` the
-    committed offsets when it was gone. Rules: the first offset applied is the one committed at the
-    start; each next one is at or below one past the highest applied so far (a seek back re-reads,
-    at least once), never below the start; and the commit at the end is between the start and one
-    past the highest offset applied contiguously from the start. (Offsets are dense on Tansu: no
-    transactions, no compaction.)"""
+    committed offsets when it started, `recorded` the offsets it applied and the commits it sent, in
+    order, `ended_at` the committed offsets when it was gone. Rules: the first offset applied is the
+    one committed at the start; each next one is at or below one past the highest applied so far (a
+    seek back re-reads, at least once), never below the start; and each commit it sent, like the
+    commit at the end, is between the start and one past the highest offset applied contiguously
+    from the start by then. (Offsets are dense on Tansu: no transactions, no compaction.)"""
     problems: list[str] = []
     highest = {tp: c - 1 for tp, c in started_at.items()}
-    for topic, partition, offset in applied:
+    for kind, topic, partition, offset in recorded:
         tp = (topic, partition)
+        if tp not in started_at:  # not an input partition (no commit of another topic is checked)
+            continue
         start, high = started_at[tp], highest[tp]
+        if kind == "commit":
+            if not start <= offset <= high + 1:
+                problems.append(f"{topic}[{partition}]: sent a commit of {offset}, started at {start}, "
+                                f"applied up to {high}")
+            continue
         if offset < start or offset > high + 1:
             what = "first offset applied" if high < start else f"applied after {high}"
             problems.append(f"{topic}[{partition}]: {what} is {offset}, committed at the start {start}")
@@ -123,19 +131,25 @@ def offset_problems(started_at: Mapping[TP, int], applied: Iterable[tuple[str, i
 
 def test_offset_problems_sees_a_late_start_a_gap_and_a_commit_past_the_applied():
     start = {("t", 0): 5, ("t", 1): 0}
-    assert offset_problems(start, [("t", 0, 5), ("t", 0, 6), ("t", 1, 0), ("t", 0, 7)],
+
+    def applied(*offsets: int, partition: int = 0) -> list[tuple[str, str, int, int]]:
+        return [("applied", "t", partition, offset) for offset in offsets]
+
+    assert offset_problems(start, applied(5, 6) + applied(0, partition=1) + applied(7) + [("commit", "t", 0, 8)],
                            {("t", 0): 8, ("t", 1): 1}) == []
     # a seek back re-reads (at least once), and a commit may stay behind what was applied
-    assert offset_problems(start, [("t", 0, 5), ("t", 0, 6), ("t", 0, 5), ("t", 0, 6), ("t", 0, 7)],
-                           {("t", 0): 6, ("t", 1): 0}) == []
-    assert offset_problems(start, [("t", 0, 6), ("t", 0, 7)], {("t", 0): 5, ("t", 1): 0}) == [
+    assert offset_problems(start, applied(5, 6, 5, 6, 7) + [("commit", "t", 0, 6)], {("t", 0): 6, ("t", 1): 0}) == []
+    assert offset_problems(start, applied(6, 7), {("t", 0): 5, ("t", 1): 0}) == [
         "t[0]: first offset applied is 6, committed at the start 5"]
-    assert offset_problems(start, [("t", 0, 5), ("t", 0, 6), ("t", 0, 9), ("t", 0, 10)],
-                           {("t", 0): 7, ("t", 1): 0}) == ["t[0]: applied after 6 is 9, committed at the start 5"]
-    assert offset_problems(start, [("t", 0, 5)], {("t", 0): 7, ("t", 1): 0}) == [
+    assert offset_problems(start, applied(5, 6, 9, 10), {("t", 0): 7, ("t", 1): 0}) == [
+        "t[0]: applied after 6 is 9, committed at the start 5"]
+    assert offset_problems(start, applied(5), {("t", 0): 7, ("t", 1): 0}) == [
         "t[0]: committed 7, started at 5, applied up to 5"]
-    assert offset_problems(start, [("t", 0, 4)], {("t", 0): 5, ("t", 1): 0}) == [
+    assert offset_problems(start, applied(4), {("t", 0): 5, ("t", 1): 0}) == [
         "t[0]: first offset applied is 4, committed at the start 5"]
+    # a commit sent ahead of what was applied by then, even if the end's commit is within it
+    assert offset_problems(start, [("commit", "t", 0, 7)] + applied(5, 6), {("t", 0): 7, ("t", 1): 0}) == [
+        "t[0]: sent a commit of 7, started at 5, applied up to 4"]
 
 
 @pytest.mark.broker
@@ -178,11 +192,15 @@ def test_a_worker_killed_every_few_seconds_finishes_the_backfill_with_replays_ne
     problems, counts = [], []  # counts: per incarnation, input records applied (distinct offsets)
     for n, incarnation in enumerate(app.started):
         assert incarnation.process is not None
-        module, applied = _applied(applied_path(applied_dir, incarnation.process.pid))
+        module, recorded = _recorded(applied_path(applied_dir, incarnation.process.pid))
         assert module == streams.__file__, f"worker {n} imported {module}, not {streams.__file__}"
-        counts.append(f"{len(applied)} ({len(set(applied))})")
+        applied = [entry for entry in recorded if entry[0] == "applied"]
+        commits = {(topic, partition, offset) for kind, topic, partition, offset in recorded if kind == "commit"}
+        counts.append(f"{len(applied)} ({len(set(applied))}), {len(commits)} commits")
         problems += [f"incarnation {n}: {problem}"
-                     for problem in offset_problems(committed_at[n], applied, committed_at[n + 1])]
+                     for problem in offset_problems(committed_at[n], recorded, committed_at[n + 1])]
+        if committed_at[n + 1] != committed_at[n]:  # it committed: was each commit recorded?
+            assert commits, f"incarnation {n} committed, but its commits were not recorded"
     rows = _persisted_rows(state_dir, app.app_id)
     print(f"\nper killed incarnation (events applied, input offsets committed): {lives}; the last one applied "
           f"{left_for_the_last:.0f} of {len(lines)} events; {len(stream)} outputs read; {rows} rows persisted")
@@ -192,7 +210,7 @@ def test_a_worker_killed_every_few_seconds_finishes_the_backfill_with_replays_ne
     assert left_for_the_last < len(lines), "the killed incarnations kept nothing"
     assert rows > 0
     s_net, r_net = net_outcome(json.loads(x) for x in stream), net_outcome(json.loads(x) for x in mix["replay"])
-    print(f"input records applied per incarnation (distinct): {counts}; applied out of order or skipped: "
+    print(f"input records applied per incarnation (distinct), partition commits sent: {counts}; problems: "
           f"{problems or 'none'}; net outcome "
           f"{'equals' if s_net == r_net else 'differs from'} replay's")
     # Every input record is applied, in offset order from the committed offset, by every
