@@ -24,7 +24,7 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
     proc = replayer.processor
     if customer_id not in proc.contracts:
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")
-    start, _ = uptime.month_bounds(month)  # validates YYYY-MM
+    start, end = uptime.month_bounds(month)  # validates YYYY-MM
     entry = proc.contract_at(customer_id, start)  # SPEC §14: the terms in force at the month's start
     service = entry.find_service(service_id)
     if service is None:
@@ -43,5 +43,9 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
     others = len(proc.subscribers.get(service_id, ())) - 1
     if others:
         describe += f"; service shared with {others} other customer{'s' if others > 1 else ''}"
+    # figures as of the time the replay reached, clamped to the month (review F1: without it a month
+    # in progress was measured to its end, an open outage counted as down until then)
+    now = proc.now or start
     return explain_month(state, month, commitment, fee, service.currency, describe, customer_id=customer_id,
+                         as_of=min(max(now, start), end),
                          scope=entry.scope(service_id), in_force=(entry.in_force_from, None))
