@@ -5,22 +5,31 @@ The figures are recomputed from the events (SPEC §10): the replay here keeps ev
 from its outages, never from a pruned state."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from policies import downtime, uptime
 from policies.catalog import Catalog, default_catalog
 from policies.contracts import load_contracts_yaml
 from policies.explain import explain_month
 from policies.processor import Settings
-from streams.replay import Replayer
+from streams.replay import Replayer, future_summary
 
 
 def explain_month_from_files(events: Path, contracts: Path, customer_id: str, service_id: str, month: str,
-                             catalog: Catalog | None = None) -> str:
+                             catalog: Catalog | None = None, *, until: datetime | None = None,
+                             bound: datetime | None = None, warn: Callable[[str], None] | None = None) -> str:
+    """`until`, `bound` (SPEC §10) as replay's: time advances to `until` at the end (default: the
+    latest event applied); lines after `bound` (default `until`) are `future_timestamp` dead
+    letters and move nothing; `warn(line)` is told about them."""
     catalog = catalog or default_catalog()
     replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
     replayer.feed_file(events)
-    replayer.finish(None)
+    result = replayer.finish(until, bound)
+    dropped = future_summary(result, bound if bound is not None else until)
+    if dropped is not None and warn is not None:
+        warn(dropped)
     proc = replayer.processor
     if customer_id not in proc.contracts:
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")

@@ -20,7 +20,7 @@ from policies.processor import ContractEntry, MemoryStore, Processor, Settings
 from policies.report import MonthReport, service_month, ticket_section
 from policies.tickets import TicketState
 from policies.uptime import month_bounds
-from streams.replay import Replayer
+from streams.replay import Replayer, future_summary
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -87,15 +87,21 @@ def month_report(*, core: Processor, customer_id: str, month: str, entry: Contra
 
 
 def report_from_files(events: Path, contracts: Path, customer_id: str, month: str,
-                      until: datetime | None = None, catalog: Catalog | None = None) -> MonthReport:
+                      until: datetime | None = None, catalog: Catalog | None = None, *,
+                      bound: datetime | None = None, warn: Callable[[str], None] | None = None) -> MonthReport:
     """Replay `events` (every month and ticket kept) and report `customer_id`'s `month`, under
-    `catalog` (default: the packaged one)."""
+    `catalog` (default: the packaged one). `bound` (SPEC §10, as replay): lines after it are
+    `future_timestamp` dead letters and move nothing (default `until`; the CLI passes the wall
+    clock + max_future without `--until`); `warn(line)` is told about them."""
     month_bounds(month)
     catalog = catalog or default_catalog()
     replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
     store = replayer.processor.store = RetainingStore()
     replayer.feed_file(events)
-    replayer.finish(until)
+    result = replayer.finish(until, bound)
+    dropped = future_summary(result, bound if bound is not None else until)
+    if dropped is not None and warn is not None:
+        warn(dropped)
     proc = replayer.processor
     if customer_id not in proc.contracts:
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")

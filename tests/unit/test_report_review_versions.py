@@ -90,7 +90,6 @@ FUTURE_CLASSIFIED = {"event_id": "o1c", "type": "outage.classified", "occurred_a
 BOUND = datetime(2026, 12, 4, tzinfo=UTC)  # a wall clock + max_future, as the CLI computes it
 
 
-@pytest.mark.xfail(strict=True, reason="review F7: not fixed yet")
 def test_f7_report_applies_the_time_bound(tmp_path):
     """e12 = e4 + a ticket typo'd to 2027-03-01. Bound 2026-12-04 (SPEC §10): the line is a dead
     letter, time stays at 2026-04-10T15:00Z. April is in progress: 300 min, refund 1.94 USD; T1
@@ -107,7 +106,6 @@ def test_f7_report_applies_the_time_bound(tmp_path):
     assert doc["tickets"]["breaches"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="review F7: not fixed yet")
 def test_f7_explain_month_applies_the_time_bound(tmp_path):
     """e18 = e1 (o1 10:00-15:00Z, resolved) + a classification typo'd to 2027-05-05 (excluded,
     third_party). Beyond the bound it is a dead letter: April stands at 300 min, 99.31 %, 1.94 USD.
@@ -117,7 +115,6 @@ def test_f7_explain_month_applies_the_time_bound(tmp_path):
     assert "EXCLUDED" not in text and "-> 1.94 USD" in text, text
 
 
-@pytest.mark.xfail(strict=True, reason="review F7: not fixed yet")
 def test_f7_cli_bounds_report_and_explain_by_the_wall_clock(tmp_path, capsys):
     """Without --until the bound is the wall clock + --max-future (as replay); a line in 8999 is
     beyond any wall clock of this test's life: a dead letter, named on stderr."""
