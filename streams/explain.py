@@ -14,6 +14,7 @@ from policies.catalog import Catalog, default_catalog
 from policies.contracts import load_contracts_yaml
 from policies.explain import explain_month
 from policies.processor import Settings
+from policies.report import no_figures_reason
 from streams.replay import Replayer, future_summary
 
 
@@ -55,6 +56,10 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
     # figures as of the time the replay reached, clamped to the month (review F1: without it a month
     # in progress was measured to its end, an open outage counted as down until then)
     now = proc.now or start
+    absent = no_figures_reason(month, proc.now, entry.in_force_from, entry.start_month)
+    if absent is not None:  # review F2: a month the close never measures is not "100.00 % MET"
+        return (f"Uptime report for service {service_id}, month {month}\nContract: {describe}\n"
+                f"No figures: {absent}.\n")
     return explain_month(state, month, commitment, fee, service.currency, describe, customer_id=customer_id,
                          as_of=min(max(now, start), end),
                          scope=entry.scope(service_id), in_force=(entry.in_force_from, None))

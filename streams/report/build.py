@@ -80,7 +80,8 @@ def month_report(*, core: Processor, customer_id: str, month: str, entry: Contra
         service_month(services.get(s.service_id), s.service_id, customer_id=customer_id, month=month,
                       commitment=commitment, fee_per_month=s.fee_per_month, currency=s.currency, now=now,
                       not_held=_not_held(s.service_id, month, services, held_from),
-                      scope=entry.scope(s.service_id), in_force=(entry.in_force_from, None))
+                      scope=entry.scope(s.service_id), in_force=(entry.in_force_from, None),
+                      start_month=entry.start_month)
         for s in entry.terms.services)
     return MonthReport(customer_id, month, describe_contract(customer_id, entry, plan), now, plan.ticket_clocks, count,
                        rows, outcomes, timelines, service_months, notes)
