@@ -69,12 +69,26 @@ def month_report(*, core: Processor, customer_id: str, month: str, entry: Contra
     start, end = month_bounds(month)  # validates YYYY-MM
     plan = core.plan_at(customer_id, start)
     mine = [t for t in tickets if t.customer_id == customer_id]
-    count, rows, outcomes, timelines = ticket_section(mine, core.ticket_plan, plan.priorities, month, now) \
-        if plan.ticket_clocks else (0, (), (), ())
-    versions = Counter(core.ticket_plan(t).policy_version for t in mine if start <= t.opened_at < end)
+    submitted = sorted((t for t in mine if start <= t.opened_at < end), key=lambda t: (t.opened_at, t.ticket_id))
+    ticket_plans = [core.ticket_plan(t) for t in submitted]
+    # Each ticket is measured under the terms at its opening (SPEC §14), which need not be the
+    # month's start terms (review F4: Starter -> Pro on the 15th hid a breach replay emitted): the
+    # section always runs, "no ticket clocks" only when neither a ticket's plan nor any terms in force
+    # during the month have clocks; rows follow the union of those plans' priorities.
+    month_plans = [plan, *(core.plan_at(customer_id, c.effective_from) for c in core.histories.get(customer_id, ())
+                           if c.effective_from is not None and start < c.effective_from < end)]
+    with_clocks = [p for p in (*month_plans, *ticket_plans) if p.ticket_clocks]
+    priorities = tuple(dict.fromkeys(q for p in with_clocks for q in p.priorities))
+    count, rows, outcomes, timelines = ticket_section(submitted, core.ticket_plan, priorities, month, now)
+    versions = Counter(p.policy_version for p in ticket_plans)
     if set(versions) - {plan.policy_version}:
         notes = (*notes, "Each ticket is measured under the catalog version in force when it was opened: "
                  + ", ".join(f"{v} ({n} ticket{'s' if n != 1 else ''})" for v, n in sorted(versions.items())) + ".")
+    terms = Counter(f"{p.policy} {p.plan}" for p in ticket_plans)
+    if set(terms) - {f"{plan.policy} {plan.plan}"}:
+        notes = (*notes, "Each ticket is measured under the contract terms in force when it was opened (the month's "
+                 f"uptime under those at its start, {plan.policy} {plan.plan}): "
+                 + ", ".join(f"{k} ({n} ticket{'s' if n != 1 else ''})" for k, n in sorted(terms.items())) + ".")
     commitment = plan.uptime_commitment_percent
     service_months = () if commitment is None else tuple(
         service_month(services.get(s.service_id), s.service_id, customer_id=customer_id, month=month,
@@ -83,7 +97,7 @@ def month_report(*, core: Processor, customer_id: str, month: str, entry: Contra
                       scope=entry.scope(s.service_id), in_force=(entry.in_force_from, None),
                       start_month=entry.start_month)
         for s in entry.terms.services)
-    return MonthReport(customer_id, month, describe_contract(customer_id, entry, plan), now, plan.ticket_clocks, count,
+    return MonthReport(customer_id, month, describe_contract(customer_id, entry, plan), now, bool(with_clocks), count,
                        rows, outcomes, timelines, service_months, notes)
 
 
