@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the latest event (or --until) and says so; a month before the contract or after "
                                    "the events shows no figures.",
                        epilog="example:\n  slaproc explain-month acme acme-api 2026-04 samples/events.jsonl "
-                              "--contracts samples/contracts.yaml",
+                              "--contracts samples/contracts.yaml --until 2026-05-01T02:00:00Z",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("customer")
     p.add_argument("service")
