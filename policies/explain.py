@@ -105,12 +105,21 @@ def explain_month(state: ServiceState, month: str, commitment: Decimal, fee: Dec
                   in_force: tuple[datetime | None, datetime | None] | None = None) -> str:
     """Report of `month` for one customer's service: intervals, classification and the refund arithmetic.
 
-    `as_of` defaults to the month's end (the figures a month close uses); pass `now` for a
-    month in progress. `describe_contract` is a one-line description shown in the header.
-    `scope` / `in_force`: the customer's on a shared service (SPEC §11, see `month_figures`).
+    `as_of` defaults to the month's end (the figures a month close uses); pass `now` (clamped to
+    the month) for a month in progress: the text then says the month is in progress (not closed),
+    and an open outage counts only to `as_of`. `describe_contract` is a one-line description shown
+    in the header. `scope` / `in_force`: the customer's on a shared service (SPEC §11, see `month_figures`).
     """
     start, end = month_bounds(month)
     fig = month_figures(state, month, as_of or end, scope, in_force)
+    revision = last_revision(state, customer_id, month)
+    if fig.as_of < end:
+        status = (f"month in progress (not closed): figures as of {_t(fig.as_of)}, the time the events reached; "
+                  "an outage still open counts to this instant only")
+    elif revision:
+        status = f"month over, closed (revision {revision})"
+    else:
+        status = "month over, not yet closed: these are the figures its close uses"
     closed, refund = close_month(fig, customer_id=customer_id, service_id=state.service_id,
                                  commitment_percent=commitment, fee_per_month=fee, currency=currency)
     total, down = fig.total_minutes, fig.downtime_minutes
@@ -119,6 +128,7 @@ def explain_month(state: ServiceState, month: str, commitment: Decimal, fee: Dec
         f"Uptime report for service {state.service_id}, month {month} (UTC {_t(start)} - {_t(end)})",
         f"Contract: {describe_contract}",
         f"Figures as of {_t(fig.as_of)}",
+        f"Status: {status}",
         *([f"Customer scope: {_scope_text(scope.components, (scope.region,) if scope.region else None).strip(' ()')}"
            " (outages and windows outside it do not count)"] if scope is not None and not scope.whole else []),
         *([f"In force from {_t(fig.in_force_start)}: only the minutes from then count, and the fee is "

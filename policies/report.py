@@ -101,6 +101,9 @@ class ServiceMonth:
     final: bool  # the month is over: these are the figures a close uses
     revision: int  # of the last uptime.month_closed emitted for it (0: not closed yet)
     claim_deadline: datetime
+    # why the month has no figures at all, wherever they are held: the contract is not in force in
+    # it, or the events have not reached it (`no_figures_reason`); None: figures (or `not_held`)
+    no_figures: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,15 +211,44 @@ def ticket_section(tickets: Iterable[TicketState], plan_of: Callable[[TicketStat
 # --------------------------------------------------------------------------- services
 
 
+def _wire_instant(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def no_figures_reason(month: str, now: datetime | None, in_force_from: datetime | None,
+                      start_month: str | None) -> str | None:
+    """Why a customer's service `month` has no uptime figures, as of `now` (the time the events
+    reached): the contract is not in force in it (it ends at or before the first terms'
+    `effective_from`), the customer's months start later (undated terms: at the first instant of
+    the events, `start_month`), or the events have not reached it. The month close never measures
+    such a month (review of 2026-12-04, F2: they were shown as 100.00 % met, "final"). None: figures."""
+    start, end = month_bounds(month)
+    if in_force_from is not None and end <= in_force_from:
+        return f"contract not in force in {month} (in force from {_wire_instant(in_force_from)})"
+    if start_month is not None and month < start_month:
+        return f"no events in {month} (the customer's months start in {start_month}, with the events)"
+    if now is None:
+        return f"no events in {month} (there are none)"
+    if now < start:
+        return f"no events in {month} (the events end at {_wire_instant(now)})"
+    return None
+
+
 def service_month(state: ServiceState | None, service_id: str, *, customer_id: str, month: str,
                   commitment: Decimal, fee_per_month: Decimal | Fraction, currency: str, now: datetime,
                   not_held: str | None = None, scope: SubscriberScope | None = None,
-                  in_force: tuple[datetime | None, datetime | None] | None = None) -> ServiceMonth:
+                  in_force: tuple[datetime | None, datetime | None] | None = None,
+                  start_month: str | None = None) -> ServiceMonth:
     """The month's uptime and refund of one service, from the same functions as the month close.
 
     `not_held`: why the state cannot give the month's figures (pruned after its claim window, held
-    by another worker); the report then shows none rather than figures of an empty state."""
+    by another worker); the report then shows none rather than figures of an empty state.
+    `start_month`: the customer's first month (`ContractEntry.start_month`): with `in_force`'s
+    start, a month before the contract or after `now` has no figures (`no_figures_reason`)."""
     start, end = month_bounds(month)
+    absent = no_figures_reason(month, now, in_force[0] if in_force else None, start_month)
+    if absent is not None:
+        return ServiceMonth(service_id, None, None, None, None, False, 0, claim_deadline(month), absent)
     if not_held is not None:
         return ServiceMonth(service_id, not_held, None, None, None, True, 0, claim_deadline(month))
     state = state or new_state(service_id)

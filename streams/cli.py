@@ -84,11 +84,30 @@ def _month_command(command: str, args: argparse.Namespace, produce: Any) -> int:
     return 0
 
 
+def _time_bound(command: str, args: argparse.Namespace) -> tuple[datetime, Any]:
+    """SPEC §10 for explain-month and report, as replay: events after `--until`, else after the wall
+    clock + `--max-future`, are dead letters (future_timestamp); (the bound, a `warn` that names
+    them on stderr). The wall clock is read here, never in the core."""
+    from datetime import timedelta, timezone
+
+    bound = args.until
+    if bound is None:
+        bound = datetime.now(timezone.utc) + timedelta(seconds=args.max_future)
+
+    def warn(line: str) -> None:
+        why = "--until" if args.until is not None else f"now + {args.max_future:g} s, no --until"
+        print(f"slaproc {command}: {line} (bound: {why})", file=sys.stderr)
+    return bound, warn
+
+
 def _cmd_explain_month(args: argparse.Namespace) -> int:
     from streams.explain import explain_month_from_files
 
+    bound, warn = _time_bound("explain-month", args)
+
     def produce(catalog: Any) -> None:
-        print(explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month, catalog))
+        print(explain_month_from_files(args.events, args.contracts, args.customer, args.service, args.month, catalog,
+                                       until=args.until, bound=bound, warn=warn))
     return _month_command("explain-month", args, produce)
 
 
@@ -139,9 +158,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from streams.report import RENDERERS
     from streams.report.build import report_from_files
 
+    bound, warn = _time_bound("report", args)
+
     def produce(catalog: Any) -> None:
         text = RENDERERS[args.format](report_from_files(args.events, args.contracts, args.customer, args.month,
-                                                        args.until, catalog))
+                                                        args.until, catalog, bound=bound, warn=warn))
         if args.out is None:
             sys.stdout.write(text)
         else:
@@ -225,6 +246,16 @@ def _add_gateway(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     p.set_defaults(func=_cmd_gateway)
 
 
+def _add_time_bound(p: argparse.ArgumentParser) -> None:
+    """explain-month's and report's --until / --max-future: the time bound of replay (SPEC §10)."""
+    p.add_argument("--until", type=_instant, metavar="TS",
+                   help="figures as of this instant (as replay --until: time advances to it, later events are "
+                        "dead letters); default: the latest event of the file")
+    p.add_argument("--max-future", type=float, default=3600.0, metavar="SECONDS",
+                   help="without --until: events more than this ahead of the wall clock are dead letters "
+                        "(future_timestamp, named on stderr) and count for nothing, as in replay; default 3600")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slaproc",
@@ -251,9 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain-month", help="explain a service's uptime month and refund, for a person",
                        description="Replay EVENTS and explain one customer's service month: each interval that "
                                    "counted, was excluded or was maintenance and why, then the uptime and refund "
-                                   "arithmetic.",
+                                   "arithmetic. A month in progress (the events end inside it) is shown as of "
+                                   "the latest event (or --until) and says so; a month before the contract or after "
+                                   "the events shows no figures.",
                        epilog="example:\n  slaproc explain-month acme acme-api 2026-04 samples/events.jsonl "
-                              "--contracts samples/contracts.yaml",
+                              "--contracts samples/contracts.yaml --until 2026-05-01T02:00:00Z",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("customer")
     p.add_argument("service")
@@ -263,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", type=Path, metavar="DIR",
                    help="catalog directory with every published version (default: the packaged one); the month "
                         "is measured under the version in force at its start (SPEC §14)")
+    _add_time_bound(p)
     p.set_defaults(func=_cmd_explain_month)
 
     p = sub.add_parser("report", help="one customer's month for an account manager: HTML, CSV or JSON",
@@ -279,11 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contracts", type=Path, required=True, metavar="CONTRACTS.yaml")
     p.add_argument("--format", choices=("html", "csv", "json"), default="html")
     p.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
-    p.add_argument("--until", type=_instant, metavar="TS",
-                   help="figures as of this instant (as replay --until); default: the latest event of the file")
     p.add_argument("--catalog", type=Path, metavar="DIR",
                    help="catalog directory with every published version (default: the packaged one); each "
                         "ticket is measured under the version it was opened under (SPEC §14)")
+    _add_time_bound(p)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("worker", help="run the Faust stream worker (broker from SLAPROC_BROKER)",

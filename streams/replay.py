@@ -49,6 +49,10 @@ class ReplayResult:
     dead_letters: int = 0
     jobs: int = 1  # processes that replayed the file (`replay_file(jobs=N)` may fall back to one)
     jobs_cpu: tuple[float, ...] = ()  # CPU seconds of each of those processes (benchmarks)
+    # lines beyond the time bound (`future_timestamp`): how many, and the first sources (`name:lineno`),
+    # for the tools that print no output events (report, explain-month) to name them on stderr
+    future_lines: int = 0
+    future_sources: list[str] = field(default_factory=list)
 
     def sorted_lines(self) -> list[bytes]:
         self.records.sort(key=lambda r: (r[0], r[1], r[2]))
@@ -88,6 +92,10 @@ class Replayer:
             return
         records.append((at, "", self._seq | len(records), encode(event)))
         self.result.dead_letters += 1
+        if reason.code == "future_timestamp":
+            self.result.future_lines += 1
+            if len(self.result.future_sources) < 5:
+                self.result.future_sources.append(source)
 
     def feed_file(self, events: Path, progress: Callable[[int, int], None] | None = None,
                   every: int = 50_000) -> None:
@@ -225,6 +233,18 @@ class Replayer:
         if self._job is not None and self._job.reached is not None:
             return self._job.reached
         return self.processor.now
+
+
+def future_summary(result: ReplayResult, bound: datetime | None) -> str | None:
+    """One line naming the lines beyond `bound` (SPEC §10: `future_timestamp` dead letters), for a
+    tool whose output is not the dead letters themselves (report, explain-month); None when none."""
+    if not result.future_lines:
+        return None
+    n = result.future_lines
+    named = ", ".join(result.future_sources) + (", ..." if n > len(result.future_sources) else "")
+    after = f" after {bound.isoformat(timespec='seconds')}" if bound is not None else ""
+    return (f"{n} line{'s' if n != 1 else ''}{after} {'are' if n != 1 else 'is a'} dead letter{'s' if n != 1 else ''} "
+            f"(future_timestamp), not counted: {named}")
 
 
 def _quick_key(raw: bytes, fields: dict[str, Any] | None = None) -> tuple[bool, datetime, str] | None:

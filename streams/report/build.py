@@ -20,7 +20,7 @@ from policies.processor import ContractEntry, MemoryStore, Processor, Settings
 from policies.report import MonthReport, service_month, ticket_section
 from policies.tickets import TicketState
 from policies.uptime import month_bounds
-from streams.replay import Replayer
+from streams.replay import Replayer, future_summary
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -69,33 +69,54 @@ def month_report(*, core: Processor, customer_id: str, month: str, entry: Contra
     start, end = month_bounds(month)  # validates YYYY-MM
     plan = core.plan_at(customer_id, start)
     mine = [t for t in tickets if t.customer_id == customer_id]
-    count, rows, outcomes, timelines = ticket_section(mine, core.ticket_plan, plan.priorities, month, now) \
-        if plan.ticket_clocks else (0, (), (), ())
-    versions = Counter(core.ticket_plan(t).policy_version for t in mine if start <= t.opened_at < end)
+    submitted = sorted((t for t in mine if start <= t.opened_at < end), key=lambda t: (t.opened_at, t.ticket_id))
+    ticket_plans = [core.ticket_plan(t) for t in submitted]
+    # Each ticket is measured under the terms at its opening (SPEC §14), which need not be the
+    # month's start terms (review F4: Starter -> Pro on the 15th hid a breach replay emitted): the
+    # section always runs, "no ticket clocks" only when neither a ticket's plan nor any terms in force
+    # during the month have clocks; rows follow the union of those plans' priorities.
+    month_plans = [plan, *(core.plan_at(customer_id, c.effective_from) for c in core.histories.get(customer_id, ())
+                           if c.effective_from is not None and start < c.effective_from < end)]
+    with_clocks = [p for p in (*month_plans, *ticket_plans) if p.ticket_clocks]
+    priorities = tuple(dict.fromkeys(q for p in with_clocks for q in p.priorities))
+    count, rows, outcomes, timelines = ticket_section(submitted, core.ticket_plan, priorities, month, now)
+    versions = Counter(p.policy_version for p in ticket_plans)
     if set(versions) - {plan.policy_version}:
         notes = (*notes, "Each ticket is measured under the catalog version in force when it was opened: "
                  + ", ".join(f"{v} ({n} ticket{'s' if n != 1 else ''})" for v, n in sorted(versions.items())) + ".")
+    terms = Counter(f"{p.policy} {p.plan}" for p in ticket_plans)
+    if set(terms) - {f"{plan.policy} {plan.plan}"}:
+        notes = (*notes, "Each ticket is measured under the contract terms in force when it was opened (the month's "
+                 f"uptime under those at its start, {plan.policy} {plan.plan}): "
+                 + ", ".join(f"{k} ({n} ticket{'s' if n != 1 else ''})" for k, n in sorted(terms.items())) + ".")
     commitment = plan.uptime_commitment_percent
     service_months = () if commitment is None else tuple(
         service_month(services.get(s.service_id), s.service_id, customer_id=customer_id, month=month,
                       commitment=commitment, fee_per_month=s.fee_per_month, currency=s.currency, now=now,
                       not_held=_not_held(s.service_id, month, services, held_from),
-                      scope=entry.scope(s.service_id), in_force=(entry.in_force_from, None))
+                      scope=entry.scope(s.service_id), in_force=(entry.in_force_from, None),
+                      start_month=entry.start_month)
         for s in entry.terms.services)
-    return MonthReport(customer_id, month, describe_contract(customer_id, entry, plan), now, plan.ticket_clocks, count,
+    return MonthReport(customer_id, month, describe_contract(customer_id, entry, plan), now, bool(with_clocks), count,
                        rows, outcomes, timelines, service_months, notes)
 
 
 def report_from_files(events: Path, contracts: Path, customer_id: str, month: str,
-                      until: datetime | None = None, catalog: Catalog | None = None) -> MonthReport:
+                      until: datetime | None = None, catalog: Catalog | None = None, *,
+                      bound: datetime | None = None, warn: Callable[[str], None] | None = None) -> MonthReport:
     """Replay `events` (every month and ticket kept) and report `customer_id`'s `month`, under
-    `catalog` (default: the packaged one)."""
+    `catalog` (default: the packaged one). `bound` (SPEC §10, as replay): lines after it are
+    `future_timestamp` dead letters and move nothing (default `until`; the CLI passes the wall
+    clock + max_future without `--until`); `warn(line)` is told about them."""
     month_bounds(month)
     catalog = catalog or default_catalog()
     replayer = Replayer(load_contracts_yaml(contracts, catalog), catalog, Settings(prune=False))
     store = replayer.processor.store = RetainingStore()
     replayer.feed_file(events)
-    replayer.finish(until)
+    result = replayer.finish(until, bound)
+    dropped = future_summary(result, bound if bound is not None else until)
+    if dropped is not None and warn is not None:
+        warn(dropped)
     proc = replayer.processor
     if customer_id not in proc.contracts:
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")

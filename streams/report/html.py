@@ -275,6 +275,8 @@ def _counted_as(fig: MonthFigures, v: OutageView) -> str:
 
 def _service_section(s: ServiceMonth, month: str) -> list[str]:
     out = [f"<h3>Service {escape(s.service_id)}</h3>"]
+    if s.no_figures is not None:
+        return out + [f'<p class="note">No figures for {escape(month)}: {escape(s.no_figures)}.</p>']
     if s.not_held is not None or s.figures is None or s.closed is None:
         return out + [f'<p class="note">No figures for {escape(month)} here: {escape(s.not_held or "")}. Run '
                       "<code>slaproc report</code> over the event archive for them.</p>"]

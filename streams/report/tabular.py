@@ -46,6 +46,8 @@ def _service(s: ServiceMonth) -> dict[str, Any]:
     doc: dict[str, Any] = {"service_id": s.service_id, "held": s.not_held is None}
     if s.not_held is not None:
         doc["not_held"] = s.not_held
+    if s.no_figures is not None:
+        doc["no_figures"] = s.no_figures
     if s.figures is None or s.closed is None:
         return doc
     fig = s.figures
