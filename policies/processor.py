@@ -153,6 +153,9 @@ class Processor:
         # (customer, effective_from, catalog version) -> those terms' plan under that version (SPEC
         # §14); cleared when a contract is installed
         self._versioned_plans: dict[tuple[str, datetime | None, str], ResolvedPlan] = {}
+        # A new object whenever `contracts` / `histories` change: a ticket's plan memoised under
+        # another token is stale (`ticket_plan`). A token, not a counter: unique across processors.
+        self._plans_token = object()
         # service_id -> the customers whose contract lists it, sorted (SPEC §11: shared services)
         self.subscribers = Subscribers()
         self.ticket_now: datetime | None = None
@@ -208,6 +211,7 @@ class Processor:
         history = self._add_to_history(contract)
         self.contracts[terms.customer_id] = self._entry(history)
         self._versioned_plans.clear()
+        self._plans_token = object()
         self._closes_checked_until = None
         self._attainment_starts = None
         self._service_held.clear()
@@ -302,12 +306,20 @@ class Processor:
         """The plan a ticket is measured under: the catalog version it was opened under, kept in
         its state, so a restart with a catalog that gained a version changes nothing for it.
         A version the catalog no longer has (published versions are never removed, see
-        docs/operations.md) falls back to the one in force at the opening, as a replay would."""
+        docs/operations.md) falls back to the one in force at the opening, as a replay would.
+
+        Looked up 1-2 times per event of the ticket, and the answer depends only on the ticket's
+        customer, opening and version (set at its opening, never changed) and on the contracts and
+        the catalog (immutable): memoised on the state until a contract changes (`_plans_token`)."""
+        if state.plan_token is self._plans_token and state.plan is not None:
+            return state.plan
         entry = self.contract_at(state.customer_id, state.opened_at)  # the terms in force at its opening
         version = state.policy_version
         if version != entry.plan.policy_version and not self.catalog.has_version(entry.plan.policy, version):
             version = self.catalog.version_at(entry.plan.policy, state.opened_at)
-        return self._plan_under(entry, version)
+        plan = self._plan_under(entry, version)
+        state.plan_token, state.plan = self._plans_token, plan
+        return plan
 
     # ---- time -------------------------------------------------------------------------
     def _first_instant(self, t: datetime) -> None:
@@ -322,6 +334,7 @@ class Processor:
         for customer_id, history in self.histories.items():
             if history[0].effective_from is None:
                 self.contracts[customer_id] = self._entry(history)
+                self._plans_token = object()
                 self._attainment_starts = None
 
     def advance_to(self, t: datetime) -> list[Output]:

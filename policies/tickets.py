@@ -305,6 +305,8 @@ class TicketState:
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
         "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived", "closed",
+        # not persisted: `Processor.ticket_plan`'s memo (the plan, and the processor's contracts token it holds for)
+        "plan_token", "plan",
     )
 
     def __init__(self, ticket_id: str, customer_id: str, policy_version: str, environment: str, opened_at: datetime):
@@ -336,6 +338,8 @@ class TicketState:
         # customer's quarter (waiting for an outcome, holding a counted breach). Kept here, not in
         # the book, so the book's persisted size does not grow with the open tickets.
         self.attainment = 0
+        self.plan_token: object = None
+        self.plan: ResolvedPlan | None = None
         self._reset_clocks()
 
     def _reset_clocks(self) -> None:
