@@ -176,6 +176,12 @@ class Processor:
         self._attainment_starts: dict[str, str] | None = None  # Rescale customers -> first month
         self._attainment_json: str | None = None  # cache of the serialised attainment book
         self._checked_contract: tuple[str, Contract] | None = None  # `_check` -> `_apply` of a contract event
+        # `_check` -> `_apply_ticket`: the ticket event just checked and its state, whose seen ids
+        # were found not to hold the event's id (nothing adds to them between the two: time moving
+        # only fires clocks). The common in-order event then looks its id up once, not two or three
+        # times. Identity-checked: a state purged or reloaded in between is looked up again.
+        self._unseen_event: Any = None
+        self._unseen_state: TicketState | None = None
         # A ticket opened late with events parked for it: its own clocks move with its events only
         # (each applied at its own time) until the last parked one, then to the half's time (`_unpark`).
         self._held_ticket: str | None = None
@@ -427,11 +433,14 @@ class Processor:
         if t in TICKET_TYPES:
             store = self.store
             state = store.ticket(ev.ticket_id)
-            if state is not None and event_digest(ev.event_id) in state.seen:
-                if state.conflicts(ev):
-                    raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to ticket "
-                                                            f"{ev.ticket_id!r} with other content; the first stands")
-                return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
+            self._unseen_event = self._unseen_state = None
+            if state is not None:
+                if event_digest(ev.event_id) in state.seen:
+                    if state.conflicts(ev):
+                        raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to ticket "
+                                                                f"{ev.ticket_id!r} with other content; the first stands")
+                    return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
+                self._unseen_event, self._unseen_state = ev, state  # `_apply_ticket` need not look again
             if t == "ticket.opened":
                 plan = self.plan_at(ev.customer_id, ev.occurred_at)
                 TicketEngine._check_priority(ev.priority.lower(), plan)
@@ -590,13 +599,15 @@ class Processor:
                     return []
                 raise Rejected("ticket_closed", f"ticket {ev.ticket_id!r} is closed; {ev.type} arrived after ticket.closed")
             raise Rejected("unknown_ticket", f"ticket {ev.ticket_id!r} was never opened; {ev.type} cannot be applied")
+        unseen = ev is self._unseen_event and state is self._unseen_state
+        self._unseen_event = self._unseen_state = None
         plan = self.ticket_plan(state)
-        if ev.type == "ticket.closed" and state.closed_at is None and event_digest(ev.event_id) not in state.seen:
+        if ev.type == "ticket.closed" and state.closed_at is None and (unseen or event_digest(ev.event_id) not in state.seen):
             state.closed_at = ev.occurred_at
             state.purge_at = ev.occurred_at + self.settings.parking_horizon
             if plan.attainment_quarterly:
                 self.attainment.stopped(state)
-        out = self.tickets.apply(state, ev, plan, now)
+        out = self.tickets.apply(state, ev, plan, now, unseen=unseen)
         self._observe(out, plan, state)
         if plan.attainment_quarterly and state.first_response_done:
             self.attainment.stopped(state)  # no-op when the outcome was observed

@@ -848,11 +848,12 @@ class TicketEngine:
         clocks.rebuild(state.advanced_to)
         return self._record(state, clocks)
 
-    def apply(self, state: TicketState, ev: TicketEvent, plan: ResolvedPlan, now: datetime) -> list[Output]:
-        """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time."""
+    def apply(self, state: TicketState, ev: TicketEvent, plan: ResolvedPlan, now: datetime,
+              unseen: bool = False) -> list[Output]:
+        """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time.
+        `unseen`: the caller has just found the event's id not among the ticket's seen ids."""
         restored = self._ensure_derived(state, plan)
-        digest = event_digest(ev.event_id)
-        if digest in state.seen:
+        if not unseen and event_digest(ev.event_id) in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
         entry = self._history_entry(ev, plan)
         state.mark_seen(ev)
