@@ -353,7 +353,8 @@ class Processor:
     def _advance_tickets(self, t: datetime) -> list[Output]:
         if self.ticket_now is not None and t <= self.ticket_now:
             return []
-        self._first_instant(t)
+        if self.first_instant is None:
+            self._first_instant(t)
         self.ticket_now = t
         out: list[Output] = []
         store = self.store
@@ -369,7 +370,8 @@ class Processor:
                 continue
             out.extend(self._advance_ticket(state, t))
         out.extend(self._close_quarters(t))
-        out.extend(self.parking.expire(TICKETS, t))
+        if self.parking.events:  # `expire` of an empty parking is [] (checked here: once per event)
+            out.extend(self.parking.expire(TICKETS, t))
         if len(out) > 1:
             out.sort(key=_instant_of)
         return out
@@ -405,26 +407,20 @@ class Processor:
                     return [], Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} is parked (its entity "
                                                                  "does not exist yet) with other content; the first stands")
             return [], None
-        half = self._half(ev.type)
-        out = self._advance_tickets(ev.occurred_at) if half == TICKETS else []
-        if half == MONITORING:
+        t = ev.type  # `_half`, inline: this runs once per event
+        if t in TICKET_TYPES:
+            out = self._advance_tickets(ev.occurred_at)
+        elif t in downtime.MONITORING_TYPES:
             out = self._advance_monitoring(ev.occurred_at)
-        elif half is None:  # a contract on an input topic: both halves know it at its time
+        else:  # a contract on an input topic: both halves know it at its time
             out = self.advance_to(ev.occurred_at)
         try:
             out.extend(self._apply(ev))
-            out.extend(self._unpark(ev))
+            if self.parking.events:  # nothing parked (the common case): nothing to unpark
+                out.extend(self._unpark(ev))
         except Rejected as rejected:
             return out, rejected
         return out, None
-
-    @staticmethod
-    def _half(event_type: str) -> str | None:
-        if event_type in TICKET_TYPES:
-            return TICKETS
-        if event_type in downtime.MONITORING_TYPES:
-            return MONITORING
-        return None
 
     def _check(self, ev: Any) -> str | None:
         """Reject what cannot apply before any time moves; return the parking key of an event

@@ -104,7 +104,11 @@ class OutputKey(NamedTuple):
 
 
 def _output_key(kind: int, metric: str, binding: bool, cycle: int, threshold_index: int = 0) -> int:
-    return OutputKey(kind, metric, binding, cycle, threshold_index).pack()
+    """`OutputKey(...).pack()` (generation 0) without building the tuple: once per derived output.
+    Outside the layout, `pack` raises naming the field."""
+    if kind not in _KINDS or not 0 <= threshold_index < _THRESHOLD_SLOTS or not 0 <= cycle < _CYCLE_SLOTS:
+        return OutputKey(kind, metric, binding, cycle, threshold_index).pack()
+    return (((cycle * 4 + _METRIC_CODE[metric]) * 2 + int(binding)) * 8 + kind) * _THRESHOLD_SLOTS + threshold_index
 
 
 def _kind_of(key: int) -> int:
@@ -231,6 +235,12 @@ def _encode_priority_entry(requested_by: str, priority: str, event_id: str) -> s
 
 _US = timedelta(microseconds=1)
 UTC = timezone.utc
+
+
+def _utc_iso(t: datetime) -> str:
+    """`t.astimezone(UTC).isoformat()`, without the conversion call for an instant already in UTC
+    (nearly all: the core's instants are UTC; `astimezone` to its own zone returns it unchanged)."""
+    return t.isoformat() if t.tzinfo is UTC else t.astimezone(UTC).isoformat()
 
 
 class Milestones:
@@ -585,9 +595,8 @@ class _Clocks:
         if kind == _KIND_BREACH or kind == _KIND_MET:  # content-addressed (events.ids.clock_outcome_event_id)
             due = slot.due
             event_id = clock_outcome_event_id(
-                type_, self.s.ticket_id, slot.metric, slot.binding, slot.cycle, at.astimezone(UTC).isoformat(),
-                due.astimezone(UTC).isoformat() if due is not None else "", self.s.priority,
-                slot.start.astimezone(UTC).isoformat(),
+                type_, self.s.ticket_id, slot.metric, slot.binding, slot.cycle, _utc_iso(at),
+                _utc_iso(due) if due is not None else "", self.s.priority, _utc_iso(slot.start),
                 minutes_text(extra["elapsed_minutes"]) if kind == _KIND_MET else "")
         else:
             event_id = output_event_id(*parts)
