@@ -153,6 +153,9 @@ class Processor:
         # (customer, effective_from, catalog version) -> those terms' plan under that version (SPEC
         # §14); cleared when a contract is installed
         self._versioned_plans: dict[tuple[str, datetime | None, str], ResolvedPlan] = {}
+        # A new object whenever `contracts` / `histories` change: a ticket's plan memoised under
+        # another token is stale (`ticket_plan`). A token, not a counter: unique across processors.
+        self._plans_token = object()
         # service_id -> the customers whose contract lists it, sorted (SPEC §11: shared services)
         self.subscribers = Subscribers()
         self.ticket_now: datetime | None = None
@@ -173,6 +176,12 @@ class Processor:
         self._attainment_quarters: dict[str, Spans] | None = None  # Rescale customers -> quarters to report
         self._attainment_json: str | None = None  # cache of the serialised attainment book
         self._checked_contract: tuple[str, Contract] | None = None  # `_check` -> `_apply` of a contract event
+        # `_check` -> `_apply_ticket`: the ticket event just checked and its state, whose seen ids
+        # were found not to hold the event's id (nothing adds to them between the two: time moving
+        # only fires clocks). The common in-order event then looks its id up once, not two or three
+        # times. Identity-checked: a state purged or reloaded in between is looked up again.
+        self._unseen_event: Any = None
+        self._unseen_state: TicketState | None = None
         # A ticket opened late with events parked for it: its own clocks move with its events only
         # (each applied at its own time) until the last parked one, then to the half's time (`_unpark`).
         self._held_ticket: str | None = None
@@ -208,6 +217,7 @@ class Processor:
         history = self._add_to_history(contract)
         self.contracts[terms.customer_id] = self._entry(history)
         self._versioned_plans.clear()
+        self._plans_token = object()
         self._closes_checked_until = None
         self._attainment_quarters = None
         self._service_held.clear()
@@ -302,12 +312,20 @@ class Processor:
         """The plan a ticket is measured under: the catalog version it was opened under, kept in
         its state, so a restart with a catalog that gained a version changes nothing for it.
         A version the catalog no longer has (published versions are never removed, see
-        docs/operations.md) falls back to the one in force at the opening, as a replay would."""
+        docs/operations.md) falls back to the one in force at the opening, as a replay would.
+
+        Looked up 1-2 times per event of the ticket, and the answer depends only on the ticket's
+        customer, opening and version (set at its opening, never changed) and on the contracts and
+        the catalog (immutable): memoised on the state until a contract changes (`_plans_token`)."""
+        if state.plan_token is self._plans_token and state.plan is not None:
+            return state.plan
         entry = self.contract_at(state.customer_id, state.opened_at)  # the terms in force at its opening
         version = state.policy_version
         if version != entry.plan.policy_version and not self.catalog.has_version(entry.plan.policy, version):
             version = self.catalog.version_at(entry.plan.policy, state.opened_at)
-        return self._plan_under(entry, version)
+        plan = self._plan_under(entry, version)
+        state.plan_token, state.plan = self._plans_token, plan
+        return plan
 
     # ---- time -------------------------------------------------------------------------
     def _first_instant(self, t: datetime) -> None:
@@ -322,6 +340,7 @@ class Processor:
         for customer_id, history in self.histories.items():
             if history[0].effective_from is None:
                 self.contracts[customer_id] = self._entry(history)
+                self._plans_token = object()
                 self._attainment_quarters = None
 
     def advance_to(self, t: datetime) -> list[Output]:
@@ -334,7 +353,8 @@ class Processor:
     def _advance_tickets(self, t: datetime) -> list[Output]:
         if self.ticket_now is not None and t <= self.ticket_now:
             return []
-        self._first_instant(t)
+        if self.first_instant is None:
+            self._first_instant(t)
         self.ticket_now = t
         out: list[Output] = []
         store = self.store
@@ -350,7 +370,8 @@ class Processor:
                 continue
             out.extend(self._advance_ticket(state, t))
         out.extend(self._close_quarters(t))
-        out.extend(self.parking.expire(TICKETS, t))
+        if self.parking.events:  # `expire` of an empty parking is [] (checked here: once per event)
+            out.extend(self.parking.expire(TICKETS, t))
         if len(out) > 1:
             out.sort(key=_instant_of)
         return out
@@ -386,26 +407,20 @@ class Processor:
                     return [], Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} is parked (its entity "
                                                                  "does not exist yet) with other content; the first stands")
             return [], None
-        half = self._half(ev.type)
-        out = self._advance_tickets(ev.occurred_at) if half == TICKETS else []
-        if half == MONITORING:
+        t = ev.type  # `_half`, inline: this runs once per event
+        if t in TICKET_TYPES:
+            out = self._advance_tickets(ev.occurred_at)
+        elif t in downtime.MONITORING_TYPES:
             out = self._advance_monitoring(ev.occurred_at)
-        elif half is None:  # a contract on an input topic: both halves know it at its time
+        else:  # a contract on an input topic: both halves know it at its time
             out = self.advance_to(ev.occurred_at)
         try:
             out.extend(self._apply(ev))
-            out.extend(self._unpark(ev))
+            if self.parking.events:  # nothing parked (the common case): nothing to unpark
+                out.extend(self._unpark(ev))
         except Rejected as rejected:
             return out, rejected
         return out, None
-
-    @staticmethod
-    def _half(event_type: str) -> str | None:
-        if event_type in TICKET_TYPES:
-            return TICKETS
-        if event_type in downtime.MONITORING_TYPES:
-            return MONITORING
-        return None
 
     def _check(self, ev: Any) -> str | None:
         """Reject what cannot apply before any time moves; return the parking key of an event
@@ -414,11 +429,14 @@ class Processor:
         if t in TICKET_TYPES:
             store = self.store
             state = store.ticket(ev.ticket_id)
-            if state is not None and event_digest(ev.event_id) in state.seen:
-                if state.conflicts(ev):
-                    raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to ticket "
-                                                            f"{ev.ticket_id!r} with other content; the first stands")
-                return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
+            self._unseen_event = self._unseen_state = None
+            if state is not None:
+                if event_digest(ev.event_id) in state.seen:
+                    if state.conflicts(ev):
+                        raise Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} was applied to ticket "
+                                                                f"{ev.ticket_id!r} with other content; the first stands")
+                    return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
+                self._unseen_event, self._unseen_state = ev, state  # `_apply_ticket` need not look again
             if t == "ticket.opened":
                 plan = self.plan_at(ev.customer_id, ev.occurred_at)
                 TicketEngine._check_priority(ev.priority.lower(), plan)
@@ -577,13 +595,15 @@ class Processor:
                     return []
                 raise Rejected("ticket_closed", f"ticket {ev.ticket_id!r} is closed; {ev.type} arrived after ticket.closed")
             raise Rejected("unknown_ticket", f"ticket {ev.ticket_id!r} was never opened; {ev.type} cannot be applied")
+        unseen = ev is self._unseen_event and state is self._unseen_state
+        self._unseen_event = self._unseen_state = None
         plan = self.ticket_plan(state)
-        if ev.type == "ticket.closed" and state.closed_at is None and event_digest(ev.event_id) not in state.seen:
+        if ev.type == "ticket.closed" and state.closed_at is None and (unseen or event_digest(ev.event_id) not in state.seen):
             state.closed_at = ev.occurred_at
             state.purge_at = ev.occurred_at + self.settings.parking_horizon
             if plan.attainment_quarterly:
                 self.attainment.stopped(state)
-        out = self.tickets.apply(state, ev, plan, now)
+        out = self.tickets.apply(state, ev, plan, now, unseen=unseen)
         self._observe(out, plan, state)
         if plan.attainment_quarterly and state.first_response_done:
             self.attainment.stopped(state)  # no-op when the outcome was observed

@@ -106,7 +106,11 @@ class OutputKey(NamedTuple):
 
 
 def _output_key(kind: int, metric: str, binding: bool, cycle: int, threshold_index: int = 0) -> int:
-    return OutputKey(kind, metric, binding, cycle, threshold_index).pack()
+    """`OutputKey(...).pack()` (generation 0) without building the tuple: once per derived output.
+    Outside the layout, `pack` raises naming the field."""
+    if kind not in _KINDS or not 0 <= threshold_index < _THRESHOLD_SLOTS or not 0 <= cycle < _CYCLE_SLOTS:
+        return OutputKey(kind, metric, binding, cycle, threshold_index).pack()
+    return (((cycle * 4 + _METRIC_CODE[metric]) * 2 + int(binding)) * 8 + kind) * _THRESHOLD_SLOTS + threshold_index
 
 
 def _kind_of(key: int) -> int:
@@ -235,6 +239,12 @@ _US = timedelta(microseconds=1)
 UTC = timezone.utc
 
 
+def _utc_iso(t: datetime) -> str:
+    """`t.astimezone(UTC).isoformat()`, without the conversion call for an instant already in UTC
+    (nearly all: the core's instants are UTC; `astimezone` to its own zone returns it unchanged)."""
+    return t.isoformat() if t.tzinfo is UTC else t.astimezone(UTC).isoformat()
+
+
 class Milestones:
     """The milestones of every clock: the at-risk thresholds in increasing order, then the deadline.
 
@@ -307,6 +317,8 @@ class TicketState:
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
         "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived", "closed",
+        # not persisted: `Processor.ticket_plan`'s memo (the plan, and the processor's contracts token it holds for)
+        "plan_token", "plan",
     )
 
     def __init__(self, ticket_id: str, customer_id: str, policy_version: str, environment: str, opened_at: datetime):
@@ -339,6 +351,8 @@ class TicketState:
         # customer's quarter (waiting for an outcome, holding a counted breach). Kept here, not in
         # the book, so the book's persisted size does not grow with the open tickets.
         self.attainment = 0
+        self.plan_token: object = None
+        self.plan: ResolvedPlan | None = None
         self._reset_clocks()
 
     def _reset_clocks(self) -> None:
@@ -584,9 +598,8 @@ class _Clocks:
         if kind == _KIND_BREACH or kind == _KIND_MET:  # content-addressed (events.ids.clock_outcome_event_id)
             due = slot.due
             event_id = clock_outcome_event_id(
-                type_, self.s.ticket_id, slot.metric, slot.binding, slot.cycle, at.astimezone(UTC).isoformat(),
-                due.astimezone(UTC).isoformat() if due is not None else "", self.s.priority,
-                slot.start.astimezone(UTC).isoformat(),
+                type_, self.s.ticket_id, slot.metric, slot.binding, slot.cycle, _utc_iso(at),
+                _utc_iso(due) if due is not None else "", self.s.priority, _utc_iso(slot.start),
                 minutes_text(extra["elapsed_minutes"]) if kind == _KIND_MET else "")
         else:
             event_id = output_event_id(*parts)
@@ -847,11 +860,12 @@ class TicketEngine:
         clocks.rebuild(state.advanced_to)
         return self._record(state, clocks)
 
-    def apply(self, state: TicketState, ev: TicketEvent, plan: ResolvedPlan, now: datetime) -> list[Output]:
-        """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time."""
+    def apply(self, state: TicketState, ev: TicketEvent, plan: ResolvedPlan, now: datetime,
+              unseen: bool = False) -> list[Output]:
+        """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time.
+        `unseen`: the caller has just found the event's id not among the ticket's seen ids."""
         restored = self._ensure_derived(state, plan)
-        digest = event_digest(ev.event_id)
-        if digest in state.seen:
+        if not unseen and event_digest(ev.event_id) in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
         entry = self._history_entry(ev, plan)
         state.mark_seen(ev)
