@@ -194,26 +194,29 @@ def _is_legacy_entry(entry: tuple[datetime, int, str, str | None]) -> bool:
     return kind != OPEN and kind != PRIORITY and _entry_event_id(kind, entry[3]) is None
 
 
-_RANK_OPEN, _RANK_CUSTOMER_PRIORITY, _RANK_EVENT, _RANK_CLOSED = 0, 1, 2, 3
+# The order of the kinds of one instant (see `_fold_order`); equal ranks fold by event id.
+_RANK_OF_KIND = {OPEN: 0, REOPENED: 2, REPLY: 3, PRIORITY: 4, STATUS: 4, RESOLVED: 5, CLOSED: 6}
+_RANK_CUSTOMER_PRIORITY = 1
 
 
 def _fold_order(entry: tuple[datetime, int, str, str | None]) -> tuple[datetime, int, str, int]:
-    """The order a ticket's history is folded in: SPEC §10's (`occurred_at`, `event_id`), except at
-    one instant: `ticket.opened` first (the ticket exists from it, and the processor applies events
-    dated at the open), then the customer's priority requests (judged against the priority before
-    the instant: a rejection's `kept` does not depend on which of the provider's same-instant
-    changes arrived before it, see docs/decisions.md), then the rest by id, `ticket.closed` last
-    (events dated at the close still apply, only later ones are `ticket_closed`); arrival (`seq`)
-    only between entries of one id."""
+    """The order a ticket's history is folded in: SPEC §10's (`occurred_at`, `event_id`), except that
+    the events of one instant fold in the order of one help-desk update, then by id:
+    `ticket.opened` (the ticket exists from it, and the processor applies events dated at the open);
+    the customer's priority requests (judged against the priority before the instant: a
+    rejection's `kept` does not depend on which of the provider's same-instant changes arrived
+    before it, see docs/decisions.md); `ticket.reopened`; the provider's reply; status and the
+    provider's priority changes (by id: a pause and a resume of one instant leave the status of the
+    greater id); `ticket.resolved`; `ticket.closed` (events dated at the close still apply, only
+    later ones are `ticket_closed`). So a public reply sent with "Submit as Solved" (one Zendesk
+    update: a reply and a resolve of one instant, their ids hashes of random envelope ids) answers
+    the ticket whatever the ids; a reply that reopens a solved ticket is a reply to the reopened
+    ticket, not one ignored while it was solved. Arrival (`seq`) only between entries of one id."""
     ts, seq, kind, value = entry
-    if kind == OPEN:
-        rank = _RANK_OPEN
-    elif kind == CLOSED:
-        rank = _RANK_CLOSED
-    elif kind == PRIORITY and value is not None and value.startswith("c|"):
+    if kind == PRIORITY and value is not None and value.startswith("c|"):
         rank = _RANK_CUSTOMER_PRIORITY
     else:
-        rank = _RANK_EVENT
+        rank = _RANK_OF_KIND[kind]
     return ts, rank, _entry_event_id(kind, value) or "", seq
 
 
