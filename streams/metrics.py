@@ -36,12 +36,15 @@ class Metrics:
         self.dead_letters = Counter("slaproc_dead_letters", "Inputs sent to the dead letter, by reason",
                                     ["reason"], registry=r)
         clock = ["provider", "plan", "priority", "metric", "binding"]
+        self._clock_keys: set[tuple[str, ...]] = set()  # label sets whose four outcome series exist
         self.breaches = Counter("slaproc_breaches", "SLA breaches emitted", clock, registry=r)
         self.met = Counter("slaproc_met", "SLA targets met on time", clock, registry=r)
         self.at_risk = Counter("slaproc_at_risk", "At-risk warnings emitted",
                                ["provider", "plan", "priority", "metric", "threshold"], registry=r)
-        self.retractions = Counter("slaproc_breach_retractions", "Breaches retracted by late events",
-                                   ["provider"], registry=r)
+        # Retractions carry the labels of the breach / met they retract (SPEC §10), so rules can
+        # subtract them: what stands is breaches - breach_retractions, met - met_retractions.
+        self.retractions = Counter("slaproc_breach_retractions", "Breaches retracted by late events, under the "
+                                   "labels of the breach", clock, registry=r)
         self.first_response = Histogram("slaproc_first_response_seconds",
                                         "Time to first response (business or calendar seconds per the target's clock)",
                                         ["provider", "plan"], buckets=_FIRST_RESPONSE_BUCKETS, registry=r)
@@ -60,8 +63,8 @@ class Metrics:
                                                "amount of a refund.withdrawn", ["currency"], registry=r)
         self.refund_withdrawals = Counter("slaproc_refund_withdrawals", "refund.withdrawn events emitted",
                                           ["currency"], registry=r)
-        self.met_retractions = Counter("slaproc_met_retractions", "sla.met retracted by late events (SPEC §10)",
-                                       ["provider"], registry=r)
+        self.met_retractions = Counter("slaproc_met_retractions", "sla.met retracted by late events (SPEC §10), "
+                                       "under the labels of the met", clock, registry=r)
         self.parked = Gauge("slaproc_parked_events",
                             "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
                             "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
@@ -109,11 +112,19 @@ class Metrics:
                 for priority in pf.priorities:
                     for metric in ("first_response", "update"):
                         for binding in ("true", "false"):
-                            self.breaches.labels(policy, plan, priority, metric, binding)
-                            self.met.labels(policy, plan, priority, metric, binding)
-            self.retractions.labels(policy)
-            self.met_retractions.labels(policy)
+                            self._clock_series(policy, plan, priority, metric, binding)
             self.month_closes.labels(policy)
+
+    def _clock_series(self, policy: str, plan: str, priority: str, metric: str, binding: str) -> None:
+        """An outcome's four series together, so `breaches - breach_retractions` has both sides."""
+        key = (policy, plan, priority, metric, binding)
+        if key in self._clock_keys:
+            return
+        self._clock_keys.add(key)
+        self.breaches.labels(policy, plan, priority, metric, binding)
+        self.met.labels(policy, plan, priority, metric, binding)
+        self.retractions.labels(policy, plan, priority, metric, binding)
+        self.met_retractions.labels(policy, plan, priority, metric, binding)
 
     def _refund_currency(self, currency: str) -> str:
         """Create a currency's refund series together, so `granted - withdrawn` has both sides."""
@@ -153,6 +164,15 @@ class Metrics:
         gauge.set(uptime if first else min(gauge._value.get(), uptime))
         not_met.inc(0 if met else 1)
 
+    @staticmethod
+    def _outcome_labels(f: dict[str, Any], provider_of: dict[str, str] | None) -> tuple[str, str, str, str, str]:
+        """The breach/met counter labels of a retraction (fields the core adds for metrics, not on
+        the wire); an output without them (an older core) gets `unknown` for what it lacks."""
+        policy = f.get("policy") or (provider_of or {}).get(f.get("customer_id", ""), "unknown")
+        binding = f.get("binding")
+        return (policy, f.get("plan") or "unknown", f.get("priority") or "unknown", f.get("metric") or "unknown",
+                "unknown" if binding is None else ("true" if binding else "false"))
+
     def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None) -> None:
         """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs."""
         for out in outputs:
@@ -160,6 +180,8 @@ class Metrics:
             t = out.type
             if t in ("sla.breached", "sla.met", "sla.at_risk"):
                 binding = "true" if f["binding"] else "false"
+                if t != "sla.at_risk":
+                    self._clock_series(f["policy"], f["plan"], f["priority"], f["metric"], binding)
                 if t == "sla.breached":
                     self.breaches.labels(f["policy"], f["plan"], f["priority"], f["metric"], binding).inc()
                 elif t == "sla.met":
@@ -168,14 +190,14 @@ class Metrics:
                         self.first_response.labels(f["policy"], f["plan"]).observe(float(f["elapsed_minutes"]) * 60)
                 else:
                     self.at_risk.labels(f["policy"], f["plan"], f["priority"], f["metric"], str(f["threshold"])).inc()
-            elif t == "sla.breach_retracted":
-                self.retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
+            elif t in ("sla.breach_retracted", "sla.met_retracted"):
+                labels = self._outcome_labels(f, provider_of)
+                self._clock_series(*labels)
+                (self.retractions if t == "sla.breach_retracted" else self.met_retractions).labels(*labels).inc()
             elif t == "uptime.month_closed":
                 self.month_closes.labels((provider_of or {}).get(f["customer_id"], "unknown")).inc()
                 self._month_closed(f["service_id"], f["month"], f["customer_id"], float(f["uptime_percent"]),
                                    bool(f["met"]), int(f.get("revision", 1)))
-            elif t == "sla.met_retracted":
-                self.met_retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
             elif t == "refund.eligible":
                 currency = self._refund_currency(f["currency"])
                 self.refunds.labels(currency).inc()

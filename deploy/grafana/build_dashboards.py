@@ -138,9 +138,11 @@ def sla_overview() -> dict:
     panels = [
         row("Breaches and at-risk"),
         panel("stat", "Binding breaches (range)", [target(
-            f'sum(increase(slaproc_breaches_total{{binding="true", {PP}}}[$__range]))',
+            f'sum(increase(slaproc_breaches_total{{binding="true", {PP}}}[$__range]))'
+            f' - (sum(increase(slaproc_breach_retractions_total{{binding="true", {PP}}}[$__range])) or vector(0))',
             instant=True)], width=6,
-            description="Contractual (binding) targets breached in the selected time range.",
+            description="Contractual (binding) targets breached in the selected time range, net of the "
+                        "breaches retracted by late events.",
             thresholds=[(None, "green"), (1, "red")]),
         panel("stat", "Open clocks", [target(
             f"sum(provider:slaproc_open_clocks:sum{{{P}}})", instant=True)], width=6,
