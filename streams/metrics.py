@@ -13,10 +13,12 @@ from typing import Any, Iterable, Sequence
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
                                ProcessCollector, disable_created_metrics)
 
+from events.codec import Reason
 from policies.catalog import Catalog
 from policies.outputs import Output
 from policies.tickets import open_clock_count
 
+METRICS = ("first_response", "update", "resolution")  # the clocks' metrics (policies.catalog)
 _FIRST_RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 432000, float("inf"))
 
 
@@ -36,6 +38,8 @@ class Metrics:
         self.dead_letters = Counter("slaproc_dead_letters", "Inputs sent to the dead letter, by reason",
                                     ["reason"], registry=r)
         clock = ["provider", "plan", "priority", "metric", "binding"]
+        self._currencies: set[str] = set()  # currencies whose refund series exist
+        self._contracts_version: Any = None  # of the contracts zero_contracts last saw (refresh)
         self._clock_keys: set[tuple[str, ...]] = set()  # label sets whose four outcome series exist
         self.breaches = Counter("slaproc_breaches", "SLA breaches emitted", clock, registry=r)
         self.met = Counter("slaproc_met", "SLA targets met on time", clock, registry=r)
@@ -104,16 +108,32 @@ class Metrics:
     def refresh(self, worker: Any) -> None:
         refresh(self, worker)
 
-    def zero_catalog(self, catalog: Catalog) -> None:
-        """Create the labelled series at 0 so that `increase()` sees the first breach (alert rules)."""
+    def zero_catalog(self, catalog: Catalog, at_risk_thresholds: Iterable[float] = ()) -> None:
+        """Create the labelled series at 0 so that `increase()` sees the first increment (alert
+        rules, recording rules, panels): a counter born holding its first increment is read as 0."""
         for policy in catalog.policies:
             pf = catalog.policy(policy)
             for plan in catalog.plans(policy):
                 for priority in pf.priorities:
-                    for metric in ("first_response", "update"):
+                    for metric in METRICS:
                         for binding in ("true", "false"):
                             self._clock_series(policy, plan, priority, metric, binding)
+                        for threshold in at_risk_thresholds:
+                            self.at_risk.labels(policy, plan, priority, metric, str(threshold))
             self.month_closes.labels(policy)
+        for reason in Reason:  # a closed set (streams.app.DEAD_LETTER_REASONS)
+            self.dead_letters.labels(reason.value)
+
+    def zero_contracts(self, contracts: dict[str, Any]) -> None:
+        """Create the refund series of every contracted service's currency at 0 (the worker's
+        contracts: customer_id -> (Contract, ...)). A month's refunds come in one burst at the
+        month-close tick: without the 0 sample scraped before, that burst is the series' first
+        sample and `increase()` never sees it (review metrics.md F2)."""
+        for value in list(contracts.values()):
+            terms = getattr(value[0], "terms", None)
+            for service in getattr(terms, "services", ()) or ():
+                if service.currency not in self._currencies:
+                    self._refund_currency(service.currency)
 
     def _clock_series(self, policy: str, plan: str, priority: str, metric: str, binding: str) -> None:
         """An outcome's four series together, so `breaches - breach_retractions` has both sides."""
@@ -128,6 +148,7 @@ class Metrics:
 
     def _refund_currency(self, currency: str) -> str:
         """Create a currency's refund series together, so `granted - withdrawn` has both sides."""
+        self._currencies.add(currency)
         self.refunds.labels(currency)
         self.refund_amount.labels(currency)
         self.refund_amount_withdrawn.labels(currency)
@@ -274,6 +295,10 @@ class MetricsObserver:
 def refresh(metrics: Metrics, worker: Any) -> None:
     """Gauges computed at scrape time: open clocks per provider on this worker."""
     counts: dict[str, int] = {}
+    version = getattr(worker, "contracts_version", None)
+    if version is None or version != metrics._contracts_version:
+        metrics.zero_contracts(worker.contracts or {})
+        metrics._contracts_version = version
     providers = {cid: value[0].policy for cid, value in (worker.contracts or {}).items()}
     for proc in list(worker.processors.values()):
         for state in list(proc.store.tickets.values()):

@@ -3,12 +3,14 @@ what `streams.metrics` exports after the outputs the core really emits."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry
 
+from events.codec import Reason
 from policies.outputs import Output
-from streams.metrics import Metrics
-from tests.support import CATALOG, Run, at, opened, reply
+from streams.metrics import Metrics, refresh
+from tests.support import CATALOG, Run, at, contracts, opened, reply
 
 NM_CRITICAL = dict(provider="neural-magic", plan="enterprise", priority="critical", metric="first_response",
                    binding="true")
@@ -52,3 +54,39 @@ def test_zero_catalog_creates_the_retraction_series_with_the_breach_series():
     m.zero_catalog(CATALOG)
     assert _value(m, "slaproc_breach_retractions_total", NM_CRITICAL) == 0
     assert _value(m, "slaproc_met_retractions_total", NM_CRITICAL) == 0
+
+
+# --- F2: series whose first increment matters exist at 0 before it ---------------------------
+
+def _worker(*names: str, processors: dict | None = None) -> SimpleNamespace:
+    return SimpleNamespace(processors=processors or {}, contracts={c.customer_id: (c, None) for c in contracts(*names)})
+
+
+def test_the_refund_series_of_every_contracted_currency_exist_at_0_before_the_first_refund():
+    m = Metrics(CollectorRegistry())
+    refresh(m, _worker("vp"))  # a scrape: the worker has its contracts, no refund yet
+    currencies = {s.currency for c in contracts("vp") for s in c.terms.services}
+    assert currencies
+    for currency in currencies:
+        for name in ("slaproc_refunds_total", "slaproc_refund_amount_total",
+                     "slaproc_refund_amount_withdrawn_total", "slaproc_refund_withdrawals_total"):
+            assert _value(m, name, {"currency": currency}) == 0, (name, currency)
+
+
+def test_dead_letter_at_risk_and_resolution_series_exist_at_0_from_the_start():
+    m = Metrics(CollectorRegistry())
+    m.zero_catalog(CATALOG, at_risk_thresholds=(0.5, 0.9))
+    for reason in Reason:
+        assert _value(m, "slaproc_dead_letters_total", {"reason": reason.value}) == 0
+    resolution = dict(NM_CRITICAL, metric="resolution")
+    assert _value(m, "slaproc_breaches_total", resolution) == 0
+    assert _value(m, "slaproc_met_total", resolution) == 0
+    risk = {k: v for k, v in NM_CRITICAL.items() if k != "binding"}
+    assert _value(m, "slaproc_at_risk_total", dict(risk, threshold="0.9")) == 0
+    # the label the core's output gets: str() of the threshold, as observe() writes it
+    run = Run("nm", thresholds=(0.5, 0.9))
+    run.proc.apply(opened("T1", "nm", "critical", "2026-02-03T15:00:00Z"))
+    warn = [o for o in run.proc.advance_to(at("2026-02-03T15:28:00Z")) if o.type == "sla.at_risk"]
+    assert warn
+    m.observe(warn, {"nm": "neural-magic"})
+    assert _value(m, "slaproc_at_risk_total", dict(risk, threshold="0.9")) == 1
