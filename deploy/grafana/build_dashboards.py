@@ -307,7 +307,14 @@ def operations() -> dict:
         panel("timeseries", "Tick delay (wall clock - partition time)", [target(
             f"slaproc_tick_delay_seconds{{{inst}}}", "{{instance}}")], unit="s",
             description="Large while a partition works through a backlog: it is judged by "
-                        "event time, and ticks only advance caught-up partitions."),
+                        "event time, and ticks only advance caught-up partitions. One value per "
+                        "worker (its last ticked partition): per partition, see the next panel."),
+        panel("timeseries", "Partition time behind wall clock", [target(
+            f"time() - slaproc_partition_time_seconds{{{inst}}}", "{{instance}} partition {{partition}}")],
+            unit="s", thresholds=[(None, "green"), (600, "red")],
+            description="Per partition: wall clock minus the partition's time at its last tick "
+                        "(about SLAPROC_ALLOWED_LATENESS when caught up). PartitionTimeBehind pages "
+                        "above 10 minutes for 5 minutes."),
         panel("timeseries", "Ticks and last-tick age", [
             target(f"rate(slaproc_ticks_total{{{inst}}}[$__rate_interval])", "{{instance}} ticks/s"),
             target(f"instance:slaproc_last_tick:age_seconds{{{inst}}}", "{{instance}} age s"),
