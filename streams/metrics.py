@@ -82,8 +82,19 @@ class Metrics:
         # are aggregates over customers, who never become labels. Bounded: MONTHS_KEPT months a service.
         self._closes: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
         self._seen_months: set[tuple[str, str]] = set()  # service-months given a first close out of `_closes`
-        self.attainment = Gauge("slaproc_attainment_ratio", "Quarterly first-response attainment (0..1)",
-                                ["provider", "quarter"], registry=r)
+        # Quarterly attainment (sla.attainment_reported, one per customer and quarter): counts summed
+        # over customers and workers, so the provider's figure is sum(met) / sum(measured), and the
+        # lowest customer's ratio (min over workers). Since the worker started: a restart drops them.
+        quarter = ["provider", "quarter"]
+        self.attainment_measured = Counter("slaproc_attainment_measured",
+                                           "Binding first-response clocks measured in the quarterly attainment "
+                                           "reports (sla.attainment_reported) this worker emitted", quarter,
+                                           registry=r)
+        self.attainment_met = Counter("slaproc_attainment_met", "Of those, the ones met", quarter, registry=r)
+        self.attainment_min = Gauge("slaproc_attainment_min_ratio",
+                                    "Lowest quarterly attainment (0..1) among the customers whose report this "
+                                    "worker emitted", quarter, registry=r)
+        self._attainment: dict[tuple[str, str], dict[str, float]] = {}  # (provider, quarter) -> customer -> ratio
         self.ticks = Counter("slaproc_ticks", "Ticks applied by this worker's partitions", registry=r)
         self.last_tick = Gauge("slaproc_last_tick_timestamp_seconds", "Wall clock of the last tick applied",
                                registry=r)
@@ -231,9 +242,13 @@ class Metrics:
                 currency = self._refund_currency(f.get("currency", "unknown"))
                 self.refund_withdrawals.labels(currency).inc()
                 self.refund_amount_withdrawn.labels(currency).inc(float(Decimal(str(f.get("superseded_amount", "0")))))
-            elif t == "sla.attainment_reported" and f["attainment_percent"] is not None:
-                provider = (provider_of or {}).get(f["customer_id"], "rescale")
-                self.attainment.labels(provider, f["quarter"]).set(float(f["attainment_percent"]) / 100)
+            elif t == "sla.attainment_reported" and f.get("measured"):
+                provider = (provider_of or {}).get(f["customer_id"], "unknown")
+                self.attainment_measured.labels(provider, f["quarter"]).inc(int(f["measured"]))
+                self.attainment_met.labels(provider, f["quarter"]).inc(int(f["met"]))
+                ratios = self._attainment.setdefault((provider, f["quarter"]), {})
+                ratios[f["customer_id"]] = int(f["met"]) / int(f["measured"])  # a report again replaces it
+                self.attainment_min.labels(provider, f["quarter"]).set(min(ratios.values()))
 
 
 class MetricsObserver:

@@ -188,9 +188,16 @@ def sla_overview() -> dict:
             "{{provider}} {{plan}} {{priority}}", instant=True)],
             options={"orientation": "horizontal", "displayMode": "gradient"},
             **PERCENT_OF_ONE),
-        panel("table", "Quarterly attainment (reported)", [target(
-            f"slaproc_attainment_ratio{{{P}}}", instant=True, table=True)],
-            description="The worker's per-quarter figure (sla.attainment_reported).",
+        panel("table", "Quarterly attainment (reported, all customers)", [target(
+            f"sum by (provider, quarter) (slaproc_attainment_met_total{{{P}}})"
+            f" / sum by (provider, quarter) (slaproc_attainment_measured_total{{{P}}})", instant=True, table=True)],
+            width=6, description="met / measured over every customer's sla.attainment_reported of the quarter "
+                                 "(since the workers started: a restart drops the reports it emitted).",
+            **PERCENT_OF_ONE),
+        panel("table", "Quarterly attainment (reported, lowest customer)", [target(
+            f"min by (provider, quarter) (slaproc_attainment_min_ratio{{{P}}})", instant=True, table=True)],
+            width=6, description="The lowest customer's sla.attainment_reported of the quarter (the per-customer "
+                                 "figures are on the sla.attainment_reported topic).",
             **PERCENT_OF_ONE),
         panel("timeseries", "Met vs breached per hour", [
             target(f"provider:slaproc_first_response_met:increase1h{{{P}}}", "{{provider}} met"),

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry
 
 from events.codec import Reason
+from policies.attainment import report
 from policies.outputs import Output
 from streams.metrics import Metrics, refresh
 from tests.support import CATALOG, Run, at, contracts, opened, reply
@@ -90,3 +91,19 @@ def test_dead_letter_at_risk_and_resolution_series_exist_at_0_from_the_start():
     assert warn
     m.observe(warn, {"nm": "neural-magic"})
     assert _value(m, "slaproc_at_risk_total", dict(risk, threshold="0.9")) == 1
+
+
+# --- F5: quarterly attainment summed over customers, not the last customer's ------------------
+
+def test_quarterly_attainment_is_summed_over_customers_with_the_lowest_customer_kept():
+    m = Metrics(CollectorRegistry())
+    t = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    prov = {"rs-a": "rescale", "rs-b": "rescale"}
+    m.observe([report("rs-a", "2026-Q3", t, 100, 60), report("rs-b", "2026-Q3", t, 10, 10)], prov)
+    labels = {"provider": "rescale", "quarter": "2026-Q3"}
+    assert _value(m, "slaproc_attainment_measured_total", labels) == 110
+    assert _value(m, "slaproc_attainment_met_total", labels) == 70
+    assert _value(m, "slaproc_attainment_min_ratio", labels) == 0.6  # rs-a, not the last report (rs-b, 1.0)
+    m.observe([report("nm-x", "2026-Q3", t, 10, 1)], {})  # a customer the worker has no contract for
+    assert _value(m, "slaproc_attainment_measured_total", labels) == 110  # not labelled rescale
+    assert _value(m, "slaproc_attainment_measured_total", {"provider": "unknown", "quarter": "2026-Q3"}) == 10
