@@ -73,8 +73,9 @@ class Metrics:
                             "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
                             "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
         self.uptime = Gauge("slaproc_uptime_percent", "Uptime of a closed month per service: the lowest among "
-                            "the service's subscribers (SPEC §11: each has its own scope)", ["service_id", "month"],
-                            registry=r)
+                            "the service's subscribers (SPEC §11: each has its own scope), from the closes this "
+                            "worker emitted since it started; removed when the service's partition is revoked",
+                            ["service_id", "month"], registry=r)
         self.subscribers_not_met = Gauge("slaproc_service_subscribers_not_met",
                                          "Subscribers of a service whose last close of the month missed the "
                                          "commitment", ["service_id", "month"], registry=r)
@@ -82,6 +83,9 @@ class Metrics:
         # are aggregates over customers, who never become labels. Bounded: MONTHS_KEPT months a service.
         self._closes: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
         self._seen_months: set[tuple[str, str]] = set()  # service-months given a first close out of `_closes`
+        # partition -> the service-months whose closes it emitted: removed when it is revoked (its
+        # new owner exports them; a stale copy here made min()/max() over workers pick it)
+        self._partition_months: dict[int, set[tuple[str, str]]] = {}
         # Quarterly attainment (sla.attainment_reported, one per customer and quarter): counts summed
         # over customers and workers, so the provider's figure is sum(met) / sum(measured), and the
         # lowest customer's ratio (min over workers). Since the worker started: a restart drops them.
@@ -168,13 +172,26 @@ class Metrics:
 
     MONTHS_KEPT = 3  # months a service whose per-customer closes are kept (those a late event can revise)
 
+    def drop_partition(self, partition: int) -> None:
+        """Remove the service-month gauges of a partition this worker no longer owns."""
+        for key in self._partition_months.pop(partition, ()):
+            self._closes.pop(key, None)
+            self._seen_months.discard(key)
+            for gauge in (self.uptime, self.subscribers_not_met):
+                try:
+                    gauge.remove(*key)
+                except KeyError:
+                    pass
+
     def _month_closed(self, service_id: str, month: str, customer_id: str, uptime: float, met: bool,
-                      revision: int) -> None:
+                      revision: int, partition: int | None = None) -> None:
         """Fold one close into the service-month gauges. The per-customer closes of the newest
         MONTHS_KEPT months of a service are kept, so a revision replaces its customer's figure; an
         older month (a backfill of history, closed subscriber by subscriber) takes first closes
         monotonically (lowest uptime, one more below the commitment). Its gauges stay, as before."""
         key = (service_id, month)
+        if partition is not None:
+            self._partition_months.setdefault(partition, set()).add(key)
         closes = self._closes.get(key)
         if closes is None:
             months = sorted({m for s, m in self._closes if s == service_id} | {month})
@@ -205,8 +222,10 @@ class Metrics:
         return (policy, f.get("plan") or "unknown", f.get("priority") or "unknown", f.get("metric") or "unknown",
                 "unknown" if binding is None else ("true" if binding else "false"))
 
-    def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None) -> None:
-        """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs."""
+    def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None,
+                partition: int | None = None) -> None:
+        """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs;
+        `partition`, when known, the partition whose processor emitted them (gauges removed with it)."""
         for out in outputs:
             f = out.fields
             t = out.type
@@ -229,7 +248,7 @@ class Metrics:
             elif t == "uptime.month_closed":
                 self.month_closes.labels((provider_of or {}).get(f["customer_id"], "unknown")).inc()
                 self._month_closed(f["service_id"], f["month"], f["customer_id"], float(f["uptime_percent"]),
-                                   bool(f["met"]), int(f.get("revision", 1)))
+                                   bool(f["met"]), int(f.get("revision", 1)), partition)
             elif t == "refund.eligible":
                 currency = self._refund_currency(f["currency"])
                 self.refunds.labels(currency).inc()
@@ -279,11 +298,11 @@ class MetricsObserver:
     def dead_letter(self, reason: str) -> None:
         self.metrics.dead_letters.labels(reason).inc()
 
-    def outputs(self, outputs: Sequence[Any]) -> None:
+    def outputs(self, outputs: Sequence[Any], partition: int | None = None) -> None:
         for o in outputs:  # dead letters the core emits itself (SPEC §10: parked events expired as orphan)
             if isinstance(o, Output) and o.type == "dead_letter":
                 self.dead_letter(o.fields["reason"])
-        self.metrics.observe([o for o in outputs if isinstance(o, Output)], self._providers())
+        self.metrics.observe([o for o in outputs if isinstance(o, Output)], self._providers(), partition)
 
     def tick(self, partition: int, advanced: bool, target: datetime, now: datetime | None) -> None:
         m = self.metrics
@@ -294,11 +313,12 @@ class MetricsObserver:
             m.partition_time.labels(str(partition)).set(now.timestamp())
 
     def partition_dropped(self, partition: int) -> None:
-        """The partition moved to another worker: its series leaves this worker's exposition."""
+        """The partition moved to another worker: its series leave this worker's exposition."""
         try:
             self.metrics.partition_time.remove(str(partition))
         except KeyError:
             pass
+        self.metrics.drop_partition(partition)
 
     def batch(self, seconds: float) -> None:
         self.metrics.processing.observe(seconds)

@@ -1,4 +1,4 @@
-"""Metrics adapter defects found by the metrics review (/work/reviews/metrics.md, F1-F6):
+"""Metrics adapter defects found by the metrics review (findings F1-F6):
 what `streams.metrics` exports after the outputs the core really emits."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from events.codec import Reason
 from policies.attainment import report
 from policies.outputs import Output
-from streams.metrics import Metrics, refresh
+from streams.metrics import Metrics, MetricsObserver, refresh
 from tests.support import CATALOG, Run, at, contracts, opened, reply
 
 NM_CRITICAL = dict(provider="neural-magic", plan="enterprise", priority="critical", metric="first_response",
@@ -107,3 +107,30 @@ def test_quarterly_attainment_is_summed_over_customers_with_the_lowest_customer_
     m.observe([report("nm-x", "2026-Q3", t, 10, 1)], {})  # a customer the worker has no contract for
     assert _value(m, "slaproc_attainment_measured_total", labels) == 110  # not labelled rescale
     assert _value(m, "slaproc_attainment_measured_total", {"provider": "unknown", "quarter": "2026-Q3"}) == 10
+
+
+# --- F4: a dropped partition's service-month gauges leave the exposition ----------------------
+
+def _close(customer: str, up: str, met: bool, rev: int = 1) -> Output:
+    return Output("uptime.month_closed", datetime(2026, 8, 1, tzinfo=timezone.utc), customer, f"id-{customer}-{rev}",
+                  dict(customer_id=customer, service_id="vp-api", month="2026-07", uptime_percent=up, met=met,
+                       revision=rev))
+
+
+def test_a_revoked_partitions_uptime_gauges_are_removed():
+    m = Metrics(CollectorRegistry())
+    o = MetricsObserver(m)
+    o.outputs([_close("vp", "98.66", False)], partition=3)
+    moved = _close("vp", "98.66", False)
+    o.outputs([moved._replace(fields=dict(moved.fields, service_id="other-api"))], partition=4)
+    labels = {"service_id": "vp-api", "month": "2026-07"}
+    assert _value(m, "slaproc_uptime_percent", labels) == 98.66
+    o.partition_dropped(3)
+    assert _value(m, "slaproc_uptime_percent", labels) is None
+    assert _value(m, "slaproc_service_subscribers_not_met", labels) is None
+    other = {"service_id": "other-api", "month": "2026-07"}  # partition 4's: kept
+    assert _value(m, "slaproc_uptime_percent", other) == 98.66
+    # the partition's new owner starts the month afresh: a later first close is not folded with
+    # the old figure
+    o.outputs([_close("vp", "100.00", True, rev=2)], partition=3)
+    assert _value(m, "slaproc_uptime_percent", labels) == 100.0
