@@ -52,7 +52,12 @@ class Metrics:
         self.first_response = Histogram("slaproc_first_response_seconds",
                                         "Time to first response (business or calendar seconds per the target's clock)",
                                         ["provider", "plan"], buckets=_FIRST_RESPONSE_BUCKETS, registry=r)
-        self.open_clocks = Gauge("slaproc_open_clocks", "Clocks running on this worker", ["provider"], registry=r)
+        # Counted from the tickets in the processors' memory (the store's lazy cache), not the tables:
+        # after a restart, a rebalance or a roll-back it undercounts until the open tickets are touched
+        # by an event or come due (review F3; counting the tables would parse every ticket).
+        self.open_clocks = Gauge("slaproc_open_clocks", "Clocks running in the tickets this worker holds in "
+                                 "memory; undercounts after a restart or rebalance until each open ticket is "
+                                 "touched or due again", ["provider"], registry=r)
         self.month_closes = Counter("slaproc_month_closes", "Service months closed (incl. revisions)",
                                     ["provider"], registry=r)
         self.refunds = Counter("slaproc_refunds", "refund.eligible events emitted (revisions included)",

@@ -146,7 +146,9 @@ def sla_overview() -> dict:
             thresholds=[(None, "green"), (1, "red")]),
         panel("stat", "Open clocks", [target(
             f"sum(provider:slaproc_open_clocks:sum{{{P}}})", instant=True)], width=6,
-            description="Ticket clocks currently running (all workers)."),
+            description="Ticket clocks running in the tickets the workers hold in memory. Undercounts "
+                        "after a worker restart or rebalance until each open ticket is touched by an event or "
+                        "comes due (slaproc_open_clocks)."),
         panel("stat", "Breach retractions (range)", [target(
             f"sum(increase(slaproc_breach_retractions_total{{{P}}}[$__range]))",
             instant=True)], width=6,
