@@ -18,7 +18,6 @@ from policies.catalog import Catalog
 from policies.outputs import Output
 from policies.tickets import open_clock_count
 
-METRICS = ("first_response", "update", "resolution")  # the clocks' metrics (policies.catalog)
 _FIRST_RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 432000, float("inf"))
 
 
@@ -39,6 +38,8 @@ class Metrics:
                                     ["reason"], registry=r)
         clock = ["provider", "plan", "priority", "metric", "binding"]
         self._currencies: set[str] = set()  # currencies whose refund series exist
+        self._plans_zeroed: set[Any] = set()  # resolved plans whose clock series exist
+        self._thresholds: tuple[float, ...] = ()  # the at-risk thresholds (zero_catalog)
         self._contracts_version: Any = None  # of the contracts zero_contracts last saw (refresh)
         self._clock_keys: set[tuple[str, ...]] = set()  # label sets whose four outcome series exist
         self.breaches = Counter("slaproc_breaches", "SLA breaches emitted", clock, registry=r)
@@ -130,27 +131,43 @@ class Metrics:
 
     def zero_catalog(self, catalog: Catalog, at_risk_thresholds: Iterable[float] = ()) -> None:
         """Create the labelled series at 0 so that `increase()` sees the first increment (alert
-        rules, recording rules, panels): a counter born holding its first increment is read as 0."""
+        rules, recording rules, panels): a counter born holding its first increment is read as 0.
+        The clock series of the plans actually contracted, with their retraction and at-risk
+        series, come with the contracts (`zero_contracts`): every catalog combination of them
+        made the exposition several times larger, and its rendering counts in the query API's
+        CPU share (a 1 s scrape then timed out)."""
+        self._thresholds = tuple(at_risk_thresholds)
         for policy in catalog.policies:
             pf = catalog.policy(policy)
             for plan in catalog.plans(policy):
                 for priority in pf.priorities:
-                    for metric in METRICS:
+                    for metric in ("first_response", "update"):
                         for binding in ("true", "false"):
-                            self._clock_series(policy, plan, priority, metric, binding)
-                        for threshold in at_risk_thresholds:
-                            self.at_risk.labels(policy, plan, priority, metric, str(threshold))
+                            self.breaches.labels(policy, plan, priority, metric, binding)
+                            self.met.labels(policy, plan, priority, metric, binding)
             self.month_closes.labels(policy)
         for reason in Reason:  # a closed set (streams.app.DEAD_LETTER_REASONS)
             self.dead_letters.labels(reason.value)
 
     def zero_contracts(self, contracts: dict[str, Any]) -> None:
-        """Create the refund series of every contracted service's currency at 0 (the worker's
-        contracts: customer_id -> (Contract, ...)). A month's refunds come in one burst at the
-        month-close tick: without the 0 sample scraped before, that burst is the series' first
-        sample and `increase()` never sees it (review metrics.md F2)."""
+        """Create at 0, for the worker's contracts (customer_id -> (Contract, ...)): the breach, met
+        and retraction series of each target the contracted plan runs (metric, binding, per
+        priority), its at-risk series, and the refund series of every contracted service's
+        currency. A month's refunds come in one burst at the month-close tick, and a retraction
+        often within the scrape of its breach: without the 0 sample scraped before, the burst is
+        the series' first sample and `increase()` never sees it (review F2, F1)."""
         for value in list(contracts.values()):
-            terms = getattr(value[0], "terms", None)
+            contract = value[0]
+            plan = getattr(contract, "plan", None)
+            if plan is not None and plan not in self._plans_zeroed:  # a resolved plan (overrides included)
+                self._plans_zeroed.add(plan)
+                for priority in plan.priorities:
+                    for target in plan.targets(priority):
+                        binding = "true" if target.binding else "false"
+                        self._clock_series(plan.policy, plan.plan, priority, target.metric, binding)
+                        for threshold in self._thresholds:
+                            self.at_risk.labels(plan.policy, plan.plan, priority, target.metric, str(threshold))
+            terms = getattr(contract, "terms", None)
             for service in getattr(terms, "services", ()) or ():
                 if service.currency not in self._currencies:
                     self._refund_currency(service.currency)

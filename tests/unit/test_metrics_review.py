@@ -50,9 +50,11 @@ def test_a_met_retraction_is_counted_under_the_labels_of_the_met():
     assert _value(m, "slaproc_met_retractions_total", NM_CRITICAL) == 1
 
 
-def test_zero_catalog_creates_the_retraction_series_with_the_breach_series():
+def test_the_contracted_plans_retraction_series_exist_at_0_with_the_breach_series():
     m = Metrics(CollectorRegistry())
     m.zero_catalog(CATALOG)
+    m.zero_contracts({c.customer_id: (c, None) for c in contracts("nm")})
+    assert _value(m, "slaproc_breaches_total", NM_CRITICAL) == 0
     assert _value(m, "slaproc_breach_retractions_total", NM_CRITICAL) == 0
     assert _value(m, "slaproc_met_retractions_total", NM_CRITICAL) == 0
 
@@ -79,8 +81,9 @@ def test_dead_letter_at_risk_and_resolution_series_exist_at_0_from_the_start():
     m.zero_catalog(CATALOG, at_risk_thresholds=(0.5, 0.9))
     for reason in Reason:
         assert _value(m, "slaproc_dead_letters_total", {"reason": reason.value}) == 0
-    resolution = dict(NM_CRITICAL, metric="resolution")
-    assert _value(m, "slaproc_breaches_total", resolution) == 0
+    m.zero_contracts({c.customer_id: (c, None) for c in contracts("nm", "rs")})
+    resolution = dict(provider="rescale", plan="production", priority="urgent", metric="resolution", binding="true")
+    assert _value(m, "slaproc_breaches_total", resolution) == 0  # rescale runs a resolution clock
     assert _value(m, "slaproc_met_total", resolution) == 0
     risk = {k: v for k, v in NM_CRITICAL.items() if k != "binding"}
     assert _value(m, "slaproc_at_risk_total", dict(risk, threshold="0.9")) == 0
