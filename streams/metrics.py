@@ -14,7 +14,7 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, H
                                ProcessCollector, disable_created_metrics)
 
 from events.codec import Reason
-from policies.catalog import Catalog
+from policies.catalog import Catalog, ResolvedPlan
 from policies.outputs import Output
 from policies.tickets import open_clock_count
 
@@ -158,8 +158,8 @@ class Metrics:
         the series' first sample and `increase()` never sees it (review F2, F1)."""
         for value in list(contracts.values()):
             contract = value[0]
-            plan = getattr(contract, "plan", None)
-            if plan is not None and plan not in self._plans_zeroed:  # a resolved plan (overrides included)
+            plan = getattr(contract, "plan", None)  # policies.contracts.Contract: its ResolvedPlan
+            if isinstance(plan, ResolvedPlan) and plan not in self._plans_zeroed:  # a resolved plan (overrides included)
                 self._plans_zeroed.add(plan)
                 for priority in plan.priorities:
                     for target in plan.targets(priority):
