@@ -822,6 +822,13 @@ class _Clocks:
         self.advance(now)
 
 
+def _metric_labels(state: TicketState, plan: ResolvedPlan) -> dict[str, Any]:
+    """The breach/met counter labels a retraction is counted under (not on the wire): the ticket's
+    policy, plan and priority now. A retraction caused by a late priority change carries the new
+    priority, while the outcome it retracts was counted under the old one."""
+    return {"policy": plan.policy, "plan": plan.plan, "priority": state.priority}
+
+
 class TicketEngine:
     """Commands on tickets: each returns the outputs it caused. Pure; `now` is passed in."""
 
@@ -955,7 +962,8 @@ class TicketEngine:
                 continue
             if standing:  # derived with other content (another instant or deadline): cancel the standing one
                 emitted_add(_cancel_key(current))
-                fresh.append(self._cancellation(state, current, retract_at or out.occurred_at, "it changed"))
+                fresh.append(self._cancellation(state, clocks.plan, current, retract_at or out.occurred_at,
+                                                "it changed"))
             new = current + _GENERATION
             event_id = out.event_id
             if any(outcome_ids.get(key + g * _GENERATION) == event_id for g in range(generation + 1)):
@@ -968,7 +976,7 @@ class TicketEngine:
                 if (_is_cancellable_key(key) and key % _GENERATION not in derived and _cancel_key(key) not in seen
                         and (key in outcome_ids or not _is_notice_key(key))):  # a notice's id is kept since SPEC §10
                     emitted_add(_cancel_key(key))
-                    fresh.append(self._cancellation(state, key, retract_at, "no longer derived"))
+                    fresh.append(self._cancellation(state, clocks.plan, key, retract_at, "no longer derived"))
         return fresh
 
     @staticmethod
@@ -984,9 +992,9 @@ class TicketEngine:
         return standing_content is None or notice_content is None or standing_content == notice_content
 
     @classmethod
-    def _cancellation(cls, state: TicketState, key: int, at: datetime, why: str) -> Output:
+    def _cancellation(cls, state: TicketState, plan: ResolvedPlan, key: int, at: datetime, why: str) -> Output:
         if _is_breach_key(key):
-            return cls._retraction(state, key, at)
+            return cls._retraction(state, plan, key, at)
         if _is_notice_key(key):
             return cls._notice_retraction(state, key, at, why)
         metric, binding, cycle, _generation = _breach_of_key(key)
@@ -994,6 +1002,7 @@ class TicketEngine:
         fields = {
             "met_event_id": met_id, "ticket_id": state.ticket_id,
             "customer_id": state.customer_id, "metric": metric, "binding": binding,  # not on the wire: metrics, attainment
+            **_metric_labels(state, plan),
             "reason": f"a late event shows the {metric} target (cycle {cycle}) was not met as reported ({why})",
         }
         return Output("sla.met_retracted", at, state.ticket_id, met_retraction_event_id(met_id), fields)
@@ -1007,13 +1016,15 @@ class TicketEngine:
                       notice_retraction_event_id(state.ticket_id, notice_id), fields)
 
     @staticmethod
-    def _retraction(state: TicketState, breach_key: int, at: datetime) -> Output:
+    def _retraction(state: TicketState, plan: ResolvedPlan, breach_key: int, at: datetime) -> Output:
         metric, binding, cycle, _generation = _breach_of_key(breach_key)
         breach_id = outcome_id(state, breach_key)
         fields = {
             "breach_event_id": breach_id,
             "ticket_id": state.ticket_id,
-            "customer_id": state.customer_id,  # not on the wire (the model ignores it): for metrics
+            # not on the wire (the model ignores them): for metrics, the labels of the breach counter
+            "customer_id": state.customer_id, "metric": metric, "binding": binding,
+            **_metric_labels(state, plan),
             "reason": f"a late event shows the {metric} target (cycle {cycle}) was not missed at that deadline",
         }
         return Output("sla.breach_retracted", at, state.ticket_id, output_event_id("sla.breach_retracted", breach_id), fields)

@@ -120,7 +120,7 @@ class Observer:
 
     def event_in(self, event_type: str) -> None: ...
     def dead_letter(self, reason: str) -> None: ...
-    def outputs(self, outputs: Sequence[Any]) -> None: ...
+    def outputs(self, outputs: Sequence[Any], partition: int | None = None) -> None: ...
     def tick(self, partition: int, advanced: bool, target: datetime, now: datetime | None) -> None: ...
     def batch(self, seconds: float) -> None: ...
     def rebalance(self) -> None: ...
@@ -485,11 +485,13 @@ class StreamWorker:
             records.append((self._topic_names[topic], None if key is None else key.encode("utf-8"), value))
         return outputs, records
 
-    async def _send_prepared(self, prepared: tuple[list[Any], list[tuple[str, bytes | None, bytes]]]) -> None:
+    async def _send_prepared(self, prepared: tuple[list[Any], list[tuple[str, bytes | None, bytes]]],
+                             partition: int | None = None) -> None:
+        """`partition`: the partition whose processor emitted the outputs, when there is one (metrics)."""
         outputs, records = prepared
         if not records:
             return
-        self.observer.outputs(outputs)
+        self.observer.outputs(outputs, partition=partition)
         send = self.app.producer.send
         for target, key, value in records:
             # The producer directly (Faust's Topic.send costs several times more per record);
@@ -675,7 +677,7 @@ class StreamWorker:
                     await self.dead_letter(message, _reason(exc))
                 else:
                     applied.setdefault(partition, []).append(decoded)
-                    await self._send_prepared(prepared)
+                    await self._send_prepared(prepared, partition)
                     if rejected is not None:
                         await self.dead_letter(message, f"{rejected.reason}: {rejected.message}")
             self.tracker.processed(message.tp, message.offset)
@@ -860,7 +862,7 @@ class StreamWorker:
                     await self.commit_batch()
                     advanced = False
                     break
-                await self._send_prepared(prepared)
+                await self._send_prepared(prepared, partition)
                 await self.commit_batch()
             if step >= target:
                 break

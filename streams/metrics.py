@@ -13,7 +13,8 @@ from typing import Any, Iterable, Sequence
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
                                ProcessCollector, disable_created_metrics)
 
-from policies.catalog import Catalog
+from events.codec import Reason
+from policies.catalog import Catalog, ResolvedPlan
 from policies.outputs import Output
 from policies.tickets import open_clock_count
 
@@ -36,16 +37,28 @@ class Metrics:
         self.dead_letters = Counter("slaproc_dead_letters", "Inputs sent to the dead letter, by reason",
                                     ["reason"], registry=r)
         clock = ["provider", "plan", "priority", "metric", "binding"]
+        self._currencies: set[str] = set()  # currencies whose refund series exist
+        self._plans_zeroed: set[Any] = set()  # resolved plans whose clock series exist
+        self._thresholds: tuple[float, ...] = ()  # the at-risk thresholds (zero_catalog)
+        self._contracts_version: Any = None  # of the contracts zero_contracts last saw (refresh)
+        self._clock_keys: set[tuple[str, ...]] = set()  # label sets whose four outcome series exist
         self.breaches = Counter("slaproc_breaches", "SLA breaches emitted", clock, registry=r)
         self.met = Counter("slaproc_met", "SLA targets met on time", clock, registry=r)
         self.at_risk = Counter("slaproc_at_risk", "At-risk warnings emitted",
                                ["provider", "plan", "priority", "metric", "threshold"], registry=r)
-        self.retractions = Counter("slaproc_breach_retractions", "Breaches retracted by late events",
-                                   ["provider"], registry=r)
+        # Retractions carry the labels of the breach / met they retract (SPEC §10), so rules can
+        # subtract them: what stands is breaches - breach_retractions, met - met_retractions.
+        self.retractions = Counter("slaproc_breach_retractions", "Breaches retracted by late events, under the "
+                                   "labels of the breach", clock, registry=r)
         self.first_response = Histogram("slaproc_first_response_seconds",
                                         "Time to first response (business or calendar seconds per the target's clock)",
                                         ["provider", "plan"], buckets=_FIRST_RESPONSE_BUCKETS, registry=r)
-        self.open_clocks = Gauge("slaproc_open_clocks", "Clocks running on this worker", ["provider"], registry=r)
+        # Counted from the tickets in the processors' memory (the store's lazy cache), not the tables:
+        # after a restart, a rebalance or a roll-back it undercounts until the open tickets are touched
+        # by an event or come due (review F3; counting the tables would parse every ticket).
+        self.open_clocks = Gauge("slaproc_open_clocks", "Clocks running in the tickets this worker holds in "
+                                 "memory; undercounts after a restart or rebalance until each open ticket is "
+                                 "touched or due again", ["provider"], registry=r)
         self.month_closes = Counter("slaproc_month_closes", "Service months closed (incl. revisions)",
                                     ["provider"], registry=r)
         self.refunds = Counter("slaproc_refunds", "refund.eligible events emitted (revisions included)",
@@ -60,14 +73,15 @@ class Metrics:
                                                "amount of a refund.withdrawn", ["currency"], registry=r)
         self.refund_withdrawals = Counter("slaproc_refund_withdrawals", "refund.withdrawn events emitted",
                                           ["currency"], registry=r)
-        self.met_retractions = Counter("slaproc_met_retractions", "sla.met retracted by late events (SPEC §10)",
-                                       ["provider"], registry=r)
+        self.met_retractions = Counter("slaproc_met_retractions", "sla.met retracted by late events (SPEC §10), "
+                                       "under the labels of the met", clock, registry=r)
         self.parked = Gauge("slaproc_parked_events",
                             "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
                             "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
         self.uptime = Gauge("slaproc_uptime_percent", "Uptime of a closed month per service: the lowest among "
-                            "the service's subscribers (SPEC §11: each has its own scope)", ["service_id", "month"],
-                            registry=r)
+                            "the service's subscribers (SPEC §11: each has its own scope), from the closes this "
+                            "worker emitted since it started; removed when the service's partition is revoked",
+                            ["service_id", "month"], registry=r)
         self.subscribers_not_met = Gauge("slaproc_service_subscribers_not_met",
                                          "Subscribers of a service whose last close of the month missed the "
                                          "commitment", ["service_id", "month"], registry=r)
@@ -75,8 +89,22 @@ class Metrics:
         # are aggregates over customers, who never become labels. Bounded: MONTHS_KEPT months a service.
         self._closes: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
         self._seen_months: set[tuple[str, str]] = set()  # service-months given a first close out of `_closes`
-        self.attainment = Gauge("slaproc_attainment_ratio", "Quarterly first-response attainment (0..1)",
-                                ["provider", "quarter"], registry=r)
+        # partition -> the service-months whose closes it emitted: removed when it is revoked (its
+        # new owner exports them; a stale copy here made min()/max() over workers pick it)
+        self._partition_months: dict[int, set[tuple[str, str]]] = {}
+        # Quarterly attainment (sla.attainment_reported, one per customer and quarter): counts summed
+        # over customers and workers, so the provider's figure is sum(met) / sum(measured), and the
+        # lowest customer's ratio (min over workers). Since the worker started: a restart drops them.
+        quarter = ["provider", "quarter"]
+        self.attainment_measured = Counter("slaproc_attainment_measured",
+                                           "Binding first-response clocks measured in the quarterly attainment "
+                                           "reports (sla.attainment_reported) this worker emitted", quarter,
+                                           registry=r)
+        self.attainment_met = Counter("slaproc_attainment_met", "Of those, the ones met", quarter, registry=r)
+        self.attainment_min = Gauge("slaproc_attainment_min_ratio",
+                                    "Lowest quarterly attainment (0..1) among the customers whose report this "
+                                    "worker emitted", quarter, registry=r)
+        self._attainment: dict[tuple[str, str], dict[str, float]] = {}  # (provider, quarter) -> customer -> ratio
         self.ticks = Counter("slaproc_ticks", "Ticks applied by this worker's partitions", registry=r)
         self.last_tick = Gauge("slaproc_last_tick_timestamp_seconds", "Wall clock of the last tick applied",
                                registry=r)
@@ -101,8 +129,14 @@ class Metrics:
     def refresh(self, worker: Any) -> None:
         refresh(self, worker)
 
-    def zero_catalog(self, catalog: Catalog) -> None:
-        """Create the labelled series at 0 so that `increase()` sees the first breach (alert rules)."""
+    def zero_catalog(self, catalog: Catalog, at_risk_thresholds: Iterable[float] = ()) -> None:
+        """Create the labelled series at 0 so that `increase()` sees the first increment (alert
+        rules, recording rules, panels): a counter born holding its first increment is read as 0.
+        The clock series of the plans actually contracted, with their retraction and at-risk
+        series, come with the contracts (`zero_contracts`): every catalog combination of them
+        made the exposition several times larger, and its rendering counts in the query API's
+        CPU share (a 1 s scrape then timed out)."""
+        self._thresholds = tuple(at_risk_thresholds)
         for policy in catalog.policies:
             pf = catalog.policy(policy)
             for plan in catalog.plans(policy):
@@ -111,12 +145,47 @@ class Metrics:
                         for binding in ("true", "false"):
                             self.breaches.labels(policy, plan, priority, metric, binding)
                             self.met.labels(policy, plan, priority, metric, binding)
-            self.retractions.labels(policy)
-            self.met_retractions.labels(policy)
             self.month_closes.labels(policy)
+        for reason in Reason:  # a closed set (streams.app.DEAD_LETTER_REASONS)
+            self.dead_letters.labels(reason.value)
+
+    def zero_contracts(self, contracts: dict[str, Any]) -> None:
+        """Create at 0, for the worker's contracts (customer_id -> (Contract, ...)): the breach, met
+        and retraction series of each target the contracted plan runs (metric, binding, per
+        priority), its at-risk series, and the refund series of every contracted service's
+        currency. A month's refunds come in one burst at the month-close tick, and a retraction
+        often within the scrape of its breach: without the 0 sample scraped before, the burst is
+        the series' first sample and `increase()` never sees it (review F2, F1)."""
+        for value in list(contracts.values()):
+            contract = value[0]
+            plan = getattr(contract, "plan", None)  # policies.contracts.Contract: its ResolvedPlan
+            if isinstance(plan, ResolvedPlan) and plan not in self._plans_zeroed:  # a resolved plan (overrides included)
+                self._plans_zeroed.add(plan)
+                for priority in plan.priorities:
+                    for target in plan.targets(priority):
+                        binding = "true" if target.binding else "false"
+                        self._clock_series(plan.policy, plan.plan, priority, target.metric, binding)
+                        for threshold in self._thresholds:
+                            self.at_risk.labels(plan.policy, plan.plan, priority, target.metric, str(threshold))
+            terms = getattr(contract, "terms", None)
+            for service in getattr(terms, "services", ()) or ():
+                if service.currency not in self._currencies:
+                    self._refund_currency(service.currency)
+
+    def _clock_series(self, policy: str, plan: str, priority: str, metric: str, binding: str) -> None:
+        """An outcome's four series together, so `breaches - breach_retractions` has both sides."""
+        key = (policy, plan, priority, metric, binding)
+        if key in self._clock_keys:
+            return
+        self._clock_keys.add(key)
+        self.breaches.labels(policy, plan, priority, metric, binding)
+        self.met.labels(policy, plan, priority, metric, binding)
+        self.retractions.labels(policy, plan, priority, metric, binding)
+        self.met_retractions.labels(policy, plan, priority, metric, binding)
 
     def _refund_currency(self, currency: str) -> str:
         """Create a currency's refund series together, so `granted - withdrawn` has both sides."""
+        self._currencies.add(currency)
         self.refunds.labels(currency)
         self.refund_amount.labels(currency)
         self.refund_amount_withdrawn.labels(currency)
@@ -125,13 +194,26 @@ class Metrics:
 
     MONTHS_KEPT = 3  # months a service whose per-customer closes are kept (those a late event can revise)
 
+    def drop_partition(self, partition: int) -> None:
+        """Remove the service-month gauges of a partition this worker no longer owns."""
+        for key in self._partition_months.pop(partition, ()):
+            self._closes.pop(key, None)
+            self._seen_months.discard(key)
+            for gauge in (self.uptime, self.subscribers_not_met):
+                try:
+                    gauge.remove(*key)
+                except KeyError:
+                    pass
+
     def _month_closed(self, service_id: str, month: str, customer_id: str, uptime: float, met: bool,
-                      revision: int) -> None:
+                      revision: int, partition: int | None = None) -> None:
         """Fold one close into the service-month gauges. The per-customer closes of the newest
         MONTHS_KEPT months of a service are kept, so a revision replaces its customer's figure; an
         older month (a backfill of history, closed subscriber by subscriber) takes first closes
         monotonically (lowest uptime, one more below the commitment). Its gauges stay, as before."""
         key = (service_id, month)
+        if partition is not None:
+            self._partition_months.setdefault(partition, set()).add(key)
         closes = self._closes.get(key)
         if closes is None:
             months = sorted({m for s, m in self._closes if s == service_id} | {month})
@@ -153,13 +235,26 @@ class Metrics:
         gauge.set(uptime if first else min(gauge._value.get(), uptime))
         not_met.inc(0 if met else 1)
 
-    def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None) -> None:
-        """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs."""
+    @staticmethod
+    def _outcome_labels(f: dict[str, Any], provider_of: dict[str, str] | None) -> tuple[str, str, str, str, str]:
+        """The breach/met counter labels of a retraction (fields the core adds for metrics, not on
+        the wire); an output without them (an older core) gets `unknown` for what it lacks."""
+        policy = f.get("policy") or (provider_of or {}).get(f.get("customer_id", ""), "unknown")
+        binding = f.get("binding")
+        return (policy, f.get("plan") or "unknown", f.get("priority") or "unknown", f.get("metric") or "unknown",
+                "unknown" if binding is None else ("true" if binding else "false"))
+
+    def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None,
+                partition: int | None = None) -> None:
+        """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs;
+        `partition`, when known, the partition whose processor emitted them (gauges removed with it)."""
         for out in outputs:
             f = out.fields
             t = out.type
             if t in ("sla.breached", "sla.met", "sla.at_risk"):
                 binding = "true" if f["binding"] else "false"
+                if t != "sla.at_risk":
+                    self._clock_series(f["policy"], f["plan"], f["priority"], f["metric"], binding)
                 if t == "sla.breached":
                     self.breaches.labels(f["policy"], f["plan"], f["priority"], f["metric"], binding).inc()
                 elif t == "sla.met":
@@ -168,14 +263,14 @@ class Metrics:
                         self.first_response.labels(f["policy"], f["plan"]).observe(float(f["elapsed_minutes"]) * 60)
                 else:
                     self.at_risk.labels(f["policy"], f["plan"], f["priority"], f["metric"], str(f["threshold"])).inc()
-            elif t == "sla.breach_retracted":
-                self.retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
+            elif t in ("sla.breach_retracted", "sla.met_retracted"):
+                labels = self._outcome_labels(f, provider_of)
+                self._clock_series(*labels)
+                (self.retractions if t == "sla.breach_retracted" else self.met_retractions).labels(*labels).inc()
             elif t == "uptime.month_closed":
                 self.month_closes.labels((provider_of or {}).get(f["customer_id"], "unknown")).inc()
                 self._month_closed(f["service_id"], f["month"], f["customer_id"], float(f["uptime_percent"]),
-                                   bool(f["met"]), int(f.get("revision", 1)))
-            elif t == "sla.met_retracted":
-                self.met_retractions.labels((provider_of or {}).get(f.get("customer_id", ""), "unknown")).inc()
+                                   bool(f["met"]), int(f.get("revision", 1)), partition)
             elif t == "refund.eligible":
                 currency = self._refund_currency(f["currency"])
                 self.refunds.labels(currency).inc()
@@ -188,9 +283,13 @@ class Metrics:
                 currency = self._refund_currency(f.get("currency", "unknown"))
                 self.refund_withdrawals.labels(currency).inc()
                 self.refund_amount_withdrawn.labels(currency).inc(float(Decimal(str(f.get("superseded_amount", "0")))))
-            elif t == "sla.attainment_reported" and f["attainment_percent"] is not None:
-                provider = (provider_of or {}).get(f["customer_id"], "rescale")
-                self.attainment.labels(provider, f["quarter"]).set(float(f["attainment_percent"]) / 100)
+            elif t == "sla.attainment_reported" and f.get("measured"):
+                provider = (provider_of or {}).get(f["customer_id"], "unknown")
+                self.attainment_measured.labels(provider, f["quarter"]).inc(int(f["measured"]))
+                self.attainment_met.labels(provider, f["quarter"]).inc(int(f["met"]))
+                ratios = self._attainment.setdefault((provider, f["quarter"]), {})
+                ratios[f["customer_id"]] = int(f["met"]) / int(f["measured"])  # a report again replaces it
+                self.attainment_min.labels(provider, f["quarter"]).set(min(ratios.values()))
 
 
 class MetricsObserver:
@@ -221,11 +320,11 @@ class MetricsObserver:
     def dead_letter(self, reason: str) -> None:
         self.metrics.dead_letters.labels(reason).inc()
 
-    def outputs(self, outputs: Sequence[Any]) -> None:
+    def outputs(self, outputs: Sequence[Any], partition: int | None = None) -> None:
         for o in outputs:  # dead letters the core emits itself (SPEC §10: parked events expired as orphan)
             if isinstance(o, Output) and o.type == "dead_letter":
                 self.dead_letter(o.fields["reason"])
-        self.metrics.observe([o for o in outputs if isinstance(o, Output)], self._providers())
+        self.metrics.observe([o for o in outputs if isinstance(o, Output)], self._providers(), partition)
 
     def tick(self, partition: int, advanced: bool, target: datetime, now: datetime | None) -> None:
         m = self.metrics
@@ -236,11 +335,12 @@ class MetricsObserver:
             m.partition_time.labels(str(partition)).set(now.timestamp())
 
     def partition_dropped(self, partition: int) -> None:
-        """The partition moved to another worker: its series leaves this worker's exposition."""
+        """The partition moved to another worker: its series leave this worker's exposition."""
         try:
             self.metrics.partition_time.remove(str(partition))
         except KeyError:
             pass
+        self.metrics.drop_partition(partition)
 
     def batch(self, seconds: float) -> None:
         self.metrics.processing.observe(seconds)
@@ -252,6 +352,10 @@ class MetricsObserver:
 def refresh(metrics: Metrics, worker: Any) -> None:
     """Gauges computed at scrape time: open clocks per provider on this worker."""
     counts: dict[str, int] = {}
+    version = getattr(worker, "contracts_version", None)
+    if version is None or version != metrics._contracts_version:
+        metrics.zero_contracts(worker.contracts or {})
+        metrics._contracts_version = version
     providers = {cid: value[0].policy for cid, value in (worker.contracts or {}).items()}
     for proc in list(worker.processors.values()):
         for state in list(proc.store.tickets.values()):

@@ -114,7 +114,7 @@ def build_worker_app(settings: WorkerSettings, **faust_options: Any) -> Any:
     catalog = default_catalog()
     core = RealCore(settings, catalog, Settings(at_risk_thresholds=settings.at_risk_thresholds))
     metrics = Metrics()
-    metrics.zero_catalog(catalog)
+    metrics.zero_catalog(catalog, settings.at_risk_thresholds)
     observer = MetricsObserver(metrics)
     # Faust's web server off: the views are served from a thread of their own (streams/web.py).
     app = build_app(settings, core, observer, **{"web_enabled": False, **faust_options})

@@ -138,13 +138,17 @@ def sla_overview() -> dict:
     panels = [
         row("Breaches and at-risk"),
         panel("stat", "Binding breaches (range)", [target(
-            f'sum(increase(slaproc_breaches_total{{binding="true", {PP}}}[$__range]))',
+            f'sum(increase(slaproc_breaches_total{{binding="true", {PP}}}[$__range]))'
+            f' - (sum(increase(slaproc_breach_retractions_total{{binding="true", {PP}}}[$__range])) or vector(0))',
             instant=True)], width=6,
-            description="Contractual (binding) targets breached in the selected time range.",
+            description="Contractual (binding) targets breached in the selected time range, net of the "
+                        "breaches retracted by late events.",
             thresholds=[(None, "green"), (1, "red")]),
         panel("stat", "Open clocks", [target(
             f"sum(provider:slaproc_open_clocks:sum{{{P}}})", instant=True)], width=6,
-            description="Ticket clocks currently running (all workers)."),
+            description="Ticket clocks running in the tickets the workers hold in memory. Undercounts "
+                        "after a worker restart or rebalance until each open ticket is touched by an event or "
+                        "comes due (slaproc_open_clocks)."),
         panel("stat", "Breach retractions (range)", [target(
             f"sum(increase(slaproc_breach_retractions_total{{{P}}}[$__range]))",
             instant=True)], width=6,
@@ -186,9 +190,16 @@ def sla_overview() -> dict:
             "{{provider}} {{plan}} {{priority}}", instant=True)],
             options={"orientation": "horizontal", "displayMode": "gradient"},
             **PERCENT_OF_ONE),
-        panel("table", "Quarterly attainment (reported)", [target(
-            f"slaproc_attainment_ratio{{{P}}}", instant=True, table=True)],
-            description="The worker's per-quarter figure (sla.attainment_reported).",
+        panel("table", "Quarterly attainment (reported, all customers)", [target(
+            f"sum by (provider, quarter) (slaproc_attainment_met_total{{{P}}})"
+            f" / sum by (provider, quarter) (slaproc_attainment_measured_total{{{P}}})", instant=True, table=True)],
+            width=6, description="met / measured over every customer's sla.attainment_reported of the quarter "
+                                 "(since the workers started: a restart drops the reports it emitted).",
+            **PERCENT_OF_ONE),
+        panel("table", "Quarterly attainment (reported, lowest customer)", [target(
+            f"min by (provider, quarter) (slaproc_attainment_min_ratio{{{P}}})", instant=True, table=True)],
+            width=6, description="The lowest customer's sla.attainment_reported of the quarter (the per-customer "
+                                 "figures are on the sla.attainment_reported topic).",
             **PERCENT_OF_ONE),
         panel("timeseries", "Met vs breached per hour", [
             target(f"provider:slaproc_first_response_met:increase1h{{{P}}}", "{{provider}} met"),
@@ -305,7 +316,14 @@ def operations() -> dict:
         panel("timeseries", "Tick delay (wall clock - partition time)", [target(
             f"slaproc_tick_delay_seconds{{{inst}}}", "{{instance}}")], unit="s",
             description="Large while a partition works through a backlog: it is judged by "
-                        "event time, and ticks only advance caught-up partitions."),
+                        "event time, and ticks only advance caught-up partitions. One value per "
+                        "worker (its last ticked partition): per partition, see the next panel."),
+        panel("timeseries", "Partition time behind wall clock", [target(
+            f"time() - slaproc_partition_time_seconds{{{inst}}}", "{{instance}} partition {{partition}}")],
+            unit="s", thresholds=[(None, "green"), (600, "red")],
+            description="Per partition: wall clock minus the partition's time at its last tick "
+                        "(about SLAPROC_ALLOWED_LATENESS when caught up). PartitionTimeBehind pages "
+                        "above 10 minutes for 5 minutes."),
         panel("timeseries", "Ticks and last-tick age", [
             target(f"rate(slaproc_ticks_total{{{inst}}}[$__rate_interval])", "{{instance}} ticks/s"),
             target(f"instance:slaproc_last_tick:age_seconds{{{inst}}}", "{{instance}} age s"),
