@@ -864,7 +864,7 @@ class TicketEngine:
               unseen: bool = False) -> list[Output]:
         """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time.
         `unseen`: the caller has just found the event's id not among the ticket's seen ids."""
-        restored = self._ensure_derived(state, plan)
+        restored = [] if state.derived else self._ensure_derived(state, plan)  # the check inline: once per event
         if not unseen and event_digest(ev.event_id) in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
         entry = self._history_entry(ev, plan)
@@ -898,7 +898,7 @@ class TicketEngine:
 
     def advance(self, state: TicketState, plan: ResolvedPlan, now: datetime) -> list[Output]:
         """Move the ticket's time to `now`, firing what is due."""
-        restored = self._ensure_derived(state, plan)
+        restored = [] if state.derived else self._ensure_derived(state, plan)
         clocks = _Clocks(state, plan, self.milestones)
         clocks.advance(now)
         return restored + self._record(state, clocks)
