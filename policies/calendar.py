@@ -63,6 +63,10 @@ def _zone(key: str, what: str) -> ZoneInfo:
 
 
 def _require_aware(t: datetime, name: str) -> datetime:
+    # The core's instants are UTC datetimes: returned as they are (what `astimezone(UTC)` returns
+    # for one already in UTC), without the type, offset and conversion calls, once per calendar call.
+    if type(t) is datetime and t.tzinfo is UTC:
+        return t
     if not isinstance(t, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(t).__name__}")
     if t.tzinfo is None or t.utcoffset() is None:

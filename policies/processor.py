@@ -407,15 +407,18 @@ class Processor:
                     return [], Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} is parked (its entity "
                                                                  "does not exist yet) with other content; the first stands")
             return [], None
-        t = ev.type  # `_half`, inline: this runs once per event
+        t = ev.type  # `_half` and `_apply`'s dispatch, inline: this runs once per event
         if t in TICKET_TYPES:
             out = self._advance_tickets(ev.occurred_at)
-        elif t in downtime.MONITORING_TYPES:
-            out = self._advance_monitoring(ev.occurred_at)
-        else:  # a contract on an input topic: both halves know it at its time
-            out = self.advance_to(ev.occurred_at)
+            apply_event = self._apply_ticket
+        else:
+            if t in downtime.MONITORING_TYPES:
+                out = self._advance_monitoring(ev.occurred_at)
+            else:  # a contract on an input topic: both halves know it at its time
+                out = self.advance_to(ev.occurred_at)
+            apply_event = self._apply
         try:
-            out.extend(self._apply(ev))
+            out.extend(apply_event(ev))
             if self.parking.events:  # nothing parked (the common case): nothing to unpark
                 out.extend(self._unpark(ev))
         except Rejected as rejected:
@@ -543,7 +546,8 @@ class Processor:
         """Move one open ticket's clocks to `t`, count its outcomes, and store it."""
         plan = self.ticket_plan(state)
         emitted = self.tickets.advance(state, plan, t)
-        self._observe(emitted, plan, state)
+        if plan.attainment_quarterly:  # `_observe`'s own check, before the call: once per due ticket
+            self._observe(emitted, plan, state)
         self.store.save_ticket(state)
         return emitted
 
@@ -604,12 +608,14 @@ class Processor:
             if plan.attainment_quarterly:
                 self.attainment.stopped(state)
         out = self.tickets.apply(state, ev, plan, now, unseen=unseen)
-        self._observe(out, plan, state)
-        if plan.attainment_quarterly and state.first_response_done:
-            self.attainment.stopped(state)  # no-op when the outcome was observed
-        store.save_ticket(state)
-        if plan.attainment_quarterly:
+        if plan.attainment_quarterly:  # `_observe`'s own check, before the call: once per event
+            self._observe(out, plan, state)
+            if state.first_response_done:
+                self.attainment.stopped(state)  # no-op when the outcome was observed
+            store.save_ticket(state)
             out += self._close_quarters(now)
+        else:
+            store.save_ticket(state)
         return out
 
     def _observe(self, outputs: list[Output], plan: ResolvedPlan, state: TicketState) -> None:

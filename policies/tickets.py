@@ -242,10 +242,28 @@ _US = timedelta(microseconds=1)
 UTC = timezone.utc
 
 
-def _utc_iso(t: datetime) -> str:
+#: UTC instant -> its `isoformat()`. `isoformat` is one of the dearest calls per output (~10,000
+#: instructions): a breach / met id hashes its instant, deadline and cycle start, the same
+#: instants recur across a ticket's outputs, and the wire writes them again just after
+#: (`streams.wire` reads this memo). Bounded (cleared when full); only instants whose tzinfo is
+#: `UTC` go in, and equal ones of one tzinfo have the same text, so it never shows.
+_UTC_ISO: dict[datetime, str] = {}
+_UTC_ISO_MAX = 8192
+
+
+def utc_iso(t: datetime) -> str:
     """`t.astimezone(UTC).isoformat()`, without the conversion call for an instant already in UTC
-    (nearly all: the core's instants are UTC; `astimezone` to its own zone returns it unchanged)."""
-    return t.isoformat() if t.tzinfo is UTC else t.astimezone(UTC).isoformat()
+    (nearly all: the core's instants are UTC; `astimezone` to its own zone returns it unchanged),
+    memoised for those."""
+    if t.tzinfo is not UTC:
+        return t.astimezone(UTC).isoformat()
+    text = _UTC_ISO.get(t)
+    if text is None:
+        if len(_UTC_ISO) >= _UTC_ISO_MAX:
+            _UTC_ISO.clear()
+        text = _UTC_ISO[t] = t.isoformat()
+    return text
+
 
 
 class Milestones:
@@ -601,8 +619,8 @@ class _Clocks:
         if kind == _KIND_BREACH or kind == _KIND_MET:  # content-addressed (events.ids.clock_outcome_event_id)
             due = slot.due
             event_id = clock_outcome_event_id(
-                type_, self.s.ticket_id, slot.metric, slot.binding, slot.cycle, _utc_iso(at),
-                _utc_iso(due) if due is not None else "", self.s.priority, _utc_iso(slot.start),
+                type_, self.s.ticket_id, slot.metric, slot.binding, slot.cycle, utc_iso(at),
+                utc_iso(due) if due is not None else "", self.s.priority, utc_iso(slot.start),
                 minutes_text(extra["elapsed_minutes"]) if kind == _KIND_MET else "")
         else:
             event_id = output_event_id(*parts)
@@ -874,7 +892,7 @@ class TicketEngine:
               unseen: bool = False) -> list[Output]:
         """Apply a ticket event (not `ticket.opened`) at its own timestamp; `now` >= processor time.
         `unseen`: the caller has just found the event's id not among the ticket's seen ids."""
-        restored = self._ensure_derived(state, plan)
+        restored = [] if state.derived else self._ensure_derived(state, plan)  # the check inline: once per event
         if not unseen and event_digest(ev.event_id) in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
         entry = self._history_entry(ev, plan)
@@ -908,7 +926,7 @@ class TicketEngine:
 
     def advance(self, state: TicketState, plan: ResolvedPlan, now: datetime) -> list[Output]:
         """Move the ticket's time to `now`, firing what is due."""
-        restored = self._ensure_derived(state, plan)
+        restored = [] if state.derived else self._ensure_derived(state, plan)
         clocks = _Clocks(state, plan, self.milestones)
         clocks.advance(now)
         return restored + self._record(state, clocks)

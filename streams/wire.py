@@ -16,6 +16,7 @@ from events import models
 from events.codec import encode
 from events.ids import minutes_text
 from policies.outputs import Output
+from policies.tickets import utc_iso
 
 MODEL_BY_TYPE: dict[str, type] = {
     "sla.breached": models.SlaBreached,
@@ -72,7 +73,8 @@ def _instant(t: datetime) -> str:
     if text is None:
         if len(_INSTANT_TEXT) >= _INSTANT_TEXT_MAX:
             _INSTANT_TEXT.clear()
-        text = _INSTANT_TEXT[t] = '"' + t.isoformat().replace("+00:00", "Z") + '"'
+        # the core's memo first: a breach / met id has just formatted most of its output's instants
+        text = _INSTANT_TEXT[t] = '"' + utc_iso(t).replace("+00:00", "Z") + '"'
     return text
 
 
