@@ -12,6 +12,9 @@ webhook gives the same ids and the worker drops the copy:
 - Alertmanager: outage `am-<h>` with h = sha256(fingerprint, startsAt); events
   `am-<h>-started` / `am-<h>-resolved`. A resolved alert also yields its `outage.started`
   (same id as the firing notification's), so a missed or late firing notification loses nothing.
+  `outage.started` carries the fingerprint as `alert_key`: Alertmanager keeps one alert per
+  fingerprint and sends no `resolved` for an incarnation that resolved and fired again within
+  one group_interval, so the core ends an outage where the next one of its key starts.
 - Zendesk: `zd-<sha256(envelope id)>-<n>`; Jira: `jira-<sha256(issue id, changelog id | comment id
   | "created")>-<n>`. `n` numbers the events one vendor event yields, in the order they apply.
 """
@@ -229,7 +232,7 @@ def _alert_events(alert: dict[str, Any], labels: dict[str, Any], m: Alertmanager
     outage = "am-" + _digest("alertmanager", fingerprint, _z(starts))
     started: dict[str, Any] = {"event_id": f"{outage}-started", "type": "outage.started",
                                "occurred_at": _z(starts), "outage_id": outage, "service_id": service,
-                               "scope": scope}
+                               "scope": scope, "alert_key": fingerprint}
     for name, label in (("components", m.components_label), ("regions", m.regions_label)):
         values = _label_list(labels, label)
         if values is not None:
