@@ -72,6 +72,7 @@ class Conversion:
     events: list[NativeEvent] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)   # parts of the body that map to no event, and why
     truncated_alerts: int = 0                           # Alertmanager: alerts dropped upstream (max_alerts)
+    rejected: list[str] = field(default_factory=list)   # parts that could not be mapped, each with its reason
 
 
 # --------------------------------------------------------------------------- helpers
@@ -193,16 +194,26 @@ def _alertmanager(payload: dict[str, Any], m: AlertmanagerMapping) -> Conversion
     out = Conversion()
     truncated = payload.get("truncatedAlerts", 0)
     out.truncated_alerts = truncated if isinstance(truncated, int) and not isinstance(truncated, bool) else 0
+    # Each alert on its own (review ingest.md F2): Alertmanager never retries a 4xx and every
+    # re-notification of the group carries the bad alert again, so one bad alert must not lose the
+    # others. Its reason is in `rejected` (the gateway keeps the body as `partial`); only a body
+    # whose every alert is bad is unmappable.
     for i, alert in enumerate(alerts):
         path = f"alerts[{i}]"
-        alert = _object(alert, path)
-        labels = alert.get("labels")
-        if not isinstance(labels, dict):
-            raise Unmappable(f"{path}.labels: missing or not an object")
-        if any(labels.get(k) != v for k, v in m.match.items()):
-            out.ignored.append(f"{path}: labels do not match alertmanager.match")
-            continue
-        out.events += _alert_events(alert, labels, m, path)
+        try:
+            alert = _object(alert, path)
+            labels = alert.get("labels")
+            if not isinstance(labels, dict):
+                raise Unmappable(f"{path}.labels: missing or not an object")
+            if any(labels.get(k) != v for k, v in m.match.items()):
+                out.ignored.append(f"{path}: labels do not match alertmanager.match")
+                continue
+            out.events += _alert_events(alert, labels, m, path)
+        except Unmappable as exc:
+            out.rejected.append(str(exc))
+    if out.rejected and len(out.rejected) == len(alerts):
+        raise Unmappable("; ".join(out.rejected[:20]) + (f"; and {len(out.rejected) - 20} more"
+                                                          if len(out.rejected) > 20 else ""))
     return out
 
 

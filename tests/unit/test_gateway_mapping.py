@@ -117,10 +117,28 @@ def test_truncated_alerts_are_reported():
     (lambda a: a.update(status="resolved"), "alerts[0].endsAt: '0001-01-01T00:00:00Z' is not after startsAt"),
 ])
 def test_alertmanager_unmappable_alerts_name_what_is_missing(change, message):
+    """Each bad alert is rejected on its own, with its reason; the others are mapped (review F2)."""
     payload = json.loads(body("alertmanager_firing.json"))
     change(payload["alerts"][0])
+    conv = convert("alertmanager", json.dumps(payload), MAPPING)
+    assert len(conv.rejected) == 1 and conv.rejected[0].startswith(message)
+    assert [short(e.event) for e in conv.events] == [("outage.started", "2026-03-10T10:00:00Z", "api-prod", "partial")]
+    only = {**payload, "alerts": [payload["alerts"][0]]}   # a body whose every alert is bad is unmappable
     with pytest.raises(Unmappable, match="^" + re.escape(message)):
-        convert("alertmanager", json.dumps(payload), MAPPING)
+        convert("alertmanager", json.dumps(only), MAPPING)
+
+
+def test_alertmanager_one_bad_alert_does_not_lose_the_group():
+    """Review ingest.md F2 (/tmp/review-ingest/am_group.jsonl): `good` and `bad` (sla_scope
+    "degraded") of api-prod in one group; before, the whole body was 422 and `good` was lost."""
+    alert = {"labels": {"alertname": "ApiDown", "service": "api-prod", "sla": "true"}, "annotations": {},
+             "endsAt": "0001-01-01T00:00:00Z", "status": "firing"}
+    good = {**alert, "fingerprint": "good", "startsAt": "2026-03-10T10:00:00Z"}
+    bad = {**alert, "fingerprint": "bad", "startsAt": "2026-03-10T10:01:00Z",
+           "labels": {**alert["labels"], "sla_scope": "degraded"}}
+    conv = convert("alertmanager", json.dumps({"version": "4", "status": "firing", "alerts": [good, bad]}), MAPPING)
+    assert [(e.type, e.event["alert_key"]) for e in conv.events] == [("outage.started", "good")]
+    assert conv.rejected == ["alerts[1].labels.sla_scope: 'degraded' is neither 'all_users' nor 'partial'"]
 
 
 def test_not_an_alertmanager_body():
