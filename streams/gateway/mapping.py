@@ -307,6 +307,12 @@ def _zendesk_created(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMa
     status = (_text(detail.get("status")) or "").casefold()
     if status in m.pause_statuses:
         fields.append({"type": "ticket.status_changed", "status": m.pause_statuses[status]})
+    # Created already solved (a phone call logged as solved) or closed: no status_changed follows
+    # for the initial status, so the ticket ends at its opening instant (review ingest.md F4).
+    if status in ("solved", "closed"):
+        fields.append({"type": "ticket.resolved"})
+    if status == "closed":
+        fields.append({"type": "ticket.closed"})
     return fields
 
 
@@ -413,6 +419,10 @@ def _jira_created(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
     status = (_jira_value(issue.get("status")) or "").casefold()
     if m.statuses.get(status, "open") != "open":
         fields.append({"type": "ticket.status_changed", "status": m.statuses[status]})
+    if status in m.resolved_statuses or status in m.closed_statuses:   # created resolved / closed (F4)
+        fields.append({"type": "ticket.resolved"})
+    if status in m.closed_statuses:
+        fields.append({"type": "ticket.closed"})
     return "created", occurred, fields
 
 

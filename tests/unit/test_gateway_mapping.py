@@ -339,3 +339,27 @@ def test_a_resolved_notification_before_the_firing_one_still_gives_a_complete_ou
     assert [e["type"] for e in first][:2] == ["outage.started", "outage.resolved"]
     late_firing = events("alertmanager", "alertmanager_firing.json")
     assert late_firing[0] == first[0]          # the late firing notification is a duplicate the worker ignores
+
+
+@pytest.mark.parametrize("status, types", [
+    ("SOLVED", ["ticket.opened", "ticket.resolved"]),
+    ("closed", ["ticket.opened", "ticket.resolved", "ticket.closed"]),
+])
+def test_zendesk_ticket_created_already_solved_or_closed_ends_at_once(status, types):
+    """Review ingest.md F4: a phone call logged as solved opened a clock nothing stopped (false page)."""
+    payload = json.loads(body("zendesk_ticket_created.json"))
+    payload["detail"]["status"] = status
+    got = [e.event for e in convert("zendesk", json.dumps(payload), MAPPING).events]
+    assert [e["type"] for e in got] == types
+    assert len({e["occurred_at"] for e in got}) == 1
+    assert [e["event_id"][-2:] for e in got] == [f"-{n}" for n in range(len(types))]
+
+
+def test_jira_issue_created_in_a_resolved_or_closed_status_ends_at_once():
+    m = parse_mapping({"jira": {"customer_field": "customfield_10002", "resolved_statuses": ["Resolved"],
+                                "closed_statuses": ["Closed"]}})
+    for status, types in (("Resolved", ["ticket.opened", "ticket.resolved"]),
+                          ("Closed", ["ticket.opened", "ticket.resolved", "ticket.closed"])):
+        payload = json.loads(body("jira_issue_created.json"))
+        payload["issue"]["fields"]["status"]["name"] = status
+        assert [e.type for e in convert("jira", json.dumps(payload), m).events] == types
