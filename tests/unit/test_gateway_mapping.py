@@ -200,8 +200,6 @@ def test_zendesk_events_without_sla_meaning_are_reported_as_ignored():
 
 @pytest.mark.parametrize("name, change, message", [
     ("zendesk_created_no_org.json", None, "detail.organization_id: missing"),
-    ("zendesk_ticket_created.json", lambda p: p["detail"].update(priority=None),
-     "detail.priority: the ticket has no priority; set zendesk.default_priority"),
     ("zendesk_ticket_created.json", lambda p: p["detail"].update(priority="blocker"),
      "detail.priority: priority 'blocker' is not in zendesk.priorities"),
     ("zendesk_ticket_created.json", lambda p: p.pop("id"), "id: missing"),
@@ -363,3 +361,17 @@ def test_jira_issue_created_in_a_resolved_or_closed_status_ends_at_once():
         payload = json.loads(body("jira_issue_created.json"))
         payload["issue"]["fields"]["status"]["name"] = status
         assert [e.type for e in convert("jira", json.dumps(payload), m).events] == types
+
+
+def test_the_sample_mapping_opens_a_ticket_created_without_priority_and_triage_raises_it():
+    """Review ingest.md F7 (/tmp/review-ingest/zd_nopriority.jsonl): an e-mail ticket without a
+    priority was 422 with the sample mapping and its triage to URGENT an orphan."""
+    payload = json.loads(body("zendesk_ticket_created.json"))
+    payload["detail"]["priority"] = None
+    assert [short(e) for e in [e.event for e in convert("zendesk", json.dumps(payload), MAPPING).events]] == [
+        ("ticket.opened", "2026-03-03T10:00:00Z", "5158", "medium", "nx")]
+    assert [e.event["priority"] for e in convert("zendesk", body("zendesk_priority_changed.json"), MAPPING).events] \
+        == ["high"]
+    without = parse_mapping({"zendesk": {"customer_field": "organization_id"}})   # no default: unmappable, named
+    with pytest.raises(Unmappable, match="^detail.priority: the ticket has no priority; set zendesk.default_priority"):
+        convert("zendesk", json.dumps(payload), without)
