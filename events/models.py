@@ -314,6 +314,10 @@ class OutageStarted(OutageEvent):
     """SPEC §11: the components that are down (absent: the whole service)."""
     regions: ScopeNames | None = None
     """SPEC §11: the regions that are down (absent: every region)."""
+    alert_key: Identifier | None = None
+    """The alerting source's identity of the alert (e.g. an Alertmanager fingerprint), optional. The
+    source keeps one incarnation of a keyed alert at a time, so this outage ends, at the latest,
+    when the next outage of the same key on the service starts (decisions.md "Uptime")."""
 
 
 class OutageReported(OutageEvent):

@@ -44,6 +44,12 @@ Counting rules (decisions on SPEC §8 and the Vectorize seed, see `month_figures
   cancellation. A `maintenance.scheduled` later than the cancellation re-instates it.
 - One outage_id is one interval: a recurrence should use a new outage_id (re-sending
   `outage.started` for a resolved outage does not reopen it).
+- Alert keys (`outage.started.alert_key`, e.g. an Alertmanager fingerprint): one alerting
+  source keeps at most one incarnation of a keyed alert at a time (Alertmanager replaces the
+  old alert when it fires again), so an outage with an alert key ends, at the latest, when the
+  next outage of the same key on the service starts (`effective_ends`): the resolution of
+  a flap within one `group_interval` is never sent. A rule on the set of outages, computed when
+  the figures are, so any arrival order gives the same intervals (decisions.md "Uptime").
 - Shared services (SPEC §11): one ledger per service serves every subscriber. An outage's
   reach is the set of (`components`, `regions`) its `outage.started` events stated (a union,
   so order-independent; one statement without either list makes it the whole service); it
@@ -172,6 +178,7 @@ class Outage:
     classified_at: datetime | None = None
     classified_by: str | None = None  # event_id of the winning classification (tie-break)
     reach: tuple[Reach, ...] = ()  # SPEC §11: what its outage.started events said is down; () = all
+    alert_key: str | None = None  # the alerting source's identity of the alert (the least stated)
 
     @property
     def start(self) -> datetime | None:
@@ -308,7 +315,8 @@ class ServiceState:
             "o": [
                 [o.outage_id, ts(o.started_at), ts(o.reported_at), o.reported_ticket, ts(o.resolved_at),
                  o.scope, o.cause, o.category, ts(o.classified_at), o.classified_by,
-                 *([[list(r) for r in o.reach]] if o.reach else [])]
+                 *([[list(r) for r in o.reach]] if o.reach or o.alert_key else []),
+                 *([o.alert_key] if o.alert_key else [])]
                 for o in sorted(self.outages.values(), key=lambda o: o.outage_id)
             ],
             "m": [
@@ -333,9 +341,11 @@ class ServiceState:
 
         # Rows written before SPEC §11 end before the scope fields (whole service, every region).
         outages = {}
-        for oid, st, rp, tk, rs, scope, cause, cat, cat_at, cat_by, *reach in doc["o"]:
+        # Rows of outages without an alert key end before it (as they were written before it existed).
+        for oid, st, rp, tk, rs, scope, cause, cat, cat_at, cat_by, *tail in doc["o"]:
             outages[oid] = Outage(oid, ts(st), ts(rp), tk, ts(rs), scope, cause, cat, ts(cat_at), cat_by,
-                                  tuple(_scope_from_json(r) for r in reach[0]) if reach else ())
+                                  tuple(_scope_from_json(r) for r in tail[0]) if tail else (),
+                                  tail[1] if len(tail) > 1 else None)
         windows = {}
         for mid, at, sa, ea, by, ca, *tail in doc["m"]:
             # [components, regions] when scoped, and then the notice's run when not the row's own
@@ -438,9 +448,11 @@ def _with_window(state: ServiceState, old: MaintenanceWindow | None, new: Mainte
 
 def outage_started(state: ServiceState, *, event_id: str, occurred_at: datetime, outage_id: str,
                    scope: str | None = "all_users", components: Iterable[str] | None = None,
-                   regions: Iterable[str] | None = None) -> Applied:
+                   regions: Iterable[str] | None = None, alert_key: str | None = None) -> Applied:
     """`outage.started`: the provider's internal alert at `occurred_at`, for `components` in
-    `regions` (None: the whole service, every region)."""
+    `regions` (None: the whole service, every region). `alert_key`: the alerting source's
+    identity of the alert; the outage ends at the latest when the next outage of the same key
+    starts (`effective_ends`). Two statements of different keys keep the least (a join)."""
     scope = scope or "all_users"
     if scope not in SCOPES:
         return Applied(state, (INVALID_FIELD, f"outage {outage_id}: scope must be one of {SCOPES}, got {scope!r}"))
@@ -451,7 +463,9 @@ def outage_started(state: ServiceState, *, event_id: str, occurred_at: datetime,
     reach = _join_reach((), ((_names(components), _names(regions)),))
     if base.started_at is not None:  # an earlier outage.started stated what is down: join them
         reach = _join_reach(base.reach or (WHOLE,), reach or (WHOLE,))
-    new = replace(base, started_at=_earliest(base.started_at, at), scope=merged_scope, reach=reach)
+    key = alert_key if base.alert_key is None or (alert_key is not None and alert_key < base.alert_key) \
+        else base.alert_key
+    new = replace(base, started_at=_earliest(base.started_at, at), scope=merged_scope, reach=reach, alert_key=key)
     return _with_outage(state, old, new)
 
 
@@ -556,7 +570,7 @@ def maintenance_cancelled(state: ServiceState, *, event_id: str, occurred_at: da
 
 
 _FOLD: dict[str, tuple[Callable[..., Applied], tuple[str, ...]]] = {
-    "outage.started": (outage_started, ("outage_id", "scope", "components", "regions")),
+    "outage.started": (outage_started, ("outage_id", "scope", "components", "regions", "alert_key")),
     "outage.reported": (outage_reported, ("outage_id", "ticket_id")),
     "outage.resolved": (outage_resolved, ("outage_id",)),
     "outage.classified": (outage_classified, ("outage_id", "cause", "category")),
@@ -622,6 +636,36 @@ def apply_event(state: ServiceState, event_type: str, fields: Mapping[str, Any])
 # --------------------------------------------------------------------------- figures
 
 
+def superseded_at(state: ServiceState) -> dict[str, tuple[datetime, str]]:
+    """Per outage with an alert key that a later outage of the same key follows: (that one's
+    start, its id). The outage ends there at the latest (the source keeps one incarnation of a
+    keyed alert: a new one proves the old one over). Only `outage.started` instants count (a
+    customer report says nothing about the alert). A function of the set of outages: every
+    arrival order gives the same ends."""
+    by_key: dict[str, list[tuple[datetime, str]]] = {}
+    for o in state.outages.values():
+        if o.alert_key is not None and o.started_at is not None:
+            by_key.setdefault(o.alert_key, []).append((o.started_at, o.outage_id))
+    out: dict[str, tuple[datetime, str]] = {}
+    for starts in by_key.values():
+        if len(starts) < 2:
+            continue
+        starts.sort()
+        for i, (at, oid) in enumerate(starts):
+            later = next((s for s in starts[i + 1:] if s[0] > at), None)
+            if later is not None:
+                out[oid] = later
+    return out
+
+
+def effective_end(o: Outage, as_of: datetime, superseded: Mapping[str, tuple[datetime, str]]) -> datetime:
+    """Where outage `o` ends: its resolution, or `as_of` when unresolved, and at the latest where
+    the next outage of its alert key starts."""
+    end = o.end(as_of)
+    after = superseded.get(o.outage_id)
+    return end if after is None or after[0] >= end else after[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A maximal stretch of the month with one classification and the same covering ids."""
@@ -648,6 +692,7 @@ class OutageView:
     in_month_start: datetime
     in_month_end: datetime
     status: str  # 'counted' | 'excluded' | 'partial' | 'out_of_scope' (SPEC §11: not the subscriber's)
+    ended_by: str | None = None  # the outage of the same alert key whose start ended this one (no resolution)
 
     @property
     def in_month_minutes(self) -> Fraction:
@@ -759,11 +804,14 @@ def month_figures(state: ServiceState, month: str, as_of: datetime, scope: Subsc
 
     views: list[OutageView] = []
     counted: list[tuple[datetime, datetime, Outage]] = []  # all_users outages clipped to the month
+    superseded = superseded_at(state)
     for o in sorted(state.outages.values(), key=lambda o: (o.start or m_end, o.outage_id)):
         start = o.start
         if start is None:
             continue
-        end = o.end(as_of)
+        end = effective_end(o, as_of, superseded)
+        ended_by = superseded.get(o.outage_id)
+        ended_by_id = ended_by[1] if ended_by is not None and ended_by[0] == end and end != o.end(as_of) else None
         s, e = max(start, m_start), min(end, m_end)
         if s >= e:
             continue
@@ -774,7 +822,8 @@ def month_figures(state: ServiceState, month: str, as_of: datetime, scope: Subsc
         else:
             status = "excluded" if o.excluded else "counted"
             counted.append((s, e, o))
-        views.append(OutageView(o, start, end, o.resolved_at is None, s, e, status))
+        views.append(OutageView(o, start, end, o.resolved_at is None and ended_by_id is None, s, e, status,
+                                ended_by_id))
 
     # Sweep over the boundary points, keeping the outages and maintenance parts active
     # between them: O(k log k) for k intervals (a rescan per segment would be O(k²)).
@@ -841,7 +890,8 @@ def month_figures(state: ServiceState, month: str, as_of: datetime, scope: Subsc
 def busy_spans(state: ServiceState, as_of: datetime) -> list[tuple[datetime, datetime]]:
     """[start, end) of every outage (unresolved: until `as_of`) and maintenance window: the
     instants whose months have something to close."""
-    spans = [(o.start, o.end(as_of)) for o in state.outages.values() if o.start is not None]
+    superseded = superseded_at(state)
+    spans = [(o.start, effective_end(o, as_of, superseded)) for o in state.outages.values() if o.start is not None]
     spans += [(w.starts_at, w.ends_at) for w in state.maintenance.values()]
     return sorted(s for s in spans if s[0] is not None and s[1] > s[0])
 
@@ -855,7 +905,11 @@ def prune(state: ServiceState, keep_from_month: str) -> ServiceState:
     Call it with a month whose claim deadline has long passed.
     """
     cut, _ = _month_bounds(keep_from_month)
-    outages = {k: o for k, o in state.outages.items() if o.resolved_at is None or o.resolved_at > cut}
+    # An outage ended by the next of its alert key goes when that end is before the cut: the
+    # next one starts before its own end, so it is never dropped while the earlier one stays.
+    superseded = superseded_at(state)
+    never = datetime.max.replace(tzinfo=UTC)
+    outages = {k: o for k, o in state.outages.items() if effective_end(o, never, superseded) > cut}
     windows = {k: w for k, w in state.maintenance.items() if w.ends_at > cut}
     emitted = {k: e for k, e in state.emitted.items() if _month_bounds(e.month)[1] > cut}
     applied = {k: pairs for k, pairs in state.applied.items()

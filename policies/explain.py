@@ -54,6 +54,8 @@ def _outage_lines(fig: MonthFigures) -> list[str]:
         if o.started_at is not None and o.reported_at is not None:
             origin += f"; alert {_t(o.started_at)}, first report {_t(o.reported_at)}"
         end = f"{_t(v.end)}" + (" (unresolved, counted to this instant)" if v.open else "")
+        if v.ended_by is not None:
+            end += f" (no resolution: ended where {v.ended_by}, the next alert of its key, started)"
         clip = ""
         if (v.in_month_start, v.in_month_end) != (v.start, v.end):
             clip = f"; in this month {_t(v.in_month_start)} - {_t(v.in_month_end)}"

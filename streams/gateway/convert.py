@@ -32,6 +32,8 @@ output:
   native events (outage.started / outage.resolved, ticket.*) as JSON lines on stdout, in
   the order of the input; feed them to `slaproc replay` or a producer. Lines that cannot be
   mapped are reported on stderr ("line N: reason") and skipped; the exit status is then 1.
+  An Alertmanager line is mapped alert by alert: a bad alert is reported ("line N: rejected:
+  reason") and the line's other alerts are converted (exit status 1 too).
   Parts of a body that mean nothing for SLAs (an alert that fails `match`, a tags change)
   are listed on stderr unless --quiet.
 
@@ -61,6 +63,10 @@ def convert_lines(source: str, mapping, lines: BinaryIO, out: BinaryIO, err: Tex
             rejected += 1
             print(f"line {number}: {exc}", file=err)
             continue
+        if conversion.rejected:  # the line's other parts are converted; the line still counts as rejected
+            rejected += 1
+            for reason in conversion.rejected:
+                print(f"line {number}: rejected: {reason} (the line's other alerts are converted)", file=err)
         if conversion.truncated_alerts:
             print(f"line {number}: warning: Alertmanager dropped {conversion.truncated_alerts} alert(s) of this "
                   f"group (truncatedAlerts; set max_alerts: 0 on the receiver)", file=err)

@@ -12,6 +12,9 @@ webhook gives the same ids and the worker drops the copy:
 - Alertmanager: outage `am-<h>` with h = sha256(fingerprint, startsAt); events
   `am-<h>-started` / `am-<h>-resolved`. A resolved alert also yields its `outage.started`
   (same id as the firing notification's), so a missed or late firing notification loses nothing.
+  `outage.started` carries the fingerprint as `alert_key`: Alertmanager keeps one alert per
+  fingerprint and sends no `resolved` for an incarnation that resolved and fired again within
+  one group_interval, so the core ends an outage where the next one of its key starts.
 - Zendesk: `zd-<sha256(envelope id)>-<n>`; Jira: `jira-<sha256(issue id, changelog id | comment id
   | "created")>-<n>`. `n` numbers the events one vendor event yields, in the order they apply.
 """
@@ -69,6 +72,7 @@ class Conversion:
     events: list[NativeEvent] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)   # parts of the body that map to no event, and why
     truncated_alerts: int = 0                           # Alertmanager: alerts dropped upstream (max_alerts)
+    rejected: list[str] = field(default_factory=list)   # parts that could not be mapped, each with its reason
 
 
 # --------------------------------------------------------------------------- helpers
@@ -190,16 +194,26 @@ def _alertmanager(payload: dict[str, Any], m: AlertmanagerMapping) -> Conversion
     out = Conversion()
     truncated = payload.get("truncatedAlerts", 0)
     out.truncated_alerts = truncated if isinstance(truncated, int) and not isinstance(truncated, bool) else 0
+    # Each alert on its own (review ingest.md F2): Alertmanager never retries a 4xx and every
+    # re-notification of the group carries the bad alert again, so one bad alert must not lose the
+    # others. Its reason is in `rejected` (the gateway keeps the body as `partial`); only a body
+    # whose every alert is bad is unmappable.
     for i, alert in enumerate(alerts):
         path = f"alerts[{i}]"
-        alert = _object(alert, path)
-        labels = alert.get("labels")
-        if not isinstance(labels, dict):
-            raise Unmappable(f"{path}.labels: missing or not an object")
-        if any(labels.get(k) != v for k, v in m.match.items()):
-            out.ignored.append(f"{path}: labels do not match alertmanager.match")
-            continue
-        out.events += _alert_events(alert, labels, m, path)
+        try:
+            alert = _object(alert, path)
+            labels = alert.get("labels")
+            if not isinstance(labels, dict):
+                raise Unmappable(f"{path}.labels: missing or not an object")
+            if any(labels.get(k) != v for k, v in m.match.items()):
+                out.ignored.append(f"{path}: labels do not match alertmanager.match")
+                continue
+            out.events += _alert_events(alert, labels, m, path)
+        except Unmappable as exc:
+            out.rejected.append(str(exc))
+    if out.rejected and len(out.rejected) == len(alerts):
+        raise Unmappable("; ".join(out.rejected[:20]) + (f"; and {len(out.rejected) - 20} more"
+                                                          if len(out.rejected) > 20 else ""))
     return out
 
 
@@ -229,7 +243,7 @@ def _alert_events(alert: dict[str, Any], labels: dict[str, Any], m: Alertmanager
     outage = "am-" + _digest("alertmanager", fingerprint, _z(starts))
     started: dict[str, Any] = {"event_id": f"{outage}-started", "type": "outage.started",
                                "occurred_at": _z(starts), "outage_id": outage, "service_id": service,
-                               "scope": scope}
+                               "scope": scope, "alert_key": fingerprint}
     for name, label in (("components", m.components_label), ("regions", m.regions_label)):
         values = _label_list(labels, label)
         if values is not None:
@@ -293,6 +307,12 @@ def _zendesk_created(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMa
     status = (_text(detail.get("status")) or "").casefold()
     if status in m.pause_statuses:
         fields.append({"type": "ticket.status_changed", "status": m.pause_statuses[status]})
+    # Created already solved (a phone call logged as solved) or closed: no status_changed follows
+    # for the initial status, so the ticket ends at its opening instant (review ingest.md F4).
+    if status in ("solved", "closed"):
+        fields.append({"type": "ticket.resolved"})
+    if status == "closed":
+        fields.append({"type": "ticket.closed"})
     return fields
 
 
@@ -399,6 +419,10 @@ def _jira_created(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
     status = (_jira_value(issue.get("status")) or "").casefold()
     if m.statuses.get(status, "open") != "open":
         fields.append({"type": "ticket.status_changed", "status": m.statuses[status]})
+    if status in m.resolved_statuses or status in m.closed_statuses:   # created resolved / closed (F4)
+        fields.append({"type": "ticket.resolved"})
+    if status in m.closed_statuses:
+        fields.append({"type": "ticket.closed"})
     return "created", occurred, fields
 
 

@@ -80,7 +80,7 @@ class KafkaSink:
 
 
 class GatewayMetrics:
-    """Bounded labels only: source (4 values), outcome (7), event type (the input types)."""
+    """Bounded labels only: source (4 values), outcome (8), event type (the input types)."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
@@ -95,9 +95,13 @@ class GatewayMetrics:
                                ["source"], registry=r)
         self.truncated = Counter("slaproc_gateway_truncated_alerts",
                                  "Alerts Alertmanager dropped from a notification (truncatedAlerts > 0)", registry=r)
+        self.rejected = Counter("slaproc_gateway_rejected_parts",
+                                "Parts (alerts) of partially accepted bodies that could not be mapped", ["source"],
+                                registry=r)
         for source in ENDPOINT_SOURCES:
             self.latency.labels(source)
             self.ignored.labels(source)
+            self.rejected.labels(source)
             for outcome in OUTCOMES:
                 self.requests.labels(source, outcome)
 
@@ -253,7 +257,14 @@ class Gateway:
             await self._send(source, body, received, outcome, reason, Conversion())
             log.info("%s: %s body kept on %s: %s", source, outcome, RAW_WEBHOOKS, reason)
             return outcome, _answer(status, outcome, reason=reason, kept_on=self.settings.topic(RAW_WEBHOOKS))
-        await self._send(source, body, received, "accepted", "", conversion)
+        if conversion.rejected:  # some alerts of the body were bad: the rest is sent, the body kept as partial
+            reason = "; ".join(conversion.rejected)
+            await self._send(source, body, received, "partial", reason, conversion)
+            self.metrics.rejected.labels(source).inc(len(conversion.rejected))
+            log.warning("%s: %d part(s) of the body rejected, body kept on %s as partial: %s", source,
+                        len(conversion.rejected), RAW_WEBHOOKS, reason)
+        else:
+            await self._send(source, body, received, "accepted", "", conversion)
         for event in conversion.events:
             self.metrics.events.labels(source, event.type if event.type in INPUT_MODELS else "other").inc()
         if conversion.ignored:
@@ -262,6 +273,11 @@ class Gateway:
             self.metrics.truncated.inc(conversion.truncated_alerts)
             log.warning("alertmanager: %d alert(s) were dropped upstream (truncatedAlerts); set max_alerts: 0 "
                         "on the slaproc receiver", conversion.truncated_alerts)
+        if conversion.rejected:
+            return "partial", _answer(200, "partial", events=[e.event_id for e in conversion.events],
+                                      ignored=conversion.ignored, rejected=conversion.rejected,
+                                      truncated_alerts=conversion.truncated_alerts,
+                                      kept_on=self.settings.topic(RAW_WEBHOOKS))
         return "accepted", _answer(200, "accepted", events=[e.event_id for e in conversion.events],
                                    ignored=conversion.ignored, truncated_alerts=conversion.truncated_alerts)
 

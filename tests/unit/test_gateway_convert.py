@@ -105,3 +105,14 @@ def test_converted_scenario_replayed_gives_the_hand_computed_outcome(tmp_path, c
     breaches = [o for o in outputs if o["type"] == "sla.breached" and o["metric"] == "first_response"]
     assert [(b["ticket_id"], b["customer_id"], b["priority"], b["started_at"], b["due_at"]) for b in breaches] == [
         ("5158", "nx", "critical", "2026-03-03T10:00:00Z", "2026-03-03T12:00:00Z")]
+
+
+def test_a_bad_alert_is_named_and_the_lines_other_alerts_are_converted(tmp_path, capfd):
+    """Review ingest.md F2: convert maps alert by alert, as the gateway does."""
+    payload = json.loads((FIXTURES / "alertmanager_firing.json").read_bytes())
+    payload["alerts"][1]["labels"]["sla_scope"] = "degraded"
+    path = tmp_path / "am.jsonl"
+    path.write_text(json.dumps(payload) + "\n")
+    code, events, err = run_convert(capfd, "alertmanager", path, "--quiet")
+    assert code == 1 and [e["scope"] for e in events] == ["all_users"]
+    assert "line 1: rejected: alerts[1].labels.sla_scope: 'degraded' is neither" in err

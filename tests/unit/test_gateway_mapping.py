@@ -117,10 +117,28 @@ def test_truncated_alerts_are_reported():
     (lambda a: a.update(status="resolved"), "alerts[0].endsAt: '0001-01-01T00:00:00Z' is not after startsAt"),
 ])
 def test_alertmanager_unmappable_alerts_name_what_is_missing(change, message):
+    """Each bad alert is rejected on its own, with its reason; the others are mapped (review F2)."""
     payload = json.loads(body("alertmanager_firing.json"))
     change(payload["alerts"][0])
+    conv = convert("alertmanager", json.dumps(payload), MAPPING)
+    assert len(conv.rejected) == 1 and conv.rejected[0].startswith(message)
+    assert [short(e.event) for e in conv.events] == [("outage.started", "2026-03-10T10:00:00Z", "api-prod", "partial")]
+    only = {**payload, "alerts": [payload["alerts"][0]]}   # a body whose every alert is bad is unmappable
     with pytest.raises(Unmappable, match="^" + re.escape(message)):
-        convert("alertmanager", json.dumps(payload), MAPPING)
+        convert("alertmanager", json.dumps(only), MAPPING)
+
+
+def test_alertmanager_one_bad_alert_does_not_lose_the_group():
+    """Review ingest.md F2 (/tmp/review-ingest/am_group.jsonl): `good` and `bad` (sla_scope
+    "degraded") of api-prod in one group; before, the whole body was 422 and `good` was lost."""
+    alert = {"labels": {"alertname": "ApiDown", "service": "api-prod", "sla": "true"}, "annotations": {},
+             "endsAt": "0001-01-01T00:00:00Z", "status": "firing"}
+    good = {**alert, "fingerprint": "good", "startsAt": "2026-03-10T10:00:00Z"}
+    bad = {**alert, "fingerprint": "bad", "startsAt": "2026-03-10T10:01:00Z",
+           "labels": {**alert["labels"], "sla_scope": "degraded"}}
+    conv = convert("alertmanager", json.dumps({"version": "4", "status": "firing", "alerts": [good, bad]}), MAPPING)
+    assert [(e.type, e.event["alert_key"]) for e in conv.events] == [("outage.started", "good")]
+    assert conv.rejected == ["alerts[1].labels.sla_scope: 'degraded' is neither 'all_users' nor 'partial'"]
 
 
 def test_not_an_alertmanager_body():
@@ -182,8 +200,6 @@ def test_zendesk_events_without_sla_meaning_are_reported_as_ignored():
 
 @pytest.mark.parametrize("name, change, message", [
     ("zendesk_created_no_org.json", None, "detail.organization_id: missing"),
-    ("zendesk_ticket_created.json", lambda p: p["detail"].update(priority=None),
-     "detail.priority: the ticket has no priority; set zendesk.default_priority"),
     ("zendesk_ticket_created.json", lambda p: p["detail"].update(priority="blocker"),
      "detail.priority: priority 'blocker' is not in zendesk.priorities"),
     ("zendesk_ticket_created.json", lambda p: p.pop("id"), "id: missing"),
@@ -321,3 +337,41 @@ def test_a_resolved_notification_before_the_firing_one_still_gives_a_complete_ou
     assert [e["type"] for e in first][:2] == ["outage.started", "outage.resolved"]
     late_firing = events("alertmanager", "alertmanager_firing.json")
     assert late_firing[0] == first[0]          # the late firing notification is a duplicate the worker ignores
+
+
+@pytest.mark.parametrize("status, types", [
+    ("SOLVED", ["ticket.opened", "ticket.resolved"]),
+    ("closed", ["ticket.opened", "ticket.resolved", "ticket.closed"]),
+])
+def test_zendesk_ticket_created_already_solved_or_closed_ends_at_once(status, types):
+    """Review ingest.md F4: a phone call logged as solved opened a clock nothing stopped (false page)."""
+    payload = json.loads(body("zendesk_ticket_created.json"))
+    payload["detail"]["status"] = status
+    got = [e.event for e in convert("zendesk", json.dumps(payload), MAPPING).events]
+    assert [e["type"] for e in got] == types
+    assert len({e["occurred_at"] for e in got}) == 1
+    assert [e["event_id"][-2:] for e in got] == [f"-{n}" for n in range(len(types))]
+
+
+def test_jira_issue_created_in_a_resolved_or_closed_status_ends_at_once():
+    m = parse_mapping({"jira": {"customer_field": "customfield_10002", "resolved_statuses": ["Resolved"],
+                                "closed_statuses": ["Closed"]}})
+    for status, types in (("Resolved", ["ticket.opened", "ticket.resolved"]),
+                          ("Closed", ["ticket.opened", "ticket.resolved", "ticket.closed"])):
+        payload = json.loads(body("jira_issue_created.json"))
+        payload["issue"]["fields"]["status"]["name"] = status
+        assert [e.type for e in convert("jira", json.dumps(payload), m).events] == types
+
+
+def test_the_sample_mapping_opens_a_ticket_created_without_priority_and_triage_raises_it():
+    """Review ingest.md F7 (/tmp/review-ingest/zd_nopriority.jsonl): an e-mail ticket without a
+    priority was 422 with the sample mapping and its triage to URGENT an orphan."""
+    payload = json.loads(body("zendesk_ticket_created.json"))
+    payload["detail"]["priority"] = None
+    assert [short(e) for e in [e.event for e in convert("zendesk", json.dumps(payload), MAPPING).events]] == [
+        ("ticket.opened", "2026-03-03T10:00:00Z", "5158", "medium", "nx")]
+    assert [e.event["priority"] for e in convert("zendesk", body("zendesk_priority_changed.json"), MAPPING).events] \
+        == ["high"]
+    without = parse_mapping({"zendesk": {"customer_field": "organization_id"}})   # no default: unmappable, named
+    with pytest.raises(Unmappable, match="^detail.priority: the ticket has no priority; set zendesk.default_priority"):
+        convert("zendesk", json.dumps(payload), without)

@@ -101,6 +101,9 @@ def _at(body: dict, path: tuple, value: Any) -> str:
      "time: '0001-01-01T00:00:00+01:00' is out of range"),
 ])
 def test_instants_out_of_range_are_unmappable(source, name, path, value, message):
+    if source == "alertmanager":   # one bad alert is rejected alone (review ingest.md F2)
+        assert convert(source, _at(BODIES[name], path, value), MAPPING).rejected == [message]
+        return
     with pytest.raises(Unmappable) as info:
         convert(source, _at(BODIES[name], path, value), MAPPING)
     assert str(info.value) == message

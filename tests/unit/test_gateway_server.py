@@ -157,6 +157,24 @@ async def test_bearer_endpoints_refuse_missing_or_wrong_tokens(client, sink, hea
     assert sink.records == []
 
 
+async def test_one_bad_alert_is_rejected_alone_the_rest_accepted_and_the_body_kept_as_partial(client, sink):
+    """Review ingest.md F2: Alertmanager never retries a 4xx; a 422 for the group lost its good alerts."""
+    payload = json.loads(fixture("alertmanager_firing.json"))
+    payload["alerts"][1]["labels"]["sla_scope"] = "degraded"
+    body = json.dumps(payload).encode()
+    r = await client.post("/v1/alertmanager", data=body, headers=bearer(SECRETS["alertmanager_token"]))
+    answer = await r.json()
+    assert r.status == 200 and answer["outcome"] == "partial"
+    assert answer["rejected"] == ["alerts[1].labels.sla_scope: 'degraded' is neither 'all_users' nor 'partial'"]
+    raw, *events = sink.records
+    assert raw.value == body and dict(raw.headers)["slaproc-outcome"] == b"partial"
+    assert dict(raw.headers)["slaproc-reason"].startswith(b"alerts[1].labels.sla_scope: 'degraded'")
+    assert [json.loads(e.value)["event_id"] for e in events] == answer["events"] and len(events) == 1
+    m = await metrics(client)
+    assert m[("slaproc_gateway_requests_total", (("outcome", "partial"), ("source", "alertmanager")))] == 1
+    assert m[("slaproc_gateway_rejected_parts_total", (("source", "alertmanager"),))] == 1
+
+
 async def test_unmappable_gets_422_with_the_reason_and_the_raw_body_is_kept(client, sink):
     body = fixture("zendesk_created_no_org.json")
     r = await client.post("/v1/zendesk", data=body, headers=zendesk_headers(body))
