@@ -258,9 +258,8 @@ class AttainmentBook:
         out: list[Output] = []
         next_due: datetime | None = None
         for customer_id, spans in sorted(quarters.items()):
-            quarter: str | None = self.next_report.get(customer_id) or spans[0][0]
+            quarter = self.next_report.get(customer_id) or spans[0][0]
             while True:
-                assert quarter is not None
                 covered = _first_covered(spans, quarter)
                 if covered is None:
                     break  # past the last span: nothing more to report for this customer

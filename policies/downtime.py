@@ -651,10 +651,16 @@ def superseded_at(state: ServiceState) -> dict[str, tuple[datetime, str]]:
         if len(starts) < 2:
             continue
         starts.sort()
-        for i, (at, oid) in enumerate(starts):
-            later = next((s for s in starts[i + 1:] if s[0] > at), None)
-            if later is not None:
-                out[oid] = later
+        # From the latest back: each outage is followed by the first of the next later start (the
+        # one visited last among those of that start), in one pass (a flapping alert has many).
+        following: tuple[datetime, str] | None = None
+        previous: tuple[datetime, str] | None = None
+        for entry in reversed(starts):
+            if previous is not None and previous[0] > entry[0]:
+                following = previous
+            if following is not None:
+                out[entry[1]] = following
+            previous = entry
     return out
 
 
@@ -811,7 +817,7 @@ def month_figures(state: ServiceState, month: str, as_of: datetime, scope: Subsc
             continue
         end = effective_end(o, as_of, superseded)
         ended_by = superseded.get(o.outage_id)
-        ended_by_id = ended_by[1] if ended_by is not None and ended_by[0] == end and end != o.end(as_of) else None
+        ended_by_id = ended_by[1] if ended_by is not None and end < o.end(as_of) else None
         s, e = max(start, m_start), min(end, m_end)
         if s >= e:
             continue

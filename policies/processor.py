@@ -843,8 +843,7 @@ class Processor:
         out: dict[str, Spans] = {}
         for customer_id, history in sorted(self.histories.items()):
             start_month = self.contracts[customer_id].start_month
-            undated_start = None if start_month is None else datetime(
-                int(start_month[:4]), int(start_month[5:7]), 1, tzinfo=timezone.utc)
+            undated_start = None if start_month is None else uptime.month_bounds(start_month)[0]
             terms = [(c.effective_from or undated_start,
                       history[i + 1].effective_from if i + 1 < len(history) else None,
                       c.plan.attainment_quarterly)

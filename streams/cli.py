@@ -48,15 +48,23 @@ def _jobs(text: str) -> int:
     return int(text)
 
 
+def _event_bound(args: argparse.Namespace) -> datetime:
+    """SPEC §10's bound on event time for replay, whatif, explain-month and report: `--until`, else
+    the wall clock + `--max-future` (read here, in the shell, never in the core)."""
+    from datetime import timedelta, timezone
+
+    until: datetime | None = args.until
+    if until is not None:
+        return until
+    return datetime.now(timezone.utc) + timedelta(seconds=args.max_future)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from policies.catalog import ContractError
     from streams.replay import replay_file
 
-    from datetime import datetime, timedelta, timezone
-
-    bound = args.until
-    if bound is None:  # SPEC §10: without --until, the wall clock + max_future bounds event time
-        bound = datetime.now(timezone.utc) + timedelta(seconds=args.max_future)
+    bound = _event_bound(args)
+    if args.until is None:
         print(f"slaproc replay: no --until: events after {bound.isoformat()} (now + {args.max_future:g} s) "
               "are dead letters (future_timestamp)", file=sys.stderr)
     try:
@@ -87,12 +95,8 @@ def _month_command(command: str, args: argparse.Namespace, produce: Any) -> int:
 def _time_bound(command: str, args: argparse.Namespace) -> tuple[datetime, Any]:
     """SPEC §10 for explain-month and report, as replay: events after `--until`, else after the wall
     clock + `--max-future`, are dead letters (future_timestamp); (the bound, a `warn` that names
-    them on stderr). The wall clock is read here, never in the core."""
-    from datetime import timedelta, timezone
-
-    bound = args.until
-    if bound is None:
-        bound = datetime.now(timezone.utc) + timedelta(seconds=args.max_future)
+    them on stderr)."""
+    bound = _event_bound(args)
 
     def warn(line: str) -> None:
         why = "--until" if args.until is not None else f"now + {args.max_future:g} s, no --until"
@@ -112,14 +116,11 @@ def _cmd_explain_month(args: argparse.Namespace) -> int:
 
 
 def _cmd_whatif(args: argparse.Namespace) -> int:
-    from datetime import datetime, timedelta, timezone
-
     from policies.catalog import CatalogError, ContractError, default_catalog, load_catalog
     from streams.whatif import Side, compare, render, replay_both
 
-    bound = args.until
-    if bound is None:  # SPEC §10, as replay: the wall clock + max_future bounds event time, on both sides alike
-        bound = datetime.now(timezone.utc) + timedelta(seconds=args.max_future)
+    bound = _event_bound(args)  # on both sides alike
+    if args.until is None:
         print(f"slaproc whatif: no --until: events after {bound.isoformat()} are dead letters on both sides",
               file=sys.stderr)
     try:
