@@ -444,8 +444,8 @@ def _drive(prometheus: str, worker: WorkerProcess) -> None:
     now = datetime.now(timezone.utc)
     first_bad = bad_lines(1, now)
     asyncio.run(produce(worker.broker_url, worker.prefix, _lines(live_tickets(now)) + list(first_bad.values())))
-    # The second batch of dead letters is the one increase() can see (the first creates the series).
-    wait_until(lambda: len(query(prometheus, "slaproc_dead_letters_total")) >= len(first_bad), 60,
+    # Every reason's series exists at 0 from the start; wait until the first batch is counted.
+    wait_until(lambda: query(prometheus, f"sum(slaproc_dead_letters_total) >= {len(first_bad)}"), 60,
                "the first dead letters scraped")
     asyncio.run(produce(worker.broker_url, worker.prefix, list(bad_lines(2, now).values())))
     # Retract Neptune's breach once it is out.

@@ -74,8 +74,10 @@ def _dead_letters(broker_url: str, prefix: str, expect: int) -> list[dict[str, A
 
 
 def _reason_labels(url: str) -> dict[str, float]:
+    """The dead-letter reasons counted so far. Every reason's series exists from the start at 0
+    (so increase() sees the first dead letter): only the counted ones are returned."""
     return {dict(labels)["reason"]: value for (name, labels), value in scrape(url).items()
-            if name == "slaproc_dead_letters_total"}
+            if name == "slaproc_dead_letters_total" and value}
 
 
 def _same_partition(ticket: str, other: str) -> str:
