@@ -144,18 +144,33 @@ def _ticket(fields: dict[str, Any]) -> NativeEvent:
     return _event(TICKET_EVENTS, "ticket_id", fields)
 
 
-def _priority(value: Any, table: dict[str, str], default: str | None, section: str, path: str) -> str:
+def _priority(value: Any, m: ZendeskMapping | JiraMapping, customer: str | None, use_default: bool,
+              section: str, path: str) -> str:
+    """The policy priority of a vendor priority, through the table of the customer's policy
+    (review jira.md F5): `customer` is the vendor's customer value (before `customers`)."""
+    table, default, where = m.priorities, m.default_priority, f"{section}.priorities"
+    if m.per_policy:
+        if customer is None:  # not default_policy: a customer listed with another policy would get its table
+            raise Unmappable(f"{path}: the body does not hold the customer ({section}.customer_field), and "
+                             f"{section}.priorities is per policy: the customer's policy decides the priority")
+        policy = m.policy_of(customer)
+        if policy is None:
+            raise Unmappable(f"{path}: customer {customer!r} has no policy, and {section}.priorities is per "
+                             f"policy: name its policy in {section}.customers ({{customer: …, policy: …}}) or "
+                             f"set {section}.default_policy")
+        table = m.policy_priorities[policy]
+        default = m.policy_default_priorities.get(policy, m.default_priority)
+        where = f"{section}.priorities.{policy}"
     text = _text(value)
     if text is None:
-        if default is None:
+        if not use_default or default is None:
             raise Unmappable(f"{path}: the ticket has no priority; set {section}.default_priority in the mapping")
         return default
     folded = text.casefold()
     if not table:
         return folded
     if folded not in table:
-        raise Unmappable(f"{path}: priority {text!r} is not in {section}.priorities "
-                         f"(known: {', '.join(sorted(table))})")
+        raise Unmappable(f"{path}: priority {text!r} is not in {where} (known: {', '.join(sorted(table))})")
     return table[folded]
 
 
@@ -302,7 +317,7 @@ def _zendesk_created(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMa
         raise Unmappable(f"detail.{m.customer_field}: missing (zendesk.customer_field names the ticket "
                          f"field that holds the customer)")
     fields: Fields = [{"type": "ticket.opened", "customer_id": m.customers.get(customer, customer),
-                       "priority": _priority(detail.get("priority"), m.priorities, m.default_priority,
+                       "priority": _priority(detail.get("priority"), m, customer, True,
                                              "zendesk", "detail.priority")}]
     status = (_text(detail.get("status")) or "").casefold()
     if status in m.pause_statuses:
@@ -347,7 +362,8 @@ def _zendesk_priority(detail: dict[str, Any], event: dict[str, Any], m: ZendeskM
                            "its last priority")
         return []
     return [{"type": "ticket.priority_changed", "requested_by": "provider",
-             "priority": _priority(event.get("current"), m.priorities, None, "zendesk", "event.current")}]
+             "priority": _priority(event.get("current"), m, _text(detail.get(m.customer_field)), False,
+                                   "zendesk", "event.current")}]
 
 
 _ZENDESK_HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], ZendeskMapping, Conversion], Fields]] = {
@@ -414,8 +430,8 @@ def _jira_created(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
         raise Unmappable(f"issue.fields.{m.customer_field}: missing (jira.customer_field names the issue "
                          f"field that holds the customer)")
     fields: Fields = [{"type": "ticket.opened", "customer_id": m.customers.get(customer, customer),
-                       "priority": _priority(_jira_value(issue.get("priority")), m.priorities,
-                                             m.default_priority, "jira", "issue.fields.priority")}]
+                       "priority": _priority(_jira_value(issue.get("priority")), m, customer, True,
+                                             "jira", "issue.fields.priority")}]
     status = (_jira_value(issue.get("status")) or "").casefold()
     if m.statuses.get(status, "open") != "open":
         fields.append({"type": "ticket.status_changed", "status": m.statuses[status]})
@@ -444,8 +460,8 @@ def _jira_updated(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
         what = str(item.get("fieldId") or item.get("field") or "").casefold()
         if what == "priority":
             fields.append({"type": "ticket.priority_changed", "requested_by": "provider",
-                           "priority": _priority(item.get("toString"), m.priorities, None, "jira",
-                                                 f"changelog.items[{i}].toString")})
+                           "priority": _priority(item.get("toString"), m, _jira_value(issue.get(m.customer_field)),
+                                                 False, "jira", f"changelog.items[{i}].toString")})
         elif what == "status":
             fields += _jira_status_change(item, m, f"changelog.items[{i}]")
         else:
@@ -475,12 +491,71 @@ def _jira_comment(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
     public = comment.get("jsdPublic", True)
     if not isinstance(public, bool):
         raise Unmappable(f"comment.jsdPublic: {public!r} is not true or false")
-    author = _jira_user(comment.get("author"))
-    if author is None:
+    author = comment.get("author")
+    if _jira_user(author) is None:
         raise Unmappable("comment.author: missing (the reply's author decides provider or customer)")
-    reporter = _jira_user(issue.get("reporter"))
-    return "comment-" + comment_id, occurred, [
-        {"type": "ticket.replied", "author": "customer" if author == reporter else "provider", "public": public}]
+    side = _jira_author(author, issue.get("reporter"), m)
+    if side is None:
+        out.ignored.append(f"comment_created: comment {comment_id} is by an app (accountType 'app'), not a person: "
+                           f"no reply (list its accountId in jira.provider_accounts to count it)")
+        return "comment-" + comment_id, occurred, []
+    return "comment-" + comment_id, occurred, [{"type": "ticket.replied", "author": side, "public": public}]
+
+
+def _jira_ids(user: Any) -> set[str]:
+    """Every name a Jira user goes by: Cloud's accountId, Server/Data Center's key and name."""
+    if not isinstance(user, dict):
+        return set()
+    return {t for t in (_text(user.get(k)) for k in ("accountId", "key", "name")) if t is not None}
+
+
+def _jira_author(author: dict[str, Any], reporter: Any, m: JiraMapping) -> str | None:
+    """"customer" or "provider" for a comment's author, None for an app; Unmappable when nothing decides.
+
+    The order (review jira.md F1; docs/integrations.md "Jira comment authors"); a customer taken for
+    the provider stops the first-response clock (a missed breach), so nothing is guessed:
+    1. the mapping's lists: `customer_accounts`, `provider_accounts`, then `provider_email_domains`;
+    2. accountType "customer" (a JSM portal customer) -> customer;
+    3. the issue's reporter -> customer;
+    4. accountType "atlassian" -> provider, only when the mapping lists no provider (a portal
+       customer who has an Atlassian account elsewhere is "atlassian" too: with provider lists the
+       lists are the provider); accountType "app" (automation, Connect apps) -> no reply;
+    5. anything else (Jira Server/Data Center sends no accountType) -> Unmappable."""
+    ids = _jira_ids(author)
+    if ids & m.customer_accounts:
+        return "customer"
+    if ids & m.provider_accounts:
+        return "provider"
+    email = _text(author.get("emailAddress"))
+    if email and "@" in email and email.rsplit("@", 1)[1].casefold() in m.provider_email_domains:
+        return "provider"
+    kind = _text(author.get("accountType"))
+    if kind == "customer":
+        return "customer"
+    reporter_ids = _jira_ids(reporter)
+    # The reporter by the same kind of id (a Cloud accountId is never a Server key or name).
+    for key in ("accountId", "key", "name"):
+        a, r = _text(author.get(key)), _text(reporter.get(key)) if isinstance(reporter, dict) else None
+        if a is not None and r is not None:
+            if a == r:
+                return "customer"
+            break
+    lists = m.provider_accounts or m.provider_email_domains
+    if kind == "atlassian" and not lists:
+        return "provider"
+    if kind == "app":
+        return None
+    who = " / ".join(sorted(ids)) or "?"
+    if kind == "atlassian":
+        why = ("accountType 'atlassian' (a licensed user, or a customer with an Atlassian account) matches neither "
+               "jira.provider_accounts nor jira.provider_email_domains")
+    elif kind is None:
+        why = ("no accountType (Jira Server / Data Center) and not the issue's reporter" if reporter_ids else
+               "no accountType (Jira Server / Data Center) and the issue has no reporter")
+    else:
+        why = f"accountType {kind!r} is not known"
+    raise Unmappable(f"comment.author: {who}: {why}; list the account in jira.provider_accounts or "
+                     f"jira.customer_accounts (or its e-mail domain in jira.provider_email_domains)")
 
 
 _JIRA_HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], JiraMapping, Conversion], JiraResult]] = {

@@ -21,9 +21,14 @@ def test_the_sample_mapping_loads_and_folds_vendor_names_to_lower_case():
     m = load_mapping(REPO / "samples" / "mapping.yaml")
     assert m.alertmanager.service_label == "service"
     assert m.alertmanager.match == {"sla": "true"}
-    assert m.zendesk.priorities == {"urgent": "critical", "high": "high", "normal": "medium", "low": "low"}
-    assert m.zendesk.customers == {"901": "nx"}
-    assert m.jira.priorities["highest"] == "critical"
+    assert m.zendesk.policy_priorities["neptune"] == {"urgent": "critical", "high": "high", "normal": "medium",
+                                                      "low": "low"}
+    assert set(m.zendesk.policy_priorities) == set(m.jira.policy_priorities) == {
+        "neptune", "neural-magic", "rescale", "vectorize"}   # review jira.md F5: a table for every policy
+    assert m.zendesk.customers == {"901": "nx", "902": "vp"}
+    assert m.zendesk.customer_policies == {"901": "neptune", "902": "vectorize"}
+    assert m.jira.policy_priorities["neptune"]["highest"] == "critical"
+    assert m.jira.policy_priorities["vectorize"]["highest"] == "urgent"
     assert m.jira.statuses == {"waiting for customer": "waiting_on_customer"}
     assert m.jira.resolved_statuses == {"resolved", "done"}
 

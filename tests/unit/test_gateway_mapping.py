@@ -189,8 +189,13 @@ def test_zendesk_statuses_and_priorities_are_case_insensitive_and_unmapped_custo
     payload = json.loads(body("zendesk_ticket_created.json"))
     payload["detail"].update(priority="Urgent", organization_id=902, status="pending")
     got = [short(e.event) for e in convert("zendesk", json.dumps(payload), MAPPING).events]
-    assert got == [("ticket.opened", "2026-03-03T10:00:00Z", "5158", "critical", "902"),
+    # 902 is vp, on vectorize, whose top priority is urgent (review jira.md F5)
+    assert got == [("ticket.opened", "2026-03-03T10:00:00Z", "5158", "urgent", "vp"),
                    ("ticket.status_changed", "2026-03-03T10:00:00Z", "5158", "waiting_on_customer")]
+    flat = parse_mapping({"zendesk": {"customer_field": "organization_id", "priorities": {"urgent": "critical"}}})
+    payload["detail"]["organization_id"] = 903
+    assert [short(e.event) for e in convert("zendesk", json.dumps(payload), flat).events][0] == (
+        "ticket.opened", "2026-03-03T10:00:00Z", "5158", "critical", "903")
 
 
 def test_zendesk_events_without_sla_meaning_are_reported_as_ignored():
