@@ -79,12 +79,14 @@ class Metrics:
                             "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
                             "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
         self.uptime = Gauge("slaproc_uptime_percent", "Uptime of a closed month per service: the lowest among "
-                            "the service's subscribers (SPEC §11: each has its own scope), from the closes this "
-                            "worker emitted since it started; removed when the service's partition is revoked",
+                            "the service's subscribers (SPEC §11: each has its own scope) in their last closes; "
+                            "the newest 3 months rebuilt from the state when the partition's processor is built "
+                            "(restart, rebalance); removed when the service's partition is revoked",
                             ["service_id", "month"], registry=r)
         self.subscribers_not_met = Gauge("slaproc_service_subscribers_not_met",
                                          "Subscribers of a service whose last close of the month missed the "
-                                         "commitment", ["service_id", "month"], registry=r)
+                                         "commitment (rebuilt from the state as slaproc_uptime_percent)",
+                                         ["service_id", "month"], registry=r)
         # (service_id, month) -> customer_id -> (uptime, met) of its last close: the two gauges above
         # are aggregates over customers, who never become labels. Bounded: MONTHS_KEPT months a service.
         self._closes: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
@@ -103,7 +105,8 @@ class Metrics:
         self.attainment_met = Counter("slaproc_attainment_met", "Of those, the ones met", quarter, registry=r)
         self.attainment_min = Gauge("slaproc_attainment_min_ratio",
                                     "Lowest quarterly attainment (0..1) among the customers whose report this "
-                                    "worker emitted", quarter, registry=r)
+                                    "worker emitted since it started (a reported quarter's counts are not kept: "
+                                    "empty after a restart until the next quarterly report)", quarter, registry=r)
         self._attainment: dict[tuple[str, str], dict[str, float]] = {}  # (provider, quarter) -> customer -> ratio
         self.ticks = Counter("slaproc_ticks", "Ticks applied by this worker's partitions", registry=r)
         self.last_tick = Gauge("slaproc_last_tick_timestamp_seconds", "Wall clock of the last tick applied",
