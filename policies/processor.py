@@ -780,24 +780,77 @@ class Processor:
                                    svc.fee_per_month, svc.currency, entry.scope(service_id), (entry.in_force_from, None)))
         return subs
 
+    def _month_terms(self, customer_id: str, service_id: str, month: str) -> tuple[ContractEntry, Any, Any] | None:
+        """The terms a customer's close of `month` uses (SPEC §14: those in force at the month's
+        start, under the catalog version in force then): (entry, its service, the uptime commitment);
+        None when they do not list the service or commit to no uptime (nothing to close)."""
+        start = uptime.month_bounds(month)[0]
+        entry = self.contract_at(customer_id, start)
+        svc = entry.find_service(service_id)
+        if svc is None:
+            return None  # the terms in force at the month's start do not list the service
+        commitment = self.plan_at(customer_id, start).uptime_commitment_percent
+        if commitment is None:
+            return None  # that version makes no uptime commitment: nothing to close
+        return entry, svc, commitment
+
+    def owned_services(self) -> list[str]:
+        """The contracted services whose months this processor closes, sorted."""
+        return sorted(s for s in self.subscribers if self.owns_service(s))
+
+    def standing_closes(self, service_id: str, newest: int) -> dict[str, dict[str, tuple[Any, bool]]]:
+        """month -> customer -> (uptime_percent, met) of the last close emitted for it, for the
+        `newest` newest months the service's state holds closes of (what stands after every
+        revision; the shell's gauges are rebuilt from it after a restart). Each figure is computed
+        again from the state by the close's own functions, and kept only if it is the close
+        emitted (its fingerprint): a month one of whose closes cannot be reproduced so is left
+        out whole, never shown with part of its subscribers. Reads the state; changes nothing."""
+        state = self.store.service(service_id)
+        if state is None or not state.emitted:
+            return {}
+        by_month: dict[str, list[tuple[str, Any]]] = {}
+        for (customer_id, month), record in state.emitted.items():
+            by_month.setdefault(month, []).append((customer_id, record))
+        cache = uptime.FiguresCache()
+        out: dict[str, dict[str, tuple[Any, bool]]] = {}
+        for month in sorted(by_month)[-newest:] if newest > 0 else ():
+            closes: dict[str, tuple[Any, bool]] = {}
+            for customer_id, record in sorted(by_month[month], key=lambda item: item[0]):
+                try:
+                    terms = self._month_terms(customer_id, service_id, month)
+                except Rejected:  # no contract for it any more
+                    terms = None
+                if terms is None:
+                    closes = {}
+                    break
+                entry, svc, commitment = terms
+                figures = cache.get(state, month, uptime.month_bounds(month)[1], entry.scope(service_id),
+                                    (entry.in_force_from, None))
+                closed, refund = uptime.close_month(figures, customer_id=customer_id, service_id=service_id,
+                                                    commitment_percent=commitment, fee_per_month=svc.fee_per_month,
+                                                    currency=svc.currency)
+                if uptime.fingerprint(closed, refund) != record.fingerprint:
+                    closes = {}
+                    break
+                closes[customer_id] = (closed["uptime_percent"], bool(closed["met"]))
+            if closes:
+                out[month] = closes
+        return out
+
     def _close_one(self, state: downtime.ServiceState, entry: ContractEntry, service_id: str, month: str,
                    at: datetime, cache: uptime.FiguresCache) -> tuple[downtime.ServiceState, list[Output]]:
         """Close (or revise) `month` for one subscriber. `state` comes from `uptime.owning_emitted`:
         the close is recorded in place. The month is measured under the customer's terms in force
         at its start (SPEC §14); terms that do not list the service close nothing for it."""
         customer_id = entry.terms.customer_id
-        start = uptime.month_bounds(month)[0]
-        entry = self.contract_at(customer_id, start)
-        svc = entry.find_service(service_id)
-        if svc is None:
+        terms = self._month_terms(customer_id, service_id, month)
+        if terms is None:
             return state, []
+        entry, svc, commitment = terms
         before = state.emitted.get((customer_id, month))
-        month_plan = self.plan_at(customer_id, start)  # the catalog version in force at its start, too
-        if month_plan.uptime_commitment_percent is None:
-            return state, []  # that version makes no uptime commitment: nothing to close
         state, closed, refund = uptime.close_and_record(
             state, customer_id=customer_id, month=month,
-            commitment_percent=month_plan.uptime_commitment_percent, fee_per_month=svc.fee_per_month,
+            commitment_percent=commitment, fee_per_month=svc.fee_per_month,
             currency=svc.currency, scope=entry.scope(service_id), in_force=(entry.in_force_from, None),
             cache=cache, in_place=True)
         out: list[Output] = []

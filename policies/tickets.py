@@ -340,6 +340,8 @@ class TicketState:
         "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived", "closed",
         # not persisted: `Processor.ticket_plan`'s memo (the plan, and the processor's contracts token it holds for)
         "plan_token", "plan",
+        # not persisted: the open clocks of the state as stored (see `stored_open_clocks`)
+        "stored_open_clocks",
     )
 
     def __init__(self, ticket_id: str, customer_id: str, policy_version: str, environment: str, opened_at: datetime):
@@ -374,6 +376,11 @@ class TicketState:
         self.attainment = 0
         self.plan_token: object = None
         self.plan: ResolvedPlan | None = None
+        # Open clocks (`open_clock_count`) of this ticket as its stored form derives them: 0 for a
+        # new ticket (nothing stored), set when the engine derives a loaded state, and by the
+        # stream store when it writes the state. A per-partition count kept up to date by the
+        # difference at each write needs it (streams/core_adapter.py, the open-clocks gauge).
+        self.stored_open_clocks = 0
         self._reset_clocks()
 
     def _reset_clocks(self) -> None:
@@ -886,7 +893,14 @@ class TicketEngine:
             return []
         clocks = _Clocks(state, plan, self.milestones)
         clocks.rebuild(state.advanced_to)
+        state.stored_open_clocks = open_clock_count((state,))  # what it had when it was stored
         return self._record(state, clocks)
+
+    def stored_open_clocks(self, state: TicketState, plan: ResolvedPlan) -> int:
+        """Open clocks of a state as stored (`from_json`): derives its clocks, so pass a copy
+        nothing else holds (a count of the stored tickets, not a step of the ticket)."""
+        self._ensure_derived(state, plan)
+        return state.stored_open_clocks
 
     def apply(self, state: TicketState, ev: TicketEvent, plan: ResolvedPlan, now: datetime,
               unseen: bool = False) -> list[Output]:

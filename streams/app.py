@@ -125,6 +125,9 @@ class Observer:
     def batch(self, seconds: float) -> None: ...
     def rebalance(self) -> None: ...
     def partition_dropped(self, partition: int) -> None: ...
+    def processor_created(self, partition: int, processor: Any) -> None:
+        """A partition's processor was built from its stored state (start, rebalance, roll-back),
+        its contracts installed: gauges derived from that state are rebuilt here."""
 
 
 def partition_for_key(key: str, partitions: int) -> int:
@@ -453,6 +456,12 @@ class StreamWorker:
                         log.exception("partition %s: contract %s not installed", partition, key)
             self.processors[partition] = proc
             self.stores[partition] = store
+            created = getattr(self.observer, "processor_created", None)  # optional for other observers
+            if created is not None:
+                try:
+                    created(partition, proc)
+                except Exception:  # metrics must never make a partition unusable
+                    log.exception("partition %s: metrics of its restored state not rebuilt", partition)
         return proc
 
     def forget_partitions(self, tps: Iterable[Any]) -> None:

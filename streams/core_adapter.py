@@ -20,7 +20,7 @@ from policies.attainment import PARTIAL, add_partial
 from policies.catalog import Catalog, ContractError, default_catalog
 from policies.contracts import Contract, contract_from_event, history_key
 from policies.downtime import ServiceState
-from policies.outputs import Output
+from policies.outputs import Output, Rejected
 from policies.processor import Processor, Settings
 from policies.tickets import TicketState, open_clock_count
 from streams.store import PartitionStore
@@ -41,6 +41,13 @@ class TableStore:
         self.services: dict[str, ServiceState] = {}
         self._dirty_tickets: set[str] = set()
         self._dirty_services: set[str] = set()
+        self._closing: dict[str, TicketState] = {}  # tickets closed since the last flush (their count goes)
+        #: provider -> open clocks (`open_clock_count`) of the partition's stored tickets, kept by
+        #: `flush` (each written ticket adds the change of its own count); None: not counted (a
+        #: state written before the count was kept: `PartitionProcessor.open_clock_counts`).
+        #: Replaced, never changed in place: the metrics thread reads it.
+        self.open_clocks: dict[str, int] | None = None
+        self.provider_of: Callable[[TicketState], str] = lambda state: "unknown"
 
     # tickets
     def _load_ticket(self, ticket_id: str) -> None:
@@ -64,6 +71,7 @@ class TableStore:
         self.p.schedule(state.ticket_id, state.next_wake)
 
     def close_ticket(self, state: TicketState) -> None:
+        self._closing[state.ticket_id] = state
         self.tickets.pop(state.ticket_id, None)
         self.closed[state.ticket_id] = list(state.seen)
         self._dirty_tickets.add(state.ticket_id)
@@ -89,8 +97,37 @@ class TableStore:
         self.services[state.service_id] = state
         self._dirty_services.add(state.service_id)
 
+    def _count_open_clocks(self) -> None:
+        """Add each written ticket's change of open clocks to the partition's count (cost per
+        ticket written: counting its few clocks, and a provider lookup memoised on the state)."""
+        counts = self.open_clocks
+        closing, self._closing = self._closing, {}
+        if counts is None:
+            return
+        changed: dict[str, int] = {}
+        for ticket_id in self._dirty_tickets:
+            state = self.tickets.get(ticket_id)
+            if state is None:
+                state = closing.get(ticket_id)
+                new = 0
+            elif state.derived:
+                new = open_clock_count((state,))
+            else:
+                continue  # saved without being derived (waiting for its purge): its clocks did not move
+            if state is None or new == state.stored_open_clocks:
+                continue
+            provider = self.provider_of(state)
+            changed[provider] = changed.get(provider, 0) + new - state.stored_open_clocks
+            state.stored_open_clocks = new
+        if changed:
+            updated = dict(counts)
+            for provider, delta in changed.items():
+                updated[provider] = updated.get(provider, 0) + delta
+            self.open_clocks = updated
+
     def flush(self) -> None:
         """Write the changed states to the tables (their changelogs)."""
+        self._count_open_clocks()
         for ticket_id in sorted(self._dirty_tickets):
             state = self.tickets.get(ticket_id)
             if state is not None:
@@ -124,6 +161,9 @@ class PartitionProcessor:
 
     TICKETS_META = "processor"
     MONITORING_META = "processor.monitoring"  # written by older versions (two processors per partition)
+    #: provider -> open clocks of the partition's stored tickets (JSON), written with them in each
+    #: unit (one write-ahead record), so a new owner reads the figure at once (the open-clocks gauge)
+    OPEN_CLOCKS_META = "open_clocks"
 
     def __init__(self, catalog: Catalog, partition_store: PartitionStore, owns_service: Callable[[str], bool],
                  settings: Settings, max_future: timedelta = DEFAULT_MAX_FUTURE,
@@ -142,6 +182,49 @@ class PartitionProcessor:
         self.partition_store = partition_store
         self.max_future = max_future
         self.clock = clock
+        self.store.provider_of = self._provider_of
+        counted = partition_store.get_meta(self.OPEN_CLOCKS_META)
+        if counted is not None:
+            self.store.open_clocks = json.loads(counted)
+
+    def _provider_of(self, state: TicketState) -> str:
+        """The provider a ticket's clocks count under: the policy of the plan it is measured under."""
+        try:
+            return self.core.ticket_plan(state).policy
+        except Rejected:  # its customer's contract is gone: counted apart, never dropped
+            return "unknown"
+
+    @property
+    def open_clock_counts(self) -> dict[str, int] | None:
+        """provider -> clocks running in this partition's tickets, stored ones included (read by the
+        metrics thread); None until `count_open_clocks` ran on a state written before the count."""
+        return self.store.open_clocks
+
+    def count_open_clocks(self) -> dict[str, int]:
+        """The count, made once from the tables when the partition's state has none (written by a
+        version before it): every ticket with a wake in the due index (a running clock has one),
+        derived on a copy. Call with the contracts installed (a ticket's plan needs them)."""
+        counts = self.store.open_clocks
+        if counts is not None:
+            return counts
+        counts = {}
+        engine, store = self.core.tickets, self.store
+        for ticket_id in self.partition_store.due.keys():
+            raw = self.partition_store.get_ticket(ticket_id)
+            if raw is None or raw.startswith(_CLOSED):
+                continue
+            state = TicketState.from_json(raw)
+            try:
+                n = engine.stored_open_clocks(state, self.core.ticket_plan(state))
+            except Rejected:
+                continue  # no contract for it: its clocks cannot be derived (nor can they run)
+            if n:
+                provider = self._provider_of(state)
+                counts[provider] = counts.get(provider, 0) + n
+        # Tickets in memory changed since the last commit were counted above from their stored form,
+        # which their `stored_open_clocks` holds too: `flush` adds their change from it.
+        store.open_clocks = counts
+        return counts
 
     @property
     def now(self) -> datetime | None:
@@ -162,8 +245,13 @@ class PartitionProcessor:
 
     def flush(self) -> None:
         """Stage the changed state in the partition store (the shell commits it atomically)."""
+        if self.store.open_clocks is None:
+            self.count_open_clocks()
         self.store.flush()
         self.partition_store.put_meta(self.TICKETS_META, self.core.snapshot())
+        counts = self.store.open_clocks
+        self.partition_store.put_meta(self.OPEN_CLOCKS_META, json.dumps(
+            {p: n for p, n in sorted((counts or {}).items()) if n}, separators=(",", ":")))
 
     def persist(self) -> None:
         """`flush` and commit at once, for synchronous backends (tests, benchmarks)."""

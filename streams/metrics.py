@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
                                ProcessCollector, disable_created_metrics)
@@ -16,7 +16,6 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, H
 from events.codec import Reason
 from policies.catalog import Catalog, ResolvedPlan
 from policies.outputs import Output
-from policies.tickets import open_clock_count
 
 _FIRST_RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 432000, float("inf"))
 
@@ -42,6 +41,7 @@ class Metrics:
         self._thresholds: tuple[float, ...] = ()  # the at-risk thresholds (zero_catalog)
         self._contracts_version: Any = None  # of the contracts zero_contracts last saw (refresh)
         self._clock_keys: set[tuple[str, ...]] = set()  # label sets whose four outcome series exist
+        self._open_clock_providers: set[str] = set()  # providers whose open-clocks series refresh set
         self.breaches = Counter("slaproc_breaches", "SLA breaches emitted", clock, registry=r)
         self.met = Counter("slaproc_met", "SLA targets met on time", clock, registry=r)
         self.at_risk = Counter("slaproc_at_risk", "At-risk warnings emitted",
@@ -53,12 +53,12 @@ class Metrics:
         self.first_response = Histogram("slaproc_first_response_seconds",
                                         "Time to first response (business or calendar seconds per the target's clock)",
                                         ["provider", "plan"], buckets=_FIRST_RESPONSE_BUCKETS, registry=r)
-        # Counted from the tickets in the processors' memory (the store's lazy cache), not the tables:
-        # after a restart, a rebalance or a roll-back it undercounts until the open tickets are touched
-        # by an event or come due (review F3; counting the tables would parse every ticket).
-        self.open_clocks = Gauge("slaproc_open_clocks", "Clocks running in the tickets this worker holds in "
-                                 "memory; undercounts after a restart or rebalance until each open ticket is "
-                                 "touched or due again", ["provider"], registry=r)
+        # Kept with each partition's tables (streams/core_adapter.py, `open_clocks` meta: each ticket
+        # write adds the change of its own count), so a worker that restarts or takes a partition
+        # over reports the partition's figure at once (was: the tickets in memory only, review F3).
+        self.open_clocks = Gauge("slaproc_open_clocks", "Clocks running in the tickets of the partitions this "
+                                 "worker owns (stored ones included: right from a restart or rebalance), by the "
+                                 "provider of the ticket's plan", ["provider"], registry=r)
         self.month_closes = Counter("slaproc_month_closes", "Service months closed (incl. revisions)",
                                     ["provider"], registry=r)
         self.refunds = Counter("slaproc_refunds", "refund.eligible events emitted (revisions included)",
@@ -79,12 +79,14 @@ class Metrics:
                             "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
                             "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
         self.uptime = Gauge("slaproc_uptime_percent", "Uptime of a closed month per service: the lowest among "
-                            "the service's subscribers (SPEC §11: each has its own scope), from the closes this "
-                            "worker emitted since it started; removed when the service's partition is revoked",
+                            "the service's subscribers (SPEC §11: each has its own scope) in their last closes; "
+                            "the newest 3 months rebuilt from the state when the partition's processor is built "
+                            "(restart, rebalance); removed when the service's partition is revoked",
                             ["service_id", "month"], registry=r)
         self.subscribers_not_met = Gauge("slaproc_service_subscribers_not_met",
                                          "Subscribers of a service whose last close of the month missed the "
-                                         "commitment", ["service_id", "month"], registry=r)
+                                         "commitment (rebuilt from the state as slaproc_uptime_percent)",
+                                         ["service_id", "month"], registry=r)
         # (service_id, month) -> customer_id -> (uptime, met) of its last close: the two gauges above
         # are aggregates over customers, who never become labels. Bounded: MONTHS_KEPT months a service.
         self._closes: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
@@ -103,7 +105,8 @@ class Metrics:
         self.attainment_met = Counter("slaproc_attainment_met", "Of those, the ones met", quarter, registry=r)
         self.attainment_min = Gauge("slaproc_attainment_min_ratio",
                                     "Lowest quarterly attainment (0..1) among the customers whose report this "
-                                    "worker emitted", quarter, registry=r)
+                                    "worker emitted since it started (a reported quarter's counts are not kept: "
+                                    "empty after a restart until the next quarterly report)", quarter, registry=r)
         self._attainment: dict[tuple[str, str], dict[str, float]] = {}  # (provider, quarter) -> customer -> ratio
         self.ticks = Counter("slaproc_ticks", "Ticks applied by this worker's partitions", registry=r)
         self.last_tick = Gauge("slaproc_last_tick_timestamp_seconds", "Wall clock of the last tick applied",
@@ -205,16 +208,47 @@ class Metrics:
                 except KeyError:
                     pass
 
+    def load_service(self, service_id: str, months: dict[str, dict[str, tuple[Any, bool]]],
+                     partition: int | None = None) -> None:
+        """Set a service's month gauges from its closes standing in the state
+        (`policies.processor.Processor.standing_closes`: month -> customer -> (uptime, met)): after a
+        restart or rebalance, when the partition's processor is built, and for a revision of a
+        month this worker does not hold whole. Months not given are left as they are."""
+        for month, closes in months.items():
+            key = (service_id, month)
+            if partition is not None:
+                self._partition_months.setdefault(partition, set()).add(key)
+            self._closes[key] = {c: (float(u), bool(m)) for c, (u, m) in closes.items()}
+            self._seen_months.discard(key)
+            self._set_month(key)
+        kept = sorted(m for s, m in self._closes if s == service_id)
+        for old in kept[:-self.MONTHS_KEPT]:
+            self._closes.pop((service_id, old), None)
+            self._seen_months.add((service_id, old))
+
+    def _set_month(self, key: tuple[str, str]) -> None:
+        closes = self._closes[key]
+        self.uptime.labels(*key).set(min(u for u, _ in closes.values()))
+        self.subscribers_not_met.labels(*key).set(sum(1 for _, m in closes.values() if not m))
+
     def _month_closed(self, service_id: str, month: str, customer_id: str, uptime: float, met: bool,
-                      revision: int, partition: int | None = None) -> None:
+                      revision: int, partition: int | None = None,
+                      standing: Callable[[str], dict[str, dict[str, tuple[Any, bool]]]] | None = None) -> None:
         """Fold one close into the service-month gauges. The per-customer closes of the newest
         MONTHS_KEPT months of a service are kept, so a revision replaces its customer's figure; an
         older month (a backfill of history, closed subscriber by subscriber) takes first closes
         monotonically (lowest uptime, one more below the commitment). Its gauges stay, as before."""
         key = (service_id, month)
+        closes = self._closes.get(key)
+        if closes is None and revision != 1:
+            # A revision of a month this worker does not hold whole (it was closed before a restart
+            # or by the partition's previous owner): its other subscribers' closes are in the
+            # state, not here. The month's standing closes, from the state; never this one alone.
+            if standing is not None:
+                self.load_service(service_id, standing(service_id), partition)
+            return
         if partition is not None:
             self._partition_months.setdefault(partition, set()).add(key)
-        closes = self._closes.get(key)
         if closes is None:
             months = sorted({m for s, m in self._closes if s == service_id} | {month})
             if month in months[-self.MONTHS_KEPT:]:
@@ -224,11 +258,8 @@ class Metrics:
                         self._seen_months.add((service_id, old))
         if closes is not None:
             closes[customer_id] = (uptime, met)
-            self.uptime.labels(service_id, month).set(min(u for u, _ in closes.values()))
-            self.subscribers_not_met.labels(service_id, month).set(sum(1 for _, m in closes.values() if not m))
+            self._set_month(key)
             return
-        if revision != 1:
-            return  # a revision of a month no longer kept: cannot happen after the state's pruning
         gauge, not_met = self.uptime.labels(service_id, month), self.subscribers_not_met.labels(service_id, month)
         first = (service_id, month) not in self._seen_months
         self._seen_months.add((service_id, month))
@@ -245,9 +276,11 @@ class Metrics:
                 "unknown" if binding is None else ("true" if binding else "false"))
 
     def observe(self, outputs: Iterable[Output], provider_of: dict[str, str] | None = None,
-                partition: int | None = None) -> None:
+                partition: int | None = None,
+                standing: Callable[[str], dict[str, dict[str, tuple[Any, bool]]]] | None = None) -> None:
         """Count what the core emitted. `provider_of` maps customer_id -> policy for customer-keyed outputs;
-        `partition`, when known, the partition whose processor emitted them (gauges removed with it)."""
+        `partition`, when known, the partition whose processor emitted them (gauges removed with it);
+        `standing`, when known, service_id -> its standing closes in that processor's state (`load_service`)."""
         for out in outputs:
             f = out.fields
             t = out.type
@@ -270,7 +303,7 @@ class Metrics:
             elif t == "uptime.month_closed":
                 self.month_closes.labels((provider_of or {}).get(f["customer_id"], "unknown")).inc()
                 self._month_closed(f["service_id"], f["month"], f["customer_id"], float(f["uptime_percent"]),
-                                   bool(f["met"]), int(f.get("revision", 1)), partition)
+                                   bool(f["met"]), int(f.get("revision", 1)), partition, standing)
             elif t == "refund.eligible":
                 currency = self._refund_currency(f["currency"])
                 self.refunds.labels(currency).inc()
@@ -324,7 +357,33 @@ class MetricsObserver:
         for o in outputs:  # dead letters the core emits itself (SPEC §10: parked events expired as orphan)
             if isinstance(o, Output) and o.type == "dead_letter":
                 self.dead_letter(o.fields["reason"])
-        self.metrics.observe([o for o in outputs if isinstance(o, Output)], self._providers(), partition)
+        self.metrics.observe([o for o in outputs if isinstance(o, Output)], self._providers(), partition,
+                             self._standing(partition))
+
+    def _standing(self, partition: int | None) -> Callable[[str], dict[str, dict[str, tuple[Any, bool]]]] | None:
+        """service_id -> its standing closes in `partition`'s processor (the core's `standing_closes`)."""
+        proc = (getattr(self.worker, "processors", None) or {}).get(partition) if partition is not None else None
+        standing = getattr(getattr(proc, "core", None), "standing_closes", None)
+        if standing is None:
+            return None
+        return lambda service_id: standing(service_id, Metrics.MONTHS_KEPT)
+
+    def processor_created(self, partition: int, processor: Any) -> None:
+        """A partition's processor built from its stored state (streams.app.Observer): its open
+        clocks counted if the state has no count yet, and the month gauges of the services it
+        closes set from the closes standing in the state (the newest MONTHS_KEPT months of each),
+        not left empty until the next month close."""
+        count = getattr(processor, "count_open_clocks", None)
+        if count is not None:
+            count()
+        core = getattr(processor, "core", None)
+        standing = getattr(core, "standing_closes", None)
+        if standing is None:
+            return
+        for service_id in core.owned_services():
+            months = standing(service_id, Metrics.MONTHS_KEPT)
+            if months:
+                self.metrics.load_service(service_id, months, partition)
 
     def tick(self, partition: int, advanced: bool, target: datetime, now: datetime | None) -> None:
         m = self.metrics
@@ -358,13 +417,13 @@ def refresh(metrics: Metrics, worker: Any) -> None:
         metrics._contracts_version = version
     providers = {cid: value[0].policy for cid, value in (worker.contracts or {}).items()}
     for proc in list(worker.processors.values()):
-        for state in list(proc.store.tickets.values()):
-            n = open_clock_count((state,))
-            if n:
-                provider = providers.get(state.customer_id, "unknown")
-                counts[provider] = counts.get(provider, 0) + n
-    for provider in set(providers.values()) | set(counts):
+        # each partition's count, kept with its tables (None: not counted yet, see
+        # PartitionProcessor.count_open_clocks); a revoked partition's processor is gone, and its count with it
+        for provider, n in list((getattr(proc, "open_clock_counts", None) or {}).items()):
+            counts[provider] = counts.get(provider, 0) + n
+    for provider in set(providers.values()) | set(counts) | metrics._open_clock_providers:
         metrics.open_clocks.labels(provider).set(counts.get(provider, 0))
+    metrics._open_clock_providers = set(providers.values()) | set(counts)
     metrics.parked.set(sum(len(getattr(getattr(proc, "core", None), "parking", ())) for proc in
                            list(worker.processors.values())))
     state_dir = getattr(getattr(worker, "app", None), "slaproc_state_dir", None)

@@ -66,6 +66,10 @@ class DueIndex:
     def get(self, key: str) -> datetime | None:
         return self._wake.get(key)
 
+    def keys(self) -> list[str]:
+        """The keys with a wake, sorted."""
+        return sorted(self._wake)
+
     def schedule(self, key: str, wake: datetime | None) -> None:
         """Set (or with None clear) the key's next wake."""
         if wake is None:

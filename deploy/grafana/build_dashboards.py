@@ -146,9 +146,8 @@ def sla_overview() -> dict:
             thresholds=[(None, "green"), (1, "red")]),
         panel("stat", "Open clocks", [target(
             f"sum(provider:slaproc_open_clocks:sum{{{P}}})", instant=True)], width=6,
-            description="Ticket clocks running in the tickets the workers hold in memory. Undercounts "
-                        "after a worker restart or rebalance until each open ticket is touched by an event or "
-                        "comes due (slaproc_open_clocks)."),
+            description="Ticket clocks running in the open tickets of every partition, counted with the "
+                        "partitions' state: right after a worker restart or rebalance too (slaproc_open_clocks)."),
         panel("stat", "Breach retractions (range)", [target(
             f"sum(increase(slaproc_breach_retractions_total{{{P}}}[$__range]))",
             instant=True)], width=6,
@@ -194,7 +193,8 @@ def sla_overview() -> dict:
             f"sum by (provider, quarter) (slaproc_attainment_met_total{{{P}}})"
             f" / sum by (provider, quarter) (slaproc_attainment_measured_total{{{P}}})", instant=True, table=True)],
             width=6, description="met / measured over every customer's sla.attainment_reported of the quarter "
-                                 "(since the workers started: a restart drops the reports it emitted).",
+                                 "(since the workers started: a restart drops the reports it emitted, until the next "
+                                 "quarterly report).",
             **PERCENT_OF_ONE),
         panel("table", "Quarterly attainment (reported, lowest customer)", [target(
             f"min by (provider, quarter) (slaproc_attainment_min_ratio{{{P}}})", instant=True, table=True)],

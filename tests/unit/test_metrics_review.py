@@ -133,7 +133,11 @@ def test_a_revoked_partitions_uptime_gauges_are_removed():
     assert _value(m, "slaproc_service_subscribers_not_met", labels) is None
     other = {"service_id": "other-api", "month": "2026-07"}  # partition 4's: kept
     assert _value(m, "slaproc_uptime_percent", other) == 98.66
+    # a revision of the month, without the partition's processor to read the month's other closes
+    # from: no series of that one close (tests/unit/test_gauges_restart.py: with it, the month's figures)
+    o.outputs([_close("vp", "100.00", True, rev=2)], partition=3)
+    assert _value(m, "slaproc_uptime_percent", labels) is None
     # the partition's new owner starts the month afresh: a later first close is not folded with
     # the old figure
-    o.outputs([_close("vp", "100.00", True, rev=2)], partition=3)
+    o.outputs([_close("vp", "100.00", True, rev=1)], partition=3)
     assert _value(m, "slaproc_uptime_percent", labels) == 100.0
