@@ -30,6 +30,7 @@ from streams.health import Health, broker_reachable
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
 from streams.ticks import CaughtUpTracker, decode_tick, encode_tick, tick_target
+from streams.topic_configs import topic_config
 
 if TYPE_CHECKING:  # the core's types, for the Core port; the app imports the core lazily (build_app)
     from events.models import DeadLetter, InputEvent
@@ -432,16 +433,16 @@ class StreamWorker:
 
     # --- topics -------------------------------------------------------------
     async def declare_topics(self) -> None:
+        """Create the topics that do not exist yet with their retention and cleanup policy
+        (streams/topic_configs.py, the table deploy/kafka/topics.yml is checked against), not the
+        broker's defaults: 7 days on Kafka would cut the input history replays need. An existing
+        topic's configs are left as they are (deploy/kafka/create-topics.sh converges them)."""
         s = self.settings
         kw = dict(replication_factor=s.replication_factor, kafka=s.kafka)  # SPEC §12
-        await create_topics(s.broker, [s.topic(CONTRACTS)], s.partitions,
-                            {"cleanup.policy": "compact"}, **kw)
-        await create_topics(s.broker, [s.topic(n) for n in INPUT_TOPICS[1:] + OUTPUT_TOPICS],
-                            s.partitions, **kw)
-        # Ticks are only useful for a moment; retention keeps the topic small on real Kafka.
-        await create_topics(s.broker, [self.ticks_topic_name], s.partitions,
-                            {"retention.ms": str(3_600_000)}, **kw)
-        await create_topics(s.broker, [self.attainment_topic_name], s.partitions, **kw)
+        for name in INPUT_TOPICS + OUTPUT_TOPICS:
+            await create_topics(s.broker, [s.topic(name)], s.partitions, topic_config(name), **kw)
+        await create_topics(s.broker, [self.ticks_topic_name], s.partitions, topic_config("-ticks"), **kw)
+        await create_topics(s.broker, [self.attainment_topic_name], s.partitions, topic_config("-attainment"), **kw)
 
     # --- processors ---------------------------------------------------------
     def owns_service(self, partition: int) -> Callable[[str], bool]:

@@ -90,7 +90,7 @@ class WorkerSettings:
     health_interval: float = 2.0                # SLAPROC_HEALTH_INTERVAL (s): broker check, lag, readiness
     commit_interval: float = 2.8                # SLAPROC_COMMIT_INTERVAL (s): consumer offsets committed this often (Faust's default)
     group_instance_id: str = ""                 # SLAPROC_GROUP_INSTANCE_ID: static group membership (docs/operations.md); "" = dynamic
-    create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: declare input/output topics at start
+    create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: create missing topics at start (streams/topic_configs.py)
     at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)  # SLAPROC_AT_RISK_THRESHOLDS "0.5,0.75,0.9"
     log_level: str = "info"                     # SLAPROC_LOG_LEVEL
     # --- production Kafka (SPEC §12) ---

@@ -55,3 +55,48 @@ def test_a_derived_app_id_follows_a_new_prefix_an_explicit_one_does_not():
 def test_an_app_id_that_cannot_name_a_topic_is_refused(env):
     with pytest.raises(SettingsError, match="SLAPROC_APP_ID"):
         WorkerSettings.from_env(env)
+
+
+# --- review topics F2: the configs the worker creates its topics with ---------------------------
+
+def test_topics_yml_lists_the_configs_the_worker_creates_topics_with():
+    """deploy/kafka/topics.yml (what create-topics.sh applies) and streams/topic_configs.py (what the
+    worker creates topics with) are one table: same topics, same configs."""
+    from pathlib import Path
+
+    import yaml
+
+    from streams.topic_configs import INTERNAL_TOPIC_CONFIGS, TOPIC_CONFIGS
+
+    listed = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "kafka" / "topics.yml").read_text())["topics"]
+    from_file = {t["name"]: {k: str(v) for k, v in t["config"].items()} for t in listed}
+    from_code = {**TOPIC_CONFIGS, **{"<app_id>" + suffix: c for suffix, c in INTERNAL_TOPIC_CONFIGS.items()}}
+    assert from_file == from_code
+
+
+def test_the_worker_creates_its_topics_with_their_retention(monkeypatch):
+    """Every topic `declare_topics` creates gets its cleanup policy and retention, the inputs 400 days
+    (they used to get the broker's default, 7 days on Kafka: replays need the history)."""
+    import asyncio
+
+    from streams import app as app_module
+    from streams.app import INPUT_TOPICS, OUTPUT_TOPICS
+    from streams.topic_configs import DAY_MS, INTERNAL_TOPIC_CONFIGS, TOPIC_CONFIGS
+
+    created: dict[str, dict[str, str]] = {}
+
+    async def create_topics(url, names, partitions, config=None, **kw):
+        for name in names:
+            created[name] = dict(config or {})
+        return list(names)
+
+    monkeypatch.setattr(app_module, "create_topics", create_topics)
+    settings = WorkerSettings.from_env({"SLAPROC_TOPIC_PREFIX": "stg."})
+    worker = build_app(settings, web_enabled=False).slaproc
+    asyncio.run(worker.declare_topics())
+    expected = {settings.topic(n): TOPIC_CONFIGS[n] for n in INPUT_TOPICS + OUTPUT_TOPICS}
+    expected |= {"stg.slaproc-ticks": INTERNAL_TOPIC_CONFIGS["-ticks"],
+                 "stg.slaproc-attainment": INTERNAL_TOPIC_CONFIGS["-attainment"]}
+    assert created == expected
+    assert created["stg.sla.ticket-events"]["retention.ms"] == str(400 * DAY_MS)
+    assert created["stg.sla.monitoring-events"] == {"cleanup.policy": "delete", "retention.ms": str(400 * DAY_MS)}
