@@ -734,7 +734,9 @@ class StreamWorker:
                         "such record (slaproc_misrouted_records_total); a librdkafka producer needs "
                         "partitioner=murmur2_random (docs/operations.md)", topic, message.partition, message.offset,
                         home)
-        stamp = record_seconds(message.timestamp) or None
+        # The record's own timestamp, kept exactly (the dead letter of a decodable event carries it,
+        # SPEC §2 determinism); none (0, absent) lets the broker stamp the copy.
+        stamp = message.timestamp if isinstance(message.timestamp, (int, float)) and message.timestamp > 0 else None
         headers = list(message.headers) if message.headers else None
         self._pending_sends.append(await self.app.producer.send(topic, message.key, message.value, home, stamp,
                                                                 headers))
