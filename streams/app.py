@@ -30,6 +30,7 @@ from streams.health import Health, broker_reachable
 from streams.settings import WorkerSettings
 from streams.store import STATE_TABLES, FaustTableBackend, PartitionStore
 from streams.ticks import CaughtUpTracker, decode_tick, encode_tick, tick_target
+from streams.topic_configs import topic_config
 
 if TYPE_CHECKING:  # the core's types, for the Core port; the app imports the core lazily (build_app)
     from events.models import DeadLetter, InputEvent
@@ -125,14 +126,22 @@ class Observer:
     def batch(self, seconds: float) -> None: ...
     def rebalance(self) -> None: ...
     def partition_dropped(self, partition: int) -> None: ...
+    def misrouted(self, topic: str) -> None: ...
     def processor_created(self, partition: int, processor: Any) -> None:
         """A partition's processor was built from its stored state (start, rebalance, roll-back),
         its contracts installed: gauges derived from that state are rebuilt here."""
 
 
-def partition_for_key(key: str, partitions: int) -> int:
-    """The partition the Kafka default (murmur2) partitioner picks for a UTF-8 key."""
-    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
+def partition_for_key(key: str | bytes, partitions: int) -> int:
+    """The partition the Kafka default (murmur2) partitioner picks for a key (str: its UTF-8 bytes)."""
+    raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    return (murmur2(raw) & 0x7FFFFFFF) % partitions
+
+
+#: The field of a decoded input event whose murmur2 partition owns it (SPEC §1's message key): the
+#: partition whose processor holds the ticket's clocks, and the one `owns_service` closes the
+#: service's months on (docs/stream.md, "Misrouted records").
+ROUTING_FIELDS = {TICKET_EVENTS: "ticket_id", MONITORING_EVENTS: "service_id"}
 
 
 #: The closed set of dead-letter reasons (docs/operations.md, "Dead-letter reasons"): what a
@@ -421,19 +430,22 @@ class StreamWorker:
         self.on_commit: Callable[[dict[int, dict[tuple[str, str], str | None]]], Any] = lambda committed: None
         self.tracker = _tracker(app, [settings.topic(TICKET_EVENTS), settings.topic(MONITORING_EVENTS)],
                                 self.offsets)
+        #: full input topic name -> the decoded event's field that routes it (`ROUTING_FIELDS`)
+        self._routing_fields = {settings.topic(name): field for name, field in ROUTING_FIELDS.items()}
+        self._misrouted_logged: set[str] = set()  # topics whose first misrouted record was logged
 
     # --- topics -------------------------------------------------------------
     async def declare_topics(self) -> None:
+        """Create the topics that do not exist yet with their retention and cleanup policy
+        (streams/topic_configs.py, the table deploy/kafka/topics.yml is checked against), not the
+        broker's defaults: 7 days on Kafka would cut the input history replays need. An existing
+        topic's configs are left as they are (deploy/kafka/create-topics.sh converges them)."""
         s = self.settings
         kw = dict(replication_factor=s.replication_factor, kafka=s.kafka)  # SPEC §12
-        await create_topics(s.broker, [s.topic(CONTRACTS)], s.partitions,
-                            {"cleanup.policy": "compact"}, **kw)
-        await create_topics(s.broker, [s.topic(n) for n in INPUT_TOPICS[1:] + OUTPUT_TOPICS],
-                            s.partitions, **kw)
-        # Ticks are only useful for a moment; retention keeps the topic small on real Kafka.
-        await create_topics(s.broker, [self.ticks_topic_name], s.partitions,
-                            {"retention.ms": str(3_600_000)}, **kw)
-        await create_topics(s.broker, [self.attainment_topic_name], s.partitions, **kw)
+        for name in INPUT_TOPICS + OUTPUT_TOPICS:
+            await create_topics(s.broker, [s.topic(name)], s.partitions, topic_config(name), **kw)
+        await create_topics(s.broker, [self.ticks_topic_name], s.partitions, topic_config("-ticks"), **kw)
+        await create_topics(s.broker, [self.attainment_topic_name], s.partitions, topic_config("-attainment"), **kw)
 
     # --- processors ---------------------------------------------------------
     def owns_service(self, partition: int) -> Callable[[str], bool]:
@@ -668,6 +680,9 @@ class StreamWorker:
             except Exception as exc:
                 await self.dead_letter(message, _reason(exc))
             else:
+                if await self._forward_misrouted(message, decoded):
+                    self.tracker.processed(message.tp, message.offset)
+                    continue
                 self.observer.event_in(self.core.event_type(decoded))
                 partition = message.partition
                 self._touched.add(partition)
@@ -692,6 +707,49 @@ class StreamWorker:
             self.tracker.processed(message.tp, message.offset)
         await self.commit_batch()
         self.observer.batch(time.perf_counter() - started)
+
+    def home_partition(self, message: Any, decoded: Any) -> int | None:
+        """The partition an input record belongs on: murmur2 of its event's routing field (ticket_id,
+        service_id: SPEC §1's key), else of its Kafka key; None when it has neither (left in place)."""
+        field = self._routing_fields.get(message.topic)
+        if field is None:
+            return None
+        key = getattr(decoded, field, None)
+        if not isinstance(key, str):
+            key = message.key
+            if not isinstance(key, (str, bytes, bytearray, memoryview)):
+                return None
+        return partition_for_key(key, self.settings.partitions)
+
+    async def _forward_misrouted(self, message: Any, decoded: Any) -> bool:
+        """A record not on its key's murmur2 partition is copied there (key, value, headers and
+        timestamp as they are) instead of being applied here; returns whether it was.
+
+        The processors assume murmur2 (`owns_service`; one ticket's state on one partition), the
+        default of the Java and aiokafka producers; librdkafka's (confluent-kafka, Go, .NET, kcat)
+        is `consistent_random` (CRC32): a monitoring event applied on another partition was never
+        folded into its service's month (no close, no refund), and one ticket's events could split
+        over two partitions' states. The copy's delivery is awaited with the unit's outputs, before
+        this record's offset can be committed; a crash in between sends it again, and the event id
+        de-duplication (SPEC §2) on the home partition makes the repeat harmless."""
+        home = self.home_partition(message, decoded)
+        if home is None or home == message.partition:
+            return False
+        topic = message.topic
+        self.observer.misrouted(topic)
+        if topic not in self._misrouted_logged:
+            self._misrouted_logged.add(topic)
+            log.warning("%s[%s]@%s belongs on partition %s (murmur2 of its key): forwarded there, as will be every "
+                        "such record (slaproc_misrouted_records_total); a librdkafka producer needs "
+                        "partitioner=murmur2_random (docs/operations.md)", topic, message.partition, message.offset,
+                        home)
+        # The record's own timestamp, kept exactly (the dead letter of a decodable event carries it,
+        # SPEC §2 determinism); none (0, absent) lets the broker stamp the copy.
+        stamp = message.timestamp if isinstance(message.timestamp, (int, float)) and message.timestamp > 0 else None
+        headers = list(message.headers) if message.headers else None
+        self._pending_sends.append(await self.app.producer.send(topic, message.key, message.value, home, stamp,
+                                                                headers))
+        return True
 
     def _beyond_max_future(self, event: Any) -> str | None:
         """SPEC §10 in the shell as well as in the core: an event dated more than `max_future` after

@@ -35,6 +35,10 @@ class Metrics:
         self.events_in = Counter("slaproc_events_in", "Input events read, by type", ["type"], registry=r)
         self.dead_letters = Counter("slaproc_dead_letters", "Inputs sent to the dead letter, by reason",
                                     ["reason"], registry=r)
+        # Input records not on their key's murmur2 partition, forwarded there (streams/app.py,
+        # StreamWorker._forward_misrouted): a producer with another partitioner (docs/operations.md).
+        self.misrouted = Counter("slaproc_misrouted_records", "Input records found on another partition than their "
+                                 "key's murmur2 one and forwarded there, by topic", ["topic"], registry=r)
         clock = ["provider", "plan", "priority", "metric", "binding"]
         self._currencies: set[str] = set()  # currencies whose refund series exist
         self._plans_zeroed: set[Any] = set()  # resolved plans whose clock series exist
@@ -352,6 +356,9 @@ class MetricsObserver:
 
     def dead_letter(self, reason: str) -> None:
         self.metrics.dead_letters.labels(reason).inc()
+
+    def misrouted(self, topic: str) -> None:
+        self.metrics.misrouted.labels(topic).inc()
 
     def outputs(self, outputs: Sequence[Any], partition: int | None = None) -> None:
         for o in outputs:  # dead letters the core emits itself (SPEC §10: parked events expired as orphan)

@@ -17,13 +17,18 @@ from typing import Any
 from policies.tickets import MAX_AT_RISK_THRESHOLDS
 from streams.kafka_config import KafkaConfigError, KafkaSettings
 
-__all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS"]
+__all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS", "DEFAULT_APP_ID"]
+
+#: The app id when SLAPROC_APP_ID is not set, after the topic prefix (`WorkerSettings.app_id`).
+DEFAULT_APP_ID = "slaproc"
 
 
 class SettingsError(ValueError):
     """A setting has an invalid value; the message names the variable."""
 
 
+#: Kafka's legal topic characters (the app id names topics: `<app_id>-ticks`); a prefix may end in '.'.
+_APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -54,7 +59,11 @@ class WorkerSettings:
     """Everything the stream worker needs from its environment. Immutable."""
 
     broker: str = "kafka://localhost:9092"      # SLAPROC_BROKER (Faust URL; ';' separates hosts)
-    app_id: str = "slaproc"                     # SLAPROC_APP_ID: consumer group + internal topic names
+    # SLAPROC_APP_ID: consumer group and the names of the worker's own topics (`<app_id>-ticks`,
+    # `<app_id>-attainment`, `<app_id>-<table>-changelog`), used as given. Unset (""): the topic
+    # prefix + "slaproc", so that two deployments on one cluster with different prefixes (staging,
+    # prod) never share a group or state (review topics F3); without a prefix, "slaproc" as before.
+    app_id: str = ""
     topic_prefix: str = ""                      # SLAPROC_TOPIC_PREFIX, e.g. "staging." -> "staging.sla.breaches"
     partitions: int = 4                         # SLAPROC_PARTITIONS: of every co-partitioned topic
     tick_interval: float = 5.0                  # SLAPROC_TICK_INTERVAL (s): leader's tick period
@@ -81,7 +90,7 @@ class WorkerSettings:
     health_interval: float = 2.0                # SLAPROC_HEALTH_INTERVAL (s): broker check, lag, readiness
     commit_interval: float = 2.8                # SLAPROC_COMMIT_INTERVAL (s): consumer offsets committed this often (Faust's default)
     group_instance_id: str = ""                 # SLAPROC_GROUP_INSTANCE_ID: static group membership (docs/operations.md); "" = dynamic
-    create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: declare input/output topics at start
+    create_topics: bool = True                  # SLAPROC_CREATE_TOPICS: create missing topics at start (streams/topic_configs.py)
     at_risk_thresholds: tuple[float, ...] = (0.5, 0.75, 0.9)  # SLAPROC_AT_RISK_THRESHOLDS "0.5,0.75,0.9"
     log_level: str = "info"                     # SLAPROC_LOG_LEVEL
     # --- production Kafka (SPEC §12) ---
@@ -94,7 +103,10 @@ class WorkerSettings:
         if not self.broker.strip():
             problems.append("SLAPROC_BROKER: empty")
         if not self.app_id.strip():
-            problems.append("SLAPROC_APP_ID: empty")
+            object.__setattr__(self, "app_id", self.topic_prefix + DEFAULT_APP_ID)  # frozen: set once, here
+        if not _APP_ID.match(self.app_id):
+            problems.append(f"SLAPROC_APP_ID: {self.app_id!r} is not a Kafka topic/group name "
+                            f"(letters, digits, '.', '_', '-'; with the prefix when derived from it)")
         if self.partitions < 1:
             problems.append(f"SLAPROC_PARTITIONS: must be >= 1, got {self.partitions}")
         if self.tick_interval <= 0:
@@ -138,9 +150,18 @@ class WorkerSettings:
         """Full topic name: `sla.breaches` -> prefix + `sla.breaches`."""
         return self.topic_prefix + name
 
+    @property
+    def app_id_derived(self) -> bool:
+        """Whether the app id is the default one (prefix + "slaproc"), not an explicit SLAPROC_APP_ID."""
+        return self.app_id == self.topic_prefix + DEFAULT_APP_ID
+
     def replace(self, **changes: Any) -> "WorkerSettings":
-        """A copy with `changes`; keys whose value is None are ignored (flags not given)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with `changes`; keys whose value is None are ignored (flags not given). A derived
+        app id follows a new topic prefix (an explicit one stays)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "topic_prefix" in changes and "app_id" not in changes and self.app_id_derived:
+            changes["app_id"] = ""
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "WorkerSettings":

@@ -6,6 +6,11 @@
 # Environment:
 #   BOOTSTRAP_SERVER       broker (default kafka:9092)
 #   SLAPROC_TOPIC_PREFIX   prepended to every name (default empty)
+#   SLAPROC_APP_ID         the worker's app id: "<app_id>" in topics.yml (default
+#                          ${SLAPROC_TOPIC_PREFIX}slaproc, the worker's default; set both as the workers do)
+#   KAFKA_COMMAND_CONFIG   a client properties file for a TLS/SASL cluster, passed to every tool as
+#                          --command-config (security.protocol, sasl.mechanism, sasl.jaas.config,
+#                          ssl.truststore.location, ...: docs/operations.md "Topics on a managed cluster")
 #   TOPICS_FILE            default: topics.yml next to this script
 #   REPLICATION_FACTOR     overrides the file's replication_factor
 #   KAFKA_BIN              directory of kafka-topics.sh / kafka-configs.sh (default /opt/kafka/bin)
@@ -15,6 +20,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 topics_file=${TOPICS_FILE:-$here/topics.yml}
 bootstrap=${BOOTSTRAP_SERVER:-kafka:9092}
 prefix=${SLAPROC_TOPIC_PREFIX:-}
+app_id=${SLAPROC_APP_ID:-${prefix}slaproc}
+command_config=${KAFKA_COMMAND_CONFIG:-}
+if [ -n "$command_config" ] && [ ! -r "$command_config" ]; then
+  echo "KAFKA_COMMAND_CONFIG: $command_config is not a readable file" >&2; exit 2
+fi
 kafka_bin=${KAFKA_BIN:-/opt/kafka/bin}
 tab=$(printf '\t')
 
@@ -43,23 +53,36 @@ list_topics() {
   ' "$topics_file"
 }
 
+# kafka-topics.sh / kafka-configs.sh with the connection options (and --command-config if given)
+kafka_tool() {
+  tool=$1; shift
+  if [ -n "$command_config" ]; then
+    "$kafka_bin/$tool" --bootstrap-server "$bootstrap" --command-config "$command_config" "$@"
+  else
+    "$kafka_bin/$tool" --bootstrap-server "$bootstrap" "$@"
+  fi
+}
+
 partition_count() {
-  "$kafka_bin/kafka-topics.sh" --bootstrap-server "$bootstrap" --describe --topic "$1" |
+  kafka_tool kafka-topics.sh --describe --topic "$1" |
     awk '{ for (i = 1; i < NF; i++) if ($i == "PartitionCount:") { print $(i + 1); exit } }'
 }
 
 status=0
 list_topics > /tmp/slaproc-topics.$$
 while IFS="$tab" read -r name partitions config; do
-  topic="$prefix$name"
-  set -- --bootstrap-server "$bootstrap" --create --if-not-exists --topic "$topic" \
+  case "$name" in
+    "<app_id>"*) topic="$app_id${name#"<app_id>"}" ;;  # the worker's own topics: no second prefix
+    *) topic="$prefix$name" ;;
+  esac
+  set -- --create --if-not-exists --topic "$topic" \
     --partitions "$partitions" --replication-factor "$replication"
   old_ifs=$IFS; IFS=,
   for setting in $config; do set -- "$@" --config "$setting"; done
   IFS=$old_ifs
-  "$kafka_bin/kafka-topics.sh" "$@"
+  kafka_tool kafka-topics.sh "$@"
   if [ -n "$config" ]; then
-    "$kafka_bin/kafka-configs.sh" --bootstrap-server "$bootstrap" --alter \
+    kafka_tool kafka-configs.sh --alter \
       --entity-type topics --entity-name "$topic" --add-config "$config"
   fi
   actual=$(partition_count "$topic")

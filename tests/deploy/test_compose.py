@@ -25,9 +25,9 @@ CREATE_TOPICS = REPO / "deploy" / "kafka" / "create-topics.sh"
 SPEC_TOPICS = {"sla.contracts", "sla.ticket-events", "sla.monitoring-events", "sla.breaches",
                "sla.warnings", "sla.notices", "sla.refund-eligibility", "sla.dead-letter"}
 SPEC_COMPACTED = {"sla.contracts"}
-# The worker's own topic (streams/app.py: <prefix><app_id>-ticks), listed so that it
-# exists when the worker is told not to create topics.
-INTERNAL_TOPICS = {"slaproc-ticks"}
+# The worker's own topics (streams/app.py: <app_id>-ticks, <app_id>-attainment), listed so that
+# they exist when the worker is told not to create topics; create-topics.sh names them after the app id.
+INTERNAL_TOPICS = {"<app_id>-ticks", "<app_id>-attainment"}
 SPEC = REPO / "docs" / "spec.md"
 
 PORT = re.compile(r"^(?:(?:\d{1,3}\.){3}\d{1,3}:)?(\d{1,5})(?::(\d{1,5}))?(?:/(?:tcp|udp))?$")
@@ -139,19 +139,21 @@ esac
 """
 
 
-def _run_create_topics(tmp_path: Path, partitions: int) -> tuple[subprocess.CompletedProcess, list[str]]:
+def _run_create_topics(tmp_path: Path, partitions: int,
+                       **extra_env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     sh = shutil.which("sh")
     assert sh, "no POSIX sh"
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(parents=True)
     for tool in ("kafka-topics.sh", "kafka-configs.sh"):
         (bin_dir / tool).write_text(FAKE_KAFKA)
         (bin_dir / tool).chmod(0o755)
     log = tmp_path / "calls.log"
-    env = dict(os.environ, KAFKA_BIN=str(bin_dir), FAKE_LOG=str(log), FAKE_PARTITIONS=str(partitions),
-               SLAPROC_TOPIC_PREFIX="stg.", BOOTSTRAP_SERVER="broker:9092")
+    env = {k: v for k, v in os.environ.items() if k not in ("SLAPROC_APP_ID", "KAFKA_COMMAND_CONFIG")}
+    env.update(KAFKA_BIN=str(bin_dir), FAKE_LOG=str(log), FAKE_PARTITIONS=str(partitions),
+               SLAPROC_TOPIC_PREFIX="stg.", BOOTSTRAP_SERVER="broker:9092", **extra_env)
     result = subprocess.run([sh, str(CREATE_TOPICS)], env=env, capture_output=True, text=True, timeout=60)
-    return result, log.read_text().splitlines()
+    return result, log.read_text().splitlines() if log.exists() else []
 
 
 def test_create_topics_script_creates_what_topics_yml_lists(tmp_path: Path) -> None:
@@ -162,7 +164,9 @@ def test_create_topics_script_creates_what_topics_yml_lists(tmp_path: Path) -> N
     for topic, argv in zip(TOPICS["topics"], creates):
         def flag(name: str, argv: list[str] = argv) -> list[str]:
             return [argv[i + 1] for i, a in enumerate(argv) if a == name]
-        assert flag("--topic") == ["stg." + topic["name"]]
+        expected = topic["name"].replace("<app_id>", "stg.slaproc") if topic["name"].startswith("<app_id>") \
+            else "stg." + topic["name"]
+        assert flag("--topic") == [expected]
         assert flag("--partitions") == [str(topic["partitions"])]
         assert flag("--replication-factor") == [str(TOPICS["replication_factor"])]
         assert flag("--bootstrap-server") == ["broker:9092"]
@@ -171,6 +175,38 @@ def test_create_topics_script_creates_what_topics_yml_lists(tmp_path: Path) -> N
             {k: str(v) for k, v in topic["config"].items()}
     alters = [c for c in calls if c.startswith("kafka-configs.sh")]
     assert len(alters) == len(TOPICS["topics"])  # existing topics converge to the file's config
+
+
+def _created(calls: list[str]) -> set[str]:
+    return {c.split()[c.split().index("--topic") + 1] for c in calls
+            if c.startswith("kafka-topics.sh") and "--create" in c}
+
+
+@pytest.mark.parametrize("env", [{}, {"SLAPROC_APP_ID": "sla-stg"}], ids=["default app id", "explicit app id"])
+def test_create_topics_script_creates_the_topics_the_worker_uses(tmp_path: Path, env: dict[str, str]) -> None:
+    """Review topics F2: the script's names are the worker's (same prefix and app id), its own
+    ticks and attainment topics included (the script used to create `<prefix>slaproc-ticks` while
+    the worker read `slaproc-ticks`, and no attainment topic)."""
+    from streams.app import INPUT_TOPICS, OUTPUT_TOPICS
+    from streams.settings import WorkerSettings
+
+    result, calls = _run_create_topics(tmp_path, partitions=12, **env)
+    assert result.returncode == 0, result.stderr
+    settings = WorkerSettings.from_env({"SLAPROC_TOPIC_PREFIX": "stg.", **env})
+    worker_topics = {settings.topic(n) for n in INPUT_TOPICS + OUTPUT_TOPICS}
+    worker_topics |= {f"{settings.app_id}-ticks", f"{settings.app_id}-attainment"}
+    assert _created(calls) == worker_topics
+
+
+def test_create_topics_script_passes_a_command_config_to_every_tool(tmp_path: Path) -> None:
+    """A TLS/SASL cluster: KAFKA_COMMAND_CONFIG (client properties) reaches every kafka-*.sh call."""
+    properties = tmp_path / "client.properties"
+    properties.write_text("security.protocol=SASL_SSL\n")
+    result, calls = _run_create_topics(tmp_path, partitions=12, KAFKA_COMMAND_CONFIG=str(properties))
+    assert result.returncode == 0, result.stderr
+    assert calls and all(f"--command-config {properties}" in c for c in calls), calls
+    missing, _ = _run_create_topics(tmp_path / "x", partitions=12, KAFKA_COMMAND_CONFIG=str(tmp_path / "none"))
+    assert missing.returncode == 2 and "KAFKA_COMMAND_CONFIG" in missing.stderr
 
 
 def test_create_topics_script_fails_on_a_partition_mismatch(tmp_path: Path) -> None:

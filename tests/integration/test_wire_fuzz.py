@@ -184,6 +184,47 @@ async def _send_all(broker_url: str, records: list[tuple]) -> list[str]:
     return [f"{m.topic}[{m.partition}]@{m.offset}" for m in sent]
 
 
+async def _forwarded_copies(broker_url: str, records: list[tuple], sources: list[str], bad: set[int]) -> dict[str, str]:
+    """copy's source -> the bad record's own, for the decodable bad records a worker forwarded to
+    their key's partition (review topics F14: a junk key puts them elsewhere): their dead letter
+    names the copy. Found by reading the input topics: the same value elsewhere in the topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.core_adapter import RealCore
+
+    core = RealCore()
+    wanted: dict[tuple[str, bytes], str] = {}
+    for i in bad:
+        topic, _key, value, *_ = records[i]
+        try:
+            core.decode(value)
+        except ValueError:
+            continue  # not decodable: never forwarded
+        wanted[(topic, value)] = sources[i]
+    topics = sorted({topic for topic, _ in wanted})
+    if not topics:
+        return {}
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap_servers(broker_url), group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    await consumer.start()
+    copies: dict[str, str] = {}
+    try:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 3:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for m in messages:
+                    quiet_since = time.monotonic()
+                    source = f"{m.topic}[{m.partition}]@{m.offset}"
+                    original = wanted.get((m.topic, m.value))
+                    if original is not None and original != source:
+                        copies[source] = original
+    finally:
+        await consumer.stop()
+    return copies
+
+
 def _event_id(value: Any) -> str | None:
     """The string event_id of a record value that is a JSON object, else None."""
     try:
@@ -224,6 +265,7 @@ def test_wire_fuzz_two_workers_stay_up_and_good_traffic_equals_replay(broker_url
         # at least: a dead letter per bad record, and good traffic's net outcome and dead letters
         stream = collect_at_least(broker_url, app.prefix,
                                   len(bad) + net_size(r_net) + len(set(split_dead_letters(replay)[1])))
+        forwarded = asyncio.run(_forwarded_copies(broker_url, records, sources, bad))
     finally:
         app.stop_all()
     # A decodable event for a ticket that never opens is parked (SPEC §10) and expires as `orphan`
@@ -237,6 +279,7 @@ def test_wire_fuzz_two_workers_stay_up_and_good_traffic_equals_replay(broker_url
     for raw in stream:
         data = json.loads(raw)
         source = data.get("source") if data["type"] == "dead_letter" else None
+        source = forwarded.get(source, source)  # a forwarded copy's dead letter is its original's
         if source in bad_sources:
             by_source[source] = data
         elif source in parked_as and data["reason"] == "orphan":

@@ -1,0 +1,112 @@
+"""Records on another partition than their key's murmur2 one (review topics F14), on the embedded
+broker: what a librdkafka producer (`consistent_random`, CRC32) does to slaproc's input topics.
+
+Every golden scenario (test_stream_equals_replay.combined_golden) is produced with each record put
+explicitly on the partition after its key's murmur2 partition. The worker must forward each one to
+its partition and apply it there only: every decodable event applied exactly once (its
+`slaproc_events_in_total`), each counted in `slaproc_misrouted_records_total`, and the stream's net
+outcome and dead letters equal to replay's, each output once. Without the forwarding, monitoring
+events are folded on partitions that do not own their service: months never close, refunds never
+come, and one ticket's events split over two partitions.
+
+The ticks are sent only once every event was applied: a tick moves a caught-up partition's time, and
+one moved to the test's instant before a forwarded backfill event reached it would judge it months
+late (the same holds for any backfill a partition catches up with before the rest is written).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams.app import partition_for_key
+from streams.core_adapter import RealCore
+from streams.kafka_config import KafkaSettings, producer_kwargs
+from streams.testing.harness import metric_sum, net_outcome, route, scrape, wait_until
+from tests.golden_support import scenarios
+from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, collect_at_least, combined_golden,
+                                                         diff, load_contracts, net_size, new_app,
+                                                         replay_outputs, run_until_final, split_dead_letters)
+
+pytestmark = pytest.mark.broker
+UTC = timezone.utc
+
+
+async def produce_misrouted(broker_url: str, prefix: str, lines: list[bytes]) -> int:
+    """Each keyed line on the partition after its key's murmur2 one; returns how many were."""
+    producer = AIOKafkaProducer(**producer_kwargs(broker_url, KafkaSettings(), linger_ms=5))
+    await producer.start()
+    moved = 0
+    try:
+        futures = []
+        for line in lines:
+            topic, key = route(line)
+            partition = None
+            if key is not None:
+                partition = (partition_for_key(key, PARTITIONS) + 1) % PARTITIONS
+                moved += 1
+            futures.append(await producer.send(prefix + topic, line, key=key, partition=partition))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return moved
+
+
+def applied(samples: dict) -> float:
+    """Input events the worker applied (decoded and handed to a processor), contracts left out."""
+    return (metric_sum(samples, "slaproc_events_in_total")
+            - metric_sum(samples, "slaproc_events_in_total", type="contract.upserted"))
+
+
+def _decodable(lines: list[bytes]) -> int:
+    core = RealCore()
+    n = 0
+    for line in lines:
+        try:
+            core.decode(line)
+        except ValueError:
+            continue
+        n += 1
+    return n
+
+
+def test_misrouted_records_are_applied_once_on_their_partition(broker_url, tmp_path):
+    now = datetime.now(UTC).replace(microsecond=0)
+    contracts, events = combined_golden(tmp_path, now)
+    lines = events.read_bytes().splitlines()
+    decodable = _decodable(lines)
+    app = new_app(tmp_path, broker_url)
+    try:
+        worker = app.start()
+        asyncio.run(load_contracts(app, contracts, [worker.url]))
+        moved = asyncio.run(produce_misrouted(broker_url, app.prefix, lines))
+        wait_until(lambda: applied(scrape(worker.url)) >= decodable, 120, what=f"{decodable} input events applied")
+        at = datetime.now(UTC).replace(microsecond=0)
+        run_until_final(app, [worker], at)
+        samples = scrape(worker.url)
+        replay = replay_outputs(events, contracts, at - timedelta(seconds=LATENESS))
+        r_net = net_outcome(json.loads(x) for x in replay)
+        r_dead_count = sum(split_dead_letters(replay)[1].values())
+        stream = collect_at_least(broker_url, app.prefix, net_size(r_net) + r_dead_count)
+    finally:
+        app.stop_all()
+    misrouted = {t: metric_sum(samples, "slaproc_misrouted_records_total", topic=app.prefix + t)
+                 for t in ("sla.ticket-events", "sla.monitoring-events")}
+    print(f"\n{len(lines)} lines of {len(scenarios())} scenarios, {moved} put on a wrong partition, "
+          f"{decodable} decodable; misrouted {misrouted}")
+    counts = {k: len(v) for k, v in r_net.items()}
+    assert counts["months"] > 20 and counts["refunds"] > 0 and counts["met"] > 20
+    s_net = net_outcome(json.loads(x) for x in stream)
+    for part in r_net:
+        assert s_net[part] == r_net[part], (part, diff(Counter(json.dumps(v, sort_keys=True) for v in s_net[part].values()),
+                                                       Counter(json.dumps(v, sort_keys=True) for v in r_net[part].values())))
+    s_out, s_dead = split_dead_letters(stream)
+    assert s_dead == split_dead_letters(replay)[1], diff(s_dead, split_dead_letters(replay)[1])
+    assert all(n == 1 for n in s_out.values())  # no output twice: no event applied twice
+    # every decodable event was forwarded once and applied once (on its own partition)
+    assert sum(misrouted.values()) == decodable and all(misrouted.values())
+    assert applied(samples) == decodable
