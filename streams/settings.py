@@ -17,7 +17,7 @@ from typing import Any
 from policies.tickets import MAX_AT_RISK_THRESHOLDS
 from streams.kafka_config import KafkaConfigError, KafkaSettings
 
-__all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS"]
+__all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS", "misspelt_variables"]
 
 
 class SettingsError(ValueError):
@@ -149,7 +149,7 @@ class WorkerSettings:
         Unset or empty variables keep the defaults. Raises SettingsError naming the variable.
         """
         values: dict[str, Any] = {}
-        problems = _misspelt(environ)
+        problems = misspelt_variables(environ)
         for name, var in ENV_VARS.items():
             raw = environ.get(var)
             if raw is None or raw.strip() == "":
@@ -174,18 +174,26 @@ class WorkerSettings:
 
 
 #: SLAPROC_* variables that are not worker settings (other commands, tests, the version check).
+#: SLAPROC_KAFKA_* and SLAPROC_GATEWAY_* are checked by their own readers (streams/kafka_config.py,
+#: streams/gateway/settings.py), which refuse any unknown name under their prefix.
 _OTHER_PREFIXES = ("SLAPROC_KAFKA_", "SLAPROC_GATEWAY_", "SLAPROC_TEST_", "SLAPROC_SKIP_")
 _OTHER_VARS = frozenset({"SLAPROC_ALLOW_UNTESTED_VERSIONS", "SLAPROC_NO_BROWSER"})
 
 
-def _misspelt(environ: Mapping[str, str]) -> list[str]:
-    """A SLAPROC_ variable that is no setting but nearly one (SLAPROC_STATEDIR): an error, not a
-    silent default (a worker meant to persist its tables would run without them)."""
-    known = sorted(ENV_VARS.values())
+def misspelt_variables(environ: Mapping[str, str]) -> list[str]:
+    """A SLAPROC_ variable that is no setting of any slaproc command but nearly one
+    (SLAPROC_STATEDIR, SLAPROC_TOPIC_PREFX): an error, not a silent default (a worker meant to
+    persist its tables would run without them; a gateway would write to unprefixed topics).
+
+    One rule for every command that reads the shared variables (the worker and the gateway): a
+    variable another command reads is not a typo (compose gives the gateway the workers'
+    environment), so the known names are all of them."""
+    from streams.gateway.settings import GATEWAY_ENV_VARS  # here: the gateway's settings import this module
+
+    known = sorted(set(ENV_VARS.values()) | set(GATEWAY_ENV_VARS.values()) | _OTHER_VARS)
     problems = []
     for var in sorted(environ):
-        if (var.startswith("SLAPROC_") and var not in ENV_VARS.values() and var not in _OTHER_VARS
-                and not var.startswith(_OTHER_PREFIXES)):
+        if var.startswith("SLAPROC_") and var not in known and not var.startswith(_OTHER_PREFIXES):
             close = difflib.get_close_matches(var, known, n=1, cutoff=0.8)
             if close:
                 problems.append(f"{var}: unknown setting; did you mean {close[0]}?")

@@ -5,7 +5,9 @@ when the gateway creates a missing input topic), SLAPROC_REPLICATION_FACTOR (cap
 broker count), SLAPROC_CREATE_TOPICS, SLAPROC_LOG_LEVEL, and the connection settings
 SLAPROC_KAFKA_* (TLS, SASL: streams/kafka_config.py, as every Kafka client of the project).
 The gateway's own are SLAPROC_GATEWAY_*; an unknown SLAPROC_GATEWAY_* variable is an
-error naming the closest known one (a typo must not silently leave an endpoint open or off).
+error naming the closest known one (a typo must not silently leave an endpoint open or off);
+a misspelt shared one (SLAPROC_TOPIC_PREFX) is refused by the worker's rule
+(streams.settings.misspelt_variables), so both commands accept and refuse the same names.
 Each secret can also be read from a file: SLAPROC_GATEWAY_ZENDESK_SECRET_FILE=/run/secrets/zd.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.kafka_config import KafkaConfigError, KafkaSettings
-from streams.settings import SettingsError, _parse_bool, parse_duration
+from streams.settings import SettingsError, _parse_bool, misspelt_variables, parse_duration
 
 __all__ = ["GatewaySettings", "GATEWAY_ENV_VARS", "SECRETS", "SettingsError"]
 
@@ -80,7 +82,8 @@ class GatewaySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "GatewaySettings":
         """Settings from `environ`; `overrides` (flags) win when not None. Raises SettingsError naming the variable."""
-        problems: list[str] = []
+        # the shared SLAPROC_* variables: the worker's rule (a near miss of a known name is an error)
+        problems: list[str] = misspelt_variables(environ)
         known = set(GATEWAY_ENV_VARS.values()) | {GATEWAY_ENV_VARS[s] + "_FILE" for s in SECRETS}
         for var in sorted(environ):
             if var.startswith("SLAPROC_GATEWAY_") and var not in known:
