@@ -36,6 +36,38 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+#: The schemes Faust knows for a Kafka broker; TLS and SASL are SLAPROC_KAFKA_SECURITY_PROTOCOL's.
+_BROKER_SCHEMES = ("kafka", "aiokafka")
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def parse_broker(text: str) -> str:
+    """SLAPROC_BROKER: `kafka://h1:9092;h2:9092` (or `h1:9092,h2:9092`), returned stripped.
+
+    Raises ValueError for what would otherwise fail later with a traceback (no port, a port that
+    is no number) or connect otherwise than meant: `SASL_SSL://host:9093` names the security
+    protocol in the Java client's listener form, which Faust does not know and the aiokafka
+    clients dropped (they connected PLAINTEXT). The protocol is SLAPROC_KAFKA_SECURITY_PROTOCOL's
+    alone: one place decides TLS and SASL, and the message says how to write it."""
+    text = text.strip()
+    for part in (p.strip() for p in text.replace(";", ",").split(",")):
+        scheme, sep, address = part.rpartition("://")
+        if sep and scheme.lower() not in _BROKER_SCHEMES:
+            if scheme.upper() in _SECURITY_PROTOCOLS:
+                raise ValueError(f"{text!r}: the security protocol is no part of the address; write "
+                                 f"kafka://{address} and set SLAPROC_KAFKA_SECURITY_PROTOCOL={scheme.upper()}")
+            raise ValueError(f"{text!r}: unknown scheme {scheme!r}; write kafka://{address}")
+        address = address.rstrip("/")
+        if not address:
+            raise ValueError(f"{text!r}: no broker address (write kafka://host:9092)")
+        host, colon, port = address.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"{text!r}: no port; write host:PORT, e.g. kafka://{address}:9092")
+        if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"{text!r}: the port {port!r} is not a number from 1 to 65535")
+    return text
+
+
 def _parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -205,7 +237,7 @@ ENV_VARS: dict[str, str] = {f.name: "SLAPROC_" + f.name.upper() for f in datacla
                              if f.name != "kafka"}  # kafka: many SLAPROC_KAFKA_* variables
 
 _PARSERS: dict[str, Any] = {
-    "broker": str.strip,
+    "broker": parse_broker,
     "app_id": str.strip,
     "topic_prefix": str.strip,
     "partitions": int,

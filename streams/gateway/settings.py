@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.kafka_config import KafkaConfigError, KafkaSettings
-from streams.settings import SettingsError, _parse_bool, misspelt_variables, parse_duration
+from streams.settings import SettingsError, _parse_bool, misspelt_variables, parse_broker, parse_duration
 
 __all__ = ["GatewaySettings", "GATEWAY_ENV_VARS", "SECRETS", "SettingsError"]
 
@@ -128,7 +128,7 @@ GATEWAY_ENV_VARS: dict[str, str] = {
     for f in dataclasses.fields(GatewaySettings) if f.name != "kafka"}  # kafka: SLAPROC_KAFKA_*
 
 _PARSERS: dict[str, Any] = {
-    "broker": str.strip, "topic_prefix": str.strip, "partitions": int, "replication_factor": int,
+    "broker": parse_broker, "topic_prefix": str.strip, "partitions": int, "replication_factor": int,
     "create_topics": _parse_bool,
     "log_level": str.strip, "host": str.strip, "port": int, "mapping": Path, "max_body_bytes": int,
     "send_timeout": parse_duration, "zendesk_max_skew": parse_duration,

@@ -43,3 +43,41 @@ def test_slaproc_gateway_exits_2_naming_the_misspelt_variable(monkeypatch, capsy
     err = capsys.readouterr().err
     assert "SLAPROC_TOPIC_PREFX: unknown setting; did you mean SLAPROC_TOPIC_PREFIX?" in err
     assert "Traceback" not in err
+
+
+# --- F6: a scheme in the broker URL --------------------------------------------------------------
+@pytest.mark.parametrize("settings", [WorkerSettings, GatewaySettings], ids=["worker", "gateway"])
+@pytest.mark.parametrize("broker, fragment", [
+    ("SASL_SSL://host:9093", "SLAPROC_BROKER: 'SASL_SSL://host:9093': the security protocol is no part of the "
+                             "address; write kafka://host:9093 and set SLAPROC_KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
+    ("ssl://host:9093", "write kafka://host:9093 and set SLAPROC_KAFKA_SECURITY_PROTOCOL=SSL"),
+    ("kafka://a:9092;SASL_PLAINTEXT://b:9092", "set SLAPROC_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"),
+    ("http://host:9092", "SLAPROC_BROKER: 'http://host:9092': unknown scheme 'http'; write kafka://host:9092"),
+    ("kafka://host", "SLAPROC_BROKER: 'kafka://host': no port; write host:PORT, e.g. kafka://host:9092"),
+    ("kafka://host:abc", "SLAPROC_BROKER: 'kafka://host:abc': the port 'abc' is not a number from 1 to 65535"),
+    ("kafka://", "SLAPROC_BROKER: 'kafka://': no broker address"),
+])
+def test_a_broker_url_with_a_protocol_or_without_a_port_is_one_line(settings, broker, fragment):
+    with pytest.raises(SettingsError) as caught:
+        settings.from_env({"SLAPROC_BROKER": broker})
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("broker", ["kafka://h1:9093;h2:9093", "kafka://a:1;kafka://b:2", "h:9092,k:9093",
+                                    "aiokafka://h:9092", "kafka://[::1]:9092"])
+def test_the_broker_forms_in_use_are_accepted(broker):
+    assert WorkerSettings.from_env({"SLAPROC_BROKER": broker}).broker == broker
+    assert GatewaySettings.from_env({"SLAPROC_BROKER": broker}).broker == broker
+
+
+@pytest.mark.parametrize("command", ["worker", "gateway"])
+def test_the_commands_exit_2_with_one_line_for_a_protocol_in_the_broker_url(command, monkeypatch, capsys):
+    from streams.cli import main
+
+    for var in [v for v in os.environ if v.startswith("SLAPROC_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("SLAPROC_BROKER", "SASL_SSL://host:9093")
+    assert main([command]) == 2
+    err = capsys.readouterr().err
+    assert f"slaproc {command}: SLAPROC_BROKER: 'SASL_SSL://host:9093': the security protocol" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
