@@ -68,6 +68,18 @@ def parse_broker(text: str) -> str:
     return text
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def parse_log_level(text: str) -> str:
+    """SLAPROC_LOG_LEVEL, any case -> lower case. A typo used to reach logging (the gateway's
+    basicConfig raised a traceback) or mode's Worker: one line naming the levels instead."""
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"unknown level {text.strip()!r}; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 def _parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -135,6 +147,13 @@ class WorkerSettings:
             problems.append(f"SLAPROC_ALLOWED_LATENESS: must be >= 0 s, got {self.allowed_lateness}")
         if not 0 <= self.web_port <= 65535:
             problems.append(f"SLAPROC_WEB_PORT: not a port: {self.web_port}")
+        elif self.web_port == 0 and self.web_enabled:
+            # 0 binds a free port no one knows: Prometheus cannot scrape it and the other workers
+            # would forward queries to port 0 (the port is advertised with the host, streams/web.py).
+            problems.append("SLAPROC_WEB_PORT: 0 (any free port) cannot be scraped nor advertised to the other "
+                            "workers; give a port from 1 to 65535, or set SLAPROC_WEB_ENABLED=false")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"SLAPROC_LOG_LEVEL: unknown level {self.log_level!r}; use one of {', '.join(LOG_LEVELS)}")
         if not 0 < self.api_cpu_share <= 1:
             problems.append(f"SLAPROC_API_CPU_SHARE: must be > 0 and <= 1, got {self.api_cpu_share}")
         if self.api_max_connections < 1:
@@ -262,7 +281,7 @@ _PARSERS: dict[str, Any] = {
     "group_instance_id": str.strip,
     "create_topics": _parse_bool,
     "at_risk_thresholds": _parse_floats,
-    "log_level": str.strip,
+    "log_level": parse_log_level,
     "replication_factor": int,
 }
 assert set(_PARSERS) == set(ENV_VARS)

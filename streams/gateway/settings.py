@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.kafka_config import KafkaConfigError, KafkaSettings
-from streams.settings import SettingsError, _parse_bool, misspelt_variables, parse_broker, parse_duration
+from streams.settings import (
+    LOG_LEVELS, SettingsError, _parse_bool, misspelt_variables, parse_broker, parse_duration, parse_log_level)
 
 __all__ = ["GatewaySettings", "GATEWAY_ENV_VARS", "SECRETS", "SettingsError"]
 
@@ -58,6 +59,8 @@ class GatewaySettings:
             problems.append(f"SLAPROC_REPLICATION_FACTOR: must be >= 1, got {self.replication_factor}")
         if not 0 <= self.port <= 65535:
             problems.append(f"SLAPROC_GATEWAY_PORT: not a port: {self.port}")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"SLAPROC_LOG_LEVEL: unknown level {self.log_level!r}; use one of {', '.join(LOG_LEVELS)}")
         if self.max_body_bytes < 1024:
             problems.append(f"SLAPROC_GATEWAY_MAX_BODY_BYTES: must be >= 1024, got {self.max_body_bytes}")
         if self.send_timeout <= 0:
@@ -130,7 +133,7 @@ GATEWAY_ENV_VARS: dict[str, str] = {
 _PARSERS: dict[str, Any] = {
     "broker": parse_broker, "topic_prefix": str.strip, "partitions": int, "replication_factor": int,
     "create_topics": _parse_bool,
-    "log_level": str.strip, "host": str.strip, "port": int, "mapping": Path, "max_body_bytes": int,
+    "log_level": parse_log_level, "host": str.strip, "port": int, "mapping": Path, "max_body_bytes": int,
     "send_timeout": parse_duration, "zendesk_max_skew": parse_duration,
     "events_token": str.strip, "alertmanager_token": str.strip, "zendesk_secret": str.strip, "jira_token": str.strip,
 }

@@ -81,3 +81,25 @@ def test_the_commands_exit_2_with_one_line_for_a_protocol_in_the_broker_url(comm
     err = capsys.readouterr().err
     assert f"slaproc {command}: SLAPROC_BROKER: 'SASL_SSL://host:9093': the security protocol" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# --- F13: log level and web port ------------------------------------------------------------------
+@pytest.mark.parametrize("settings", [WorkerSettings, GatewaySettings], ids=["worker", "gateway"])
+def test_an_unknown_log_level_is_refused_naming_the_levels(settings):
+    with pytest.raises(SettingsError, match="SLAPROC_LOG_LEVEL: unknown level 'verbose'; use one of debug, info, "
+                                            "warning, error, critical"):
+        settings.from_env({"SLAPROC_LOG_LEVEL": "verbose"})
+
+
+@pytest.mark.parametrize("settings", [WorkerSettings, GatewaySettings], ids=["worker", "gateway"])
+def test_log_levels_are_read_in_any_case(settings):
+    assert settings.from_env({"SLAPROC_LOG_LEVEL": " WARNING "}).log_level == "warning"
+    assert settings.from_env({"SLAPROC_LOG_LEVEL": "Debug"}).log_level == "debug"
+
+
+def test_web_port_0_is_refused_while_the_web_port_is_on():
+    with pytest.raises(SettingsError, match="SLAPROC_WEB_PORT: 0 .*give a port from 1 to 65535"):
+        WorkerSettings.from_env({"SLAPROC_WEB_PORT": "0"})
+    with pytest.raises(SettingsError, match="SLAPROC_WEB_PORT: not a port: 70000"):
+        WorkerSettings.from_env({"SLAPROC_WEB_PORT": "70000"})
+    assert WorkerSettings.from_env({"SLAPROC_WEB_PORT": "0", "SLAPROC_WEB_ENABLED": "false"}).web_port == 0
