@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from policies.tickets import MAX_AT_RISK_THRESHOLDS
 from streams.kafka_config import KafkaConfigError, KafkaSettings
@@ -112,6 +113,10 @@ class WorkerSettings:
     web_enabled: bool = True                    # SLAPROC_WEB_ENABLED: /metrics, probes, query API
     web_host: str = "127.0.0.1"                 # SLAPROC_WEB_HOST (0.0.0.0 in a container)
     web_port: int = 6066                        # SLAPROC_WEB_PORT
+    # SLAPROC_WEB_ADVERTISED_HOST: the host the other workers forward queries to (the query API
+    # routes a key to its partition's owner); "" = SLAPROC_WEB_HOST, or the host name when that is
+    # a wildcard (0.0.0.0, ::), which no other worker can reach.
+    web_advertised_host: str = ""
     api_cpu_share: float = 0.15                 # SLAPROC_API_CPU_SHARE: of the process's CPU, the most the query API thread takes
     api_max_connections: int = 64               # SLAPROC_API_MAX_CONNECTIONS: more get 503 + Retry-After
     batch_size: int = 500                       # SLAPROC_BATCH_SIZE: events per stream.take batch
@@ -152,6 +157,9 @@ class WorkerSettings:
             # would forward queries to port 0 (the port is advertised with the host, streams/web.py).
             problems.append("SLAPROC_WEB_PORT: 0 (any free port) cannot be scraped nor advertised to the other "
                             "workers; give a port from 1 to 65535, or set SLAPROC_WEB_ENABLED=false")
+        if _is_wildcard(self.web_advertised_host):
+            problems.append(f"SLAPROC_WEB_ADVERTISED_HOST: {self.web_advertised_host!r} is a wildcard address; the "
+                            f"other workers would send queries there: give this worker's host name or address")
         if self.log_level not in LOG_LEVELS:
             problems.append(f"SLAPROC_LOG_LEVEL: unknown level {self.log_level!r}; use one of {', '.join(LOG_LEVELS)}")
         if not 0 < self.api_cpu_share <= 1:
@@ -184,6 +192,19 @@ class WorkerSettings:
                             f"across restarts, set SLAPROC_STATE_DIR)")
         if problems:
             raise SettingsError("; ".join(problems))
+
+    def advertised_url(self, hostname: Callable[[], str] = socket.gethostname) -> str:
+        """The query API's URL as the other workers reach it (Faust's canonical URL, sent to the
+        group with the assignment and used to forward a key's query to its owner): the web port on
+        SLAPROC_WEB_ADVERTISED_HOST, else on SLAPROC_WEB_HOST unless that binds every address, else
+        on the host name (a container's: compose and Kubernetes resolve it). Never a wildcard."""
+        host = self.web_advertised_host or ("" if _is_wildcard(self.web_host) else self.web_host) or hostname()
+        if not host or _is_wildcard(host):
+            raise SettingsError(f"SLAPROC_WEB_ADVERTISED_HOST: SLAPROC_WEB_HOST={self.web_host} binds every address "
+                                f"and the machine has no host name to advertise; set it to this worker's address")
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address in a URL
+        return f"http://{host}:{self.web_port}"
 
     def topic(self, name: str) -> str:
         """Full topic name: `sla.breaches` -> prefix + `sla.breaches`."""
@@ -222,6 +243,10 @@ class WorkerSettings:
         if unknown:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
         return cls(**values)
+
+
+def _is_wildcard(host: str) -> bool:
+    return host.strip().strip("[]") in ("0.0.0.0", "::", "*")
 
 
 #: SLAPROC_* variables that are not worker settings (other commands, tests, the version check).
@@ -268,6 +293,7 @@ _PARSERS: dict[str, Any] = {
     "web_enabled": _parse_bool,
     "web_host": str.strip,
     "web_port": int,
+    "web_advertised_host": str.strip,
     "api_cpu_share": float,
     "api_max_connections": int,
     "batch_size": int,

@@ -214,3 +214,14 @@ def test_workers_settings_parse_and_each_keeps_its_tables_on_its_own_volume() ->
         member_ids.append(settings.group_instance_id)
     assert len(set(state_volumes)) == len(workers), f"workers share a state volume: {state_volumes}"
     assert len(set(member_ids)) == len(workers), f"workers share a group instance id: {member_ids}"
+
+
+def test_each_worker_advertises_a_host_the_other_reaches() -> None:
+    """The query API forwards a key to the worker that owns it, at the URL that worker advertised
+    to the group: its compose host name, never the 0.0.0.0 its web port binds."""
+    from streams.settings import WorkerSettings
+
+    for name in sorted(n for n in SERVICES if n.startswith("worker-")):
+        settings = WorkerSettings.from_env(_interpolated(SERVICES[name]["environment"]))
+        assert settings.web_host == "0.0.0.0"
+        assert settings.advertised_url(hostname=lambda: "") == f"http://{SERVICES[name]['hostname']}:6066", name

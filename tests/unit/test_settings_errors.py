@@ -3,6 +3,7 @@ the variable, for the worker and the gateway alike, never a traceback or a silen
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -103,3 +104,43 @@ def test_web_port_0_is_refused_while_the_web_port_is_on():
     with pytest.raises(SettingsError, match="SLAPROC_WEB_PORT: not a port: 70000"):
         WorkerSettings.from_env({"SLAPROC_WEB_PORT": "70000"})
     assert WorkerSettings.from_env({"SLAPROC_WEB_PORT": "0", "SLAPROC_WEB_ENABLED": "false"}).web_port == 0
+
+
+# --- F1: the address advertised to the other workers ------------------------------------------------
+def test_a_wildcard_web_host_is_advertised_as_the_host_name_or_the_advertised_host():
+    wildcard = WorkerSettings(web_host="0.0.0.0", web_port=6066)
+    assert wildcard.advertised_url(hostname=lambda: "worker-1") == "http://worker-1:6066"
+    assert WorkerSettings(web_host="::", web_port=7).advertised_url(hostname=lambda: "w2") == "http://w2:7"
+    named = WorkerSettings.from_env({"SLAPROC_WEB_HOST": "0.0.0.0", "SLAPROC_WEB_ADVERTISED_HOST": "10.0.0.5"})
+    assert named.advertised_url(hostname=lambda: "ignored") == "http://10.0.0.5:6066"
+    assert WorkerSettings(web_host="127.0.0.1").advertised_url() == "http://127.0.0.1:6066"
+    assert WorkerSettings(web_advertised_host="fd00::5").advertised_url() == "http://[fd00::5]:6066"
+
+
+@pytest.mark.parametrize("wildcard", ["0.0.0.0", "::", "[::]"])
+def test_a_wildcard_is_never_advertised(wildcard):
+    with pytest.raises(SettingsError, match=f"SLAPROC_WEB_ADVERTISED_HOST: {re.escape(repr(wildcard))} is a "
+                                            "wildcard address"):
+        WorkerSettings.from_env({"SLAPROC_WEB_ADVERTISED_HOST": wildcard})
+    with pytest.raises(SettingsError, match="SLAPROC_WEB_ADVERTISED_HOST: .*no host name"):
+        WorkerSettings(web_host="0.0.0.0").advertised_url(hostname=lambda: "")
+
+
+def test_the_worker_app_advertises_the_reachable_url_to_the_group(tmp_path):
+    from streams.worker import build_worker_app
+
+    settings = WorkerSettings(broker="kafka://127.0.0.1:1", data_dir=tmp_path, web_host="0.0.0.0", web_port=6066,
+                              web_advertised_host="worker-1")
+    app = build_worker_app(settings)
+    # what the partition assignor sends the group (faust.assignor.partition_assignor: _url)
+    assert str(app.assignor._url) == "http://worker-1:6066"
+    assert str(app.conf.canonical_url) == "http://worker-1:6066"
+
+
+def test_a_worker_bound_to_every_address_does_not_advertise_0_0_0_0(tmp_path):
+    import socket
+
+    from streams.worker import build_worker_app
+
+    app = build_worker_app(WorkerSettings(broker="kafka://127.0.0.1:1", data_dir=tmp_path, web_host="0.0.0.0"))
+    assert str(app.assignor._url) == f"http://{socket.gethostname()}:6066"
