@@ -69,6 +69,8 @@ async def serve(settings: GatewaySettings, mapping, stop: asyncio.Event) -> None
 
     # One connection the way every client will (TLS, SASL): a misconfiguration is one line now.
     info = await kafka_config.preflight(settings.broker, settings.kafka)
+    # The effective security settings, secrets masked (after the check: a failed start stays one line).
+    print(f"slaproc gateway: {settings.kafka.start_line(settings.broker)}", file=sys.stderr, flush=True)
     if settings.create_topics:
         factor, warning = kafka_config.effective_replication_factor(settings.replication_factor, info.brokers)
         if warning:

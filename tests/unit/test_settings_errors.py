@@ -144,3 +144,57 @@ def test_a_worker_bound_to_every_address_does_not_advertise_0_0_0_0(tmp_path):
 
     app = build_worker_app(WorkerSettings(broker="kafka://127.0.0.1:1", data_dir=tmp_path, web_host="0.0.0.0"))
     assert str(app.assignor._url) == f"http://{socket.gethostname()}:6066"
+
+
+# --- F12: the effective Kafka security settings, once at start --------------------------------------
+SASL_ENV = {"SLAPROC_BROKER": "kafka://k1:9094;k2:9094", "SLAPROC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "SLAPROC_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "SLAPROC_KAFKA_SASL_USERNAME": "slaproc",
+            "SLAPROC_KAFKA_SASL_PASSWORD": "pw-never-shown"}
+EXPECTED = "Kafka k1:9094,k2:9094: SASL_SSL, SCRAM-SHA-512 as slaproc, CA system store"
+
+
+def _clean_env(monkeypatch, env):
+    for var in [v for v in os.environ if v.startswith("SLAPROC_")]:
+        monkeypatch.delenv(var)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+
+
+def test_the_worker_says_once_how_it_connects_to_kafka(monkeypatch, capsys):
+    from streams import worker
+    from streams.cli import main
+
+    _clean_env(monkeypatch, SASL_ENV)
+    monkeypatch.setattr(worker, "check_cluster", lambda settings: settings)  # the cluster answered
+
+    def stop(settings):
+        raise SettingsError("stopped here")
+    monkeypatch.setattr(worker, "build_worker_app", stop)
+    assert main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("slaproc worker: Kafka ") == 1 and f"slaproc worker: {EXPECTED}\n" in err
+    assert "pw-never-shown" not in err
+
+
+def test_the_gateway_says_once_how_it_connects_to_kafka(monkeypatch, capsys):
+    from streams import kafka_config
+    from streams.cli import main
+    from streams.gateway import server
+
+    _clean_env(monkeypatch, {**SASL_ENV, "SLAPROC_CREATE_TOPICS": "false"})
+
+    async def preflight(*args, **kwargs):
+        return kafka_config.ClusterInfo(brokers=1, partitions={})
+
+    class Sink:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        async def start(self):
+            raise OSError("stopped here")
+    monkeypatch.setattr(kafka_config, "preflight", preflight)
+    monkeypatch.setattr(server, "KafkaSink", Sink)
+    assert main(["gateway"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("slaproc gateway: Kafka ") == 1 and f"slaproc gateway: {EXPECTED}\n" in err
+    assert "pw-never-shown" not in err
