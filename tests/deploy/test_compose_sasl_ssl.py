@@ -86,3 +86,35 @@ def test_make_certs_gives_a_certificate_the_client_accepts_for_the_advertised_ho
     handshake("kafka")
     with pytest.raises(ssl.SSLCertVerificationError):
         handshake("kafka.example.com")
+
+
+def test_the_broker_has_what_the_apache_kafka_image_requires_for_ssl_and_sasl(tmp_path):
+    """The image's start script (docker/resources/common-scripts/configure of apache/kafka) exits
+    before the broker starts unless, with an SSL:// or SASL_SSL:// advertised listener, it finds
+    KAFKA_SSL_KEYSTORE_FILENAME, KAFKA_SSL_KEYSTORE_CREDENTIALS and KAFKA_SSL_KEY_CREDENTIALS, files
+    under /etc/kafka/secrets (it reads the passwords from the two credential files and sets the
+    keystore location itself), and, with a SASL_ listener, KAFKA_OPTS (a JAAS login config)."""
+    kafka = OVERLAY["services"]["kafka"]
+    env = kafka["environment"]
+    assert "SSL://" in env["KAFKA_ADVERTISED_LISTENERS"]
+    [secrets_volume] = [v.split(":")[0] for v in kafka["volumes"] if v.split(":")[1] == "/etc/kafka/secrets"]
+    assert secrets_volume in OVERLAY["volumes"]
+    certs_init = OVERLAY["services"]["certs-init"]
+    assert f"{secrets_volume}:{certs_init['environment']['CERTS_DIR']}" in certs_init["volumes"]
+    run = subprocess.run(["sh", str(REPO / "deploy" / "kafka" / "make-certs.sh")], capture_output=True, text=True,
+                         env={**os.environ, "CERTS_DIR": str(tmp_path), "BROKER_HOST": "kafka",
+                              "KEYSTORE_PASSWORD": "ks-pw"})
+    assert run.returncode == 0, run.stderr
+    for var in ("KAFKA_SSL_KEYSTORE_FILENAME", "KAFKA_SSL_KEYSTORE_CREDENTIALS", "KAFKA_SSL_KEY_CREDENTIALS"):
+        assert (tmp_path / env[var]).is_file(), f"{var}={env.get(var)}: make-certs.sh writes no such file"
+    assert (tmp_path / env["KAFKA_SSL_KEYSTORE_CREDENTIALS"]).read_text() == "ks-pw"
+    assert env["KAFKA_SSL_KEYSTORE_TYPE"] == "PKCS12" and env["KAFKA_SSL_KEYSTORE_FILENAME"].endswith(".p12")
+    # the image computes these from the files: values set here would be overwritten, or leak the password
+    for var in ("KAFKA_SSL_KEYSTORE_LOCATION", "KAFKA_SSL_KEYSTORE_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"):
+        assert var not in env
+    # SASL: a JAAS login config for the broker, mounted from the repository
+    assert "SASL_" in env["KAFKA_ADVERTISED_LISTENERS"]
+    jaas = env["KAFKA_OPTS"].split("-Djava.security.auth.login.config=")[1].split()[0]
+    [source] = [v.split(":")[0] for v in kafka["volumes"] if v.split(":")[1] == jaas]
+    text = (REPO / source).read_text()
+    assert "KafkaServer" in text and "org.apache.kafka.common.security.scram.ScramLoginModule required" in text
