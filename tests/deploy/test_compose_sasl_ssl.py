@@ -118,3 +118,32 @@ def test_the_broker_has_what_the_apache_kafka_image_requires_for_ssl_and_sasl(tm
     [source] = [v.split(":")[0] for v in kafka["volumes"] if v.split(":")[1] == jaas]
     text = (REPO / source).read_text()
     assert "KafkaServer" in text and "org.apache.kafka.common.security.scram.ScramLoginModule required" in text
+
+
+def _exported(text: str) -> set[str]:
+    """The variable names a shell `export A=... B=...` line sets (in docs and comments)."""
+    import re
+
+    names: set[str] = set()
+    for line in text.splitlines():
+        line = line.lstrip("# ")
+        if line.startswith("export "):
+            names |= set(re.findall(r"(?:^|\s)([A-Z][A-Z0-9_]*)=", line.removeprefix("export")))
+    return names
+
+
+def test_the_variables_the_docs_export_are_accepted_by_every_slaproc_command():
+    """An operator exports what the docs say, then runs slaproc from that shell: a SLAPROC_KAFKA_*
+    name the commands do not know stops every one of them (streams/kafka_config.py)."""
+    from streams.gateway.settings import GATEWAY_ENV_VARS
+    from streams.kafka_config import ENV_VARS as KAFKA_VARS, SECRET_VARS
+    from streams.settings import ENV_VARS, misspelt_variables
+
+    known = {*ENV_VARS.values(), *GATEWAY_ENV_VARS.values(), *KAFKA_VARS.values(),
+             *(v + "_FILE" for v in SECRET_VARS.values())}
+    for path in ("docs/kafka.md", "docs/operations.md", "deploy/compose.sasl-ssl.yml", "docker-compose.yml"):
+        exported = _exported((REPO / path).read_text())
+        ours = {name for name in exported if name.startswith("SLAPROC_")}
+        assert ours <= known, f"{path} exports {sorted(ours - known)}, which slaproc refuses"
+        assert misspelt_variables(dict.fromkeys(exported, "x")) == [], path
+    assert "KAFKA_SCRAM_PASSWORD" in _exported((REPO / "docs/kafka.md").read_text())
