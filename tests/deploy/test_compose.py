@@ -243,3 +243,16 @@ def test_probe_timeouts_leave_room_for_the_measured_health_latency() -> None:
         compose_timeout = float(service["healthcheck"]["timeout"].removesuffix("s"))
         assert request_timeout >= 2 * measured_max - 0.5, f"{name}: urlopen timeout {request_timeout} s"
         assert compose_timeout >= request_timeout + 2, f"{name}: healthcheck timeout {compose_timeout} s"
+
+
+def test_the_image_installs_the_pinned_versions() -> None:
+    """The image gets the versions the tests ran with (constraints.txt, docs/decisions.md): a bare
+    `pip install .` takes whatever is newest, and `slaproc worker` refuses untested Faust/aiokafka."""
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    installs = [line for line in text.splitlines() if "pip install" in line and not line.startswith("#")]
+    assert installs
+    [copy] = re.findall(r"^COPY .*\bconstraints\.txt\b.*$", text, re.M)
+    copied_at = text.index(copy)
+    for line in installs:
+        assert "-c constraints.txt" in line, line
+        assert text.index(line) > copied_at, "constraints.txt is copied after it is used"
