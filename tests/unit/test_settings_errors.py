@@ -198,3 +198,20 @@ def test_the_gateway_says_once_how_it_connects_to_kafka(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("slaproc gateway: Kafka ") == 1 and f"slaproc gateway: {EXPECTED}\n" in err
     assert "pw-never-shown" not in err
+
+
+# --- F7: the --kafka-* flags on slaproc gateway ----------------------------------------------------
+def test_the_gateway_takes_the_kafka_flags_as_the_worker_does(tmp_path):
+    from streams.cli import build_parser
+    from streams.gateway.run import settings_from
+
+    password = tmp_path / "pw"
+    password.write_text("s3cret\n")
+    args = build_parser().parse_args(["gateway", "--kafka-security-protocol", "SASL_SSL",
+                                      "--kafka-sasl-mechanism", "SCRAM-SHA-256", "--kafka-sasl-username", "gw",
+                                      "--kafka-sasl-password-file", str(password)])
+    kafka = settings_from(args, environ={"SLAPROC_KAFKA_SASL_PASSWORD": "from-env-loses"}).kafka
+    assert (kafka.security_protocol, kafka.sasl_mechanism, kafka.sasl_username) == ("SASL_SSL", "SCRAM-SHA-256", "gw")
+    assert kafka.sasl_password is not None and kafka.sasl_password.reveal() == "s3cret"
+    help_text = build_parser()._subparsers._group_actions[0].choices["gateway"].format_help()
+    assert "--kafka-ssl-ca-file" in help_text and "--kafka-sasl-password " not in help_text  # secrets: files only
