@@ -215,3 +215,12 @@ def test_the_gateway_takes_the_kafka_flags_as_the_worker_does(tmp_path):
     assert kafka.sasl_password is not None and kafka.sasl_password.reveal() == "s3cret"
     help_text = build_parser()._subparsers._group_actions[0].choices["gateway"].format_help()
     assert "--kafka-ssl-ca-file" in help_text and "--kafka-sasl-password " not in help_text  # secrets: files only
+
+
+def test_the_demo_takes_the_kafka_flags(monkeypatch, capsys):
+    from streams.cli import main
+
+    _clean_env(monkeypatch, {})
+    assert main(["demo", "--feed-only", "--kafka-security-protocol", "SASL_SSL"]) == 2
+    err = capsys.readouterr().err
+    assert "slaproc demo: " in err and "SLAPROC_KAFKA_SASL_MECHANISM: required with SASL_SSL" in err
