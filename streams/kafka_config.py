@@ -210,6 +210,11 @@ class KafkaSettings:
         return ClientCredentialsTokenProvider(self.oauth_token_url, self.oauth_client_id,
                                               self.oauth_client_secret, self.oauth_scope)
 
+    def start_line(self, broker_url: str) -> str:
+        """What a command prints once at start, after the start-up check: where and how it
+        connects (`Kafka k1:9094,k2:9094: SASL_SSL, SCRAM-SHA-512 as slaproc, CA system store`)."""
+        return f"Kafka {_servers(broker_url)}: {self.describe()}"
+
     def describe(self) -> str:
         """One line for the start-up log: protocol, mechanism, user, CA; never a secret."""
         parts = [self.security_protocol]

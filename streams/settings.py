@@ -9,15 +9,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from policies.tickets import MAX_AT_RISK_THRESHOLDS
 from streams.kafka_config import KafkaConfigError, KafkaSettings
 
-__all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS", "DEFAULT_APP_ID"]
+__all__ = ["SettingsError", "WorkerSettings", "parse_duration", "ENV_VARS", "DEFAULT_APP_ID",
+           "misspelt_variables"]
 
 #: The app id when SLAPROC_APP_ID is not set, after the topic prefix (`WorkerSettings.app_id`).
 DEFAULT_APP_ID = "slaproc"
@@ -39,6 +41,50 @@ def parse_duration(text: str) -> float:
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30, 30s, 500ms, 2m, 1h)")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+#: The schemes Faust knows for a Kafka broker; TLS and SASL are SLAPROC_KAFKA_SECURITY_PROTOCOL's.
+_BROKER_SCHEMES = ("kafka", "aiokafka")
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def parse_broker(text: str) -> str:
+    """SLAPROC_BROKER: `kafka://h1:9092;h2:9092` (or `h1:9092,h2:9092`), returned stripped.
+
+    Raises ValueError for what would otherwise fail later with a traceback (no port, a port that
+    is no number) or connect otherwise than meant: `SASL_SSL://host:9093` names the security
+    protocol in the Java client's listener form, which Faust does not know and the aiokafka
+    clients dropped (they connected PLAINTEXT). The protocol is SLAPROC_KAFKA_SECURITY_PROTOCOL's
+    alone: one place decides TLS and SASL, and the message says how to write it."""
+    text = text.strip()
+    for part in (p.strip() for p in text.replace(";", ",").split(",")):
+        scheme, sep, address = part.rpartition("://")
+        if sep and scheme.lower() not in _BROKER_SCHEMES:
+            if scheme.upper() in _SECURITY_PROTOCOLS:
+                raise ValueError(f"{text!r}: the security protocol is no part of the address; write "
+                                 f"kafka://{address} and set SLAPROC_KAFKA_SECURITY_PROTOCOL={scheme.upper()}")
+            raise ValueError(f"{text!r}: unknown scheme {scheme!r}; write kafka://{address}")
+        address = address.rstrip("/")
+        if not address:
+            raise ValueError(f"{text!r}: no broker address (write kafka://host:9092)")
+        host, colon, port = address.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"{text!r}: no port; write host:PORT, e.g. kafka://{address}:9092")
+        if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"{text!r}: the port {port!r} is not a number from 1 to 65535")
+    return text
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def parse_log_level(text: str) -> str:
+    """SLAPROC_LOG_LEVEL, any case -> lower case. A typo used to reach logging (the gateway's
+    basicConfig raised a traceback) or mode's Worker: one line naming the levels instead."""
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"unknown level {text.strip()!r}; use one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def _parse_bool(text: str) -> bool:
@@ -77,6 +123,10 @@ class WorkerSettings:
     web_enabled: bool = True                    # SLAPROC_WEB_ENABLED: /metrics, probes, query API
     web_host: str = "127.0.0.1"                 # SLAPROC_WEB_HOST (0.0.0.0 in a container)
     web_port: int = 6066                        # SLAPROC_WEB_PORT
+    # SLAPROC_WEB_ADVERTISED_HOST: the host the other workers forward queries to (the query API
+    # routes a key to its partition's owner); "" = SLAPROC_WEB_HOST, or the host name when that is
+    # a wildcard (0.0.0.0, ::), which no other worker can reach.
+    web_advertised_host: str = ""
     api_cpu_share: float = 0.15                 # SLAPROC_API_CPU_SHARE: of the process's CPU, the most the query API thread takes
     api_max_connections: int = 64               # SLAPROC_API_MAX_CONNECTIONS: more get 503 + Retry-After
     batch_size: int = 500                       # SLAPROC_BATCH_SIZE: events per stream.take batch
@@ -115,6 +165,16 @@ class WorkerSettings:
             problems.append(f"SLAPROC_ALLOWED_LATENESS: must be >= 0 s, got {self.allowed_lateness}")
         if not 0 <= self.web_port <= 65535:
             problems.append(f"SLAPROC_WEB_PORT: not a port: {self.web_port}")
+        elif self.web_port == 0 and self.web_enabled:
+            # 0 binds a free port no one knows: Prometheus cannot scrape it and the other workers
+            # would forward queries to port 0 (the port is advertised with the host, streams/web.py).
+            problems.append("SLAPROC_WEB_PORT: 0 (any free port) cannot be scraped nor advertised to the other "
+                            "workers; give a port from 1 to 65535, or set SLAPROC_WEB_ENABLED=false")
+        if _is_wildcard(self.web_advertised_host):
+            problems.append(f"SLAPROC_WEB_ADVERTISED_HOST: {self.web_advertised_host!r} is a wildcard address; the "
+                            f"other workers would send queries there: give this worker's host name or address")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"SLAPROC_LOG_LEVEL: unknown level {self.log_level!r}; use one of {', '.join(LOG_LEVELS)}")
         if not 0 < self.api_cpu_share <= 1:
             problems.append(f"SLAPROC_API_CPU_SHARE: must be > 0 and <= 1, got {self.api_cpu_share}")
         if self.api_max_connections < 1:
@@ -146,6 +206,19 @@ class WorkerSettings:
         if problems:
             raise SettingsError("; ".join(problems))
 
+    def advertised_url(self, hostname: Callable[[], str] = socket.gethostname) -> str:
+        """The query API's URL as the other workers reach it (Faust's canonical URL, sent to the
+        group with the assignment and used to forward a key's query to its owner): the web port on
+        SLAPROC_WEB_ADVERTISED_HOST, else on SLAPROC_WEB_HOST unless that binds every address, else
+        on the host name (a container's: compose and Kubernetes resolve it). Never a wildcard."""
+        host = self.web_advertised_host or ("" if _is_wildcard(self.web_host) else self.web_host) or hostname()
+        if not host or _is_wildcard(host):
+            raise SettingsError(f"SLAPROC_WEB_ADVERTISED_HOST: SLAPROC_WEB_HOST={self.web_host} binds every address "
+                                f"and the machine has no host name to advertise; set it to this worker's address")
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address in a URL
+        return f"http://{host}:{self.web_port}"
+
     def topic(self, name: str) -> str:
         """Full topic name: `sla.breaches` -> prefix + `sla.breaches`."""
         return self.topic_prefix + name
@@ -170,7 +243,7 @@ class WorkerSettings:
         Unset or empty variables keep the defaults. Raises SettingsError naming the variable.
         """
         values: dict[str, Any] = {}
-        problems = _misspelt(environ)
+        problems = misspelt_variables(environ)
         for name, var in ENV_VARS.items():
             raw = environ.get(var)
             if raw is None or raw.strip() == "":
@@ -194,19 +267,31 @@ class WorkerSettings:
         return cls(**values)
 
 
+def _is_wildcard(host: str) -> bool:
+    return host.strip().strip("[]") in ("0.0.0.0", "::", "*")
+
+
 #: SLAPROC_* variables that are not worker settings (other commands, tests, the version check).
+#: SLAPROC_KAFKA_* and SLAPROC_GATEWAY_* are checked by their own readers (streams/kafka_config.py,
+#: streams/gateway/settings.py), which refuse any unknown name under their prefix.
 _OTHER_PREFIXES = ("SLAPROC_KAFKA_", "SLAPROC_GATEWAY_", "SLAPROC_TEST_", "SLAPROC_SKIP_")
 _OTHER_VARS = frozenset({"SLAPROC_ALLOW_UNTESTED_VERSIONS", "SLAPROC_NO_BROWSER"})
 
 
-def _misspelt(environ: Mapping[str, str]) -> list[str]:
-    """A SLAPROC_ variable that is no setting but nearly one (SLAPROC_STATEDIR): an error, not a
-    silent default (a worker meant to persist its tables would run without them)."""
-    known = sorted(ENV_VARS.values())
+def misspelt_variables(environ: Mapping[str, str]) -> list[str]:
+    """A SLAPROC_ variable that is no setting of any slaproc command but nearly one
+    (SLAPROC_STATEDIR, SLAPROC_TOPIC_PREFX): an error, not a silent default (a worker meant to
+    persist its tables would run without them; a gateway would write to unprefixed topics).
+
+    One rule for every command that reads the shared variables (the worker and the gateway): a
+    variable another command reads is not a typo (compose gives the gateway the workers'
+    environment), so the known names are all of them."""
+    from streams.gateway.settings import GATEWAY_ENV_VARS  # here: the gateway's settings import this module
+
+    known = sorted(set(ENV_VARS.values()) | set(GATEWAY_ENV_VARS.values()) | _OTHER_VARS)
     problems = []
     for var in sorted(environ):
-        if (var.startswith("SLAPROC_") and var not in ENV_VARS.values() and var not in _OTHER_VARS
-                and not var.startswith(_OTHER_PREFIXES)):
+        if var.startswith("SLAPROC_") and var not in known and not var.startswith(_OTHER_PREFIXES):
             close = difflib.get_close_matches(var, known, n=1, cutoff=0.8)
             if close:
                 problems.append(f"{var}: unknown setting; did you mean {close[0]}?")
@@ -218,7 +303,7 @@ ENV_VARS: dict[str, str] = {f.name: "SLAPROC_" + f.name.upper() for f in datacla
                              if f.name != "kafka"}  # kafka: many SLAPROC_KAFKA_* variables
 
 _PARSERS: dict[str, Any] = {
-    "broker": str.strip,
+    "broker": parse_broker,
     "app_id": str.strip,
     "topic_prefix": str.strip,
     "partitions": int,
@@ -230,6 +315,7 @@ _PARSERS: dict[str, Any] = {
     "web_enabled": _parse_bool,
     "web_host": str.strip,
     "web_port": int,
+    "web_advertised_host": str.strip,
     "api_cpu_share": float,
     "api_max_connections": int,
     "batch_size": int,
@@ -243,7 +329,7 @@ _PARSERS: dict[str, Any] = {
     "group_instance_id": str.strip,
     "create_topics": _parse_bool,
     "at_risk_thresholds": _parse_floats,
-    "log_level": str.strip,
+    "log_level": parse_log_level,
     "replication_factor": int,
 }
 assert set(_PARSERS) == set(ENV_VARS)

@@ -146,7 +146,12 @@ def register_views(app: Any, worker: Any, metrics: Any) -> ApiServer:
     core = worker.core
     replica = Replica(core.catalog, core.core_settings, partitions, partition_for_key)
     thresholds = core.core_settings.at_risk_thresholds
-    own_url = str(app.conf.canonical_url)
+    # The URL the group learns for this worker (the partition assignor sends app.conf.canonical_url
+    # with the assignment) and that other workers forward this worker's keys to: Faust makes it of
+    # web_host, which in a container is 0.0.0.0, so queries routed here went to 0.0.0.0, i.e. to the
+    # forwarding worker itself. Set before the app starts, so before the first group join.
+    own_url = settings.advertised_url()
+    app.conf.canonical_url = own_url
     server = ApiServer(settings.web_host, settings.web_port, max_connections=settings.api_max_connections,
                        cpu_share=settings.api_cpu_share)
 

@@ -184,6 +184,9 @@ def run_worker(args: argparse.Namespace) -> int:
         for problem in getattr(err, "problems", None) or [str(err)]:
             print(f"slaproc worker: {problem}", file=sys.stderr)
         return 2
+    # The effective security settings, secrets masked: what an operator checks first when the
+    # cluster refuses the worker later (after the check, so a failed start stays one line).
+    print(f"slaproc worker: {settings.kafka.start_line(settings.broker)}", file=sys.stderr, flush=True)
     from faust.worker import Worker
 
     try:

@@ -7,14 +7,21 @@
 # Environment:
 #   CERTS_DIR          output directory (default /certs)
 #   BROKER_HOST        name in the certificate = the advertised host (default kafka)
-#   KEYSTORE_PASSWORD  password of kafka.p12 (required)
+#   KEYSTORE_PASSWORD  password of kafka.p12 (required); also written to keystore-password, the
+#                      credentials file the apache/kafka image reads it from
+#   BROKER_UID         owner of keystore-password when run as root (default 1000: the image's appuser)
 set -eu
 dir=${CERTS_DIR:-/certs}
 host=${BROKER_HOST:-kafka}
 : "${KEYSTORE_PASSWORD:?set KEYSTORE_PASSWORD}"
 mkdir -p "$dir"
 cd "$dir"
-if [ -s kafka.p12 ] && [ -s ca.pem ]; then
+own() {
+  # The broker runs as the image's appuser: it must read the password file (mode 600).
+  if [ "$(id -u)" = 0 ]; then chown "${BROKER_UID:-1000}" keystore-password; fi
+}
+if [ -s kafka.p12 ] && [ -s ca.pem ] && [ -s keystore-password ]; then
+  own
   echo "certificates exist in $dir"
   exit 0
 fi
@@ -28,4 +35,5 @@ printf '%s' "$KEYSTORE_PASSWORD" > keystore-password
 rm -f kafka.csr server.ext ca.srl ca.key   # the CA key is not needed again: a new CA is made when the volume is new
 chmod 644 ca.pem kafka.pem kafka.p12
 chmod 600 kafka.key keystore-password
+own
 echo "wrote $dir/ca.pem and the keystore for $host"

@@ -97,6 +97,9 @@ def add_demo_flags(parser: argparse.ArgumentParser) -> None:
                              "when free, else a free port)")
     parser.add_argument("--no-color", action="store_true", default=None,
                         help="plain output even on a terminal (colour is only used on a TTY anyway)")
+    from streams.worker import add_kafka_flags
+
+    add_kafka_flags(parser)  # --kafka-*: the worker's (for --feed-only against a managed cluster)
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -113,6 +116,7 @@ class DemoOptions:
     duration: float | None = None  # seconds; None = until a signal
     web_port: int | None = None
     color: bool = True
+    kafka_flags: tuple[tuple[str, str], ...] = ()  # the --kafka-* flags given: (dest, value)
 
 
 def options_from(args: argparse.Namespace) -> DemoOptions:
@@ -124,8 +128,10 @@ def options_from(args: argparse.Namespace) -> DemoOptions:
     duration = pick("duration")
     if duration is not None and duration <= 0:
         demo_parser().error("--duration must be > 0 seconds")
+    kafka_flags = tuple((name, str(pick(name))) for name in vars(parsed)
+                        if name.startswith("kafka_") and pick(name) is not None)
     return DemoOptions(feed_only=bool(pick("feed_only")), duration=duration,
-                       web_port=pick("web_port"), color=not pick("no_color"))
+                       web_port=pick("web_port"), color=not pick("no_color"), kafka_flags=kafka_flags)
 
 
 # --- traffic (pure: the time comes in as an argument) ----------------------------------
@@ -639,7 +645,13 @@ class Demo:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
         try:
-            settings = WorkerSettings.from_env(os.environ)
+            from streams.worker import kafka_env
+
+            # the --kafka-* flags over their variables, for the demo's clients and its worker
+            env = kafka_env(argparse.Namespace(**dict(self.options.kafka_flags)), dict(os.environ))
+            kafka_overrides = {var: env.get(var, "") for var in {*env, *os.environ}
+                               if var.startswith("SLAPROC_KAFKA_") and env.get(var) != os.environ.get(var)}
+            settings = WorkerSettings.from_env(env)
             contracts_yaml = find_contracts_yaml()
         except (SettingsError, FileNotFoundError) as err:
             print(f"slaproc demo: {err}", file=sys.stderr)
@@ -689,7 +701,7 @@ class Demo:
                 app_id=os.environ.get("SLAPROC_APP_ID") or "slaproc-demo", data_dir=self.workdir / "data",
                 web_port=web_port, tick_interval=TICK_INTERVAL_SECONDS, log_path=self.workdir / "worker.log",
                 extra_env={"SLAPROC_ALLOWED_LATENESS": str(ALLOWED_LATENESS_SECONDS), "SLAPROC_WEB_ENABLED": "1",
-                           "SLAPROC_CREATE_TOPICS": "1", "SLAPROC_LOG_LEVEL": "warning"})
+                           "SLAPROC_CREATE_TOPICS": "1", "SLAPROC_LOG_LEVEL": "warning", **kafka_overrides})
             _start_worker(self.worker)
             metrics_url = f"{self.worker.url}/metrics"
             self.display.info(f"worker:  pid {self.worker.process.pid}, log {self.worker.log_path}")

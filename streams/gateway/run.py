@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 
@@ -48,10 +47,15 @@ def add_gateway_flags(parser: argparse.ArgumentParser) -> None:
             continue
         group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar=var,
                            help=f"env {var} (default {getattr(defaults, name)})")
+    from streams.worker import add_kafka_flags
+
+    add_kafka_flags(parser)  # --kafka-*: the worker's, as every Kafka client of the project
 
 
 def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> GatewaySettings:
-    env = dict(os.environ if environ is None else environ)
+    from streams.worker import kafka_env
+
+    env = kafka_env(args, environ)  # the --kafka-* flags given, written over their variables
     for name, var in GATEWAY_ENV_VARS.items():
         value = getattr(args, name, None)
         if value is not None:
@@ -69,6 +73,8 @@ async def serve(settings: GatewaySettings, mapping, stop: asyncio.Event) -> None
 
     # One connection the way every client will (TLS, SASL): a misconfiguration is one line now.
     info = await kafka_config.preflight(settings.broker, settings.kafka)
+    # The effective security settings, secrets masked (after the check: a failed start stays one line).
+    print(f"slaproc gateway: {settings.kafka.start_line(settings.broker)}", file=sys.stderr, flush=True)
     if settings.create_topics:
         factor, warning = kafka_config.effective_replication_factor(settings.replication_factor, info.brokers)
         if warning:

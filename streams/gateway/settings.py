@@ -5,7 +5,9 @@ when the gateway creates a missing input topic), SLAPROC_REPLICATION_FACTOR (cap
 broker count), SLAPROC_CREATE_TOPICS, SLAPROC_LOG_LEVEL, and the connection settings
 SLAPROC_KAFKA_* (TLS, SASL: streams/kafka_config.py, as every Kafka client of the project).
 The gateway's own are SLAPROC_GATEWAY_*; an unknown SLAPROC_GATEWAY_* variable is an
-error naming the closest known one (a typo must not silently leave an endpoint open or off).
+error naming the closest known one (a typo must not silently leave an endpoint open or off);
+a misspelt shared one (SLAPROC_TOPIC_PREFX) is refused by the worker's rule
+(streams.settings.misspelt_variables), so both commands accept and refuse the same names.
 Each secret can also be read from a file: SLAPROC_GATEWAY_ZENDESK_SECRET_FILE=/run/secrets/zd.
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.kafka_config import KafkaConfigError, KafkaSettings
-from streams.settings import SettingsError, _parse_bool, parse_duration
+from streams.settings import (
+    LOG_LEVELS, SettingsError, _parse_bool, misspelt_variables, parse_broker, parse_duration, parse_log_level)
 
 __all__ = ["GatewaySettings", "GATEWAY_ENV_VARS", "SECRETS", "SettingsError"]
 
@@ -56,6 +59,8 @@ class GatewaySettings:
             problems.append(f"SLAPROC_REPLICATION_FACTOR: must be >= 1, got {self.replication_factor}")
         if not 0 <= self.port <= 65535:
             problems.append(f"SLAPROC_GATEWAY_PORT: not a port: {self.port}")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"SLAPROC_LOG_LEVEL: unknown level {self.log_level!r}; use one of {', '.join(LOG_LEVELS)}")
         if self.max_body_bytes < 1024:
             problems.append(f"SLAPROC_GATEWAY_MAX_BODY_BYTES: must be >= 1024, got {self.max_body_bytes}")
         if self.send_timeout <= 0:
@@ -80,7 +85,8 @@ class GatewaySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "GatewaySettings":
         """Settings from `environ`; `overrides` (flags) win when not None. Raises SettingsError naming the variable."""
-        problems: list[str] = []
+        # the shared SLAPROC_* variables: the worker's rule (a near miss of a known name is an error)
+        problems: list[str] = misspelt_variables(environ)
         known = set(GATEWAY_ENV_VARS.values()) | {GATEWAY_ENV_VARS[s] + "_FILE" for s in SECRETS}
         for var in sorted(environ):
             if var.startswith("SLAPROC_GATEWAY_") and var not in known:
@@ -125,9 +131,9 @@ GATEWAY_ENV_VARS: dict[str, str] = {
     for f in dataclasses.fields(GatewaySettings) if f.name != "kafka"}  # kafka: SLAPROC_KAFKA_*
 
 _PARSERS: dict[str, Any] = {
-    "broker": str.strip, "topic_prefix": str.strip, "partitions": int, "replication_factor": int,
+    "broker": parse_broker, "topic_prefix": str.strip, "partitions": int, "replication_factor": int,
     "create_topics": _parse_bool,
-    "log_level": str.strip, "host": str.strip, "port": int, "mapping": Path, "max_body_bytes": int,
+    "log_level": parse_log_level, "host": str.strip, "port": int, "mapping": Path, "max_body_bytes": int,
     "send_timeout": parse_duration, "zendesk_max_skew": parse_duration,
     "events_token": str.strip, "alertmanager_token": str.strip, "zendesk_secret": str.strip, "jira_token": str.strip,
 }

@@ -250,3 +250,45 @@ def test_workers_settings_parse_and_each_keeps_its_tables_on_its_own_volume() ->
         member_ids.append(settings.group_instance_id)
     assert len(set(state_volumes)) == len(workers), f"workers share a state volume: {state_volumes}"
     assert len(set(member_ids)) == len(workers), f"workers share a group instance id: {member_ids}"
+
+
+def test_each_worker_advertises_a_host_the_other_reaches() -> None:
+    """The query API forwards a key to the worker that owns it, at the URL that worker advertised
+    to the group: its compose host name, never the 0.0.0.0 its web port binds."""
+    from streams.settings import WorkerSettings
+
+    for name in sorted(n for n in SERVICES if n.startswith("worker-")):
+        settings = WorkerSettings.from_env(_interpolated(SERVICES[name]["environment"]))
+        assert settings.web_host == "0.0.0.0"
+        assert settings.advertised_url(hostname=lambda: "") == f"http://{SERVICES[name]['hostname']}:6066", name
+
+
+def test_probe_timeouts_leave_room_for_the_measured_health_latency() -> None:
+    """docs/operations.md measured /health at up to 4.1 s under a query flood: a probe that gives
+    up sooner restarts a busy, healthy worker. The request's own timeout (urlopen's) must exceed
+    it with room to spare, and compose's timeout must exceed that plus the interpreter's start."""
+    import re
+
+    measured_max = 4.1
+    for name, service in SERVICES.items():
+        test = " ".join(service.get("healthcheck", {}).get("test", []))
+        found = re.search(r"urlopen\([^)]*timeout=(\d+(?:\.\d+)?)\)", test)
+        if not found or "/health" not in test or not name.startswith(("worker-", "gateway")):
+            continue
+        request_timeout = float(found.group(1))
+        compose_timeout = float(service["healthcheck"]["timeout"].removesuffix("s"))
+        assert request_timeout >= 2 * measured_max - 0.5, f"{name}: urlopen timeout {request_timeout} s"
+        assert compose_timeout >= request_timeout + 2, f"{name}: healthcheck timeout {compose_timeout} s"
+
+
+def test_the_image_installs_the_pinned_versions() -> None:
+    """The image gets the versions the tests ran with (constraints.txt, docs/decisions.md): a bare
+    `pip install .` takes whatever is newest, and `slaproc worker` refuses untested Faust/aiokafka."""
+    text = (REPO / "deploy" / "Dockerfile").read_text()
+    installs = [line for line in text.splitlines() if "pip install" in line and not line.startswith("#")]
+    assert installs
+    [copy] = re.findall(r"^COPY .*\bconstraints\.txt\b.*$", text, re.M)
+    copied_at = text.index(copy)
+    for line in installs:
+        assert "-c constraints.txt" in line, line
+        assert text.index(line) > copied_at, "constraints.txt is copied after it is used"

@@ -86,3 +86,64 @@ def test_make_certs_gives_a_certificate_the_client_accepts_for_the_advertised_ho
     handshake("kafka")
     with pytest.raises(ssl.SSLCertVerificationError):
         handshake("kafka.example.com")
+
+
+def test_the_broker_has_what_the_apache_kafka_image_requires_for_ssl_and_sasl(tmp_path):
+    """The image's start script (docker/resources/common-scripts/configure of apache/kafka) exits
+    before the broker starts unless, with an SSL:// or SASL_SSL:// advertised listener, it finds
+    KAFKA_SSL_KEYSTORE_FILENAME, KAFKA_SSL_KEYSTORE_CREDENTIALS and KAFKA_SSL_KEY_CREDENTIALS, files
+    under /etc/kafka/secrets (it reads the passwords from the two credential files and sets the
+    keystore location itself), and, with a SASL_ listener, KAFKA_OPTS (a JAAS login config)."""
+    kafka = OVERLAY["services"]["kafka"]
+    env = kafka["environment"]
+    assert "SSL://" in env["KAFKA_ADVERTISED_LISTENERS"]
+    [secrets_volume] = [v.split(":")[0] for v in kafka["volumes"] if v.split(":")[1] == "/etc/kafka/secrets"]
+    assert secrets_volume in OVERLAY["volumes"]
+    certs_init = OVERLAY["services"]["certs-init"]
+    assert f"{secrets_volume}:{certs_init['environment']['CERTS_DIR']}" in certs_init["volumes"]
+    run = subprocess.run(["sh", str(REPO / "deploy" / "kafka" / "make-certs.sh")], capture_output=True, text=True,
+                         env={**os.environ, "CERTS_DIR": str(tmp_path), "BROKER_HOST": "kafka",
+                              "KEYSTORE_PASSWORD": "ks-pw"})
+    assert run.returncode == 0, run.stderr
+    for var in ("KAFKA_SSL_KEYSTORE_FILENAME", "KAFKA_SSL_KEYSTORE_CREDENTIALS", "KAFKA_SSL_KEY_CREDENTIALS"):
+        assert (tmp_path / env[var]).is_file(), f"{var}={env.get(var)}: make-certs.sh writes no such file"
+    assert (tmp_path / env["KAFKA_SSL_KEYSTORE_CREDENTIALS"]).read_text() == "ks-pw"
+    assert env["KAFKA_SSL_KEYSTORE_TYPE"] == "PKCS12" and env["KAFKA_SSL_KEYSTORE_FILENAME"].endswith(".p12")
+    # the image computes these from the files: values set here would be overwritten, or leak the password
+    for var in ("KAFKA_SSL_KEYSTORE_LOCATION", "KAFKA_SSL_KEYSTORE_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"):
+        assert var not in env
+    # SASL: a JAAS login config for the broker, mounted from the repository
+    assert "SASL_" in env["KAFKA_ADVERTISED_LISTENERS"]
+    jaas = env["KAFKA_OPTS"].split("-Djava.security.auth.login.config=")[1].split()[0]
+    [source] = [v.split(":")[0] for v in kafka["volumes"] if v.split(":")[1] == jaas]
+    text = (REPO / source).read_text()
+    assert "KafkaServer" in text and "org.apache.kafka.common.security.scram.ScramLoginModule required" in text
+
+
+def _exported(text: str) -> set[str]:
+    """The variable names a shell `export A=... B=...` line sets (in docs and comments)."""
+    import re
+
+    names: set[str] = set()
+    for line in text.splitlines():
+        line = line.lstrip("# ")
+        if line.startswith("export "):
+            names |= set(re.findall(r"(?:^|\s)([A-Z][A-Z0-9_]*)=", line.removeprefix("export")))
+    return names
+
+
+def test_the_variables_the_docs_export_are_accepted_by_every_slaproc_command():
+    """An operator exports what the docs say, then runs slaproc from that shell: a SLAPROC_KAFKA_*
+    name the commands do not know stops every one of them (streams/kafka_config.py)."""
+    from streams.gateway.settings import GATEWAY_ENV_VARS
+    from streams.kafka_config import ENV_VARS as KAFKA_VARS, SECRET_VARS
+    from streams.settings import ENV_VARS, misspelt_variables
+
+    known = {*ENV_VARS.values(), *GATEWAY_ENV_VARS.values(), *KAFKA_VARS.values(),
+             *(v + "_FILE" for v in SECRET_VARS.values())}
+    for path in ("docs/kafka.md", "docs/operations.md", "deploy/compose.sasl-ssl.yml", "docker-compose.yml"):
+        exported = _exported((REPO / path).read_text())
+        ours = {name for name in exported if name.startswith("SLAPROC_")}
+        assert ours <= known, f"{path} exports {sorted(ours - known)}, which slaproc refuses"
+        assert misspelt_variables(dict.fromkeys(exported, "x")) == [], path
+    assert "KAFKA_SCRAM_PASSWORD" in _exported((REPO / "docs/kafka.md").read_text())

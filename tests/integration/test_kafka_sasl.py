@@ -34,7 +34,7 @@ def sasl_tls(tmp_path_factory):
 
 
 def worker_fails(url: str, env: dict[str, str], tmp_path: Path) -> tuple[str, float]:
-    full = {**os.environ, "SLAPROC_BROKER": url, "SLAPROC_DATA_DIR": str(tmp_path / "data"), "SLAPROC_WEB_PORT": "0",
+    full = {**os.environ, "SLAPROC_BROKER": url, "SLAPROC_DATA_DIR": str(tmp_path / "data"), "SLAPROC_WEB_ENABLED": "false",
             "SLAPROC_KAFKA_CONNECT_TIMEOUT": "5", **env}
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "streams.worker"], env=full, capture_output=True, text=True,

@@ -148,7 +148,7 @@ def test_worker_and_publish_over_mutual_tls(mtls, pki, mix, tmp_path):
 
 def start_worker_expecting_failure(url: str, env: dict[str, str], tmp_path: Path) -> tuple[list[str], float]:
     full = {**os.environ, "SLAPROC_BROKER": url, "SLAPROC_DATA_DIR": str(tmp_path / "data"),
-            "SLAPROC_WEB_PORT": "0", "SLAPROC_KAFKA_CONNECT_TIMEOUT": "5", **env}
+            "SLAPROC_WEB_ENABLED": "false", "SLAPROC_KAFKA_CONNECT_TIMEOUT": "5", **env}
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "streams.worker"], env=full, capture_output=True, text=True,
                           timeout=60, cwd=REPO)

@@ -85,7 +85,7 @@ def test_existing_topic_with_another_partition_count_stops_the_worker(broker_url
     asyncio.run(create_topics(broker_url, [topic_prefix + "sla.ticket-events"], PARTITIONS))
     asyncio.run(create_topics(broker_url, [topic_prefix + "sla.monitoring-events"], 2))
     env = {**os.environ, "SLAPROC_BROKER": broker_url, "SLAPROC_TOPIC_PREFIX": topic_prefix,
-           "SLAPROC_PARTITIONS": str(PARTITIONS), "SLAPROC_DATA_DIR": str(tmp_path / "d"), "SLAPROC_WEB_PORT": "0"}
+           "SLAPROC_PARTITIONS": str(PARTITIONS), "SLAPROC_DATA_DIR": str(tmp_path / "d"), "SLAPROC_WEB_ENABLED": "false"}
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "streams.worker"], env=env, capture_output=True, text=True,
                           timeout=60, cwd=REPO)
@@ -102,7 +102,7 @@ def test_changelog_of_another_partition_count_stops_the_worker(broker_url, topic
     app_id = f"slaproc-{uuid.uuid4().hex[:8]}"
     asyncio.run(create_topics(broker_url, [f"{app_id}-tickets-changelog"], 4))
     env = {**os.environ, "SLAPROC_BROKER": broker_url, "SLAPROC_TOPIC_PREFIX": topic_prefix, "SLAPROC_APP_ID": app_id,
-           "SLAPROC_PARTITIONS": str(PARTITIONS), "SLAPROC_DATA_DIR": str(tmp_path / "d"), "SLAPROC_WEB_PORT": "0"}
+           "SLAPROC_PARTITIONS": str(PARTITIONS), "SLAPROC_DATA_DIR": str(tmp_path / "d"), "SLAPROC_WEB_ENABLED": "false"}
     proc = subprocess.run([sys.executable, "-m", "streams.worker"], env=env, capture_output=True, text=True,
                           timeout=60, cwd=REPO)
     assert proc.returncode == 2, proc.stdout + proc.stderr
