@@ -585,9 +585,11 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 class Demo:
-    def __init__(self, options: DemoOptions, out: TextIO = sys.stdout) -> None:
+    def __init__(self, options: DemoOptions, out: TextIO | None = None) -> None:
         self.options = options
-        self.display = Display(out, options.color)
+        # sys.stdout when called, not when this module was imported (a default argument would keep
+        # whatever stdout was then: under pytest, a capture closed since)
+        self.display = Display(out if out is not None else sys.stdout, options.color)
         self.stop = asyncio.Event()
         self.hurry = asyncio.Event()  # a second signal: kill, do not wait
         self.broker: Any = None
