@@ -28,6 +28,7 @@ Semantics (SPEC §5, docs/design.md "Calendar"):
 from __future__ import annotations
 
 import functools
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta, timezone as _tz
 from decimal import ROUND_HALF_UP, Decimal
@@ -47,6 +48,14 @@ MAX_CLOSED_DAYS = 3 * 366
 # The per-date interval cache is shared by equal calendars; it is cleared when
 # it grows past this many dates (about 50 years of one calendar) to bound memory.
 MAX_CACHED_DAYS = 20_000
+# `add_business` / `business_between` read a table of the open intervals of BLOCK_DAYS local
+# dates at a time (bisect and prefix sums instead of a walk day by day in Python), at most
+# MAX_CACHED_BLOCKS blocks per shared cache (cleared when full, like the days).
+BLOCK_DAYS = 32
+MAX_CACHED_BLOCKS = MAX_CACHED_DAYS // BLOCK_DAYS
+
+_ZERO = timedelta(0)
+_LAST_ORDINAL = date.max.toordinal()
 
 _WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -148,11 +157,24 @@ def _region_holidays(
 class _SharedCache:
     """Mutable caches behind an immutable calendar; shared by equal calendars."""
 
-    __slots__ = ("days", "closed_years")
+    __slots__ = ("days", "closed_years", "blocks")
 
     def __init__(self) -> None:
         self.days: dict[date, tuple[Interval, ...]] = {}
         self.closed_years: dict[int, frozenset[date]] = {}
+        self.blocks: dict[int, _Block | None] = {}
+
+
+class _Block:
+    """The open intervals of BLOCK_DAYS consecutive local dates, in the order `_intervals_after`
+    yields them: `starts`, `ends`, and `cum[k]` the open time of the first k intervals."""
+
+    __slots__ = ("starts", "ends", "cum")
+
+    def __init__(self, starts: list[datetime], ends: list[datetime], cum: list[timedelta]) -> None:
+        self.starts = starts
+        self.ends = ends
+        self.cum = cum
 
 
 @functools.lru_cache(maxsize=1024)
@@ -535,6 +557,98 @@ class BusinessCalendar:
                     )
             day += ONE_DAY
 
+    # --- the block table -----------------------------------------------------------------
+    #
+    # The intervals of every local date in order are what `_intervals_after` walks (and what
+    # `business_between` sums): consecutive dates' intervals lie in consecutive stretches of UTC
+    # (each clipped to its local day), so they are sorted and disjoint, their ends increase, and
+    # the dates before the walk's first one end at or before its instant. A block holds them
+    # flat with prefix sums, so both operations are two bisections and a subtraction per block
+    # instead of a Python loop over days and intervals. Where a block cannot be used (no open
+    # time in it, intervals out of order, dates at the ends of the calendar) the walk decides,
+    # errors included.
+
+    def _block(self, index: int) -> _Block | None:
+        """The table of local dates with ordinals ``index * BLOCK_DAYS + 1`` onwards (cached)."""
+        blocks = self._cache.blocks
+        if index in blocks:
+            return blocks[index]
+        first = index * BLOCK_DAYS + 1
+        if first < 3 or first + BLOCK_DAYS + 3 > _LAST_ORDINAL:
+            return None
+        starts: list[datetime] = []
+        ends: list[datetime] = []
+        cum: list[timedelta] = [timedelta(0)]
+        total = timedelta(0)
+        previous_end: datetime | None = None
+        usable = True
+        day = date.fromordinal(first)
+        for _ in range(BLOCK_DAYS):
+            for start, end in self._day(day):
+                if not start < end or (previous_end is not None and start < previous_end):
+                    usable = False
+                previous_end = end
+                starts.append(start)
+                ends.append(end)
+                total += end - start
+                cum.append(total)
+            day += ONE_DAY
+        block = _Block(starts, ends, cum) if usable and starts else None
+        if len(blocks) >= MAX_CACHED_BLOCKS:
+            blocks.clear()
+        blocks[index] = block
+        return block
+
+    def _add_by_table(self, t: datetime, remaining: timedelta) -> datetime | None:
+        """`add_business(t, remaining)` read from the blocks; None where the walk must decide."""
+        # The block of the walk's first date (t's local date - 1) or the one before: a local date is
+        # within a day of the UTC date (offsets are under 24 h), and the walk's first date is found
+        # from the UTC date without a conversion; earlier dates' intervals end before t (skipped).
+        index = (t.toordinal() - 3) // BLOCK_DAYS
+        while True:
+            block = self._block(index)
+            if block is None:
+                return None
+            ends = block.ends
+            i = bisect_right(ends, t)  # the first interval ending after t
+            if i < len(ends):
+                starts = block.starts
+                cum = block.cum
+                start = starts[i]
+                clip = t - start if t > start else _ZERO  # the first interval counts from t
+                k = bisect_left(cum, remaining + cum[i] + clip, i + 1)
+                if k < len(cum):  # `remaining` runs out in interval k - 1
+                    j = k - 1
+                    return starts[j] + (remaining - (cum[j] - cum[i] - clip))
+                remaining -= cum[-1] - cum[i] - clip
+                t = ends[-1]
+            index += 1
+
+    def _between_by_table(self, a: datetime, b: datetime) -> timedelta | None:
+        """`business_between(a, b)` (a < b) read from the blocks; None where the walk must decide."""
+        # From the walk's first date (a's local date - 1) to its last (b's + 1), from the UTC dates
+        # as in `_add_by_table`: dates outside [a, b) add nothing.
+        index = (a.toordinal() - 3) // BLOCK_DAYS
+        last = (b.toordinal() + 1) // BLOCK_DAYS
+        total = _ZERO
+        while index <= last:
+            block = self._block(index)
+            if block is None:
+                return None
+            starts = block.starts
+            ends = block.ends
+            i = bisect_right(ends, a)  # intervals i .. j - 1 overlap [a, b)
+            j = bisect_left(starts, b)
+            if j > i:
+                cum = block.cum
+                total += cum[j] - cum[i]
+                if starts[i] < a:
+                    total -= a - starts[i]
+                if ends[j - 1] > b:
+                    total -= ends[j - 1] - b
+            index += 1
+        return total
+
     # --- public operations ------------------------------------------------------------
 
     def is_open(self, t: datetime) -> bool:
@@ -563,6 +677,11 @@ class BusinessCalendar:
             raise ValueError(f"d must not be negative, got {d}")
         if self._always_open:
             return start + d
+        found = self._add_by_table(start, d)
+        return found if found is not None else self._add_by_walk(start, d)
+
+    def _add_by_walk(self, start: datetime, d: timedelta) -> datetime:
+        """`add_business` day by day (the definition the block table is checked against)."""
         remaining = d
         for open_from, open_until in self._intervals_after(start):
             available = open_until - open_from
@@ -579,6 +698,11 @@ class BusinessCalendar:
             return timedelta(0)
         if self._always_open:
             return b - a
+        by_table = self._between_by_table(a, b)
+        return by_table if by_table is not None else self._between_by_walk(a, b)
+
+    def _between_by_walk(self, a: datetime, b: datetime) -> timedelta:
+        """`business_between` (a < b) day by day (the definition the block table is checked against)."""
         total = timedelta(0)
         day = self._local_date(a) - ONE_DAY
         last = self._local_date(b) + ONE_DAY

@@ -93,17 +93,28 @@ def _minutes(value: Fraction) -> str:
 def _clock_output(out: Output, string: Any = _str) -> bytes:
     f = out.fields
     target = f["target"]
+    # `_instant`'s memo read inline (three or four instants an output): a UTC instant seen before
+    # costs a dict lookup, not a call; the others (and the misses) take `_instant`.
+    memo = _INSTANT_TEXT.get
+    t = out.occurred_at
+    occurred = (memo(t) if t.tzinfo is UTC else None) or _instant(t)
+    t = f["started_at"]
+    started = (memo(t) if t.tzinfo is UTC else None) or _instant(t)
+    t = f["due_at"]
+    due = (memo(t) if t.tzinfo is UTC else None) or _instant(t)
     parts = [
-        '{"event_id":', string(out.event_id), ',"type":"', out.type, '","occurred_at":', _instant(out.occurred_at),
+        '{"event_id":', string(out.event_id), ',"type":"', out.type, '","occurred_at":', occurred,
         ',"schema_version":1,"ticket_id":', string(f["ticket_id"]), ',"customer_id":', string(f["customer_id"]),
         ',"policy":"', f["policy"], '","plan":', string(f["plan"]), ',"policy_version":', string(f["policy_version"]),
         ',"priority":', string(f["priority"]), ',"metric":"', f["metric"], '","binding":',
         "true" if f["binding"] else "false",
         ',"target":{"amount":', _number(target["amount"]), ',"unit":"', target["unit"], '","clock":"', target["clock"],
-        '"},"started_at":', _instant(f["started_at"]), ',"due_at":', _instant(f["due_at"]), ',"cycle":', str(f["cycle"]),
+        '"},"started_at":', started, ',"due_at":', due, ',"cycle":', str(f["cycle"]),
     ]
     if out.type == "sla.met":
-        parts += [',"met_at":', _instant(f["met_at"]), ',"elapsed_minutes":', _minutes(f["elapsed_minutes"])]
+        t = f["met_at"]
+        parts += [',"met_at":', (memo(t) if t.tzinfo is UTC else None) or _instant(t),
+                  ',"elapsed_minutes":', _minutes(f["elapsed_minutes"])]
     elif out.type == "sla.at_risk":
         parts += [',"threshold":', _number(f["threshold"])]
     parts.append("}")

@@ -279,3 +279,62 @@ def _oracle_is_open(kwargs: dict, t: datetime) -> bool:
 def test_is_open_matches_wall_time_rule(case, t):
     cal, kwargs = case
     assert cal.is_open(t) == _oracle_is_open(kwargs, t)
+
+
+# The block table (`_add_by_table`, `_between_by_table`) against the day-by-day walk it replaced
+# (`_add_by_walk`, `_between_by_walk`): equal results on every case above, on random weekly
+# calendars in DST zones (with holidays in another zone), and on one closed for longer than a
+# block (the walk decides there). Instants to the microsecond.
+LONG_CLOSURE = BusinessCalendar(
+    timezone="Europe/Paris",
+    weekly=weekdays(9, 17),
+    day_length=timedelta(hours=8),
+    extra_closed_dates=[date(2026, 7, 1) + timedelta(days=i) for i in range(75)],
+)
+random_calendars = st.builds(
+    lambda zone, spans, regions, holiday_zone: BusinessCalendar(
+        timezone=zone,
+        weekly=[(d, s, s + length) for d, s, length in spans],
+        day_length=timedelta(hours=8),
+        holiday_regions=regions,
+        holiday_timezone=holiday_zone or zone,
+    ),
+    st.sampled_from(["America/New_York", "Europe/Paris", "Australia/Sydney", "Pacific/Kiritimati", "UTC"]),
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 1380), st.integers(1, 720))
+             .map(lambda x: (x[0], x[1], min(x[2], 1440 - x[1]))), min_size=1, max_size=6),
+    st.sampled_from([[], [("US", None)], [("FR", None), ("AU", "NSW")]]),
+    st.sampled_from([None, "America/Los_Angeles", "Asia/Tokyo"]),
+)
+table_calendars = st.one_of(calendars, st.just(LONG_CLOSURE), random_calendars)
+micro_instants = st.builds(lambda t, us: t + timedelta(microseconds=us), instants, st.integers(0, 999_999))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table_calendars, micro_instants, durations, st.integers(0, 999_999))
+def test_add_business_by_table_equals_the_walk(cal, t, d, us):
+    d += timedelta(microseconds=us)
+    assert cal.add_business(t, d) == cal._add_by_walk(t, d)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table_calendars, micro_instants, durations)
+def test_business_between_by_table_equals_the_walk(cal, a, span):
+    b = a + span
+    expected = cal._between_by_walk(a, b) if b > a else timedelta(0)
+    assert cal.business_between(a, b) == expected
+
+
+def test_long_closure_is_walked_over():
+    start = datetime(2026, 6, 30, 14, 0, tzinfo=UTC)
+    # 16:00 in Paris: 1 h of 30 June left, then nothing until Monday 14 September (75 closed
+    # days, more than two blocks), open from 09:00 Paris (07:00 UTC)
+    assert LONG_CLOSURE.add_business(start, timedelta(hours=4)) == datetime(2026, 9, 14, 10, 0, tzinfo=UTC)
+    assert LONG_CLOSURE.business_between(start, datetime(2026, 9, 14, 9, 0, tzinfo=UTC)) == timedelta(hours=3)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table_calendars, micro_instants, durations, st.integers(0, 7200))
+def test_business_between_by_table_equals_the_walk_near_openings_and_closings(cal, a, d, back):
+    b = cal.add_business(a, d) - timedelta(seconds=back)  # on or just before an opening / a closing
+    expected = cal._between_by_walk(a, b) if b > a else timedelta(0)
+    assert cal.business_between(a, b) == expected
