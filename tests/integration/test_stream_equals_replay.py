@@ -232,6 +232,30 @@ def combined_golden(out_dir: Path, now: datetime) -> tuple[Path, Path]:
     return contracts_path, events_path
 
 
+def replay_and_stream(app: Workers, events: Path, contracts: Path, at: datetime) -> tuple[list[bytes], list[bytes]]:
+    """Replay's outputs until `at` (the instant the workers were ticked to: run_until_final) less
+    the lateness, and the stream's outputs, collected until at least as many as replay's net
+    outcome and dead letters."""
+    replay = replay_outputs(events, contracts, at - timedelta(seconds=LATENESS))
+    r_net = net_outcome(json.loads(x) for x in replay)
+    stream = collect_at_least(app.broker_url, app.prefix, net_size(r_net) + sum(split_dead_letters(replay)[1].values()))
+    return replay, stream
+
+
+def assert_same_outcome(replay: list[bytes], stream: list[bytes]) -> dict[str, int]:
+    """The stream's net outcome and dead letters equal replay's, each stream output once (no
+    repeats without a crash); returns replay's net outcome's sizes by part."""
+    r_net, s_net = (net_outcome(json.loads(x) for x in lines) for lines in (replay, stream))
+    for part in r_net:
+        assert s_net[part] == r_net[part], (part, diff(Counter(json.dumps(v, sort_keys=True) for v in s_net[part].values()),
+                                                       Counter(json.dumps(v, sort_keys=True) for v in r_net[part].values())))
+    s_out, s_dead = split_dead_letters(stream)
+    r_dead = split_dead_letters(replay)[1]
+    assert s_dead == r_dead, diff(s_dead, r_dead)
+    assert all(n == 1 for n in s_out.values())
+    return {k: len(v) for k, v in r_net.items()}
+
+
 def test_golden_scenarios_net_outcome_equals_replay(broker_url, tmp_path):
     now = datetime.now(UTC).replace(microsecond=0)
     contracts, events = combined_golden(tmp_path, now)
@@ -243,22 +267,10 @@ def test_golden_scenarios_net_outcome_equals_replay(broker_url, tmp_path):
         asyncio.run(produce(broker_url, app.prefix, lines))
         at = datetime.now(UTC).replace(microsecond=0)
         run_until_final(app, [worker], at)
-        replay = replay_outputs(events, contracts, at - timedelta(seconds=LATENESS))
-        r_net = net_outcome(json.loads(x) for x in replay)
-        r_dead_count = sum(split_dead_letters(replay)[1].values())
-        stream = collect_at_least(broker_url, app.prefix, net_size(r_net) + r_dead_count)
+        replay, stream = replay_and_stream(app, events, contracts, at)
     finally:
         app.stop_all()
-    s_net = net_outcome(json.loads(x) for x in stream)
-    counts = {k: len(v) for k, v in r_net.items()}
+    counts = assert_same_outcome(replay, stream)
     print(f"\ngolden: {len(lines)} lines of {len(scenarios())} scenarios; replay net outcome {counts}")
     assert counts["standing_breaches"] > 20 and counts["met"] > 20 and counts["months"] > 20
     assert counts["notices"] > 0 and counts["refunds"] > 0
-    for part in r_net:
-        assert s_net[part] == r_net[part], (part, diff(Counter(json.dumps(v, sort_keys=True) for v in s_net[part].values()),
-                                                       Counter(json.dumps(v, sort_keys=True) for v in r_net[part].values())))
-    s_out, s_dead = split_dead_letters(stream)
-    r_out, r_dead = split_dead_letters(replay)
-    assert s_dead == r_dead, diff(s_dead, r_dead)
-    # no repeats without a crash: every stream output once
-    assert all(n == 1 for n in s_out.values())
