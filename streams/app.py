@@ -452,7 +452,9 @@ class StreamWorker:
         n = self.settings.partitions
         return lambda service_id: partition_for_key(service_id, n) == partition
 
-    def processor(self, partition: int) -> Any:
+    def processor(self, partition: int, observe: bool = True) -> Any:
+        """`partition`'s processor, built from its tables if this worker has none. `observe`: tell the
+        observer (`processor_created`), which rebuilds the gauges derived from the stored state."""
         proc = self.processors.get(partition)
         if proc is None:
             store = PartitionStore(self.backend, partition)
@@ -469,7 +471,7 @@ class StreamWorker:
             self.processors[partition] = proc
             self.stores[partition] = store
             created = getattr(self.observer, "processor_created", None)  # optional for other observers
-            if created is not None:
+            if created is not None and observe:
                 try:
                     created(partition, proc)
                 except Exception:  # metrics must never make a partition unusable
@@ -771,9 +773,14 @@ class StreamWorker:
         hold the state as of the last committed unit; then the unit's earlier events on that
         partition are applied again (deterministic: the same state, and the same outputs, which
         are already on their way and are not sent twice). So an event whose processing raises
-        changes nothing: not the partition's time, not a ticket, not the due index."""
+        changes nothing: not the partition's time, not a ticket, not the due index.
+
+        The observer is not told (`processor_created`): the gauges already show what this worker sent,
+        this unit's outputs included, while the tables are one unit behind; rebuilding the month
+        gauges from them would hide a revision already sent until the next restart or close. The
+        open-clocks count needs nothing either: it is read with the tables (or counted at the flush)."""
         self._drop_processor(partition)
-        proc = self.processor(partition)
+        proc = self.processor(partition, observe=False)
         for event in redo:
             try:
                 proc.apply(event)

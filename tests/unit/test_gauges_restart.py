@@ -247,3 +247,31 @@ def test_standing_closes_are_the_newest_months_as_emitted_and_skip_a_month_they_
     proc.store.services["cloud"] = type(state)(state.service_id, state.outages, state.maintenance, emitted,
                                                state.applied)
     assert proc.core.standing_closes("cloud", 3) == {}
+
+
+def test_a_roll_back_keeps_the_month_gauges_of_the_outputs_already_sent_in_its_unit():
+    from streams.app import partition_for_key
+    from streams.settings import WorkerSettings
+    from streams.worker import build_worker_app
+
+    # review finding 3 (/tmp/rv/rollback.py): a later event of the unit raises, StreamWorker._roll_back
+    # rebuilds the processor from the tables (one unit behind) and redoes the unit's earlier events
+    app = build_worker_app(WorkerSettings(broker="kafka://127.0.0.1:1", data_dir=tempfile.mkdtemp(),
+                                          web_enabled=False))
+    worker = app.slaproc
+    partition = partition_for_key("cloud", worker.settings.partitions)
+    backend, _closes = _closed_february(partition)
+    worker.backend = backend
+    for c in shared_contracts():
+        worker.contract_terms[c.customer_id] = {c.customer_id: (c, None)}
+    proc = worker.processor(partition)
+    assert _month(worker.metrics) == (99.75, 1.0)
+    # the unit's first event: eu's February revised to 99.70, its outputs sent and observed
+    events = _outage("O2", "2026-02-12T10:00:00Z", "2026-02-12T10:20:00Z", regions=["eu"])
+    worker.observer.outputs(_apply(proc, *events), partition=partition)
+    assert _month(worker.metrics) == (99.7, 1.0)
+    worker._roll_back(partition, events)
+    redone = worker.processors[partition]
+    assert redone is not proc
+    assert str(redone.core.standing_closes("cloud", 3)["2026-02"]["eu"][0]) == "99.70"
+    assert _month(worker.metrics) == (99.7, 1.0)  # was 99.75: rebuilt from the tables before the unit
