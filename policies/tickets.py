@@ -340,8 +340,9 @@ class TicketState:
         "resolution_cycle", "resolution_breached", "first_response_done", "advanced_to", "derived", "closed",
         # not persisted: `Processor.ticket_plan`'s memo (the plan, and the processor's contracts token it holds for)
         "plan_token", "plan",
-        # not persisted: the open clocks of the state as stored (see `stored_open_clocks`)
-        "stored_open_clocks",
+        # what the stream store last counted for this ticket (see `stored_open_clocks`); persisted
+        # (optional "oc") by the stream store only
+        "stored_open_clocks", "counted_provider",
     )
 
     def __init__(self, ticket_id: str, customer_id: str, policy_version: str, environment: str, opened_at: datetime):
@@ -376,11 +377,15 @@ class TicketState:
         self.attainment = 0
         self.plan_token: object = None
         self.plan: ResolvedPlan | None = None
-        # Open clocks (`open_clock_count`) of this ticket as its stored form derives them: 0 for a
-        # new ticket (nothing stored), set when the engine derives a loaded state, and by the
-        # stream store when it writes the state. A per-partition count kept up to date by the
-        # difference at each write needs it (streams/core_adapter.py, the open-clocks gauge).
+        # What a per-partition count kept by differences at each write (streams/core_adapter.py, the
+        # open-clocks gauge) holds for this ticket: `stored_open_clocks` clocks under the provider
+        # `counted_provider`, set by the stream store when it writes the state and stored with it
+        # ("oc"), so a later write subtracts exactly what was added, even after the ticket's plan or
+        # provider changed. 0 / None for a new ticket (nothing counted). A state stored without "oc"
+        # (written by a version before it) has None: its clocks as its stored form derives them now
+        # (set when the engine derives it), under the provider of its plan at its next write.
         self.stored_open_clocks = 0
+        self.counted_provider: str | None = None
         self._reset_clocks()
 
     def _reset_clocks(self) -> None:
@@ -436,6 +441,7 @@ class TicketState:
             **({"z": [self.closed_at.isoformat(), self.purge_at.isoformat()]}
                if self.closed_at is not None and self.purge_at is not None else {}),
             **({"w": self.attainment} if self.attainment else {}),
+            **({"oc": [self.counted_provider, self.stored_open_clocks]} if self.counted_provider is not None else {}),
         }, separators=(",", ":"))
 
     @classmethod
@@ -454,6 +460,8 @@ class TicketState:
             state.closed_at, state.purge_at = (datetime.fromisoformat(x) for x in data["z"])
         state.advanced_to = datetime.fromisoformat(data["a"])
         state.attainment = data.get("w", 0)  # absent: 0 (also in states written before the field existed)
+        if "oc" in data:  # absent: not counted by a version that keeps it (see `stored_open_clocks`)
+            state.counted_provider, state.stored_open_clocks = data["oc"]
         state.derived = False
         return state
 
@@ -893,12 +901,16 @@ class TicketEngine:
             return []
         clocks = _Clocks(state, plan, self.milestones)
         clocks.rebuild(state.advanced_to)
-        state.stored_open_clocks = open_clock_count((state,))  # what it had when it was stored
+        if state.counted_provider is None:  # stored without what was counted for it: what it had when stored
+            state.stored_open_clocks = open_clock_count((state,))
         return self._record(state, clocks)
 
     def stored_open_clocks(self, state: TicketState, plan: ResolvedPlan) -> int:
-        """Open clocks of a state as stored (`from_json`): derives its clocks, so pass a copy
-        nothing else holds (a count of the stored tickets, not a step of the ticket)."""
+        """Open clocks of a state as stored (`from_json`): what was counted for it if stored with it,
+        else derived from its clocks, so pass a copy nothing else holds (a count of the stored
+        tickets, not a step of the ticket)."""
+        if state.counted_provider is not None:
+            return state.stored_open_clocks
         self._ensure_derived(state, plan)
         return state.stored_open_clocks
 

@@ -98,8 +98,11 @@ class TableStore:
         self._dirty_services.add(state.service_id)
 
     def _count_open_clocks(self) -> None:
-        """Add each written ticket's change of open clocks to the partition's count (cost per
-        ticket written: counting its few clocks, and a provider lookup memoised on the state)."""
+        """Move each written ticket in the partition's count from what was counted for it (its
+        `stored_open_clocks` under its `counted_provider`, stored with it) to its clocks now under
+        the provider of its plan now. Subtracting exactly what was added keeps the count right when
+        a ticket's provider or plan changed in between (a contract correction, a target removed).
+        Cost per ticket written: counting its few clocks, and a provider lookup memoised on the state."""
         counts = self.open_clocks
         closing, self._closing = self._closing, {}
         if counts is None:
@@ -109,17 +112,23 @@ class TableStore:
             state = self.tickets.get(ticket_id)
             if state is None:
                 state = closing.get(ticket_id)
-                new = 0
+                if state is None:
+                    continue
+                new, provider = 0, ""
             elif state.derived:
                 new = open_clock_count((state,))
+                provider = self.provider_of(state) if new else ""
             else:
                 continue  # saved without being derived (waiting for its purge): its clocks did not move
-            if state is None or new == state.stored_open_clocks:
-                continue
-            provider = self.provider_of(state)
-            changed[provider] = changed.get(provider, 0) + new - state.stored_open_clocks
-            state.stored_open_clocks = new
-        if changed:
+            old, counted = state.stored_open_clocks, state.counted_provider
+            if counted is None:  # stored by a version before "oc": counted (recount) under its plan now
+                counted = self.provider_of(state) if old else ""
+            if old:
+                changed[counted] = changed.get(counted, 0) - old
+            if new:
+                changed[provider] = changed.get(provider, 0) + new
+            state.stored_open_clocks, state.counted_provider = new, provider  # written with it ("oc")
+        if any(changed.values()):
             updated = dict(counts)
             for provider, delta in changed.items():
                 updated[provider] = updated.get(provider, 0) + delta
@@ -161,8 +170,14 @@ class PartitionProcessor:
 
     TICKETS_META = "processor"
     MONITORING_META = "processor.monitoring"  # written by older versions (two processors per partition)
-    #: provider -> open clocks of the partition's stored tickets (JSON), written with them in each
-    #: unit (one write-ahead record), so a new owner reads the figure at once (the open-clocks gauge)
+    #: provider -> open clocks of the partition's stored tickets, written with them in each unit (one
+    #: write-ahead record) so a new owner reads the figure at once (the open-clocks gauge): a last key
+    #: of the processor's snapshot (TICKETS_META), which every version writes at every flush. A
+    #: version that does not keep the count (a rolling upgrade, a roll-back of the deployment)
+    #: writes its snapshot without it, so the count is absent and made again, never trusted stale.
+    OPEN_CLOCKS_KEY = "open_clocks"
+    #: where the count was kept before (a meta of its own, which an older version leaves as it was):
+    #: no longer read; removed at the first flush, so a version that reads it counts afresh
     OPEN_CLOCKS_META = "open_clocks"
 
     def __init__(self, catalog: Catalog, partition_store: PartitionStore, owns_service: Callable[[str], bool],
@@ -172,8 +187,11 @@ class PartitionProcessor:
         self.store = TableStore(partition_store)
         self.core = Processor(catalog, self.store, settings, owns_service, partition=self.partition)
         snapshot = partition_store.get_meta(self.TICKETS_META)
+        counted = None
         if snapshot is not None:
             self.core.restore(snapshot)
+            # parsed a second time, once per processor built (the core's restore ignores the key)
+            counted = json.loads(snapshot).get(self.OPEN_CLOCKS_KEY)
         old_monitoring = partition_store.get_meta(self.MONITORING_META)
         if old_monitoring is not None:  # the old monitoring half kept the month closes and its own time
             data = json.loads(old_monitoring)
@@ -183,9 +201,9 @@ class PartitionProcessor:
         self.max_future = max_future
         self.clock = clock
         self.store.provider_of = self._provider_of
-        counted = partition_store.get_meta(self.OPEN_CLOCKS_META)
         if counted is not None:
-            self.store.open_clocks = json.loads(counted)
+            self.store.open_clocks = counted
+        self._old_count_meta = partition_store.get_meta(self.OPEN_CLOCKS_META) is not None
 
     def _provider_of(self, state: TicketState) -> str:
         """The provider a ticket's clocks count under: the policy of the plan it is measured under."""
@@ -201,9 +219,10 @@ class PartitionProcessor:
         return self.store.open_clocks
 
     def count_open_clocks(self) -> dict[str, int]:
-        """The count, made once from the tables when the partition's state has none (written by a
-        version before it): every ticket with a wake in the due index (a running clock has one),
-        derived on a copy. Call with the contracts installed (a ticket's plan needs them)."""
+        """The count, made from the tables when the partition's state has none (written by a version
+        that does not keep it): every ticket with a wake in the due index (a running clock has one),
+        as counted for it when stored ("oc"), else derived on a copy (stored by a version before
+        it). Call with the contracts installed (a ticket's plan needs them)."""
         counts = self.store.open_clocks
         if counts is not None:
             return counts
@@ -214,15 +233,19 @@ class PartitionProcessor:
             if raw is None or raw.startswith(_CLOSED):
                 continue
             state = TicketState.from_json(raw)
-            try:
-                n = engine.stored_open_clocks(state, self.core.ticket_plan(state))
-            except Rejected:
-                continue  # no contract for it: its clocks cannot be derived (nor can they run)
-            if n:
+            provider = state.counted_provider
+            if provider is not None:
+                n = state.stored_open_clocks  # what was counted for it, whatever its plan says now
+            else:
+                try:
+                    n = engine.stored_open_clocks(state, self.core.ticket_plan(state))
+                except Rejected:
+                    continue  # no contract for it: its clocks cannot be derived (nor can they run)
                 provider = self._provider_of(state)
+            if n:
                 counts[provider] = counts.get(provider, 0) + n
         # Tickets in memory changed since the last commit were counted above from their stored form,
-        # which their `stored_open_clocks` holds too: `flush` adds their change from it.
+        # which their `stored_open_clocks` / `counted_provider` hold too: `flush` moves them from it.
         store.open_clocks = counts
         return counts
 
@@ -248,10 +271,13 @@ class PartitionProcessor:
         if self.store.open_clocks is None:
             self.count_open_clocks()
         self.store.flush()
-        self.partition_store.put_meta(self.TICKETS_META, self.core.snapshot())
-        counts = self.store.open_clocks
-        self.partition_store.put_meta(self.OPEN_CLOCKS_META, json.dumps(
-            {p: n for p, n in sorted((counts or {}).items()) if n}, separators=(",", ":")))
+        counts = json.dumps({p: n for p, n in sorted((self.store.open_clocks or {}).items()) if n},
+                            separators=(",", ":"))
+        snapshot = self.core.snapshot()  # a JSON object: the count goes in as its last key
+        self.partition_store.put_meta(self.TICKETS_META, f'{snapshot[:-1]},"{self.OPEN_CLOCKS_KEY}":{counts}}}')
+        if self._old_count_meta:
+            self.partition_store.put_meta(self.OPEN_CLOCKS_META, None)
+            self._old_count_meta = False
 
     def persist(self) -> None:
         """`flush` and commit at once, for synchronous backends (tests, benchmarks)."""

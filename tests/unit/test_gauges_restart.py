@@ -13,6 +13,7 @@ Pro commits 99.5 % (met at both), Enterprise 99.9 % (not met).
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from types import SimpleNamespace
 
@@ -23,7 +24,7 @@ from policies.tickets import TicketState, open_clock_count
 from streams.core_adapter import RealCore
 from streams.metrics import Metrics, MetricsObserver, refresh
 from streams.store import DictTableBackend, PartitionStore
-from tests.support import CATALOG, at, closed, contracts, decoded, opened, reply, status, wire
+from tests.support import CATALOG, CONTRACTS, at, closed, contracts, decoded, opened, reply, status, wire
 
 TICKET_CONTRACTS = contracts("rsp", "nm")
 
@@ -68,6 +69,23 @@ def _recount(backend: DictTableBackend, core: RealCore) -> dict[str, int]:
         if n := open_clock_count((state,)):
             counts[plan.policy] = counts.get(plan.policy, 0) + n
     return counts
+
+
+def _as_an_older_version_wrote_it(backend: DictTableBackend) -> None:
+    """The tables as a version that does not keep the count leaves them: its snapshot without the
+    count, its tickets without what was counted for them ("oc"), and the count's own meta of the
+    version before this one left as it was (stale); nor any write-ahead record."""
+    misc, tickets = backend.tables["misc"], backend.tables["tickets"]
+    for key in [k for k in misc if k.startswith("wal\x1f")]:
+        del misc[key]
+    snapshot = json.loads(misc["meta\x1f0\x1fprocessor"])
+    snapshot.pop("open_clocks", None)
+    misc["meta\x1f0\x1fprocessor"] = json.dumps(snapshot, separators=(",", ":"))
+    for key, raw in list(tickets.items()):
+        if not raw.startswith('{"closed":'):
+            data = json.loads(raw)
+            data.pop("oc", None)
+            tickets[key] = json.dumps(data, separators=(",", ":"))
 
 
 def _clock_events() -> tuple:
@@ -130,9 +148,7 @@ def test_a_state_written_before_the_count_is_counted_once_from_its_tables():
     proc = _processor(core, backend, TICKET_CONTRACTS)
     _apply(proc, *_clock_events())
     proc.persist()
-    misc = backend.tables["misc"]  # as an older version left it: no count, in the tables or the write-ahead record
-    for key in [k for k in misc if k == "meta\x1f0\x1fopen_clocks" or k.startswith("wal\x1f")]:
-        del misc[key]
+    _as_an_older_version_wrote_it(backend)
     older = _processor(RealCore(catalog=CATALOG), backend, TICKET_CONTRACTS)
     assert older.open_clock_counts is None  # not counted yet: no figure rather than a wrong one
     metrics = Metrics(CollectorRegistry())
@@ -141,6 +157,71 @@ def test_a_state_written_before_the_count_is_counted_once_from_its_tables():
     _apply(older, reply("P2", "2026-02-02T10:20:00Z"))
     older.persist()
     assert older.open_clock_counts == {"rescale": 2, "neural-magic": 1} == _recount(backend, core)
+
+
+def _kept(proc) -> dict[str, int]:
+    return {p: n for p, n in (proc.open_clock_counts or {}).items() if n}
+
+
+def test_a_ticket_moved_to_another_provider_is_taken_off_the_provider_it_was_counted_under():
+    # review finding 2a (/tmp/rv/provider.py): a contract correction (same effective_from) moves
+    # customer nm from neural-magic to rescale while its ticket is open; the ticket then closes
+    backend = DictTableBackend()
+    proc = _processor(RealCore(catalog=CATALOG), backend, contracts("nm"))
+    _apply(proc, opened("N2", "nm", "high", "2026-02-02T10:00:00Z"))
+    proc.persist()
+    assert _kept(proc) == {"neural-magic": 1}
+    corrected = parse_contracts({"contracts": [dict(CONTRACTS["rs"], customer_id="nm")]}, CATALOG, source="t")
+    proc.upsert_contract((corrected[0], None))
+    proc.persist()
+    _apply(proc, closed("N2", "2026-02-02T12:00:00Z"))
+    proc.persist()
+    assert _kept(proc) == {}  # was {"neural-magic": 1, "rescale": -1}
+    assert _kept(_processor(RealCore(catalog=CATALOG), backend, corrected)) == {}  # and so it stays
+
+
+def test_a_ticket_whose_plan_lost_a_clock_takes_off_the_clocks_it_was_counted_with():
+    # review finding 2b (/tmp/rv/plan.py): the corrected terms drop urgent's resolution target,
+    # the worker restarts (the ticket loaded under them), then the ticket closes
+    backend = DictTableBackend()
+    proc = _processor(RealCore(catalog=CATALOG), backend, contracts("rs"))
+    _apply(proc, opened("R1", "rs", "urgent", "2026-02-02T10:00:00Z"))
+    proc.persist()
+    assert _kept(proc) == {"rescale": 2}  # first response and resolution
+    terms = copy.deepcopy(CONTRACTS["rs"])
+    del terms["overrides"]["targets"]["urgent"]["resolution"]
+    corrected = parse_contracts({"contracts": [terms]}, CATALOG, source="t")
+    restarted = _processor(RealCore(catalog=CATALOG), backend, corrected)
+    assert _kept(restarted) == {"rescale": 2}  # the stored ticket still counts what it was counted with
+    _apply(restarted, closed("R1", "2026-02-02T12:00:00Z"))
+    restarted.persist()
+    assert _kept(restarted) == {}  # was {"rescale": 1}
+
+
+def test_tickets_written_by_a_version_that_does_not_keep_the_count_make_it_counted_again():
+    # review finding 2c: in a rolling upgrade (or a roll-back of the deployment) an older worker
+    # owns the partition for a while: it writes tickets but not the count; this version then takes
+    # the partition back and must not trust the figure left from before
+    backend, core = DictTableBackend(), RealCore(catalog=CATALOG)
+    proc = _processor(core, backend, TICKET_CONTRACTS)
+    _apply(proc, *_clock_events())
+    proc.persist()
+    assert _kept(proc) == {"rescale": 3, "neural-magic": 1}
+    older = _processor(RealCore(catalog=CATALOG), backend, TICKET_CONTRACTS)  # stands in for the older worker
+    _apply(older, reply("P2", "2026-02-02T10:20:00Z"), closed("N2", "2026-02-02T12:00:00Z"))
+    older.persist()
+    _as_an_older_version_wrote_it(backend)
+    # the count's own meta, as the version before this one kept it, left stale by the older worker
+    backend.tables["misc"]["meta\x1f0\x1fopen_clocks"] = '{"neural-magic":1,"rescale":3}'
+    back = _processor(RealCore(catalog=CATALOG), backend, TICKET_CONTRACTS)
+    MetricsObserver(Metrics(CollectorRegistry())).processor_created(0, back)
+    assert _kept(back) == _recount(backend, core) == {"rescale": 2}
+    _apply(back, reply("P1", "2026-02-02T12:30:00Z"))  # P1's resolution still runs: a write changes nothing
+    back.persist()
+    assert _kept(back) == _recount(backend, core) == {"rescale": 2}
+    assert _kept(_processor(RealCore(catalog=CATALOG), backend, TICKET_CONTRACTS)) == {"rescale": 2}
+    # the count's meta of the version before is gone: that version, if it comes back, counts afresh
+    assert "meta\x1f0\x1fopen_clocks" not in backend.tables["misc"]
 
 
 # --- service-month gauges -------------------------------------------------------------------
