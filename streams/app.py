@@ -22,7 +22,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import (CorruptRecordException, InvalidTimestampError, MessageSizeTooLargeError,
+                             RecordListTooLargeError)
 from aiokafka.partitioner import murmur2
 
 from events.codec import DEFAULT_MAX_BYTES, Reason
@@ -178,18 +179,25 @@ def forward_timestamp(seconds: Any) -> float | None:
     return seconds if 0 < seconds and seconds * 1000.0 < _INT64_MS else None
 
 
+#: What the broker answers, for the record itself, to a copy's produce request: too large for the
+#: topic's max.message.bytes (the copy has one header more than the record it copies), a timestamp
+#: the topic's policy refuses, a record it cannot read. Sent again, it fails again.
+_REFUSED_RECORD = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTimestampError, CorruptRecordException)
+
+
 def unforwardable(exc: BaseException) -> bool:
     """Whether a forward's send failed for the record itself (it fails the same way every time):
-    too large for the producer (`MessageSizeTooLargeError`, which Faust wraps in ProducerSendError),
-    a partition the producer does not know (AssertionError), a value it cannot encode. A broker
-    or connection error is not: it fails the unit and the worker, as for any output."""
+    too large for the producer (`MessageSizeTooLargeError`, which Faust wraps in ProducerSendError)
+    or refused by the broker, a partition the producer does not know (AssertionError), a value it
+    cannot encode. A broker or connection error is not: it fails the unit and the worker, as for
+    any output."""
     if isinstance(exc, (AssertionError, OverflowError, ValueError, TypeError, struct.error)):
         return True
     seen: BaseException | None = exc
     for _ in range(5):  # the cause chain, bounded
         if seen is None:
             return False
-        if isinstance(seen, MessageSizeTooLargeError):
+        if isinstance(seen, _REFUSED_RECORD):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -450,6 +458,7 @@ class StreamWorker:
         self.attainment_topic = app.topic(self.attainment_topic_name, partitions=n, **raw)
         self.attainment_table = app.Table("attainment", partitions=n, key_type=str, value_type=bytes)
         self._pending_sends: list[Any] = []  # delivery futures of the current batch's outputs
+        self._refused_forwards: list[tuple[Any, str]] = []  # (record, error): copies the broker refused
         self._key_writes: list[Any] = []  # delivery futures of the last unit's state key writes
         # One unit of work at a time (an input batch, a contract batch, a tick, an attainment
         # partial): apply, send the outputs, wait for their acks, persist the state. The agents
@@ -595,6 +604,12 @@ class StreamWorker:
         committed offset always has its state on the changelog."""
         sends, self._pending_sends = self._pending_sends, []
         if sends:
+            await asyncio.gather(*sends)
+        while self._refused_forwards:  # their dead letters, acknowledged before the offsets move
+            refused, self._refused_forwards = self._refused_forwards, []
+            for message, error in refused:
+                await self.dead_letter(message, error)
+            sends, self._pending_sends = self._pending_sends, []
             await asyncio.gather(*sends)
         touched, self._touched = self._touched, set()
         stores = []
@@ -836,8 +851,22 @@ class StreamWorker:
             # partition for ever (review finding 1). The record is kept, not applied (F14).
             await self.dead_letter(message, f"forward_failed: to partition {home}: {type(exc).__name__}: {exc}")
             return True
-        self._pending_sends.append(future)
+        self._pending_sends.append(self._forward_delivered(future, message, home))
         return True
+
+    async def _forward_delivered(self, future: Any, message: Any, home: int) -> Any:
+        """A forward's delivery, awaited with the unit's outputs (`commit_batch`). The broker can
+        refuse the copy for the record itself (the copy is one header larger than a record at the
+        topic's size limit): that is a `forward_failed` dead letter, sent before the unit commits,
+        not an error that fails the worker on every restart."""
+        try:
+            return await future
+        except Exception as exc:
+            if not unforwardable(exc):
+                raise
+            self._refused_forwards.append(
+                (message, f"forward_failed: to partition {home}, the broker refused it: {type(exc).__name__}: {exc}"))
+            return None
 
     def _beyond_max_future(self, event: Any) -> str | None:
         """SPEC §10 in the shell as well as in the core: an event dated more than `max_future` after

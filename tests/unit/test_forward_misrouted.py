@@ -30,7 +30,10 @@ def _event(ticket: str = "T1", pad: int = 0) -> bytes:
 
 
 class Sent(list):
-    """What reached the producer's accumulator: (topic, partition, timestamp_ms, headers)."""
+    """What reached the producer's accumulator: (topic, partition, timestamp_ms, headers, value);
+    `futures`: their delivery futures, in the same order."""
+
+    futures: list
 
 
 async def _worker() -> tuple[Any, Sent]:
@@ -46,12 +49,14 @@ async def _worker() -> tuple[Any, Sent]:
     kafka._metadata.partitions_for_topic = lambda t: set(range(PARTITIONS))
     kafka._metadata.available_partitions_for_topic = lambda t: set(range(PARTITIONS))
     sent = Sent()
+    sent.futures = []
     real_send = kafka.send
 
     async def send(topic, value=None, key=None, partition=None, timestamp_ms=None, headers=None):
         future = await real_send(topic, value, key=key, partition=partition, timestamp_ms=timestamp_ms,
                                  headers=headers)
         sent.append((topic, partition, timestamp_ms, headers, value))
+        sent.futures.append(future)
         return future
 
     kafka.send = send
@@ -68,6 +73,15 @@ def _off(ticket: str = "T1") -> int:
     return (partition_for_key(ticket, PARTITIONS) + 1) % PARTITIONS
 
 
+def _drop_deliveries(worker: Any) -> None:
+    """The unit's pending deliveries, not awaited here (no broker answers them)."""
+    for pending in worker._pending_sends:
+        close = getattr(pending, "close", None)
+        if close is not None:
+            close()
+    worker._pending_sends = []
+
+
 def _dead_letters(sent: Sent) -> list[dict]:
     return [json.loads(v) for t, _p, _ts, _h, v in sent if t.endswith("dead-letter")]
 
@@ -79,6 +93,7 @@ def test_a_valid_record_as_large_as_the_codec_accepts_is_forwarded():
         worker.core.decode(raw)
         big_headers = [("trace", b"x" * 20_000)]
         assert await worker._forward_misrouted(_message(raw, _off(), headers=big_headers), worker.core.decode(raw))
+        _drop_deliveries(worker)
         return sent
 
     sent = asyncio.run(run())
@@ -112,6 +127,7 @@ def test_a_timestamp_the_producer_cannot_encode_is_left_to_the_broker():
         raw = _event()
         for stamp in ((2 ** 63 - 1) / 1000.0, 1_770_000_000.5):
             assert await worker._forward_misrouted(_message(raw, _off(), timestamp=stamp), worker.core.decode(raw))
+        _drop_deliveries(worker)
         return sent
 
     sent = asyncio.run(run())
@@ -176,3 +192,26 @@ def test_a_repeated_copy_the_core_refuses_as_final_is_dropped_and_counted():
     # a record produced there (not a copy) is still a month_final dead letter
     worker, sent = _unit(None)
     assert [d["reason"] for d in _dead_letters(sent)] == ["month_final"]
+
+
+def test_a_copy_the_broker_refuses_is_a_dead_letter_before_the_unit_commits():
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    async def run():
+        worker, sent = await _worker()
+        raw = _event()
+        assert await worker._forward_misrouted(_message(raw, _off()), worker.core.decode(raw))
+        # the record was at the topic's max.message.bytes; its copy, one header larger, is not
+        sent.futures[0].set_exception(MessageSizeTooLargeError("refused by the broker"))
+        done = asyncio.ensure_future(worker.commit_batch())  # was: raised, the agent and worker down
+        for _ in range(1000):  # a few loop turns: commit_batch sends the dead letter
+            if len(sent.futures) == 2:
+                break
+            await asyncio.sleep(0)
+        assert not done.done()  # the unit waits for the dead letter's ack
+        sent.futures[1].set_result(None)
+        await done
+        return sent
+
+    letters = _dead_letters(asyncio.run(run()))
+    assert [d["reason"] for d in letters] == ["forward_failed"] and "broker refused" in letters[0]["error"]
