@@ -59,6 +59,8 @@ class Reason(str, enum.Enum):
     FUTURE_TIMESTAMP = "future_timestamp"  # beyond the bound (wall clock + max_future, or --until)
     # shell
     REJECTED = "rejected"  # anything else (a bug): the record is kept, the run goes on
+    FORWARD_FAILED = "forward_failed"  # a misrouted record the producer refuses to copy (too large)
+    MISROUTED_COPY = "misrouted_copy"  # a forwarded copy that is itself off its murmur2 partition
 
     def __str__(self) -> str:
         return self.value

@@ -15,15 +15,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
+from aiokafka.errors import (CorruptRecordException, InvalidTimestampError, MessageSizeTooLargeError,
+                             RecordListTooLargeError)
 from aiokafka.partitioner import murmur2
 
-from events.codec import Reason
+from events.codec import DEFAULT_MAX_BYTES, Reason
 from streams import compat, kafka_config
 from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.health import Health, broker_reachable
@@ -127,9 +130,77 @@ class Observer:
     def rebalance(self) -> None: ...
     def partition_dropped(self, partition: int) -> None: ...
     def misrouted(self, topic: str) -> None: ...
+    def copy_dropped(self, reason: str) -> None: ...
     def processor_created(self, partition: int, processor: Any) -> None:
         """A partition's processor was built from its stored state (start, rebalance, roll-back),
         its contracts installed: gauges derived from that state are rebuilt here."""
+
+
+#: The header a forwarded copy carries (`topic/partition/offset` of the record it copies): a copy
+#: is never forwarded again (docs/stream.md, "Misrouted records"), and a copy of a record forwarded
+#: before (a re-read from offset 0) that the core refuses as final is dropped, not dead-lettered.
+FORWARDED_FROM = "slaproc-forwarded-from"
+
+#: What the core can refuse a repeated copy for although the copy is the record's own content:
+#: its month was pruned since the first copy was applied (SPEC §10), so the event-id
+#: de-duplication can no longer see it. A repeat of a ticket event is de-duplicated silently.
+REPEATED_COPY_REASONS = frozenset({Reason.MONTH_FINAL.value})
+
+#: Faust's producer is capped at 1,000,000 B per request by default, less than a record the codec
+#: accepts (events/codec.py DEFAULT_MAX_BYTES, 1 MiB) plus its key and headers: such a record was
+#: unforwardable. 2 MiB: the codec's limit, and as much again for key, headers and batch overhead
+#: (the broker's own limit, message.max.bytes, is about 1 MiB unless raised).
+PRODUCER_MAX_REQUEST_SIZE = 2 * DEFAULT_MAX_BYTES
+
+_INT64_MS = 2.0 ** 63  # a record timestamp (ms) must fit a signed 64-bit integer
+
+
+def forwarded_from(headers: Any) -> str | None:
+    """The `slaproc-forwarded-from` header of a record (None: not a forwarded copy)."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for item in items:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            continue
+        if name == FORWARDED_FROM:
+            return bytes(value).decode("utf-8", "replace") if value is not None else ""
+    return None
+
+
+def forward_timestamp(seconds: Any) -> float | None:
+    """The timestamp a forwarded copy is produced with: the record's own, exactly, when the producer
+    can encode it (ms in a signed 64-bit integer); else None, and the broker stamps the copy. A
+    CreateTime near 2^63 ms overflowed on the way back to ms and the send raised (review finding 1)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return None
+    return seconds if 0 < seconds and seconds * 1000.0 < _INT64_MS else None
+
+
+#: What the broker answers, for the record itself, to a copy's produce request: too large for the
+#: topic's max.message.bytes (the copy has one header more than the record it copies), a timestamp
+#: the topic's policy refuses, a record it cannot read. Sent again, it fails again.
+_REFUSED_RECORD = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTimestampError, CorruptRecordException)
+
+
+def unforwardable(exc: BaseException) -> bool:
+    """Whether a forward's send failed for the record itself (it fails the same way every time):
+    too large for the producer (`MessageSizeTooLargeError`, which Faust wraps in ProducerSendError)
+    or refused by the broker, a partition the producer does not know (AssertionError), a value it
+    cannot encode. A broker or connection error is not: it fails the unit and the worker, as for
+    any output."""
+    if isinstance(exc, (AssertionError, OverflowError, ValueError, TypeError, struct.error)):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(5):  # the cause chain, bounded
+        if seen is None:
+            return False
+        if isinstance(seen, _REFUSED_RECORD):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def partition_for_key(key: str | bytes, partitions: int) -> int:
@@ -387,6 +458,7 @@ class StreamWorker:
         self.attainment_topic = app.topic(self.attainment_topic_name, partitions=n, **raw)
         self.attainment_table = app.Table("attainment", partitions=n, key_type=str, value_type=bytes)
         self._pending_sends: list[Any] = []  # delivery futures of the current batch's outputs
+        self._refused_forwards: list[tuple[Any, str]] = []  # (record, error): copies the broker refused
         self._key_writes: list[Any] = []  # delivery futures of the last unit's state key writes
         # One unit of work at a time (an input batch, a contract batch, a tick, an attainment
         # partial): apply, send the outputs, wait for their acks, persist the state. The agents
@@ -534,6 +606,12 @@ class StreamWorker:
         committed offset always has its state on the changelog."""
         sends, self._pending_sends = self._pending_sends, []
         if sends:
+            await asyncio.gather(*sends)
+        while self._refused_forwards:  # their dead letters, acknowledged before the offsets move
+            refused, self._refused_forwards = self._refused_forwards, []
+            for message, error in refused:
+                await self.dead_letter(message, error)
+            sends, self._pending_sends = self._pending_sends, []
             await asyncio.gather(*sends)
         touched, self._touched = self._touched, set()
         stores = []
@@ -705,7 +783,12 @@ class StreamWorker:
                     applied.setdefault(partition, []).append(decoded)
                     await self._send_prepared(prepared, partition)
                     if rejected is not None:
-                        await self.dead_letter(message, f"{rejected.reason}: {rejected.message}")
+                        if rejected.reason in REPEATED_COPY_REASONS and forwarded_from(message.headers) is not None:
+                            # a copy forwarded again by a re-read from offset 0 (its first copy was
+                            # applied before the month became final): counted, not a dead letter
+                            self.observer.copy_dropped(rejected.reason)
+                        else:
+                            await self.dead_letter(message, f"{rejected.reason}: {rejected.message}")
             self.tracker.processed(message.tp, message.offset)
         await self.commit_batch()
         self.observer.batch(time.perf_counter() - started)
@@ -739,6 +822,16 @@ class StreamWorker:
             return False
         topic = message.topic
         self.observer.misrouted(topic)
+        origin = forwarded_from(message.headers)
+        if origin is not None:
+            # Never a copy of a copy: workers that disagree on SLAPROC_PARTITIONS (topics expanded
+            # while old workers run) would bounce it between two partitions for ever, one record
+            # per hop. Not applied here either: a monitoring event off its service's partition is
+            # never folded into the month (F14). The dead letter keeps it for a re-send.
+            await self.dead_letter(message, f"misrouted_copy: forwarded from {origin}, its key's murmur2 partition "
+                                            f"is {home} of {self.settings.partitions} (SLAPROC_PARTITIONS): do the "
+                                            f"workers agree on the partition count?")
+            return True
         if topic not in self._misrouted_logged:
             self._misrouted_logged.add(topic)
             log.warning("%s[%s]@%s belongs on partition %s (murmur2 of its key): forwarded there, as will be every "
@@ -747,11 +840,35 @@ class StreamWorker:
                         home)
         # The record's own timestamp, kept exactly (the dead letter of a decodable event carries it,
         # SPEC §2 determinism); none (0, absent) lets the broker stamp the copy.
-        stamp = message.timestamp if isinstance(message.timestamp, (int, float)) and message.timestamp > 0 else None
-        headers = list(message.headers) if message.headers else None
-        self._pending_sends.append(await self.app.producer.send(topic, message.key, message.value, home, stamp,
-                                                                headers))
+        # An out-of-range one (beyond int64 ms) is not copied: the broker stamps the copy.
+        stamp = forward_timestamp(message.timestamp)
+        headers = list(message.headers.items() if isinstance(message.headers, Mapping) else message.headers or ())
+        headers.append((FORWARDED_FROM, f"{topic}/{message.partition}/{message.offset}".encode()))
+        try:
+            future = await self.app.producer.send(topic, message.key, message.value, home, stamp, headers)
+        except Exception as exc:
+            if not unforwardable(exc):
+                raise
+            # Bad input never stops the worker: raised again on every restart, it held the
+            # partition for ever (review finding 1). The record is kept, not applied (F14).
+            await self.dead_letter(message, f"forward_failed: to partition {home}: {type(exc).__name__}: {exc}")
+            return True
+        self._pending_sends.append(self._forward_delivered(future, message, home))
         return True
+
+    async def _forward_delivered(self, future: Any, message: Any, home: int) -> Any:
+        """A forward's delivery, awaited with the unit's outputs (`commit_batch`). The broker can
+        refuse the copy for the record itself (the copy is one header larger than a record at the
+        topic's size limit): that is a `forward_failed` dead letter, sent before the unit commits,
+        not an error that fails the worker on every restart."""
+        try:
+            return await future
+        except Exception as exc:
+            if not unforwardable(exc):
+                raise
+            self._refused_forwards.append(
+                (message, f"forward_failed: to partition {home}, the broker refused it: {type(exc).__name__}: {exc}"))
+            return None
 
     def _beyond_max_future(self, event: Any) -> str | None:
         """SPEC §10 in the shell as well as in the core: an event dated more than `max_future` after
@@ -1023,6 +1140,7 @@ def build_app(settings: WorkerSettings, core: Core | None = None,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         autodiscover=False,
+        producer_max_request_size=PRODUCER_MAX_REQUEST_SIZE,  # a valid record stays forwardable
     )
     options.update(kafka_config.faust_app_kwargs(settings.kafka))  # TLS/SASL (SPEC §12)
     state_dir = None

@@ -39,6 +39,11 @@ class Metrics:
         # StreamWorker._forward_misrouted): a producer with another partitioner (docs/operations.md).
         self.misrouted = Counter("slaproc_misrouted_records", "Input records found on another partition than their "
                                  "key's murmur2 one and forwarded there, by topic", ["topic"], registry=r)
+        # Forwarded copies of a record forwarded before (a re-read of the inputs from offset 0) that
+        # the core refused as final: dropped, not dead letters (docs/stream.md "Misrouted records").
+        self.copies_dropped = Counter("slaproc_forwarded_copies_dropped", "Forwarded copies of misrouted records "
+                                      "dropped as repeats of an earlier forward, by the core's reason",
+                                      ["reason"], registry=r)
         clock = ["provider", "plan", "priority", "metric", "binding"]
         self._currencies: set[str] = set()  # currencies whose refund series exist
         self._plans_zeroed: set[Any] = set()  # resolved plans whose clock series exist
@@ -359,6 +364,9 @@ class MetricsObserver:
 
     def misrouted(self, topic: str) -> None:
         self.metrics.misrouted.labels(topic).inc()
+
+    def copy_dropped(self, reason: str) -> None:
+        self.metrics.copies_dropped.labels(reason).inc()
 
     def outputs(self, outputs: Sequence[Any], partition: int | None = None) -> None:
         for o in outputs:  # dead letters the core emits itself (SPEC §10: parked events expired as orphan)

@@ -106,7 +106,7 @@ def build_worker_app(settings: WorkerSettings, **faust_options: Any) -> Any:
     """The Faust app with the real core, metrics observer and web views (not started)."""
     from policies.catalog import default_catalog
     from policies.processor import Settings
-    from streams.app import MONITORING_EVENTS, TICKET_EVENTS, build_app
+    from streams.app import MONITORING_EVENTS, REPEATED_COPY_REASONS, TICKET_EVENTS, build_app
     from streams.core_adapter import RealCore
     from streams.metrics import Metrics, MetricsObserver
     from streams.web import register_views
@@ -118,6 +118,8 @@ def build_worker_app(settings: WorkerSettings, **faust_options: Any) -> Any:
     # at 0 from the start: the alert's increase() then sees a topic's first misrouted record
     for topic in (TICKET_EVENTS, MONITORING_EVENTS):
         metrics.misrouted.labels(settings.topic(topic))
+    for reason in REPEATED_COPY_REASONS:
+        metrics.copies_dropped.labels(reason)
     observer = MetricsObserver(metrics)
     # Faust's web server off: the views are served from a thread of their own (streams/web.py).
     app = build_app(settings, core, observer, **{"web_enabled": False, **faust_options})

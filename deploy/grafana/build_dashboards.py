@@ -297,9 +297,13 @@ def operations() -> dict:
             f"sum by (topic) (slaproc_consumer_lag{{{inst}}})", "{{topic}}")]),
         panel("timeseries", "Consumer lag by partition", [target(
             f"slaproc_consumer_lag{{{inst}}}", "{{topic}}[{{partition}}] {{instance}}")]),
-        panel("timeseries", "Dead letters by reason", [target(
-            f"sum by (reason) (increase(slaproc_dead_letters_total{{{inst}}}[$__rate_interval]))",
-            "{{reason}}")]),
+        panel("timeseries", "Dead letters by reason", [
+            target(f"sum by (reason) (increase(slaproc_dead_letters_total{{{inst}}}[$__rate_interval]))",
+                   "{{reason}}"),
+            target(f"sum by (reason) (increase(slaproc_forwarded_copies_dropped_total{{{inst}}}"
+                   f"[$__rate_interval]))", "forwarded copy dropped: {{reason}}")],
+            description="Repeated copies of misrouted records (a re-read from offset 0) dropped, not "
+                        "dead-lettered, are shown apart (docs/stream.md, Misrouted records)."),
         panel("timeseries", "Broker connected and ready", [
             target(f"slaproc_broker_connected{{{inst}}}", "connected {{instance}}"),
             target(f"slaproc_ready{{{inst}}}", "ready {{instance}}")],

@@ -98,3 +98,47 @@ def test_misrouted_records_are_applied_once_on_their_partition(broker_url, tmp_p
     # every decodable event was forwarded once and applied once (on its own partition)
     assert sum(misrouted.values()) == decodable and all(misrouted.values())
     assert applied(samples) == decodable
+
+
+def test_a_large_record_is_forwarded_and_a_copy_is_never_forwarded_again(broker_url, tmp_path):
+    """Review of F14, findings 1 and 5, on the broker: a valid record over Faust's default
+    1,000,000 B producer request cap is forwarded and applied on its partition (was: the send
+    raised, the worker exited, restarted on it for ever); a copy found off its partition (workers
+    with another SLAPROC_PARTITIONS) is a `misrouted_copy` dead letter, not forwarded again."""
+    import json
+
+    from streams.app import FORWARDED_FROM
+
+    def event(ticket: str, pad: int = 0) -> bytes:
+        raw = json.dumps({"event_id": f"e-{ticket}", "type": "ticket.replied", "ticket_id": ticket,
+                          "occurred_at": "2026-02-02T10:00:00Z", "author": "provider", "public": True}).encode()
+        return raw[:-1] + b" " * max(0, pad - len(raw)) + b"}" if pad else raw
+
+    async def produce(prefix: str) -> None:
+        producer = AIOKafkaProducer(**producer_kwargs(broker_url, KafkaSettings(), max_request_size=1_040_000))
+        await producer.start()
+        try:
+            topic = prefix + "sla.ticket-events"
+            off = (partition_for_key("BIG", PARTITIONS) + 1) % PARTITIONS
+            await producer.send_and_wait(topic, event("BIG", pad=1_010_000), key=b"BIG", partition=off)
+            off = (partition_for_key("COPY", PARTITIONS) + 1) % PARTITIONS
+            await producer.send_and_wait(topic, event("COPY"), key=b"COPY", partition=off,
+                                         headers=[(FORWARDED_FROM, b"sla.ticket-events/0/1")])
+        finally:
+            await producer.stop()
+
+    contracts, _events = combined_golden(tmp_path, datetime.now(UTC).replace(microsecond=0))
+    app = new_app(tmp_path, broker_url)
+    try:
+        worker = app.start()
+        asyncio.run(load_contracts(app, contracts, [worker.url]))  # the worker's topics exist
+        asyncio.run(produce(app.prefix))
+        # BIG applied once (on its partition, after its forward); COPY dead-lettered where it is
+        wait_until(lambda: metric_sum(scrape(worker.url), "slaproc_dead_letters_total", reason="misrouted_copy") >= 1
+                   and applied(scrape(worker.url)) >= 1, 90, what="BIG applied, COPY dead-lettered")
+        samples = scrape(worker.url)
+    finally:
+        app.stop_all()
+    assert applied(samples) == 1
+    assert metric_sum(samples, "slaproc_misrouted_records_total") == 2
+    assert metric_sum(samples, "slaproc_dead_letters_total", reason="forward_failed") == 0
