@@ -2,6 +2,7 @@
 tester), and that the rules' severities and the inhibition fit the routes."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -41,6 +42,12 @@ ROUTES = [
     ({"alertname": "SlaBreachRateHigh", "severity": "chat", "provider": "neural-magic"},
      "chat-neural-magic"),
     ({"alertname": "SlaBreachRateHigh", "severity": "chat", "provider": "rescale"}, "chat-rescale"),
+    ({"alertname": "GatewayDown", "severity": "page", "component": "gateway", "job": "slaproc-gateway"},
+     "pager,chat-platform"),
+    ({"alertname": "GatewayRefusing", "severity": "page", "component": "gateway", "source": "zendesk",
+      "outcome": "unavailable"}, "pager,chat-platform"),
+    ({"alertname": "GatewayUnmappable", "severity": "ticket", "component": "gateway", "source": "jira"},
+     "ticket-platform"),
     ({"alertname": "Unlabelled"}, "chat-platform"),
 ]
 
@@ -86,3 +93,27 @@ def test_receivers_are_all_used_and_webhooks() -> None:
     for receiver in CONFIG["receivers"]:
         [hook] = receiver["webhook_configs"]
         assert hook["url"] == f"http://alert-sink:8080/{receiver['name']}"
+
+
+def _matches(matchers: list[str], labels: dict[str, str]) -> bool:
+    """Just the matcher forms this file uses: name="v", name!="v"."""
+    for matcher in matchers:
+        name, op, value = re.fullmatch(r'(\w+)(!=|=)"(.*)"', matcher).groups()
+        if (labels.get(name, "") == value) != (op == "="):
+            return False
+    return True
+
+
+def test_no_worker_up_inhibits_the_worker_alerts_but_not_the_gateway_ones() -> None:
+    """The gateway takes webhooks into Kafka whether or not a worker runs: a dead or refusing gateway
+    while the workers are down loses input that the workers would have caught up on, so its
+    alerts are no consequence of NoWorkerUp and must reach the pager."""
+    [rule] = [r for r in CONFIG["inhibit_rules"] if r["source_matchers"] == ['alertname="NoWorkerUp"']]
+    for alert in ALERTS:
+        labels = {"alertname": alert["alert"], **alert["labels"]}
+        inhibited = _matches(rule["target_matchers"], labels)
+        assert inhibited == (alert["alert"] not in {"NoWorkerUp"} and alert["labels"]["component"] == "slaproc")
+        if alert["alert"].startswith("Gateway"):
+            assert not inhibited, alert["alert"]
+    assert not any(_matches(r["target_matchers"], {"alertname": a["alert"], **a["labels"]})
+                   for r in CONFIG["inhibit_rules"] for a in ALERTS if a["alert"].startswith("Gateway"))

@@ -1,8 +1,10 @@
 """Every metric name used by a rule or a dashboard is in the contract of docs/design.md
-"Metrics", a recording rule of ours, or a standard series, with labels the contract gives it.
+"Metrics" (the worker's, and the gateway's that the alerts read), a recording rule of ours, or a
+standard series, with labels the contract gives it.
 The contract is parsed from docs/design.md, so these tests fail when the two drift.
 
-Also checked against the code: every name is declared by streams/metrics.py. What a
+Also checked against the code: every name is declared by streams/metrics.py or the gateway's
+GatewayMetrics (streams/gateway/server.py). What a
 running worker exports after real traffic (names, labels, samples) is checked by
 test_live_worker.py."""
 from __future__ import annotations
@@ -107,15 +109,17 @@ def test_the_checker_rejects_what_it_should() -> None:
 
 
 def test_metric_names_are_declared_by_the_worker_code() -> None:
-    # The worker's registry, families declared whether or not they have samples yet.
+    # The worker's and the gateway's registries, families declared whether or not they have samples yet.
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
+    from streams.gateway.server import GatewayMetrics
     from streams.metrics import Metrics
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     declared = {family.name + suffix
-                for family in text_string_to_metric_families(generate_latest(Metrics().registry).decode())
+                for registry in (Metrics().registry, GatewayMetrics().registry)
+                for family in text_string_to_metric_families(generate_latest(registry).decode())
                 for suffix in suffixes.get(family.type, ("",))}
     missing = {f"{where}: {name}" for where, expr in ALL_EXPRS for name in metric_names(expr)
                if name.startswith("slaproc_") and name not in declared}

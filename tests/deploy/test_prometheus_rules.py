@@ -19,7 +19,8 @@ OPERATIONS_MD = REPO / "docs" / "operations.md"
 ALERTS = [rule for group in yaml.safe_load((RULES_DIR / "alerts.yml").read_text())["groups"]
           for rule in group["rules"]]
 REQUIRED_ALERTS = {"SlaBreachRateHigh", "BindingCriticalBreach", "AttainmentBelowTarget",
-                   "DeadLettersAppearing", "ConsumerLagGrowing", "NoWorkerUp", "TicksStopped"}
+                   "DeadLettersAppearing", "ConsumerLagGrowing", "NoWorkerUp", "TicksStopped",
+                   "GatewayDown", "GatewayRefusing", "GatewayUnmappable"}
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess:
@@ -73,9 +74,23 @@ def _github_anchors(markdown: str) -> set[str]:
 def test_alert_labels_and_annotations(alert: dict) -> None:
     labels, notes = alert.get("labels", {}), alert.get("annotations", {})
     assert labels.get("severity") in {"page", "ticket", "chat"}
-    assert labels.get("component") == "slaproc"  # the NoWorkerUp inhibition matches on it
+    # The NoWorkerUp inhibition matches component="slaproc"; the gateway's alerts are "gateway":
+    # a dead or refusing gateway loses input whether or not the workers run (test_alertmanager.py).
+    assert labels.get("component") == ("gateway" if alert["alert"].startswith("Gateway") else "slaproc")
     assert notes.get("summary") and notes.get("description")
     path, _, anchor = notes.get("runbook_url", "").partition("#")
     assert path == "docs/operations.md" and anchor
     assert anchor in _github_anchors(OPERATIONS_MD.read_text()), \
         f"docs/operations.md has no section #{anchor}"
+
+
+def test_the_gateway_is_scraped_by_its_own_job() -> None:
+    """GatewayDown reads up{job="slaproc-gateway"}; the compose service serves /metrics on :8090."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["gateway"]
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "slaproc-gateway"]
+    assert {t for c in job["static_configs"] for t in c["targets"]} == \
+        {f"{compose['hostname']}:{compose['environment']['SLAPROC_GATEWAY_PORT']}"}
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    [down] = [a for a in ALERTS if a["alert"] == "GatewayDown"]
+    assert 'job="slaproc-gateway"' in down["expr"]
