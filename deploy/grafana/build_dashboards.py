@@ -115,7 +115,7 @@ def dashboard(uid: str, title: str, description: str, variables: list[dict],
             "datasource": DATASOURCE,
             "enable": True,
             "iconColor": "red",
-            "expr": 'ALERTS{component="slaproc", alertstate="firing"}',
+            "expr": 'ALERTS{component=~"slaproc|gateway", alertstate="firing"}',
             "titleFormat": "{{alertname}}",
             "textFormat": "{{provider}} {{severity}}",
             "step": "1m",
@@ -347,7 +347,7 @@ def operations() -> dict:
             f'process_resident_memory_bytes{{job="slaproc", {inst}}}', "{{instance}}")],
             unit="bytes"),
         panel("table", "Firing slaproc alerts", [target(
-            'ALERTS{component="slaproc", alertstate="firing"}', instant=True, table=True)],
+            'ALERTS{component=~"slaproc|gateway", alertstate="firing"}', instant=True, table=True)],
             width=24, height=6),
     ]
     return dashboard("slaproc-operations", "slaproc / Operations",
