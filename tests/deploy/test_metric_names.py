@@ -124,3 +124,27 @@ def test_metric_names_are_declared_by_the_worker_code() -> None:
     missing = {f"{where}: {name}" for where, expr in ALL_EXPRS for name in metric_names(expr)
                if name.startswith("slaproc_") and name not in declared}
     assert not missing, sorted(missing)
+
+
+def test_the_gateway_alerts_read_series_and_labels_the_gateway_exports() -> None:
+    """Every series exists at 0 from the gateway's start (so increase() sees the first refusal)
+    with the labels the alerts match on; the alerts' outcomes are ones the gateway counts."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.gateway.server import OUTCOMES, GatewayMetrics
+
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(generate_latest(GatewayMetrics().registry).decode()):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    gateway_exprs = [(w, e) for w, e in ALL_EXPRS if w.startswith("Gateway")]
+    assert {w for w, _ in gateway_exprs} == {"GatewayDown", "GatewayRefusing", "GatewayUnmappable"}
+    for where, expr in gateway_exprs:
+        for name in metric_names(expr) - {"up"}:
+            assert name in labels, f"{where}: {name} has no sample at the gateway's start"
+        for name, matched in selector_labels(expr):
+            if name != "up":
+                assert matched - labels[name] - TARGET_LABELS == set(), f"{where}: {name} {matched}"
+        for outcome in re.findall(r'outcome=~"([^"]*)"', expr):
+            assert set(outcome.split("|")) <= set(OUTCOMES), f"{where}: {outcome}"
