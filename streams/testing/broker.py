@@ -101,7 +101,18 @@ async def _metadata_ready(servers: str, timeout: float) -> None:
 
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
+    host, _, port = servers.split(",")[0].rpartition(":")
     while time.monotonic() < deadline:
+        # A bare TCP connect first: while the broker boots its port refuses, and aiokafka logs each
+        # refused bootstrap at ERROR ("Unable connect to ..."), the first line a `make run` user saw.
+        try:
+            _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
+            writer.close()
+            await writer.wait_closed()
+        except (OSError, asyncio.TimeoutError) as exc:
+            last = exc
+            await asyncio.sleep(0.05)
+            continue
         admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=2000)
         try:
             await admin.start()  # bootstraps = a MetadataRequest round-trip
