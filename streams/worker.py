@@ -78,7 +78,6 @@ def check_cluster(settings: WorkerSettings) -> WorkerSettings:
     topics whose partition count differs. Returns the settings to run with; raises KafkaConfigError
     (one line a problem)."""
     import asyncio
-    import logging
 
     from streams import kafka_config
     from streams.app import INPUT_TOPICS
@@ -96,8 +95,7 @@ def check_cluster(settings: WorkerSettings) -> WorkerSettings:
     if problems:
         raise kafka_config.KafkaConfigError(problems)
     factor, warning = kafka_config.effective_replication_factor(settings.replication_factor, info.brokers)
-    if warning:
-        logging.getLogger("slaproc.worker").warning(warning)
+    if warning:  # printed, not logged: logging is not set up yet, so it went out twice (bare and prefixed)
         print(f"slaproc worker: warning: {warning}", file=sys.stderr)
     return settings.replace(replication_factor=factor)
 
@@ -197,6 +195,10 @@ def run_worker(args: argparse.Namespace) -> int:
         print(f"slaproc worker: {err}", file=sys.stderr)
         return 2
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    if not worker.stdout.isatty():
+        # Faust's progress spinner (on at log level warning and above) writes cursor codes and a
+        # spinner frame per log record to stdout even when it is a file or a pipe: junk in a log.
+        worker.spinner = None
     app.slaproc.on_fatal = lambda exc: _stop_failed(worker, exc)
     quiet_kafka_client_logs()
     # Runs until SIGINT/SIGTERM, then stops the app cleanly. SIGUSR1 (mode's Worker) writes every

@@ -703,7 +703,9 @@ class Demo:
                 app_id=os.environ.get("SLAPROC_APP_ID") or "slaproc-demo", data_dir=self.workdir / "data",
                 web_port=web_port, tick_interval=TICK_INTERVAL_SECONDS, log_path=self.workdir / "worker.log",
                 extra_env={"SLAPROC_ALLOWED_LATENESS": str(ALLOWED_LATENESS_SECONDS), "SLAPROC_WEB_ENABLED": "1",
-                           "SLAPROC_CREATE_TOPICS": "1", "SLAPROC_LOG_LEVEL": "warning", **kafka_overrides})
+                           "SLAPROC_CREATE_TOPICS": "1", "SLAPROC_LOG_LEVEL": "warning",
+                           # its own one-broker cluster: replication factor 1, not the production 3 (and a warning)
+                           **({} if external else {"SLAPROC_REPLICATION_FACTOR": "1"}), **kafka_overrides})
             _start_worker(self.worker)
             metrics_url = f"{self.worker.url}/metrics"
             self.display.info(f"worker:  pid {self.worker.process.pid}, log {self.worker.log_path}")

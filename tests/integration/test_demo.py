@@ -185,6 +185,11 @@ def test_live_demo_shows_everything_within_a_minute_and_leaves_nothing_behind():
         assert metrics_ok, f"/metrics on port {port} never answered with slaproc_ series\n{text}"
         # the broker's boot is waited for quietly: aiokafka logged each refused connection at ERROR
         assert not [line for line in transcript if "Unable connect" in line], text
+        # the worker's log is read by people: no terminal codes (Faust's spinner), no production
+        # replication warning on the demo's own one-broker cluster
+        log_path = next(line.rsplit(" log ", 1)[1] for line in transcript if line.startswith("worker:"))
+        worker_log = Path(log_path).read_text(errors="replace")
+        assert "\x1b[" not in worker_log and "REPLICATION_FACTOR" not in worker_log, worker_log[-2000:]
         assert any("tansu" in cmd for cmd in children.values()), children
         assert any("streams.worker" in cmd for cmd in children.values()), children
 
