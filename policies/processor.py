@@ -768,28 +768,67 @@ class Processor:
 
     def subscriber_terms(self, service_id: str, month: str) -> list[Subscriber]:
         """Every subscriber of `service_id` with the terms its figures for `month` use, in customer
-        order: the commitment of the catalog version in force at the month's start (SPEC §14)."""
-        start = uptime.month_bounds(month)[0]
+        order (`month_service_terms`): the commitment of the catalog version in force at the month's
+        start (SPEC §14)."""
         subs = []
         for customer_id in self.subscribers.get(service_id, ()):
-            entry = self.contract_at(customer_id, start)
-            svc = entry.find_service(service_id)
-            if svc is None:
-                continue  # the terms in force at the month's start do not list the service
-            subs.append(Subscriber(customer_id, self.plan_at(customer_id, start).uptime_commitment_percent,
-                                   svc.fee_per_month, svc.currency, entry.scope(service_id), (entry.in_force_from, None)))
+            terms = self.month_service_terms(customer_id, service_id, month)
+            if terms is None:
+                continue  # no terms in force during the month list the service
+            entry, svc, plan = terms
+            subs.append(Subscriber(customer_id, plan.uptime_commitment_percent, svc.fee_per_month, svc.currency,
+                                   entry.scope(service_id), (entry.in_force_from, None)))
         return subs
 
-    def _month_terms(self, customer_id: str, service_id: str, month: str) -> tuple[ContractEntry, Any, Any] | None:
-        """The terms a customer's close of `month` uses (SPEC §14: those in force at the month's
-        start, under the catalog version in force then): (entry, its service, the uptime commitment);
-        None when they do not list the service or commit to no uptime (nothing to close)."""
-        start = uptime.month_bounds(month)[0]
+    def month_service_terms(self, customer_id: str, service_id: str,
+                            month: str) -> tuple[ContractEntry, Any, ResolvedPlan] | None:
+        """The terms a customer's `month` of `service_id` is measured under: (entry, its service
+        entry, the plan under the catalog version in force at the month's start); None when no
+        terms in force during the month list the service.
+
+        SPEC §14: those in force at the month's start. When they do not list the service, its
+        contract starts in this month (SPEC §11) with the first terms that take effect during the
+        month and list it: the month is measured under those, counted from their effective_from
+        (the entry's `in_force_from`; the fee prorated alike), as a new customer's first month is
+        (review11 F1: before, such a month closed nothing for the service, no refund).
+        Raises Rejected (unknown_customer) when the customer has no contract."""
+        start, end = uptime.month_bounds(month)
         entry = self.contract_at(customer_id, start)
         svc = entry.find_service(service_id)
-        if svc is None:
-            return None  # the terms in force at the month's start do not list the service
-        commitment = self.plan_at(customer_id, start).uptime_commitment_percent
+        if svc is not None:
+            return entry, svc, self.plan_at(customer_id, start)
+        for later in self.histories.get(customer_id, ()):
+            since = later.effective_from
+            if since is None or not start < since < end:
+                continue
+            svc = next((s for s in later.terms.services if s.service_id == service_id), None)
+            if svc is None:
+                continue
+            entry = replace(self.contract_at(customer_id, since), in_force_from=since)
+            return entry, svc, self._plan_under(entry, self.catalog.version_at(entry.plan.policy, start))
+        return None
+
+    def month_service_ids(self, customer_id: str, month: str) -> list[str]:
+        """The services a customer's `month` is measured for (`month_service_terms`), in order: those
+        of the terms in force at the month's start, then those that terms taking effect during the
+        month add (SPEC §11: their contract starts in the month)."""
+        start, end = uptime.month_bounds(month)
+        ids = [s.service_id for s in self.contract_at(customer_id, start).terms.services]
+        for later in self.histories.get(customer_id, ()):
+            since = later.effective_from
+            if since is not None and start < since < end:
+                ids += [s.service_id for s in later.terms.services if s.service_id not in ids]
+        return ids
+
+    def _month_terms(self, customer_id: str, service_id: str, month: str) -> tuple[ContractEntry, Any, Any] | None:
+        """The terms a customer's close of `month` uses (`month_service_terms`): (entry, its service,
+        the uptime commitment); None when no terms of the month list the service or they commit to
+        no uptime (nothing to close)."""
+        terms = self.month_service_terms(customer_id, service_id, month)
+        if terms is None:
+            return None
+        entry, svc, plan = terms
+        commitment = plan.uptime_commitment_percent
         if commitment is None:
             return None  # that version makes no uptime commitment: nothing to close
         return entry, svc, commitment
