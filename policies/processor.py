@@ -786,17 +786,22 @@ class Processor:
         entry, the plan under the catalog version in force at the month's start); None when no
         terms in force during the month list the service.
 
-        SPEC §14: those in force at the month's start. When they do not list the service, its
-        contract starts in this month (SPEC §11) with the first terms that take effect during the
-        month and list it: the month is measured under those, counted from their effective_from
-        (the entry's `in_force_from`; the fee prorated alike), as a new customer's first month is
-        (review11 F1: before, such a month closed nothing for the service, no refund).
+        SPEC §14: those in force at the month's start. When they do not list the service, or their
+        plan commits to no uptime, the service's contract with an uptime commitment starts in this
+        month (SPEC §11) with the first terms that take effect during the month, list it and commit:
+        the month is measured under those, counted from their effective_from (the entry's
+        `in_force_from`; the fee prorated alike), as a new customer's first month is (review11 F1,
+        F1b: before, such a month closed nothing for the service, no refund). Without such terms,
+        the terms at the start (no commitment: nothing to close), else the first listing it.
         Raises Rejected (unknown_customer) when the customer has no contract."""
         start, end = uptime.month_bounds(month)
         entry = self.contract_at(customer_id, start)
         svc = entry.find_service(service_id)
+        found: tuple[ContractEntry, Any, ResolvedPlan] | None = None
         if svc is not None:
-            return entry, svc, self.plan_at(customer_id, start)
+            found = entry, svc, self.plan_at(customer_id, start)
+            if found[2].uptime_commitment_percent is not None:
+                return found
         for later in self.histories.get(customer_id, ()):
             since = later.effective_from
             if since is None or not start < since < end:
@@ -805,8 +810,11 @@ class Processor:
             if svc is None:
                 continue
             entry = replace(self.contract_at(customer_id, since), in_force_from=since)
-            return entry, svc, self._plan_under(entry, self.catalog.version_at(entry.plan.policy, start))
-        return None
+            terms = entry, svc, self._plan_under(entry, self.catalog.version_at(entry.plan.policy, start))
+            if terms[2].uptime_commitment_percent is not None:
+                return terms
+            found = found or terms
+        return found
 
     def month_service_ids(self, customer_id: str, month: str) -> list[str]:
         """The services a customer's `month` is measured for (`month_service_terms`), in order: those

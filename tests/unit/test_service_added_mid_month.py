@@ -138,3 +138,46 @@ def test_explain_month_report_and_the_query_api_agree(files):
     for row in rows.values():
         assert (row["total_minutes"], row["uptime_percent"], row["refund_amount"], row["closed"]) == \
             (21600.0, "97.22", "6.83", True)
+
+
+# ---- F1b: the uptime commitment starts mid-month ------------------------------------------------
+# Customer z lists vz-new from 2026-06-01 under Neptune Basic (no uptime commitment), then from
+# 2026-06-16 under Vectorize Pro (99.5 %, 600.00 USD). The contract with an uptime commitment (SPEC
+# §8: the rules apply to every contract with one) starts on the 16th: June counts from then, as
+# for x and y above (the same outage N1): 21,600 min, 97.22 %, refund 6.83 USD. Before the fix June
+# closed nothing for z (the terms at its start commit to no uptime), so no refund.
+
+COMMITMENT_LATER = """\
+contracts:
+  - customer_id: z
+    policy: neptune
+    plan: basic
+    timezone: Europe/Berlin
+    holiday_country: DE
+    holiday_subdivision: BE
+    services:
+      - {service_id: vz-new, monthly_fee: "600.00", currency: USD}
+    effective_from: "2026-06-01T00:00:00Z"
+  - customer_id: z
+    policy: vectorize
+    plan: pro
+    services:
+      - {service_id: vz-new, monthly_fee: "600.00", currency: USD}
+    effective_from: "2026-06-16T00:00:00Z"
+"""
+
+
+def test_the_month_an_uptime_commitment_starts_counts_from_it(files, tmp_path):
+    events, _ = files
+    contracts = tmp_path / "commitment_later.yaml"
+    contracts.write_text(COMMITMENT_LATER)
+    out = replayed((events, contracts))
+    months = closes(out, "uptime.month_closed", "z", "vz-new")
+    assert {k: months["2026-06"][k] for k in JUNE_CLOSE} == JUNE_CLOSE
+    assert months["2026-07"]["total_minutes"] == 44640 and months["2026-07"]["met"] is True
+    refund = closes(out, "refund.eligible", "z", "vz-new")
+    assert {k: refund["2026-06"][k] for k in JUNE_REFUND} == JUNE_REFUND
+    text = explain_month_from_files(events, contracts, "z", "vz-new", "2026-06", until=UNTIL)
+    assert "vectorize pro" in text and "-> 6.83 USD" in text, text
+    report = report_from_files(events, contracts, "z", "2026-06", UNTIL)
+    assert [(s.service_id, str(s.refund["refund_amount"])) for s in report.services] == [("vz-new", "6.83")]
