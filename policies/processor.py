@@ -21,7 +21,8 @@ from policies.explain import Subscriber
 from policies.memory_store import MemoryStore
 from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
-from policies.parking import MONITORING, TICKETS, Parking, creates_key, outage_key, ticket_key, window_key
+from policies.parking import (FULL, MONITORING, TICKETS, Parking, contract_reason, contract_subject, creates_key,
+                              customer_key, outage_key, service_key, ticket_key, window_key)
 from policies.tickets import TicketEngine, TicketState, content_digest, event_digest
 
 UTC = timezone.utc
@@ -47,6 +48,13 @@ class Settings:
     # A quarter's report waits for its tickets' first-response outcomes until its end + this at most.
     quarter_outcome_wait: timedelta = OUTCOME_WAIT
     parking_horizon: timedelta = timedelta(days=7)  # SPEC §10: parked events expire to `orphan` after it
+    # docs/decisions.md, "Contract wait": a ticket.opened of a customer without a contract, a monitoring
+    # event of a service no contract names, waits this long (event time) for the contract, then is a
+    # dead letter with that reason (unknown_customer / unknown_service) ...
+    contract_wait: timedelta = timedelta(minutes=10)
+    # ... in a room of at most this many bytes (encoded, as the snapshot holds them) per processor; an
+    # event that does not fit is rejected at once with that reason
+    contract_wait_bytes: int = 256 * 1024
     # Bounded time: empty months whose claim deadline was over this long before the close are skipped.
     empty_month_backfill: timedelta = timedelta(days=366)
     # Forget a service's months once their claim window is over (bounded state). Off for tools
@@ -164,7 +172,10 @@ class Processor:
         # start there (docs/decisions.md, "Contract history")
         self.first_instant: datetime | None = None
         self.attainment = AttainmentBook(partition, settings.quarter_outcome_wait)
-        self.parking = Parking(settings.parking_horizon)
+        self.parking = Parking(settings.parking_horizon, settings.contract_wait, settings.contract_wait_bytes)
+        # A contract was installed (or parked events restored) since events waiting for a contract were
+        # last looked at: `_release_waiting` at the next contract upsert, event or tick.
+        self._contract_release = False
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
         # service -> the latest of its subscribers' next months to close: every closed month is before
         # it, so an event affecting only instants from its start revises nothing (no scan of N closes)
@@ -226,6 +237,8 @@ class Processor:
             self.subscribers.discard(service_id, terms.customer_id)
         for service_id in listed:
             self.subscribers.add(service_id, terms.customer_id)
+        if self.parking:
+            self._contract_release = True  # events may wait for this contract: `_release_waiting`
 
     def _entry(self, history: list[Contract]) -> ContractEntry:
         """The customer's entry: its latest terms, with the first month and instant of the whole
@@ -275,11 +288,39 @@ class Processor:
             return entry
         return replace(entry, terms=chosen.terms, plan=chosen.plan)
 
-    def upsert_contract(self, contract: tuple[Contract, datetime] | Contract) -> list[Output]:
-        """A contract from the contracts topic (or file): install it and catch its months up."""
+    def upsert_contract(self, contract: tuple[Contract, datetime] | Contract, release: bool = True) -> list[Output]:
+        """A contract from the contracts topic (or file): install it, apply the events that waited
+        for it (docs/decisions.md, "Contract wait") and catch its months up.
+
+        `release=False`: leave the waiting events for the next event or tick (`apply`, `advance_to`),
+        for a caller that cannot send outputs now (the stream worker installing every contract into a
+        processor it builds from its snapshot)."""
         terms, at = contract if isinstance(contract, tuple) else (contract, None)
         self.install(terms, at=at)
-        return self._close_months(self.monitoring_now) if self.monitoring_now is not None else []
+        out = self._release_waiting() if release and self._contract_release else []
+        if self.monitoring_now is not None:
+            out += self._close_months(self.monitoring_now)
+        return out
+
+    def _release_waiting(self) -> list[Output]:
+        """Apply the events that waited for a contract now installed (a customer's `ticket.opened`, a
+        service's monitoring events), all together in (occurred_at, event_id) order, each at its own
+        time as a late event; one rejected now is a dead letter stamped with its occurred_at."""
+        self._contract_release = False
+        parking = self.parking
+        ready = [key for key in parking.contract_keys()
+                 if (contract_subject(key) in self.contracts if key[0] == "c"
+                     else contract_subject(key) in self.subscribers)]
+        if not ready:
+            return []
+        waiting = sorted((ev for key in ready for ev in parking.take(key)), key=lambda e: (e.occurred_at, e.event_id))
+        out: list[Output] = []
+        for ev in waiting:
+            more, rejected = self._apply_one(ev, None)
+            out.extend(more)
+            if rejected is not None:
+                out.append(parking.dead_letter(ev, rejected.reason, rejected.message, ev.occurred_at))
+        return out
 
     def _contract(self, customer_id: str) -> ContractEntry:
         entry = self.contracts.get(customer_id)
@@ -344,11 +385,13 @@ class Processor:
                 self._attainment_quarters = None
 
     def advance_to(self, t: datetime) -> list[Output]:
-        """A tick: move both halves to `t` (never backwards) and fire everything due before it."""
+        """A tick: move both halves to `t` (never backwards) and fire everything due before it (first,
+        the events that waited for a contract installed since: `_release_waiting`)."""
+        released = self._release_waiting() if self._contract_release else []
         out = self._advance_tickets(t) + self._advance_monitoring(t)
         if len(out) > 1:
             out.sort(key=_instant_of)  # in due order across tickets (stable within one ticket)
-        return out
+        return released + out if released else out
 
     def _advance_tickets(self, t: datetime) -> list[Output]:
         if self.ticket_now is not None and t <= self.ticket_now:
@@ -391,8 +434,17 @@ class Processor:
 
         `not_after` is the bound of SPEC §10 (stream: wall clock + max_future; replay: `--until`):
         an event after it is rejected (`future_timestamp`). A rejected event moves no time, and
-        neither does one parked until its entity appears. A rejection comes back for the dead letter.
+        neither does one parked until its entity (or its contract) appears. A rejection comes back
+        for the dead letter. Events that waited for a contract installed since the last event or
+        tick are applied first (`_release_waiting`).
         """
+        if self._contract_release:
+            released = self._release_waiting()
+            out, rejected = self._apply_one(ev, not_after)
+            return (released + out if released else out), rejected
+        return self._apply_one(ev, not_after)
+
+    def _apply_one(self, ev: Any, not_after: datetime | None) -> tuple[list[Output], Rejected | None]:
         if not_after is not None and ev.occurred_at > not_after:
             return [], Rejected("future_timestamp", f"occurred_at {ev.occurred_at.isoformat()} is after the "
                                                     f"bound {not_after.isoformat()}; it moves no time")
@@ -403,6 +455,13 @@ class Processor:
         if parked is not None:
             if parked is not _DUPLICATE:
                 waiting = self.parking.park(parked, ev)
+                if waiting is FULL:
+                    reason = contract_reason(parked)
+                    what = (f"customer_id {ev.customer_id!r} has no contract" if reason == "unknown_customer"
+                            else f"service_id {ev.service_id!r} is not in any contract")
+                    return [], Rejected(reason, f"{what} (not parked: {self.parking.contract_bytes} bytes of "
+                                                f"events already wait for a contract here, the room holds "
+                                                f"{self.parking.contract_room}; docs/decisions.md, \"Contract wait\")")
                 if waiting is not None and content_digest(waiting) != content_digest(ev):
                     return [], Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} is parked (its entity "
                                                                  "does not exist yet) with other content; the first stands")
@@ -441,6 +500,8 @@ class Processor:
                     return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
                 self._unseen_event, self._unseen_state = ev, state  # `_apply_ticket` need not look again
             if t == "ticket.opened":
+                if ev.customer_id not in self.contracts:
+                    return customer_key(ev.customer_id)  # waits for its contract (docs/decisions.md)
                 plan = self.plan_at(ev.customer_id, ev.occurred_at)
                 TicketEngine._check_priority(ev.priority.lower(), plan)
                 seen = state.seen if state is not None else store.closed_digests(ev.ticket_id)
@@ -463,7 +524,7 @@ class Processor:
             return None
         if t in downtime.MONITORING_TYPES:
             if ev.service_id not in self.subscribers:
-                raise Rejected("unknown_service", f"service_id {ev.service_id!r} is not in any contract")
+                return service_key(ev.service_id)  # waits for a contract naming it (docs/decisions.md)
             self._check_month_final(ev)
             service = self.store.service(ev.service_id)
             fields = ev.__dict__
@@ -568,7 +629,10 @@ class Processor:
                 except ContractError as err:
                     raise Rejected("invalid_contract", str(err)) from None
             self.install(contract, at=ev.occurred_at)
-            return self._close_months(self.monitoring_now) if self.monitoring_now is not None else []
+            out = self._release_waiting() if self._contract_release else []
+            if self.monitoring_now is not None:
+                out += self._close_months(self.monitoring_now)
+            return out
         raise Rejected("unknown_type", f"type {t!r} is not an input event")
 
     def _apply_ticket(self, ev: Any) -> list[Output]:
@@ -985,6 +1049,7 @@ class Processor:
         for (_c, s), m in self._next_close.items():
             self._service_next_close[s] = max(m, self._service_next_close.get(s, m))
         self.parking.load(data.get("parked", []))
+        self._contract_release = bool(self.parking.contract_keys())  # contracts may be installed already
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None
