@@ -22,7 +22,7 @@ with the event's own `occurred_at`, as every rejected event is.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from events.codec import DeadLetterReason, dead_letter_event, decode, encode
@@ -92,9 +92,7 @@ def _order(ev: Any) -> tuple[datetime, str]:
 FULL = "\x00full"  # `Parking.park`: no room left for events waiting for a contract
 
 
-def _size(ev: Any) -> int:
-    """What an event waiting for a contract costs: its encoded size, as the snapshot holds it."""
-    return len(encode(ev))
+_UNKNOWN = datetime.min.replace(tzinfo=timezone.utc)  # `_next_expiry` of a half not scanned since a load
 
 
 class Parking:
@@ -110,7 +108,11 @@ class Parking:
         self.parked = 0  # counter (metrics): events parked
         self.contract_bytes = 0  # encoded bytes of the events waiting for a contract now
         self.dirty = False
-        self._next_expiry: datetime | None = None  # no event expires at or before it
+        # per half, no event of it expires at or before this (None: nothing parked in it). Per half: an
+        # event of the lagging half must not make every step of the other half scan the parking.
+        self._next_expiry: dict[str, datetime | None] = {TICKETS: None, MONITORING: None}
+        # (key, event_id) -> the parked event encoded, made once (its snapshot text, its size)
+        self._encoded: dict[tuple[str, str], str] = {}
 
     def wait_of(self, key: str) -> timedelta:
         """How long an event parked under `key` waits after its occurred_at."""
@@ -134,31 +136,46 @@ class Parking:
         for parked in waiting:
             if parked.event_id == ev.event_id:
                 return parked
+        text = encode(ev).decode()
         if waits_for_contract(key):
-            size = _size(ev)
+            size = len(text.encode())
             if self.contract_bytes + size > self.contract_room:
                 return FULL
             self.contract_bytes += size
+        self._encoded[(key, ev.event_id)] = text
         self.events.setdefault(key, []).append(ev)
         self.parked += 1
         self.dirty = True
         expiry = ev.occurred_at + self.wait_of(key)
-        if self._next_expiry is None or expiry < self._next_expiry:
-            self._next_expiry = expiry
+        half = half_of(key)
+        known = self._next_expiry[half]
+        if known is None or expiry < known:
+            self._next_expiry[half] = expiry
         return None
+
+    def _forget(self, key: str, gone: list[Any]) -> None:
+        """Drop the encoded text (and the room) of events taken out of `key`."""
+        encoded = self._encoded
+        freed = 0
+        for ev in gone:
+            text = encoded.pop((key, ev.event_id), None)
+            if text is not None:
+                freed += len(text.encode())
+        if waits_for_contract(key):
+            self.contract_bytes -= freed
 
     def take(self, key: str) -> list[Any]:
         waiting = self.events.pop(key, [])
         if waiting:
             self.dirty = True
-            if waits_for_contract(key):
-                self.contract_bytes -= sum(_size(ev) for ev in waiting)
+            self._forget(key, waiting)
         return sorted(waiting, key=_order)
 
     def expire(self, half: str, t: datetime) -> list[Output]:
         """Dead letters for the events of `half` whose wait is over at `t`: `orphan` after the parking
         horizon, `unknown_customer` / `unknown_service` after the contract wait."""
-        if not self.events or (self._next_expiry is not None and t <= self._next_expiry):
+        known = self._next_expiry[half]
+        if known is None or t <= known:
             return []
         out: list[Output] = []
         for key in sorted(self.events):
@@ -173,22 +190,23 @@ class Parking:
             for ev in gone:
                 out.append(self.dead_letter(ev, self.reason_of(key), self.expiry_message(key, ev), ev.occurred_at))
                 self.expired += 1
-            if waits_for_contract(key):
-                self.contract_bytes -= sum(_size(ev) for ev in gone)
+            self._forget(key, gone)
             self.dirty = True
             if keep:
                 self.events[key] = keep
             else:
                 del self.events[key]
-        self._next_expiry = min((ev.occurred_at + self.wait_of(k) for k, w in self.events.items() for ev in w),
-                                default=None)
+        self._next_expiry[half] = min((ev.occurred_at + self.wait_of(k) for k, w in self.events.items()
+                                       if half_of(k) == half for ev in w), default=None)
         return out
 
     def drain(self) -> list[tuple[str, Any]]:
         """Every parked event with its key, taken out (replay: the batch is over, nothing more comes)."""
         rows = [(key, ev) for key in sorted(self.events) for ev in sorted(self.events[key], key=_order)]
         self.events = {}
+        self._encoded = {}
         self.contract_bytes = 0
+        self._next_expiry = {TICKETS: None, MONITORING: None}
         self.dirty = self.dirty or bool(rows)
         return rows
 
@@ -226,19 +244,25 @@ class Parking:
 
     # persistence (inside the processor's snapshot)
     def to_json(self) -> list[list[str]]:
-        return [[key, encode(ev).decode()] for key in sorted(self.events) for ev in self.events[key]]
+        encoded = self._encoded
+        return [[key, encoded.get((key, ev.event_id)) or encode(ev).decode()]
+                for key in sorted(self.events) for ev in self.events[key]]
 
     def load(self, rows: list[list[str]]) -> None:
         self.events = {}
+        self._encoded = {}
         self.contract_bytes = 0
         for key, raw in rows:
             ev = decode(raw)
             if not isinstance(ev, DeadLetterReason):
                 self.events.setdefault(key, []).append(ev)
+                self._encoded[(key, ev.event_id)] = raw
                 if waits_for_contract(key):
                     self.contract_bytes += len(raw.encode())
         self.dirty = False
-        self._next_expiry = None  # recomputed by the first expire() that scans
+        # recomputed by the first expire() of each half that has events (it scans)
+        self._next_expiry = {half: _UNKNOWN if any(half_of(k) == half for k in self.events) else None
+                             for half in (TICKETS, MONITORING)}
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), separators=(",", ":"))

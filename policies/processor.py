@@ -316,7 +316,7 @@ class Processor:
         waiting = sorted((ev for key in ready for ev in parking.take(key)), key=lambda e: (e.occurred_at, e.event_id))
         out: list[Output] = []
         for ev in waiting:
-            more, rejected = self._apply_one(ev, None)
+            more, rejected = self.apply(ev)
             out.extend(more)
             if rejected is not None:
                 out.append(parking.dead_letter(ev, rejected.reason, rejected.message, ev.occurred_at))
@@ -439,12 +439,7 @@ class Processor:
         tick are applied first (`_release_waiting`).
         """
         if self._contract_release:
-            released = self._release_waiting()
-            out, rejected = self._apply_one(ev, not_after)
-            return (released + out if released else out), rejected
-        return self._apply_one(ev, not_after)
-
-    def _apply_one(self, ev: Any, not_after: datetime | None) -> tuple[list[Output], Rejected | None]:
+            return self._apply_after_release(ev, not_after)
         if not_after is not None and ev.occurred_at > not_after:
             return [], Rejected("future_timestamp", f"occurred_at {ev.occurred_at.isoformat()} is after the "
                                                     f"bound {not_after.isoformat()}; it moves no time")
@@ -457,8 +452,9 @@ class Processor:
                 waiting = self.parking.park(parked, ev)
                 if waiting is FULL:
                     reason = contract_reason(parked)
-                    what = (f"customer_id {ev.customer_id!r} has no contract" if reason == "unknown_customer"
-                            else f"service_id {ev.service_id!r} is not in any contract")
+                    subject = contract_subject(parked)
+                    what = (f"customer_id {subject!r} has no contract" if reason == "unknown_customer"
+                            else f"service_id {subject!r} is not in any contract")
                     return [], Rejected(reason, f"{what} (not parked: {self.parking.contract_bytes} bytes of "
                                                 f"events already wait for a contract here, the room holds "
                                                 f"{self.parking.contract_room}; docs/decisions.md, \"Contract wait\")")
@@ -483,6 +479,12 @@ class Processor:
         except Rejected as rejected:
             return out, rejected
         return out, None
+
+    def _apply_after_release(self, ev: Any, not_after: datetime | None) -> tuple[list[Output], Rejected | None]:
+        """`apply`, after the events that waited for a contract installed since (`_release_waiting`)."""
+        released = self._release_waiting()
+        out, rejected = self.apply(ev, not_after)
+        return (released + out if released else out), rejected
 
     def _check(self, ev: Any) -> str | None:
         """Reject what cannot apply before any time moves; return the parking key of an event
