@@ -316,7 +316,11 @@ class Processor:
         waiting = sorted((ev for key in ready for ev in parking.take(key)), key=lambda e: (e.occurred_at, e.event_id))
         out: list[Output] = []
         for ev in waiting:
-            more, rejected = self.apply(ev)
+            try:
+                more, rejected = self.apply(ev)
+            except Exception as exc:  # a bug: this event is a `rejected` dead letter, as replay makes it
+                # (raised, it would make the contract's install fail: the contract refused everywhere)
+                more, rejected = [], Rejected("rejected", f"{type(exc).__name__}: {exc}")
             out.extend(more)
             if rejected is not None:
                 out.append(parking.dead_letter(ev, rejected.reason, rejected.message, ev.occurred_at))

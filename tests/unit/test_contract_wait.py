@@ -270,3 +270,24 @@ def test_a_resent_waiting_event_waits_once():
     assert len(proc.parking) == 1
     other = opened("Y-1", "y", "low", "2026-06-20T09:00:00Z", event_id="y1o")
     assert proc.apply(other)[1].reason == "conflicting_duplicate"
+
+
+def test_a_released_event_that_raises_is_a_dead_letter_not_a_refused_contract(monkeypatch):
+    """A bug applying one released event must not make the contract's install fail (in the stream, a
+    contract one processor refuses is installed nowhere): that event is a `rejected` dead letter."""
+    proc = Processor(CATALOG)
+    for ev in new_customer_events():
+        proc.apply(ev)
+    real = proc._apply_monitoring
+
+    def broken(ev):
+        if ev.event_id == "n1":
+            raise RuntimeError("boom")
+        return real(ev)
+    monkeypatch.setattr(proc, "_apply_monitoring", broken)
+    out = []
+    for c in terms(CONTRACTS):
+        out += proc.upsert_contract(c)
+    dead = [as_wire(o) for o in out if o.type == "dead_letter"]
+    assert [(d["reason"], d["source"]) for d in dead] == [("rejected", "parked:n1")]
+    assert "y" in proc.contracts and len(proc.parking) == 0
