@@ -88,3 +88,43 @@ def test_a_contract_read_after_its_customers_first_events_measures_them(broker_u
     for part in r_net:
         assert s_net[part] == r_net[part], part
     assert [o for o in s_net["met"].values() if o["ticket_id"] == "Y-1"], "Y-1 measured"
+
+
+def test_waiting_events_survive_a_restart_and_go_out_at_the_next_tick(broker_url, tmp_path: Path):
+    """The first worker holds y's events and stops (they are in its partitions' snapshots); a second
+    worker (fresh data directory: the state comes back from the changelogs) reads the contracts
+    before any event or tick built its processors. A processor built later installs them without
+    sending outputs (`Worker.processor`, release=False): the waiting events are applied at its first
+    tick, whose outputs are sent. Same net outcome as replay."""
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(OTHER)
+    new.write_text(CONTRACTS)
+    both = tmp_path / "contracts.yaml"
+    both.write_text(OTHER + "".join(CONTRACTS.splitlines(keepends=True)[1:]))
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(FIRST + LATER) + b"\n")
+
+    app = new_app(tmp_path, broker_url)
+    try:
+        first = app.start()
+        asyncio.run(load_contracts(app, old, [first.url]))
+        asyncio.run(produce(broker_url, app.prefix, FIRST))
+        wait_until(lambda: parked(first) == 3, 60, what="y1o, y1r and n1 waiting")
+        first.stop()
+        second = app.start()
+        asyncio.run(load_contracts(app, new, [second.url]))
+        asyncio.run(produce(broker_url, app.prefix, LATER))
+        asyncio.run(tick_until_at(broker_url, app.app_id, PARTITIONS, AT, LATENESS, [second]))
+        assert parked(second) == 0, app.logs()
+        replay = [json.loads(x) for x in replay_outputs(events, both, datetime(2026, 8, 1, 2, tzinfo=UTC))]
+        r_net = net_outcome(replay)
+        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=2, timeout=60,
+                                     expect=sum(len(v) for v in r_net.values())))
+    finally:
+        app.stop_all()
+    s_net = net_outcome(stream)
+    refunds = {k: r["refund_amount"] for k, r in s_net["refunds"].items()}
+    assert refunds == {("x", "vz-new", "2026-06"): "6.83", ("y", "vz-new", "2026-06"): "6.83"}, app.logs()
+    assert [o for o in stream if o["type"] == "dead_letter"] == []
+    for part in r_net:
+        assert s_net[part] == r_net[part], part
