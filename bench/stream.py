@@ -480,7 +480,9 @@ def replay_reference(events: Path, contracts: Path, until: datetime) -> dict[str
 
     Those are the events still parked at `until` (an event for an entity that never came, less than
     the parking horizon old): replay drains them as `orphan`s at the end of the file, a stream keeps
-    them parked until their horizon passes (SPEC §10), i.e. after `until`."""
+    them parked until their horizon passes (SPEC §10), i.e. after `until`. Likewise the events still
+    waiting for a contract at `until` (less than the contract wait old; docs/decisions.md, "Contract
+    wait"): `unknown_customer` / `unknown_service` saying they waited."""
     import io
 
     from policies.processor import Settings
@@ -491,9 +493,15 @@ def replay_reference(events: Path, contracts: Path, until: datetime) -> dict[str
     lines = out.getvalue().splitlines()
     reference = output_identity(lines)
     horizon_start = until - Settings().parking_horizon
+    wait_start = until - Settings().contract_wait
+
+    def at_batch_end(d: dict[str, Any]) -> bool:
+        at = datetime.fromisoformat(d["occurred_at"].replace("Z", "+00:00"))
+        if d["reason"] == "orphan":
+            return at >= horizon_start
+        return d["reason"] in ("unknown_customer", "unknown_service") and "waited" in d["error"] and at >= wait_start
     reference["at_batch_end"] = Counter(
-        (d["reason"], d["raw"]) for d in map(json.loads, lines) if d["type"] == "dead_letter"
-        and d["reason"] == "orphan" and datetime.fromisoformat(d["occurred_at"].replace("Z", "+00:00")) >= horizon_start)
+        (d["reason"], d["raw"]) for d in map(json.loads, lines) if d["type"] == "dead_letter" and at_batch_end(d))
     return reference
 
 

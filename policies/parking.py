@@ -6,14 +6,23 @@ outage's `outage.started` / `outage.reported`, a `maintenance.cancelled` before 
 appears (by `Processor`), or expires to the dead letter (reason `orphan`) once its half's
 time passes its `occurred_at` + the parking horizon. A parked event moves no time.
 
-Pure: the expiry instant is the event's own `occurred_at` + horizon, so the dead letter
-is the same whatever tick found it expired (stream equals replay). Its dead letter is stamped
+Events waiting for their contract (docs/decisions.md, "Contract wait") are parked here too: a
+`ticket.opened` of a customer no contract names yet under the customer (`customer_key`), a
+monitoring event of a service no contract names yet under the service (`service_key`). They are
+applied when a contract naming them is installed (by `Processor`), or expire after the much shorter
+contract wait to the dead letter with the reason they would have had at once (`unknown_customer`,
+`unknown_service`). Help desks and alerting send events for customers and services nobody
+contracts all the time: those wait in a room bounded in bytes (`contract_bytes`); an event that
+does not fit is rejected at once, as before the rule.
+
+Pure: the expiry instant is the event's own `occurred_at` + horizon (or contract wait), so the dead
+letter is the same whatever tick found it expired (stream equals replay). Its dead letter is stamped
 with the event's own `occurred_at`, as every rejected event is.
 """
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from events.codec import DeadLetterReason, dead_letter_event, decode, encode
@@ -36,6 +45,30 @@ def window_key(service_id: str, maintenance_id: str) -> str:
     return f"m{_SEP}{service_id}{_SEP}{maintenance_id}"
 
 
+def customer_key(customer_id: str) -> str:
+    """Where a `ticket.opened` waits for its customer's contract."""
+    return f"c{_SEP}{customer_id}"
+
+
+def service_key(service_id: str) -> str:
+    """Where a monitoring event waits for a contract naming its service."""
+    return f"s{_SEP}{service_id}"
+
+
+def waits_for_contract(key: str) -> bool:
+    return key[0] in "cs"
+
+
+def contract_reason(key: str) -> str:
+    """The dead-letter reason of an event that waited for a contract under `key`."""
+    return "unknown_customer" if key[0] == "c" else "unknown_service"
+
+
+def contract_subject(key: str) -> str:
+    """The customer or service id a contract key waits for."""
+    return key.split(_SEP, 1)[1]
+
+
 def creates_key(ev: Any) -> str | None:
     """The key of the entity `ev` creates (or may create), whose parked events can now apply."""
     t = ev.type
@@ -49,23 +82,45 @@ def creates_key(ev: Any) -> str | None:
 
 
 def half_of(key: str) -> str:
-    return TICKETS if key.startswith("t") else MONITORING
+    return TICKETS if key[0] in "tc" else MONITORING
 
 
 def _order(ev: Any) -> tuple[datetime, str]:
     return ev.occurred_at, ev.event_id
 
 
+FULL = "\x00full"  # `Parking.park`: no room left for events waiting for a contract
+
+
+_UNKNOWN = datetime.min.replace(tzinfo=timezone.utc)  # `_next_expiry` of a half not scanned since a load
+
+
 class Parking:
     """Parked events by entity key. Small (events wait days at most), so scans are fine."""
 
-    def __init__(self, horizon: timedelta) -> None:
+    def __init__(self, horizon: timedelta, contract_wait: timedelta = timedelta(minutes=10),
+                 contract_room: int = 256 * 1024) -> None:
         self.horizon = horizon
+        self.contract_wait = contract_wait
+        self.contract_room = contract_room  # bytes (encoded) of events waiting for a contract, at most
         self.events: dict[str, list[Any]] = {}
-        self.expired = 0  # counter (metrics): parked events that expired to `orphan`
+        self.expired = 0  # counter (metrics): parked events that expired (`orphan`, or a contract reason)
         self.parked = 0  # counter (metrics): events parked
+        self.contract_bytes = 0  # encoded bytes of the events waiting for a contract now
         self.dirty = False
-        self._next_expiry: datetime | None = None  # no event expires at or before it
+        # per half, no event of it expires at or before this (None: nothing parked in it). Per half: an
+        # event of the lagging half must not make every step of the other half scan the parking.
+        self._next_expiry: dict[str, datetime | None] = {TICKETS: None, MONITORING: None}
+        # (key, event_id) -> the parked event encoded, made once (its snapshot text, its size)
+        self._encoded: dict[tuple[str, str], str] = {}
+
+    def wait_of(self, key: str) -> timedelta:
+        """How long an event parked under `key` waits after its occurred_at."""
+        return self.contract_wait if waits_for_contract(key) else self.horizon
+
+    def contract_keys(self) -> list[str]:
+        """The keys of events waiting for a contract, sorted."""
+        return sorted(k for k in self.events if waits_for_contract(k))
 
     def __bool__(self) -> bool:
         return bool(self.events)
@@ -75,56 +130,100 @@ class Parking:
 
     def park(self, key: str, ev: Any) -> Any:
         """Park `ev` under `key`; None, or the event already parked there with the same id (a
-        redelivery parks once: the caller tells a re-sent event from a conflicting one)."""
-        waiting = self.events.setdefault(key, [])
+        redelivery parks once: the caller tells a re-sent event from a conflicting one), or FULL
+        when `ev` waits for a contract and the room for those has no space for it (not parked)."""
+        waiting = self.events.get(key, ())
         for parked in waiting:
             if parked.event_id == ev.event_id:
                 return parked
-        waiting.append(ev)
+        text = encode(ev).decode()
+        if waits_for_contract(key):
+            size = len(text.encode())
+            if self.contract_bytes + size > self.contract_room:
+                return FULL
+            self.contract_bytes += size
+        self._encoded[(key, ev.event_id)] = text
+        self.events.setdefault(key, []).append(ev)
         self.parked += 1
         self.dirty = True
-        expiry = ev.occurred_at + self.horizon
-        if self._next_expiry is None or expiry < self._next_expiry:
-            self._next_expiry = expiry
+        expiry = ev.occurred_at + self.wait_of(key)
+        half = half_of(key)
+        known = self._next_expiry[half]
+        if known is None or expiry < known:
+            self._next_expiry[half] = expiry
         return None
+
+    def _forget(self, key: str, gone: list[Any]) -> None:
+        """Drop the encoded text (and the room) of events taken out of `key`."""
+        encoded = self._encoded
+        freed = 0
+        for ev in gone:
+            text = encoded.pop((key, ev.event_id), None)
+            if text is not None:
+                freed += len(text.encode())
+        if waits_for_contract(key):
+            self.contract_bytes -= freed
 
     def take(self, key: str) -> list[Any]:
         waiting = self.events.pop(key, [])
         if waiting:
             self.dirty = True
+            self._forget(key, waiting)
         return sorted(waiting, key=_order)
 
     def expire(self, half: str, t: datetime) -> list[Output]:
-        """Dead letters (`orphan`) for the events of `half` whose parking horizon is over at `t`."""
-        if not self.events or (self._next_expiry is not None and t <= self._next_expiry):
+        """Dead letters for the events of `half` whose wait is over at `t`: `orphan` after the parking
+        horizon, `unknown_customer` / `unknown_service` after the contract wait."""
+        known = self._next_expiry[half]
+        if known is None or t <= known:
             return []
         out: list[Output] = []
         for key in sorted(self.events):
             if half_of(key) != half:
                 continue
             waiting = self.events[key]
-            keep = [ev for ev in waiting if ev.occurred_at + self.horizon >= t]
+            wait = self.wait_of(key)
+            keep = [ev for ev in waiting if ev.occurred_at + wait >= t]
             if len(keep) == len(waiting):
                 continue
-            for ev in sorted((ev for ev in waiting if ev.occurred_at + self.horizon < t), key=_order):
-                out.append(self.dead_letter(ev, "orphan", self.orphan_message(key, ev), ev.occurred_at))
+            gone = sorted((ev for ev in waiting if ev.occurred_at + wait < t), key=_order)
+            for ev in gone:
+                out.append(self.dead_letter(ev, self.reason_of(key), self.expiry_message(key, ev), ev.occurred_at))
                 self.expired += 1
+            self._forget(key, gone)
             self.dirty = True
             if keep:
                 self.events[key] = keep
             else:
                 del self.events[key]
-        self._next_expiry = min((ev.occurred_at for w in self.events.values() for ev in w), default=None)
-        if self._next_expiry is not None:
-            self._next_expiry += self.horizon
+        self._next_expiry[half] = min((ev.occurred_at + self.wait_of(k) for k, w in self.events.items()
+                                       if half_of(k) == half for ev in w), default=None)
         return out
 
     def drain(self) -> list[tuple[str, Any]]:
         """Every parked event with its key, taken out (replay: the batch is over, nothing more comes)."""
         rows = [(key, ev) for key in sorted(self.events) for ev in sorted(self.events[key], key=_order)]
         self.events = {}
+        self._encoded = {}
+        self.contract_bytes = 0
+        self._next_expiry = {TICKETS: None, MONITORING: None}
         self.dirty = self.dirty or bool(rows)
         return rows
+
+    @staticmethod
+    def reason_of(key: str) -> str:
+        """The dead-letter reason of an event parked under `key` that waited in vain."""
+        return contract_reason(key) if waits_for_contract(key) else "orphan"
+
+    def expiry_message(self, key: str, ev: Any) -> str:
+        """The dead-letter message of an event parked under `key` that waited in vain."""
+        if not waits_for_contract(key):
+            return self.orphan_message(key, ev)
+        subject = contract_subject(key)
+        what = (f"customer_id {subject!r} has no contract" if key[0] == "c"
+                else f"service_id {subject!r} is not in any contract")
+        return (f"{what} (waited {self.contract_wait} after its occurred_at for a contract naming it: "
+                f"docs/decisions.md, \"Contract wait\")")
 
     def orphan_message(self, key: str, ev: Any) -> str:
         kind, *ids = key.split(_SEP)
@@ -145,16 +244,25 @@ class Parking:
 
     # persistence (inside the processor's snapshot)
     def to_json(self) -> list[list[str]]:
-        return [[key, encode(ev).decode()] for key in sorted(self.events) for ev in self.events[key]]
+        encoded = self._encoded
+        return [[key, encoded.get((key, ev.event_id)) or encode(ev).decode()]
+                for key in sorted(self.events) for ev in self.events[key]]
 
     def load(self, rows: list[list[str]]) -> None:
         self.events = {}
+        self._encoded = {}
+        self.contract_bytes = 0
         for key, raw in rows:
             ev = decode(raw)
             if not isinstance(ev, DeadLetterReason):
                 self.events.setdefault(key, []).append(ev)
+                self._encoded[(key, ev.event_id)] = raw
+                if waits_for_contract(key):
+                    self.contract_bytes += len(raw.encode())
         self.dirty = False
-        self._next_expiry = None  # recomputed by the first expire() that scans
+        # recomputed by the first expire() of each half that has events (it scans)
+        self._next_expiry = {half: _UNKNOWN if any(half_of(k) == half for k in self.events) else None
+                             for half in (TICKETS, MONITORING)}
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), separators=(",", ":"))

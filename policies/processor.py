@@ -21,7 +21,8 @@ from policies.explain import Subscriber
 from policies.memory_store import MemoryStore
 from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
-from policies.parking import MONITORING, TICKETS, Parking, creates_key, outage_key, ticket_key, window_key
+from policies.parking import (FULL, MONITORING, TICKETS, Parking, contract_reason, contract_subject, creates_key,
+                              customer_key, outage_key, service_key, ticket_key, window_key)
 from policies.tickets import TicketEngine, TicketState, content_digest, event_digest
 
 UTC = timezone.utc
@@ -47,6 +48,13 @@ class Settings:
     # A quarter's report waits for its tickets' first-response outcomes until its end + this at most.
     quarter_outcome_wait: timedelta = OUTCOME_WAIT
     parking_horizon: timedelta = timedelta(days=7)  # SPEC §10: parked events expire to `orphan` after it
+    # docs/decisions.md, "Contract wait": a ticket.opened of a customer without a contract, a monitoring
+    # event of a service no contract names, waits this long (event time) for the contract, then is a
+    # dead letter with that reason (unknown_customer / unknown_service) ...
+    contract_wait: timedelta = timedelta(minutes=10)
+    # ... in a room of at most this many bytes (encoded, as the snapshot holds them) per processor; an
+    # event that does not fit is rejected at once with that reason
+    contract_wait_bytes: int = 256 * 1024
     # Bounded time: empty months whose claim deadline was over this long before the close are skipped.
     empty_month_backfill: timedelta = timedelta(days=366)
     # Forget a service's months once their claim window is over (bounded state). Off for tools
@@ -164,7 +172,10 @@ class Processor:
         # start there (docs/decisions.md, "Contract history")
         self.first_instant: datetime | None = None
         self.attainment = AttainmentBook(partition, settings.quarter_outcome_wait)
-        self.parking = Parking(settings.parking_horizon)
+        self.parking = Parking(settings.parking_horizon, settings.contract_wait, settings.contract_wait_bytes)
+        # A contract was installed (or parked events restored) since events waiting for a contract were
+        # last looked at: `_release_waiting` at the next contract upsert, event or tick.
+        self._contract_release = False
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
         # service -> the latest of its subscribers' next months to close: every closed month is before
         # it, so an event affecting only instants from its start revises nothing (no scan of N closes)
@@ -226,6 +237,8 @@ class Processor:
             self.subscribers.discard(service_id, terms.customer_id)
         for service_id in listed:
             self.subscribers.add(service_id, terms.customer_id)
+        if self.parking:
+            self._contract_release = True  # events may wait for this contract: `_release_waiting`
 
     def _entry(self, history: list[Contract]) -> ContractEntry:
         """The customer's entry: its latest terms, with the first month and instant of the whole
@@ -275,11 +288,43 @@ class Processor:
             return entry
         return replace(entry, terms=chosen.terms, plan=chosen.plan)
 
-    def upsert_contract(self, contract: tuple[Contract, datetime] | Contract) -> list[Output]:
-        """A contract from the contracts topic (or file): install it and catch its months up."""
+    def upsert_contract(self, contract: tuple[Contract, datetime] | Contract, release: bool = True) -> list[Output]:
+        """A contract from the contracts topic (or file): install it, apply the events that waited
+        for it (docs/decisions.md, "Contract wait") and catch its months up.
+
+        `release=False`: leave the waiting events for the next event or tick (`apply`, `advance_to`),
+        for a caller that cannot send outputs now (the stream worker installing every contract into a
+        processor it builds from its snapshot)."""
         terms, at = contract if isinstance(contract, tuple) else (contract, None)
         self.install(terms, at=at)
-        return self._close_months(self.monitoring_now) if self.monitoring_now is not None else []
+        out = self._release_waiting() if release and self._contract_release else []
+        if self.monitoring_now is not None:
+            out += self._close_months(self.monitoring_now)
+        return out
+
+    def _release_waiting(self) -> list[Output]:
+        """Apply the events that waited for a contract now installed (a customer's `ticket.opened`, a
+        service's monitoring events), all together in (occurred_at, event_id) order, each at its own
+        time as a late event; one rejected now is a dead letter stamped with its occurred_at."""
+        self._contract_release = False
+        parking = self.parking
+        ready = [key for key in parking.contract_keys()
+                 if (contract_subject(key) in self.contracts if key[0] == "c"
+                     else contract_subject(key) in self.subscribers)]
+        if not ready:
+            return []
+        waiting = sorted((ev for key in ready for ev in parking.take(key)), key=lambda e: (e.occurred_at, e.event_id))
+        out: list[Output] = []
+        for ev in waiting:
+            try:
+                more, rejected = self.apply(ev)
+            except Exception as exc:  # a bug: this event is a `rejected` dead letter, as replay makes it
+                # (raised, it would make the contract's install fail: the contract refused everywhere)
+                more, rejected = [], Rejected("rejected", f"{type(exc).__name__}: {exc}")
+            out.extend(more)
+            if rejected is not None:
+                out.append(parking.dead_letter(ev, rejected.reason, rejected.message, ev.occurred_at))
+        return out
 
     def _contract(self, customer_id: str) -> ContractEntry:
         entry = self.contracts.get(customer_id)
@@ -344,11 +389,13 @@ class Processor:
                 self._attainment_quarters = None
 
     def advance_to(self, t: datetime) -> list[Output]:
-        """A tick: move both halves to `t` (never backwards) and fire everything due before it."""
+        """A tick: move both halves to `t` (never backwards) and fire everything due before it (first,
+        the events that waited for a contract installed since: `_release_waiting`)."""
+        released = self._release_waiting() if self._contract_release else []
         out = self._advance_tickets(t) + self._advance_monitoring(t)
         if len(out) > 1:
             out.sort(key=_instant_of)  # in due order across tickets (stable within one ticket)
-        return out
+        return released + out if released else out
 
     def _advance_tickets(self, t: datetime) -> list[Output]:
         if self.ticket_now is not None and t <= self.ticket_now:
@@ -391,8 +438,12 @@ class Processor:
 
         `not_after` is the bound of SPEC §10 (stream: wall clock + max_future; replay: `--until`):
         an event after it is rejected (`future_timestamp`). A rejected event moves no time, and
-        neither does one parked until its entity appears. A rejection comes back for the dead letter.
+        neither does one parked until its entity (or its contract) appears. A rejection comes back
+        for the dead letter. Events that waited for a contract installed since the last event or
+        tick are applied first (`_release_waiting`).
         """
+        if self._contract_release:
+            return self._apply_after_release(ev, not_after)
         if not_after is not None and ev.occurred_at > not_after:
             return [], Rejected("future_timestamp", f"occurred_at {ev.occurred_at.isoformat()} is after the "
                                                     f"bound {not_after.isoformat()}; it moves no time")
@@ -403,6 +454,14 @@ class Processor:
         if parked is not None:
             if parked is not _DUPLICATE:
                 waiting = self.parking.park(parked, ev)
+                if waiting is FULL:
+                    reason = contract_reason(parked)
+                    subject = contract_subject(parked)
+                    what = (f"customer_id {subject!r} has no contract" if reason == "unknown_customer"
+                            else f"service_id {subject!r} is not in any contract")
+                    return [], Rejected(reason, f"{what} (not parked: {self.parking.contract_bytes} bytes of "
+                                                f"events already wait for a contract here, the room holds "
+                                                f"{self.parking.contract_room}; docs/decisions.md, \"Contract wait\")")
                 if waiting is not None and content_digest(waiting) != content_digest(ev):
                     return [], Rejected("conflicting_duplicate", f"event_id {ev.event_id!r} is parked (its entity "
                                                                  "does not exist yet) with other content; the first stands")
@@ -425,6 +484,12 @@ class Processor:
             return out, rejected
         return out, None
 
+    def _apply_after_release(self, ev: Any, not_after: datetime | None) -> tuple[list[Output], Rejected | None]:
+        """`apply`, after the events that waited for a contract installed since (`_release_waiting`)."""
+        released = self._release_waiting()
+        out, rejected = self.apply(ev, not_after)
+        return (released + out if released else out), rejected
+
     def _check(self, ev: Any) -> str | None:
         """Reject what cannot apply before any time moves; return the parking key of an event
         whose entity does not exist yet (SPEC §10), None when it can apply now."""
@@ -441,6 +506,8 @@ class Processor:
                     return _DUPLICATE  # SPEC §2: ignored (and it moves no time)
                 self._unseen_event, self._unseen_state = ev, state  # `_apply_ticket` need not look again
             if t == "ticket.opened":
+                if ev.customer_id not in self.contracts:
+                    return customer_key(ev.customer_id)  # waits for its contract (docs/decisions.md)
                 plan = self.plan_at(ev.customer_id, ev.occurred_at)
                 TicketEngine._check_priority(ev.priority.lower(), plan)
                 seen = state.seen if state is not None else store.closed_digests(ev.ticket_id)
@@ -463,7 +530,7 @@ class Processor:
             return None
         if t in downtime.MONITORING_TYPES:
             if ev.service_id not in self.subscribers:
-                raise Rejected("unknown_service", f"service_id {ev.service_id!r} is not in any contract")
+                return service_key(ev.service_id)  # waits for a contract naming it (docs/decisions.md)
             self._check_month_final(ev)
             service = self.store.service(ev.service_id)
             fields = ev.__dict__
@@ -568,7 +635,10 @@ class Processor:
                 except ContractError as err:
                     raise Rejected("invalid_contract", str(err)) from None
             self.install(contract, at=ev.occurred_at)
-            return self._close_months(self.monitoring_now) if self.monitoring_now is not None else []
+            out = self._release_waiting() if self._contract_release else []
+            if self.monitoring_now is not None:
+                out += self._close_months(self.monitoring_now)
+            return out
         raise Rejected("unknown_type", f"type {t!r} is not an input event")
 
     def _apply_ticket(self, ev: Any) -> list[Output]:
@@ -768,28 +838,75 @@ class Processor:
 
     def subscriber_terms(self, service_id: str, month: str) -> list[Subscriber]:
         """Every subscriber of `service_id` with the terms its figures for `month` use, in customer
-        order: the commitment of the catalog version in force at the month's start (SPEC §14)."""
-        start = uptime.month_bounds(month)[0]
+        order (`month_service_terms`): the commitment of the catalog version in force at the month's
+        start (SPEC §14)."""
         subs = []
         for customer_id in self.subscribers.get(service_id, ()):
-            entry = self.contract_at(customer_id, start)
-            svc = entry.find_service(service_id)
-            if svc is None:
-                continue  # the terms in force at the month's start do not list the service
-            subs.append(Subscriber(customer_id, self.plan_at(customer_id, start).uptime_commitment_percent,
-                                   svc.fee_per_month, svc.currency, entry.scope(service_id), (entry.in_force_from, None)))
+            terms = self.month_service_terms(customer_id, service_id, month)
+            if terms is None:
+                continue  # no terms in force during the month list the service
+            entry, svc, plan = terms
+            subs.append(Subscriber(customer_id, plan.uptime_commitment_percent, svc.fee_per_month, svc.currency,
+                                   entry.scope(service_id), (entry.in_force_from, None)))
         return subs
 
-    def _month_terms(self, customer_id: str, service_id: str, month: str) -> tuple[ContractEntry, Any, Any] | None:
-        """The terms a customer's close of `month` uses (SPEC §14: those in force at the month's
-        start, under the catalog version in force then): (entry, its service, the uptime commitment);
-        None when they do not list the service or commit to no uptime (nothing to close)."""
-        start = uptime.month_bounds(month)[0]
+    def month_service_terms(self, customer_id: str, service_id: str,
+                            month: str) -> tuple[ContractEntry, Any, ResolvedPlan] | None:
+        """The terms a customer's `month` of `service_id` is measured under: (entry, its service
+        entry, the plan under the catalog version in force at the month's start); None when no
+        terms in force during the month list the service.
+
+        SPEC §14: those in force at the month's start. When they do not list the service, or their
+        plan commits to no uptime, the service's contract with an uptime commitment starts in this
+        month (SPEC §11) with the first terms that take effect during the month, list it and commit:
+        the month is measured under those, counted from their effective_from (the entry's
+        `in_force_from`; the fee prorated alike), as a new customer's first month is (review11 F1,
+        F1b: before, such a month closed nothing for the service, no refund). Without such terms,
+        the terms at the start (no commitment: nothing to close), else the first listing it.
+        Raises Rejected (unknown_customer) when the customer has no contract."""
+        start, end = uptime.month_bounds(month)
         entry = self.contract_at(customer_id, start)
         svc = entry.find_service(service_id)
-        if svc is None:
-            return None  # the terms in force at the month's start do not list the service
-        commitment = self.plan_at(customer_id, start).uptime_commitment_percent
+        found: tuple[ContractEntry, Any, ResolvedPlan] | None = None
+        if svc is not None:
+            found = entry, svc, self.plan_at(customer_id, start)
+            if found[2].uptime_commitment_percent is not None:
+                return found
+        for later in self.histories.get(customer_id, ()):
+            since = later.effective_from
+            if since is None or not start < since < end:
+                continue
+            svc = next((s for s in later.terms.services if s.service_id == service_id), None)
+            if svc is None:
+                continue
+            entry = replace(self.contract_at(customer_id, since), in_force_from=since)
+            terms = entry, svc, self._plan_under(entry, self.catalog.version_at(entry.plan.policy, start))
+            if terms[2].uptime_commitment_percent is not None:
+                return terms
+            found = found or terms
+        return found
+
+    def month_service_ids(self, customer_id: str, month: str) -> list[str]:
+        """The services a customer's `month` is measured for (`month_service_terms`), in order: those
+        of the terms in force at the month's start, then those that terms taking effect during the
+        month add (SPEC §11: their contract starts in the month)."""
+        start, end = uptime.month_bounds(month)
+        ids = [s.service_id for s in self.contract_at(customer_id, start).terms.services]
+        for later in self.histories.get(customer_id, ()):
+            since = later.effective_from
+            if since is not None and start < since < end:
+                ids += [s.service_id for s in later.terms.services if s.service_id not in ids]
+        return ids
+
+    def _month_terms(self, customer_id: str, service_id: str, month: str) -> tuple[ContractEntry, Any, Any] | None:
+        """The terms a customer's close of `month` uses (`month_service_terms`): (entry, its service,
+        the uptime commitment); None when no terms of the month list the service or they commit to
+        no uptime (nothing to close)."""
+        terms = self.month_service_terms(customer_id, service_id, month)
+        if terms is None:
+            return None
+        entry, svc, plan = terms
+        commitment = plan.uptime_commitment_percent
         if commitment is None:
             return None  # that version makes no uptime commitment: nothing to close
         return entry, svc, commitment
@@ -938,6 +1055,7 @@ class Processor:
         for (_c, s), m in self._next_close.items():
             self._service_next_close[s] = max(m, self._service_next_close.get(s, m))
         self.parking.load(data.get("parked", []))
+        self._contract_release = bool(self.parking.contract_keys())  # contracts may be installed already
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None

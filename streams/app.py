@@ -94,7 +94,9 @@ class Core(Protocol):
         contract histories keys by customer_id."""
 
     def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> PartitionProcessor:
-        """The partition's processor over `store` (apply / advance_to / upsert_contract / now)."""
+        """The partition's processor over `store` (apply / advance_to / upsert_contract / now).
+        `upsert_contract(contract, release=True)`: with release=False, events that waited for the
+        contract are applied at the partition's next `apply` / `advance_to`, not by this call."""
 
     def encode(self, output: Output | DeadLetter) -> bytes:
         """An output event -> UTF-8 JSON bytes."""
@@ -537,7 +539,10 @@ class StreamWorker:
             for terms in list(self.contract_terms.values()):
                 for key, contract in list(terms.items()):
                     try:
-                        proc.upsert_contract(contract)  # outputs, if any, come again on the owner's events
+                        # Outputs, if any, come again on the owner's events. Events of the restored state
+                        # that waited for a contract are not released here, where their outputs would be
+                        # dropped: at the partition's next event or tick, which sends them.
+                        proc.upsert_contract(contract, release=False)
                     except Exception:  # validated when accepted; must not make the partition unusable
                         log.exception("partition %s: contract %s not installed", partition, key)
             self.processors[partition] = proc

@@ -257,8 +257,10 @@ class PartitionProcessor:
     def slowest_now(self) -> datetime | None:
         return self.core.slowest_now
 
-    def upsert_contract(self, contract: tuple[Contract, datetime]) -> list[Output]:
-        return self.core.upsert_contract(contract)
+    def upsert_contract(self, contract: tuple[Contract, datetime], release: bool = True) -> list[Output]:
+        """Install the contract; `release=False`: the events that waited for it are applied at the
+        partition's next event or tick, not now (`Processor.upsert_contract`)."""
+        return self.core.upsert_contract(contract, release=release)
 
     def apply(self, event: Any) -> tuple[list[Output], Any]:
         return self.core.apply(event, not_after=self.clock() + self.max_future)

@@ -35,11 +35,12 @@ def explain_month_from_files(events: Path, contracts: Path, customer_id: str, se
     if customer_id not in proc.contracts:
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")
     start, end = uptime.month_bounds(month)  # validates YYYY-MM
-    entry = proc.contract_at(customer_id, start)  # SPEC §14: the terms in force at the month's start
-    service = entry.find_service(service_id)
-    if service is None:
+    # SPEC §14: the terms in force at the month's start, under the catalog version in force then; the
+    # first terms listing the service when it is added during the month (SPEC §11), as the close does
+    terms = proc.month_service_terms(customer_id, service_id, month)
+    if terms is None:
         raise LookupError(f"service {service_id!r} is not contracted by {customer_id!r} in {month}")
-    plan = proc.plan_at(customer_id, start)  # SPEC §14: the catalog version in force at the month's start
+    entry, service, plan = terms
     commitment = plan.uptime_commitment_percent
     if commitment is None:
         raise LookupError(f"{customer_id!r} ({plan.policy}/{plan.plan}, catalog {plan.policy_version}) "

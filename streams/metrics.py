@@ -85,8 +85,10 @@ class Metrics:
         self.met_retractions = Counter("slaproc_met_retractions", "sla.met retracted by late events (SPEC §10), "
                                        "under the labels of the met", clock, registry=r)
         self.parked = Gauge("slaproc_parked_events",
-                            "Events waiting for their ticket, outage or maintenance window (SPEC §10); those that "
-                            "expire are slaproc_dead_letters_total{reason=\"orphan\"}", registry=r)
+                            "Events waiting for their ticket, outage or maintenance window (SPEC §10), or for the "
+                            "contract naming their customer or service (docs/decisions.md, \"Contract wait\"); "
+                            "those that expire are slaproc_dead_letters_total{reason=\"orphan\"}, "
+                            "{reason=\"unknown_customer\"} or {reason=\"unknown_service\"}", registry=r)
         self.uptime = Gauge("slaproc_uptime_percent", "Uptime of a closed month per service: the lowest among "
                             "the service's subscribers (SPEC §11: each has its own scope) in their last closes; "
                             "the newest 3 months rebuilt from the state when the partition's processor is built "

@@ -256,10 +256,10 @@ class Replayer:
             self._add(self.processor.advance_to(end))
         if job is not None:
             self._seq = (job.lines + 2) << 32
-        # the batch is over: what is still parked waits for an entity that will not come
+        # the batch is over: what is still parked waits for an entity (or a contract) that will not come
         for key, event in parking.drain():
             raw, source = sources.get(id(event), (b"", f"parked:{event.event_id}"))
-            self._dead_letter(source, raw, DeadLetterReason("orphan", parking.orphan_message(key, event)),
+            self._dead_letter(source, raw, DeadLetterReason(parking.reason_of(key), parking.expiry_message(key, event)),
                               event.occurred_at)
         undated, self._undated = self._undated, []
         for source, raw, reason, seq in undated:

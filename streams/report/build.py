@@ -89,14 +89,19 @@ def month_report(*, core: Processor, customer_id: str, month: str, entry: Contra
         notes = (*notes, "Each ticket is measured under the contract terms in force when it was opened (the month's "
                  f"uptime under those at its start, {plan.policy} {plan.plan}): "
                  + ", ".join(f"{k} ({n} ticket{'s' if n != 1 else ''})" for k, n in sorted(terms.items())) + ".")
-    commitment = plan.uptime_commitment_percent
-    service_months = () if commitment is None else tuple(
+    # Each service under the terms its month close uses (`Processor.month_service_terms`): those at the
+    # month's start, or, for a service the terms add during the month, the first terms listing it,
+    # counted from their effective_from (SPEC §11; review11 F1: such a service was left out)
+    service_terms = [t for t in (core.month_service_terms(customer_id, sid, month)
+                                 for sid in core.month_service_ids(customer_id, month))
+                     if t is not None and t[2].uptime_commitment_percent is not None]
+    service_months = tuple(
         service_month(services.get(s.service_id), s.service_id, customer_id=customer_id, month=month,
-                      commitment=commitment, fee_per_month=s.fee_per_month, currency=s.currency, now=now,
-                      not_held=_not_held(s.service_id, month, services, held_from),
-                      scope=entry.scope(s.service_id), in_force=(entry.in_force_from, None),
-                      start_month=entry.start_month)
-        for s in entry.terms.services)
+                      commitment=p.uptime_commitment_percent, fee_per_month=s.fee_per_month, currency=s.currency,
+                      now=now, not_held=_not_held(s.service_id, month, services, held_from),
+                      scope=e.scope(s.service_id), in_force=(e.in_force_from, None),
+                      start_month=e.start_month)
+        for e, s, p in service_terms)
     return MonthReport(customer_id, month, describe_contract(customer_id, entry, plan), now, bool(with_clocks), count,
                        rows, outcomes, timelines, service_months, notes)
 
@@ -121,7 +126,7 @@ def report_from_files(events: Path, contracts: Path, customer_id: str, month: st
     if customer_id not in proc.contracts:
         raise LookupError(f"customer {customer_id!r} is not in {contracts}")
     entry = proc.contract_at(customer_id, month_bounds(month)[0])  # SPEC §14: the terms at the month's start
-    services = {s.service_id: store.service(s.service_id) for s in entry.terms.services}
+    services = {sid: store.service(sid) for sid in proc.month_service_ids(customer_id, month)}
     return month_report(core=proc, customer_id=customer_id, month=month, entry=entry, tickets=store.all_tickets(),
                         services=services, held_from={}, now=proc.now or EPOCH)
 
@@ -170,12 +175,12 @@ def report_from_worker(processors: dict[int, Any], partitions: int, customer_id:
                  "for a past month run slaproc report over the event archive.")
     services: dict[str, Any] = {}
     held_from: dict[str, str | None] = {}
-    for svc in entry.terms.services:
-        proc = processors.get(owner_of(svc.service_id))
+    for service_id in core.month_service_ids(customer_id, month):
+        proc = processors.get(owner_of(service_id))
         if proc is None:
             continue
-        services[svc.service_id] = proc.store.service(svc.service_id)
-        held_from[svc.service_id] = proc.core.oldest_month_held(customer_id, svc.service_id)
+        services[service_id] = proc.store.service(service_id)
+        held_from[service_id] = proc.core.oldest_month_held(customer_id, service_id)
     return month_report(core=core, customer_id=customer_id, month=month, entry=entry,
                         tickets=_held_tickets(procs, customer_id, lambda key: owner_of(key) in processors),
                         services=services, held_from=held_from,

@@ -46,7 +46,7 @@ class FakeProcessor:
         self.contracts: dict[str, dict] = {}
         self.advances: list[datetime] = []
 
-    def upsert_contract(self, contract):
+    def upsert_contract(self, contract, release=True):
         self.contracts[contract["customer_id"]] = contract
         return []
 

@@ -106,7 +106,7 @@ def test_a_rejected_event_moves_no_time():
     run = Run("nm", "vp")
     run.feed(opened("T1", "nm", "critical", "2026-02-03T15:00:00Z"))
     before = run.proc.now
-    run.feed(opened("T2", "nobody", "high", "2026-06-03T15:00:00Z"),      # unknown customer
+    run.feed(opened("T2", "nobody", "high", "2026-06-03T15:00:00Z"),      # unknown customer: waits for its contract
              opened("T1", "nm", "high", "2026-06-03T15:00:00Z"))          # duplicate ticket
     run.feed(wire_change_bad := decoded(wire("ticket.priority_changed", "2026-06-03T15:00:00Z", ticket_id="T1",
                                              priority="p0", requested_by="provider")))
@@ -114,8 +114,9 @@ def test_a_rejected_event_moves_no_time():
                           plan="production", edition="enterprise")))  # order-form targets missing
     run.feed(decoded(wire("contract.upserted", "2026-06-03T15:00:00Z", customer_id="other", policy="vectorize",
                           plan="pro", services=[{"service_id": "vp-api", "monthly_fee": "1", "currency": "USD"}] * 2)))
-    assert [r.reason for r in run.rejected] == ["unknown_customer", "duplicate_ticket", "invalid_field",
+    assert [r.reason for r in run.rejected] == ["duplicate_ticket", "invalid_field",
                                                 "invalid_contract", "invalid_contract"]
+    assert len(run.proc.parking) == 1  # T2 waits for a contract (docs/decisions.md, "Contract wait")
     assert run.proc.now == before
     assert wire_change_bad is not None
 
