@@ -53,7 +53,8 @@ def parked(worker: object) -> float:
     return metric_sum(scrape(worker.url), "slaproc_parked_events")  # type: ignore[attr-defined]
 
 
-def test_a_contract_read_after_its_customers_first_events_measures_them(broker_url, tmp_path: Path):
+def _files(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """The old customer's contracts, the new ones, both (for replay) and the events file."""
     old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
     old.write_text(OTHER)
     new.write_text(CONTRACTS)
@@ -61,6 +62,20 @@ def test_a_contract_read_after_its_customers_first_events_measures_them(broker_u
     both.write_text(OTHER + "".join(CONTRACTS.splitlines(keepends=True)[1:]))
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(FIRST + LATER) + b"\n")
+    return old, new, both, events
+
+
+def _replay_and_collect(app, broker_url: str, both: Path, events: Path) -> tuple[list, dict, list]:
+    """Replay's outputs and net outcome, and the stream's outputs collected from the topics."""
+    replay = [json.loads(x) for x in replay_outputs(events, both, datetime(2026, 8, 1, 2, tzinfo=UTC))]
+    r_net = net_outcome(replay)
+    stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=2, timeout=60,
+                                 expect=sum(len(v) for v in r_net.values())))
+    return replay, r_net, stream
+
+
+def test_a_contract_read_after_its_customers_first_events_measures_them(broker_url, tmp_path: Path):
+    old, new, both, events = _files(tmp_path)
 
     app = new_app(tmp_path, broker_url)
     try:
@@ -74,10 +89,7 @@ def test_a_contract_read_after_its_customers_first_events_measures_them(broker_u
         wait_until(lambda: parked(worker) == 0, 30, what="the waiting events released")
         asyncio.run(produce(broker_url, app.prefix, LATER))
         asyncio.run(tick_until_at(broker_url, app.app_id, PARTITIONS, AT, LATENESS, [worker]))
-        replay = [json.loads(x) for x in replay_outputs(events, both, datetime(2026, 8, 1, 2, tzinfo=UTC))]
-        r_net = net_outcome(replay)
-        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=2, timeout=60,
-                                     expect=sum(len(v) for v in r_net.values())))
+        replay, r_net, stream = _replay_and_collect(app, broker_url, both, events)
     finally:
         app.stop_all()
     refunds = {(c, s, m): r["refund_amount"] for (c, s, m), r in net_outcome(stream)["refunds"].items()}
@@ -96,13 +108,7 @@ def test_waiting_events_survive_a_restart_and_go_out_at_the_next_tick(broker_url
     before any event or tick built its processors. A processor built later installs them without
     sending outputs (`Worker.processor`, release=False): the waiting events are applied at its first
     tick, whose outputs are sent. Same net outcome as replay."""
-    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
-    old.write_text(OTHER)
-    new.write_text(CONTRACTS)
-    both = tmp_path / "contracts.yaml"
-    both.write_text(OTHER + "".join(CONTRACTS.splitlines(keepends=True)[1:]))
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"\n".join(FIRST + LATER) + b"\n")
+    old, new, both, events = _files(tmp_path)
 
     app = new_app(tmp_path, broker_url)
     try:
@@ -116,10 +122,7 @@ def test_waiting_events_survive_a_restart_and_go_out_at_the_next_tick(broker_url
         asyncio.run(produce(broker_url, app.prefix, LATER))
         asyncio.run(tick_until_at(broker_url, app.app_id, PARTITIONS, AT, LATENESS, [second]))
         assert parked(second) == 0, app.logs()
-        replay = [json.loads(x) for x in replay_outputs(events, both, datetime(2026, 8, 1, 2, tzinfo=UTC))]
-        r_net = net_outcome(replay)
-        stream = asyncio.run(collect(broker_url, app.prefix, quiet_for=2, timeout=60,
-                                     expect=sum(len(v) for v in r_net.values())))
+        replay, r_net, stream = _replay_and_collect(app, broker_url, both, events)
     finally:
         app.stop_all()
     s_net = net_outcome(stream)

@@ -30,29 +30,9 @@ from policies.contracts import parse_contracts
 from policies.processor import Processor, Settings
 from tests.net_outcome import net_outcome
 from tests.support import CATALOG, as_wire, at, decoded, opened, reply, wire
+from tests.unit.test_service_added_mid_month import CONTRACTS
 
-CONTRACTS = """\
-contracts:
-  - customer_id: x
-    policy: vectorize
-    plan: pro
-    services:
-      - {service_id: vz-a, monthly_fee: "500.00", currency: USD}
-    effective_from: "2026-06-01T00:00:00Z"
-  - customer_id: x
-    policy: vectorize
-    plan: pro
-    services:
-      - {service_id: vz-a, monthly_fee: "500.00", currency: USD}
-      - {service_id: vz-new, monthly_fee: "600.00", currency: USD}
-    effective_from: "2026-06-16T00:00:00Z"
-  - customer_id: y
-    policy: vectorize
-    plan: pro
-    services:
-      - {service_id: vz-new, monthly_fee: "600.00", currency: USD}
-    effective_from: "2026-06-16T00:00:00Z"
-"""
+# the case of review11 F1 (x adds vz-new from 06-16, y has it from 06-16; hand figures there)
 OTHER = """\
 contracts:
   - customer_id: old
