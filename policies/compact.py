@@ -185,3 +185,100 @@ class IdMap:
 
     def __repr__(self) -> str:
         return f"IdMap({dict(self.items())!r})"
+
+
+# An output key (policies/tickets.py `OutputKey`): bits 0-9 threshold index, kind, binding and metric,
+# bits 10-39 the cycle, bits 40-62 the generation. Keys of one (bits 0-9, generation) differ only by
+# cycle, and a long-open ticket's cadence keys are dense in it: `EmittedKeys` keeps 16 cycles in a word.
+_LOW_BITS = 0x3FF
+_CHUNK_BITS = 0xFFFF_FFFF_FC00  # of `key >> 4`: cycle // 16 (26 bits) and generation (12 bits) above bits 0-9
+_WORD_KEYS = 1 << 52  # keys from here (generation >= 4096) or negative ones are kept in a set beside the words
+
+
+class EmittedKeys:
+    """A set of output keys (64-bit ints) as 8-byte words in one bytearray: bytes 0-5 the key with
+    the low 4 bits of its cycle dropped (bits 0-9, cycle // 16, generation), bytes 6-7 a bit per
+    cycle of those 16. A ticket's record of every output it emitted: ~1 bit per cadence output
+    instead of 8 bytes, and `in` is one byte search (found at a multiple of 8) and a bit test.
+    Iterating gives the keys back (word by word, each word's cycles in order, then any others)."""
+
+    __slots__ = ("_data", "_other")
+
+    def __init__(self, keys: Iterable[int] = ()) -> None:
+        self._data: bytes | bytearray = b""  # a bytearray from the first word (many tickets emit nothing)
+        self._other: set[int] | None = None
+        for key in keys:
+            self.add(key)
+
+    def __contains__(self, key: int) -> bool:  # type: ignore[override]
+        if not 0 <= key < _WORD_KEYS:
+            return self._other is not None and key in self._other
+        data = self._data
+        chunk = (key & _LOW_BITS | key >> 4 & _CHUNK_BITS).to_bytes(6, "little")
+        i = data.find(chunk)
+        while i % 8:  # -1 % 8 == 7: a match across two words, or none (then -1 stops below)
+            if i == -1:
+                return False
+            i = data.find(chunk, i + 1)
+        return (data[i + 6] | data[i + 7] << 8) >> (key >> 10 & 15) & 1 == 1
+
+    def add(self, key: int) -> None:
+        if not 0 <= key < _WORD_KEYS:
+            if self._other is None:
+                self._other = set()
+            self._other.add(key)
+            return
+        data = self._data
+        low = key & _LOW_BITS | key >> 4 & _CHUNK_BITS
+        chunk = low.to_bytes(6, "little")
+        i = data.find(chunk)
+        while i % 8 and i != -1:
+            i = data.find(chunk, i + 1)
+        bit = key >> 10 & 15
+        if i == -1:
+            if not isinstance(data, bytearray):
+                data = self._data = bytearray(data)
+            data += (low | 1 << (48 + bit)).to_bytes(8, "little")
+        elif bit < 8:
+            data[i + 6] |= 1 << bit  # type: ignore[index]  # found: a word was written, so a bytearray
+        else:
+            data[i + 7] |= 1 << (bit - 8)  # type: ignore[index]
+
+    append = add
+
+    def extend(self, keys: Iterable[int]) -> None:
+        for key in keys:
+            self.add(key)
+
+    def __iter__(self) -> Iterator[int]:
+        data = self._data
+        for i in range(0, len(data), 8):
+            word = int.from_bytes(data[i:i + 8], "little")
+            low, mask = word & 0xFFFF_FFFF_FFFF, word >> 48
+            base = (low & _LOW_BITS) | (low & ~_LOW_BITS) << 4  # the key of the word's cycle 0 mod 16
+            bit = 0
+            while mask:
+                if mask & 1:
+                    yield base | bit << 10
+                mask >>= 1
+                bit += 1
+        if self._other:
+            yield from sorted(self._other)
+
+    def __len__(self) -> int:
+        data = self._data
+        count = sum(int.from_bytes(data[i + 6:i + 8], "little").bit_count() for i in range(0, len(data), 8))
+        return count + (len(self._other) if self._other else 0)
+
+    def __bool__(self) -> bool:
+        return bool(self._data) or bool(self._other)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EmittedKeys):
+            return set(self) == set(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"EmittedKeys({sorted(self)!r})"

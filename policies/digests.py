@@ -48,20 +48,3 @@ class Digests(_IntArray):
             return False
         return i % 8 == 0 or _find_item(data, item)
 
-
-class _EmittedKeys:
-    """`in` and `add` over a ticket's emitted-keys array without a Python int per key: the array's
-    bytes searched for the key's 8 bytes (at a multiple of 8), plus the keys added since."""
-
-    __slots__ = ("_bytes", "_added")
-    _PACK = struct.Struct("=q").pack  # the array's item format ('q', native order)
-
-    def __init__(self, emitted: "array[int]") -> None:
-        self._bytes = emitted.tobytes()
-        self._added: set[int] = set()
-
-    def __contains__(self, key: int) -> bool:
-        return key in self._added or _find_item(self._bytes, self._PACK(key))
-
-    def add(self, key: int) -> None:
-        self._added.add(key)

@@ -25,8 +25,8 @@ from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, m
                         minutes_text, notice_retraction_event_id, output_event_id as _hash_id,
                         priority_notice_event_id)
 from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
-from policies.digests import Digests, _EmittedKeys
-from policies.compact import History, IdMap
+from policies.digests import Digests
+from policies.compact import EmittedKeys, History, IdMap
 from policies.outputs import Output, Rejected, output_event_id
 
 if TYPE_CHECKING:
@@ -364,7 +364,7 @@ class TicketState:
         # `ticket_closed`. Then the store keeps only its seen ids.
         self.closed_at: datetime | None = None
         self.purge_at: datetime | None = None
-        self.emitted = array("q")  # keys of the outputs emitted
+        self.emitted = EmittedKeys()  # keys of the outputs emitted (packed: ~1 bit per cadence output)
         # breach / met key -> its event id (content-addressed; absent in states written before)
         self.outcome_ids = IdMap()
         # notice key -> the fingerprint of what the notice said (a rejection's `kept` depends on the
@@ -452,7 +452,7 @@ class TicketState:
         state.seq = data["q"]
         state.history = History((datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"])
         state.seen = Digests(data["s"])
-        state.emitted = array("q", data["m"])
+        state.emitted = EmittedKeys(data["m"])
         state.outcome_ids = IdMap((k, v) for k, v in data.get("g", ()))
         state.notice_contents = IdMap((k, v) for k, v in data.get("n", ()))
         state.contents = array("Q", data.get("k", ()))
@@ -969,17 +969,17 @@ class TicketEngine:
         if retract_at is None and not clocks.out:
             return []  # nothing derived, nothing to cancel: skip building the set of emitted keys
         fresh: list[Output] = []
-        emitted = state.emitted  # an int array (compact in memory); `seen` answers membership: a set for
-        # a rebuild (every key is looked up), else a byte search of the array (a long-open ticket has
-        # thousands of cadence outputs: `in` on the array, or a set of them per call, made recording
-        # them quadratic in Python objects)
-        seen: Any = set(emitted) if retract_at is not None else _EmittedKeys(emitted)
+        emitted = state.emitted  # packed (`EmittedKeys`: a byte search and a bit test per `in`); `seen`
+        # answers membership: a set for a rebuild (every key is looked up), else the record itself
+        rebuilt: set[int] | None = set(emitted) if retract_at is not None else None
+        seen: Any = emitted if rebuilt is None else rebuilt
         outcome_ids = state.outcome_ids
         notice_contents = clocks.notice_contents
 
         def emitted_add(key: int) -> None:
-            emitted.append(key)
-            seen.add(key)
+            emitted.add(key)
+            if rebuilt is not None:
+                rebuilt.add(key)
 
         def keep_outcome(key: int, event_id: str, derived_key: int) -> None:
             emitted_add(key)
