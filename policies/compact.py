@@ -9,7 +9,8 @@ target of docs/benchmarks.md. These keep the same entries in one `bytearray` eac
 - `History`: per entry 15 bytes of head (instant as epoch microseconds, seq, kind letter, value
   length) and the value's UTF-8 bytes. Iterating gives the tuples back, equal to the ones appended.
 - `IdMap`: int key -> `sla-` + 32 hex digits id (every id the core derives, `events.ids.output_event_id`),
-  24 bytes per key; any other string is kept in a dict beside it, so nothing is lost.
+  20 bytes per key below 2**32 (every output key of generation 0 up to cycle 4,194,303); any other
+  key or string is kept in a dict beside it, so nothing is lost.
 
 Plain Python (not in the compiled build's list): `bytes.find` does the searching in C.
 """
@@ -99,13 +100,15 @@ class History:
 
 
 _ID = re.compile(r"sla-[0-9a-f]{32}")
-_KEY = struct.Struct("<q")
+_KEY = struct.Struct("<I")
 _RECORD = _KEY.size + 16
+_RECORD_KEYS = 1 << 32  # keys 0 .. 2**32 - 1 are packed; any other in the dict
 
 
 class IdMap:
-    """int key -> output event id: `sla-` ids as 24-byte records (key, 16 digest bytes) in one
-    bytearray, any other id in a dict. Keys are unique: setting a key again replaces its id."""
+    """int key -> output event id: `sla-` ids of keys 0 .. 2**32 - 1 as 20-byte records (key, 16
+    digest bytes) in one bytearray, any other id or key in a dict. Keys are unique: setting a key
+    again replaces its id."""
 
     __slots__ = ("_data", "_other")
 
@@ -117,6 +120,8 @@ class IdMap:
 
     def _find(self, key: int) -> int:
         """The offset of `key`'s record, -1 when absent."""
+        if not 0 <= key < _RECORD_KEYS:
+            return -1
         data, packed = self._data, _KEY.pack(key)
         i = data.find(packed)
         while i != -1 and i % _RECORD:
@@ -144,7 +149,7 @@ class IdMap:
 
     def __setitem__(self, key: int, value: str) -> None:
         i = self._find(key)
-        if _ID.fullmatch(value):
+        if 0 <= key < _RECORD_KEYS and _ID.fullmatch(value):
             if self._other is not None:
                 self._other.pop(key, None)
             record = _KEY.pack(key) + bytes.fromhex(value[4:])
@@ -222,27 +227,42 @@ class EmittedKeys:
             i = data.find(chunk, i + 1)
         return (data[i + 6] | data[i + 7] << 8) >> (key >> 10 & 15) & 1 == 1
 
-    def add(self, key: int) -> None:
+    def insert(self, key: int) -> bool:
+        """Add `key`; whether it was not there before (one search for `in` and `add`)."""
         if not 0 <= key < _WORD_KEYS:
-            if self._other is None:
-                self._other = set()
-            self._other.add(key)
-            return
+            other = self._other
+            if other is None:
+                other = self._other = set()
+            elif key in other:
+                return False
+            other.add(key)
+            return True
         data = self._data
         low = key & _LOW_BITS | key >> 4 & _CHUNK_BITS
         chunk = low.to_bytes(6, "little")
         i = data.find(chunk)
-        while i % 8 and i != -1:
+        while i % 8:  # -1 % 8 == 7: none (a new word), or a match across two words
+            if i == -1:
+                if type(data) is bytearray:
+                    data += (low | 1 << (48 + (key >> 10 & 15))).to_bytes(8, "little")
+                else:
+                    self._data = bytearray((low | 1 << (48 + (key >> 10 & 15))).to_bytes(8, "little"))
+                return True
             i = data.find(chunk, i + 1)
         bit = key >> 10 & 15
-        if i == -1:
-            if not isinstance(data, bytearray):
-                data = self._data = bytearray(data)
-            data += (low | 1 << (48 + bit)).to_bytes(8, "little")
-        elif bit < 8:
-            data[i + 6] |= 1 << bit  # type: ignore[index]  # found: a word was written, so a bytearray
+        if bit < 8:
+            i += 6
         else:
-            data[i + 7] |= 1 << (bit - 8)  # type: ignore[index]
+            i += 7
+            bit -= 8
+        byte = data[i]
+        if byte >> bit & 1:
+            return False
+        data[i] = byte | 1 << bit  # type: ignore[index]  # found: a word was written, so a bytearray
+        return True
+
+    def add(self, key: int) -> None:
+        self.insert(key)
 
     append = add
 

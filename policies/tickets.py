@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from array import array
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from sys import intern
@@ -25,7 +24,7 @@ from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, m
                         minutes_text, notice_retraction_event_id, output_event_id as _hash_id,
                         priority_notice_event_id)
 from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
-from policies.digests import Digests
+from policies.digests import Digests, SeenEvents  # Digests: re-exported (tests)
 from policies.compact import EmittedKeys, History, IdMap
 from policies.outputs import Output, Rejected, output_event_id
 
@@ -333,7 +332,7 @@ class TicketState:
 
     __slots__ = (
         "ticket_id", "customer_id", "policy_version", "environment", "opened_at",
-        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "notice_contents", "contents", "closed_at",
+        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "notice_contents", "closed_at",
         "purge_at",
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
@@ -353,12 +352,11 @@ class TicketState:
         self.opened_at = opened_at
         # (occurred_at, seq, kind, value) entries, packed (`policies.compact.History`: ~30 bytes an entry)
         self.history = History()
-        # Small per-ticket sets as arrays of 64-bit ints: a few bytes each instead of a set's
-        # 200+ bytes; a ticket has tens of entries, so a linear `in` is cheap.
-        self.seen = Digests()  # digests of the input event ids applied (idempotency)
-        # (id digest, content digest) pairs, flat: a reused event_id with other content is a
-        # conflicting duplicate (SPEC §10). Absent for events applied before it was kept.
-        self.contents = array("Q")
+        # The input events applied, as (id digest, content digest) pairs of 64-bit ints in one array
+        # (a few bytes each instead of a set's 200+ bytes; a byte search answers `in`): the ids for
+        # idempotency, the contents because a reused event_id with other content is a conflicting
+        # duplicate (SPEC §10). Ids applied before contents were kept have none (`SeenEvents`).
+        self.seen = SeenEvents()
         # SPEC §10: a closed ticket is kept until `purge_at` (its close + the parking horizon), so an
         # event dated before the close that arrives after it still applies; later-dated ones are
         # `ticket_closed`. Then the store keeps only its seen ids.
@@ -369,7 +367,7 @@ class TicketState:
         self.outcome_ids = IdMap()
         # notice key -> the fingerprint of what the notice said (a rejection's `kept` depends on the
         # priority at its instant, so the same id can be derived with other content after a late event)
-        self.notice_contents = IdMap()
+        self.notice_contents: IdMap | None = None  # None while empty (a rejection notice is rare)
         self.seq = 0
         # Bits owned by `policies.attainment.AttainmentBook`: how this ticket is counted in its
         # customer's quarter (waiting for an outcome, holding a counted breach). Kept here, not in
@@ -404,18 +402,12 @@ class TicketState:
 
     def mark_seen(self, ev: Envelope) -> None:
         """Record an input event as applied: its id (idempotency) and its content (conflicts)."""
-        digest = event_digest(ev.event_id)
-        self.seen.append(digest)
-        self.contents.extend((digest, content_digest(ev)))
+        self.seen.extend((event_digest(ev.event_id), content_digest(ev)))  # `SeenEvents.add`, inline
 
     def conflicts(self, ev: Envelope) -> bool:
         """Whether `ev` reuses the id of an applied event with other content."""
-        digest = event_digest(ev.event_id)
-        contents = self.contents
-        for i in range(0, len(contents), 2):
-            if contents[i] == digest:
-                return contents[i + 1] != content_digest(ev)
-        return False
+        content = self.seen.content_of(event_digest(ev.event_id))
+        return content is not None and content != content_digest(ev)
 
     @property
     def next_wake(self) -> datetime | None:
@@ -437,7 +429,7 @@ class TicketState:
             "s": sorted(self.seen), "m": sorted(self.emitted),
             **({"g": sorted(self.outcome_ids.items())} if self.outcome_ids else {}),
             **({"n": sorted(self.notice_contents.items())} if self.notice_contents else {}),
-            **({"k": list(self.contents)} if self.contents else {}),
+            **({"k": pairs} if (pairs := self.seen.pairs()) else {}),
             **({"z": [self.closed_at.isoformat(), self.purge_at.isoformat()]}
                if self.closed_at is not None and self.purge_at is not None else {}),
             **({"w": self.attainment} if self.attainment else {}),
@@ -451,11 +443,10 @@ class TicketState:
         state = cls(data["t"], data["c"], data["v"], data["e"], datetime.fromisoformat(data["o"]))
         state.seq = data["q"]
         state.history = History((datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"])
-        state.seen = Digests(data["s"])
+        state.seen = SeenEvents.stored(data["s"], data.get("k", ()))
         state.emitted = EmittedKeys(data["m"])
         state.outcome_ids = IdMap((k, v) for k, v in data.get("g", ()))
-        state.notice_contents = IdMap((k, v) for k, v in data.get("n", ()))
-        state.contents = array("Q", data.get("k", ()))
+        state.notice_contents = IdMap((k, v) for k, v in data["n"]) if data.get("n") else None
         if "z" in data:
             state.closed_at, state.purge_at = (datetime.fromisoformat(x) for x in data["z"])
         state.advanced_to = datetime.fromisoformat(data["a"])
@@ -973,29 +964,37 @@ class TicketEngine:
         # answers membership: a set for a rebuild (every key is looked up), else the record itself
         rebuilt: set[int] | None = set(emitted) if retract_at is not None else None
         seen: Any = emitted if rebuilt is None else rebuilt
+        insert = emitted.insert  # adds a key, True if it was not there (one search for both)
         outcome_ids = state.outcome_ids
         notice_contents = clocks.notice_contents
 
         def emitted_add(key: int) -> None:
-            emitted.add(key)
+            emitted.insert(key)
             if rebuilt is not None:
                 rebuilt.add(key)
 
-        def keep_outcome(key: int, event_id: str, derived_key: int) -> None:
-            emitted_add(key)
-            outcome_ids[key] = event_id
-            if derived_key in notice_contents:
-                state.notice_contents[key] = notice_contents[derived_key]
+        def keep_notice_content(key: int, derived_key: int) -> None:
+            if state.notice_contents is None:
+                state.notice_contents = IdMap()
+            state.notice_contents[key] = notice_contents[derived_key]
 
         for key, out in zip(clocks.out_keys, clocks.out):
-            if not _is_cancellable_key(key):
-                if key not in seen:
-                    emitted_add(key)
-                    fresh.append(out)
-                continue
-            if key not in seen:
-                keep_outcome(key, out.event_id, key)
+            if rebuilt is None:
+                new_key = insert(key)
+            elif key in rebuilt:
+                new_key = False
+            else:
+                new_key = True
+                emitted.insert(key)
+                rebuilt.add(key)
+            if new_key:
+                if _is_cancellable_key(key):
+                    outcome_ids[key] = out.event_id
+                    if key in notice_contents:
+                        keep_notice_content(key, key)
                 fresh.append(out)
+                continue
+            if not _is_cancellable_key(key):
                 continue
             generation = 0
             while key + (generation + 1) * _GENERATION in seen:
@@ -1012,7 +1011,10 @@ class TicketEngine:
             event_id = out.event_id
             if any(outcome_ids.get(key + g * _GENERATION) == event_id for g in range(generation + 1)):
                 event_id = _hash_id(event_id, f"generation-{generation + 1}")  # the same outcome, cancelled before
-            keep_outcome(new, event_id, key)
+            emitted_add(new)
+            outcome_ids[new] = event_id
+            if key in notice_contents:
+                keep_notice_content(new, key)
             fresh.append(out._replace(event_id=event_id))
         if retract_at is not None:
             derived = set(clocks.out_keys)
@@ -1032,7 +1034,7 @@ class TicketEngine:
         if standing_id is not None and standing_id != event_id and (
                 standing_id != _hash_id(event_id, f"generation-{key // _GENERATION}")):
             return False
-        standing_content = state.notice_contents.get(key)
+        standing_content = state.notice_contents.get(key) if state.notice_contents is not None else None
         return standing_content is None or notice_content is None or standing_content == notice_content
 
     @classmethod
