@@ -314,7 +314,8 @@ class Slot:
         self.effective_from = effective_from  # since when the current target applies
         # The next milestone only, (crossing instant, fraction, index): the later ones are computed
         # when it fires, so a ticket answered early never pays for its later thresholds.
-        self.pending: list[tuple[datetime, int]] = []
+        # A tuple (no list per clock: an open ticket keeps a few, most with nothing pending), empty or one.
+        self.pending: tuple[tuple[datetime, int], ...] = ()
         self.due: datetime | None = None
         self.fired = 0  # bit mask of the at-risk thresholds fired in this cycle
         self.done = False
@@ -389,7 +390,9 @@ class TicketState:
     def _reset_clocks(self) -> None:
         self.priority: str = ""
         self.slots: list[Slot] = []
-        self.status_history: list[tuple[datetime, str, bool]] = []  # (since, status, resolved)
+        # (since, status, resolved) of each status, flat: [since, status, resolved, since, ...] (no tuple
+        # per entry); `status_entries` gives the tuples
+        self.status_history: list[Any] = []
         self.resolved = False
         self.update_started = False
         self.update_cycle = 0
@@ -476,7 +479,8 @@ class _Clocks:
             return
         for slot in list(s.slots):
             while slot.pending and not slot.done and slot.pending[0][0] < t:
-                crossing, index = slot.pending.pop()
+                (crossing, index), = slot.pending  # its one milestone
+                slot.pending = ()
                 self._fire(slot, crossing, index)
         s.advanced_to = t
 
@@ -501,7 +505,7 @@ class _Clocks:
             if slot.metric == "resolution":
                 self.s.resolution_breached = True
             slot.done = True
-            slot.pending = []
+            slot.pending = ()
 
     # ---- pauses and elapsed time ------------------------------------------------------
     def _paused(self, metric: str, status: str, resolved: bool) -> bool:
@@ -513,13 +517,15 @@ class _Clocks:
     def _running_intervals(self, metric: str, start: datetime) -> list[tuple[datetime, datetime | None]]:
         """Unpaused intervals of `metric` since `start`; the last one may be open-ended (None)."""
         history = self.s.status_history
-        if len(history) == 1:  # the common case: never paused, never resolved
-            since, status, resolved = history[0]
+        if len(history) == 3:  # the common case: never paused, never resolved
+            since, status, resolved = history
             return [] if self._paused(metric, status, resolved) else [(max(since, start), None)]
         intervals: list[tuple[datetime, datetime | None]] = []
         run_from: datetime | None = None
-        for i, (since, status, resolved) in enumerate(history):
-            until = history[i + 1][0] if i + 1 < len(history) else None
+        end = len(history)
+        for i in range(0, end, 3):
+            since, status, resolved = history[i], history[i + 1], history[i + 2]
+            until = history[i + 3] if i + 3 < end else None
             if until is not None and until <= start:
                 continue
             lo = max(since, start)
@@ -557,7 +563,7 @@ class _Clocks:
 
     def _schedule(self, slot: Slot) -> None:
         """Recompute the deadline and the next milestone of a slot (target or pauses changed)."""
-        slot.pending = []
+        slot.pending = ()
         runs = self._running_intervals(slot.metric, slot.start)
         slot.due = self._cross(runs, slot.target.calendar, slot.target.duration)
         if slot.due is None:
@@ -581,10 +587,10 @@ class _Clocks:
                     runs = self._running_intervals(slot.metric, slot.start)
                 crossing = self._cross(runs, slot.target.calendar, milestones.need(slot.target.duration, index))
                 if crossing is not None:
-                    slot.pending = [(crossing, index)]
+                    slot.pending = ((crossing, index),)
                     return
         if slot.due is not None:
-            slot.pending = [(slot.due, milestones.last)]
+            slot.pending = ((slot.due, milestones.last),)
 
     def _restart(self, slot: Slot, cycle: int, start: datetime, known_at: datetime) -> None:
         """Next cycle from `start`; milestones already passed at `known_at` (a breach found at a
@@ -648,7 +654,7 @@ class _Clocks:
             s.priority = intern(self._non_production_rule(requested))  # one string per priority, not per ticket
             if s.priority != requested:
                 self._adjusted(ts, seq, event_id, requested, s.priority)
-            s.status_history = [(ts, "open", False)]
+            s.status_history = [ts, "open", False]
             for target in self.plan.targets(s.priority):
                 if target.metric in ("first_response", "resolution"):
                     slot = Slot(target.metric, target.binding, target, 1, ts, ts)
@@ -683,16 +689,16 @@ class _Clocks:
             for slot in s.slots:
                 if slot.metric == "resolution" and not slot.done:
                     self._met(slot, ts)
-            self._set_status(ts, s.status_history[-1][1], True)
+            self._set_status(ts, s.status_history[-2], True)
             s.first_response_done = True  # SPEC §6: first response stays as it was, also after a reopen
             # SPEC §6: resolved stops all clocks; only resolution can resume (on reopen).
             s.slots = [slot for slot in s.slots if slot.metric == "resolution"]
             for slot in s.slots:
-                slot.pending = []
+                slot.pending = ()
         elif kind == REOPENED:
             if not s.resolved:
                 return
-            self._set_status(ts, s.status_history[-1][1], False)
+            self._set_status(ts, s.status_history[-2], False)
             s.resolution_cycle += 1
             for slot in s.slots:  # resolution resumes with its elapsed time, as a new cycle
                 slot.cycle = s.resolution_cycle
@@ -728,7 +734,8 @@ class _Clocks:
         """Fire milestones a change made already passed (crossing before `ts`): they occur at `ts`."""
         for slot in list(self.s.slots):
             while slot.pending and not slot.done and slot.pending[0][0] < ts:
-                crossing, index = slot.pending.pop()
+                (crossing, index), = slot.pending  # its one milestone
+                slot.pending = ()
                 self._fire(slot, crossing, index)
 
     def _met(self, slot: Slot, ts: datetime) -> None:
@@ -736,7 +743,7 @@ class _Clocks:
             return
         self._emit(_KIND_MET, "sla.met", ts, slot, 0, {"met_at": ts, "elapsed_minutes": _minutes(self._elapsed(slot, ts))})
         slot.done = True
-        slot.pending = []
+        slot.pending = ()
 
     def _update_targets(self) -> list[ClockTarget]:
         return [t for t in self.plan.targets(self.s.priority) if t.metric == "update"]
@@ -767,15 +774,15 @@ class _Clocks:
 
     def _set_status(self, ts: datetime, status: str, resolved: bool) -> None:
         s = self.s
-        before = {id(slot): self._paused(slot.metric, s.status_history[-1][1], s.status_history[-1][2]) for slot in s.slots}
-        s.status_history.append((ts, status, resolved))
+        before = {id(slot): self._paused(slot.metric, s.status_history[-2], s.status_history[-1]) for slot in s.slots}
+        s.status_history = [*s.status_history, ts, status, resolved]  # exact size: a list grown by 3 keeps 6 spare
         s.resolved = resolved
         for slot in s.slots:
             if slot.done:
                 continue
             now_paused = self._paused(slot.metric, status, resolved)
             if now_paused and not before[id(slot)]:
-                slot.pending = []
+                slot.pending = ()
             elif before[id(slot)] and not now_paused:
                 slot.effective_from = ts
                 self._schedule(slot)
@@ -1100,7 +1107,7 @@ def describe_ticket(state: TicketState, plan: ResolvedPlan, now: datetime, thres
     clocks = _Clocks(state, plan, engine.milestones)
     described = []
     for slot in state.slots:
-        paused = bool(slot.pending == [] and not slot.done and slot.due is not None
+        paused = bool(slot.pending == () and not slot.done and slot.due is not None
                       and not any(hi is None for _, hi in clocks._running_intervals(slot.metric, slot.start)))
         elapsed = clocks._elapsed(slot, max(now, slot.start))
         described.append({
@@ -1134,7 +1141,13 @@ def standing_outcomes(state: TicketState, plan: Any, now: datetime) -> tuple[lis
     copy = TicketState.from_json(state.to_json())
     clocks = _Clocks(copy, plan, Milestones(()))
     clocks.rebuild(max(now, copy.advanced_to))
-    return [o for o in clocks.out if o.type in ("sla.breached", "sla.met")], list(copy.status_history)
+    return [o for o in clocks.out if o.type in ("sla.breached", "sla.met")], status_entries(copy)
+
+
+def status_entries(state: TicketState) -> list[tuple[datetime, str, bool]]:
+    """The ticket's status history as (since, status, resolved) tuples (kept flat in the state)."""
+    flat = state.status_history
+    return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
 
 def open_clock_count(states: Iterable[TicketState]) -> int:
