@@ -9,7 +9,8 @@ target of docs/benchmarks.md. These keep the same entries in one `bytearray` eac
 - `History`: per entry 15 bytes of head (instant as epoch microseconds, seq, kind letter, value
   length) and the value's UTF-8 bytes. Iterating gives the tuples back, equal to the ones appended.
 - `IdMap`: int key -> `sla-` + 32 hex digits id (every id the core derives, `events.ids.output_event_id`),
-  24 bytes per key; any other string is kept in a dict beside it, so nothing is lost.
+  20 bytes per key below 2**32 (every output key of generation 0 up to cycle 4,194,303); any other
+  key or string is kept in a dict beside it, so nothing is lost.
 
 Plain Python (not in the compiled build's list): `bytes.find` does the searching in C.
 """
@@ -99,13 +100,15 @@ class History:
 
 
 _ID = re.compile(r"sla-[0-9a-f]{32}")
-_KEY = struct.Struct("<q")
+_KEY = struct.Struct("<I")
 _RECORD = _KEY.size + 16
+_RECORD_KEYS = 1 << 32  # keys 0 .. 2**32 - 1 are packed; any other in the dict
 
 
 class IdMap:
-    """int key -> output event id: `sla-` ids as 24-byte records (key, 16 digest bytes) in one
-    bytearray, any other id in a dict. Keys are unique: setting a key again replaces its id."""
+    """int key -> output event id: `sla-` ids of keys 0 .. 2**32 - 1 as 20-byte records (key, 16
+    digest bytes) in one bytearray, any other id or key in a dict. Keys are unique: setting a key
+    again replaces its id."""
 
     __slots__ = ("_data", "_other")
 
@@ -117,6 +120,8 @@ class IdMap:
 
     def _find(self, key: int) -> int:
         """The offset of `key`'s record, -1 when absent."""
+        if not 0 <= key < _RECORD_KEYS:
+            return -1
         data, packed = self._data, _KEY.pack(key)
         i = data.find(packed)
         while i != -1 and i % _RECORD:
@@ -144,7 +149,7 @@ class IdMap:
 
     def __setitem__(self, key: int, value: str) -> None:
         i = self._find(key)
-        if _ID.fullmatch(value):
+        if 0 <= key < _RECORD_KEYS and _ID.fullmatch(value):
             if self._other is not None:
                 self._other.pop(key, None)
             record = _KEY.pack(key) + bytes.fromhex(value[4:])
@@ -185,3 +190,115 @@ class IdMap:
 
     def __repr__(self) -> str:
         return f"IdMap({dict(self.items())!r})"
+
+
+# An output key (policies/tickets.py `OutputKey`): bits 0-9 threshold index, kind, binding and metric,
+# bits 10-39 the cycle, bits 40-62 the generation. Keys of one (bits 0-9, generation) differ only by
+# cycle, and a long-open ticket's cadence keys are dense in it: `EmittedKeys` keeps 16 cycles in a word.
+_LOW_BITS = 0x3FF
+_CHUNK_BITS = 0xFFFF_FFFF_FC00  # of `key >> 4`: cycle // 16 (26 bits) and generation (12 bits) above bits 0-9
+_WORD_KEYS = 1 << 52  # keys from here (generation >= 4096) or negative ones are kept in a set beside the words
+
+
+class EmittedKeys:
+    """A set of output keys (64-bit ints) as 8-byte words in one bytearray: bytes 0-5 the key with
+    the low 4 bits of its cycle dropped (bits 0-9, cycle // 16, generation), bytes 6-7 a bit per
+    cycle of those 16. A ticket's record of every output it emitted: ~1 bit per cadence output
+    instead of 8 bytes, and `in` is one byte search (found at a multiple of 8) and a bit test.
+    Iterating gives the keys back (word by word, each word's cycles in order, then any others)."""
+
+    __slots__ = ("_data", "_other")
+
+    def __init__(self, keys: Iterable[int] = ()) -> None:
+        self._data: bytes | bytearray = b""  # a bytearray from the first word (many tickets emit nothing)
+        self._other: set[int] | None = None
+        for key in keys:
+            self.add(key)
+
+    def __contains__(self, key: int) -> bool:  # type: ignore[override]
+        if not 0 <= key < _WORD_KEYS:
+            return self._other is not None and key in self._other
+        data = self._data
+        chunk = (key & _LOW_BITS | key >> 4 & _CHUNK_BITS).to_bytes(6, "little")
+        i = data.find(chunk)
+        while i % 8:  # -1 % 8 == 7: a match across two words, or none (then -1 stops below)
+            if i == -1:
+                return False
+            i = data.find(chunk, i + 1)
+        return (data[i + 6] | data[i + 7] << 8) >> (key >> 10 & 15) & 1 == 1
+
+    def insert(self, key: int) -> bool:
+        """Add `key`; whether it was not there before (one search for `in` and `add`)."""
+        if not 0 <= key < _WORD_KEYS:
+            other = self._other
+            if other is None:
+                other = self._other = set()
+            elif key in other:
+                return False
+            other.add(key)
+            return True
+        data = self._data
+        low = key & _LOW_BITS | key >> 4 & _CHUNK_BITS
+        chunk = low.to_bytes(6, "little")
+        i = data.find(chunk)
+        while i % 8:  # -1 % 8 == 7: none (a new word), or a match across two words
+            if i == -1:
+                if type(data) is bytearray:
+                    data += (low | 1 << (48 + (key >> 10 & 15))).to_bytes(8, "little")
+                else:
+                    self._data = bytearray((low | 1 << (48 + (key >> 10 & 15))).to_bytes(8, "little"))
+                return True
+            i = data.find(chunk, i + 1)
+        bit = key >> 10 & 15
+        if bit < 8:
+            i += 6
+        else:
+            i += 7
+            bit -= 8
+        byte = data[i]
+        if byte >> bit & 1:
+            return False
+        data[i] = byte | 1 << bit  # type: ignore[index]  # found: a word was written, so a bytearray
+        return True
+
+    def add(self, key: int) -> None:
+        self.insert(key)
+
+    append = add
+
+    def extend(self, keys: Iterable[int]) -> None:
+        for key in keys:
+            self.add(key)
+
+    def __iter__(self) -> Iterator[int]:
+        data = self._data
+        for i in range(0, len(data), 8):
+            word = int.from_bytes(data[i:i + 8], "little")
+            low, mask = word & 0xFFFF_FFFF_FFFF, word >> 48
+            base = (low & _LOW_BITS) | (low & ~_LOW_BITS) << 4  # the key of the word's cycle 0 mod 16
+            bit = 0
+            while mask:
+                if mask & 1:
+                    yield base | bit << 10
+                mask >>= 1
+                bit += 1
+        if self._other:
+            yield from sorted(self._other)
+
+    def __len__(self) -> int:
+        data = self._data
+        count = sum(int.from_bytes(data[i + 6:i + 8], "little").bit_count() for i in range(0, len(data), 8))
+        return count + (len(self._other) if self._other else 0)
+
+    def __bool__(self) -> bool:
+        return bool(self._data) or bool(self._other)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EmittedKeys):
+            return set(self) == set(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"EmittedKeys({sorted(self)!r})"

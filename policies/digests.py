@@ -49,19 +49,111 @@ class Digests(_IntArray):
         return i % 8 == 0 or _find_item(data, item)
 
 
-class _EmittedKeys:
-    """`in` and `add` over a ticket's emitted-keys array without a Python int per key: the array's
-    bytes searched for the key's 8 bytes (at a multiple of 8), plus the keys added since."""
 
-    __slots__ = ("_bytes", "_added")
-    _PACK = struct.Struct("=q").pack  # the array's item format ('q', native order)
+class SeenEvents(_IntArray):
+    """A ticket's applied input events: (id digest, content digest) pairs, flat in one `array("Q")`.
+    `in` and iterating are over the id digests (idempotency), `content_of` gives an id's content
+    digest (a reused id with other content is a conflicting duplicate, SPEC §10). One array where
+    there were two (the ids alone, and the pairs again): 16 bytes an event instead of 24.
 
-    def __init__(self, emitted: "array[int]") -> None:
-        self._bytes = emitted.tobytes()
-        self._added: set[int] = set()
+    Ids applied without a content (states written before contents were kept) are in `_only`, a
+    `Digests` beside the pairs; a stored state whose pairs name an id its ids do not (none written
+    by this code) keeps its ids as they were, exactly (`_Exact`)."""
 
-    def __contains__(self, key: int) -> bool:
-        return key in self._added or _find_item(self._bytes, self._PACK(key))
+    __slots__ = ("_only",)
+    _PACK = struct.Struct("=Q").pack
 
-    def add(self, key: int) -> None:
-        self._added.add(key)
+    def __new__(cls, pairs: Iterable[int] = ()) -> "SeenEvents":
+        self = super().__new__(cls, "Q", pairs)  # type: ignore[call-arg]
+        self._only = None
+        return self  # type: ignore[return-value]
+
+    @classmethod
+    def stored(cls, ids: Iterable[int], pairs: Iterable[int]) -> "SeenEvents":
+        """From the persisted id digests and (id, content) pairs (`TicketState.to_json`'s "s", "k")."""
+        self = cls(pairs)
+        left = sorted(ids)
+        paired = sorted(array.__getitem__(self, slice(0, None, 2)))
+        if paired != left:
+            remaining = list(left)
+            for item in paired:  # ids without a content: the ids' multiset less the pairs' ids
+                try:
+                    remaining.remove(item)
+                except ValueError:
+                    self._only = _Exact(left)  # a pair's id not among the ids: keep the ids exactly
+                    return self
+            self._only = Digests(remaining)
+        return self
+
+    def add(self, digest: int, content: int) -> None:
+        self.extend((digest, content))
+
+    def _index(self, value: int) -> int:
+        """The item index of `value` among the pairs' ids, -1 when absent."""
+        data = self.tobytes()
+        item = self._PACK(value)
+        i = data.find(item)
+        while i % 16:  # -1 % 16 == 15: not found; else a content digest or a match across two items
+            if i == -1:
+                return -1
+            i = data.find(item, i + 1)
+        return i // 8
+
+    def __contains__(self, value: object) -> bool:
+        only = self._only
+        if type(value) is not int or not 0 <= value < 1 << 64:
+            return only is not None and value in only
+        if only is not None and (value in only or type(only) is _Exact):
+            return value in only
+        # `_index` inline (once or twice per ticket event)
+        data = self.tobytes()
+        item = self._PACK(value)
+        i = data.find(item)
+        while i % 16:
+            if i == -1:
+                return False
+            i = data.find(item, i + 1)
+        return True
+
+    def content_of(self, digest: int) -> int | None:
+        """The content digest of the event with id digest `digest`, None if it has none."""
+        i = self._index(digest)
+        return None if i == -1 else self[i + 1]
+
+    def pairs(self) -> list[int]:
+        return self.tolist()
+
+    def __iter__(self):  # type: ignore[override]
+        only = self._only
+        if type(only) is _Exact:
+            return iter(only)
+        ids = array.__getitem__(self, slice(0, None, 2))
+        return iter(ids if only is None else [*ids, *only])
+
+    def __len__(self) -> int:
+        only = self._only
+        if type(only) is _Exact:
+            return len(only)
+        return array.__len__(self) // 2 + (0 if only is None else len(only))
+
+    def __bool__(self) -> bool:
+        return self.__len__() > 0
+
+    def __reduce_ex__(self, protocol: object):  # type: ignore[override]  # array's would call __new__("Q", ...)
+        return _seen_events, (list(self), self.tolist())
+
+    def __copy__(self) -> "SeenEvents":
+        return _seen_events(list(self), self.tolist())
+
+    def __deepcopy__(self, memo: object) -> "SeenEvents":
+        return self.__copy__()
+
+
+def _seen_events(ids: list[int], pairs: list[int]) -> SeenEvents:
+    return SeenEvents.stored(ids, pairs)
+
+
+class _Exact(Digests):
+    """`SeenEvents._only` when it holds every id exactly (see `SeenEvents`)."""
+
+    __slots__ = ()

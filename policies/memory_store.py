@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Collection
 
 from policies import downtime
+from policies.digests import Digests
 from policies.tickets import TicketState
 
 
@@ -40,7 +41,7 @@ class MemoryStore:
     def close_ticket(self, state: TicketState) -> None:
         self.tickets.pop(state.ticket_id, None)
         self._wake.pop(state.ticket_id, None)
-        self.closed[state.ticket_id] = state.seen
+        self.closed[state.ticket_id] = Digests(state.seen)  # the ids only (`seen` holds their contents too)
 
     def closed_digests(self, ticket_id: str) -> Collection[int] | None:
         return self.closed.get(ticket_id)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from array import array
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from sys import intern
@@ -25,8 +24,8 @@ from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, m
                         minutes_text, notice_retraction_event_id, output_event_id as _hash_id,
                         priority_notice_event_id)
 from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
-from policies.digests import Digests, _EmittedKeys
-from policies.compact import History, IdMap
+from policies.digests import Digests, SeenEvents  # Digests: re-exported (tests)
+from policies.compact import EmittedKeys, History, IdMap
 from policies.outputs import Output, Rejected, output_event_id
 
 if TYPE_CHECKING:
@@ -315,7 +314,8 @@ class Slot:
         self.effective_from = effective_from  # since when the current target applies
         # The next milestone only, (crossing instant, fraction, index): the later ones are computed
         # when it fires, so a ticket answered early never pays for its later thresholds.
-        self.pending: list[tuple[datetime, int]] = []
+        # A tuple (no list per clock: an open ticket keeps a few, most with nothing pending), empty or one.
+        self.pending: tuple[tuple[datetime, int], ...] = ()
         self.due: datetime | None = None
         self.fired = 0  # bit mask of the at-risk thresholds fired in this cycle
         self.done = False
@@ -333,7 +333,7 @@ class TicketState:
 
     __slots__ = (
         "ticket_id", "customer_id", "policy_version", "environment", "opened_at",
-        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "notice_contents", "contents", "closed_at",
+        "history", "seen", "emitted", "seq", "attainment", "outcome_ids", "notice_contents", "closed_at",
         "purge_at",
         # derived
         "priority", "slots", "status_history", "resolved", "update_started", "update_cycle",
@@ -353,23 +353,22 @@ class TicketState:
         self.opened_at = opened_at
         # (occurred_at, seq, kind, value) entries, packed (`policies.compact.History`: ~30 bytes an entry)
         self.history = History()
-        # Small per-ticket sets as arrays of 64-bit ints: a few bytes each instead of a set's
-        # 200+ bytes; a ticket has tens of entries, so a linear `in` is cheap.
-        self.seen = Digests()  # digests of the input event ids applied (idempotency)
-        # (id digest, content digest) pairs, flat: a reused event_id with other content is a
-        # conflicting duplicate (SPEC §10). Absent for events applied before it was kept.
-        self.contents = array("Q")
+        # The input events applied, as (id digest, content digest) pairs of 64-bit ints in one array
+        # (a few bytes each instead of a set's 200+ bytes; a byte search answers `in`): the ids for
+        # idempotency, the contents because a reused event_id with other content is a conflicting
+        # duplicate (SPEC §10). Ids applied before contents were kept have none (`SeenEvents`).
+        self.seen = SeenEvents()
         # SPEC §10: a closed ticket is kept until `purge_at` (its close + the parking horizon), so an
         # event dated before the close that arrives after it still applies; later-dated ones are
         # `ticket_closed`. Then the store keeps only its seen ids.
         self.closed_at: datetime | None = None
         self.purge_at: datetime | None = None
-        self.emitted = array("q")  # keys of the outputs emitted
+        self.emitted = EmittedKeys()  # keys of the outputs emitted (packed: ~1 bit per cadence output)
         # breach / met key -> its event id (content-addressed; absent in states written before)
         self.outcome_ids = IdMap()
         # notice key -> the fingerprint of what the notice said (a rejection's `kept` depends on the
         # priority at its instant, so the same id can be derived with other content after a late event)
-        self.notice_contents = IdMap()
+        self.notice_contents: IdMap | None = None  # None while empty (a rejection notice is rare)
         self.seq = 0
         # Bits owned by `policies.attainment.AttainmentBook`: how this ticket is counted in its
         # customer's quarter (waiting for an outcome, holding a counted breach). Kept here, not in
@@ -391,7 +390,9 @@ class TicketState:
     def _reset_clocks(self) -> None:
         self.priority: str = ""
         self.slots: list[Slot] = []
-        self.status_history: list[tuple[datetime, str, bool]] = []  # (since, status, resolved)
+        # (since, status, resolved) of each status, flat: [since, status, resolved, since, ...] (no tuple
+        # per entry); `status_entries` gives the tuples
+        self.status_history: list[Any] = []
         self.resolved = False
         self.update_started = False
         self.update_cycle = 0
@@ -404,18 +405,12 @@ class TicketState:
 
     def mark_seen(self, ev: Envelope) -> None:
         """Record an input event as applied: its id (idempotency) and its content (conflicts)."""
-        digest = event_digest(ev.event_id)
-        self.seen.append(digest)
-        self.contents.extend((digest, content_digest(ev)))
+        self.seen.extend((event_digest(ev.event_id), content_digest(ev)))  # `SeenEvents.add`, inline
 
     def conflicts(self, ev: Envelope) -> bool:
         """Whether `ev` reuses the id of an applied event with other content."""
-        digest = event_digest(ev.event_id)
-        contents = self.contents
-        for i in range(0, len(contents), 2):
-            if contents[i] == digest:
-                return contents[i + 1] != content_digest(ev)
-        return False
+        content = self.seen.content_of(event_digest(ev.event_id))
+        return content is not None and content != content_digest(ev)
 
     @property
     def next_wake(self) -> datetime | None:
@@ -437,7 +432,7 @@ class TicketState:
             "s": sorted(self.seen), "m": sorted(self.emitted),
             **({"g": sorted(self.outcome_ids.items())} if self.outcome_ids else {}),
             **({"n": sorted(self.notice_contents.items())} if self.notice_contents else {}),
-            **({"k": list(self.contents)} if self.contents else {}),
+            **({"k": pairs} if (pairs := self.seen.pairs()) else {}),
             **({"z": [self.closed_at.isoformat(), self.purge_at.isoformat()]}
                if self.closed_at is not None and self.purge_at is not None else {}),
             **({"w": self.attainment} if self.attainment else {}),
@@ -451,11 +446,10 @@ class TicketState:
         state = cls(data["t"], data["c"], data["v"], data["e"], datetime.fromisoformat(data["o"]))
         state.seq = data["q"]
         state.history = History((datetime.fromisoformat(ts), seq, kind, value) for ts, seq, kind, value in data["h"])
-        state.seen = Digests(data["s"])
-        state.emitted = array("q", data["m"])
+        state.seen = SeenEvents.stored(data["s"], data.get("k", ()))
+        state.emitted = EmittedKeys(data["m"])
         state.outcome_ids = IdMap((k, v) for k, v in data.get("g", ()))
-        state.notice_contents = IdMap((k, v) for k, v in data.get("n", ()))
-        state.contents = array("Q", data.get("k", ()))
+        state.notice_contents = IdMap((k, v) for k, v in data["n"]) if data.get("n") else None
         if "z" in data:
             state.closed_at, state.purge_at = (datetime.fromisoformat(x) for x in data["z"])
         state.advanced_to = datetime.fromisoformat(data["a"])
@@ -485,7 +479,8 @@ class _Clocks:
             return
         for slot in list(s.slots):
             while slot.pending and not slot.done and slot.pending[0][0] < t:
-                crossing, index = slot.pending.pop()
+                (crossing, index), = slot.pending  # its one milestone
+                slot.pending = ()
                 self._fire(slot, crossing, index)
         s.advanced_to = t
 
@@ -510,7 +505,7 @@ class _Clocks:
             if slot.metric == "resolution":
                 self.s.resolution_breached = True
             slot.done = True
-            slot.pending = []
+            slot.pending = ()
 
     # ---- pauses and elapsed time ------------------------------------------------------
     def _paused(self, metric: str, status: str, resolved: bool) -> bool:
@@ -522,13 +517,15 @@ class _Clocks:
     def _running_intervals(self, metric: str, start: datetime) -> list[tuple[datetime, datetime | None]]:
         """Unpaused intervals of `metric` since `start`; the last one may be open-ended (None)."""
         history = self.s.status_history
-        if len(history) == 1:  # the common case: never paused, never resolved
-            since, status, resolved = history[0]
+        if len(history) == 3:  # the common case: never paused, never resolved
+            since, status, resolved = history
             return [] if self._paused(metric, status, resolved) else [(max(since, start), None)]
         intervals: list[tuple[datetime, datetime | None]] = []
         run_from: datetime | None = None
-        for i, (since, status, resolved) in enumerate(history):
-            until = history[i + 1][0] if i + 1 < len(history) else None
+        end = len(history)
+        for i in range(0, end, 3):
+            since, status, resolved = history[i], history[i + 1], history[i + 2]
+            until = history[i + 3] if i + 3 < end else None
             if until is not None and until <= start:
                 continue
             lo = max(since, start)
@@ -566,7 +563,7 @@ class _Clocks:
 
     def _schedule(self, slot: Slot) -> None:
         """Recompute the deadline and the next milestone of a slot (target or pauses changed)."""
-        slot.pending = []
+        slot.pending = ()
         runs = self._running_intervals(slot.metric, slot.start)
         slot.due = self._cross(runs, slot.target.calendar, slot.target.duration)
         if slot.due is None:
@@ -590,10 +587,10 @@ class _Clocks:
                     runs = self._running_intervals(slot.metric, slot.start)
                 crossing = self._cross(runs, slot.target.calendar, milestones.need(slot.target.duration, index))
                 if crossing is not None:
-                    slot.pending = [(crossing, index)]
+                    slot.pending = ((crossing, index),)
                     return
         if slot.due is not None:
-            slot.pending = [(slot.due, milestones.last)]
+            slot.pending = ((slot.due, milestones.last),)
 
     def _restart(self, slot: Slot, cycle: int, start: datetime, known_at: datetime) -> None:
         """Next cycle from `start`; milestones already passed at `known_at` (a breach found at a
@@ -657,7 +654,7 @@ class _Clocks:
             s.priority = intern(self._non_production_rule(requested))  # one string per priority, not per ticket
             if s.priority != requested:
                 self._adjusted(ts, seq, event_id, requested, s.priority)
-            s.status_history = [(ts, "open", False)]
+            s.status_history = [ts, "open", False]
             for target in self.plan.targets(s.priority):
                 if target.metric in ("first_response", "resolution"):
                     slot = Slot(target.metric, target.binding, target, 1, ts, ts)
@@ -692,16 +689,16 @@ class _Clocks:
             for slot in s.slots:
                 if slot.metric == "resolution" and not slot.done:
                     self._met(slot, ts)
-            self._set_status(ts, s.status_history[-1][1], True)
+            self._set_status(ts, s.status_history[-2], True)
             s.first_response_done = True  # SPEC §6: first response stays as it was, also after a reopen
             # SPEC §6: resolved stops all clocks; only resolution can resume (on reopen).
             s.slots = [slot for slot in s.slots if slot.metric == "resolution"]
             for slot in s.slots:
-                slot.pending = []
+                slot.pending = ()
         elif kind == REOPENED:
             if not s.resolved:
                 return
-            self._set_status(ts, s.status_history[-1][1], False)
+            self._set_status(ts, s.status_history[-2], False)
             s.resolution_cycle += 1
             for slot in s.slots:  # resolution resumes with its elapsed time, as a new cycle
                 slot.cycle = s.resolution_cycle
@@ -737,7 +734,8 @@ class _Clocks:
         """Fire milestones a change made already passed (crossing before `ts`): they occur at `ts`."""
         for slot in list(self.s.slots):
             while slot.pending and not slot.done and slot.pending[0][0] < ts:
-                crossing, index = slot.pending.pop()
+                (crossing, index), = slot.pending  # its one milestone
+                slot.pending = ()
                 self._fire(slot, crossing, index)
 
     def _met(self, slot: Slot, ts: datetime) -> None:
@@ -745,7 +743,7 @@ class _Clocks:
             return
         self._emit(_KIND_MET, "sla.met", ts, slot, 0, {"met_at": ts, "elapsed_minutes": _minutes(self._elapsed(slot, ts))})
         slot.done = True
-        slot.pending = []
+        slot.pending = ()
 
     def _update_targets(self) -> list[ClockTarget]:
         return [t for t in self.plan.targets(self.s.priority) if t.metric == "update"]
@@ -776,15 +774,15 @@ class _Clocks:
 
     def _set_status(self, ts: datetime, status: str, resolved: bool) -> None:
         s = self.s
-        before = {id(slot): self._paused(slot.metric, s.status_history[-1][1], s.status_history[-1][2]) for slot in s.slots}
-        s.status_history.append((ts, status, resolved))
+        before = {id(slot): self._paused(slot.metric, s.status_history[-2], s.status_history[-1]) for slot in s.slots}
+        s.status_history = [*s.status_history, ts, status, resolved]  # exact size: a list grown by 3 keeps 6 spare
         s.resolved = resolved
         for slot in s.slots:
             if slot.done:
                 continue
             now_paused = self._paused(slot.metric, status, resolved)
             if now_paused and not before[id(slot)]:
-                slot.pending = []
+                slot.pending = ()
             elif before[id(slot)] and not now_paused:
                 slot.effective_from = ts
                 self._schedule(slot)
@@ -969,33 +967,41 @@ class TicketEngine:
         if retract_at is None and not clocks.out:
             return []  # nothing derived, nothing to cancel: skip building the set of emitted keys
         fresh: list[Output] = []
-        emitted = state.emitted  # an int array (compact in memory); `seen` answers membership: a set for
-        # a rebuild (every key is looked up), else a byte search of the array (a long-open ticket has
-        # thousands of cadence outputs: `in` on the array, or a set of them per call, made recording
-        # them quadratic in Python objects)
-        seen: Any = set(emitted) if retract_at is not None else _EmittedKeys(emitted)
+        emitted = state.emitted  # packed (`EmittedKeys`: a byte search and a bit test per `in`); `seen`
+        # answers membership: a set for a rebuild (every key is looked up), else the record itself
+        rebuilt: set[int] | None = set(emitted) if retract_at is not None else None
+        seen: Any = emitted if rebuilt is None else rebuilt
+        insert = emitted.insert  # adds a key, True if it was not there (one search for both)
         outcome_ids = state.outcome_ids
         notice_contents = clocks.notice_contents
 
         def emitted_add(key: int) -> None:
-            emitted.append(key)
-            seen.add(key)
+            emitted.insert(key)
+            if rebuilt is not None:
+                rebuilt.add(key)
 
-        def keep_outcome(key: int, event_id: str, derived_key: int) -> None:
-            emitted_add(key)
-            outcome_ids[key] = event_id
-            if derived_key in notice_contents:
-                state.notice_contents[key] = notice_contents[derived_key]
+        def keep_notice_content(key: int, derived_key: int) -> None:
+            if state.notice_contents is None:
+                state.notice_contents = IdMap()
+            state.notice_contents[key] = notice_contents[derived_key]
 
         for key, out in zip(clocks.out_keys, clocks.out):
-            if not _is_cancellable_key(key):
-                if key not in seen:
-                    emitted_add(key)
-                    fresh.append(out)
-                continue
-            if key not in seen:
-                keep_outcome(key, out.event_id, key)
+            if rebuilt is None:
+                new_key = insert(key)
+            elif key in rebuilt:
+                new_key = False
+            else:
+                new_key = True
+                emitted.insert(key)
+                rebuilt.add(key)
+            if new_key:
+                if _is_cancellable_key(key):
+                    outcome_ids[key] = out.event_id
+                    if key in notice_contents:
+                        keep_notice_content(key, key)
                 fresh.append(out)
+                continue
+            if not _is_cancellable_key(key):
                 continue
             generation = 0
             while key + (generation + 1) * _GENERATION in seen:
@@ -1012,7 +1018,10 @@ class TicketEngine:
             event_id = out.event_id
             if any(outcome_ids.get(key + g * _GENERATION) == event_id for g in range(generation + 1)):
                 event_id = _hash_id(event_id, f"generation-{generation + 1}")  # the same outcome, cancelled before
-            keep_outcome(new, event_id, key)
+            emitted_add(new)
+            outcome_ids[new] = event_id
+            if key in notice_contents:
+                keep_notice_content(new, key)
             fresh.append(out._replace(event_id=event_id))
         if retract_at is not None:
             derived = set(clocks.out_keys)
@@ -1032,7 +1041,7 @@ class TicketEngine:
         if standing_id is not None and standing_id != event_id and (
                 standing_id != _hash_id(event_id, f"generation-{key // _GENERATION}")):
             return False
-        standing_content = state.notice_contents.get(key)
+        standing_content = state.notice_contents.get(key) if state.notice_contents is not None else None
         return standing_content is None or notice_content is None or standing_content == notice_content
 
     @classmethod
@@ -1098,7 +1107,7 @@ def describe_ticket(state: TicketState, plan: ResolvedPlan, now: datetime, thres
     clocks = _Clocks(state, plan, engine.milestones)
     described = []
     for slot in state.slots:
-        paused = bool(slot.pending == [] and not slot.done and slot.due is not None
+        paused = bool(slot.pending == () and not slot.done and slot.due is not None
                       and not any(hi is None for _, hi in clocks._running_intervals(slot.metric, slot.start)))
         elapsed = clocks._elapsed(slot, max(now, slot.start))
         described.append({
@@ -1132,7 +1141,13 @@ def standing_outcomes(state: TicketState, plan: Any, now: datetime) -> tuple[lis
     copy = TicketState.from_json(state.to_json())
     clocks = _Clocks(copy, plan, Milestones(()))
     clocks.rebuild(max(now, copy.advanced_to))
-    return [o for o in clocks.out if o.type in ("sla.breached", "sla.met")], list(copy.status_history)
+    return [o for o in clocks.out if o.type in ("sla.breached", "sla.met")], status_entries(copy)
+
+
+def status_entries(state: TicketState) -> list[tuple[datetime, str, bool]]:
+    """The ticket's status history as (since, status, resolved) tuples (kept flat in the state)."""
+    flat = state.status_history
+    return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
 
 def open_clock_count(states: Iterable[TicketState]) -> int:

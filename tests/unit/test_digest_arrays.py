@@ -1,10 +1,11 @@
-"""`policies.tickets.Digests` and `_EmittedKeys`: `in` by a byte search agrees with a plain array's `in`."""
+"""`policies.tickets.Digests` and `EmittedKeys`: `in` by a byte search agrees with a plain array's / set's `in`."""
 import sys
 from array import array
 
 from hypothesis import given, strategies as st
 
-from policies.tickets import Digests, _EmittedKeys
+from policies.compact import EmittedKeys
+from policies.tickets import Digests
 
 u64 = st.integers(min_value=0, max_value=2**64 - 1)
 i64 = st.integers(min_value=-2**63, max_value=2**63 - 1)
@@ -27,8 +28,24 @@ def test_a_match_across_two_items_is_not_membership():
     assert -1 not in digests and "x" not in digests
 
 
-@given(st.lists(i64, max_size=40), i64, i64)
-def test_emitted_keys_membership_equals_a_set(items, added, probe):
-    keys = _EmittedKeys(array("q", items))
+output_keys = st.integers(min_value=0, max_value=2**12) | st.integers(min_value=0, max_value=2**40) | i64 \
+    | st.builds(lambda low, cycle, generation: generation << 40 | cycle << 10 | low,
+                st.integers(0, 1023), st.integers(0, 40), st.integers(0, 5000))
+
+
+@given(st.lists(output_keys, max_size=60), output_keys, st.lists(output_keys, max_size=10))
+def test_emitted_keys_membership_equals_a_set(items, added, probes):
+    keys = EmittedKeys(items)
     keys.add(added)
-    assert (probe in keys) == (probe in set(items) | {added})
+    model = set(items) | {added}
+    for probe in [*probes, *items, *(k ^ 1 << 10 for k in model if k >= 0), *(k + (16 << 10) for k in model)]:
+        assert (probe in keys) == (probe in model)
+    assert sorted(keys) == sorted(model) and len(keys) == len(model) and bool(keys)
+    assert EmittedKeys(sorted(model)) == keys
+
+
+def test_emitted_keys_dense_in_cycle_take_a_bit_each():
+    keys = EmittedKeys(k << 10 | 0x31 for k in range(1, 1001))  # 1,000 cycles of one (kind, metric, ...)
+    assert len(keys._data) == 8 * 63 and len(keys) == 1000 and list(keys) == [k << 10 | 0x31 for k in range(1, 1001)]
+    assert 0x31 not in keys and (1001 << 10 | 0x31) not in keys and (500 << 10 | 0x30) not in keys
+    assert not EmittedKeys() and list(EmittedKeys()) == []
