@@ -215,7 +215,7 @@ class EmittedKeys:
         for key in keys:
             self.add(key)
 
-    def __contains__(self, key: int) -> bool:  # type: ignore[override]
+    def __contains__(self, key: int) -> bool:
         if not 0 <= key < _WORD_KEYS:
             return self._other is not None and key in self._other
         data = self._data

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from array import array
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, SupportsIndex, cast
 
 
 def _find_item(data: bytes, item: bytes) -> bool:
@@ -62,11 +62,12 @@ class SeenEvents(_IntArray):
 
     __slots__ = ("_only",)
     _PACK = struct.Struct("=Q").pack
+    _only: Digests | None
 
     def __new__(cls, pairs: Iterable[int] = ()) -> "SeenEvents":
-        self = super().__new__(cls, "Q", pairs)  # type: ignore[call-arg]
+        self = cast("SeenEvents", super().__new__(cls, "Q", pairs))  # array.__new__ returns cls
         self._only = None
-        return self  # type: ignore[return-value]
+        return self
 
     @classmethod
     def stored(cls, ids: Iterable[int], pairs: Iterable[int]) -> "SeenEvents":
@@ -123,7 +124,7 @@ class SeenEvents(_IntArray):
     def pairs(self) -> list[int]:
         return self.tolist()
 
-    def __iter__(self):  # type: ignore[override]
+    def __iter__(self) -> Iterator[int]:
         only = self._only
         if type(only) is _Exact:
             return iter(only)
@@ -139,7 +140,7 @@ class SeenEvents(_IntArray):
     def __bool__(self) -> bool:
         return self.__len__() > 0
 
-    def __reduce_ex__(self, protocol: object):  # type: ignore[override]  # array's would call __new__("Q", ...)
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:  # array's would call __new__("Q", ...)
         return _seen_events, (list(self), self.tolist())
 
     def __copy__(self) -> "SeenEvents":
