@@ -24,7 +24,7 @@ from events.ids import (breach_event_id, clock_outcome_event_id, met_event_id, m
                         minutes_text, notice_retraction_event_id, output_event_id as _hash_id,
                         priority_notice_event_id)
 from events.models import TicketPriorityChanged, TicketReplied, TicketStatusChanged
-from policies.digests import Digests, SeenEvents  # Digests: re-exported (tests)
+from policies.digests import SeenEvents
 from policies.compact import EmittedKeys, History, IdMap
 from policies.outputs import Output, Rejected, output_event_id
 

@@ -1,11 +1,11 @@
-"""`policies.tickets.Digests` and `EmittedKeys`: `in` by a byte search agrees with a plain array's / set's `in`."""
+"""`policies.digests.Digests` and `EmittedKeys`: `in` by a byte search agrees with a plain array's / set's `in`."""
 import sys
 from array import array
 
 from hypothesis import given, strategies as st
 
 from policies.compact import EmittedKeys
-from policies.tickets import Digests
+from policies.digests import Digests
 
 u64 = st.integers(min_value=0, max_value=2**64 - 1)
 i64 = st.integers(min_value=-2**63, max_value=2**63 - 1)
