@@ -176,6 +176,9 @@ class Processor:
         # A contract was installed (or parked events restored) since events waiting for a contract were
         # last looked at: `_release_waiting` at the next contract upsert, event or tick.
         self._contract_release = False
+        # A contract was installed with release=False since: its months' closes are due at the next
+        # event or tick too (`upsert_contract`, `_release_waiting`).
+        self._months_due = False
         self._next_close: dict[tuple[str, str], str] = {}  # (customer, service) -> next month to close
         # service -> the latest of its subscribers' next months to close: every closed month is before
         # it, so an event affecting only instants from its start revises nothing (no scan of N closes)
@@ -292,12 +295,20 @@ class Processor:
         """A contract from the contracts topic (or file): install it, apply the events that waited
         for it (docs/decisions.md, "Contract wait") and catch its months up.
 
-        `release=False`: leave the waiting events for the next event or tick (`apply`, `advance_to`),
-        for a caller that cannot send outputs now (the stream worker installing every contract into a
+        `release=False`: leave the waiting events and the month closes the contract makes due for the
+        next event or tick (`apply`, `advance_to`), whose outputs go out, for a caller that cannot send
+        outputs now (the stream worker installing every contract into a
         processor it builds from its snapshot)."""
         terms, at = contract if isinstance(contract, tuple) else (contract, None)
         self.install(terms, at=at)
-        out = self._release_waiting() if release and self._contract_release else []
+        if not release:
+            # The months this contract makes due close at the next event or tick too, with the waiting
+            # events: closed here, their outputs would be dropped and the months marked closed (a
+            # restored processor learning a contract its partition's previous owner never read).
+            self._contract_release = True
+            self._months_due = True
+            return []
+        out = self._release_waiting() if self._contract_release else []
         if self.monitoring_now is not None:
             out += self._close_months(self.monitoring_now)
         return out
@@ -311,8 +322,6 @@ class Processor:
         ready = [key for key in parking.contract_keys()
                  if (contract_subject(key) in self.contracts if key[0] == "c"
                      else contract_subject(key) in self.subscribers)]
-        if not ready:
-            return []
         waiting = sorted((ev for key in ready for ev in parking.take(key)), key=lambda e: (e.occurred_at, e.event_id))
         out: list[Output] = []
         for ev in waiting:
@@ -324,6 +333,10 @@ class Processor:
             out.extend(more)
             if rejected is not None:
                 out.append(parking.dead_letter(ev, rejected.reason, rejected.message, ev.occurred_at))
+        if self._months_due:  # after the waiting events, as `upsert_contract` closes after releasing
+            self._months_due = False
+            if self.monitoring_now is not None:
+                out += self._close_months(self.monitoring_now)
         return out
 
     def _contract(self, customer_id: str) -> ContractEntry:
@@ -1055,7 +1068,8 @@ class Processor:
         for (_c, s), m in self._next_close.items():
             self._service_next_close[s] = max(m, self._service_next_close.get(s, m))
         self.parking.load(data.get("parked", []))
-        self._contract_release = bool(self.parking.contract_keys())  # contracts may be installed already
+        # contracts may be installed already (and with release=False, their months due)
+        self._contract_release = self._months_due or bool(self.parking.contract_keys())
         self.attainment.load(data["attainment"])
         self._attainment_json = None
         self._closes_checked_until = None

@@ -539,9 +539,10 @@ class StreamWorker:
             for terms in list(self.contract_terms.values()):
                 for key, contract in list(terms.items()):
                     try:
-                        # Outputs, if any, come again on the owner's events. Events of the restored state
-                        # that waited for a contract are not released here, where their outputs would be
-                        # dropped: at the partition's next event or tick, which sends them.
+                        # Nothing goes out here (no unit of work to send it with): the events of the
+                        # restored state that waited for a contract, and the months a contract the
+                        # previous owner never read makes due, come at the partition's next event or
+                        # tick, which sends them (release=False).
                         proc.upsert_contract(contract, release=False)
                     except Exception:  # validated when accepted; must not make the partition unusable
                         log.exception("partition %s: contract %s not installed", partition, key)

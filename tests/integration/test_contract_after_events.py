@@ -20,8 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
-from streams.testing.harness import collect, metric_sum, produce, scrape, tick_until_at, wait_until
+from streams.testing.harness import (collect, contract_events, metric_sum, produce, scrape, tick_until_at,
+                                    wait_until)
 from tests.integration.test_stream_equals_replay import (LATENESS, PARTITIONS, events_in, load_contracts, new_app,
                                                          replay_outputs)
 from tests.net_outcome import net_outcome
@@ -129,5 +131,44 @@ def test_waiting_events_survive_a_restart_and_go_out_at_the_next_tick(broker_url
     refunds = {k: r["refund_amount"] for k, r in s_net["refunds"].items()}
     assert refunds == {("x", "vz-new", "2026-06"): "6.83", ("y", "vz-new", "2026-06"): "6.83"}, app.logs()
     assert [o for o in stream if o["type"] == "dead_letter"] == []
+    for part in r_net:
+        assert s_net[part] == r_net[part], part
+
+
+def test_a_contract_no_worker_read_before_a_restart_closes_its_months(broker_url, tmp_path: Path):
+    """The first worker knows y's contract only: June closes for y (6.83 USD) and the worker stops.
+    x's contracts (vz-new added from 06-16) are published while no worker runs, so no snapshot of
+    the partition has them. The second worker reads them with the contracts table and installs them
+    into the processors it rebuilds from the changelogs, where nothing can be sent: x's June close
+    and 6.83 USD refund were dropped there, and June marked closed (review, 2026-12-05). They go out
+    at the partition's next tick now. Same net outcome as replay with every contract."""
+    old, _new, both, events = _files(tmp_path)
+    entries = yaml.safe_load(CONTRACTS)["contracts"]
+    y_only, x_only = tmp_path / "y.yaml", tmp_path / "x.yaml"
+    y_only.write_text(yaml.safe_dump({"contracts": [e for e in entries if e["customer_id"] == "y"]}))
+    x_only.write_text(yaml.safe_dump({"contracts": [e for e in entries if e["customer_id"] == "x"]}))
+
+    app = new_app(tmp_path, broker_url)
+    try:
+        first = app.start()
+        asyncio.run(load_contracts(app, old, [first.url]))
+        asyncio.run(load_contracts(app, y_only, [first.url]))
+        asyncio.run(produce(broker_url, app.prefix, FIRST + LATER))
+        wait_until(lambda: events_in([first.url]) >= 2 + len(FIRST + LATER), 60, what="events consumed")
+        asyncio.run(tick_until_at(broker_url, app.app_id, PARTITIONS, AT, LATENESS, [first]))
+        first.stop()
+        x_entries = contract_events(x_only)
+        asyncio.run(produce(broker_url, app.prefix, [json.dumps(e).encode() for e in x_entries]))
+        second = app.start()
+        customers = len({e["customer_id"] for e in contract_events(both)})  # the gauge counts customers
+        wait_until(lambda: metric_sum(scrape(second.url), "slaproc_contracts") >= customers, 60,
+                   what="the second worker holds every contract")
+        asyncio.run(tick_until_at(broker_url, app.app_id, PARTITIONS, AT.replace(minute=1), LATENESS, [second]))
+        replay, r_net, stream = _replay_and_collect(app, broker_url, both, events)
+    finally:
+        app.stop_all()
+    s_net = net_outcome(stream)
+    refunds = {k: r["refund_amount"] for k, r in s_net["refunds"].items()}
+    assert refunds == {("x", "vz-new", "2026-06"): "6.83", ("y", "vz-new", "2026-06"): "6.83"}, app.logs()
     for part in r_net:
         assert s_net[part] == r_net[part], part

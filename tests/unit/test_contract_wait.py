@@ -22,6 +22,7 @@ as in the run with the contracts installed first (the net outcomes are compared 
 """
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import yaml
@@ -271,3 +272,37 @@ def test_a_released_event_that_raises_is_a_dead_letter_not_a_refused_contract(mo
     dead = [as_wire(o) for o in out if o.type == "dead_letter"]
     assert [(d["reason"], d["source"]) for d in dead] == [("rejected", "parked:n1")]
     assert "y" in proc.contracts and len(proc.parking) == 0
+
+
+def test_a_contract_the_previous_owner_never_read_closes_its_months_at_the_next_tick():
+    """The worker rebuilds a partition's processor from its snapshot and installs every contract it
+    knows (release=False: no unit of work to send outputs with). A contract the partition's previous
+    owner had not read yet (its read of the contracts topic lagging when the partition moved) can
+    make months due at once: x adds vz-new from 06-16, June is over. Closed during the rebuild, x's
+    June close and 6.83 USD refund were dropped and the month marked closed (review, 2026-12-05:
+    the refund was never emitted). They now come out at the partition's next tick, once."""
+    contracts = terms(CONTRACTS)
+    first = Processor(CATALOG)
+    for c in contracts:
+        if c.terms.customer_id == "y":
+            first.install(c)
+    for ev in (outage("n1", "2026-06-20T10:00:00Z"), LATER[0]):
+        assert first.apply(ev)[1] is None
+    assert refunds(wired(first.advance_to(at("2026-07-05T00:00:00Z")))) == {"y": "6.83"}
+    snapshot = first.snapshot()
+
+    # the next owner: the partition's tables (the same store here) and the processor's snapshot
+    second = Processor(CATALOG, store=copy.deepcopy(first.store))
+    second.restore(snapshot)
+    for c in contracts:
+        assert second.upsert_contract(c, release=False) == []  # before: x's June close and refund here
+    out = wired(second.advance_to(at("2026-07-05T00:01:00Z")))
+    assert refunds(out) == {"x": "6.83"}
+    assert wired(second.advance_to(at("2026-07-05T00:02:00Z"))) == []
+    # the same from an event instead of a tick
+    third = Processor(CATALOG, store=copy.deepcopy(first.store))
+    third.restore(snapshot)
+    for c in contracts:
+        assert third.upsert_contract(c, release=False) == []
+    more, rejected = third.apply(opened("Y-2", "y", "high", "2026-07-05T00:01:00Z", event_id="y2o"))
+    assert rejected is None and refunds(wired(more)) == {"x": "6.83"}
