@@ -544,9 +544,9 @@ class Processor:
         if t in downtime.MONITORING_TYPES:
             if ev.service_id not in self.subscribers:
                 return service_key(ev.service_id)  # waits for a contract naming it (docs/decisions.md)
-            self._check_month_final(ev)
             service = self.store.service(ev.service_id)
             fields = ev.__dict__
+            self._check_month_final(ev, service)
             content = downtime.applied_content(service, downtime.record_key(t, fields), event_digest(ev.event_id))
             if content is not None:
                 if content != content_digest(ev):
@@ -566,17 +566,35 @@ class Processor:
             return None
         raise Rejected("unknown_type", f"type {t!r} is not an input event")
 
-    def _check_month_final(self, ev: Any) -> None:
-        """SPEC §10: a monitoring event dated in a month whose claim window is over (its state
-        pruned: before the oldest month the service holds) would change a final month."""
+    def _check_month_final(self, ev: Any, service: downtime.ServiceState | None) -> None:
+        """SPEC §10: a monitoring event that would change only months whose claim window is over
+        (their state pruned: before the oldest month the service holds) is `month_final`.
+
+        An event about an outage or window the service still holds is applied, whatever its date:
+        pruning keeps exactly the records that reach the oldest month held, so the event changes
+        that month or a later one, and the final months' closes stand (their records are pruned,
+        so nothing revises them). Refused, a late `outage.resolved` of an outage that started in a
+        final month left it open for ever: every later month closed at 0.00 % with a refund of
+        nearly the whole fee (review, 2026-12-06). A new record is judged by its own reach: a
+        window by its end, an outage by its start (its end is not known; a re-sent start of an
+        outage pruned long ago must not open it again)."""
         held = self.service_oldest_month_held(ev.service_id)
         if held is None:
             return
-        at = ev.__dict__.get("starts_at") or ev.occurred_at
-        if at < uptime.month_bounds(held)[0]:
+        fields = ev.__dict__
+        if service is not None:
+            key = downtime.record_key(ev.type, fields)
+            if (service.maintenance if key[0] == "m" else service.outages).get(key[2:]) is not None:
+                return
+        held_from = uptime.month_bounds(held)[0]
+        if ev.type == "maintenance.scheduled" and fields["ends_at"] > held_from:
+            return
+        at = fields.get("starts_at") or ev.occurred_at
+        if at < held_from:
             month = uptime.month_of(at)
-            raise Rejected("month_final", f"{ev.type} at {at.isoformat()} would change {month} of service "
-                                          f"{ev.service_id!r}, final since its claim window closed "
+            raise Rejected("month_final", f"{ev.type} at {at.isoformat()} would change only {month} and "
+                                          f"earlier months of service {ev.service_id!r}, final since "
+                                          f"{month}'s claim window closed "
                                           f"({uptime.claim_deadline(month).isoformat()})")
 
     def _unpark(self, ev: Any) -> list[Output]:
