@@ -1072,6 +1072,18 @@ class Processor:
         }, separators=(",", ":"))
         return head[:-1] + ',"attainment":' + self._attainment_json + "}"
 
+    def restore_month_closes(self, next_close: dict[tuple[str, str], str]) -> None:
+        """The month each (customer, service) closes next, as a snapshot kept it, with what derives
+        from it: each service's revision horizon (a late event revises the closed months before
+        it) and the held months, recomputed. Set alone (an old two-processor snapshot's table), the
+        horizon stayed empty and no late event revised a closed month until the next close."""
+        self._next_close = next_close
+        self._service_next_close = {}
+        self._service_held = {}
+        self._closes_checked_until = None
+        for (_c, s), m in next_close.items():
+            self._service_next_close[s] = max(m, self._service_next_close.get(s, m))
+
     def restore(self, text: str | bytes) -> None:
         """Inverse of `snapshot` (contracts are installed separately). Also reads a snapshot
         written before the attainment book moved its per-ticket entries to the tickets
@@ -1080,11 +1092,7 @@ class Processor:
         self.ticket_now = datetime.fromisoformat(data["now"]) if data["now"] else None
         monitoring = data.get("now_monitoring", data["now"])  # absent before the halves' clocks moved here
         self.monitoring_now = datetime.fromisoformat(monitoring) if monitoring else None
-        self._next_close = {(c, s): m for c, s, m in data["close"]}
-        self._service_next_close = {}
-        self._service_held = {}
-        for (_c, s), m in self._next_close.items():
-            self._service_next_close[s] = max(m, self._service_next_close.get(s, m))
+        self.restore_month_closes({(c, s): m for c, s, m in data["close"]})
         self.parking.load(data.get("parked", []))
         # contracts may be installed already (and with release=False, their months due)
         self._contract_release = self._months_due or bool(self.parking.contract_keys())

@@ -196,7 +196,7 @@ class PartitionProcessor:
         if old_monitoring is not None:  # the old monitoring half kept the month closes and its own time
             data = json.loads(old_monitoring)
             self.core.monitoring_now = datetime.fromisoformat(data["now"]) if data["now"] else None
-            self.core._next_close = {(c, s): m for c, s, m in data["close"]}
+            self.core.restore_month_closes({(c, s): m for c, s, m in data["close"]})
         self.partition_store = partition_store
         self.max_future = max_future
         self.clock = clock

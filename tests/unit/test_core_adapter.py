@@ -3,6 +3,7 @@ rebuilt from them (a worker restart) must derive what replay derives."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,12 @@ from tests.net_outcome import net_outcome
 from events.codec import DeadLetterReason, decode
 from policies.attainment import PARTIAL
 from policies.catalog import default_catalog, load_catalog
-from policies.contracts import load_contracts_yaml
-from streams.core_adapter import RealCore
+from policies.contracts import load_contracts_yaml, parse_contracts
+from streams.core_adapter import PartitionProcessor, RealCore
 from streams.replay import replay_file
 from streams.store import DictTableBackend, PartitionStore
 from tests.golden_support import Scenario, scenarios
+from tests.support import as_wire, at, decoded, wire
 
 CATALOG = default_catalog()
 
@@ -109,3 +111,46 @@ def test_stream_bounds_event_time_by_the_wall_clock_plus_max_future():
     assert (out, rejected.reason) == ([], "future_timestamp") and proc.now is None
     out, rejected = proc.apply(opened("T1", "nm", "high", "2026-02-03T16:00:00Z"))
     assert rejected is None and proc.now == wall + timedelta(hours=1)
+
+
+def test_a_snapshot_of_the_old_two_processor_layout_still_revises_its_closed_months():
+    """A partition whose month closes were kept by the old monitoring half ("processor.monitoring")
+    took that table back without each service's revision horizon, so a late event revised no closed
+    month until the service's next close (review of 2026-12-06, S1: a June refund never withdrawn).
+
+    Vectorize Pro, 1,000 USD, from June 1: outage of June 10 00:00-10:00 = 600 min > 216 (0.5 % of
+    43,200), refund (600 - 216) / 43,200 x 1,000 = 8.89 USD; excluded late, June is met: withdrawn."""
+    (contract,) = parse_contracts({"contracts": [{
+        "customer_id": "v", "policy": "vectorize", "plan": "pro", "effective_from": "2026-06-01T00:00:00Z",
+        "services": [{"service_id": "vz-v", "monthly_fee": "1000.00", "currency": "USD"}]}]}, CATALOG, source="test")
+    core = RealCore(catalog=CATALOG)
+
+    def late_exclusion(old_layout: bool) -> list[tuple]:
+        backend = DictTableBackend()
+
+        def fresh():
+            proc = core.new_processor(PartitionStore(backend, 0), lambda _s: True)
+            proc.upsert_contract((contract, None), release=False)
+            return proc
+
+        proc = fresh()
+        for ev in (wire("outage.started", "2026-06-10T00:00:00Z", "s1", service_id="vz-v", outage_id="O1"),
+                   wire("outage.resolved", "2026-06-10T10:00:00Z", "r1", service_id="vz-v", outage_id="O1")):
+            assert proc.apply(decoded(ev))[1] is None
+        closed = [as_wire(o) for o in proc.advance_to(at("2026-07-02T00:00:00Z"))]
+        assert [o["refund_amount"] for o in closed if o["type"] == "refund.eligible"] == ["8.89"]
+        proc.persist()
+        if old_layout:  # the meta as the two-processor layout wrote it
+            store = PartitionStore(backend, 0)
+            snapshot = json.loads(store.get_meta(PartitionProcessor.TICKETS_META))
+            store.put_meta(PartitionProcessor.MONITORING_META, json.dumps({"now": snapshot.pop("now_monitoring"),
+                                                                           "close": snapshot["close"]}))
+            snapshot["close"] = []
+            store.put_meta(PartitionProcessor.TICKETS_META, json.dumps(snapshot))
+            store.commit()
+        out, _ = fresh().apply(decoded(wire("outage.classified", "2026-07-02T00:05:00Z", "k1", service_id="vz-v",
+                                            outage_id="O1", cause="excluded", category="third_party")))
+        return [(o["type"], o.get("revision")) for o in map(as_wire, out)]
+
+    assert late_exclusion(old_layout=False) == [("uptime.month_closed", 2), ("refund.withdrawn", 2)]
+    assert late_exclusion(old_layout=True) == late_exclusion(old_layout=False)  # before: []
