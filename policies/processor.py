@@ -392,6 +392,20 @@ class Processor:
         if self.first_instant is None and self.ticket_now is None and self.monitoring_now is None:
             self._set_first_instant(t)
 
+    def _lower_first_instant(self, t: datetime) -> None:
+        """An event earlier than the first instant: the first instant becomes its time (undated terms
+        start at the earliest instant of the events, as in the sorted order, not at the first one to
+        arrive), while no customer with undated terms has closed a month. A fresh partition reading a
+        backlog across two topics, or out of order, then closes the same months as replay (review of
+        2026-12-06, F3: a ticket of June 1 applied before May 28's outage left May never closed, its
+        8.44 USD refund missing). Once such a month has closed, the months before it stay unmeasured
+        (docs/decisions.md, "Contract history")."""
+        undated = {c for c, history in self.histories.items() if history[0].effective_from is None}
+        if undated and any(customer_id in undated for customer_id, _service in self._next_close):
+            return
+        self._set_first_instant(t)
+        self._closes_checked_until = None
+
     def _set_first_instant(self, t: datetime) -> None:
         """The first instant the processor sees: where customers with undated terms start."""
         self.first_instant = t
@@ -480,6 +494,9 @@ class Processor:
                                                                  "does not exist yet) with other content; the first stands")
             return [], None
         t = ev.type  # `_half` and `_apply`'s dispatch, inline: this runs once per event
+        first = self.first_instant
+        if first is not None and ev.occurred_at < first and t != "contract.upserted":
+            self._lower_first_instant(ev.occurred_at)
         if t in TICKET_TYPES:
             out = self._advance_tickets(ev.occurred_at)
             apply_event = self._apply_ticket

@@ -27,7 +27,7 @@ import pytest
 from policies.contracts import load_contracts_yaml, parse_contracts
 from policies.processor import Processor, Settings
 from streams.replay import Replayer, replay_file
-from tests.support import CATALOG, as_wire, at, decoded, wire
+from tests.support import CATALOG, as_wire, at, contracts, decoded, wire
 
 DATA = Path(__file__).parents[1] / "fixtures" / "contract_start"
 
@@ -233,3 +233,48 @@ def test_a_new_subscriber_closes_no_month_the_shared_service_already_forgot():
     assert proc.service_oldest_month_held("shared") == "2026-04"
     out = proc.upsert_contract((parse_contracts({"contracts": [sub("b")]}, CATALOG)[0], at("2026-06-01T02:00:00Z")))
     assert sorted(months([as_wire(o) for o in out], "b")) == ["2026-04", "2026-05"]
+
+
+# ---- review of 2026-12-06, F3: the first instant is the earliest, not the first to arrive -------
+
+def test_undated_terms_start_at_the_earliest_instant_whatever_arrives_first():
+    """A fresh partition with c6's undated terms reads June's ticket-side traffic (another customer's
+    ticket, 2026-06-01) or June's outage before April's: the first instant was the first event to
+    arrive (June), so April was never closed and its 1.94 USD refund (300 min, hand figures above)
+    never emitted; replay, sorted, starts at April 10. An earlier event lowers the first instant
+    while no undated customer has closed a month: every order closes April, May and June as replay."""
+    june_ticket = wire("ticket.opened", "2026-06-01T09:00:00Z", "t1", ticket_id="T1", customer_id="nm",
+                       priority="low")
+    june_outage = [wire("outage.started", "2026-06-02T10:00:00Z", "e3", service_id="s6", outage_id="O2"),
+                   wire("outage.resolved", "2026-06-02T15:00:00Z", "e4", service_id="s6", outage_id="O2")]
+    expected = {"2026-04": APRIL, "2026-05": MAY, "2026-06": JUNE_WHOLE_UNDER_PRO}
+    for order in ([june_ticket, *C6_OUTAGE, *june_outage], [*june_outage, june_ticket, *C6_OUTAGE],
+                  [*C6_OUTAGE, june_ticket, *june_outage]):
+        proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+        proc.install(parse_contracts({"contracts": [C6]}, CATALOG)[0])
+        proc.install(contracts("nm")[0])
+        out = []
+        for obj in order:
+            emitted, rejected = proc.apply(decoded(obj))
+            assert rejected is None, rejected
+            out += emitted
+        out = [as_wire(o) for o in out + proc.advance_to(at("2026-07-01T02:00:00Z"))]
+        assert proc.first_instant == at("2026-04-10T10:00:00Z")
+        assert months(out, "c6") == expected, order[0]["event_id"]
+        assert refunds(out, "c6") == {"2026-04": REFUND, "2026-06": REFUND}, order[0]["event_id"]
+
+
+def test_an_earlier_event_after_an_undated_customers_first_close_moves_no_start():
+    """Once an undated customer's month has closed, the first instant stays (the months before it stay
+    unmeasured, decisions.md): c6's June closed from June 2 on, a late April ticket changes no start."""
+    proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+    proc.install(parse_contracts({"contracts": [C6]}, CATALOG)[0])
+    proc.install(contracts("nm")[0])
+    proc.apply(decoded(wire("outage.started", "2026-06-02T10:00:00Z", "e3", service_id="s6", outage_id="O2")))
+    closed = [as_wire(o) for o in proc.advance_to(at("2026-07-01T02:00:00Z"))]
+    assert set(months(closed, "c6")) == {"2026-06"}
+    late = wire("ticket.opened", "2026-04-10T09:00:00Z", "t1", ticket_id="T1", customer_id="nm", priority="low")
+    assert proc.apply(decoded(late))[1] is None
+    assert proc.first_instant == at("2026-06-02T10:00:00Z")
+    later = [as_wire(o) for o in proc.advance_to(at("2026-08-01T02:00:00Z"))]
+    assert set(months(later, "c6")) == {"2026-07"}
