@@ -36,6 +36,7 @@ __all__ = [
     "contract_from_terms",
     "contract_warnings",
     "history_key",
+    "recorded_order",
     "unknown_keys",
     "load_contracts_yaml",
     "parse_contracts",
@@ -84,6 +85,14 @@ ResolvedContract = Contract
 
 # where terms without an effective_from sort in a customer's history: before every dated one
 BEGINNING = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def recorded_order(contract: Contract, at: datetime | None) -> tuple[datetime, str]:
+    """Where one of a customer's terms stands among the upserts of the same effective_from (SPEC §10:
+    an entity's events fold in occurred_at order, whatever their arrival order): its record time
+    (`occurred_at`; a contracts-file entry has none and sorts first), then its terms' canonical JSON,
+    so two upserts recorded at one instant also give one answer in every order."""
+    return (at if at is not None else BEGINNING), contract.terms.model_dump_json()
 
 
 def history_key(contract: Contract) -> str:

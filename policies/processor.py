@@ -16,7 +16,7 @@ from events.models import InputEvent
 from policies import downtime, uptime
 from policies.attainment import OUTCOME_WAIT, AttainmentBook, Spans, attainment_spans
 from policies.catalog import Catalog, ContractError, ResolvedPlan
-from policies.contracts import BEGINNING, Contract, contract_from_event
+from policies.contracts import BEGINNING, Contract, contract_from_event, recorded_order
 from policies.explain import Subscriber
 from policies.memory_store import MemoryStore
 from events.ids import month_event_id, refund_withdrawn_event_id
@@ -158,6 +158,10 @@ class Processor:
         # customer -> every terms it had, ordered by effective_from (SPEC §14: a later contract adds
         # the next terms, the earlier ones stay for what happened before it)
         self.histories: dict[str, list[Contract]] = {}
+        # (customer, effective_from or BEGINNING) -> `recorded_order` of the terms installed for it, when
+        # they came with their record time (a contract event): a correction read before the original
+        # keeps standing (`_add_to_history`)
+        self._recorded: dict[tuple[str, datetime], tuple[datetime, str]] = {}
         # (customer, effective_from, catalog version) -> those terms' plan under that version (SPEC
         # §14); cleared when a contract is installed
         self._versioned_plans: dict[tuple[str, datetime | None, str], ResolvedPlan] = {}
@@ -219,16 +223,22 @@ class Processor:
         return min(times) if times else None
 
     # ---- contracts --------------------------------------------------------------------
-    def install(self, contract: Contract, at: datetime | None = None) -> None:
+    def install(self, contract: Contract, at: datetime | None = None) -> bool:
         """Install a validated contract. The customer's months close from the earliest
         `effective_from` of its history; when its history has undated terms (they sort first and
         apply from the start), from the month of the first instant the processor sees, whatever
         order the terms arrive in and whenever they were recorded. `at` (a contract event's time)
         is not a start: a contract recorded today for a backfill of last month still applies to
-        last month (docs/decisions.md, "Contract history")."""
+        last month (docs/decisions.md, "Contract history").
+
+        Terms with the effective_from of installed ones replace them unless both were recorded (`at`)
+        and the installed ones later (`recorded_order`): the later record stands in every arrival
+        order, as in replay's (occurred_at, event_id) order. Returns whether the contract was installed."""
         terms = contract.terms
         old_listed = self._services_listed(terms.customer_id)
-        history = self._add_to_history(contract)
+        history = self._add_to_history(contract, at)
+        if history is None:
+            return False  # terms of this effective_from recorded later stand (SPEC §10)
         self.contracts[terms.customer_id] = self._entry(history)
         self._versioned_plans.clear()
         self._plans_token = object()
@@ -242,6 +252,7 @@ class Processor:
             self.subscribers.add(service_id, terms.customer_id)
         if self.parking:
             self._contract_release = True  # events may wait for this contract: `_release_waiting`
+        return True
 
     def _entry(self, history: list[Contract]) -> ContractEntry:
         """The customer's entry: its latest terms, with the first month and instant of the whole
@@ -254,20 +265,34 @@ class Processor:
             return ContractEntry(latest.terms, latest.plan, start_month, None)
         return ContractEntry(latest.terms, latest.plan, uptime.month_of(first), first)
 
-    def _add_to_history(self, contract: Contract) -> list[Contract]:
+    def _add_to_history(self, contract: Contract, at: datetime | None = None) -> list[Contract] | None:
         """Put `contract` in its customer's history: it replaces the terms with the same
-        effective_from, else goes in effective_from order (so the arrival order does not matter)."""
+        effective_from, else goes in effective_from order (so the arrival order does not matter).
+        None (nothing changed) when the terms it would replace were recorded after it (`install`)."""
         history = self.histories.setdefault(contract.customer_id, [])
         key = contract.effective_from or BEGINNING
+        recorded = self._recorded
+        slot = (contract.customer_id, key)
         for i, earlier in enumerate(history):
             earlier_key = earlier.effective_from or BEGINNING
             if earlier_key == key:
+                order = recorded_order(contract, at) if at is not None else None
+                standing = recorded.get(slot)
+                if order is not None and standing is not None and standing > order:
+                    return None
                 history[i] = contract
+                if order is None:
+                    recorded.pop(slot, None)
+                else:
+                    recorded[slot] = order
                 return history
             if earlier_key > key:
                 history.insert(i, contract)
-                return history
-        history.append(contract)
+                break
+        else:
+            history.append(contract)
+        if at is not None:
+            recorded[slot] = recorded_order(contract, at)
         return history
 
     def _services_listed(self, customer_id: str) -> set[str]:

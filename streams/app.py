@@ -93,6 +93,10 @@ class Core(Protocol):
         effective_from (SPEC §14), sorting as the effective_froms do. Optional: a core without
         contract histories keys by customer_id."""
 
+    def contract_order(self, contract: tuple[Contract, datetime]) -> Any:
+        """How two contracts of one `contract_key` compare: the greater stands, whatever the arrival
+        order (the later record time; SPEC §10). Optional: without it the last read stands."""
+
     def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> PartitionProcessor:
         """The partition's processor over `store` (apply / advance_to / upsert_contract / now).
         `upsert_contract(contract, release=True)`: with release=False, events that waited for the
@@ -943,11 +947,13 @@ class StreamWorker:
                 continue
             self.observer.event_in(self.core.event_type(decoded))
             try:
-                await self._upsert_contract(customer_id, contract)
+                installed = await self._upsert_contract(customer_id, contract)
             except Exception as exc:  # a processor refused it: it is not installed anywhere
                 self._log_failure(f"contract of {customer_id} refused by a processor")
                 await self.dead_letter(message, _reason(exc) if reason_code(_reason(exc)) != PROCESSING_ERROR
                                        else f"invalid_contract: {type(exc).__name__}: {exc}")
+                continue
+            if not installed:  # the same customer and effective_from, recorded later, stands (SPEC §10)
                 continue
             # The global table's changelog has one partition; written through the backend so
             # that the write is on the broker before this batch's offsets can be committed.
@@ -961,13 +967,19 @@ class StreamWorker:
         key_of = getattr(self.core, "contract_key", None)  # optional in the Core protocol
         return key_of(contract) if key_of is not None else customer_id
 
-    async def _upsert_contract(self, customer_id: str, contract: Any) -> None:
+    async def _upsert_contract(self, customer_id: str, contract: Any) -> bool:
         """Install in every processor, all or nothing: if one raises, the contract is taken back
         out of the worker's view and every processor is rebuilt from its stored state (this unit
-        changed nothing else), and the error is raised to the caller."""
+        changed nothing else), and the error is raised to the caller. False (nothing installed, nothing
+        to store) when the worker holds terms of the same key recorded after it (`Core.contract_order`):
+        a correction read before the original keeps standing, as in replay."""
         key = self._contract_key(customer_id, contract)
         terms = self.contract_terms.setdefault(customer_id, {})
         previous, previous_terms = self.contracts.get(customer_id), terms.get(key)
+        order_of = getattr(self.core, "contract_order", None)  # optional in the Core protocol
+        if previous_terms is not None and order_of is not None and order_of(previous_terms) > order_of(contract):
+            log.info("contract %s not installed: the terms stored for it were recorded later", key)
+            return False
         terms[key] = contract
         self.contracts[customer_id] = terms[max(terms)]  # the latest: one customer's keys sort by effective_from
         self.contracts_version += 1
@@ -988,6 +1000,7 @@ class StreamWorker:
                 self._drop_processor(partition)
             raise
         await self._send_prepared(prepared)
+        return True
 
     async def _on_contract_changelog(self, event: Any) -> None:
         """Every worker (recovery and standby updates): learn the contract. A stored contract that

@@ -18,7 +18,7 @@ from events.codec import ALL_REASONS, DeadLetterReason, dead_letter_event, decod
 from events.models import DeadLetter, InputEvent
 from policies.attainment import PARTIAL, add_partial
 from policies.catalog import Catalog, ContractError, default_catalog
-from policies.contracts import Contract, contract_from_event, history_key
+from policies.contracts import Contract, contract_from_event, history_key, recorded_order
 from policies.downtime import ServiceState
 from policies.outputs import Output, Rejected
 from policies.processor import Processor, Settings
@@ -320,6 +320,9 @@ class RealCore:
 
     def contract_key(self, contract: tuple[Contract, datetime]) -> str:
         return history_key(contract[0])
+
+    def contract_order(self, contract: tuple[Contract, datetime]) -> tuple[datetime, str]:
+        return recorded_order(contract[0], contract[1])
 
     def new_processor(self, store: PartitionStore, owns_service: Callable[[str], bool]) -> PartitionProcessor:
         max_future = getattr(self.settings, "max_future", None) or DEFAULT_MAX_FUTURE

@@ -56,13 +56,17 @@ def iso(t: datetime) -> str:
 
 
 @st.composite
-def ticket_events(draw, n: int) -> list[dict]:
-    customer = draw(st.sampled_from(CONTRACTS))
+def ticket_events(draw, n: int, customers=CONTRACTS, priorities=PRIORITIES, around=()) -> list[dict]:
+    """`around`: instants the ticket is opened near (within 3 days), when given (contract histories)."""
+    customer = draw(st.sampled_from(customers))
     tid = f"T{n}"
-    opened_at = BASE + timedelta(minutes=draw(st.integers(0, 40 * 24 * 60)))
+    if around:
+        opened_at = draw(st.sampled_from(around)) + timedelta(minutes=draw(st.integers(-3 * 24 * 60, 3 * 24 * 60)))
+    else:
+        opened_at = BASE + timedelta(minutes=draw(st.integers(0, 40 * 24 * 60)))
     env = draw(st.sampled_from(["production", "production", "non_production"]))
     events = [wire("ticket.opened", iso(opened_at), f"{tid}-open", ticket_id=tid, customer_id=customer,
-                   priority=draw(st.sampled_from(PRIORITIES[customer])), environment=env)]
+                   priority=draw(st.sampled_from(priorities[customer])), environment=env)]
     # half-hour steps, repeats allowed: some events of a ticket share their instant
     offsets = draw(st.lists(st.integers(1, 4 * 48).map(lambda h: h * 30), min_size=0, max_size=5))
     for i, off in enumerate(sorted(offsets)):
@@ -74,7 +78,7 @@ def ticket_events(draw, n: int) -> list[dict]:
             events.append(wire("ticket.replied", t, eid, ticket_id=tid, author="customer"))
         elif kind in ("provider_change", "customer_change"):
             events.append(wire("ticket.priority_changed", t, eid, ticket_id=tid,
-                               priority=draw(st.sampled_from(PRIORITIES[customer])),
+                               priority=draw(st.sampled_from(priorities[customer])),
                                requested_by="provider" if kind == "provider_change" else "customer"))
         elif kind == "status":
             events.append(wire("ticket.status_changed", t, eid, ticket_id=tid,
@@ -91,12 +95,18 @@ def ticket_events(draw, n: int) -> list[dict]:
 
 
 @st.composite
-def outage_events(draw, n: int) -> list[dict]:
-    svc = draw(st.sampled_from(SERVICES))
+def outage_events(draw, n: int, services=SERVICES, around=(), components=()) -> list[dict]:
+    """`around`: instants the outage starts near (within 2 days); `components`: names an outage may
+    be scoped to (SPEC §11), when given."""
+    svc = draw(st.sampled_from(services))
     oid = f"O{n}"
-    start = BASE + timedelta(minutes=draw(st.integers(0, 50 * 24 * 60)))
+    if around:
+        start = draw(st.sampled_from(around)) + timedelta(minutes=draw(st.integers(-2 * 24 * 60, 2 * 24 * 60)))
+    else:
+        start = BASE + timedelta(minutes=draw(st.integers(0, 50 * 24 * 60)))
+    scope = {"components": [draw(st.sampled_from(components))]} if components and draw(st.booleans()) else {}
     events = [wire("outage.started", iso(start), f"{oid}-s", service_id=svc, outage_id=oid,
-                   scope=draw(st.sampled_from(["all_users", "all_users", "partial"])))]
+                   scope=draw(st.sampled_from(["all_users", "all_users", "partial"])), **scope)]
     if draw(st.booleans()):
         events.append(wire("outage.reported", iso(start - timedelta(minutes=draw(st.integers(1, 60)))), f"{oid}-r",
                            service_id=svc, outage_id=oid, ticket_id=f"C{n}"))
@@ -111,10 +121,13 @@ def outage_events(draw, n: int) -> list[dict]:
 
 
 @st.composite
-def window_events(draw, n: int) -> list[dict]:
-    svc = draw(st.sampled_from(SERVICES))
+def window_events(draw, n: int, services=SERVICES, around=()) -> list[dict]:
+    svc = draw(st.sampled_from(services))
     mid = f"M{n}"
-    starts = BASE + timedelta(hours=draw(st.integers(24, 45 * 24)))
+    if around:
+        starts = draw(st.sampled_from(around)) + timedelta(hours=draw(st.integers(-48, 48)))
+    else:
+        starts = BASE + timedelta(hours=draw(st.integers(24, 45 * 24)))
     notified = starts - timedelta(hours=draw(st.integers(1, 96)))
     events = [wire("maintenance.scheduled", iso(notified), f"{mid}-s", service_id=svc, maintenance_id=mid,
                    starts_at=iso(starts), ends_at=iso(starts + timedelta(minutes=draw(st.integers(30, 300)))))]

@@ -1,0 +1,107 @@
+"""A corrected contract: the same customer and effective_from upserted again (SPEC §10, §14).
+
+SPEC §10: the net outcome is a function of the set of events, whatever their arrival order; per
+entity, events fold in (`occurred_at`, `event_id`) order. A customer's terms for one
+`effective_from` are one entity (docs/decisions.md, "Contract history": "a contract with the same
+effective_from replaces those terms"). Replay installs contract lines in (occurred_at, event_id)
+order, so the later-recorded terms stand. The processor replaced them in arrival order: a stream
+that read the correction before the original (two producers, a retry, a per-topic export) kept the
+original's fee. Found by tests/unit/test_order_independence_contracts.py (about 1 ordering in 14
+of its scenarios with a correction, every order kind).
+
+Hand figures (Vectorize *General Support Policy*, "Cloud Services Service Levels"; SPEC §8), Pro
+99.5 %, `vc-api`, terms from 2026-03-01T00:00Z; original fee 1,000.00 USD recorded 2026-02-20,
+corrected to 1,500.00 USD recorded 2026-02-25:
+- March 2026: 31 days = 44,640 min; outage 2026-03-10 00:00 - 05:00 = 300 min
+- uptime 100 - 300 / 44,640 x 100 = 100 - 0.6720... = 99.33 < 99.50: not met
+- threshold 44,640 x 0.5 / 100 = 223.2 min; excess 300 - 223.2 = 76.8 min
+- refund 76.8 / 44,640 x 1,500 = 2.5806... -> 2.58 USD (the original's 1,000 gave 1.7204... -> 1.72)
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from policies.contracts import contract_from_event
+from policies.processor import Processor, Settings
+from streams.replay import Replayer
+from tests.support import CATALOG, as_wire, decoded, wire
+
+UTC = timezone.utc
+UNTIL = datetime(2026, 4, 2, tzinfo=UTC)
+
+
+def terms(fee: str) -> dict:
+    return {"customer_id": "vc", "policy": "vectorize", "plan": "pro", "effective_from": "2026-03-01T00:00:00Z",
+            "services": [{"service_id": "vc-api", "monthly_fee": fee, "currency": "USD"}]}
+
+
+ORIGINAL = decoded(wire("contract.upserted", "2026-02-20T00:00:00Z", "k-original", **terms("1000.00")))
+CORRECTION = decoded(wire("contract.upserted", "2026-02-25T00:00:00Z", "k-correction", **terms("1500.00")))
+OUTAGE = [decoded(wire("outage.started", "2026-03-10T00:00:00Z", "o-s", service_id="vc-api", outage_id="O")),
+          decoded(wire("outage.resolved", "2026-03-10T05:00:00Z", "o-x", service_id="vc-api", outage_id="O"))]
+
+
+def refund(outputs) -> tuple:
+    rows = [as_wire(o) for o in outputs if o.type == "refund.eligible"]
+    return tuple((r["month"], r["monthly_fee"], r["refund_amount"]) for r in rows)
+
+
+@pytest.mark.parametrize("contracts", list(itertools.permutations([ORIGINAL, CORRECTION])),
+                         ids=["original_first", "correction_first"])
+def test_the_later_recorded_terms_stand_whatever_the_arrival_order(contracts):
+    proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+    out = []
+    for c in contracts:
+        out += proc.upsert_contract((contract_from_event(c, CATALOG), c.occurred_at))
+    for ev in OUTAGE:
+        out += proc.apply(ev)[0]
+    out += proc.advance_to(UNTIL)
+    assert refund(out) == (("2026-03", "1500.00", "2.58"),)
+    assert [s.monthly_fee for c in proc.histories["vc"] for s in c.terms.services] == [1500]
+
+
+def test_replay_gives_the_same_refund_from_either_file_order():
+    for contracts in itertools.permutations([ORIGINAL, CORRECTION]):
+        rep = Replayer([], CATALOG, Settings(at_risk_thresholds=()))
+        for ev in (*contracts, *OUTAGE):
+            rep.feed_line(ev.__pydantic_serializer__.to_json(ev), ev.event_id)
+        lines = [json.loads(x) for x in rep.finish(UNTIL).sorted_lines()]
+        assert [(r["monthly_fee"], r["refund_amount"]) for r in lines if r["type"] == "refund.eligible"] == [
+            ("1500.00", "2.58")]
+
+
+def test_the_worker_keeps_and_stores_the_later_recorded_terms_whatever_the_arrival_order():
+    """The stream shell: the contracts agent stored each record read under its key (customer@effective_from)
+    and installed it, last read standing; a restart installs what the table holds. Now a record older
+    than the one stored for its key is neither installed nor stored."""
+    import asyncio
+    import types
+    from types import SimpleNamespace
+
+    from streams.app import Observer, StreamWorker
+    from streams.core_adapter import RealCore
+
+    for contracts in itertools.permutations([ORIGINAL, CORRECTION]):
+        stored: dict[str, bytes] = {}
+        proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+
+        async def nothing(*_args) -> None:
+            return None
+
+        worker = SimpleNamespace(core=RealCore(catalog=CATALOG), observer=Observer(), processors={0: proc},
+                                 contracts={}, contract_terms={}, contracts_version=0, _touched=set(),
+                                 backend=SimpleNamespace(set=lambda _t, _p, key, value, into=stored: into.__setitem__(key, value)),
+                                 _prepare=lambda outputs: (list(outputs), []), _send_prepared=nothing,
+                                 commit_batch=nothing, dead_letter=nothing)
+        worker._contract_key = types.MethodType(StreamWorker._contract_key, worker)
+        worker._upsert_contract = types.MethodType(StreamWorker._upsert_contract, worker)
+        records = [SimpleNamespace(message=SimpleNamespace(value=c.__pydantic_serializer__.to_json(c)))
+                   for c in contracts]
+        asyncio.run(StreamWorker._contract_batch(worker, records))
+        assert [json.loads(v)["event_id"] for v in stored.values()] == ["k-correction"]
+        assert [s.monthly_fee for c in proc.histories["vc"] for s in c.terms.services] == [1500]
+        assert worker.contracts["vc"][0].services[0].monthly_fee == 1500
