@@ -741,6 +741,14 @@ class _Clocks:
     def _met(self, slot: Slot, ts: datetime) -> None:
         if slot.target is None:
             return
+        s = self.s
+        if self._paused(slot.metric, s.status_history[-2], s.status_history[-1]):
+            # Met during a pause: its `due_at` is the deadline in force at `ts`, the remaining time
+            # from `ts` (review 2026-12-06: the deadline as if never paused made a met look late,
+            # `met_at` a day after `due_at`).
+            runs = self._running_intervals(slot.metric, slot.start)
+            slot.due = self._cross(runs + [(max(ts, slot.effective_from), None)], slot.target.calendar,
+                                   slot.target.duration)
         self._emit(_KIND_MET, "sla.met", ts, slot, 0, {"met_at": ts, "elapsed_minutes": _minutes(self._elapsed(slot, ts))})
         slot.done = True
         slot.pending = ()
@@ -824,13 +832,16 @@ class _Clocks:
                     slot.effective_from = ts
                     self._schedule(slot)
         s.slots = kept
-        if s.resolved:
-            return
         for target in targets:  # clocks the old priority did not have
             metric = target.metric
+            if s.resolved and metric != "resolution":
+                continue  # SPEC §6: resolved stops every clock; only resolution resumes (on reopen)
             if metric == "first_response" and not s.first_response_done:
                 slot = Slot(metric, target.binding, target, 1, s.opened_at, ts)
             elif metric == "resolution":
+                # While resolved too (review 2026-12-06, a missed breach: a raise to a priority with a
+                # resolution target while the ticket was resolved created no clock, so the reopen had
+                # none to resume): paused until the reopen, which resumes it as the next cycle.
                 slot = Slot(metric, target.binding, target, s.resolution_cycle, s.opened_at, ts)
             elif metric == "update" and s.update_started:
                 s.update_cycle += 1

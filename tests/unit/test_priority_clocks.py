@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 
 from tests.net_outcome import net_outcome
-from tests.support import CATALOG, Run, brief, change, opened, reply
+from tests.support import CATALOG, Run, brief, change, opened, reopened, reply, resolved, status
 
 from policies.contracts import parse_contracts
 
@@ -171,3 +171,46 @@ def test_f3_net_outcome_does_not_depend_on_arrival_order():
     run.feed(change("T1", "high", "customer", "2026-03-10T10:00:00Z", event_id="p1"))
     run.until("2026-03-11T00:00:00Z")
     assert net_outcome(run.outputs) == net_outcome(reference.outputs)
+
+
+def test_a_raise_while_resolved_gives_the_reopened_ticket_its_resolution_clock():
+    """Review 2026-12-06 (a missed breach, stream and replay alike): a raise to a priority with a
+    resolution target while the ticket was resolved created no resolution clock, so the reopen had
+    none to resume and the ticket never breached.
+
+    `rs` (Rescale Production Enterprise, 24x5 UTC, Mon 00:00-Sat 00:00Z): normal has first response
+    8 h and no resolution target; urgent has first response 1 h and resolution 8 h. Opened normal Mon
+    2026-02-02 09:00Z, answered 09:30, resolved 10:00, reopened 11:00, raised to urgent by the
+    provider. SPEC §6: re-evaluated from the original start, resolved time paused: 1 h ran
+    (09:00-10:00), 7 h from the reopen at 11:00 -> due Mon 18:00Z, breached (cycle 2, the reopen's).
+    The raise at 10:30 (resolved) must give what the raise at 11:30 (reopened) gives."""
+
+    def resolution_outputs(raise_at: str) -> list:
+        run = Run("rs", thresholds=())
+        run.feed(opened("R1", "rs", "normal", "2026-02-02T09:00:00Z"), reply("R1", "2026-02-02T09:30:00Z"),
+                 resolved("R1", "2026-02-02T10:00:00Z"), *sorted(
+                     [reopened("R1", "2026-02-02T11:00:00Z"), change("R1", "urgent", "provider", raise_at)],
+                     key=lambda e: e.occurred_at))
+        run.until("2026-02-03T12:00:00Z")
+        return [(o["type"], o["cycle"], o["due_at"], o["occurred_at"]) for o in run.outputs
+                if o["metric"] == "resolution"]
+
+    expected = [("sla.breached", 2, "2026-02-02T18:00:00Z", "2026-02-02T18:00:00Z")]
+    assert resolution_outputs("2026-02-02T11:30:00Z") == expected
+    assert resolution_outputs("2026-02-02T10:30:00Z") == expected  # before: []
+
+
+def test_a_reply_during_a_pause_is_met_against_the_deadline_in_force_then():
+    """Review 2026-12-06: the `due_at` of a met given while its clock is paused was the deadline as if
+    never paused, so the met looked late (`met_at` a day after `due_at`) in reports and whatif.
+
+    `rsp` (as `rs`; waiting_on_customer pauses first response): opened normal (8 business hours) Mon
+    2026-02-02 09:00Z, waiting on the customer from 10:00 (1 h elapsed), answered Tue 10:00 still
+    paused: 7 h remain from the reply, the deadline in force is Tue 10:00 + 7 h = Tue 17:00Z."""
+
+    run = Run("rsp", thresholds=())
+    run.feed(opened("P1", "rsp", "normal", "2026-02-02T09:00:00Z"),
+             status("P1", "waiting_on_customer", "2026-02-02T10:00:00Z"))
+    (met,) = [o for o in run.feed(reply("P1", "2026-02-03T10:00:00Z")) if o["type"] == "sla.met"]
+    assert (met["met_at"], met["due_at"], met["elapsed_minutes"]) == \
+        ("2026-02-03T10:00:00Z", "2026-02-03T17:00:00Z", 60)  # before: due Mon 17:00Z
