@@ -458,6 +458,11 @@ class ResolvedPlan:
             return NotImplemented
         return self._core == other._core and self.services == other.services
 
+    def same_clocks(self, other: "ResolvedPlan") -> bool:
+        """Whether a ticket's clocks run the same under `other` (same targets, calendars, pauses and
+        rules: the services do not matter)."""
+        return self._core is other._core or self._core == other._core
+
     def __hash__(self) -> int:
         return hash((self.policy, self.plan, self.policy_version, self.services))
 

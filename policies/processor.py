@@ -407,7 +407,15 @@ class Processor:
         if version != entry.plan.policy_version and not self.catalog.has_version(entry.plan.policy, version):
             version = self.catalog.version_at(entry.plan.policy, state.opened_at)
         plan = self._plan_under(entry, version)
+        previous = state.plan
         state.plan_token, state.plan = self._plans_token, plan
+        if previous is not None and state.derived and not previous.same_clocks(plan):
+            # Terms installed since (a correction, terms backdated before its opening): its clocks are
+            # derived again under them at this use, and what they no longer derive is retracted
+            # (`TicketEngine._ensure_derived`), as a restart would; replay measures it under them from
+            # the start (review of 2026-12-06: the old targets ran on until a restart, which then
+            # left a met and a breach standing for one clock).
+            state.derived = False
         return plan
 
     # ---- time -------------------------------------------------------------------------
@@ -729,6 +737,7 @@ class Processor:
                 raise Rejected("duplicate_ticket", f"ticket {ev.ticket_id!r} was already opened")
             plan = self.plan_at(ev.customer_id, ev.occurred_at)
             state, out = self.tickets.open(ev, plan, now)
+            state.plan_token, state.plan = self._plans_token, plan  # `ticket_plan`'s answer, and what its clocks ran under
             if plan.attainment_quarterly and any(
                     s.metric == "first_response" and s.binding and not s.done for s in state.slots):
                 self.attainment.opened(state)

@@ -902,17 +902,20 @@ class TicketEngine:
                                             f"(expected one of {', '.join(plan.priorities)})")
 
     def _ensure_derived(self, state: TicketState, plan: ResolvedPlan) -> list[Output]:
-        """Rebuild the clocks of a state loaded from JSON, up to the time it had reached.
+        """Rebuild the clocks of a state loaded from JSON, or measured under other terms since a
+        contract changed (`Processor.ticket_plan`), up to the time it had reached.
 
-        Returns what the history derives but was never recorded as emitted (nothing, unless
-        the state was saved between deriving outputs and recording them)."""
+        Returns what the history derives but was never recorded as emitted, and the cancellation of
+        what was emitted but is no longer derived: nothing after a restart under the same terms
+        (unless the state was saved between deriving outputs and recording them); under other
+        terms, a breach the new targets give and the retraction of a met they no longer give."""
         if state.derived:
             return []
         clocks = _Clocks(state, plan, self.milestones)
         clocks.rebuild(state.advanced_to)
         if state.counted_provider is None:  # stored without what was counted for it: what it had when stored
             state.stored_open_clocks = open_clock_count((state,))
-        return self._record(state, clocks)
+        return self._record(state, clocks, retract_at=state.advanced_to)
 
     def stored_open_clocks(self, state: TicketState, plan: ResolvedPlan) -> int:
         """Open clocks of a state as stored (`from_json`): what was counted for it if stored with it,

@@ -19,16 +19,21 @@ corrected to 1,500.00 USD recorded 2026-02-25:
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 from datetime import datetime, timezone
 
 import pytest
 
-from policies.contracts import contract_from_event
+from policies.contracts import contract_from_event, parse_contracts
+from policies.memory_store import MemoryStore
 from policies.processor import Processor, Settings
+from policies.tickets import TicketState
 from streams.replay import Replayer
-from tests.support import CATALOG, as_wire, decoded, wire
+from streams.wire import to_bytes
+from tests.net_outcome import net_outcome
+from tests.support import CATALOG, CONTRACTS, as_wire, decoded, wire
 
 UTC = timezone.utc
 UNTIL = datetime(2026, 4, 2, tzinfo=UTC)
@@ -105,3 +110,66 @@ def test_the_worker_keeps_and_stores_the_later_recorded_terms_whatever_the_arriv
         assert [json.loads(v)["event_id"] for v in stored.values()] == ["k-correction"]
         assert [s.monthly_fee for c in proc.histories["vc"] for s in c.terms.services] == [1500]
         assert worker.contracts["vc"][0].services[0].monthly_fee == 1500
+
+
+# ---- a correction of the targets while a ticket is open (review of 2026-12-06) -----------------
+
+def _rx(first_response_hours: int) -> dict:
+    entry = copy.deepcopy(CONTRACTS["rs"])
+    entry["customer_id"] = "rx"
+    entry["overrides"]["targets"]["normal"]["first_response"]["amount"] = first_response_hours
+    return entry
+
+
+def _restarted(proc: Processor, known: list) -> Processor:
+    """The next incarnation: the tickets read back from their JSON, the snapshot restored and every
+    contract installed again (release=False), as the worker rebuilds a partition."""
+    store = MemoryStore()
+    for state in proc.store.tickets.values():
+        store.save_ticket(TicketState.from_json(state.to_json()))
+    fresh = Processor(CATALOG, store, Settings(at_risk_thresholds=()))
+    fresh.restore(proc.snapshot())
+    for contract in known:
+        fresh.upsert_contract(contract, release=False)
+    return fresh
+
+
+@pytest.mark.parametrize("restart", ["none", "before the reply", "after the reply"])
+def test_corrected_targets_reach_an_open_tickets_clocks_as_in_replay(restart):
+    """`rx` as `rs` (Rescale Production Enterprise, 24x5 UTC): its order form says normal first
+    response 8 h (recorded Jan 1), corrected to 4 h (recorded Mon 2026-02-02 10:00, read then) while
+    ticket C1, opened normal Mon 09:00Z, waits for its reply (Mon 14:00Z).
+    Replay installs the correction first: 4 business hours from Mon 09:00Z -> due 13:00Z, no reply by
+    then: `sla.breached` at 13:00Z, the 14:00Z reply late (no met). Before, the stream kept the old
+    8 h clock (met at 14:00Z, due 17:00Z) until a restart, which then emitted the breach and left
+    the met standing beside it."""
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    original = (parse_contracts({"contracts": [_rx(8)]}, CATALOG)[0], since)
+    correction = (parse_contracts({"contracts": [_rx(4)]}, CATALOG)[0], datetime(2026, 2, 2, 10, tzinfo=UTC))
+    events = [wire("ticket.opened", "2026-02-02T09:00:00Z", "o", ticket_id="C1", customer_id="rx", priority="normal"),
+              wire("ticket.status_changed", "2026-02-02T11:00:00Z", "s", ticket_id="C1", status="open"),
+              wire("ticket.replied", "2026-02-02T14:00:00Z", "r", ticket_id="C1", author="provider"),
+              wire("ticket.status_changed", "2026-02-02T15:00:00Z", "s2", ticket_id="C1", status="open")]
+    until = datetime(2026, 2, 3, tzinfo=UTC)
+
+    proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+    out = proc.upsert_contract(original)
+    out += proc.apply(decoded(events[0]))[0]
+    out += proc.upsert_contract(correction)
+    for i, ev in enumerate(events[1:], 1):
+        if (restart, i) in (("before the reply", 2), ("after the reply", 3)):
+            proc = _restarted(proc, [original, correction])
+        more, rejected = proc.apply(decoded(ev))
+        assert rejected is None
+        out += more
+    out += proc.advance_to(until)
+    stream = net_outcome(json.loads(to_bytes(o)) for o in out)
+
+    replay = Replayer([correction[0]], CATALOG, Settings(at_risk_thresholds=()))
+    for i, ev in enumerate(events):
+        replay.feed_line(json.dumps(ev).encode(), f"e:{i}")
+    reference = net_outcome(json.loads(line) for line in replay.finish(until).sorted_lines())
+    assert [(b["metric"], b["due_at"]) for b in reference["breaches"].values()] == \
+        [("first_response", "2026-02-02T13:00:00Z")]
+    assert reference["met"] == {}
+    assert (stream["breaches"], stream["met"]) == (reference["breaches"], reference["met"])
