@@ -671,8 +671,10 @@ class Processor:
                 more, rejected = self.apply(parked)
                 out.extend(more)
                 if rejected is not None:
+                    # stamped with its own occurred_at, as an expired or released one: the partition's
+                    # time when its entity arrived depends on the arrival order
                     out.append(self.parking.dead_letter(parked, rejected.reason, rejected.message,
-                                                        self.now or parked.occurred_at))
+                                                        parked.occurred_at))
         finally:
             if held:
                 self._held_ticket = None

@@ -84,6 +84,10 @@ def test_a_reply_dated_before_its_ticket_is_an_orphan_whatever_the_order():
         out += [as_wire(x) for x in proc.advance_to(datetime(2026, 2, 3, 16, tzinfo=timezone.utc))]
         dead = [o["reason"] for o in out if o["type"] == "dead_letter"] + [r.reason for r in rejected]
         assert dead == ["orphan"], order
+        # parked, then rejected when its ticket came: stamped with its own occurred_at, as the
+        # shell stamps one rejected on arrival (was the partition's time then, 15:00)
+        assert [o["occurred_at"] for o in out if o["type"] == "dead_letter"] == \
+            (["2026-02-03T14:59:00Z"] if order == "reply first" else []), order
         assert [o["type"] for o in out if o["type"].startswith("sla.")] == ["sla.breached"], order
 
 
