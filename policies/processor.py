@@ -23,7 +23,7 @@ from events.ids import month_event_id, refund_withdrawn_event_id
 from policies.outputs import Output, Rejected, output_event_id
 from policies.parking import (FULL, MONITORING, TICKETS, Parking, contract_reason, contract_subject, creates_key,
                               customer_key, outage_key, service_key, ticket_key, window_key)
-from policies.tickets import TicketEngine, TicketState, content_digest, event_digest
+from policies.tickets import TicketEngine, TicketState, content_digest, event_digest, measurable_under
 
 UTC = timezone.utc
 _MICROSECOND = timedelta(microseconds=1)
@@ -408,6 +408,12 @@ class Processor:
             version = self.catalog.version_at(entry.plan.policy, state.opened_at)
         plan = self._plan_under(entry, version)
         previous = state.plan
+        if not measurable_under(state, plan):
+            # Terms installed after the fact, of a policy without the ticket's priorities (review of
+            # 2026-12-06: every tick raised KeyError on this ticket): it stays under the terms it
+            # was measured under, else the latest of its customer's that know them. Replay, with
+            # those terms from the start, rejects its ticket.opened (a backfill, decisions.md).
+            plan = previous if previous is not None else self._plan_measuring(state, version, plan)
         state.plan_token, state.plan = self._plans_token, plan
         if previous is not None and state.derived and not previous.same_clocks(plan):
             # Terms installed since (a correction, terms backdated before its opening): its clocks are
@@ -416,6 +422,20 @@ class Processor:
             # the start (review of 2026-12-06: the old targets ran on until a restart, which then
             # left a met and a breach standing for one clock).
             state.derived = False
+        return plan
+
+    def _plan_measuring(self, state: TicketState, version: str, plan: ResolvedPlan) -> ResolvedPlan:
+        """The plan of the latest of the customer's terms that knows the ticket's priorities (a
+        restored ticket: the plan it ran under is not kept); `plan` when none does."""
+        catalog = self.catalog
+        for contract in reversed(self.histories.get(state.customer_id, ())):
+            policy = contract.plan.policy
+            under = version if version == contract.plan.policy_version or catalog.has_version(policy, version) \
+                else catalog.version_at(policy, state.opened_at)
+            candidate = self._plan_under(replace(self._contract(state.customer_id), terms=contract.terms,
+                                                 plan=contract.plan), under)
+            if measurable_under(state, candidate):
+                return candidate
         return plan
 
     # ---- time -------------------------------------------------------------------------

@@ -1114,6 +1114,27 @@ class TicketEngine:
 _KIND_OF_TYPE: dict[str, str] = {"ticket.resolved": RESOLVED, "ticket.reopened": REOPENED, "ticket.closed": CLOSED}
 
 
+def measurable_under(state: TicketState, plan: ResolvedPlan) -> bool:
+    """Whether every priority the ticket has had is one of `plan`'s: terms of another policy
+    installed after the fact (backdated, or a correction) may not know them, and its clocks
+    cannot be derived under those terms (`Processor.ticket_plan`)."""
+    known = plan.priorities
+    if state.priority and state.priority not in known:  # "" on a state read back, before its clocks are derived
+        return False
+    for _ts, _seq, kind, value in state.history:
+        if value is None:
+            continue
+        if kind == OPEN:
+            priority = value.partition("|")[0]
+        elif kind == PRIORITY:
+            priority = value.split("|", 2)[1]
+        else:
+            continue
+        if priority not in known:
+            return False
+    return True
+
+
 def describe_ticket(state: TicketState, plan: ResolvedPlan, now: datetime, thresholds: Sequence[float] = (0.5, 0.75, 0.9)) -> dict[str, Any]:
     """The ticket's clocks as JSON-able data for the query API (instants ISO UTC, minutes numbers)."""
     engine = TicketEngine(thresholds)

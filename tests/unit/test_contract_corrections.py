@@ -20,6 +20,7 @@ corrected to 1,500.00 USD recorded 2026-02-25:
 from __future__ import annotations
 
 import copy
+import heapq
 import itertools
 import json
 from datetime import datetime, timezone
@@ -127,6 +128,9 @@ def _restarted(proc: Processor, known: list) -> Processor:
     store = MemoryStore()
     for state in proc.store.tickets.values():
         store.save_ticket(TicketState.from_json(state.to_json()))
+    for ticket_id, wake in proc.store._wake.items():  # the due index, a table of its own in the worker
+        store._wake[ticket_id] = wake
+        heapq.heappush(store._heap, (wake, ticket_id))
     fresh = Processor(CATALOG, store, Settings(at_risk_thresholds=()))
     fresh.restore(proc.snapshot())
     for contract in known:
@@ -173,3 +177,34 @@ def test_corrected_targets_reach_an_open_tickets_clocks_as_in_replay(restart):
         [("first_response", "2026-02-02T13:00:00Z")]
     assert reference["met"] == {}
     assert (stream["breaches"], stream["met"]) == (reference["breaches"], reference["met"])
+
+
+def test_backdated_terms_that_do_not_know_an_open_tickets_priority_leave_it_measured_as_opened():
+    """Review of 2026-12-06: `nv` has Neptune Basic from Jan 1; ticket T0 opened critical Mon
+    2026-02-02 09:00Z; then terms of Vectorize Pro from Feb 1 are read (backdated: they govern T0's
+    opening). Vectorize has no `critical`, so the ticket's clocks cannot be derived under them: every
+    tick and event of T0 raised KeyError (since a plan change re-derives the ticket; before, at a
+    restart). It stays under Neptune Basic, the terms it was opened under (after a restart, the
+    latest of its customer's terms that know its priorities): first response 8 customer business
+    hours, 09:00-17:00 Mon-Fri UTC -> due Mon 17:00Z, breached. (Replay, with both terms from the
+    start, rejects its ticket.opened: invalid_field. Backdated terms are a backfill, decisions.md.)"""
+    neptune = {"customer_id": "nv", "policy": "neptune", "plan": "basic", "timezone": "UTC",
+               "effective_from": "2026-01-01T00:00:00Z",
+               "services": [{"service_id": "nv-api", "monthly_fee": "100.00", "currency": "USD"}]}
+    vectorize = dict(neptune, policy="vectorize", plan="pro", effective_from="2026-02-01T00:00:00Z")
+    del vectorize["timezone"]
+    first = (parse_contracts({"contracts": [neptune]}, CATALOG)[0], datetime(2026, 1, 1, tzinfo=UTC))
+    later = (parse_contracts({"contracts": [vectorize]}, CATALOG)[0], datetime(2026, 2, 2, 10, tzinfo=UTC))
+    opened = wire("ticket.opened", "2026-02-02T09:00:00Z", "o", ticket_id="T0", customer_id="nv", priority="critical")
+    for restart in (False, True):
+        proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
+        proc.upsert_contract(first)
+        assert proc.apply(decoded(opened)) == ([], None)
+        proc.upsert_contract(later)
+        if restart:
+            proc = _restarted(proc, [first, later])
+        out = proc.advance_to(datetime(2026, 2, 3, 10, tzinfo=UTC))
+        assert [(o.type, o.fields["policy"], o.fields["due_at"]) for o in out] == \
+            [("sla.breached", "neptune", datetime(2026, 2, 2, 17, tzinfo=UTC))], restart
+        reply = wire("ticket.replied", "2026-02-03T11:00:00Z", "r", ticket_id="T0", author="provider")
+        assert proc.apply(decoded(reply)) == ([], None)  # late: the breach stands, nothing raised
