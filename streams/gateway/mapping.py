@@ -133,7 +133,11 @@ def _object(value: Any, path: str) -> dict[str, Any]:
 
 def _event(topic: str, key_field: str, fields: dict[str, Any]) -> NativeEvent:
     """A native event, checked by the worker's own codec."""
-    value = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        value = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800", valid JSON text) in a value
+        raise Unmappable(f"the {fields.get('type')} event it maps to has text that is not UTF-8: {exc.reason} "
+                         f"at {exc.object[max(exc.start - 20, 0):exc.start]!r}") from None
     checked = decode(value)
     if isinstance(checked, DeadLetterReason):
         raise Unmappable(f"the {fields.get('type')} event it maps to is invalid: {checked}")
@@ -226,7 +230,7 @@ def _alertmanager(payload: dict[str, Any], m: AlertmanagerMapping) -> Conversion
             out.events += _alert_events(alert, labels, m, path)
         except Unmappable as exc:
             out.rejected.append(str(exc))
-    if out.rejected and len(out.rejected) == len(alerts):
+    if out.rejected and len(out.rejected) == len(alerts) - len(out.ignored):  # every SLA alert of it bad
         raise Unmappable("; ".join(out.rejected[:20]) + (f"; and {len(out.rejected) - 20} more"
                                                           if len(out.rejected) > 20 else ""))
     return out

@@ -141,6 +141,32 @@ def test_alertmanager_one_bad_alert_does_not_lose_the_group():
     assert conv.rejected == ["alerts[1].labels.sla_scope: 'degraded' is neither 'all_users' nor 'partial'"]
 
 
+def test_an_alert_with_text_that_is_not_utf8_is_rejected_alone():
+    """Review of 2026-12-06, F4: a label holding a lone surrogate ("\\ud800", valid JSON text) raised
+    UnicodeEncodeError past the per-alert isolation: the whole body was a 422 (Alertmanager never
+    retries one) and `slaproc convert` stopped with a traceback, losing the good alerts."""
+    alert = {"labels": {"alertname": "ApiDown", "service": "api-prod", "sla": "true"}, "annotations": {},
+             "endsAt": "0001-01-01T00:00:00Z", "status": "firing"}
+    good = {**alert, "fingerprint": "good", "startsAt": "2026-03-10T10:00:00Z"}
+    bad = {**alert, "fingerprint": "bad", "startsAt": "2026-03-10T10:01:00Z",
+           "labels": {**alert["labels"], "region": "emea\ud800"}}
+    text = json.dumps({"version": "4", "status": "firing", "alerts": [good, bad]})  # the \ud800 escape kept
+    conv = convert("alertmanager", text, MAPPING)
+    assert [(e.type, e.event["alert_key"]) for e in conv.events] == [("outage.started", "good")]
+    assert len(conv.rejected) == 1 and "not UTF-8" in conv.rejected[0]
+
+
+def test_a_body_whose_every_sla_alert_is_bad_is_unmappable_whatever_else_it_holds():
+    """Review of 2026-12-06, F4: a bad SLA alert beside one the mapping's `match` ignores was a 200
+    `partial` with no event; docs/integrations.md: a body whose every alert is bad is a 422."""
+    alert = {"labels": {"alertname": "ApiDown", "service": "api-prod", "sla": "true"}, "annotations": {},
+             "endsAt": "0001-01-01T00:00:00Z", "status": "firing", "startsAt": "2026-03-10T10:00:00Z"}
+    bad = {**alert, "fingerprint": "bad", "labels": {**alert["labels"], "sla_scope": "everyone"}}
+    other = {**alert, "fingerprint": "other", "labels": {"alertname": "DiskFull", "service": "api-prod"}}
+    with pytest.raises(Unmappable, match="'everyone' is neither"):
+        convert("alertmanager", json.dumps({"version": "4", "status": "firing", "alerts": [bad, other]}), MAPPING)
+
+
 def test_not_an_alertmanager_body():
     with pytest.raises(Unmappable, match="alerts: missing or not a list"):
         convert("alertmanager", body("zendesk_ticket_created.json"), MAPPING)
