@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 from streams.snapshot import SnapshotPublisher, TableView
@@ -77,6 +78,14 @@ def test_a_reader_never_sees_part_of_a_unit():
     try:
         for k in range(1, units + 1):
             publisher.publish(worker, {0: _unit(store, k)})
+            if k % 100 == 0:
+                # let the reader read between units: the publishes can all fit in one of the
+                # interpreter's thread switch intervals, and it then saw a single unit (a flaky
+                # failure of the check below, once in CI)
+                reads = len(seen)
+                deadline = time.monotonic() + 1.0
+                while len(seen) == reads and time.monotonic() < deadline:
+                    time.sleep(0.0005)
     finally:
         done.set()
         reader.join()
