@@ -410,6 +410,13 @@ def _jira(payload: dict[str, Any], m: JiraMapping) -> Conversion:
     if handler is None:
         out.ignored.append(f"{kind}: no SLA meaning")
         return out
+    if kind == "comment_created" and "issue" not in payload:
+        # Jira Server / Data Center strips the issue from comment_created (review of 2026-12-06, F2:
+        # every comment was a 422, no provider reply ever met first response): its complete twin,
+        # jira:issue_updated with issue_event_type_name issue_commented, maps the reply
+        out.ignored.append("comment_created without its issue (Jira Server / Data Center): the "
+                           "jira:issue_updated (issue_commented) webhook of the same comment maps the reply")
+        return out
     issue = _object(payload.get("issue"), "issue")
     ticket = _text(issue.get("key"))
     if ticket is None:
@@ -452,8 +459,12 @@ def _jira_updated(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
     event_type = payload.get("issue_event_type_name")
     if changelog is None and isinstance(event_type, str) and event_type.startswith("issue_comment"):
         # "Issue updated" fires for every comment too (issue_commented, ..._edited, ..._deleted), with
-        # the comment and no changelog: the reply is mapped from the `comment_created` webhook
-        out.ignored.append(f"jira:issue_updated ({event_type}): a comment; comment_created maps it")
+        # the comment, the whole issue (its reporter: who the customer is) and no changelog. A new
+        # comment is the reply, with the identity `comment_created` gives it (the same event id, the
+        # same content where both can decide: a redelivery). Review of 2026-12-06, F1 / F2.
+        if event_type == "issue_commented" and isinstance(payload.get("comment"), dict):
+            return _jira_comment(payload, issue, m, out)
+        out.ignored.append(f"jira:issue_updated ({event_type}): a comment edited or removed; the reply stands")
         return "comment-update", occurred, []
     if not isinstance(changelog, dict) or not isinstance(changelog.get("items"), list):
         raise Unmappable("changelog.items: missing; without the changelog the change (and the previous "
@@ -498,7 +509,15 @@ def _jira_comment(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
     author = comment.get("author")
     if _jira_user(author) is None:
         raise Unmappable("comment.author: missing (the reply's author decides provider or customer)")
-    side = _jira_author(author, issue.get("reporter"), m)
+    if "reporter" not in issue and payload.get("webhookEvent") == "comment_created":
+        # Jira Cloud's comment_created carries only some issue fields, never the reporter (review of
+        # 2026-12-06, F1: the reporter rule could not fire, and a customer with an Atlassian account
+        # was taken for the provider: a missed first-response breach); the issue_updated
+        # (issue_commented) twin of the same comment carries it and maps the reply
+        out.ignored.append(f"comment_created: comment {comment_id} without the issue's reporter (Jira Cloud): the "
+                           f"jira:issue_updated (issue_commented) webhook of the same comment maps the reply")
+        return "comment-" + comment_id, occurred, []
+    side = _jira_author(author, issue.get("reporter"), m, "reporter" in issue)
     if side is None:
         out.ignored.append(f"comment_created: comment {comment_id} is by an app (accountType 'app'), not a person: "
                            f"no reply (list its accountId in jira.provider_accounts to count it)")
@@ -513,7 +532,7 @@ def _jira_ids(user: Any) -> set[str]:
     return {t for t in (_text(user.get(k)) for k in ("accountId", "key", "name")) if t is not None}
 
 
-def _jira_author(author: dict[str, Any], reporter: Any, m: JiraMapping) -> str | None:
+def _jira_author(author: dict[str, Any], reporter: Any, m: JiraMapping, reporter_known: bool = True) -> str | None:
     """"customer" or "provider" for a comment's author, None for an app; Unmappable when nothing decides.
 
     The order (review jira.md F1; docs/integrations.md "Jira comment authors"); a customer taken for
@@ -545,7 +564,7 @@ def _jira_author(author: dict[str, Any], reporter: Any, m: JiraMapping) -> str |
                 return "customer"
             break
     lists = m.provider_accounts or m.provider_email_domains
-    if kind == "atlassian" and not lists:
+    if kind == "atlassian" and not lists and reporter_known:  # not the reporter, who is known
         return "provider"
     if kind == "app":
         return None

@@ -28,7 +28,7 @@ def comment(author: dict[str, Any] | None = None, reporter: dict[str, Any] | Non
         payload["comment"]["author"] = author
     if reporter != "keep":
         if reporter is None:
-            payload["issue"]["fields"].pop("reporter")
+            payload["issue"]["fields"]["reporter"] = None  # an issue without a reporter
         else:
             payload["issue"]["fields"]["reporter"] = reporter
     return json.dumps(payload)
@@ -137,3 +137,51 @@ def test_an_e_mail_address_is_no_domain():
     with pytest.raises(MappingConfigError) as info:
         mapping(provider_email_domains=["dana@example.com"])
     assert info.value.problems == ["jira.provider_email_domains: 'dana@example.com' is not a domain (write example.com)"]
+
+
+# the shapes Jira really sends for a comment (review of 2026-12-06, F1 and F2)
+
+def twin(body: str) -> str:
+    """The `jira:issue_updated` (issue_commented) webhook of the comment of `body`: the whole issue."""
+    payload = json.loads(body)
+    payload.update(webhookEvent="jira:issue_updated", issue_event_type_name="issue_commented")
+    return json.dumps(payload)
+
+
+def cloud_comment_created(body: str) -> str:
+    """Jira Cloud's comment_created: under issue.fields only summary, issuetype, project, assignee,
+    priority and status (no reporter, no custom field)."""
+    payload = json.loads(body)
+    fields = payload["issue"]["fields"]
+    payload["issue"]["fields"] = {k: fields[k] for k in ("summary", "issuetype", "project", "assignee",
+                                                          "priority", "status") if k in fields}
+    return json.dumps(payload)
+
+
+def test_a_comment_is_the_reply_of_its_issue_updated_twin_with_comment_createds_id():
+    riley = {"accountId": REPORTER, "accountType": "atlassian"}
+    for who, expected in ((riley, "customer"), ({"accountId": AGENT, "accountType": "atlassian"}, "provider")):
+        body = comment(who)
+        (created,) = convert("jira", body, mapping()).events
+        (updated,) = convert("jira", twin(body), mapping()).events
+        assert updated.event["author"] == expected and updated.event == created.event  # one event id: a redelivery
+
+
+def test_jira_clouds_comment_created_without_the_reporter_maps_nothing():
+    """Before: the reporter rule could not fire and the reporter's own comment, accountType
+    'atlassian', was a provider public reply (first response met: a missed breach)."""
+    body = cloud_comment_created(comment({"accountId": REPORTER, "accountType": "atlassian"}))
+    conv = convert("jira", body, mapping())
+    assert conv.events == [] and "issue_commented" in conv.ignored[0]
+    assert side(twin(comment({"accountId": REPORTER, "accountType": "atlassian"})), mapping()) == ["customer"]
+
+
+def test_jira_servers_comment_created_without_the_issue_maps_nothing_and_its_twin_the_reply():
+    """Jira Server / Data Center strips the issue from comment_created: before, every comment was a 422
+    and its issue_updated twin was ignored, so no provider reply ever met first response."""
+    agent = {"key": "JIRAUSER10100", "name": "dana"}
+    payload = json.loads(comment(agent))
+    stripped = {k: v for k, v in payload.items() if k != "issue"}
+    conv = convert("jira", json.dumps(stripped), mapping(provider_accounts=["JIRAUSER10100"]))
+    assert conv.events == [] and "Server" in conv.ignored[0]
+    assert side(twin(json.dumps(payload)), mapping(provider_accounts=["JIRAUSER10100"])) == ["provider"]

@@ -299,7 +299,7 @@ def test_jira_closed_statuses():
     ("jira_issue_created.json", lambda p: p["issue"]["fields"]["priority"].update(name="P0"),
      "issue.fields.priority: priority 'P0' is not in jira.priorities"),
     ("jira_comment_agent.json", lambda p: p["comment"].pop("author"), "comment.author: missing"),
-    ("jira_comment_agent.json", lambda p: p.pop("issue"), "issue: missing"),
+    ("jira_issue_created.json", lambda p: p.pop("issue"), "issue: missing"),
 ])
 def test_jira_unmappable_bodies_name_what_is_missing(name, change, message):
     payload = json.loads(body(name))

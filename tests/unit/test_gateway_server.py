@@ -253,16 +253,23 @@ async def test_a_sender_without_credentials_is_refused_before_its_body_is_read(c
     assert status_line.split()[1] == b"401" and sink.records == []
 
 
-async def test_a_jira_comment_sent_as_issue_updated_is_ignored_not_unmappable(client, sink):
-    """Jira's "Issue updated" webhook fires for each comment too (no changelog); the reply comes
-    from comment_created: a 422 per comment would flood the unmappable count."""
+async def test_a_jira_comment_sent_as_issue_updated_is_the_reply(client, sink):
+    """Jira's "Issue updated" webhook fires for each comment too (no changelog), with the whole issue:
+    a new comment is the reply (review of 2026-12-06: Jira Cloud's comment_created has no reporter,
+    Server's no issue); an edited one changes nothing (200, ignored)."""
     payload = json.loads(fixture("jira_issue_created.json"))
     payload.update(webhookEvent="jira:issue_updated", issue_event_type_name="issue_commented",
-                   comment={"id": "10001", "body": "hello"})
+                   comment={"id": "10001", "body": "hello", "created": "2026-03-03T11:30:00.000+0100",
+                            "author": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "accountType": "atlassian"}})
     r = await client.post(f"/v1/jira?token={SECRETS['jira_token']}", data=json.dumps(payload).encode())
     assert r.status == 200, await r.text()
     answer = await r.json()
-    assert answer["events"] == [] and "comment_created maps it" in answer["ignored"][0]
+    assert len(answer["events"]) == 1
+    assert [json.loads(x.value)["type"] for x in sink.records[1:]] == ["ticket.replied"]  # after the raw copy
+    payload["issue_event_type_name"] = "issue_comment_edited"
+    r = await client.post(f"/v1/jira?token={SECRETS['jira_token']}", data=json.dumps(payload).encode())
+    answer = await r.json()
+    assert r.status == 200 and answer["events"] == [] and "edited or removed" in answer["ignored"][0]
     payload.pop("issue_event_type_name")  # an update without a changelog that is no comment: still unmappable
     r = await client.post(f"/v1/jira?token={SECRETS['jira_token']}", data=json.dumps(payload).encode())
     assert r.status == 422 and "changelog" in (await r.json())["reason"]
