@@ -354,7 +354,7 @@ def _zendesk_status(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMap
         raise Unmappable("event.current: missing (the new status)")
     if current == "solved":
         return [{"type": "ticket.resolved"}]
-    if current == "closed":
+    if current in ("closed", "deleted"):  # "deleted": the status of a ticket in the trash (see _zendesk_removed)
         return [{"type": "ticket.closed"}]
     fields: Fields = [{"type": "ticket.reopened"}] if previous == "solved" else []
     return fields + [{"type": "ticket.status_changed", "status": m.pause_statuses.get(current, "open")}]
@@ -370,9 +370,32 @@ def _zendesk_priority(detail: dict[str, Any], event: dict[str, Any], m: ZendeskM
                                    "zendesk", "event.current")}]
 
 
+def _zendesk_removed(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMapping, out: Conversion) -> Fields:
+    """Deleted (to the trash) or marked as spam: the ticket leaves the help desk, and Zendesk's own
+    SLA reporting stops counting it. Its clocks stop for good, with neither a met nor a breach:
+    `ticket.closed` (review of 2026-12-06, F3: the clocks of a deleted spam ticket ran on and paged a
+    breach). A restore (`undeleted`) does not reopen it (see _zendesk_restored)."""
+    return [{"type": "ticket.closed"}]
+
+
+def _zendesk_restored(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMapping, out: Conversion) -> Fields:
+    out.ignored.append("zen:event-type:ticket.undeleted: the ticket was closed when it was deleted and stays "
+                       "closed (its later events go to the dead letter as ticket_closed; docs/integrations.md)")
+    return []
+
+
+def _zendesk_purged(detail: dict[str, Any], event: dict[str, Any], m: ZendeskMapping, out: Conversion) -> Fields:
+    # Zendesk deletes for good only a ticket already in the trash: its soft_deleted closed it
+    out.ignored.append("zen:event-type:ticket.permanently_deleted: the ticket was closed when it was deleted "
+                       "(ticket.soft_deleted)")
+    return []
+
+
 _ZENDESK_HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], ZendeskMapping, Conversion], Fields]] = {
     "created": _zendesk_created, "comment_added": _zendesk_comment,
     "status_changed": _zendesk_status, "priority_changed": _zendesk_priority,
+    "soft_deleted": _zendesk_removed, "marked_as_spam": _zendesk_removed,
+    "undeleted": _zendesk_restored, "permanently_deleted": _zendesk_purged,
 }
 
 
@@ -506,6 +529,8 @@ def _jira_comment(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
     public = comment.get("jsdPublic", True)
     if not isinstance(public, bool):
         raise Unmappable(f"comment.jsdPublic: {public!r} is not true or false")
+    if public and _jira_hidden_from_customer(comment):
+        public = False
     author = comment.get("author")
     if _jira_user(author) is None:
         raise Unmappable("comment.author: missing (the reply's author decides provider or customer)")
@@ -523,6 +548,27 @@ def _jira_comment(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping
                            f"no reply (list its accountId in jira.provider_accounts to count it)")
         return "comment-" + comment_id, occurred, []
     return "comment-" + comment_id, occurred, [{"type": "ticket.replied", "author": side, "public": public}]
+
+
+def _jira_hidden_from_customer(comment: dict[str, Any]) -> bool:
+    """A comment the customer cannot see, where `jsdPublic` is absent (Jira Server / Data Center):
+    marked internal by Service Management's `sd.public.comment` property, or restricted to a role or
+    group (`visibility`). Such a note is no reply to the customer; taken as public it would meet first
+    response (a missed breach)."""
+    if isinstance(comment.get("visibility"), dict) and comment["visibility"]:
+        return True
+    properties = comment.get("properties")
+    for prop in properties if isinstance(properties, list) else []:
+        if isinstance(prop, dict) and prop.get("key") == "sd.public.comment":
+            value = prop.get("value")
+            if isinstance(value, str):   # the property as Jira stores it: JSON text
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    value = None
+            if isinstance(value, dict) and value.get("internal") is True:
+                return True
+    return False
 
 
 def _jira_ids(user: Any) -> set[str]:
@@ -581,8 +627,15 @@ def _jira_author(author: dict[str, Any], reporter: Any, m: JiraMapping, reporter
                      f"jira.customer_accounts (or its e-mail domain in jira.provider_email_domains)")
 
 
+def _jira_deleted(payload: dict[str, Any], issue: dict[str, Any], m: JiraMapping, out: Conversion) -> JiraResult:
+    """An issue deleted (for good in Jira): its clocks stop with neither a met nor a breach, as for a
+    deleted Zendesk ticket (review of 2026-12-06, F3: they ran on and paged)."""
+    return "deleted", _from_millis(payload.get("timestamp"), "timestamp"), [{"type": "ticket.closed"}]
+
+
 _JIRA_HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any], JiraMapping, Conversion], JiraResult]] = {
     "jira:issue_created": _jira_created, "jira:issue_updated": _jira_updated, "comment_created": _jira_comment,
+    "jira:issue_deleted": _jira_deleted,
 }
 
 

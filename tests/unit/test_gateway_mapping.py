@@ -14,6 +14,7 @@ import pytest
 from streams.gateway.config import load_mapping, parse_mapping
 from streams.gateway.mapping import (CONTRACTS, MONITORING_EVENTS, TICKET_EVENTS, Unmappable, convert,
                                      convert_native)
+from tests.support import Run, decoded
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "webhooks"
@@ -247,6 +248,43 @@ def test_zendesk_unmappable_bodies_name_what_is_missing(name, change, message):
         convert("zendesk", json.dumps(payload), MAPPING)
 
 
+def _zendesk(kind: str, t: str, envelope: str, **event) -> bytes:
+    payload = json.loads(body("zendesk_status_closed.json"))
+    payload.update(type=f"zen:event-type:ticket.{kind}", time=t, id=envelope, event=event)
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize("kind", ["soft_deleted", "marked_as_spam"])
+def test_a_deleted_or_spam_zendesk_ticket_is_closed(kind):
+    conv = convert("zendesk", _zendesk(kind, "2026-03-03T10:05:00Z", "e1"), MAPPING)
+    assert [short(e.event) for e in conv.events] == [("ticket.closed", "2026-03-03T10:05:00Z", "5158")]
+    status = _zendesk("status_changed", "2026-03-03T10:05:00Z", "e2", current="deleted", previous="solved")
+    assert [short(e.event) for e in convert("zendesk", status, MAPPING).events] == [
+        ("ticket.closed", "2026-03-03T10:05:00Z", "5158")]   # not a reopen (solved -> "open")
+
+
+def test_a_restored_or_purged_zendesk_ticket_is_reported_as_ignored():
+    for kind in ("undeleted", "permanently_deleted"):
+        conv = convert("zendesk", _zendesk(kind, "2026-03-03T10:05:00Z", "e1"), MAPPING)
+        assert conv.events == [] and len(conv.ignored) == 1 and conv.ignored[0].startswith(f"zen:event-type:ticket.{kind}:")
+
+
+def test_a_deleted_spam_ticket_pages_no_breach():
+    # Neptune Extended critical opened 10:00Z (first response due within the hour); deleted as spam at
+    # 10:05Z. Before: the deletion was ignored, the clock ran on and breached at 11:00Z (a false page).
+    run = Run("nx")
+    bodies = [body("zendesk_ticket_created.json"), _zendesk("marked_as_spam", "2026-03-03T10:05:00Z", "e1"),
+              _zendesk("soft_deleted", "2026-03-03T10:05:00Z", "e2")]
+    for b in bodies:
+        run.feed(*(decoded(e.event) for e in convert("zendesk", b, MAPPING).events))
+    run.until("2026-03-10T00:00:00Z")
+    assert [o["type"] for o in run.outputs if o["type"] in ("sla.breached", "sla.met")] == []
+    assert run.rejected == []   # the second close, at the same instant, is no dead letter
+    assert run.feed(*(decoded(e.event) for e in convert("zendesk", body("zendesk_comment_public.json"),
+                                                          MAPPING).events)) == []
+    assert [r.reason for r in run.rejected] == ["ticket_closed"]   # a reply after the deletion: dead letter
+
+
 def test_zendesk_default_priority():
     m = parse_mapping({"zendesk": {"customer_field": "organization_id", "default_priority": "Medium"}})
     payload = json.loads(body("zendesk_ticket_created.json"))
@@ -310,8 +348,34 @@ def test_jira_unmappable_bodies_name_what_is_missing(name, change, message):
 
 
 def test_jira_other_webhook_events_are_ignored():
-    conv = convert("jira", json.dumps({"webhookEvent": "jira:issue_deleted", "issue": {"key": "SD-1"}}), MAPPING)
-    assert conv.events == [] and conv.ignored == ["jira:issue_deleted: no SLA meaning"]
+    conv = convert("jira", json.dumps({"webhookEvent": "jira:worklog_updated", "issue": {"key": "SD-1"}}), MAPPING)
+    assert conv.events == [] and conv.ignored == ["jira:worklog_updated: no SLA meaning"]
+
+
+def test_a_deleted_jira_issue_is_closed_at_the_webhook_time():
+    deleted = {"webhookEvent": "jira:issue_deleted", "timestamp": 1772600000000,
+               "issue": {"id": "10042", "key": "SD-42", "fields": {}}}
+    conv = convert("jira", json.dumps(deleted), MAPPING)
+    assert [short(e.event) for e in conv.events] == [("ticket.closed", "2026-03-04T04:53:20Z", "SD-42")]
+    assert convert("jira", json.dumps(deleted), MAPPING).events == conv.events   # a redelivery: the same id
+
+
+@pytest.mark.parametrize("change, public", [
+    (lambda c: None, True),
+    (lambda c: c.update(properties=[{"key": "sd.public.comment", "value": {"internal": True}}]), False),
+    (lambda c: c.update(properties=[{"key": "sd.public.comment", "value": '{"internal": true}'}]), False),
+    (lambda c: c.update(properties=[{"key": "sd.public.comment", "value": {"internal": False}}]), True),
+    (lambda c: c.update(visibility={"type": "role", "value": "Developers"}), False),
+    (lambda c: c.update(jsdPublic=False), False),
+])
+def test_a_jira_comment_the_customer_cannot_see_is_not_a_public_reply(change, public):
+    # Jira Server / Data Center sends no jsdPublic: an internal note is marked by Service Management's
+    # sd.public.comment property, a restricted comment by its visibility. Taken as public, an agent's
+    # internal note met first response (a missed breach).
+    payload = json.loads(body("jira_comment_agent.json"))
+    payload["comment"].pop("jsdPublic", None)
+    change(payload["comment"])
+    assert [e.event["public"] for e in convert("jira", json.dumps(payload), MAPPING).events] == [public]
 
 
 # --------------------------------------------------------------------------- native events
