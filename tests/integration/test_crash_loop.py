@@ -1,12 +1,20 @@
 """Issue 18 item 10: a worker killed again and again in the middle of a backfill loses nothing.
 
 Four `kill -9`s of the same worker (static group membership, `SLAPROC_GROUP_INSTANCE_ID`): one
-during its start (table recovery, group join), three right after the incarnation committed
+during its start (group join, table recovery), three right after the incarnation committed
 progress of its own. Each incarnation must commit progress (the group's committed input offsets
 grow), and once the last one is through the backfill, the outputs equal replay's (repeats
 byte-identical). Kills are driven by observed progress, not by a clock: on Tansu a restart is
 ready only ~8 s after its start at best (docs/stream.md, "Short-lived workers"), so a fixed short
 kill period would test the broker, not the worker.
+
+The backfill must outlast the kills. The whole input is produced while no worker runs (the
+worker that consumed the contracts is killed first), and the workers commit every second
+(`SLAPROC_COMMIT_INTERVAL=1`): an incarnation killed at its first commit has processed at most
+about a second of input. Before, the contracts' worker read the input for 2 s before its kill
+and committed every 2.8 s: the first three incarnations could commit all 20,000 events (seen
+at 10,294 + 8,000 + 1,706), and the third kill then waited 120 s for progress no input was left
+to make (a clean-clone CI failure of 2026-12-06).
 """
 from __future__ import annotations
 
@@ -42,18 +50,23 @@ async def _committed(broker_url: str, group: str, topics: list[str]) -> int:
 
 
 def test_a_worker_killed_four_times_mid_backfill_keeps_its_progress_and_equals_replay(broker_url, tmp_path, mix):
-    app = new_app(tmp_path, broker_url, extra_env={"SLAPROC_GROUP_INSTANCE_ID": "worker-a"})
+    app = new_app(tmp_path, broker_url, extra_env={"SLAPROC_GROUP_INSTANCE_ID": "worker-a",
+                                                   "SLAPROC_COMMIT_INTERVAL": "1"})
     inputs = [app.prefix + TICKET_EVENTS, app.prefix + MONITORING_EVENTS]
     committed = lambda: asyncio.run(_committed(broker_url, app.app_id, inputs))  # noqa: E731
     progress: list[int] = []
     try:
         worker = app.start()
         asyncio.run(load_contracts(app, mix["contracts"], [worker.url]))
-        asyncio.run(produce(broker_url, app.prefix, mix["lines"]))
+        worker.kill()  # the contracts are in its table; no input yet
+        total = asyncio.run(produce(broker_url, app.prefix, mix["lines"]))
+        worker = app.start()
         time.sleep(2)
-        worker.kill()  # during its start: group join, table recovery of the contracts
+        worker.kill()  # during its start: group join, table recovery
         for _ in range(3):
             before = committed()
+            assert before < total, (f"the backfill ended before incarnation {len(progress) + 3} of 6 "
+                                    f"({before} of {total} events committed): the test's work is too small")
             worker = app.start()
             wait_until(lambda before=before: committed() > before, 120, every=0.3, what="this incarnation commits progress")
             progress.append(committed() - before)
