@@ -28,6 +28,7 @@ from typing import Any
 from events.codec import DeadLetterReason, dead_letter_event, decode, encode
 from events.ids import dead_letter_event_id
 from policies.outputs import Output
+from policies.uptime import claim_deadline, month_of
 
 TICKETS, MONITORING = "tickets", "monitoring"
 _SEP = "\x1f"
@@ -91,6 +92,16 @@ def _order(ev: Any) -> tuple[datetime, str]:
 
 FULL = "\x00full"  # `Parking.park`: no room left for events waiting for a contract
 
+# Expired monitoring orphans remembered at most (`Parking.remembered`): the oldest go first. Orphans
+# are rare (a producer that lost a start); the bound keeps a flood of them from growing the state.
+REMEMBER_AT_MOST = 10_000
+
+
+def remembered_until(ev: Any) -> datetime:
+    """Until when an expired monitoring orphan is remembered: its month's claim window. A start
+    dated no later than it and read after that is `month_final` (SPEC §10) anyway."""
+    return claim_deadline(month_of(ev.occurred_at))
+
 
 _UNKNOWN = datetime.min.replace(tzinfo=timezone.utc)  # `_next_expiry` of a half not scanned since a load
 
@@ -113,6 +124,15 @@ class Parking:
         self._next_expiry: dict[str, datetime | None] = {TICKETS: None, MONITORING: None}
         # (key, event_id) -> the parked event encoded, made once (its snapshot text, its size)
         self._encoded: dict[tuple[str, str], str] = {}
+        # Monitoring events that expired as orphans (their dead letter is out), kept by entity key
+        # until their month's claim window closes (`remembered_until`): an outage whose start is
+        # read later still still gets its `outage.resolved` (and its classification; a window its
+        # cancellation). Forgotten at once, the resolve left the outage open, down in every month
+        # since, until someone re-sent the dead letter: 995.00 USD a month of refund on Vectorize
+        # Pro (review of 2026-12-06). Not for tickets: a ticket's orphans are replies to tickets
+        # opened before the integration existed, every day; a ticket never refunds.
+        self.remembered: dict[str, list[Any]] = {}
+        self._remembered_until: datetime | None = None  # the earliest forget instant, None: none kept
 
     def wait_of(self, key: str) -> timedelta:
         """How long an event parked under `key` waits after its occurred_at."""
@@ -171,9 +191,46 @@ class Parking:
             self._forget(key, waiting)
         return sorted(waiting, key=_order)
 
+    def take_remembered(self, key: str) -> list[Any]:
+        """The expired orphans remembered for `key`, taken out, in (occurred_at, event_id) order."""
+        gone = self.remembered.pop(key, [])
+        if gone:
+            self.dirty = True
+        return sorted(gone, key=_order)
+
+    def _remember(self, key: str, gone: list[Any]) -> None:
+        if key[0] not in "om":
+            return
+        self.remembered.setdefault(key, []).extend(gone)
+        for ev in gone:
+            until = remembered_until(ev)
+            if self._remembered_until is None or until < self._remembered_until:
+                self._remembered_until = until
+        count = sum(len(v) for v in self.remembered.values())
+        if count > REMEMBER_AT_MOST:  # the oldest (by their own instant) go first
+            kept = sorted(((k, ev) for k, evs in self.remembered.items() for ev in evs),
+                          key=lambda row: (row[1].occurred_at, row[1].event_id))[count - REMEMBER_AT_MOST:]
+            self.remembered = {}
+            for k, ev in kept:
+                self.remembered.setdefault(k, []).append(ev)
+
+    def _forget_remembered(self, t: datetime) -> None:
+        """Drop the remembered orphans whose month's claim window closed before `t`."""
+        until = self._remembered_until
+        if until is None or t <= until:
+            return
+        kept = {k: keep for k, evs in self.remembered.items()
+                if (keep := [ev for ev in evs if remembered_until(ev) >= t])}
+        self.remembered = kept
+        self.dirty = True
+        self._remembered_until = min((remembered_until(ev) for evs in kept.values() for ev in evs), default=None)
+
     def expire(self, half: str, t: datetime) -> list[Output]:
         """Dead letters for the events of `half` whose wait is over at `t`: `orphan` after the parking
-        horizon, `unknown_customer` / `unknown_service` after the contract wait."""
+        horizon, `unknown_customer` / `unknown_service` after the contract wait. Expired monitoring
+        orphans are remembered (`remembered`)."""
+        if half == MONITORING and self._remembered_until is not None:
+            self._forget_remembered(t)
         known = self._next_expiry[half]
         if known is None or t <= known:
             return []
@@ -191,6 +248,8 @@ class Parking:
                 out.append(self.dead_letter(ev, self.reason_of(key), self.expiry_message(key, ev), ev.occurred_at))
                 self.expired += 1
             self._forget(key, gone)
+            if not waits_for_contract(key):
+                self._remember(key, gone)
             self.dirty = True
             if keep:
                 self.events[key] = keep
@@ -205,6 +264,8 @@ class Parking:
         rows = [(key, ev) for key in sorted(self.events) for ev in sorted(self.events[key], key=_order)]
         self.events = {}
         self._encoded = {}
+        self.remembered = {}  # their dead letters are out
+        self._remembered_until = None
         self.contract_bytes = 0
         self._next_expiry = {TICKETS: None, MONITORING: None}
         self.dirty = self.dirty or bool(rows)
@@ -244,21 +305,31 @@ class Parking:
 
     # persistence (inside the processor's snapshot)
     def to_json(self) -> list[list[str]]:
+        """Rows [key, event]; a remembered orphan's row has a third element, "expired"."""
         encoded = self._encoded
         return [[key, encoded.get((key, ev.event_id)) or encode(ev).decode()]
-                for key in sorted(self.events) for ev in self.events[key]]
+                for key in sorted(self.events) for ev in self.events[key]] + [
+            [key, encode(ev).decode(), "expired"] for key in sorted(self.remembered) for ev in self.remembered[key]]
 
     def load(self, rows: list[list[str]]) -> None:
         self.events = {}
         self._encoded = {}
         self.contract_bytes = 0
-        for key, raw in rows:
+        self.remembered = {}
+        for row in rows:
+            key, raw = row[0], row[1]
             ev = decode(raw)
-            if not isinstance(ev, DeadLetterReason):
-                self.events.setdefault(key, []).append(ev)
-                self._encoded[(key, ev.event_id)] = raw
-                if waits_for_contract(key):
-                    self.contract_bytes += len(raw.encode())
+            if isinstance(ev, DeadLetterReason):
+                continue
+            if len(row) > 2:  # remembered (rows written before they existed have two elements)
+                self.remembered.setdefault(key, []).append(ev)
+                continue
+            self.events.setdefault(key, []).append(ev)
+            self._encoded[(key, ev.event_id)] = raw
+            if waits_for_contract(key):
+                self.contract_bytes += len(raw.encode())
+        self._remembered_until = min((remembered_until(ev) for evs in self.remembered.values() for ev in evs),
+                                     default=None)
         self.dirty = False
         # recomputed by the first expire() of each half that has events (it scans)
         self._next_expiry = {half: _UNKNOWN if any(half_of(k) == half for k in self.events) else None

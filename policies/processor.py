@@ -561,7 +561,7 @@ class Processor:
             apply_event = self._apply
         try:
             out.extend(apply_event(ev))
-            if self.parking.events:  # nothing parked (the common case): nothing to unpark
+            if self.parking.events or self.parking.remembered:  # the common case: nothing to unpark
                 out.extend(self._unpark(ev))
         except Rejected as rejected:
             return out, rejected
@@ -674,12 +674,23 @@ class Processor:
         the half's time: judged at that time first, a ticket opened late (its reply parked, the
         partition hours ahead) fired a breach its parked reply then turned into a met and a
         retraction, a page the sorted order never gives (`_apply_ticket` holds its clocks)."""
-        if not self.parking:
+        parking = self.parking
+        if not parking and not parking.remembered:
             return []
         key = creates_key(ev)
         if key is None:
             return []
-        waiting = self.parking.take(key)
+        waiting = parking.take(key)
+        remembered: set[str] = set()
+        if parking.remembered and key in parking.remembered:
+            # Expired orphans (`Parking.remembered`), applied as if they had waited: a resolve read
+            # more than the parking horizon before its outage's start ends the outage, as in the
+            # sorted order. One rejected now gives no second dead letter (its `orphan` one is out,
+            # with the event); a copy parked again (re-sent) is applied once, as the parked one.
+            parked_ids = {e.event_id for e in waiting}
+            late = [e for e in parking.take_remembered(key) if e.event_id not in parked_ids]
+            remembered = {e.event_id for e in late}
+            waiting = sorted(waiting + late, key=lambda e: (e.occurred_at, e.event_id))
         if not waiting:
             return []
         out: list[Output] = []
@@ -690,7 +701,7 @@ class Processor:
             for parked in waiting:
                 more, rejected = self.apply(parked)
                 out.extend(more)
-                if rejected is not None:
+                if rejected is not None and parked.event_id not in remembered:
                     # stamped with its own occurred_at, as an expired or released one: the partition's
                     # time when its entity arrived depends on the arrival order
                     out.append(self.parking.dead_letter(parked, rejected.reason, rejected.message,
