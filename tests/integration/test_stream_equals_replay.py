@@ -112,13 +112,14 @@ def run_until_final(app: Workers, workers: list[Any], at: datetime) -> float:
     return asyncio.run(tick_until_at(app.broker_url, app.app_id, PARTITIONS, at, LATENESS, workers))
 
 
-def collect_at_least(broker_url: str, prefix: str, expect: int, **kwargs: Any) -> list[bytes]:
+def collect_at_least(broker_url: str, prefix: str, expect: int, quiet_for: float = QUIET, **kwargs: Any) -> list[bytes]:
     """The raw outputs, read until at least `expect` distinct outputs (event ids) came (replay's
     count) and then nothing new for QUIET s. Waiting for the count instead of a long quiet spell:
     a slow first fetch cannot end the read early, and a short stream fails. Distinct ids, not
     messages: after a rebalance, at-least-once repeats could reach replay's count while the last
     outputs (a quarter's attainment, seen once on a loaded machine) were still on their way."""
-    return asyncio.run(collect(broker_url, prefix, quiet_for=QUIET, expect=expect, raw=True, distinct=True, **kwargs))
+    return asyncio.run(collect(broker_url, prefix, quiet_for=quiet_for, expect=expect, raw=True, distinct=True,
+                               **kwargs))
 
 
 def net_size(net: dict[str, dict[Any, Any]]) -> int:

@@ -31,7 +31,8 @@ from aiokafka import AIOKafkaProducer
 from bench.generate import generate, write_workload
 from streams.app import CONTRACTS, DEAD_LETTER_REASONS, MONITORING_EVENTS, TICKET_EVENTS
 from streams.testing.broker import bootstrap_servers
-from streams.testing.harness import contract_events, metric_sum, net_outcome, route, scrape, wait_until
+from streams.testing.harness import (contract_events, metric_sum, net_outcome, partition_times, route, scrape,
+                                     wait_until)
 from tests.integration.test_no_input_stops_a_worker import _get
 from tests.integration.test_stream_equals_replay import (LATENESS, collect_at_least, load_contracts, net_size,
                                                          new_app, replay_outputs, run_until_final,
@@ -235,6 +236,33 @@ def _event_id(value: Any) -> str | None:
     return event_id if isinstance(event_id, str) else None
 
 
+def _dead_letters_of_the_bad(stream: list[bytes], records: list[tuple], sources: list[str], bad: set[int],
+                             forwarded: dict[str, str]) -> tuple[dict[str, dict[str, Any]], list[bytes], list[str]]:
+    """(bad record's source -> its dead letter, the good stream, the bad records' sources without one).
+
+    A decodable event for a ticket that never opens is parked (SPEC §10) and expires as `orphan`
+    once partition time passes it + the parking horizon; one for a customer or service no contract
+    names waits for a contract (docs/decisions.md, "Contract wait") and expires as
+    `unknown_customer` / `unknown_service` 10 min of event time later. Either dead letter names it
+    `parked:<event_id>` (the record's offset is not kept while it waits)."""
+    bad_sources = {sources[i] for i in bad}
+    parked_as = {f"parked:{event_id}": sources[i] for i in bad
+                 if (event_id := _event_id(records[i][2])) is not None}
+    by_source: dict[str, dict[str, Any]] = {}
+    good_stream = []
+    for raw in stream:
+        data = json.loads(raw)
+        source = data.get("source") if data["type"] == "dead_letter" else None
+        source = forwarded.get(source, source)  # a forwarded copy's dead letter is its original's
+        if source in bad_sources:
+            by_source[source] = data
+        elif source in parked_as and data["reason"] in ("orphan", "unknown_customer", "unknown_service"):
+            by_source[parked_as[source]] = data
+        else:
+            good_stream.append(raw)
+    return by_source, good_stream, sorted(bad_sources - set(by_source))
+
+
 def test_wire_fuzz_two_workers_stay_up_and_good_traffic_equals_replay(broker_url, tmp_path):
     started = time.monotonic()
     work = generate(events=1_500, tickets=150, seed=SEED)
@@ -262,35 +290,32 @@ def test_wire_fuzz_two_workers_stay_up_and_good_traffic_equals_replay(broker_url
                     labels[dict(ls)["reason"]] += value
         replay = replay_outputs(paths["events"], paths["contracts"], at - timedelta(seconds=LATENESS))
         r_net = net_outcome(json.loads(x) for x in replay)
-        # at least: a dead letter per bad record, and good traffic's net outcome and dead letters
-        stream = collect_at_least(broker_url, app.prefix,
-                                  len(bad) + net_size(r_net) + len(set(split_dead_letters(replay)[1])))
         forwarded = asyncio.run(_forwarded_copies(broker_url, records, sources, bad))
+        # At least a dead letter per bad record, and good traffic's net outcome and dead letters. That
+        # count is a lower bound (the good stream also holds at-risk warnings, revisions, ...): it
+        # can be reached before the last dead letters, the expiries of the final tick, are delivered,
+        # and a quiet second then ended the read without them (a clean-clone CI run of 2026-12-06,
+        # on a loaded machine: 3 bad records "without a dead letter"). So the read is repeated, with
+        # a longer quiet spell, while a bad record has none.
+        quiet_spells, missing = (1.0, 5.0, 15.0), []
+        for attempt, quiet in enumerate(quiet_spells):
+            if attempt:
+                print(f"\nread again: {len(missing)} bad records without a dead letter after a quiet "
+                      f"spell of {quiet_spells[attempt - 1]:.0f} s")
+                run_until_final(app, [first, second], at)  # cheap when every partition is final
+            stream = collect_at_least(broker_url, app.prefix,
+                                      len(bad) + net_size(r_net) + len(set(split_dead_letters(replay)[1])),
+                                      quiet_for=quiet)
+            by_source, good_stream, missing = _dead_letters_of_the_bad(stream, records, sources, bad, forwarded)
+            if not missing:
+                break
+        # what the workers say at the end (for the message below: still parked, or time not final?)
+        state = {w.url: {"parked": metric_sum(scrape(w.url), "slaproc_parked_events"),
+                         "partition_times": partition_times([w.url])} for w in (first, second)}
     finally:
         app.stop_all()
-    # A decodable event for a ticket that never opens is parked (SPEC §10) and expires as `orphan`
-    # once partition time passes it + the parking horizon; one for a customer or service no contract
-    # names waits for a contract (docs/decisions.md, "Contract wait") and expires as
-    # `unknown_customer` / `unknown_service` 10 min of event time later. Either dead letter names it
-    # `parked:<event_id>` (the record's offset is not kept while it waits).
-    bad_sources = {sources[i] for i in bad}
-    parked_as = {f"parked:{event_id}": sources[i] for i in bad
-                 if (event_id := _event_id(records[i][2])) is not None}
-    by_source: dict[str, dict[str, Any]] = {}
-    good_stream = []
-    for raw in stream:
-        data = json.loads(raw)
-        source = data.get("source") if data["type"] == "dead_letter" else None
-        source = forwarded.get(source, source)  # a forwarded copy's dead letter is its original's
-        if source in bad_sources:
-            by_source[source] = data
-        elif source in parked_as and data["reason"] in ("orphan", "unknown_customer", "unknown_service"):
-            by_source[parked_as[source]] = data
-        else:
-            good_stream.append(raw)
-    missing = sorted(bad_sources - set(by_source))
     assert not missing, f"{len(missing)} bad records without a dead letter, e.g. " + str(
-        [records[sources.index(s)][2][:200] for s in missing[:5]]) + app.logs()
+        [records[sources.index(s)][2][:200] for s in missing[:5]]) + f"; workers at the end: {state}\n" + app.logs()
     reasons = Counter(d["reason"] for d in by_source.values())
     assert set(reasons) <= DEAD_LETTER_REASONS, reasons
     assert set(labels) <= DEAD_LETTER_REASONS, labels
