@@ -93,8 +93,9 @@ def _order(ev: Any) -> tuple[datetime, str]:
 FULL = "\x00full"  # `Parking.park`: no room left for events waiting for a contract
 
 # Expired monitoring orphans remembered at most (`Parking.remembered`): the oldest go first. Orphans
-# are rare (a producer that lost a start); the bound keeps a flood of them from growing the state.
-REMEMBER_AT_MOST = 10_000
+# are rare (a producer that lost a start); the bound keeps a flood of them from growing the state,
+# which the stream writes with every unit (the processor's snapshot): ~300 KB at most.
+REMEMBER_AT_MOST = 1_000
 
 
 def remembered_until(ev: Any) -> datetime:
@@ -133,6 +134,7 @@ class Parking:
         # opened before the integration existed, every day; a ticket never refunds.
         self.remembered: dict[str, list[Any]] = {}
         self._remembered_until: datetime | None = None  # the earliest forget instant, None: none kept
+        self._remembered_text: dict[tuple[str, str], str] = {}  # as `_encoded`, for the snapshot
 
     def wait_of(self, key: str) -> timedelta:
         """How long an event parked under `key` waits after its occurred_at."""
@@ -196,6 +198,8 @@ class Parking:
         gone = self.remembered.pop(key, [])
         if gone:
             self.dirty = True
+            for ev in gone:
+                self._remembered_text.pop((key, ev.event_id), None)
         return sorted(gone, key=_order)
 
     def _remember(self, key: str, gone: list[Any]) -> None:
@@ -203,6 +207,7 @@ class Parking:
             return
         self.remembered.setdefault(key, []).extend(gone)
         for ev in gone:
+            self._remembered_text[(key, ev.event_id)] = self._encoded.get((key, ev.event_id)) or encode(ev).decode()
             until = remembered_until(ev)
             if self._remembered_until is None or until < self._remembered_until:
                 self._remembered_until = until
@@ -213,6 +218,12 @@ class Parking:
             self.remembered = {}
             for k, ev in kept:
                 self.remembered.setdefault(k, []).append(ev)
+            self._keep_remembered_text()
+
+    def _keep_remembered_text(self) -> None:
+        """Drop the texts of remembered orphans no longer kept."""
+        kept = {(k, ev.event_id) for k, evs in self.remembered.items() for ev in evs}
+        self._remembered_text = {k: v for k, v in self._remembered_text.items() if k in kept}
 
     def _forget_remembered(self, t: datetime) -> None:
         """Drop the remembered orphans whose month's claim window closed before `t`."""
@@ -222,6 +233,7 @@ class Parking:
         kept = {k: keep for k, evs in self.remembered.items()
                 if (keep := [ev for ev in evs if remembered_until(ev) >= t])}
         self.remembered = kept
+        self._keep_remembered_text()
         self.dirty = True
         self._remembered_until = min((remembered_until(ev) for evs in kept.values() for ev in evs), default=None)
 
@@ -247,9 +259,9 @@ class Parking:
             for ev in gone:
                 out.append(self.dead_letter(ev, self.reason_of(key), self.expiry_message(key, ev), ev.occurred_at))
                 self.expired += 1
-            self._forget(key, gone)
             if not waits_for_contract(key):
-                self._remember(key, gone)
+                self._remember(key, gone)  # before `_forget`: it takes their encoded text
+            self._forget(key, gone)
             self.dirty = True
             if keep:
                 self.events[key] = keep
@@ -266,6 +278,7 @@ class Parking:
         self._encoded = {}
         self.remembered = {}  # their dead letters are out
         self._remembered_until = None
+        self._remembered_text = {}
         self.contract_bytes = 0
         self._next_expiry = {TICKETS: None, MONITORING: None}
         self.dirty = self.dirty or bool(rows)
@@ -309,13 +322,15 @@ class Parking:
         encoded = self._encoded
         return [[key, encoded.get((key, ev.event_id)) or encode(ev).decode()]
                 for key in sorted(self.events) for ev in self.events[key]] + [
-            [key, encode(ev).decode(), "expired"] for key in sorted(self.remembered) for ev in self.remembered[key]]
+            [key, self._remembered_text.get((key, ev.event_id)) or encode(ev).decode(), "expired"]
+            for key in sorted(self.remembered) for ev in self.remembered[key]]
 
     def load(self, rows: list[list[str]]) -> None:
         self.events = {}
         self._encoded = {}
         self.contract_bytes = 0
         self.remembered = {}
+        self._remembered_text = {}
         for row in rows:
             key, raw = row[0], row[1]
             ev = decode(raw)
@@ -323,6 +338,7 @@ class Parking:
                 continue
             if len(row) > 2:  # remembered (rows written before they existed have two elements)
                 self.remembered.setdefault(key, []).append(ev)
+                self._remembered_text[(key, ev.event_id)] = raw
                 continue
             self.events.setdefault(key, []).append(ev)
             self._encoded[(key, ev.event_id)] = raw
