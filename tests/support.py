@@ -167,6 +167,22 @@ def as_wire(out: Output) -> dict[str, Any]:
     return json.loads(to_bytes_via_model(out))
 
 
+def feed_steps(proc: Processor, steps: Iterable[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Feed `steps` (wire events, or instants to move time to) to `proc`, in order: the outputs
+    as wire JSON and the rejected events' dead-letter reasons."""
+    out: list[dict[str, Any]] = []
+    dead: list[str] = []
+    for step in steps:
+        if isinstance(step, datetime):
+            out += [as_wire(o) for o in proc.advance_to(step)]
+            continue
+        more, rejected = proc.apply(decoded(step))
+        out += [as_wire(o) for o in more]
+        if rejected is not None:
+            dead.append(rejected.reason)
+    return out, dead
+
+
 TICKET_OUTPUT_TYPES = frozenset({
     "sla.breached", "sla.met", "sla.at_risk", "sla.breach_retracted", "sla.met_retracted",
     "ticket.priority_change_rejected", "ticket.priority_adjusted", "ticket.priority_notice_retracted",

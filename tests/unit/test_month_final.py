@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from policies.processor import Processor, Settings
 from tests.net_outcome import net_outcome
-from tests.support import CATALOG, as_wire, at, contracts, decoded, wire
+from tests.support import CATALOG, at, contracts, feed_steps, wire
 
 UTC = timezone.utc
 
@@ -26,15 +26,7 @@ def _run(steps: list) -> tuple[dict, list[str]]:
     proc = Processor(CATALOG, settings=Settings(at_risk_thresholds=()))
     for c in contracts("vp"):
         proc.install(c)
-    out, dead = [], []
-    for step in steps:
-        if isinstance(step, datetime):
-            out += [as_wire(o) for o in proc.advance_to(step)]
-            continue
-        more, rejected = proc.apply(decoded(step))
-        out += [as_wire(o) for o in more]
-        if rejected is not None:
-            dead.append(rejected.reason)
+    out, dead = feed_steps(proc, steps)
     return net_outcome(out), dead
 
 

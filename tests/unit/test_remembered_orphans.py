@@ -13,12 +13,10 @@ Outage A: 2026-03-10 00:00 to 04:00 = 240 min of a 31-day month (44,640 min): up
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from policies.parking import REMEMBER_AT_MOST, outage_key
 from policies.processor import Processor, Settings
 from tests.net_outcome import net_outcome
-from tests.support import CATALOG, as_wire, at, contracts, decoded, wire
+from tests.support import CATALOG, at, contracts, decoded, feed_steps, wire
 
 STARTED = wire("outage.started", "2026-03-10T00:00:00Z", "s1", service_id="vp-api", outage_id="A")
 RESOLVED = wire("outage.resolved", "2026-03-10T04:00:00Z", "r1", service_id="vp-api", outage_id="A")
@@ -35,14 +33,9 @@ def _processor() -> Processor:
 
 
 def _feed(proc: Processor, steps: list, out: list, dead: list) -> None:
-    for step in steps:
-        if isinstance(step, datetime):
-            out += [as_wire(o) for o in proc.advance_to(step)]
-            continue
-        more, rejected = proc.apply(decoded(step))
-        out += [as_wire(o) for o in more]
-        if rejected is not None:
-            dead.append(rejected.reason)
+    more, rejected = feed_steps(proc, steps)
+    out += more
+    dead += rejected
 
 
 def _months(out: list) -> dict:
