@@ -118,6 +118,7 @@ class Parking:
         self.events: dict[str, list[Any]] = {}
         self.expired = 0  # counter (metrics): parked events that expired (`orphan`, or a contract reason)
         self.parked = 0  # counter (metrics): events parked
+        self.recalled = 0  # counter: remembered (expired) events taken out for their entity
         self.contract_bytes = 0  # encoded bytes of the events waiting for a contract now
         self.dirty = False
         # per half, no event of it expires at or before this (None: nothing parked in it). Per half: an
@@ -198,6 +199,7 @@ class Parking:
         gone = self.remembered.pop(key, [])
         if gone:
             self.dirty = True
+            self.recalled += len(gone)
             for ev in gone:
                 self._remembered_text.pop((key, ev.event_id), None)
         return sorted(gone, key=_order)

@@ -461,7 +461,8 @@ class _Job:
     def finish(self, processor: Processor) -> None:
         parking = processor.parking
         waiting = sum(len(events) for events in parking.events.values())
-        self.unparked = parking.parked - parking.expired - waiting > 0
+        # an expired orphan applied after all (`Parking.remembered`) was taken out of parking too
+        self.unparked = parking.parked - parking.expired - waiting > 0 or parking.recalled > 0
 
 
 def _run_job(index: int, lines: list[tuple[int, bytes, int]], unreadable: list[tuple[int, bytes]], total: int,

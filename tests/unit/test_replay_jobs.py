@@ -67,6 +67,22 @@ def test_an_event_taken_out_of_parking_is_replayed_in_one_process(tmp_path: Path
     assert_jobs_agree(events, SAMPLES / "contracts.yaml", UNTIL, split=False)
 
 
+def test_an_expired_orphan_applied_after_all_is_replayed_in_one_process(tmp_path: Path) -> None:
+    """A resolve whose outage starts more than the parking horizon later: it expires, is remembered
+    and applied at the start (`Parking.remembered`). Whether it expired first depends on the time
+    every customer's events move, so the split is not trusted; the output is still --jobs 1's."""
+    lines = (SAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    start = next(json.loads(line) for line in lines if json.loads(line)["type"] == "outage.started")
+    resolved = {"event_id": "early-resolve", "type": "outage.resolved", "occurred_at": "2026-03-01T00:00:00Z",
+                "service_id": start["service_id"], "outage_id": "late-start"}
+    started = {"event_id": "late-start", "type": "outage.started", "occurred_at": "2026-03-20T00:00:00Z",
+               "service_id": start["service_id"], "outage_id": "late-start", "scope": "all_users"}
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([json.dumps(resolved), json.dumps(started)] + lines) + "\n", encoding="utf-8")
+    out = assert_jobs_agree(events, SAMPLES / "contracts.yaml", UNTIL, split=False)
+    assert b'"source":"parked:early-resolve"' in out.replace(b" ", b"")  # its orphan dead letter stays
+
+
 def test_cli_jobs_flag() -> None:
     from tests.unit.test_cli import run_cli
 
