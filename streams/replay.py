@@ -20,6 +20,7 @@ import gc
 import sys
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, TextIO
@@ -75,6 +76,7 @@ class Replayer:
         self._undated: list[tuple[str, bytes, DeadLetterReason, int]] = []
         self._job: _Job | None = None  # one of `replay_file(jobs=N)`'s processes (see `_run_job`)
         self._seq = 0  # added to each record's index: the rank of the line being applied, shifted (jobs)
+        self._batched = False  # `finish` has run: a second batch keeps every content digest
 
     def _add(self, outputs: list[Output]) -> None:
         records = self.result.records
@@ -182,13 +184,19 @@ class Replayer:
         """Apply the events read, sorted; then advance to `until` (or to the latest event).
         `bound`: events after it are `future_timestamp` (default: `until`)."""
         bound = bound if bound is not None else until
+        job = self._job
         pending, self._pending = self._pending, []
+        engine = self.processor.tickets
+        if job is None and not self._batched:
+            # The batch is the whole input of this processor: an event id read once cannot come
+            # again, so only the repeated ones keep a content digest (`TicketEngine.repeated_ids`).
+            engine.repeated_ids = _repeated(line[2] for line in pending)
+        self._batched = True
         pending.sort()
         pending.reverse()  # popped from the end: a line's bytes are freed once it is applied
         sources: dict[int, tuple[bytes, str]] = {}  # parked events -> their line (for an orphan dead letter)
         parking = self.processor.parking
         pop = pending.pop
-        job = self._job
         records = self.result.records
         apply = self.processor.apply
         result = self.result
@@ -247,6 +255,10 @@ class Replayer:
                 sources[id(event)] = (raw, source)
             if job is not None:
                 job.after(self.processor, event)
+        # Events applied after the batch (none here: every caller replays one batch) keep their
+        # content digests; one reusing an id the batch read once is ignored as a duplicate, whatever
+        # its content (the batch's event has no content digest to compare).
+        engine.repeated_ids = None
         if job is not None:
             job.synchronise(self.processor)
             job.finish(self.processor)
@@ -279,6 +291,13 @@ class Replayer:
         if self._job is not None and self._job.reached is not None:
             return self._job.reached
         return self.processor.now
+
+
+def _repeated(ids: Iterable[str]) -> set[str]:
+    """The ids that occur more than once (sorted, equal ids are neighbours: a list of references,
+    lighter than a dict counting every id of a large file)."""
+    ordered = sorted(ids)
+    return {a for a, b in zip(ordered, islice(ordered, 1, None)) if a == b}
 
 
 def future_summary(result: ReplayResult, bound: datetime | None) -> str | None:
