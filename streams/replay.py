@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Callable, Iterable, TextIO
 
 from pydantic_core import from_json
 
-from events.codec import (DEFAULT_MAX_BYTES, DeadLetterReason, _bounded, _decode_plain, decode, dead_letter_event,
+from events.codec import (DeadLetterReason, decode, decode_one_pass, dead_letter_event, one_pass_validator,
                           encode)
 from policies.catalog import Catalog, default_catalog
 from policies.contracts import (Contract, ContractError, contract_from_event, contract_warnings,
@@ -129,14 +129,22 @@ class Replayer:
         dead-letters a bad line here). With `lineno`, `source` is the file's name and the line's
         source (`name:lineno`) is only built when a dead letter needs it.
 
-        A pending line is one flat tuple (not a contract, occurred_at, event_id, arrival, raw,
-        source, lineno), sorted as it is: `arrival` is unique, so equal keys keep file order and
-        the raw bytes are never compared."""
+        A pending line is one flat tuple (not a contract, occurred_at, event_id, arrival, one-pass
+        validator or None, raw, source, lineno), sorted as it is: `arrival` is unique, so equal keys
+        keep file order and the validator and raw bytes are never compared."""
         self.result.lines += 1
         # `_quick_key`, inline (once per line): a plain JSON parse for the key
+        # The parse refuses NaN and Infinity as the full decode's does, so it also tells whether the line
+        # can be decoded in one pass in `finish` (`one_pass_validator`: the validator, kept with the line).
         key: tuple[bool, datetime, str] | None
+        validator = None
         try:
-            obj = from_json(raw)
+            try:
+                obj = from_json(raw, allow_inf_nan=False)
+                strict = True
+            except ValueError:  # not JSON, or NaN / Infinity somewhere: the key as before, the full decode
+                obj = from_json(raw)
+                strict = False
             at = _fromisoformat(obj["occurred_at"])
             event_id = obj["event_id"]
             event_type = obj.get("type")
@@ -144,6 +152,8 @@ class Replayer:
                 key = None
             else:
                 key = (event_type != "contract.upserted", at if at.tzinfo is UTC else at.astimezone(UTC), event_id)
+                if strict:
+                    validator = one_pass_validator(raw, obj)
         except Exception:  # not plainly there (or out of range): the full decode says why
             key = None
         if key is None:
@@ -153,7 +163,7 @@ class Replayer:
                 return
             key = (decoded.type != "contract.upserted", decoded.occurred_at, decoded.event_id)
         pending = self._pending
-        pending.append((key[0], key[1], key[2], len(pending), raw, source, lineno))
+        pending.append((key[0], key[1], key[2], len(pending), validator, raw, source, lineno))
 
     def _apply(self, event: Any, raw: bytes, source: str, bound: datetime | None) -> None:
         try:
@@ -207,13 +217,13 @@ class Replayer:
             source = name if lineno is None else None
             if job is not None:
                 self._seq = line[0] << 32  # the line's rank in the whole file
-            # `decode`, its common case inline (once per line): a plain line in one pass, in range
+            # `decode`, its common case (once per line): a plain line in one pass (`feed_line` found
+            # its validator), in range
             event = None
-            if type(raw) is bytes and len(raw) <= DEFAULT_MAX_BYTES:
+            validator = line[-4] if job is None else None
+            if validator is not None:
                 try:
-                    event = _decode_plain(raw)
-                    if event is not None:
-                        event = _bounded(event)
+                    event = decode_one_pass(raw, validator)
                 except Exception:  # `decode` catches it again and names it
                     event = None
             if event is None:
