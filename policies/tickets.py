@@ -887,25 +887,23 @@ class TicketEngine:
         # batch (`Replayer.finish`): an id it reads once never comes again.
         self.repeated_ids: Container[str] | None = None
 
-    def _keep_content(self, ev: Envelope) -> bool:
-        repeated = self.repeated_ids
-        return repeated is None or ev.event_id in repeated
-
     def open(self, ev: TicketOpened, plan: ResolvedPlan, now: datetime) -> tuple[TicketState, list[Output]]:
         """Open a ticket (`ticket.opened`); the policy's priority rules apply in the fold."""
         priority = ev.priority.lower()
         self._check_priority(priority, plan)
-        state = TicketState(ev.ticket_id, ev.customer_id, plan.policy_version, ev.environment, ev.occurred_at)
-        state.mark_seen(ev, self._keep_content(ev))
+        at, event_id = ev.occurred_at, ev.event_id  # read once (pydantic fields)
+        state = TicketState(ev.ticket_id, ev.customer_id, plan.policy_version, ev.environment, at)
+        repeated = self.repeated_ids
+        state.mark_seen(ev, repeated is None or event_id in repeated)
         state.priority = priority
         if not plan.ticket_clocks:
             return state, []  # e.g. Vectorize Starter: community support only, nothing to hold
-        entry = f"{priority}|{ev.event_id}"
-        state.history.append((ev.occurred_at, 0, OPEN, entry))
+        entry = f"{priority}|{event_id}"
+        state.history.append((at, 0, OPEN, entry))
         state.seq = 1
         clocks = _Clocks(state, plan, self.milestones)
-        clocks.step(ev.occurred_at, OPEN, entry, 0)
-        clocks.advance(max(now, ev.occurred_at))
+        clocks.step(at, OPEN, entry, 0)
+        clocks.advance(max(now, at))
         return state, self._record(state, clocks)
 
     @staticmethod
@@ -947,12 +945,14 @@ class TicketEngine:
         if not unseen and event_digest(ev.event_id) in state.seen:
             return restored  # SPEC §2: an input event id already processed is ignored
         entry = self._history_entry(ev, plan)
-        state.mark_seen(ev, self._keep_content(ev))
+        repeated = self.repeated_ids
+        state.mark_seen(ev, repeated is None or ev.event_id in repeated)
         if entry is None or not plan.ticket_clocks:
             return restored
         kind, value = entry
         # An event stamped before its ticket's open (clock skew upstream) is applied at the open.
-        ts = ev.occurred_at if ev.occurred_at >= state.opened_at else state.opened_at
+        at = ev.occurred_at
+        ts = at if at >= state.opened_at else state.opened_at
         seq = state.seq
         state.history.append((ts, seq, kind, value))
         state.seq += 1
