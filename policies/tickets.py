@@ -261,8 +261,28 @@ def utc_iso(t: datetime) -> str:
     if text is None:
         if len(_UTC_ISO) >= _UTC_ISO_MAX:
             _UTC_ISO.clear()
-        text = _UTC_ISO[t] = t.isoformat()
+        text = _UTC_ISO[t] = _utc_text(t)
     return text
+
+
+#: date ordinal -> its `YYYY-MM-DDT` (bounded as the memo above): the instants written are few days'
+_DAY_TEXT: dict[int, str] = {}
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+
+
+def _utc_text(t: datetime) -> str:
+    """`t.isoformat()` of an instant whose tzinfo is `UTC`: for whole seconds (every instant the clocks
+    derive from second-precision inputs), its day's text memoised and the time's digits from a table,
+    ~5,000 instructions where `isoformat` takes ~11,000 (its zone's offset is a method call)."""
+    if t.microsecond:
+        return t.isoformat()
+    ordinal = t.toordinal()
+    day = _DAY_TEXT.get(ordinal)
+    if day is None:
+        if len(_DAY_TEXT) >= _UTC_ISO_MAX:
+            _DAY_TEXT.clear()
+        day = _DAY_TEXT[ordinal] = t.date().isoformat() + "T"
+    return day + _TWO_DIGITS[t.hour] + ":" + _TWO_DIGITS[t.minute] + ":" + _TWO_DIGITS[t.second] + "+00:00"
 
 
 
