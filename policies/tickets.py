@@ -52,10 +52,17 @@ _GENERATION_SLOTS = (1 << 63) // _GENERATION  # the keys live in a signed 64-bit
 OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED, CLOSED = "o", "p", "r", "s", "x", "y", "z"
 
 
+# A blake2b with digest_size 8 and no data, copied per digest: the same hash as constructing one, for
+# ~1,200 fewer instructions (the constructor parses thirteen keyword parameters).
+_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
+
+
 @functools.lru_cache(maxsize=1024)  # an event's id is digested 2-3 times while it is applied
 def event_digest(event_id: str) -> int:
     """A stable 64-bit digest of an input event id, for idempotency sets (not Python's salted hash)."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+    h = _BLAKE2B_8.copy()
+    h.update(event_id.encode())
+    return int.from_bytes(h.digest(), "big")
 
 
 def content_digest(ev: Envelope) -> int:
@@ -645,10 +652,6 @@ class _Clocks:
 
     def _emit(self, kind: int, type_: str, at: datetime, slot: Slot, index: int, extra: dict[str, Any]) -> None:
         key = _output_key(kind, slot.metric, slot.binding, slot.cycle, index)
-        binding = "true" if slot.binding else "false"
-        parts = [type_, self.s.ticket_id, slot.metric, binding, str(slot.cycle)]
-        if kind == _KIND_AT_RISK:
-            parts.append(str(extra["threshold"]))
         fields = self._identity(slot)
         fields.update(extra)
         if kind == _KIND_BREACH or kind == _KIND_MET:  # content-addressed (events.ids.clock_outcome_event_id)
@@ -657,7 +660,10 @@ class _Clocks:
                 type_, self.s.ticket_id, slot.metric, slot.binding, slot.cycle, utc_iso(at),
                 utc_iso(due) if due is not None else "", self.s.priority, utc_iso(slot.start),
                 minutes_text(extra["elapsed_minutes"]) if kind == _KIND_MET else "")
-        else:
+        else:  # the clock and cycle (an at-risk warning: and its threshold); its parts built only here
+            parts = [type_, self.s.ticket_id, slot.metric, "true" if slot.binding else "false", str(slot.cycle)]
+            if kind == _KIND_AT_RISK:
+                parts.append(str(extra["threshold"]))
             event_id = output_event_id(*parts)
         self.out.append(Output(type_, at, self.s.ticket_id, event_id, fields))
         self.out_keys.append(key)
