@@ -20,7 +20,6 @@ import gc
 import sys
 import time
 from dataclasses import dataclass, field
-from itertools import islice
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, TextIO
@@ -304,10 +303,11 @@ class Replayer:
 
 
 def _repeated(ids: Iterable[str]) -> set[str]:
-    """The ids that occur more than once (sorted, equal ids are neighbours: a list of references,
-    lighter than a dict counting every id of a large file)."""
-    ordered = sorted(ids)
-    return {a for a, b in zip(ordered, islice(ordered, 1, None)) if a == b}
+    """The ids that occur more than once. A set of every id while it runs (references to the pending
+    lines' strings: ~32 MB for a million lines), ~200 instructions an id where sorting them took ~2,500."""
+    seen: set[str] = set()
+    add = seen.add
+    return {i for i in ids if i in seen or add(i)}
 
 
 def future_summary(result: ReplayResult, bound: datetime | None) -> str | None:
