@@ -57,12 +57,14 @@ OPEN, PRIORITY, REPLY, STATUS, RESOLVED, REOPENED, CLOSED = "o", "p", "r", "s", 
 _BLAKE2B_8 = hashlib.blake2b(digest_size=8)
 
 
-@functools.lru_cache(maxsize=1024)  # an event's id is digested 2-3 times while it is applied
-def event_digest(event_id: str) -> int:
+def _event_digest(event_id: str) -> int:
     """A stable 64-bit digest of an input event id, for idempotency sets (not Python's salted hash)."""
     h = _BLAKE2B_8.copy()
     h.update(event_id.encode())
     return int.from_bytes(h.digest(), "big")
+
+
+event_digest = functools.lru_cache(maxsize=1024)(_event_digest)  # an id is digested 2-3 times while applied
 
 
 def content_digest(ev: Envelope) -> int:
@@ -433,9 +435,12 @@ class TicketState:
 
     def mark_seen(self, ev: Envelope, keep_content: bool = True) -> None:
         """Record an input event as applied: its id (idempotency) and its content (conflicts).
-        `keep_content=False`: its id only (`TicketEngine.repeated_ids`: it cannot come again)."""
-        self.seen.extend((event_digest(ev.event_id),  # `SeenEvents.add`, inline
-                          content_digest(ev) if keep_content else NO_CONTENT))
+        `keep_content=False`: its id only (`TicketEngine.repeated_ids`: it cannot come again, so
+        nothing looks its digest up again either: computed past the cache)."""
+        if keep_content:
+            self.seen.extend((event_digest(ev.event_id), content_digest(ev)))  # `SeenEvents.add`, inline
+        else:
+            self.seen.extend((_event_digest(ev.event_id), NO_CONTENT))
 
     def conflicts(self, ev: Envelope) -> bool:
         """Whether `ev` reuses the id of an applied event with other content."""
