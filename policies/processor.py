@@ -780,7 +780,9 @@ class Processor:
             raise Rejected("unknown_ticket", f"ticket {ev.ticket_id!r} was never opened; {ev.type} cannot be applied")
         unseen = ev is self._unseen_event and state is self._unseen_state
         self._unseen_event = self._unseen_state = None
-        plan = self.ticket_plan(state)
+        # `ticket_plan`'s memo read here (once per event), the call only when it is stale
+        plan = state.plan if state.plan_token is self._plans_token and state.plan is not None else \
+            self.ticket_plan(state)
         if t == "ticket.closed" and state.closed_at is None and (unseen or event_digest(ev.event_id) not in state.seen):
             state.closed_at = ev.occurred_at
             state.purge_at = ev.occurred_at + self.settings.parking_horizon
