@@ -673,7 +673,7 @@ class BusinessCalendar:
         start = _require_aware(start, "start")
         if not isinstance(d, timedelta):
             raise TypeError(f"d must be a timedelta, got {type(d).__name__}")
-        if d < timedelta(0):
+        if d < _ZERO:
             raise ValueError(f"d must not be negative, got {d}")
         if self._always_open:
             return start + d
@@ -695,7 +695,7 @@ class BusinessCalendar:
         a = _require_aware(a, "a")
         b = _require_aware(b, "b")
         if b <= a:
-            return timedelta(0)
+            return _ZERO
         if self._always_open:
             return b - a
         by_table = self._between_by_table(a, b)

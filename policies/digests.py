@@ -19,6 +19,13 @@ def _find_item(data: bytes, item: bytes) -> bool:
     return i != -1
 
 
+#: The content digest of an event applied without one (`TicketState.mark_seen`: a replay keeps none
+#: for an id it reads once): `SeenEvents.content_of` gives None for it, as for an id applied before
+#: contents were kept. A real content digest of 0 (one chance in 2**64) reads the same: that event
+#: is then not told from a conflicting duplicate of it.
+NO_CONTENT = 0
+
+
 if TYPE_CHECKING:
     _IntArray = array[int]
 else:
@@ -119,7 +126,10 @@ class SeenEvents(_IntArray):
     def content_of(self, digest: int) -> int | None:
         """The content digest of the event with id digest `digest`, None if it has none."""
         i = self._index(digest)
-        return None if i == -1 else self[i + 1]
+        if i == -1:
+            return None
+        content = self[i + 1]
+        return None if content == NO_CONTENT else content
 
     def pairs(self) -> list[int]:
         return self.tolist()

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Callable, Iterable, TextIO
 
 from pydantic_core import from_json
 
-from events.codec import (DEFAULT_MAX_BYTES, DeadLetterReason, _bounded, _decode_plain, decode, dead_letter_event,
+from events.codec import (DeadLetterReason, decode, decode_one_pass, dead_letter_event, one_pass_validator,
                           encode)
 from policies.catalog import Catalog, default_catalog
 from policies.contracts import (Contract, ContractError, contract_from_event, contract_warnings,
@@ -75,6 +75,7 @@ class Replayer:
         self._undated: list[tuple[str, bytes, DeadLetterReason, int]] = []
         self._job: _Job | None = None  # one of `replay_file(jobs=N)`'s processes (see `_run_job`)
         self._seq = 0  # added to each record's index: the rank of the line being applied, shifted (jobs)
+        self._batched = False  # `finish` has run: a second batch keeps every content digest
 
     def _add(self, outputs: list[Output]) -> None:
         records = self.result.records
@@ -127,14 +128,22 @@ class Replayer:
         dead-letters a bad line here). With `lineno`, `source` is the file's name and the line's
         source (`name:lineno`) is only built when a dead letter needs it.
 
-        A pending line is one flat tuple (not a contract, occurred_at, event_id, arrival, raw,
-        source, lineno), sorted as it is: `arrival` is unique, so equal keys keep file order and
-        the raw bytes are never compared."""
+        A pending line is one flat tuple (not a contract, occurred_at, event_id, arrival, one-pass
+        validator or None, raw, source, lineno), sorted as it is: `arrival` is unique, so equal keys
+        keep file order and the validator and raw bytes are never compared."""
         self.result.lines += 1
         # `_quick_key`, inline (once per line): a plain JSON parse for the key
+        # The parse refuses NaN and Infinity as the full decode's does, so it also tells whether the line
+        # can be decoded in one pass in `finish` (`one_pass_validator`: the validator, kept with the line).
         key: tuple[bool, datetime, str] | None
+        validator = None
         try:
-            obj = from_json(raw)
+            try:
+                obj = from_json(raw, allow_inf_nan=False)
+                strict = True
+            except ValueError:  # not JSON, or NaN / Infinity somewhere: the key as before, the full decode
+                obj = from_json(raw)
+                strict = False
             at = _fromisoformat(obj["occurred_at"])
             event_id = obj["event_id"]
             event_type = obj.get("type")
@@ -142,6 +151,8 @@ class Replayer:
                 key = None
             else:
                 key = (event_type != "contract.upserted", at if at.tzinfo is UTC else at.astimezone(UTC), event_id)
+                if strict:
+                    validator = one_pass_validator(raw, obj)
         except Exception:  # not plainly there (or out of range): the full decode says why
             key = None
         if key is None:
@@ -151,7 +162,7 @@ class Replayer:
                 return
             key = (decoded.type != "contract.upserted", decoded.occurred_at, decoded.event_id)
         pending = self._pending
-        pending.append((key[0], key[1], key[2], len(pending), raw, source, lineno))
+        pending.append((key[0], key[1], key[2], len(pending), validator, raw, source, lineno))
 
     def _apply(self, event: Any, raw: bytes, source: str, bound: datetime | None) -> None:
         try:
@@ -182,13 +193,19 @@ class Replayer:
         """Apply the events read, sorted; then advance to `until` (or to the latest event).
         `bound`: events after it are `future_timestamp` (default: `until`)."""
         bound = bound if bound is not None else until
+        job = self._job
         pending, self._pending = self._pending, []
+        engine = self.processor.tickets
+        if job is None and not self._batched:
+            # The batch is the whole input of this processor: an event id read once cannot come
+            # again, so only the repeated ones keep a content digest (`TicketEngine.repeated_ids`).
+            engine.repeated_ids = _repeated(line[2] for line in pending)
+        self._batched = True
         pending.sort()
         pending.reverse()  # popped from the end: a line's bytes are freed once it is applied
         sources: dict[int, tuple[bytes, str]] = {}  # parked events -> their line (for an orphan dead letter)
         parking = self.processor.parking
         pop = pending.pop
-        job = self._job
         records = self.result.records
         apply = self.processor.apply
         result = self.result
@@ -199,13 +216,13 @@ class Replayer:
             source = name if lineno is None else None
             if job is not None:
                 self._seq = line[0] << 32  # the line's rank in the whole file
-            # `decode`, its common case inline (once per line): a plain line in one pass, in range
+            # `decode`, its common case (once per line): a plain line in one pass (`feed_line` found
+            # its validator), in range
             event = None
-            if type(raw) is bytes and len(raw) <= DEFAULT_MAX_BYTES:
+            validator = line[-4] if job is None else None
+            if validator is not None:
                 try:
-                    event = _decode_plain(raw)
-                    if event is not None:
-                        event = _bounded(event)
+                    event = decode_one_pass(raw, validator)
                 except Exception:  # `decode` catches it again and names it
                     event = None
             if event is None:
@@ -247,6 +264,10 @@ class Replayer:
                 sources[id(event)] = (raw, source)
             if job is not None:
                 job.after(self.processor, event)
+        # Events applied after the batch (none here: every caller replays one batch) keep their
+        # content digests; one reusing an id the batch read once is ignored as a duplicate, whatever
+        # its content (the batch's event has no content digest to compare).
+        engine.repeated_ids = None
         if job is not None:
             job.synchronise(self.processor)
             job.finish(self.processor)
@@ -279,6 +300,14 @@ class Replayer:
         if self._job is not None and self._job.reached is not None:
             return self._job.reached
         return self.processor.now
+
+
+def _repeated(ids: Iterable[str]) -> set[str]:
+    """The ids that occur more than once. A set of every id while it runs (references to the pending
+    lines' strings: ~32 MB for a million lines), ~200 instructions an id where sorting them took ~2,500."""
+    seen: set[str] = set()
+    add = seen.add
+    return {i for i in ids if i in seen or add(i)}
 
 
 def future_summary(result: ReplayResult, bound: datetime | None) -> str | None:

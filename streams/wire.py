@@ -84,6 +84,21 @@ def _number(value: Decimal | float) -> str:
     return repr(float(value))
 
 
+#: a target's amount or a threshold -> its `_number` text (~4,500 instructions for a Decimal): a few
+#: values, written in every clock output. Equal values (1 and 1.0, 0.50 and 0.5) have the same text.
+_NUMBER_TEXT: dict[Decimal | float, str] = {}
+_NUMBER_TEXT_MAX = 1024
+
+
+def _number_text(value: Decimal | float) -> str:
+    text = _NUMBER_TEXT.get(value)
+    if text is None:
+        if len(_NUMBER_TEXT) >= _NUMBER_TEXT_MAX:
+            _NUMBER_TEXT.clear()
+        text = _NUMBER_TEXT[value] = _number(value)
+    return text
+
+
 def _minutes(value: Fraction) -> str:
     if type(value) is Fraction:
         return minutes_text(value)  # the same text as the met's event id hashes (integer arithmetic)
@@ -108,7 +123,7 @@ def _clock_output(out: Output, string: Any = _str) -> bytes:
         ',"policy":"', f["policy"], '","plan":', string(f["plan"]), ',"policy_version":', string(f["policy_version"]),
         ',"priority":', string(f["priority"]), ',"metric":"', f["metric"], '","binding":',
         "true" if f["binding"] else "false",
-        ',"target":{"amount":', _number(target["amount"]), ',"unit":"', target["unit"], '","clock":"', target["clock"],
+        ',"target":{"amount":', _number_text(target["amount"]), ',"unit":"', target["unit"], '","clock":"', target["clock"],
         '"},"started_at":', started, ',"due_at":', due, ',"cycle":', str(f["cycle"]),
     ]
     if out.type == "sla.met":
@@ -116,7 +131,7 @@ def _clock_output(out: Output, string: Any = _str) -> bytes:
         parts += [',"met_at":', (memo(t) if t.tzinfo is UTC else None) or _instant(t),
                   ',"elapsed_minutes":', _minutes(f["elapsed_minutes"])]
     elif out.type == "sla.at_risk":
-        parts += [',"threshold":', _number(f["threshold"])]
+        parts += [',"threshold":', _number_text(f["threshold"])]
     parts.append("}")
     return "".join(parts).encode()
 
