@@ -3,33 +3,32 @@ string fields, writes what the validated models write: on every clock output of 
 samples (twice: memos cold, then warm), and for values the memos key alike (1 and 1.0, 0.5 and 0.50)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from events.codec import DeadLetterReason, decode
 from policies.catalog import default_catalog
 from policies.contracts import load_contracts_yaml
+from policies.processor import Processor
 from streams import wire
-from streams.replay import Replayer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _clock_outputs() -> list:
+    """The outputs of the samples, applied in time order by a processor (not a Replayer: its
+    processor's methods cannot be wrapped under the compiled build)."""
     catalog = default_catalog()
-    rep = Replayer(load_contracts_yaml(ROOT / "samples" / "contracts.yaml", catalog), catalog)
+    proc = Processor(catalog)
+    for contract in load_contracts_yaml(ROOT / "samples" / "contracts.yaml", catalog):
+        proc.install(contract)
+    events = [decode(raw) for raw in (ROOT / "samples" / "events.jsonl").read_bytes().splitlines() if raw.strip()]
+    events = sorted((e for e in events if not isinstance(e, DeadLetterReason)), key=lambda e: (e.occurred_at, e.event_id))
     outs: list = []
-    apply = rep.processor.apply
-
-    def keep(ev, not_after=None):
-        out, rejected = apply(ev, not_after=not_after)
-        outs.extend(out)
-        return out, rejected
-
-    rep.processor.apply = keep  # type: ignore[method-assign]
-    for i, raw in enumerate((ROOT / "samples" / "events.jsonl").read_bytes().splitlines(), 1):
-        if raw.strip():
-            rep.feed_line(raw, f"events.jsonl:{i}")
-    rep.finish(None)
+    for ev in events:
+        outs.extend(proc.apply(ev)[0])
+    outs.extend(proc.advance_to(events[-1].occurred_at + timedelta(days=40)))
     return [o for o in outs if o.type in wire._DIRECT]
 
 
