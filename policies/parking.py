@@ -194,15 +194,23 @@ class Parking:
             self._forget(key, waiting)
         return sorted(waiting, key=_order)
 
-    def take_remembered(self, key: str) -> list[Any]:
-        """The expired orphans remembered for `key`, taken out, in (occurred_at, event_id) order."""
-        gone = self.remembered.pop(key, [])
-        if gone:
-            self.dirty = True
-            self.recalled += len(gone)
-            for ev in gone:
-                self._remembered_text.pop((key, ev.event_id), None)
-        return sorted(gone, key=_order)
+    def take_for_entity(self, key: str) -> tuple[list[Any], set[str]]:
+        """What waits for the entity `key` now exists, taken out in (occurred_at, event_id) order:
+        the parked events and the expired orphans remembered for it, applied as if they had waited
+        (a resolve read more than the horizon before its outage's start ends the outage, as in the
+        sorted order); with the ids of the remembered ones (their `orphan` dead letter is out: one
+        rejected now gives no second). A remembered event parked again (re-sent) comes once."""
+        waiting = self.take(key)
+        late = self.remembered.pop(key, None)
+        if not late:
+            return waiting, set()
+        self.dirty = True
+        self.recalled += len(late)
+        for ev in late:
+            self._remembered_text.pop((key, ev.event_id), None)
+        parked_ids = {ev.event_id for ev in waiting}
+        late = [ev for ev in late if ev.event_id not in parked_ids]
+        return sorted(waiting + late, key=_order), {ev.event_id for ev in late}
 
     def _remember(self, key: str, gone: list[Any]) -> None:
         if key[0] not in "om":
@@ -232,12 +240,14 @@ class Parking:
         until = self._remembered_until
         if until is None or t <= until:
             return
-        kept = {k: keep for k, evs in self.remembered.items()
-                if (keep := [ev for ev in evs if remembered_until(ev) >= t])}
-        self.remembered = kept
+        self.remembered = {k: keep for k, evs in self.remembered.items()
+                           if (keep := [ev for ev in evs if remembered_until(ev) >= t])}
         self._keep_remembered_text()
         self.dirty = True
-        self._remembered_until = min((remembered_until(ev) for evs in kept.values() for ev in evs), default=None)
+        self._remembered_until = self._earliest_forget()
+
+    def _earliest_forget(self) -> datetime | None:
+        return min((remembered_until(ev) for evs in self.remembered.values() for ev in evs), default=None)
 
     def expire(self, half: str, t: datetime) -> list[Output]:
         """Dead letters for the events of `half` whose wait is over at `t`: `orphan` after the parking
@@ -346,8 +356,7 @@ class Parking:
             self._encoded[(key, ev.event_id)] = raw
             if waits_for_contract(key):
                 self.contract_bytes += len(raw.encode())
-        self._remembered_until = min((remembered_until(ev) for evs in self.remembered.values() for ev in evs),
-                                     default=None)
+        self._remembered_until = self._earliest_forget()
         self.dirty = False
         # recomputed by the first expire() of each half that has events (it scans)
         self._next_expiry = {half: _UNKNOWN if any(half_of(k) == half for k in self.events) else None

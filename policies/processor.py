@@ -684,17 +684,7 @@ class Processor:
         key = creates_key(ev)
         if key is None:
             return []
-        waiting = parking.take(key)
-        remembered: set[str] = set()
-        if parking.remembered and key in parking.remembered:
-            # Expired orphans (`Parking.remembered`), applied as if they had waited: a resolve read
-            # more than the parking horizon before its outage's start ends the outage, as in the
-            # sorted order. One rejected now gives no second dead letter (its `orphan` one is out,
-            # with the event); a copy parked again (re-sent) is applied once, as the parked one.
-            parked_ids = {e.event_id for e in waiting}
-            late = [e for e in parking.take_remembered(key) if e.event_id not in parked_ids]
-            remembered = {e.event_id for e in late}
-            waiting = sorted(waiting + late, key=lambda e: (e.occurred_at, e.event_id))
+        waiting, remembered = parking.take_for_entity(key)  # with expired orphans (`Parking.remembered`)
         if not waiting:
             return []
         out: list[Output] = []

@@ -6,6 +6,7 @@ the direct encoder byte-identical to the model path.
 """
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -86,17 +87,7 @@ def _number(value: Decimal | float) -> str:
 
 #: a target's amount or a threshold -> its `_number` text (~4,500 instructions for a Decimal): a few
 #: values, written in every clock output. Equal values (1 and 1.0, 0.50 and 0.5) have the same text.
-_NUMBER_TEXT: dict[Decimal | float, str] = {}
-_NUMBER_TEXT_MAX = 1024
-
-
-def _number_text(value: Decimal | float) -> str:
-    text = _NUMBER_TEXT.get(value)
-    if text is None:
-        if len(_NUMBER_TEXT) >= _NUMBER_TEXT_MAX:
-            _NUMBER_TEXT.clear()
-        text = _NUMBER_TEXT[value] = _number(value)
-    return text
+_number_text = functools.lru_cache(maxsize=1024)(_number)
 
 
 def _minutes(value: Fraction) -> str:
