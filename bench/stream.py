@@ -308,45 +308,76 @@ def hotspots(collapsed: Path, top: int = 25) -> str:
 # --------------------------------------------------------------------------- throughput
 
 
+FLOOR_NAMES = {"take": "floor: Faust agent, no work", "direct": "floor: Faust consumer without streams, no work"}
+FLOOR_KEYS = {"take": "floor_take", "direct": "floor_direct"}
+
+
+async def agent_round(broker: Any, lines: list[bytes], mode: str, *, partitions: int, round_no: int, log_dir: Path,
+                      poll: float, timeout: float, profile: bool = False) -> dict[str, Any]:
+    """`bench.bare_agent --mode mode` on its own copy of the input topics, measured by its group's commits."""
+    from streams.app import MONITORING_EVENTS, TICKET_EVENTS
+    from streams.testing.broker import create_topics
+    from streams.testing.harness import free_port, produce
+
+    inputs = [TICKET_EVENTS, MONITORING_EVENTS]
+    name = "bare" if mode == "count" else mode
+    prefix, app_id = f"r{round_no}.{name}.", f"bench-{name}-r{round_no}"
+    await create_topics(broker.url, [prefix + t for t in inputs], partitions)
+    await produce(broker.url, prefix, lines)
+    port = free_port()
+    log = open(log_dir / f"{name}-r{round_no}.log", "ab")
+    agent = _track(subprocess.Popen([sys.executable, "-m", "bench.bare_agent", "--broker", broker.url, "--app-id", app_id,
+                                     "--prefix", prefix, "--partitions", str(partitions), "--web-port", str(port),
+                                     "--data-dir", str(log_dir / f"{name}-r{round_no}"), "--mode", mode],
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        label = "bare agent" if mode == "count" else FLOOR_NAMES[mode]
+        print(f"round {round_no}: {label} on {len(lines):,} lines", file=sys.stderr, flush=True)
+        profiler = Profiler(agent.pid, log_dir / f"{name}-r{round_no}.collapsed") if profile else None
+        url = f"http://127.0.0.1:{port}"
+        if mode == "count":
+            measured = await measure_group(broker.bootstrap_servers, app_id, [prefix + t for t in inputs], agent.pid,
+                                           broker.pid, poll=poll, timeout=timeout, alive=lambda: agent.poll() is None)
+        else:
+            # A floor takes the backlog in a few of Faust's 2.8 s commit intervals, too few for a rate
+            # by committed offsets: by its own count of records taken, polled every 0.1 s.
+            measured = await measure(lambda: bare_progress(url), len(lines), agent.pid, broker.pid,
+                                     poll=min(poll, 0.1), timeout=timeout, alive=lambda: agent.poll() is None)
+        if profiler is not None:
+            measured["profile"] = profiler.stop()
+        measured["counted_by_agent"] = bare_progress(url)
+    finally:
+        _stop(agent)
+        log.close()
+    return measured
+
+
 async def throughput_round(broker: Any, lines: list[bytes], contracts: list[bytes], n_decodable: int, *,
                            partitions: int, round_no: int, log_dir: Path, poll: float, timeout: float,
                            profile: bool = False, workload_end: datetime | None = None,
-                           raw_variants: Iterable[bool] = (True,), reference: dict[str, Any] | None = None
-                           ) -> dict[str, Any]:
+                           raw_variants: Iterable[bool] = (True,), reference: dict[str, Any] | None = None,
+                           floors: Iterable[str] = ()) -> dict[str, Any]:
     from streams.app import CONTRACTS, MONITORING_EVENTS, TICKET_EVENTS
     from streams.testing.broker import create_topics
-    from streams.testing.harness import WorkerProcess, free_port, produce
+    from streams.testing.harness import WorkerProcess, produce
 
     servers = broker.bootstrap_servers
     inputs = [TICKET_EVENTS, MONITORING_EVENTS]
     result: dict[str, Any] = {"round": round_no}
 
-    # (1) baseline: the bare agent
-    prefix, app_id = f"r{round_no}.bare.", f"bench-bare-r{round_no}"
-    await create_topics(broker.url, [prefix + t for t in inputs], partitions)
-    t0 = time.perf_counter()
-    await produce(broker.url, prefix, lines)
-    result["produce_seconds"] = time.perf_counter() - t0
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(log_dir / f"bare-r{round_no}.log", "ab")
-    bare = _track(subprocess.Popen([sys.executable, "-m", "bench.bare_agent", "--broker", broker.url, "--app-id", app_id,
-                             "--prefix", prefix, "--partitions", str(partitions), "--web-port", str(port),
-                             "--data-dir", str(log_dir / f"bare-r{round_no}")],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-    try:
-        print(f"round {round_no}: bare agent on {len(lines):,} lines", file=sys.stderr, flush=True)
-        profiler = Profiler(bare.pid, log_dir / f"bare-r{round_no}.collapsed") if profile else None
-        base = await measure_group(servers, app_id, [prefix + t for t in inputs], bare.pid, broker.pid, poll=poll,
-                                   timeout=timeout, alive=lambda: bare.poll() is None)
-        if profiler is not None:
-            base["profile"] = profiler.stop()
-        base["counted_by_agent"] = bare_progress(url)
-    finally:
-        _stop(bare)
-        log.close()
+    # (1) baseline: the bare agent; then the floors (bench.faust_floor), same topics' content
+    base = await agent_round(broker, lines, "count", partitions=partitions, round_no=round_no, log_dir=log_dir,
+                             poll=poll, timeout=timeout, profile=profile)
     result["baseline"] = base
     print(f"  bare agent: {base.get('rate', 0):,.0f} events/s", file=sys.stderr, flush=True)
+    for mode in floors:
+        floor = await agent_round(broker, lines, mode, partitions=partitions, round_no=round_no, log_dir=log_dir,
+                                  poll=poll, timeout=timeout, profile=profile)
+        if base.get("complete") and floor.get("complete"):
+            floor["ratio"] = floor["rate"] / base["rate"]
+        result[FLOOR_KEYS[mode]] = floor
+        print(f"  {FLOOR_NAMES[mode]}: {floor.get('rate', 0):,.0f} events/s, ratio {floor.get('ratio', float('nan')):.3f}",
+              file=sys.stderr, flush=True)
 
     # (2) the slaproc worker: contracts first, then the events as a backlog
     prefix, app_id = f"r{round_no}.slaproc.", f"bench-slaproc-r{round_no}"
@@ -472,6 +503,19 @@ def output_identity(lines: Iterable[bytes]) -> dict[str, Any]:
         else:
             ids.add(data["event_id"])
     return {"ids": ids, "dead_letters": dead}
+
+
+def replay_cpu_per_line(events: Path, contracts: Path, until: datetime | None, lines: int) -> float:
+    """CPU seconds per input line of `slaproc replay` over the workload in this process (contracts
+    loaded, every line decoded and applied, outputs encoded; no Kafka, no state written): what the
+    core costs a worker per event, besides reading, state writes and sends."""
+    import io
+
+    from streams.replay import replay_file
+
+    started = time.process_time()
+    replay_file(events, contracts, until, io.BytesIO(), progress=None)
+    return (time.process_time() - started) / max(lines, 1)
 
 
 def replay_reference(events: Path, contracts: Path, until: datetime) -> dict[str, Any]:
@@ -611,11 +655,14 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
     until = datetime.fromisoformat(meta["until"].replace("Z", "+00:00")) if meta.get("until") else None
     log_dir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     raw_variants = [v == "changelog" for v in args.raw.split(",") if v in ("changelog", "memory")]
+    floors = [v for v in args.floors.split(",") if v in FLOOR_KEYS]
     reference = None
     if raw_variants and until is not None and not args.no_check:
         print(f"replay of the workload up to {meta['until']} (the raw consumer's outputs are compared with it)",
               file=sys.stderr, flush=True)
         reference = replay_reference(work / "events.jsonl", work / "contracts.yaml", until)
+    replay_cpu = replay_cpu_per_line(work / "events.jsonl", work / "contracts.yaml", until, len(lines))
+    print(f"replay in process: {replay_cpu * 1e6:.0f} µs CPU per line", file=sys.stderr, flush=True)
     rounds = []
     async with EmbeddedBroker(log_path=log_dir / "broker.log") as broker:
         for r in range(args.rounds):
@@ -623,9 +670,41 @@ async def throughput(args: argparse.Namespace) -> dict[str, Any]:
                                                  round_no=r + 1, log_dir=log_dir, poll=args.poll,
                                                  timeout=args.timeout, profile=args.profile,
                                                  workload_end=until, raw_variants=raw_variants,
-                                                 reference=reference))
+                                                 reference=reference, floors=floors))
     return {"workload": meta, "workload_dir": str(work), "lines": len(lines), "decodable": n_decodable,
+            "replay_cpu_per_line": replay_cpu,
             "contracts": len(contracts), "partitions": args.partitions, "rounds": rounds, "logs": str(log_dir)}
+
+
+def _cpu_per_event(m: dict[str, Any]) -> float | None:
+    if not m.get("complete") or not m.get("window_events"):
+        return None
+    return float(m["cpu_seconds"]) / float(m["window_events"])
+
+
+def ceilings(res: dict[str, Any]) -> list[str]:
+    """Per round, the most a worker built on each floor could be, by CPU per event, against the bare
+    agent: the bare agent's CPU per event / (the floor's + replay's in-process CPU per line). A worker
+    pays at least its floor (reading the records) and the core (replay: decode, apply, encode), and
+    on top of them its state writes and sends, counted here as nothing: an upper bound."""
+    core = res.get("replay_cpu_per_line")
+    if not core:
+        return []
+    out = ["", f"Ceiling by CPU per event (replay in process: {core * 1e6:.0f} µs CPU per line, the core's cost "
+           "without reading, state writes or sends): bare agent's CPU per event / (floor's + replay's).", ""]
+    for r in res["rounds"]:
+        bare = _cpu_per_event(r.get("baseline", {}))
+        if bare is None:
+            continue
+        parts = []
+        for mode, key in FLOOR_KEYS.items():
+            floor = _cpu_per_event(r.get(key, {}))
+            if floor is not None:
+                parts.append(f"{FLOOR_NAMES[mode].removeprefix('floor: ')}: {bare * 1e6:.0f} / ({floor * 1e6:.0f} + "
+                             f"{core * 1e6:.0f}) = **{bare / (floor + core):.2f} x**")
+        if parts:
+            out.append(f"- round {r['round']}: " + "; ".join(parts))
+    return out
 
 
 def throughput_table(res: dict[str, Any]) -> str:
@@ -637,8 +716,8 @@ def throughput_table(res: dict[str, Any]) -> str:
            "| round | consumer | events/s | window (committed offsets) | CPU (consumer) | CPU / event | "
            "CPU (broker) | counted by the consumer | ratio |",
            "|---|---|---|---|---|---|---|---|---|"]
-    contenders = (("bare Faust agent", "baseline"), ("slaproc worker", "slaproc"),
-                  *((name, key) for key, name in RAW_NAMES.items()))
+    contenders = (("bare Faust agent", "baseline"), *((FLOOR_NAMES[mode], key) for mode, key in FLOOR_KEYS.items()),
+                  ("slaproc worker", "slaproc"), *((name, key) for key, name in RAW_NAMES.items()))
     for r in res["rounds"]:
         for name, key in contenders:
             if key not in r:
@@ -656,6 +735,7 @@ def throughput_table(res: dict[str, Any]) -> str:
                        f"({m['cpu_seconds'] / max(m['window_seconds'], 1e-9) * 100:.0f} %) | "
                        f"{m['cpu_seconds'] / max(m['window_events'], 1) * 1e6:.0f} µs | {m['broker_cpu_seconds']:.1f} s | "
                        f"{'n/a' if counted is None else f'{counted:,.0f}'} | {ratio} |")
+    out += ceilings(res)
     checks = [(r["round"], RAW_NAMES[key], r[key]["check"]) for r in res["rounds"] for key in RAW_NAMES
               if "check" in r.get(key, {})]
     if checks:
@@ -900,6 +980,9 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--raw", default="changelog",
                     help="raw aiokafka consumer variants after the worker, comma-separated: changelog (state "
                          "written as the worker writes it), memory (state in memory only); none: no raw consumer")
+    tp.add_argument("--floors", default="take,direct",
+                    help="floors after the bare agent (bench.faust_floor), comma-separated: take (a Faust agent "
+                         "doing no work), direct (Faust's consumer without its streams, no work); none: no floor")
     tp.add_argument("--no-check", action="store_true",
                     help="do not compare the raw consumer's outputs with replay's (saves a replay of the workload)")
     tm = sub.add_parser("timers")
