@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / "out"
 TARGET_RATIO = 0.25
 TARGET_BYTES_PER_TICKET = 2048
+TARGET_CONTRACTS_LOAD = 1.5  # issue 16: load <= 1.5 x a CSafeLoader parse of 12,000 contracts
+TARGET_CONTRACTS_AT = 12_000
 
 
 #: The workloads (issue 16): today's mix; many tickets open for the whole period (each line moves
@@ -362,6 +364,14 @@ def side_by_side_table(meta: dict[str, Any], figures: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def contracts_verdict(contracts: int, ratio: float) -> str:
+    """Issue 16's load target is for 12,000 contracts (bench.contracts_load); with fewer, fixed costs
+    dominate both sides and the ratio is reported, not judged."""
+    if contracts < TARGET_CONTRACTS_AT:
+        return f"target <= {TARGET_CONTRACTS_LOAD} at {TARGET_CONTRACTS_AT:,}: judged by bench.contracts_load"
+    return f"target <= {TARGET_CONTRACTS_LOAD}: {'met' if ratio <= TARGET_CONTRACTS_LOAD else 'NOT met'}"
+
+
 def machine() -> str:
     return (f"{platform.python_implementation()} {platform.python_version()} on {platform.system()} "
             f"{platform.machine()}, {os.cpu_count()} CPUs")
@@ -388,8 +398,8 @@ def table(meta: dict[str, Any], base: dict[str, Any], rep: dict[str, Any], mem: 
     if contracts is not None:
         rows.append(("contracts load / bare CSafeLoader parse",
                      f"{contracts['load_seconds']:.2f} s / {contracts['parse_seconds']:.2f} s = "
-                     f"{contracts['ratio']:.2f} ({contracts['contracts']:,} contracts; first load {contracts['first_ratio']:.2f}; target <= 1.5 at 12,000: "
-                     f"{'met' if contracts['ratio'] <= 1.5 else 'NOT met'})"))
+                     f"{contracts['ratio']:.2f} ({contracts['contracts']:,} contracts; first load {contracts['first_ratio']:.2f}; "
+                     f"{contracts_verdict(contracts['contracts'], contracts['ratio'])})"))
     if jobs is not None:
         n = jobs["jobs"]
         rows.append((f"replay_file --jobs {n} vs --jobs 1 (wall, contracts load included)",

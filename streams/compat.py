@@ -22,14 +22,15 @@ called), not loudly.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["TESTED", "ALLOW_UNTESTED_ENV", "UntestedVersionError", "check_versions", "require_tested_versions",
            "committed_offset", "read_offset", "correct_end_offsets_with", "seek_uncommitted_to_reset_position",
            "fetch_only_active_partitions", "seek_before_resuming_streams", "guard_commits", "hold_commits",
-           "force_metadata_update"]
+           "force_metadata_update", "deliver_directly", "direct_delivery"]
 
 #: Distribution -> the exact version the private uses below were read from and tested with
 #: (the pins of pyproject.toml and constraints.txt).
@@ -247,6 +248,82 @@ def seek_before_resuming_streams() -> None:
     Recovery.on_recovery_completed = wrap(Recovery.on_recovery_completed)
     Recovery._resume_streams = wrap(Recovery._resume_streams)
     Recovery._slaproc_seek_first = True
+
+
+# --- the direct floor of bench/faust_floor.py (a benchmark, not used by the worker) ----------
+
+def deliver_directly(consumer: Any, topics: Iterable[str], intake: Any) -> None:
+    """Hand `consumer`'s records of `topics` to `intake.put` from the fetch loop (needs
+    `direct_delivery()`); records of other topics keep Faust's path."""
+    consumer.__dict__["_slaproc_direct"] = (frozenset(topics), intake)
+
+
+def direct_delivery() -> None:
+    """Faust's `Consumer._drain_messages` (faust-streaming 0.15.3) with the records of the topics
+    given to `deliver_directly` put into their intake without awaiting: Faust awaits, for every
+    record, the conductor's callback raced against the flow-control event (`Service.wait_first`,
+    two tasks and an `asyncio.wait`). The read offsets, gaps, periodic commit and flow control are
+    Faust's: a record fetched while the flow is suspended is not handed out."""
+    from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+
+    if getattr(Consumer, "_slaproc_direct_delivery", False):
+        return
+
+    async def _drain_messages(self: Any, fetcher: Any) -> None:
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        suspended = self.suspend_flow.is_set
+        num_since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                direct_topics, intake = self.__dict__.get("_slaproc_direct", (frozenset(), None))
+                self.diag.set_flag(CONSUMER_FETCHING)
+                ait = getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > 100:
+                        await asyncio.sleep(0)
+                        num_since_yield = 0
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        if intake is not None and message.topic in direct_topics:
+                            if intake.full() and not suspended():
+                                await self.wait_first(intake.wait_for_room(), self.suspend_flow.wait())
+                            if not suspended():
+                                intake.put(message)
+                        else:
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        set_read_offset(tp, offset)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    Consumer._drain_messages = _drain_messages
+    Consumer._slaproc_direct_delivery = True
 
 
 # --- the offset Faust commits ---------------------------------------------------------------

@@ -59,3 +59,30 @@ def test_throughput_table_reports_the_rate_and_the_catch_up_apart():
     assert "| 1 | 12.3 s | 181.9-182.0 days | 207,000 | 5 / 4 / 0 |" in table
     del res["rounds"][0]["catch_up"]
     assert "Catch-up after the backlog" not in stream.throughput_table(res)
+
+
+def test_throughput_table_gives_each_floor_its_row_and_the_ceiling_it_leaves_a_worker():
+    base = dict(_measured(4_000.0, 200_000, 50.0, 44.0), counted_by_agent=200_000.0)  # 220 µs per event
+    take = dict(_measured(12_000.0, 200_000, 16.0, 16.0), counted_by_agent=200_000.0, ratio=3.0)  # 80 µs
+    direct = dict(_measured(40_000.0, 200_000, 5.0, 2.0), counted_by_agent=200_000.0, ratio=10.0)  # 10 µs
+    res = {"workload": {"tickets": 20_000}, "lines": 200_000, "decodable": 200_000, "contracts": 10,
+           "partitions": 3, "replay_cpu_per_line": 30e-6,
+           "rounds": [{"round": 1, "baseline": base, "floor_take": take, "floor_direct": direct}]}
+    table = stream.throughput_table(res)
+    assert "| 1 | floor: Faust agent, no work | 12,000 |" in table and "**3.00**" in table
+    assert "| 1 | floor: Faust consumer without streams, no work | 40,000 |" in table
+    # 220 / (80 + 30) and 220 / (10 + 30)
+    assert "220 / (80 + 30) = **2.00 x**" in table
+    assert "220 / (10 + 30) = **5.50 x**" in table
+    del res["replay_cpu_per_line"]
+    assert "Ceiling" not in stream.throughput_table(res)
+
+
+def test_bare_agent_refuses_an_unknown_mode():
+    import pytest
+
+    from bench import bare_agent
+
+    with pytest.raises(ValueError, match="mode must be one of count, take, direct"):
+        bare_agent.build_app("kafka://127.0.0.1:1", "x", "p.", 3, 0, "/nonexistent", mode="tkae")
+
